@@ -1,0 +1,50 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Settings every target shares: Swift 6 language mode with strict concurrency checking.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "PullSketch",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "PullSketchCore", targets: ["PullSketchCore"]),
+        .library(name: "PullSketchRedis", targets: ["PullSketchRedis"]),
+        .executable(name: "pullsketch", targets: ["pullsketch"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .target(
+            name: "PullSketchCore",
+            dependencies: ["CXXHash"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PullSketchRedis",
+            dependencies: ["CHiredis"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "pullsketch",
+            dependencies: [
+                "PullSketchCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PullSketchCoreTests",
+            dependencies: ["PullSketchCore"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,60 @@
+import Foundation
+
+/// The shape of a count-min sketch. Two sketches merge only when all four fields are equal: they
+/// are a versioned wire contract between trackers, Redis and the reconciler.
+public struct SketchParameters: Hashable, Sendable, CustomStringConvertible {
+    /// The version of the hashing and indexing scheme (`KeyHash`, `CountMinSketch.columns`).
+    public static let currentFormatVersion: UInt32 = 1
+
+    /// Counters per row, w. Default 16,384: ε ≈ 1.7·10⁻⁴.
+    public var width: Int
+    /// Rows, d. Default 5: δ ≈ 0.7 %.
+    public var depth: Int
+    /// Seed of the key hash. Default 0x5075_6c6c_536b_7463 ("PullSktc").
+    public var seed: UInt64
+    public var formatVersion: UInt32
+
+    public init(
+        width: Int = 16_384,
+        depth: Int = 5,
+        seed: UInt64 = 0x5075_6c6c_536b_7463,
+        formatVersion: UInt32 = SketchParameters.currentFormatVersion
+    ) {
+        precondition(width > 0 && width <= Int(UInt32.max), "sketch width must be in 1...2^32-1")
+        precondition(depth > 0 && depth <= 32, "sketch depth must be in 1...32")
+        self.width = width
+        self.depth = depth
+        self.seed = seed
+        self.formatVersion = formatVersion
+    }
+
+    /// The smallest sketch with error at most `epsilon`·N with probability at least 1 − `delta`:
+    /// w = ⌈e/ε⌉, d = ⌈ln 1/δ⌉.
+    public init(epsilon: Double, delta: Double, seed: UInt64 = 0x5075_6c6c_536b_7463) {
+        precondition(epsilon > 0 && epsilon < 1 && delta > 0 && delta < 1, "ε and δ must be in (0, 1)")
+        self.init(
+            width: Int((M_E / epsilon).rounded(.up)),
+            depth: Int(log(1 / delta).rounded(.up)),
+            seed: seed
+        )
+    }
+
+    /// ε = e/w: an estimate exceeds the truth by at most ε·N (N = mass inserted) ...
+    public var epsilon: Double { M_E / Double(width) }
+    /// ... except with probability δ = e^−d.
+    public var delta: Double { exp(-Double(depth)) }
+
+    /// The per-batch error bound ⌈ε·N⌉ for a tail mass N.
+    public func errorBound(tailMass: UInt64) -> UInt64 {
+        guard tailMass > 0 else { return 0 }
+        return UInt64((epsilon * Double(tailMass)).rounded(.up))
+    }
+
+    /// Bytes of one sketch's counters.
+    public var byteCount: Int { width * depth * MemoryLayout<UInt32>.stride }
+
+    /// A compact text form, stored next to sketches in Redis and compared on every merge.
+    public var fingerprint: String { "v\(formatVersion):w\(width):d\(depth):s\(seed)" }
+
+    public var description: String { fingerprint }
+}

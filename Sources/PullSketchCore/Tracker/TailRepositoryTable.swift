@@ -1,0 +1,32 @@
+/// Repositories whose pulls went to the sketch, with their tail pull count and latest tail pull.
+/// Bounded: a repository that does not fit sets `overflowed` instead of being added.
+struct TailRepositoryTable {
+    let capacity: Int
+    private(set) var repositories: [RepositoryName: TailRepository]
+    private(set) var overflowed = false
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        repositories = Dictionary(minimumCapacity: capacity)
+    }
+
+    mutating func add(_ repository: RepositoryName, pulls: UInt64, lastPulled: Timestamp) {
+        if repositories[repository] == nil, repositories.count >= capacity {
+            overflowed = true
+            return
+        }
+        repositories[repository, default: TailRepository(repository: repository, pulls: 0, lastPulled: lastPulled)]
+            .absorb(pulls: pulls, lastPulled: lastPulled)
+    }
+
+    mutating func markOverflowed() {
+        overflowed = true
+    }
+}
+
+extension TailRepository {
+    mutating func absorb(pulls: UInt64, lastPulled: Timestamp) {
+        self.pulls &+= pulls
+        self.lastPulled = max(self.lastPulled, lastPulled)
+    }
+}

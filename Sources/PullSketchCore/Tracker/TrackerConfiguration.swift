@@ -1,0 +1,50 @@
+/// How a `PullTracker` counts and how much memory it may use. Memory is fixed by these numbers,
+/// whatever the number of distinct keys pulled.
+public struct TrackerConfiguration: Hashable, Sendable {
+    /// `FEATURE_IMAGE_PULL_STATS`. Default false: when off, `record` returns at once.
+    public var isEnabled: Bool
+    /// Whether HEAD counts like GET for manifests. Default `.resolutions` (DESIGN §1).
+    public var countingRule: CountingRule
+    /// Keys counted exactly per window. Default 32,768: a node at 5,000 pulls/s with a 2 s merge
+    /// interval touches at most 20,000 keys (a pull by tag touches two), so it never overflows.
+    public var hotCapacity: Int
+    /// Lock stripes. Default 8. Each stripe owns `hotCapacity / stripeCount` (rounded up) hot keys
+    /// and a full sketch, so sketch memory grows with the stripe count.
+    public var stripeCount: Int
+    /// Repositories with tail pulls each stripe remembers per window. Default 1,024.
+    public var tailRepositoriesPerStripe: Int
+    /// The tail sketch's shape. Default 16,384 × 5 (ε ≈ 1.7·10⁻⁴, δ ≈ 0.7 %).
+    public var sketch: SketchParameters
+
+    public init(
+        isEnabled: Bool = false,
+        countingRule: CountingRule = .resolutions,
+        hotCapacity: Int = 32_768,
+        stripeCount: Int = 8,
+        tailRepositoriesPerStripe: Int = 1_024,
+        sketch: SketchParameters = SketchParameters()
+    ) {
+        precondition(hotCapacity >= 0 && stripeCount > 0 && tailRepositoriesPerStripe >= 0)
+        self.isEnabled = isEnabled
+        self.countingRule = countingRule
+        self.hotCapacity = hotCapacity
+        self.stripeCount = stripeCount
+        self.tailRepositoriesPerStripe = tailRepositoriesPerStripe
+        self.sketch = sketch
+    }
+
+    /// Hot keys per stripe.
+    public var hotCapacityPerStripe: Int { (hotCapacity + stripeCount - 1) / stripeCount }
+
+    /// An upper bound on the bytes one window of the tracker can hold, names at their maximum
+    /// length included. The tracker holds one window; a drain briefly holds a second.
+    public var windowByteBound: Int {
+        let heapString = 32  // a native String's heap header
+        let hotKey = RepositoryName.maximumLength + Digest.maximumLength * 2 + 3 * heapString
+        let hotSlots = HotTable.slotCount(forCapacity: hotCapacityPerStripe)
+        let hotTable = hotSlots * (MemoryLayout<UInt64>.stride + MemoryLayout<HotEntry>.stride + hotKey)
+        let tailRepository = MemoryLayout<TailRepository>.stride + RepositoryName.maximumLength + heapString
+        let tailTable = 2 * tailRepositoriesPerStripe * (tailRepository + MemoryLayout<Int>.stride)
+        return stripeCount * (hotTable + sketch.byteCount + tailTable)
+    }
+}

@@ -1,0 +1,115 @@
+/// An exactly counted key of a drained window.
+public struct HotEntry: Hashable, Sendable {
+    public var kind: KeyKind
+    public var repository: RepositoryName
+    /// The tag name for tag keys, the digest for manifest keys.
+    public var reference: String
+    public var fetches: UInt64
+    public var checks: UInt64
+    /// The latest pull event of the key in the window.
+    public var lastSeen: Timestamp
+    /// For tags: the digest served by the latest fetch, and when.
+    public var currentDigest: Digest?
+    public var currentDigestAt: Timestamp
+
+    public init(
+        kind: KeyKind,
+        repository: RepositoryName,
+        reference: String,
+        fetches: UInt64 = 0,
+        checks: UInt64 = 0,
+        lastSeen: Timestamp,
+        currentDigest: Digest? = nil,
+        currentDigestAt: Timestamp = .distantPast
+    ) {
+        self.kind = kind
+        self.repository = repository
+        self.reference = reference
+        self.fetches = fetches
+        self.checks = checks
+        self.lastSeen = lastSeen
+        self.currentDigest = currentDigest
+        self.currentDigestAt = currentDigestAt
+    }
+
+    /// Fetches plus checks: every counter update of the key.
+    public var updates: UInt64 { fetches &+ checks }
+
+    /// Adds another entry's counts for the same key: counts add, times take the maximum, the
+    /// current digest is the one of the later fetch.
+    mutating func absorb(
+        fetches: UInt64,
+        checks: UInt64,
+        lastSeen: Timestamp,
+        currentDigest: Digest?,
+        currentDigestAt: Timestamp
+    ) {
+        self.fetches &+= fetches
+        self.checks &+= checks
+        self.lastSeen = max(self.lastSeen, lastSeen)
+        if let currentDigest, currentDigestAt >= self.currentDigestAt {
+            self.currentDigest = currentDigest
+            self.currentDigestAt = currentDigestAt
+        }
+    }
+}
+
+/// Pulls of one repository that went to the sketch instead of the hot table.
+public struct TailRepository: Hashable, Sendable {
+    public var repository: RepositoryName
+    public var pulls: UInt64
+    public var lastPulled: Timestamp
+
+    public init(repository: RepositoryName, pulls: UInt64, lastPulled: Timestamp) {
+        self.repository = repository
+        self.pulls = pulls
+        self.lastPulled = lastPulled
+    }
+}
+
+/// Everything a tracker recorded between two drains: what the flusher sends to Redis.
+public struct Window: Hashable, Sendable {
+    /// Increases by one at every drain of a tracker; with the node id it makes merges idempotent.
+    public var sequence: UInt64
+    public var parameters: SketchParameters
+    public var hotEntries: [HotEntry]
+    /// The non-zero cells of the tail sketch (the sum of the stripes' sketches).
+    public var sketchCells: [SketchCell]
+    /// Counter updates that went into the sketch, N.
+    public var tailMass: UInt64
+    public var tailRepositories: [TailRepository]
+    /// Some repository with tail pulls is missing from `tailRepositories`: estimate all of them.
+    public var tailRepositoriesOverflowed: Bool
+    /// The latest tail pull of the window, for repositories lost to an overflow.
+    public var tailLastPulled: Timestamp
+
+    public init(
+        sequence: UInt64,
+        parameters: SketchParameters,
+        hotEntries: [HotEntry] = [],
+        sketchCells: [SketchCell] = [],
+        tailMass: UInt64 = 0,
+        tailRepositories: [TailRepository] = [],
+        tailRepositoriesOverflowed: Bool = false,
+        tailLastPulled: Timestamp = .distantPast
+    ) {
+        self.sequence = sequence
+        self.parameters = parameters
+        self.hotEntries = hotEntries
+        self.sketchCells = sketchCells
+        self.tailMass = tailMass
+        self.tailRepositories = tailRepositories
+        self.tailRepositoriesOverflowed = tailRepositoriesOverflowed
+        self.tailLastPulled = tailLastPulled
+    }
+
+    /// Every counter update of the window: exact ones plus the tail mass.
+    public var counterUpdates: UInt64 {
+        hotEntries.reduce(tailMass) { $0 &+ $1.updates }
+    }
+
+    public var isEmpty: Bool { hotEntries.isEmpty && tailMass == 0 }
+
+    /// The error bound of every tail estimate drawn from this window alone: ⌈ε·N⌉.
+    public var errorBound: UInt64 { parameters.errorBound(tailMass: tailMass) }
+}

@@ -1,0 +1,149 @@
+import CHiredis
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where and how to reach Redis.
+public struct RedisEndpoint: Hashable, Sendable {
+    /// Default "127.0.0.1".
+    public var host: String
+    /// Default 6379.
+    public var port: Int
+    /// Sent with AUTH when set. Default nil.
+    public var password: String?
+    /// Selected with SELECT when not 0. Default 0.
+    public var database: Int
+    /// Connect, read and write timeout in seconds. Default 2.
+    public var timeout: Double
+
+    public init(host: String = "127.0.0.1", port: Int = 6379, password: String? = nil, database: Int = 0, timeout: Double = 2) {
+        self.host = host
+        self.port = port
+        self.password = password
+        self.database = database
+        self.timeout = timeout
+    }
+}
+
+/// One blocking connection to Redis over hiredis. Not thread-safe, like the `redisContext` it
+/// owns: use one per task or thread, off any event loop. Arguments are binary-safe argv vectors.
+public final class RedisConnection {
+    public let endpoint: RedisEndpoint
+    private let context: UnsafeMutablePointer<redisContext>
+    /// Set once an I/O error made the context unusable; every later call fails fast.
+    private var brokenReason: String?
+
+    public init(_ endpoint: RedisEndpoint) throws(RedisError) {
+        self.endpoint = endpoint
+        let timeout = Self.timeval(seconds: endpoint.timeout)
+        guard let context = redisConnectWithTimeout(endpoint.host, Int32(endpoint.port), timeout) else {
+            throw RedisError(.connection, "out of memory allocating a redis context")
+        }
+        guard context.pointee.err == 0 else {
+            let message = Self.errorText(context)
+            redisFree(context)
+            throw RedisError(.connection, "connect \(endpoint.host):\(endpoint.port): \(message)")
+        }
+        redisSetTimeout(context, timeout)
+        self.context = context
+        do {
+            if let password = endpoint.password {
+                _ = try command(["AUTH", password])
+            }
+            if endpoint.database != 0 {
+                _ = try command(["SELECT", String(endpoint.database)])
+            }
+        } catch {
+            throw RedisError(.connection, "handshake: \(error.message)")
+        }
+    }
+
+    deinit {
+        redisFree(context)
+    }
+
+    /// Whether an I/O error made this connection unusable; open a new one.
+    public var isBroken: Bool { brokenReason != nil }
+
+    /// Sends one command and waits for its reply; an error reply throws `.server`.
+    public func command(_ arguments: [String]) throws(RedisError) -> RedisReply {
+        try command(bytes: arguments.map { Array($0.utf8) })
+    }
+
+    /// Sends one command of raw byte arguments and waits for its reply.
+    public func command(bytes arguments: [[UInt8]]) throws(RedisError) -> RedisReply {
+        let reply = try pipeline([arguments])[0]
+        if case .error(let message) = reply { throw RedisError(.server, message) }
+        return reply
+    }
+
+    /// Sends all commands in one write and reads their replies in order. Error replies are
+    /// returned in place, so one failing command does not hide the others' results.
+    public func pipeline(_ commands: [[[UInt8]]]) throws(RedisError) -> [RedisReply] {
+        if let brokenReason { throw RedisError(.io, "connection is broken: \(brokenReason)") }
+        for arguments in commands {
+            try append(arguments)
+        }
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(commands.count)
+        for _ in commands {
+            var raw: UnsafeMutableRawPointer?
+            guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw markBroken() }
+            defer { freeReplyObject(raw) }
+            replies.append(Self.convert(raw.assumingMemoryBound(to: redisReply.self)))
+        }
+        return replies
+    }
+
+    private func append(_ arguments: [[UInt8]]) throws(RedisError) {
+        var flat: [CChar] = []
+        flat.reserveCapacity(arguments.reduce(1) { $0 + $1.count })
+        var offsets: [Int] = []
+        var lengths: [Int] = []
+        for argument in arguments {
+            offsets.append(flat.count)
+            lengths.append(argument.count)
+            flat.append(contentsOf: argument.lazy.map { CChar(bitPattern: $0) })
+        }
+        flat.append(0)  // never empty, so the base address exists
+        let status = flat.withUnsafeBufferPointer { buffer in
+            var argv: [UnsafePointer<CChar>?] = offsets.map { buffer.baseAddress! + $0 }
+            return redisAppendCommandArgv(context, Int32(arguments.count), &argv, lengths)
+        }
+        guard status == REDIS_OK else { throw markBroken() }
+    }
+
+    private func markBroken() -> RedisError {
+        let reason = Self.errorText(context)
+        brokenReason = reason
+        return RedisError(.io, reason)
+    }
+
+    private static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
+        let value = reply.pointee
+        switch value.type {
+        case REDIS_REPLY_STRING:
+            return .bulk(Array(UnsafeRawBufferPointer(start: value.str, count: value.len)))
+        case REDIS_REPLY_STATUS:
+            return .status(String(decoding: UnsafeRawBufferPointer(start: value.str, count: value.len), as: UTF8.self))
+        case REDIS_REPLY_ERROR:
+            return .error(String(decoding: UnsafeRawBufferPointer(start: value.str, count: value.len), as: UTF8.self))
+        case REDIS_REPLY_INTEGER:
+            return .integer(value.integer)
+        case REDIS_REPLY_ARRAY:
+            return .array((0..<value.elements).map { convert(value.element[$0]!) })
+        default:
+            return .null
+        }
+    }
+
+    private static func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: context.pointee.errstr) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
+    private static func timeval(seconds: Double) -> Glibc.timeval {
+        let whole = Int(seconds)
+        return Glibc.timeval(tv_sec: whole, tv_usec: Int((seconds - Double(whole)) * 1_000_000))
+    }
+}

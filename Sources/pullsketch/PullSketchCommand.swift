@@ -1,0 +1,16 @@
+import ArgumentParser
+import PullSketchCore
+
+@main
+struct PullSketchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pullsketch",
+        abstract: "Tracks when container image tags and manifests were last pulled, and how often.",
+        version: PullSketchVersion.current,
+        subcommands: [SizingCommand.self]
+    )
+}
+
+enum PullSketchVersion {
+    static let current = "0.1.0"
+}

@@ -1,0 +1,91 @@
+import PullSketchCore
+
+/// Builders for valid names and events; they trap on invalid literals, which are test bugs.
+enum Fixtures {
+    static func repository(_ name: String) -> RepositoryName { try! RepositoryName(name) }
+    static func tag(_ name: String) -> TagName { try! TagName(name) }
+
+    /// A valid sha256 digest derived from a number.
+    static func digest(_ number: UInt64) -> Digest {
+        let hex = String(number, radix: 16)
+        return try! Digest("sha256:" + String(repeating: "0", count: 64 - hex.count) + hex)
+    }
+
+    static func time(_ milliseconds: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: milliseconds) }
+
+    static func enabled(
+        hotCapacity: Int = 32_768,
+        stripes: Int = 8,
+        tailRepositoriesPerStripe: Int = 1_024,
+        sketch: SketchParameters = SketchParameters(),
+        rule: CountingRule = .resolutions
+    ) -> TrackerConfiguration {
+        TrackerConfiguration(
+            isEnabled: true,
+            countingRule: rule,
+            hotCapacity: hotCapacity,
+            stripeCount: stripes,
+            tailRepositoriesPerStripe: tailRepositoriesPerStripe,
+            sketch: sketch
+        )
+    }
+}
+
+/// The exact truth of a workload, key by key, to compare drained windows against.
+struct Truth {
+    struct Key: Hashable {
+        var kind: KeyKind
+        var repository: String
+        var reference: String
+    }
+
+    struct Counts: Equatable {
+        var fetches: UInt64 = 0
+        var checks: UInt64 = 0
+        var lastSeen = Timestamp.distantPast
+    }
+
+    private(set) var counts: [Key: Counts] = [:]
+    private(set) var updates: UInt64 = 0
+
+    mutating func record(_ event: PullEvent, rule: CountingRule = .resolutions) {
+        for update in rule.updates(for: event) {
+            let key = Key(kind: update.kind, repository: event.repository.value, reference: update.reference)
+            counts[key, default: Counts()].add(update.counter, at: event.time)
+            updates += 1
+        }
+    }
+}
+
+extension Truth.Counts {
+    mutating func add(_ counter: PullCounter, at time: Timestamp) {
+        if counter == .fetch { fetches += 1 } else { checks += 1 }
+        lastSeen = max(lastSeen, time)
+    }
+}
+
+/// Drained windows summed key by key.
+struct DrainedTotals {
+    private(set) var exact: [Truth.Key: Truth.Counts] = [:]
+    private(set) var tailMass: UInt64 = 0
+    private(set) var updates: UInt64 = 0
+    private(set) var sketch: CountMinSketch
+
+    init(parameters: SketchParameters) {
+        sketch = CountMinSketch(parameters: parameters)
+    }
+
+    mutating func add(_ window: Window) {
+        for entry in window.hotEntries {
+            let key = Truth.Key(kind: entry.kind, repository: entry.repository.value, reference: entry.reference)
+            var counts = exact[key, default: Truth.Counts()]
+            counts.fetches += entry.fetches
+            counts.checks += entry.checks
+            counts.lastSeen = max(counts.lastSeen, entry.lastSeen)
+            exact[key] = counts
+        }
+        tailMass += window.tailMass
+        updates += window.counterUpdates
+        try! sketch.add(cells: window.sketchCells)
+    }
+}

@@ -1,0 +1,206 @@
+import PullSketchCore
+import Synchronization
+import Testing
+
+@Suite struct PullTrackerTests {
+    let repository = Fixtures.repository("team/app")
+
+    func getByTag(_ tag: String, _ digest: Digest, at time: Int64, in repository: RepositoryName? = nil) -> PullEvent {
+        PullEvent(
+            repository: repository ?? self.repository,
+            reference: .tag(Fixtures.tag(tag)),
+            method: .get,
+            servedDigest: digest,
+            time: Fixtures.time(time)
+        )
+    }
+
+    func headByTag(_ tag: String, at time: Int64, in repository: RepositoryName? = nil) -> PullEvent {
+        PullEvent(repository: repository ?? self.repository, reference: .tag(Fixtures.tag(tag)), method: .head, time: Fixtures.time(time))
+    }
+
+    @Test func aWorkloadThatFitsTheHotTableIsCountedExactly() {
+        let tracker = PullTracker(configuration: Fixtures.enabled())
+        var truth = Truth()
+        var generator = SeededGenerator(seed: 11)
+        for index in 0..<20_000 {
+            let tag = "v\(Int.random(in: 0..<300, using: &generator))"
+            let event = Bool.random(using: &generator)
+                ? getByTag(tag, Fixtures.digest(UInt64(tag.count)), at: Int64(index))
+                : headByTag(tag, at: Int64(index))
+            tracker.record(event)
+            truth.record(event)
+        }
+        let window = tracker.drain()
+        var totals = DrainedTotals(parameters: tracker.configuration.sketch)
+        totals.add(window)
+        #expect(window.tailMass == 0)
+        #expect(window.sketchCells.isEmpty)
+        #expect(totals.exact == truth.counts)
+        #expect(window.counterUpdates == truth.updates)
+    }
+
+    @Test func aTagKeepsTheDigestOfItsLatestFetchEvenWhenEventsArriveOutOfOrder() {
+        let tracker = PullTracker(configuration: Fixtures.enabled())
+        tracker.record(getByTag("v1", Fixtures.digest(2), at: 200))
+        tracker.record(getByTag("v1", Fixtures.digest(1), at: 100))  // late delivery of an older pull
+        tracker.record(headByTag("v1", at: 300))
+        let tag = tracker.drain().hotEntries.first { $0.kind == .tag }
+        #expect(tag?.currentDigest == Fixtures.digest(2))
+        #expect(tag?.currentDigestAt == Fixtures.time(200))
+        #expect(tag?.lastSeen == Fixtures.time(300))
+        #expect(tag?.fetches == 2 && tag?.checks == 1)
+    }
+
+    @Test func withTheFeatureFlagOffNothingIsRecorded() {
+        var configuration = Fixtures.enabled()
+        configuration.isEnabled = false
+        let tracker = PullTracker(configuration: configuration)
+        tracker.record(getByTag("v1", Fixtures.digest(1), at: 1))
+        #expect(tracker.drain().isEmpty)
+    }
+
+    @Test func keysBeyondTheHotCapacityGoToTheSketchAndTheTailTable() {
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 16, stripes: 2))
+        var truth = Truth()
+        let other = Fixtures.repository("team/other")
+        for index in 0..<200 {
+            let event = headByTag("t\(index)", at: Int64(index), in: index % 2 == 0 ? repository : other)
+            tracker.record(event)
+            truth.record(event)
+        }
+        let window = tracker.drain()
+        #expect(window.hotEntries.count == 16)
+        #expect(window.tailMass == 200 - 16)
+        #expect(window.counterUpdates == truth.updates)
+        #expect(Set(window.tailRepositories.map(\.repository)) == [repository, other])
+        #expect(window.tailRepositories.reduce(0) { $0 + $1.pulls } == window.tailMass)
+        #expect(window.tailLastPulled <= Fixtures.time(199) && window.tailLastPulled >= Fixtures.time(184))
+        let sketch = try! CountMinSketch(parameters: window.parameters, cells: window.sketchCells)
+        let hot = Set(window.hotEntries.map(\.reference))
+        for (key, counts) in truth.counts where !hot.contains(key.reference) {
+            let hash = KeyHash(kind: key.kind, repository: key.repository, reference: key.reference, seed: window.parameters.seed)
+            #expect(UInt64(sketch.estimate(hash)) >= counts.checks)
+        }
+    }
+
+    @Test func aFullTailRepositoryTableIsFlagged() {
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 0, stripes: 1, tailRepositoriesPerStripe: 2))
+        for index in 0..<3 {
+            tracker.record(headByTag("v1", at: 5, in: Fixtures.repository("team/r\(index)")))
+        }
+        let window = tracker.drain()
+        #expect(window.tailRepositories.count == 2)
+        #expect(window.tailRepositoriesOverflowed)
+        #expect(window.tailMass == 3)
+        #expect(window.tailLastPulled == Fixtures.time(5))
+        #expect(!tracker.drain().tailRepositoriesOverflowed)
+    }
+
+    @Test func drainStartsAnEmptyWindowWithTheNextSequence() {
+        let tracker = PullTracker(configuration: Fixtures.enabled())
+        tracker.record(headByTag("v1", at: 1))
+        let first = tracker.drain()
+        let second = tracker.drain()
+        #expect(first.counterUpdates == 1)
+        #expect(second.isEmpty)
+        #expect(second.sequence == first.sequence + 1)
+    }
+
+    @Test(arguments: [32_768, 40] as [Int])
+    func drainRestoreDrainConservesEveryCount(hotCapacity: Int) throws {
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: hotCapacity, stripes: 4))
+        var truth = Truth()
+        var generator = SeededGenerator(seed: 21)
+        for index in 0..<5_000 {
+            let tag = "v\(Int.random(in: 0..<100, using: &generator))"
+            let event = getByTag(tag, Fixtures.digest(UInt64.random(in: 1...3, using: &generator)), at: Int64(index))
+            tracker.record(event)
+            truth.record(event)
+        }
+        let undelivered = tracker.drain()
+        // Pulls keep arriving while the window waits to be restored.
+        for index in 0..<500 {
+            let event = headByTag("late\(index % 50)", at: 10_000 + Int64(index))
+            tracker.record(event)
+            truth.record(event)
+        }
+        try tracker.restore(undelivered)
+        let window = tracker.drain()
+        #expect(window.counterUpdates == truth.updates)
+        var totals = DrainedTotals(parameters: window.parameters)
+        totals.add(window)
+        for (key, counts) in truth.counts {
+            let exact = totals.exact[key] ?? Truth.Counts()
+            let hash = KeyHash(kind: key.kind, repository: key.repository, reference: key.reference, seed: window.parameters.seed)
+            let estimate = UInt64(totals.sketch.estimate(hash))
+            #expect(exact.fetches + exact.checks <= counts.fetches + counts.checks)
+            #expect(exact.fetches + exact.checks + estimate >= counts.fetches + counts.checks)
+        }
+        if hotCapacity >= 5_000 {
+            #expect(totals.exact == truth.counts)
+        }
+    }
+
+    @Test func restoringAWindowOfOtherSketchParametersIsRefusedAndChangesNothing() {
+        let tracker = PullTracker(configuration: Fixtures.enabled())
+        tracker.record(headByTag("v1", at: 1))
+        let foreign = Window(
+            sequence: 9,
+            parameters: SketchParameters(width: 8, depth: 2),
+            hotEntries: [HotEntry(kind: .tag, repository: repository, reference: "v2", checks: 5, lastSeen: Fixtures.time(2))]
+        )
+        #expect(throws: SketchError.self) { try tracker.restore(foreign) }
+        var outOfRange = Window(sequence: 9, parameters: tracker.configuration.sketch, tailMass: 1)
+        outOfRange.sketchCells = [SketchCell(index: .max, count: 1)]
+        #expect(throws: SketchError.self) { try tracker.restore(outOfRange) }
+        #expect(tracker.drain().counterUpdates == 1)
+    }
+
+    @Test(arguments: [32_768, 64] as [Int])
+    func concurrentRecordersAndARepeatedDrainAccountForEveryPull(hotCapacity: Int) {
+        let recorders = 2
+        let eventsPerRecorder = 600_000
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: hotCapacity))
+        let recordersDone = Atomic<Int>(0)
+        let drained = Mutex(DrainedTotals(parameters: tracker.configuration.sketch))
+        let workloads = (0..<recorders).map { recorder in
+            var generator = SeededGenerator(seed: 100 + UInt64(recorder))
+            return (0..<eventsPerRecorder).map { index in
+                let tag = "v\(Int.random(in: 0..<2_000, using: &generator))"
+                return index % 3 == 0
+                    ? headByTag(tag, at: Int64(index))
+                    : getByTag(tag, Fixtures.digest(UInt64(tag.utf8.count)), at: Int64(index))
+            }
+        }
+        runOnThreads(recorders + 1) { thread in
+            if thread < recorders {
+                for event in workloads[thread] { tracker.record(event) }
+                recordersDone.add(1, ordering: .releasing)
+            } else {
+                while recordersDone.load(ordering: .acquiring) < recorders {
+                    let window = tracker.drain()
+                    drained.withLock { $0.add(window) }
+                }
+                let last = tracker.drain()
+                drained.withLock { $0.add(last) }
+            }
+        }
+        var truth = Truth()
+        for event in workloads.joined() { truth.record(event) }
+        let totals = drained.withLock { $0 }
+        #expect(truth.updates >= 1_000_000)
+        #expect(totals.updates == truth.updates)
+        if hotCapacity >= 4_000 {
+            #expect(totals.tailMass == 0)
+            #expect(totals.exact == truth.counts)
+        } else {
+            #expect(totals.tailMass > 0)
+            for (key, counts) in truth.counts {
+                let exact = totals.exact[key] ?? Truth.Counts()
+                let hash = KeyHash(kind: key.kind, repository: key.repository, reference: key.reference, seed: totals.sketch.parameters.seed)
+                #expect(exact.fetches + exact.checks + UInt64(totals.sketch.estimate(hash)) >= counts.fetches + counts.checks)
+            }
+        }
+    }
+}
