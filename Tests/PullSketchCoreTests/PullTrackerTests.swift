@@ -40,6 +40,31 @@ import Testing
         #expect(window.counterUpdates == truth.updates)
     }
 
+    @Test(arguments: CountingRule.allCases)
+    func recordCountsExactlyWhatTheCountingRuleSays(rule: CountingRule) {
+        let tracker = PullTracker(configuration: Fixtures.enabled(rule: rule))
+        var truth = Truth()
+        var generator = SeededGenerator(seed: 31)
+        for index in 0..<4_000 {
+            let number = UInt64.random(in: 0..<40, using: &generator)
+            let reference: ManifestReference = Bool.random(using: &generator)
+                ? .tag(Fixtures.tag("v\(number)"))
+                : .digest(Fixtures.digest(number))
+            let event = PullEvent(
+                repository: repository,
+                reference: reference,
+                method: Bool.random(using: &generator) ? .get : .head,
+                servedDigest: Fixtures.digest(number),
+                time: Fixtures.time(Int64(index))
+            )
+            tracker.record(event)
+            truth.record(event, rule: rule)
+        }
+        var totals = DrainedTotals(parameters: tracker.configuration.sketch)
+        totals.add(tracker.drain())
+        #expect(totals.exact == truth.counts)
+    }
+
     @Test func aTagKeepsTheDigestOfItsLatestFetchEvenWhenEventsArriveOutOfOrder() {
         let tracker = PullTracker(configuration: Fixtures.enabled())
         tracker.record(getByTag("v1", Fixtures.digest(2), at: 200))

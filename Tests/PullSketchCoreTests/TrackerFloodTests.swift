@@ -1,12 +1,6 @@
-import Foundation
 import PullSketchCore
+import Synchronization
 import Testing
-
-/// Resident memory of this process, from /proc/self/statm.
-func residentBytes() -> Int {
-    let fields = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8))?.split(separator: " ") ?? []
-    return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
-}
 
 @Suite struct TrackerFloodTests {
     @Test func tenMillionDistinctKeysStayWithinTheMemoryBoundAndEveryPullIsAccountedFor() {
@@ -14,10 +8,13 @@ func residentBytes() -> Int {
         let recorders = 2
         let configuration = Fixtures.enabled()
         let repositories = (0..<100).map { Fixtures.repository("flood/repo\($0)") }
-        let before = residentBytes()
         let tracker = PullTracker(configuration: configuration)
+        let footprintWhenFull = Mutex(0)
         runOnThreads(recorders) { recorder in
             for index in stride(from: recorder, to: distinctKeys, by: recorders) {
+                if recorder == 0, index == 1_000_000 {
+                    footprintWhenFull.withLock { $0 = tracker.memoryFootprint() }
+                }
                 let event = PullEvent(
                     repository: repositories[index % repositories.count],
                     reference: .tag(Fixtures.tag("t\(index)")),
@@ -27,10 +24,11 @@ func residentBytes() -> Int {
                 tracker.record(event)
             }
         }
-        let grown = residentBytes() - before
+        let footprint = tracker.memoryFootprint()
         let window = tracker.drain()
-        print("flood: \(distinctKeys) distinct keys, resident growth \(grown) bytes, bound \(configuration.windowByteBound) bytes")
-        #expect(grown <= configuration.windowByteBound)
+        print("flood: \(distinctKeys) distinct keys, tracker footprint \(footprint) bytes, bound \(configuration.windowByteBound) bytes")
+        #expect(footprint <= configuration.windowByteBound)
+        #expect(footprint == footprintWhenFull.withLock { $0 }, "memory grew after the hot table filled")
         #expect(window.hotEntries.count <= configuration.hotCapacity)
         #expect(window.hotEntries.count >= configuration.hotCapacity * 9 / 10)
         #expect(window.counterUpdates == UInt64(distinctKeys))

@@ -37,28 +37,28 @@ public enum CountingRule: String, Hashable, Sendable, CaseIterable {
 
     /// The counter updates of one event, in the order tag, manifest.
     public func updates(for event: PullEvent) -> [CounterUpdate] {
-        var result: [CounterUpdate] = []
-        forEachUpdate(of: event) { kind, reference, counter in
-            result.append(CounterUpdate(kind: kind, reference: reference, counter: counter))
-        }
-        return result
-    }
-
-    /// Calls `body` for every counter update of `event`, without allocating: the tracker's hot path.
-    public func forEachUpdate(
-        of event: PullEvent,
-        _ body: (KeyKind, String, PullCounter) -> Void
-    ) {
-        let counter: PullCounter = event.method == .get ? .fetch : .check
+        let counter = Self.counter(for: event.method)
         switch event.reference {
         case .tag(let tag):
-            body(.tag, tag.value, counter)
-            if let digest = event.servedDigest, counter == .fetch || self == .quayAuditLog {
-                body(.manifest, digest.value, counter)
-            }
+            let tagUpdate = CounterUpdate(kind: .tag, reference: tag.value, counter: counter)
+            guard let digest = event.servedDigest, countsServedManifest(of: counter) else { return [tagUpdate] }
+            return [tagUpdate, CounterUpdate(kind: .manifest, reference: digest.value, counter: counter)]
         case .digest(let digest):
-            body(.manifest, digest.value, counter)
+            return [CounterUpdate(kind: .manifest, reference: digest.value, counter: counter)]
         }
+    }
+
+    /// GET fetches, HEAD checks.
+    @inline(__always)
+    static func counter(for method: ManifestRequestMethod) -> PullCounter {
+        method == .get ? .fetch : .check
+    }
+
+    /// Whether a request by tag also counts for the manifest it served: a GET always does, a HEAD
+    /// only under Quay's rule (a HEAD by tag transfers no manifest).
+    @inline(__always)
+    func countsServedManifest(of counter: PullCounter) -> Bool {
+        counter == .fetch || self == .quayAuditLog
     }
 
     /// The pull count of a key from its raw counters.

@@ -5,6 +5,8 @@ public struct Digest: Hashable, Sendable, CustomStringConvertible {
     public static let maximumLength = 255
 
     public let value: String
+    /// XXH3-64 of the name's bytes, computed once at validation; keys hash from it (`KeyHash`).
+    let nameHash: UInt64
 
     public init(_ value: String) throws(ValidationError) {
         guard value.utf8.count <= Self.maximumLength else {
@@ -26,6 +28,7 @@ public struct Digest: Hashable, Sendable, CustomStringConvertible {
             }
         }
         self.value = value
+        nameHash = KeyHash.xxh3(value)
     }
 
     private static let hexLength = ["sha256": 64, "sha512": 128]

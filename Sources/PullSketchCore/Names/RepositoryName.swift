@@ -5,6 +5,8 @@ public struct RepositoryName: Hashable, Sendable, CustomStringConvertible {
     public static let maximumLength = 255
 
     public let value: String
+    /// XXH3-64 of the name's bytes, computed once at validation; keys hash from it (`KeyHash`).
+    let nameHash: UInt64
 
     public init(_ value: String) throws(ValidationError) {
         guard !value.isEmpty else { throw ValidationError(.repository, "must not be empty") }
@@ -23,6 +25,7 @@ public struct RepositoryName: Hashable, Sendable, CustomStringConvertible {
             }
         }
         self.value = value
+        nameHash = KeyHash.xxh3(value)
     }
 
     private static func isSeparator(_ run: [UInt8]) -> Bool {
@@ -39,5 +42,14 @@ extension RepositoryName {
     /// For placeholders and names read back from PullSketch's own stores, already validated.
     init(unchecked value: String) {
         self.value = value
+        nameHash = KeyHash.xxh3(value)
+    }
+}
+
+extension String {
+    /// Heap bytes of the string's storage: none for small strings, which live inline.
+    var heapByteCount: Int {
+        let count = utf8.count
+        return count <= 15 ? 0 : 32 + count
     }
 }

@@ -3,6 +3,8 @@ public struct TagName: Hashable, Sendable, CustomStringConvertible {
     public static let maximumLength = 128
 
     public let value: String
+    /// XXH3-64 of the name's bytes, computed once at validation; keys hash from it (`KeyHash`).
+    let nameHash: UInt64
 
     public init(_ value: String) throws(ValidationError) {
         let bytes = value.utf8
@@ -17,6 +19,7 @@ public struct TagName: Hashable, Sendable, CustomStringConvertible {
             throw ValidationError(.tag, "may contain only letters, digits, '.', '_' and '-'")
         }
         self.value = value
+        nameHash = KeyHash.xxh3(value)
     }
 
     private static func isTagByte(_ byte: UInt8) -> Bool {

@@ -1,9 +1,11 @@
 import CXXHash
 
-/// The 64-bit XXH3 hash that identifies a key everywhere: in the hot table, in the sketch, in the
-/// Redis shard choice and in the reconciler's estimates. Part of the sketch's wire contract
-/// (`SketchParameters.formatVersion`):
-/// `XXH3_64(reference, seed: XXH3_64(repository, seed: sketchSeed &+ kind.rawValue))`.
+/// The 64-bit hash that identifies a key everywhere: in the hot table, in the sketch, in the Redis
+/// shard choice and in the reconciler's estimates. Part of the sketch's wire contract
+/// (`SketchParameters.formatVersion`): with `n(s)` = XXH3-64 of the UTF-8 bytes of `s` (seed 0),
+/// the key hash is XXH3-64 of the 16 bytes `n(repository) ‖ n(reference)` (little-endian) with
+/// seed `sketchSeed &+ kind.rawValue`. Validated names carry `n` already, so the hot path hashes
+/// 16 bytes and never touches a string.
 public struct KeyHash: Hashable, Sendable {
     public let value: UInt64
 
@@ -12,19 +14,19 @@ public struct KeyHash: Hashable, Sendable {
     }
 
     public init(kind: KeyKind, repository: String, reference: String, seed: UInt64) {
-        let repositorySeed = Self.xxh3(repository, seed: seed &+ UInt64(kind.rawValue))
-        value = Self.xxh3(reference, seed: repositorySeed)
+        self.init(kind: kind, repositoryHash: Self.xxh3(repository), referenceHash: Self.xxh3(reference), seed: seed)
     }
 
-    /// The hash of a repository name alone, for tables keyed by repository.
-    public init(repository: String, seed: UInt64) {
-        value = Self.xxh3(repository, seed: seed)
+    init(kind: KeyKind, repositoryHash: UInt64, referenceHash: UInt64, seed: UInt64) {
+        var names = (repositoryHash.littleEndian, referenceHash.littleEndian)
+        value = withUnsafeBytes(of: &names) { XXH3_64bits_withSeed($0.baseAddress, 16, seed &+ UInt64(kind.rawValue)) }
     }
 
-    static func xxh3(_ string: String, seed: UInt64) -> UInt64 {
-        if let hash = string.utf8.withContiguousStorageIfAvailable({ XXH3_64bits_withSeed($0.baseAddress, $0.count, seed) }) {
+    /// `n(s)`: XXH3-64 of a string's UTF-8 bytes with seed 0.
+    static func xxh3(_ string: String) -> UInt64 {
+        if let hash = string.utf8.withContiguousStorageIfAvailable({ XXH3_64bits($0.baseAddress, $0.count) }) {
             return hash
         }
-        return Array(string.utf8).withUnsafeBytes { XXH3_64bits_withSeed($0.baseAddress, $0.count, seed) }
+        return Array(string.utf8).withUnsafeBytes { XXH3_64bits($0.baseAddress, $0.count) }
     }
 }

@@ -1,24 +1,45 @@
 /// A bounded open-addressing table of exactly counted keys, keyed by `KeyHash` with the names
 /// compared on a hash match, so two keys never share counts. Not synchronized: one per stripe.
+///
+/// Storage is split so that a hit touches no reference-counted memory and few cache lines: the hash
+/// and plain counters of a slot share one array, the names (compared in place, never copied) and
+/// the tag digests have their own.
 struct HotTable {
     let capacity: Int
     private(set) var count = 0
-    /// `hash | 1` of the key in each slot; 0 marks an empty slot.
-    private var slotHashes: [UInt64]
-    private var entries: [HotEntry]
+    private var slots: [Slot]
+    private var names: [Name]
+    private var currentDigests: [Digest?]
     private let mask: Int
+
+    private struct Slot {
+        /// `hash | 1` of the key; 0 marks an empty slot.
+        var marker: UInt64 = 0
+        var fetches: UInt64 = 0
+        var checks: UInt64 = 0
+        var lastSeen = Timestamp.distantPast
+        var currentDigestAt = Timestamp.distantPast
+    }
+
+    private struct Name {
+        var kind: KeyKind
+        var repository: RepositoryName
+        var reference: String
+    }
 
     init(capacity: Int) {
         self.capacity = capacity
         let slots = Self.slotCount(forCapacity: capacity)
         mask = slots - 1
-        slotHashes = Array(repeating: 0, count: slots)
-        entries = Array(repeating: HotEntry.vacant, count: slots)
+        self.slots = Array(repeating: Slot(), count: slots)
+        names = Array(repeating: Name(kind: .tag, repository: RepositoryName(unchecked: ""), reference: ""), count: slots)
+        currentDigests = Array(repeating: nil, count: slots)
     }
 
     /// Slots for `capacity` keys at a load factor of at most 3/4, a power of two.
     static func slotCount(forCapacity capacity: Int) -> Int {
-        max(2, (capacity + capacity / 3 + 1).nextPowerOfTwo)
+        let needed = capacity + capacity / 3 + 1
+        return needed <= 2 ? 2 : 1 << (Int.bitWidth - (needed - 1).leadingZeroBitCount)
     }
 
     /// Adds counts to the key, inserting it while there is room. Returns false when the table is
@@ -34,27 +55,41 @@ struct HotTable {
         currentDigest: Digest?,
         currentDigestAt: Timestamp
     ) -> Bool {
-        let marker = hash.value | 1
-        var slot = Int(truncatingIfNeeded: hash.value >> 1) & mask
-        while true {
-            let occupant = slotHashes[slot]
-            if occupant == 0 {
-                guard count < capacity else { return false }
-                count += 1
-                slotHashes[slot] = marker
-                entries[slot] = HotEntry(kind: kind, repository: repository, reference: reference, lastSeen: time)
-            } else if occupant != marker || !entries[slot].matches(kind, repository, reference) {
-                slot = (slot &+ 1) & mask
-                continue
+        guard let index = index(of: hash, kind, repository, reference) else { return false }
+        slots.withUnsafeMutableBufferPointer { slots in
+            slots[index].fetches &+= fetches
+            slots[index].checks &+= checks
+            slots[index].lastSeen = max(slots[index].lastSeen, time)
+            guard let currentDigest, currentDigestAt >= slots[index].currentDigestAt else { return }
+            slots[index].currentDigestAt = currentDigestAt
+            // Digests are content hashes: equal name hashes mean the same digest, no string compare.
+            if currentDigests[index]?.nameHash != currentDigest.nameHash {
+                currentDigests[index] = currentDigest
             }
-            entries[slot].absorb(
-                fetches: fetches,
-                checks: checks,
-                lastSeen: time,
-                currentDigest: currentDigest,
-                currentDigestAt: currentDigestAt
-            )
-            return true
+        }
+        return true
+    }
+
+    /// The slot index holding the key, claiming an empty slot if the key is new and there is room.
+    private mutating func index(of hash: KeyHash, _ kind: KeyKind, _ repository: RepositoryName, _ reference: String) -> Int? {
+        let marker = hash.value | 1
+        var index = Int(truncatingIfNeeded: hash.value >> 1) & mask
+        while true {
+            let occupant = slots[index].marker
+            if occupant == 0 {
+                guard count < capacity else { return nil }
+                count += 1
+                slots[index].marker = marker
+                names[index] = Name(kind: kind, repository: repository, reference: reference)
+                return index
+            }
+            if occupant == marker {
+                let matches = names.withUnsafeBufferPointer {
+                    $0[index].kind == kind && $0[index].reference == reference && $0[index].repository == repository
+                }
+                if matches { return index }
+            }
+            index = (index &+ 1) & mask
         }
     }
 
@@ -62,33 +97,36 @@ struct HotTable {
     var occupiedEntries: [HotEntry] {
         var result: [HotEntry] = []
         result.reserveCapacity(count)
-        for slot in slotHashes.indices where slotHashes[slot] != 0 {
-            result.append(entries[slot])
+        for (index, slot) in slots.enumerated() where slot.marker != 0 {
+            result.append(
+                HotEntry(
+                    kind: names[index].kind,
+                    repository: names[index].repository,
+                    reference: names[index].reference,
+                    fetches: slot.fetches,
+                    checks: slot.checks,
+                    lastSeen: slot.lastSeen,
+                    currentDigest: currentDigests[index],
+                    currentDigestAt: slot.currentDigestAt
+                )
+            )
         }
         return result
     }
 
-    /// Bytes of the table itself, not counting the heap storage of long names.
-    var fixedByteCount: Int {
-        slotHashes.count * (MemoryLayout<UInt64>.stride + MemoryLayout<HotEntry>.stride)
+    /// Bytes the table holds: its buffers plus the heap storage of the names and digests in it.
+    var byteCount: Int {
+        var bytes = slots.capacity * MemoryLayout<Slot>.stride + names.capacity * MemoryLayout<Name>.stride
+            + currentDigests.capacity * MemoryLayout<Digest?>.stride
+        for index in slots.indices where slots[index].marker != 0 {
+            bytes += names[index].repository.value.heapByteCount + names[index].reference.heapByteCount
+                + (currentDigests[index]?.value.heapByteCount ?? 0)
+        }
+        return bytes
     }
-}
 
-extension HotEntry {
-    /// The placeholder in empty slots; never exported.
-    fileprivate static let vacant = HotEntry(
-        kind: .tag,
-        repository: RepositoryName(unchecked: ""),
-        reference: "",
-        lastSeen: .distantPast
-    )
-
-    @inline(__always)
-    fileprivate func matches(_ kind: KeyKind, _ repository: RepositoryName, _ reference: String) -> Bool {
-        self.kind == kind && self.reference == reference && self.repository == repository
+    /// Bytes of one slot, not counting the heap storage of long names.
+    static var slotByteCount: Int {
+        MemoryLayout<Slot>.stride + MemoryLayout<Name>.stride + MemoryLayout<Digest?>.stride
     }
-}
-
-extension Int {
-    fileprivate var nextPowerOfTwo: Int { self <= 1 ? 1 : 1 << (Int.bitWidth - (self - 1).leadingZeroBitCount) }
 }

@@ -15,21 +15,22 @@ public final class PullTracker: Sendable {
         stripes = (0..<configuration.stripeCount).map { _ in Stripe(configuration) }
     }
 
-    /// Counts one pull event. Returns at once when the feature flag is off.
-    public func record(_ event: PullEvent) {
+    /// Counts one pull event, as `CountingRule.updates(for:)` says. Returns at once when the
+    /// feature flag is off.
+    public func record(_ event: borrowing PullEvent) {
         guard configuration.isEnabled else { return }
-        configuration.countingRule.forEachUpdate(of: event) { kind, reference, counter in
-            let isFetch = counter == .fetch
-            let servesTagDigest = kind == .tag && isFetch
-            add(
-                kind: kind,
-                repository: event.repository,
-                reference: reference,
-                fetches: isFetch ? 1 : 0,
-                checks: isFetch ? 0 : 1,
-                time: event.time,
-                currentDigest: servesTagDigest ? event.servedDigest : nil
-            )
+        let counter = CountingRule.counter(for: event.method)
+        let fetches: UInt64 = counter == .fetch ? 1 : 0
+        let checks = 1 &- fetches
+        switch event.reference {
+        case .tag(let tag):
+            let servedDigest = counter == .fetch ? event.servedDigest : nil
+            add(.tag, event.repository, tag.value, tag.nameHash, fetches, checks, event.time, servedDigest, event.time)
+            if let digest = event.servedDigest, configuration.countingRule.countsServedManifest(of: counter) {
+                add(.manifest, event.repository, digest.value, digest.nameHash, fetches, checks, event.time, nil, event.time)
+            }
+        case .digest(let digest):
+            add(.manifest, event.repository, digest.value, digest.nameHash, fetches, checks, event.time, nil, event.time)
         }
     }
 
@@ -42,7 +43,7 @@ public final class PullTracker: Sendable {
             var tailRepositories: [RepositoryName: TailRepository] = [:]
             for stripe in stripes {
                 var drained = StripeWindow(configuration)
-                stripe.window.withLock { swap(&$0, &drained) }
+                stripe.withLock { swap(&$0, &drained) }
                 window.hotEntries += drained.hot.occupiedEntries
                 if drained.tailMass > 0 {
                     try! sketch.merge(drained.sketch)  // same configuration, same parameters
@@ -61,6 +62,12 @@ public final class PullTracker: Sendable {
         }
     }
 
+    /// The bytes the tracker's current window holds, names included; at most
+    /// `configuration.windowByteBound`, whatever the number of distinct keys recorded.
+    public func memoryFootprint() -> Int {
+        stripes.reduce(0) { total, stripe in total + stripe.withLock { $0.byteCount } }
+    }
+
     /// Folds a window that could not be delivered back in, as if its pulls were recorded now: exact
     /// entries go back to the hot tables while there is room and to the sketch after that, so every
     /// count is conserved and memory stays within the configured bound. Refused, changing nothing,
@@ -76,17 +83,18 @@ public final class PullTracker: Sendable {
         nextSequence.withLock { _ in
             for entry in window.hotEntries {
                 add(
-                    kind: entry.kind,
-                    repository: entry.repository,
-                    reference: entry.reference,
-                    fetches: entry.fetches,
-                    checks: entry.checks,
-                    time: entry.lastSeen,
-                    currentDigest: entry.currentDigest,
-                    currentDigestAt: entry.currentDigestAt
+                    entry.kind,
+                    entry.repository,
+                    entry.reference,
+                    KeyHash.xxh3(entry.reference),
+                    entry.fetches,
+                    entry.checks,
+                    entry.lastSeen,
+                    entry.currentDigest,
+                    entry.currentDigestAt
                 )
             }
-            stripes[0].window.withLock { stripe in
+            stripes[0].withLock { stripe in
                 try! stripe.sketch.add(cells: window.sketchCells)  // indices checked above
                 stripe.tailMass &+= window.tailMass
                 stripe.tailLastPulled = max(stripe.tailLastPulled, window.tailLastPulled)
@@ -100,29 +108,40 @@ public final class PullTracker: Sendable {
         }
     }
 
+    @inline(__always)
     private func add(
-        kind: KeyKind,
-        repository: RepositoryName,
-        reference: String,
-        fetches: UInt64,
-        checks: UInt64,
-        time: Timestamp,
-        currentDigest: Digest?,
-        currentDigestAt: Timestamp? = nil
+        _ kind: KeyKind,
+        _ repository: borrowing RepositoryName,
+        _ reference: borrowing String,
+        _ referenceHash: UInt64,
+        _ fetches: UInt64,
+        _ checks: UInt64,
+        _ time: Timestamp,
+        _ currentDigest: borrowing Digest?,
+        _ currentDigestAt: Timestamp
     ) {
-        let hash = KeyHash(kind: kind, repository: repository.value, reference: reference, seed: configuration.sketch.seed)
-        stripes[stripeIndex(hash)].window.withLock { window in
-            window.add(
-                hash,
-                kind: kind,
-                repository: repository,
-                reference: reference,
-                fetches: fetches,
-                checks: checks,
-                time: time,
-                currentDigest: currentDigest,
-                currentDigestAt: currentDigestAt ?? time
-            )
+        let hash = KeyHash(
+            kind: kind,
+            repositoryHash: repository.nameHash,
+            referenceHash: referenceHash,
+            seed: configuration.sketch.seed
+        )
+        // The tracker owns its stripes for its whole life: borrow one without retaining it.
+        let stripe = Unmanaged.passUnretained(stripes[stripeIndex(hash)])
+        stripe._withUnsafeGuaranteedRef { stripe in
+            stripe.withLock { window in
+                window.add(
+                    hash,
+                    kind: kind,
+                    repository: repository,
+                    reference: reference,
+                    fetches: fetches,
+                    checks: checks,
+                    time: time,
+                    currentDigest: currentDigest,
+                    currentDigestAt: currentDigestAt
+                )
+            }
         }
     }
 

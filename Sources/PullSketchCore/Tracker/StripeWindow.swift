@@ -1,4 +1,8 @@
-import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// What one lock stripe recorded since the last drain. A key always maps to the same stripe, so
 /// its hot entry, sketch cells and tail repository change together under one lock.
@@ -14,6 +18,8 @@ struct StripeWindow {
         sketch = CountMinSketch(parameters: configuration.sketch)
         tailRepositories = TailRepositoryTable(capacity: configuration.tailRepositoriesPerStripe)
     }
+
+    var byteCount: Int { hot.byteCount + sketch.parameters.byteCount + tailRepositories.byteCount }
 
     /// Counts a key exactly if the hot table has room for it, else in the tail.
     mutating func add(
@@ -56,11 +62,30 @@ struct StripeWindow {
     }
 }
 
-/// A stripe's window behind its lock. A class because `Mutex` cannot be copied.
-final class Stripe: Sendable {
-    let window: Mutex<StripeWindow>
+/// A stripe's window behind a glibc mutex.
+///
+/// Not `Synchronization.Mutex`: on Linux it makes a `gettid` system call on every lock (seen with
+/// perf), which cost more than the whole update; an uncontended `pthread_mutex_t` stays in user
+/// space. `@unchecked Sendable` is sound because `window` is only reached through `withLock`.
+final class Stripe: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @exclusivity(unchecked) private var window: StripeWindow
 
     init(_ configuration: TrackerConfiguration) {
-        window = Mutex(StripeWindow(configuration))
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        window = StripeWindow(configuration)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    @inline(__always)
+    func withLock<Result>(_ body: (inout StripeWindow) throws(Never) -> Result) -> Result {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body(&window)
     }
 }

@@ -19,6 +19,12 @@ struct TailRepositoryTable {
             .absorb(pulls: pulls, lastPulled: lastPulled)
     }
 
+    /// Bytes the table holds: its hash storage plus the heap storage of the names in it.
+    var byteCount: Int {
+        let entry = MemoryLayout<RepositoryName>.stride + MemoryLayout<TailRepository>.stride + MemoryLayout<Int>.stride
+        return repositories.capacity * entry + repositories.keys.reduce(0) { $0 + $1.value.heapByteCount }
+    }
+
     mutating func markOverflowed() {
         overflowed = true
     }

@@ -42,7 +42,7 @@ public struct TrackerConfiguration: Hashable, Sendable {
         let heapString = 32  // a native String's heap header
         let hotKey = RepositoryName.maximumLength + Digest.maximumLength * 2 + 3 * heapString
         let hotSlots = HotTable.slotCount(forCapacity: hotCapacityPerStripe)
-        let hotTable = hotSlots * (MemoryLayout<UInt64>.stride + MemoryLayout<HotEntry>.stride + hotKey)
+        let hotTable = hotSlots * (HotTable.slotByteCount + hotKey)
         let tailRepository = MemoryLayout<TailRepository>.stride + RepositoryName.maximumLength + heapString
         let tailTable = 2 * tailRepositoriesPerStripe * (tailRepository + MemoryLayout<Int>.stride)
         return stripeCount * (hotTable + sketch.byteCount + tailTable)

@@ -34,24 +34,6 @@ public struct HotEntry: Hashable, Sendable {
 
     /// Fetches plus checks: every counter update of the key.
     public var updates: UInt64 { fetches &+ checks }
-
-    /// Adds another entry's counts for the same key: counts add, times take the maximum, the
-    /// current digest is the one of the later fetch.
-    mutating func absorb(
-        fetches: UInt64,
-        checks: UInt64,
-        lastSeen: Timestamp,
-        currentDigest: Digest?,
-        currentDigestAt: Timestamp
-    ) {
-        self.fetches &+= fetches
-        self.checks &+= checks
-        self.lastSeen = max(self.lastSeen, lastSeen)
-        if let currentDigest, currentDigestAt >= self.currentDigestAt {
-            self.currentDigest = currentDigest
-            self.currentDigestAt = currentDigestAt
-        }
-    }
 }
 
 /// Pulls of one repository that went to the sketch instead of the hot table.

@@ -1,0 +1,131 @@
+import Benchmark
+import Foundation
+import PullSketchCore
+import PullSketchRedis
+
+/// Zipf over 10,000 tags in 100 repositories: every key fits the hot table, the steady state.
+let getByTag = Workload(tags: 10_000, repositories: 100, length: 1 << 16, method: .get, seed: 1)
+let headByTag = Workload(tags: 10_000, repositories: 100, length: 1 << 16, method: .head, seed: 2)
+let mask = (1 << 16) - 1
+
+func warmTracker(_ workload: Workload) -> PullTracker {
+    let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true))
+    for event in workload.events { tracker.record(event) }
+    return tracker
+}
+
+/// Runs `body` on two OS threads at once and waits for both.
+func onTwoThreads(_ body: @escaping @Sendable (Int) -> Void) {
+    let done = DispatchSemaphore(value: 0)
+    for index in 0..<2 {
+        Thread {
+            body(index)
+            done.signal()
+        }.start()
+    }
+    done.wait()
+    done.wait()
+}
+
+/// The baseline PullSketch replaces (Quay upstream): one EVAL per pull of a script that creates or
+/// increments the key's hash, on a warm connection. Upstream also builds a client and sends a
+/// PING per pull; leaving those out favours the baseline.
+let perPullScript = """
+    if redis.call('EXISTS', KEYS[1]) == 1 then
+      redis.call('HINCRBY', KEYS[1], 'pull_count', 1)
+      redis.call('HSET', KEYS[1], 'last_pull_timestamp', ARGV[1])
+    else
+      redis.call('HSET', KEYS[1], 'repository', ARGV[2], 'tag_name', ARGV[3], 'manifest_digest', ARGV[4],
+        'pull_count', 1, 'last_pull_timestamp', ARGV[1], 'pull_method', 'tag')
+    end
+    return 1
+    """
+
+let redisEndpoint = ProcessInfo.processInfo.environment["PULLSKETCH_BENCH_REDIS_PORT"]
+    .flatMap(Int.init)
+    .map { RedisEndpoint(port: $0) }
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .throughput, .mallocCountTotal],
+        maxDuration: .seconds(3),
+        maxIterations: 1_000
+    )
+
+    Benchmark("record GET by tag (tag + manifest), 1 thread", configuration: .init(scalingFactor: .mega)) { benchmark in
+        let tracker = warmTracker(getByTag)
+        benchmark.startMeasurement()
+        for index in benchmark.scaledIterations { tracker.record(getByTag.events[index & mask]) }
+    }
+
+    Benchmark("record HEAD by tag (tag only), 1 thread", configuration: .init(scalingFactor: .mega)) { benchmark in
+        let tracker = warmTracker(headByTag)
+        benchmark.startMeasurement()
+        for index in benchmark.scaledIterations { tracker.record(headByTag.events[index & mask]) }
+    }
+
+    Benchmark("record GET by tag, 2 threads (time per event per thread)", configuration: .init(scalingFactor: .mega)) { benchmark in
+        let tracker = warmTracker(getByTag)
+        let count = benchmark.scaledIterations.count
+        benchmark.startMeasurement()
+        onTwoThreads { thread in
+            for index in 0..<count { tracker.record(getByTag.events[(index &+ thread &* 7_919) & mask]) }
+        }
+    }
+
+    Benchmark("validate names + record GET by tag, 1 thread", configuration: .init(scalingFactor: .kilo)) { benchmark in
+        let tracker = warmTracker(getByTag)
+        let raw = getByTag.events.prefix(1_000).map { ($0.repository.value, $0.reference, $0.servedDigest!.value) }
+        benchmark.startMeasurement()
+        for index in benchmark.scaledIterations {
+            let (repository, reference, digest) = raw[index % raw.count]
+            guard case .tag(let tag) = reference else { continue }
+            let event = PullEvent(
+                repository: try! RepositoryName(repository),
+                reference: .tag(try! TagName(tag.value)),
+                method: .get,
+                servedDigest: try! Digest(digest),
+                time: Timestamp(millisecondsSinceEpoch: 1_800_000_000_000)
+            )
+            tracker.record(event)
+        }
+    }
+
+    Benchmark("drain a window of 20,000 hot keys", configuration: .init(maxIterations: 200)) { benchmark in
+        let tracker = warmTracker(getByTag)
+        benchmark.startMeasurement()
+        blackHole(tracker.drain())
+        benchmark.stopMeasurement()
+    }
+
+    Benchmark("sketch merge 16,384 x 5", configuration: .init(maxIterations: 2_000)) { benchmark in
+        var target = CountMinSketch(parameters: SketchParameters())
+        var source = CountMinSketch(parameters: SketchParameters())
+        for event in getByTag.events.prefix(10_000) {
+            source.add(KeyHash(kind: .tag, repository: event.repository.value, reference: "x", seed: 1))
+        }
+        benchmark.startMeasurement()
+        try! target.merge(source)
+        benchmark.stopMeasurement()
+        blackHole(target)
+    }
+
+    Benchmark(
+        "baseline: Redis EVAL per pull (Quay upstream), warm hiredis connection",
+        configuration: .init(scalingFactor: .kilo, skip: redisEndpoint == nil)
+    ) { benchmark in
+        let connection = try! RedisConnection(redisEndpoint!)
+        let script = Array(perPullScript.utf8)
+        benchmark.startMeasurement()
+        for index in benchmark.scaledIterations {
+            let event = getByTag.events[index & mask]
+            guard case .tag(let tag) = event.reference else { continue }
+            let key = "pull_events:repo:\(event.repository.value):tag:\(tag.value):\(event.servedDigest!.value)"
+            _ = try! connection.command(bytes: [
+                Array("EVAL".utf8), script, Array("1".utf8), Array(key.utf8),
+                Array(String(event.time.millisecondsSinceEpoch / 1000).utf8),
+                Array(event.repository.value.utf8), Array(tag.value.utf8), Array(event.servedDigest!.value.utf8),
+            ])
+        }
+    }
+}
