@@ -9,32 +9,43 @@ public struct Digest: Hashable, Sendable, CustomStringConvertible {
     let nameHash: UInt64
 
     public init(_ value: String) throws(ValidationError) {
-        guard value.utf8.count <= Self.maximumLength else {
-            throw ValidationError(.digest, "longer than \(Self.maximumLength) bytes")
-        }
-        let parts = value.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2 else { throw ValidationError(.digest, "must be 'algorithm:encoded'") }
-        let (algorithm, encoded) = (parts[0], parts[1])
-        guard ASCIIGrammar.isSeparatedLowerAlphanumeric(algorithm.utf8, isSeparatorRun: Self.isAlgorithmSeparator)
-        else {
-            throw ValidationError(.digest, "algorithm '\(algorithm)' is not valid")
-        }
-        guard !encoded.isEmpty, encoded.utf8.allSatisfy(Self.isEncodedByte) else {
-            throw ValidationError(.digest, "encoded part must be letters, digits, '=', '_' or '-'")
-        }
-        if let length = Self.hexLength[String(algorithm)] {
-            guard encoded.utf8.count == length, encoded.utf8.allSatisfy(ASCIIGrammar.isLowerHex) else {
-                throw ValidationError(.digest, "\(algorithm) needs \(length) lowercase hex characters")
-            }
+        if let reason = ASCIIGrammar.problem(in: value, Self.problem) {
+            throw ValidationError(.digest, reason)
         }
         self.value = value
         nameHash = KeyHash.xxh3(value)
     }
 
-    private static let hexLength = ["sha256": 64, "sha512": 128]
+    private static func problem(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        guard bytes.count <= maximumLength else { return "longer than \(maximumLength) bytes" }
+        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")) else { return "must be 'algorithm:encoded'" }
+        let algorithm = bytes[..<colon]
+        let encoded = bytes[(colon + 1)...]
+        guard ASCIIGrammar.isSeparatedLowerAlphanumeric(algorithm, isSeparator: isAlgorithmSeparator) else {
+            return "algorithm '\(String(decoding: algorithm, as: UTF8.self))' is not valid"
+        }
+        guard !encoded.isEmpty, encoded.allSatisfy(isEncodedByte) else {
+            return "encoded part must be letters, digits, '=', '_' or '-'"
+        }
+        if let length = hexLength(of: algorithm) {
+            guard encoded.count == length, encoded.allSatisfy(ASCIIGrammar.isLowerHex) else {
+                return "\(String(decoding: algorithm, as: UTF8.self)) needs \(length) lowercase hex characters"
+            }
+        }
+        return nil
+    }
 
-    private static func isAlgorithmSeparator(_ run: [UInt8]) -> Bool {
-        run.count == 1 && [UInt8(ascii: "+"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-")].contains(run[0])
+    /// The exact encoded length of the registered algorithms (OCI image spec).
+    private static func hexLength(of algorithm: Slice<UnsafeBufferPointer<UInt8>>) -> Int? {
+        if algorithm.elementsEqual("sha256".utf8) { return 64 }
+        if algorithm.elementsEqual("sha512".utf8) { return 128 }
+        return nil
+    }
+
+    /// One of `+`, `.`, `_`, `-`.
+    private static func isAlgorithmSeparator(_ byte: UInt8, _ length: Int) -> Bool {
+        length == 1
+            && (byte == UInt8(ascii: "+") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-"))
     }
 
     private static func isEncodedByte(_ byte: UInt8) -> Bool {

@@ -9,29 +9,37 @@ public struct RepositoryName: Hashable, Sendable, CustomStringConvertible {
     let nameHash: UInt64
 
     public init(_ value: String) throws(ValidationError) {
-        guard !value.isEmpty else { throw ValidationError(.repository, "must not be empty") }
-        guard value.utf8.count <= Self.maximumLength else {
-            throw ValidationError(.repository, "longer than \(Self.maximumLength) bytes")
-        }
-        for component in value.split(separator: "/", omittingEmptySubsequences: false) {
-            guard !component.isEmpty else {
-                throw ValidationError(.repository, "empty path component in '\(value)'")
-            }
-            guard ASCIIGrammar.isSeparatedLowerAlphanumeric(component.utf8, isSeparatorRun: Self.isSeparator) else {
-                throw ValidationError(
-                    .repository,
-                    "component '\(component)' must be lowercase letters and digits joined by '.', '_', '__' or '-'"
-                )
-            }
+        if let reason = ASCIIGrammar.problem(in: value, Self.problem) {
+            throw ValidationError(.repository, reason)
         }
         self.value = value
         nameHash = KeyHash.xxh3(value)
     }
 
-    private static func isSeparator(_ run: [UInt8]) -> Bool {
-        switch run {
-        case [UInt8(ascii: ".")], [UInt8(ascii: "_")], [UInt8(ascii: "_"), UInt8(ascii: "_")]: true
-        default: run.allSatisfy { $0 == UInt8(ascii: "-") }
+    private static func problem(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        guard !bytes.isEmpty else { return "must not be empty" }
+        guard bytes.count <= maximumLength else { return "longer than \(maximumLength) bytes" }
+        var start = 0
+        while true {
+            let end = bytes[start...].firstIndex(of: UInt8(ascii: "/")) ?? bytes.count
+            let component = bytes[start..<end]
+            guard !component.isEmpty else { return "empty path component" }
+            guard ASCIIGrammar.isSeparatedLowerAlphanumeric(component, isSeparator: isSeparator) else {
+                return "component '\(String(decoding: component, as: UTF8.self))' must be lowercase letters and digits "
+                    + "joined by '.', '_', '__' or '-'"
+            }
+            guard end < bytes.count else { return nil }
+            start = end + 1
+        }
+    }
+
+    /// `.`, `_`, `__` or any run of `-`.
+    private static func isSeparator(_ byte: UInt8, _ length: Int) -> Bool {
+        switch byte {
+        case UInt8(ascii: "."): length == 1
+        case UInt8(ascii: "_"): length <= 2
+        case UInt8(ascii: "-"): true
+        default: false
         }
     }
 

@@ -7,19 +7,21 @@ public struct TagName: Hashable, Sendable, CustomStringConvertible {
     let nameHash: UInt64
 
     public init(_ value: String) throws(ValidationError) {
-        let bytes = value.utf8
-        guard let first = bytes.first else { throw ValidationError(.tag, "must not be empty") }
-        guard bytes.count <= Self.maximumLength else {
-            throw ValidationError(.tag, "longer than \(Self.maximumLength) bytes")
-        }
-        guard ASCIIGrammar.isAlphanumeric(first) || first == UInt8(ascii: "_") else {
-            throw ValidationError(.tag, "must start with a letter, digit or '_'")
-        }
-        guard bytes.allSatisfy(Self.isTagByte) else {
-            throw ValidationError(.tag, "may contain only letters, digits, '.', '_' and '-'")
+        if let reason = ASCIIGrammar.problem(in: value, Self.problem) {
+            throw ValidationError(.tag, reason)
         }
         self.value = value
         nameHash = KeyHash.xxh3(value)
+    }
+
+    private static func problem(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        guard let first = bytes.first else { return "must not be empty" }
+        guard bytes.count <= maximumLength else { return "longer than \(maximumLength) bytes" }
+        guard ASCIIGrammar.isAlphanumeric(first) || first == UInt8(ascii: "_") else {
+            return "must start with a letter, digit or '_'"
+        }
+        guard bytes.allSatisfy(isTagByte) else { return "may contain only letters, digits, '.', '_' and '-'" }
+        return nil
     }
 
     private static func isTagByte(_ byte: UInt8) -> Bool {
