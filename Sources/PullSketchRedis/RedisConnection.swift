@@ -63,9 +63,6 @@ public final class RedisConnection {
         redisFree(context)
     }
 
-    /// Whether an I/O error made this connection unusable; open a new one.
-    public var isBroken: Bool { brokenReason != nil }
-
     /// Sends one command and waits for its reply; an error reply throws `.server`.
     public func command(_ arguments: [String]) throws(RedisError) -> RedisReply {
         try command(bytes: arguments.map { Array($0.utf8) })

@@ -9,10 +9,6 @@ import CXXHash
 public struct KeyHash: Hashable, Sendable {
     public let value: UInt64
 
-    public init(value: UInt64) {
-        self.value = value
-    }
-
     public init(kind: KeyKind, repository: String, reference: String, seed: UInt64) {
         self.init(kind: kind, repositoryHash: Self.xxh3(repository), referenceHash: Self.xxh3(reference), seed: seed)
     }

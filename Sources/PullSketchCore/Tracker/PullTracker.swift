@@ -130,7 +130,7 @@ public final class PullTracker: Sendable {
         let stripe = Unmanaged.passUnretained(stripes[stripeIndex(hash)])
         stripe._withUnsafeGuaranteedRef { stripe in
             stripe.withLock { window in
-                window.add(
+                let isHot = window.hot.add(
                     hash,
                     kind: kind,
                     repository: repository,
@@ -141,6 +141,9 @@ public final class PullTracker: Sendable {
                     currentDigest: currentDigest,
                     currentDigestAt: currentDigestAt
                 )
+                if !isHot {
+                    window.addToTail(hash, repository: repository, updates: fetches &+ checks, time: time)
+                }
             }
         }
     }

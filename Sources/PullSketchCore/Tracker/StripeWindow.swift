@@ -21,34 +21,7 @@ struct StripeWindow {
 
     var byteCount: Int { hot.byteCount + sketch.parameters.byteCount + tailRepositories.byteCount }
 
-    /// Counts a key exactly if the hot table has room for it, else in the tail.
-    mutating func add(
-        _ hash: KeyHash,
-        kind: KeyKind,
-        repository: RepositoryName,
-        reference: String,
-        fetches: UInt64,
-        checks: UInt64,
-        time: Timestamp,
-        currentDigest: Digest?,
-        currentDigestAt: Timestamp
-    ) {
-        let fitsHotTable = hot.add(
-            hash,
-            kind: kind,
-            repository: repository,
-            reference: reference,
-            fetches: fetches,
-            checks: checks,
-            time: time,
-            currentDigest: currentDigest,
-            currentDigestAt: currentDigestAt
-        )
-        if !fitsHotTable {
-            addToTail(hash, repository: repository, updates: fetches &+ checks, time: time)
-        }
-    }
-
+    /// Counts `updates` pulls of a key that is not in the hot table.
     mutating func addToTail(_ hash: KeyHash, repository: RepositoryName, updates: UInt64, time: Timestamp) {
         var remaining = updates
         while remaining > 0 {
