@@ -73,7 +73,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("validate names + record GET by tag, 1 thread", configuration: .init(scalingFactor: .kilo)) { benchmark in
+    Benchmark("validate names + record GET by tag, 1 thread", configuration: .init(scalingFactor: .mega)) { benchmark in
         let tracker = warmTracker(getByTag)
         let raw = getByTag.events.prefix(1_000).map { ($0.repository.value, $0.reference, $0.servedDigest!.value) }
         benchmark.startMeasurement()
