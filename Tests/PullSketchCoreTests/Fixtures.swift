@@ -16,6 +16,7 @@ enum Fixtures {
     static func enabled(
         hotCapacity: Int = 32_768,
         stripes: Int = 8,
+        shards: Int = 4,
         tailRepositoriesPerStripe: Int = 1_024,
         sketch: SketchParameters = SketchParameters(),
         rule: CountingRule = .resolutions
@@ -25,6 +26,7 @@ enum Fixtures {
             countingRule: rule,
             hotCapacity: hotCapacity,
             stripeCount: stripes,
+            shardCount: shards,
             tailRepositoriesPerStripe: tailRepositoriesPerStripe,
             sketch: sketch
         )
@@ -64,7 +66,26 @@ extension Truth.Counts {
     }
 }
 
-/// Drained windows summed key by key.
+extension Window {
+    /// The tail repositories of all shards, summed by repository.
+    var tailRepositoryPulls: [String: UInt64] {
+        var pulls: [String: UInt64] = [:]
+        for tail in shards.flatMap(\.tailRepositories) { pulls[tail.repository.value, default: 0] += tail.pulls }
+        return pulls
+    }
+
+    var tailRepositoriesOverflowed: Bool { shards.contains(where: \.tailRepositoriesOverflowed) }
+    var tailLastPulled: Timestamp { shards.map(\.tailLastPulled).max() ?? .distantPast }
+
+    /// The sum of every shard's tail sketch: an upper bound for every key's tail count.
+    var summedSketch: CountMinSketch {
+        var sketch = CountMinSketch(parameters: parameters)
+        for part in shards { try! sketch.add(cells: part.sketchCells) }
+        return sketch
+    }
+}
+
+/// Drained windows summed key by key (each shard's sketch added into one).
 struct DrainedTotals {
     private(set) var exact: [Truth.Key: Truth.Counts] = [:]
     private(set) var tailMass: UInt64 = 0
@@ -86,6 +107,8 @@ struct DrainedTotals {
         }
         tailMass += window.tailMass
         updates += window.counterUpdates
-        try! sketch.add(cells: window.sketchCells)
+        for part in window.shards {
+            try! sketch.add(cells: part.sketchCells)
+        }
     }
 }

@@ -35,7 +35,7 @@ import Testing
         var totals = DrainedTotals(parameters: tracker.configuration.sketch)
         totals.add(window)
         #expect(window.tailMass == 0)
-        #expect(window.sketchCells.isEmpty)
+        #expect(window.shards.allSatisfy { $0.sketchCells.isEmpty })
         #expect(totals.exact == truth.counts)
         #expect(window.counterUpdates == truth.updates)
     }
@@ -86,7 +86,7 @@ import Testing
     }
 
     @Test func keysBeyondTheHotCapacityGoToTheSketchAndTheTailTable() {
-        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 16, stripes: 2))
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 16, stripes: 2, shards: 2))
         var truth = Truth()
         let other = Fixtures.repository("team/other")
         for index in 0..<200 {
@@ -98,10 +98,10 @@ import Testing
         #expect(window.hotEntries.count == 16)
         #expect(window.tailMass == 200 - 16)
         #expect(window.counterUpdates == truth.updates)
-        #expect(Set(window.tailRepositories.map(\.repository)) == [repository, other])
-        #expect(window.tailRepositories.reduce(0) { $0 + $1.pulls } == window.tailMass)
+        #expect(Set(window.tailRepositoryPulls.keys) == [repository.value, other.value])
+        #expect(window.tailRepositoryPulls.values.reduce(0, +) == window.tailMass)
         #expect(window.tailLastPulled <= Fixtures.time(199) && window.tailLastPulled >= Fixtures.time(184))
-        let sketch = try! CountMinSketch(parameters: window.parameters, cells: window.sketchCells)
+        let sketch = window.summedSketch
         let hot = Set(window.hotEntries.map(\.reference))
         for (key, counts) in truth.counts where !hot.contains(key.reference) {
             let hash = KeyHash(kind: key.kind, repository: key.repository, reference: key.reference, seed: window.parameters.seed)
@@ -110,16 +110,40 @@ import Testing
     }
 
     @Test func aFullTailRepositoryTableIsFlagged() {
-        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 0, stripes: 1, tailRepositoriesPerStripe: 2))
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 0, stripes: 1, shards: 1, tailRepositoriesPerStripe: 2))
         for index in 0..<3 {
             tracker.record(headByTag("v1", at: 5, in: Fixtures.repository("team/r\(index)")))
         }
         let window = tracker.drain()
-        #expect(window.tailRepositories.count == 2)
+        #expect(window.tailRepositoryPulls.count == 2)
         #expect(window.tailRepositoriesOverflowed)
         #expect(window.tailMass == 3)
         #expect(window.tailLastPulled == Fixtures.time(5))
         #expect(!tracker.drain().tailRepositoriesOverflowed)
+    }
+
+    @Test func everyKeyIsDrainedInThePartOfItsShard() {
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 64, stripes: 8, shards: 4))
+        for index in 0..<300 {
+            tracker.record(getByTag("v\(index)", Fixtures.digest(UInt64(index)), at: Int64(index)))
+        }
+        let window = tracker.drain()
+        #expect(window.shards.map(\.shard) == [0, 1, 2, 3])
+        for part in window.shards {
+            #expect(part.tailMass > 0 && !part.hotEntries.isEmpty)
+            for entry in part.hotEntries {
+                let hash = KeyHash(kind: entry.kind, repository: entry.repository.value, reference: entry.reference, seed: window.parameters.seed)
+                #expect(hash.shard(count: 4) == part.shard)
+            }
+            let sketch = try! CountMinSketch(parameters: window.parameters, cells: part.sketchCells)
+            for index in 0..<300 {
+                let hash = KeyHash(kind: .tag, repository: repository.value, reference: "v\(index)", seed: window.parameters.seed)
+                let isHot = part.hotEntries.contains { $0.kind == .tag && $0.reference == "v\(index)" }
+                if hash.shard(count: 4) == part.shard, !isHot {
+                    #expect(sketch.estimate(hash) >= 1, "a tail key of shard \(part.shard) is missing from its sketch")
+                }
+            }
+        }
     }
 
     @Test func drainStartsAnEmptyWindowWithTheNextSequence() {
@@ -134,7 +158,7 @@ import Testing
 
     @Test(arguments: [32_768, 40] as [Int])
     func drainRestoreDrainConservesEveryCount(hotCapacity: Int) throws {
-        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: hotCapacity, stripes: 4))
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: hotCapacity, stripes: 4, shards: 2))
         var truth = Truth()
         var generator = SeededGenerator(seed: 21)
         for index in 0..<5_000 {
@@ -170,15 +194,25 @@ import Testing
     @Test func restoringAWindowOfOtherSketchParametersIsRefusedAndChangesNothing() {
         let tracker = PullTracker(configuration: Fixtures.enabled())
         tracker.record(headByTag("v1", at: 1))
+        let entry = HotEntry(kind: .tag, repository: repository, reference: "v2", checks: 5, lastSeen: Fixtures.time(2))
         let foreign = Window(
             sequence: 9,
             parameters: SketchParameters(width: 8, depth: 2),
-            hotEntries: [HotEntry(kind: .tag, repository: repository, reference: "v2", checks: 5, lastSeen: Fixtures.time(2))]
+            shards: [ShardWindow(shard: 0, hotEntries: [entry])]
         )
         #expect(throws: SketchError.self) { try tracker.restore(foreign) }
-        var outOfRange = Window(sequence: 9, parameters: tracker.configuration.sketch, tailMass: 1)
-        outOfRange.sketchCells = [SketchCell(index: .max, count: 1)]
-        #expect(throws: SketchError.self) { try tracker.restore(outOfRange) }
+        let cellOutOfRange = Window(
+            sequence: 9,
+            parameters: tracker.configuration.sketch,
+            shards: [ShardWindow(shard: 0, hotEntries: [entry], sketchCells: [SketchCell(index: .max, count: 1)], tailMass: 1)]
+        )
+        #expect(throws: SketchError.self) { try tracker.restore(cellOutOfRange) }
+        let shardOutOfRange = Window(
+            sequence: 9,
+            parameters: tracker.configuration.sketch,
+            shards: [ShardWindow(shard: 4, hotEntries: [entry])]
+        )
+        #expect(throws: SketchError.self) { try tracker.restore(shardOutOfRange) }
         #expect(tracker.drain().counterUpdates == 1)
     }
 

@@ -33,7 +33,7 @@ import Testing
         #expect(window.hotEntries.count >= configuration.hotCapacity * 9 / 10)
         #expect(window.counterUpdates == UInt64(distinctKeys))
         #expect(window.tailMass == UInt64(distinctKeys - window.hotEntries.count))
-        #expect(window.tailRepositories.count == repositories.count)
-        #expect(window.tailRepositories.reduce(0) { $0 + $1.pulls } == window.tailMass)
+        #expect(window.tailRepositoryPulls.count == repositories.count)
+        #expect(window.tailRepositoryPulls.values.reduce(0, +) == window.tailMass)
     }
 }

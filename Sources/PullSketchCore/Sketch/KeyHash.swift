@@ -18,6 +18,22 @@ public struct KeyHash: Hashable, Sendable {
         value = withUnsafeBytes(of: &names) { XXH3_64bits_withSeed($0.baseAddress, 16, seed &+ UInt64(kind.rawValue)) }
     }
 
+    /// The Redis shard of the key, in `0..<count`: the high half of the hash remixed, reduced by
+    /// multiply-shift. Every node and the reconciler agree on it (part of the wire contract).
+    public func shard(count: Int) -> Int {
+        Self.reduce(value &* 0x9E37_79B9_7F4A_7C15, count)
+    }
+
+    /// A lock stripe within the key's shard, from bits independent of the shard choice.
+    func stripe(count: Int) -> Int {
+        Self.reduce(value &* 0xC2B2_AE3D_27D4_EB4F, count)
+    }
+
+    @inline(__always)
+    private static func reduce(_ mixed: UInt64, _ count: Int) -> Int {
+        Int(((mixed >> 32) &* UInt64(count)) >> 32)
+    }
+
     /// `n(s)`: XXH3-64 of a string's UTF-8 bytes with seed 0.
     static func xxh3(_ string: String) -> UInt64 {
         if let hash = string.utf8.withContiguousStorageIfAvailable({ XXH3_64bits($0.baseAddress, $0.count) }) {

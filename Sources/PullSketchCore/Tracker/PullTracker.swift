@@ -34,32 +34,39 @@ public final class PullTracker: Sendable {
         }
     }
 
-    /// Swaps every stripe's window for an empty one and returns what they held, summed.
+    /// Swaps every stripe's window for an empty one and returns what they held, summed per shard.
     public func drain() -> Window {
         nextSequence.withLock { sequence in
-            var window = Window(sequence: sequence, parameters: configuration.sketch)
-            sequence += 1
-            var sketch = CountMinSketch(parameters: configuration.sketch)
-            var tailRepositories: [RepositoryName: TailRepository] = [:]
-            for stripe in stripes {
-                var drained = StripeWindow(configuration)
-                stripe.withLock { swap(&$0, &drained) }
-                window.hotEntries += drained.hot.occupiedEntries
-                if drained.tailMass > 0 {
-                    try! sketch.merge(drained.sketch)  // same configuration, same parameters
-                }
-                window.tailMass &+= drained.tailMass
-                window.tailLastPulled = max(window.tailLastPulled, drained.tailLastPulled)
-                window.tailRepositoriesOverflowed = window.tailRepositoriesOverflowed || drained.tailRepositories.overflowed
-                for (name, tail) in drained.tailRepositories.repositories {
-                    tailRepositories[name, default: TailRepository(repository: name, pulls: 0, lastPulled: tail.lastPulled)]
-                        .absorb(pulls: tail.pulls, lastPulled: tail.lastPulled)
-                }
+            defer { sequence += 1 }
+            let shards = (0..<configuration.shardCount).map { shard in
+                drainShard(shard)
             }
-            window.sketchCells = sketch.nonZeroCells()
-            window.tailRepositories = tailRepositories.values.sorted { $0.repository.value < $1.repository.value }
-            return window
+            return Window(sequence: sequence, parameters: configuration.sketch, shards: shards)
         }
+    }
+
+    private func drainShard(_ shard: Int) -> ShardWindow {
+        var part = ShardWindow(shard: shard)
+        var sketch = CountMinSketch(parameters: configuration.sketch)
+        var tailRepositories: [RepositoryName: TailRepository] = [:]
+        for stripe in stripes[stripeRange(ofShard: shard)] {
+            var drained = StripeWindow(configuration)
+            stripe.withLock { swap(&$0, &drained) }
+            part.hotEntries += drained.hot.occupiedEntries
+            if drained.tailMass > 0 {
+                try! sketch.merge(drained.sketch)  // same configuration, same parameters
+            }
+            part.tailMass &+= drained.tailMass
+            part.tailLastPulled = max(part.tailLastPulled, drained.tailLastPulled)
+            part.tailRepositoriesOverflowed = part.tailRepositoriesOverflowed || drained.tailRepositories.overflowed
+            for (name, tail) in drained.tailRepositories.repositories {
+                tailRepositories[name, default: TailRepository(repository: name, pulls: 0, lastPulled: tail.lastPulled)]
+                    .absorb(pulls: tail.pulls, lastPulled: tail.lastPulled)
+            }
+        }
+        part.sketchCells = sketch.nonZeroCells()
+        part.tailRepositories = tailRepositories.values.sorted { $0.repository.value < $1.repository.value }
+        return part
     }
 
     /// The bytes the tracker's current window holds, names included; at most
@@ -71,38 +78,46 @@ public final class PullTracker: Sendable {
     /// Folds a window that could not be delivered back in, as if its pulls were recorded now: exact
     /// entries go back to the hot tables while there is room and to the sketch after that, so every
     /// count is conserved and memory stays within the configured bound. Refused, changing nothing,
-    /// when the window's sketch parameters or cells do not fit this tracker.
+    /// when the window's sketch parameters, shards or cells do not fit this tracker.
     public func restore(_ window: Window) throws(SketchError) {
         guard window.parameters == configuration.sketch else {
             throw .parameterMismatch(configuration.sketch, window.parameters)
         }
+        if let part = window.shards.first(where: { !(0..<configuration.shardCount).contains($0.shard) }) {
+            throw .shardOutOfRange(part.shard, shardCount: configuration.shardCount)
+        }
         let cellCount = configuration.sketch.width * configuration.sketch.depth
-        if let bad = window.sketchCells.first(where: { Int($0.index) >= cellCount }) {
-            throw .cellOutOfRange(bad.index, configuration.sketch)
+        for part in window.shards {
+            if let bad = part.sketchCells.first(where: { Int($0.index) >= cellCount }) {
+                throw .cellOutOfRange(bad.index, configuration.sketch)
+            }
         }
         nextSequence.withLock { _ in
-            for entry in window.hotEntries {
-                add(
-                    entry.kind,
-                    entry.repository,
-                    entry.reference,
-                    KeyHash.xxh3(entry.reference),
-                    entry.fetches,
-                    entry.checks,
-                    entry.lastSeen,
-                    entry.currentDigest,
-                    entry.currentDigestAt
-                )
-            }
-            stripes[0].withLock { stripe in
-                try! stripe.sketch.add(cells: window.sketchCells)  // indices checked above
-                stripe.tailMass &+= window.tailMass
-                stripe.tailLastPulled = max(stripe.tailLastPulled, window.tailLastPulled)
-                for tail in window.tailRepositories {
-                    stripe.tailRepositories.add(tail.repository, pulls: tail.pulls, lastPulled: tail.lastPulled)
+            for part in window.shards {
+                for entry in part.hotEntries {
+                    add(
+                        entry.kind,
+                        entry.repository,
+                        entry.reference,
+                        KeyHash.xxh3(entry.reference),
+                        entry.fetches,
+                        entry.checks,
+                        entry.lastSeen,
+                        entry.currentDigest,
+                        entry.currentDigestAt
+                    )
                 }
-                if window.tailRepositoriesOverflowed {
-                    stripe.tailRepositories.markOverflowed()
+                // A shard's tail belongs to that shard: fold it into the shard's first stripe.
+                stripes[stripeRange(ofShard: part.shard).lowerBound].withLock { stripe in
+                    try! stripe.sketch.add(cells: part.sketchCells)  // indices checked above
+                    stripe.tailMass &+= part.tailMass
+                    stripe.tailLastPulled = max(stripe.tailLastPulled, part.tailLastPulled)
+                    for tail in part.tailRepositories {
+                        stripe.tailRepositories.add(tail.repository, pulls: tail.pulls, lastPulled: tail.lastPulled)
+                    }
+                    if part.tailRepositoriesOverflowed {
+                        stripe.tailRepositories.markOverflowed()
+                    }
                 }
             }
         }
@@ -148,11 +163,16 @@ public final class PullTracker: Sendable {
         }
     }
 
-    /// A stripe from the hash, remixed so that stripes do not correlate with hot-table slots or
-    /// sketch columns, and reduced by multiply-shift.
+    /// The stripes of one shard.
+    private func stripeRange(ofShard shard: Int) -> Range<Int> {
+        let perShard = configuration.stripeCount / configuration.shardCount
+        return shard * perShard..<(shard + 1) * perShard
+    }
+
+    /// The key's shard picks a group of stripes; other bits of the hash pick one within it.
     @inline(__always)
     private func stripeIndex(_ hash: KeyHash) -> Int {
-        let mixed = (hash.value &* 0x9E37_79B9_7F4A_7C15) >> 32
-        return Int((mixed &* UInt64(stripes.count)) >> 32)
+        let perShard = configuration.stripeCount / configuration.shardCount
+        return hash.shard(count: configuration.shardCount) * perShard + hash.stripe(count: perShard)
     }
 }

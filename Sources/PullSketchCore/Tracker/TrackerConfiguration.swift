@@ -8,9 +8,12 @@ public struct TrackerConfiguration: Hashable, Sendable {
     /// Keys counted exactly per window. Default 32,768: a node at 5,000 pulls/s with a 2 s merge
     /// interval touches at most 20,000 keys (a pull by tag touches two), so it never overflows.
     public var hotCapacity: Int
-    /// Lock stripes. Default 8. Each stripe owns `hotCapacity / stripeCount` (rounded up) hot keys
-    /// and a full sketch, so sketch memory grows with the stripe count.
+    /// Lock stripes, a multiple of `shardCount`. Default 8. Each stripe owns `hotCapacity /
+    /// stripeCount` (rounded up) hot keys and a full sketch, so sketch memory grows with it.
     public var stripeCount: Int
+    /// Redis shards (`{ps:<shard>}`) the key space is split into; every node and the reconciler
+    /// must use the same number. Default 4.
+    public var shardCount: Int
     /// Repositories with tail pulls each stripe remembers per window. Default 1,024.
     public var tailRepositoriesPerStripe: Int
     /// The tail sketch's shape. Default 16,384 × 5 (ε ≈ 1.7·10⁻⁴, δ ≈ 0.7 %).
@@ -21,14 +24,17 @@ public struct TrackerConfiguration: Hashable, Sendable {
         countingRule: CountingRule = .resolutions,
         hotCapacity: Int = 32_768,
         stripeCount: Int = 8,
+        shardCount: Int = 4,
         tailRepositoriesPerStripe: Int = 1_024,
         sketch: SketchParameters = SketchParameters()
     ) {
         precondition(hotCapacity >= 0 && stripeCount > 0 && tailRepositoriesPerStripe >= 0)
+        precondition(shardCount > 0 && stripeCount % shardCount == 0, "stripeCount must be a multiple of shardCount")
         self.isEnabled = isEnabled
         self.countingRule = countingRule
         self.hotCapacity = hotCapacity
         self.stripeCount = stripeCount
+        self.shardCount = shardCount
         self.tailRepositoriesPerStripe = tailRepositoriesPerStripe
         self.sketch = sketch
     }

@@ -49,25 +49,23 @@ public struct TailRepository: Hashable, Sendable {
     }
 }
 
-/// Everything a tracker recorded between two drains: what the flusher sends to Redis.
-public struct Window: Hashable, Sendable {
-    /// Increases by one at every drain of a tracker; with the node id it makes merges idempotent.
-    public var sequence: UInt64
-    public var parameters: SketchParameters
+/// What one Redis shard receives of a window: the exact entries of its keys and its own tail
+/// sketch, so that a sealed batch of the shard can be reconciled on its own.
+public struct ShardWindow: Hashable, Sendable {
+    public var shard: Int
     public var hotEntries: [HotEntry]
-    /// The non-zero cells of the tail sketch (the sum of the stripes' sketches).
+    /// The non-zero cells of the shard's tail sketch.
     public var sketchCells: [SketchCell]
     /// Counter updates that went into the sketch, N.
     public var tailMass: UInt64
     public var tailRepositories: [TailRepository]
     /// Some repository with tail pulls is missing from `tailRepositories`: estimate all of them.
     public var tailRepositoriesOverflowed: Bool
-    /// The latest tail pull of the window, for repositories lost to an overflow.
+    /// The latest tail pull, for repositories lost to an overflow.
     public var tailLastPulled: Timestamp
 
     public init(
-        sequence: UInt64,
-        parameters: SketchParameters,
+        shard: Int,
         hotEntries: [HotEntry] = [],
         sketchCells: [SketchCell] = [],
         tailMass: UInt64 = 0,
@@ -75,8 +73,7 @@ public struct Window: Hashable, Sendable {
         tailRepositoriesOverflowed: Bool = false,
         tailLastPulled: Timestamp = .distantPast
     ) {
-        self.sequence = sequence
-        self.parameters = parameters
+        self.shard = shard
         self.hotEntries = hotEntries
         self.sketchCells = sketchCells
         self.tailMass = tailMass
@@ -85,13 +82,37 @@ public struct Window: Hashable, Sendable {
         self.tailLastPulled = tailLastPulled
     }
 
-    /// Every counter update of the window: exact ones plus the tail mass.
+    /// Every counter update of the part: exact ones plus the tail mass.
     public var counterUpdates: UInt64 {
         hotEntries.reduce(tailMass) { $0 &+ $1.updates }
     }
 
     public var isEmpty: Bool { hotEntries.isEmpty && tailMass == 0 }
+}
 
-    /// The error bound of every tail estimate drawn from this window alone: ⌈ε·N⌉.
-    public var errorBound: UInt64 { parameters.errorBound(tailMass: tailMass) }
+/// Everything a tracker recorded between two drains, one part per shard: what the flusher sends
+/// to Redis.
+public struct Window: Hashable, Sendable {
+    /// Increases by one at every drain of a tracker; with the node id it makes merges idempotent.
+    public var sequence: UInt64
+    public var parameters: SketchParameters
+    /// One part per shard, in shard order.
+    public var shards: [ShardWindow]
+
+    public init(sequence: UInt64, parameters: SketchParameters, shards: [ShardWindow]) {
+        self.sequence = sequence
+        self.parameters = parameters
+        self.shards = shards
+    }
+
+    /// Every counter update of the window: exact ones plus the tail mass.
+    public var counterUpdates: UInt64 { shards.reduce(0) { $0 &+ $1.counterUpdates } }
+
+    public var isEmpty: Bool { shards.allSatisfy(\.isEmpty) }
+
+    /// The exact entries of all shards.
+    public var hotEntries: [HotEntry] { shards.flatMap(\.hotEntries) }
+
+    /// The tail mass of all shards.
+    public var tailMass: UInt64 { shards.reduce(0) { $0 &+ $1.tailMass } }
 }
