@@ -29,7 +29,7 @@ let package = Package(
         ),
         .target(
             name: "PullSketchRedis",
-            dependencies: ["CHiredis"],
+            dependencies: ["PullSketchCore", "CHiredis"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -40,9 +40,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "PullSketchTestSupport",
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PullSketchCoreTests",
-            dependencies: ["PullSketchCore"],
+            dependencies: ["PullSketchCore", "PullSketchTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PullSketchRedisTests",
+            dependencies: ["PullSketchRedis", "PullSketchCore", "PullSketchTestSupport"],
             swiftSettings: swiftSettings
         ),
     ],

@@ -1,4 +1,5 @@
 import PullSketchCore
+import PullSketchTestSupport
 import Testing
 
 @Suite struct CountMinSketchTests {
@@ -130,9 +131,13 @@ import Testing
         #expect(parameters.errorBound(tailMass: 1_000_000) == 2_719)  // ⌈2718.28⌉
     }
 
-    @Test func fingerprintNamesEveryParameter() {
+    @Test func fingerprintNamesEveryParameterAndParsesBack() {
         let parameters = SketchParameters(width: 10, depth: 2, seed: 3)
         #expect(parameters.fingerprint == "v\(SketchParameters.currentFormatVersion):w10:d2:s3")
+        #expect(SketchParameters(fingerprint: parameters.fingerprint) == parameters)
+        for garbage in ["", "v1:w10:d2", "v1:w0:d2:s3", "v1:w10:d99:s3", "x1:w10:d2:s3", "v1:w10:d2:s-1"] {
+            #expect(SketchParameters(fingerprint: garbage) == nil)
+        }
     }
 }
 

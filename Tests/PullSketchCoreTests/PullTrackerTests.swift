@@ -1,4 +1,5 @@
 import PullSketchCore
+import PullSketchTestSupport
 import Synchronization
 import Testing
 

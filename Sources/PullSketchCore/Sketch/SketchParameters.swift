@@ -56,5 +56,17 @@ public struct SketchParameters: Hashable, Sendable, CustomStringConvertible {
     /// A compact text form, stored next to sketches in Redis and compared on every merge.
     public var fingerprint: String { "v\(formatVersion):w\(width):d\(depth):s\(seed)" }
 
+    /// Parses a `fingerprint`; nil when the text is not one.
+    public init?(fingerprint: String) {
+        let fields = fingerprint.split(separator: ":")
+        guard fields.count == 4,
+            fields[0].first == "v", let version = UInt32(fields[0].dropFirst()),
+            fields[1].first == "w", let width = Int(fields[1].dropFirst()), width > 0, width <= Int(UInt32.max),
+            fields[2].first == "d", let depth = Int(fields[2].dropFirst()), depth > 0, depth <= 32,
+            fields[3].first == "s", let seed = UInt64(fields[3].dropFirst())
+        else { return nil }
+        self.init(width: width, depth: depth, seed: seed, formatVersion: version)
+    }
+
     public var description: String { fingerprint }
 }

@@ -2,7 +2,7 @@ import Foundation
 
 /// Runs `body(index)` on `count` new OS threads at once and waits for all of them: real
 /// parallelism, unlike tasks on the cooperative pool.
-func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+public func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
     let finished = DispatchSemaphore(value: 0)
     for index in 0..<count {
         let thread = Thread {

@@ -1,0 +1,123 @@
+public import PullSketchCore
+
+/// What became of one shard part of a merged window.
+public enum MergeOutcome: Hashable, Sendable {
+    case applied
+    /// The shard's ledger already had this (node, sequence): a retry of a merge that landed.
+    case alreadyApplied
+}
+
+/// A sealed batch of one shard, read back whole.
+public struct SealedBatch: Hashable, Sendable {
+    public var number: Int64
+    /// The shard's sketch parameters when the batch was sealed; nil if no merge ever set them.
+    public var parameters: SketchParameters?
+    public var content: ShardWindow
+}
+
+/// Live and sealed batches in Redis (DESIGN §2.2), over one connection. Like the connection, not
+/// thread-safe: one store per task.
+public final class BatchStore {
+    public let shardCount: Int
+    private let connection: RedisConnection
+    /// How long the ledger remembers a node that stopped merging. Default one day.
+    private let ledgerMemoryMilliseconds: Int64
+
+    public init(connection: RedisConnection, shardCount: Int, ledgerMemoryMilliseconds: Int64 = 86_400_000) {
+        self.connection = connection
+        self.shardCount = shardCount
+        self.ledgerMemoryMilliseconds = ledgerMemoryMilliseconds
+    }
+
+    /// Applies every non-empty shard part of `window` to its shard's live batch, each atomically and
+    /// at most once per (`node`, sequence), in one round trip. Returns the outcome per part sent.
+    /// Throws `BatchStoreError.sketchMismatch` if a shard has other sketch parameters (that part
+    /// changes nothing), or a `RedisError`.
+    @discardableResult
+    public func merge(_ window: Window, node: String, now: Timestamp = .now()) throws -> [Int: MergeOutcome] {
+        let parts = window.shards.filter { !$0.isEmpty }
+        guard !parts.isEmpty else { return [:] }
+        let commands = parts.map { mergeCommand($0, window: window, node: node, now: now) }
+        var outcomes: [Int: MergeOutcome] = [:]
+        for (part, reply) in zip(parts, try connection.pipeline(commands)) {
+            switch reply {
+            case .integer(1): outcomes[part.shard] = .applied
+            case .integer(0): outcomes[part.shard] = .alreadyApplied
+            case .error(let message) where message.hasPrefix("PULLSKETCH_FINGERPRINT"):
+                throw BatchStoreError(.sketchMismatch, "shard \(part.shard): \(message.dropFirst(23))")
+            case .error(let message):
+                throw RedisError(.server, "merge into shard \(part.shard): \(message)")
+            default:
+                throw RedisError(.unexpectedReply, "merge into shard \(part.shard) answered \(reply)")
+            }
+        }
+        return outcomes
+    }
+
+    /// Moves the shard's live batch to the next sealed batch in one atomic step. Returns its
+    /// number, or nil when nothing was live.
+    public func seal(shard: Int) throws -> Int64? {
+        let layout = ShardLayout(shard: shard)
+        guard case .integer(let number) = try connection.command(["INCR", layout.sealSequence]) else {
+            throw BatchStoreError(.malformed, "\(layout.sealSequence) is not a counter")
+        }
+        let keys = layout.liveKeys + layout.batchKeys(number) + [layout.sealed, layout.fingerprint]
+        let reply = try connection.command(["EVAL", BatchScripts.seal, String(keys.count)] + keys + [String(number)])
+        return reply == .integer(1) ? number : nil
+    }
+
+    /// The shard's sealed batches, oldest first.
+    public func sealedBatches(shard: Int) throws -> [Int64] {
+        let key = ShardLayout(shard: shard).sealed
+        guard case .array(let items) = try connection.command(["LRANGE", key, "0", "-1"]) else {
+            throw BatchStoreError(.malformed, "\(key) is not a list")
+        }
+        return try items.map { item in
+            guard case .bulk(let bytes) = item, let number = Int64(String(decoding: bytes, as: UTF8.self)) else {
+                throw BatchStoreError(.malformed, "\(key) holds \(item), not a batch number")
+            }
+            return number
+        }
+    }
+
+    /// Reads a sealed batch, hashes and sketch in chunks, and checks every value.
+    public func readBatch(shard: Int, number: Int64) throws -> SealedBatch {
+        let reader = BatchReader(connection: connection, keys: ShardLayout(shard: shard).batchKeys(number))
+        return try reader.read(shard: shard, number: number)
+    }
+
+    /// Deletes a sealed batch and unlists it, atomically.
+    public func deleteBatch(shard: Int, number: Int64) throws {
+        let layout = ShardLayout(shard: shard)
+        let keys = layout.batchKeys(number) + [layout.sealed]
+        _ = try connection.command(["EVAL", BatchScripts.delete, String(keys.count)] + keys + [String(number)])
+    }
+
+    private func mergeCommand(_ part: ShardWindow, window: Window, node: String, now: Timestamp) -> [[UInt8]] {
+        let layout = ShardLayout(shard: part.shard)
+        let keys = layout.liveKeys + [layout.fingerprint, layout.ledger, layout.ledgerTouched]
+        var arguments: [String] = ["EVAL", BatchScripts.merge, String(keys.count)] + keys
+        arguments += [
+            node, String(window.sequence), window.parameters.fingerprint,
+            String(now.millisecondsSinceEpoch), String(now.millisecondsSinceEpoch - ledgerMemoryMilliseconds),
+            String(part.hotEntries.count), String(part.sketchCells.count), String(part.tailRepositories.count),
+            String(part.tailMass), String(part.tailLastPulled.millisecondsSinceEpoch),
+            part.tailRepositoriesOverflowed ? "1" : "0",
+        ]
+        arguments.reserveCapacity(arguments.count + part.hotEntries.count * 6 + part.sketchCells.count * 2)
+        for entry in part.hotEntries {
+            arguments += [
+                ShardLayout.field(kind: entry.kind, repository: entry.repository.value, reference: entry.reference),
+                String(entry.fetches), String(entry.checks), String(entry.lastSeen.millisecondsSinceEpoch),
+                String(entry.currentDigestAt.millisecondsSinceEpoch), entry.currentDigest?.value ?? "",
+            ]
+        }
+        for cell in part.sketchCells {
+            arguments += [String(cell.index), String(cell.count)]
+        }
+        for tail in part.tailRepositories {
+            arguments += [tail.repository.value, String(tail.pulls), String(tail.lastPulled.millisecondsSinceEpoch)]
+        }
+        return arguments.map { Array($0.utf8) }
+    }
+}

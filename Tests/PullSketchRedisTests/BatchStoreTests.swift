@@ -1,0 +1,234 @@
+import PullSketchCore
+import PullSketchRedis
+import PullSketchTestSupport
+import Synchronization
+import Foundation
+import Testing
+
+/// Merge and seal against a real redis-server, started per test on a free loopback port.
+@Suite struct BatchStoreTests {
+    let repository = try! RepositoryName("team/app")
+
+    func store(_ server: RedisServer, shards: Int = 4) throws -> BatchStore {
+        BatchStore(connection: try RedisConnection(RedisEndpoint(port: server.port)), shardCount: shards)
+    }
+
+    func tracker(hotCapacity: Int = 32_768, sketch: SketchParameters = SketchParameters(width: 4_096, depth: 4)) -> PullTracker {
+        PullTracker(configuration: TrackerConfiguration(isEnabled: true, hotCapacity: hotCapacity, sketch: sketch))
+    }
+
+    func pull(_ tag: String, _ method: ManifestRequestMethod = .get, at time: Int64, in repository: RepositoryName? = nil) -> PullEvent {
+        let hex = String(UInt64(bitPattern: Int64(tag.hashValue & 0xFFFF)), radix: 16)
+        return PullEvent(
+            repository: repository ?? self.repository,
+            reference: .tag(try! TagName(tag)),
+            method: method,
+            servedDigest: try! Digest("sha256:" + String(repeating: "0", count: 64 - hex.count) + hex),
+            time: Timestamp(millisecondsSinceEpoch: time)
+        )
+    }
+
+    /// Every sealed batch of every shard, read and deleted.
+    func drainSealed(_ store: BatchStore) throws -> [SealedBatch] {
+        var batches: [SealedBatch] = []
+        for shard in 0..<store.shardCount {
+            _ = try store.seal(shard: shard)
+            for number in try store.sealedBatches(shard: shard) {
+                batches.append(try store.readBatch(shard: shard, number: number))
+                try store.deleteBatch(shard: shard, number: number)
+            }
+        }
+        return batches
+    }
+
+    struct KeyTotals: Equatable {
+        var fetches: UInt64 = 0
+        var checks: UInt64 = 0
+        var lastSeen = Timestamp.distantPast
+    }
+
+    func totals(_ entries: some Sequence<HotEntry>) -> [String: KeyTotals] {
+        var result: [String: KeyTotals] = [:]
+        for entry in entries {
+            let key = "\(entry.kind)|\(entry.repository)|\(entry.reference)"
+            result[key, default: KeyTotals()].fetches += entry.fetches
+            result[key, default: KeyTotals()].checks += entry.checks
+            result[key]!.lastSeen = max(result[key]!.lastSeen, entry.lastSeen)
+        }
+        return result
+    }
+
+    @Test func fourNodesMergingWhileASealerSealsLoseAndDoubleNothing() throws {
+        let server = try RedisServer()
+        let nodes = 4
+        let parameters = SketchParameters(width: 4_096, depth: 4)
+        let sent = Mutex<[Window]>([])
+        let truth = Mutex<[String: KeyTotals]>([:])
+        let nodesDone = Atomic<Int>(0)
+        let failures = Mutex<[String]>([])
+        runOnThreads(nodes + 1) { thread in
+            do {
+                let store = try store(server)
+                if thread == nodes {
+                    while nodesDone.load(ordering: .acquiring) < nodes {
+                        for shard in 0..<store.shardCount { _ = try store.seal(shard: shard) }
+                        usleep(100_000)
+                    }
+                    return
+                }
+                defer { nodesDone.add(1, ordering: .releasing) }
+                let tracker = tracker(hotCapacity: 2_048, sketch: parameters)
+                var generator = SeededGenerator(seed: UInt64(thread))
+                for round in 0..<20 {
+                    var events: [PullEvent] = []
+                    // Popular tags first, so they always find room in the window's hot table ...
+                    for index in 0..<2_000 {
+                        let tag = "v\(Int.random(in: 0..<300, using: &generator))"
+                        events.append(pull(tag, Bool.random(using: &generator) ? .get : .head, at: Int64(round * 10_000 + index)))
+                    }
+                    // ... then a flood of one-off tags that spills into the sketch.
+                    for index in 0..<1_500 {
+                        events.append(pull("n\(thread)-\(round)-\(index)", .head, at: Int64(round * 10_000 + index)))
+                    }
+                    for event in events { tracker.record(event) }
+                    let window = tracker.drain()
+                    try store.merge(window, node: "node-\(thread)")
+                    sent.withLock { $0.append(window) }
+                    truth.withLock { truth in
+                        for event in events {
+                            for update in CountingRule.resolutions.updates(for: event) {
+                                let key = "\(update.kind)|\(event.repository)|\(update.reference)"
+                                if update.counter == .fetch { truth[key, default: KeyTotals()].fetches += 1 }
+                                else { truth[key, default: KeyTotals()].checks += 1 }
+                                truth[key]!.lastSeen = max(truth[key]!.lastSeen, event.time)
+                            }
+                        }
+                    }
+                }
+            } catch {
+                failures.withLock { $0.append("\(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        let batches = try drainSealed(try store(server))
+        let windows = sent.withLock { $0 }
+        #expect(batches.count > 4, "the sealer should have sealed during the merges")
+
+        // Exact counts: the sealed sum equals what the nodes sent, and the truth for popular tags.
+        let sealedHot = totals(batches.flatMap(\.content.hotEntries))
+        #expect(sealedHot == totals(windows.flatMap(\.hotEntries)))
+        let truthTotals = truth.withLock { $0 }
+        for (key, counts) in truthTotals where key.hasPrefix("tag|team/app|v") {
+            #expect(sealedHot[key] == counts, "popular key \(key)")
+        }
+        // Sketch cells: per shard, the sealed sum equals the sum of the nodes' cells.
+        for shard in 0..<4 {
+            var expected = CountMinSketch(parameters: parameters)
+            for window in windows { try expected.add(cells: window.shards[shard].sketchCells) }
+            var sealed = CountMinSketch(parameters: parameters)
+            for batch in batches where batch.content.shard == shard {
+                #expect(batch.parameters == parameters)
+                try sealed.add(cells: batch.content.sketchCells)
+            }
+            #expect(sealed == expected, "shard \(shard) sketch")
+        }
+        // Conservation: every counter update is in a sealed batch, exactly or in the tail mass.
+        let updates = truthTotals.values.reduce(0) { $0 + $1.fetches + $1.checks }
+        #expect(batches.reduce(0) { $0 + $1.content.counterUpdates } == updates)
+        #expect(batches.reduce(0) { $0 + $1.content.tailMass } > 0)
+    }
+
+    @Test func aRetriedMergeIsAppliedOnce() throws {
+        let server = try RedisServer()
+        let store = try store(server)
+        let tracker = tracker()
+        tracker.record(pull("v1", at: 10))
+        tracker.record(pull("v1", .head, at: 20))
+        let window = tracker.drain()
+        let first = try store.merge(window, node: "node-a")
+        let retry = try store.merge(window, node: "node-a")
+        let otherNode = try store.merge(window, node: "node-b")
+        #expect(first.values.allSatisfy { $0 == .applied })
+        #expect(retry.values.allSatisfy { $0 == .alreadyApplied })
+        #expect(otherNode.values.allSatisfy { $0 == .applied })
+        let entries = try drainSealed(store).flatMap(\.content.hotEntries)
+        let tag = totals(entries)["tag|team/app|v1"]
+        #expect(tag == KeyTotals(fetches: 2, checks: 2, lastSeen: Timestamp(millisecondsSinceEpoch: 20)))
+    }
+
+    @Test func theLatestFetchDecidesATagsDigestAcrossNodes() throws {
+        let server = try RedisServer()
+        let store = try store(server)
+        let (early, late) = (tracker(), tracker())
+        late.record(PullEvent(repository: repository, reference: .tag(try TagName("v1")), method: .get,
+                              servedDigest: try Digest("sha256:" + String(repeating: "b", count: 64)), time: Timestamp(millisecondsSinceEpoch: 200)))
+        early.record(PullEvent(repository: repository, reference: .tag(try TagName("v1")), method: .get,
+                               servedDigest: try Digest("sha256:" + String(repeating: "a", count: 64)), time: Timestamp(millisecondsSinceEpoch: 100)))
+        try store.merge(late.drain(), node: "late")
+        try store.merge(early.drain(), node: "early")
+        let tag = try drainSealed(store).flatMap(\.content.hotEntries).first { $0.kind == .tag }
+        #expect(tag?.currentDigest?.value == "sha256:" + String(repeating: "b", count: 64))
+        #expect(tag?.fetches == 2)
+    }
+
+    @Test func aMergeWithOtherSketchParametersIsRefusedAndLeavesTheShardUnchanged() throws {
+        let server = try RedisServer()
+        let store = try store(server, shards: 1)
+        let configuration = { (width: Int) in
+            TrackerConfiguration(isEnabled: true, hotCapacity: 0, stripeCount: 1, shardCount: 1, sketch: SketchParameters(width: width, depth: 3))
+        }
+        let narrow = PullTracker(configuration: configuration(256))
+        let wide = PullTracker(configuration: configuration(512))
+        narrow.record(pull("v1", at: 1))
+        wide.record(pull("v2", at: 2))
+        try store.merge(narrow.drain(), node: "narrow")
+        #expect {
+            try store.merge(wide.drain(), node: "wide")
+        } throws: { error in
+            (error as? BatchStoreError)?.kind == .sketchMismatch
+        }
+        let batches = try drainSealed(store)
+        #expect(batches.count == 1)
+        #expect(batches[0].parameters == SketchParameters(width: 256, depth: 3))
+        #expect(batches[0].content.tailMass == 2)  // v1 and its manifest, nothing of v2
+        #expect(batches[0].content.tailRepositories.map(\.pulls) == [2])
+    }
+
+    @Test func sealingNothingMakesNoBatch() throws {
+        let server = try RedisServer()
+        let store = try store(server)
+        #expect(try store.seal(shard: 0) == nil)
+        #expect(try store.sealedBatches(shard: 0) == [])
+    }
+
+    @Test func garbageInTheLayoutGivesAClearErrorNotACrash() throws {
+        let server = try RedisServer()
+        let store = try store(server, shards: 1)
+        let raw = try RedisConnection(RedisEndpoint(port: server.port))
+        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
+        tracker.record(pull("v1", at: 1))
+        let window = tracker.drain()
+
+        // A live key of the wrong type: the merge fails with Redis's own reason.
+        _ = try raw.command(["SET", "{ps:0}:live:fetches", "not a hash"])
+        #expect { try store.merge(window, node: "n") } throws: { error in
+            "\(error)".contains("WRONGTYPE")
+        }
+        _ = try raw.command(["DEL", "{ps:0}:live:fetches"])
+
+        // A sealed batch with a truncated sketch and a counter that is not a number.
+        try store.merge(window, node: "n")
+        let number = try #require(try store.seal(shard: 0))
+        _ = try raw.command(["SET", "{ps:0}:batch:\(number):sketch", "abcde"])
+        #expect { try store.readBatch(shard: 0, number: number) } throws: { error in
+            (error as? BatchStoreError)?.kind == .malformed && "\(error)".contains("5 bytes")
+        }
+        _ = try raw.command(["DEL", "{ps:0}:batch:\(number):sketch"])
+        _ = try raw.command(["HSET", "{ps:0}:batch:\(number):fetches", "t|team/app|v1", "many"])
+        #expect { try store.readBatch(shard: 0, number: number) } throws: { error in
+            (error as? BatchStoreError)?.kind == .malformed && "\(error)".contains("many")
+        }
+        _ = try raw.command(["HSET", "{ps:0}:batch:\(number):seen", "t|Team/App|v1", "5"])
+        #expect(throws: BatchStoreError.self) { try store.readBatch(shard: 0, number: number) }
+    }
+}
