@@ -13,10 +13,14 @@ let package = Package(
     products: [
         .library(name: "PullSketchCore", targets: ["PullSketchCore"]),
         .library(name: "PullSketchRedis", targets: ["PullSketchRedis"]),
+        .library(name: "PullSketchFlusher", targets: ["PullSketchFlusher"]),
         .executable(name: "pullsketch", targets: ["pullsketch"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
@@ -30,6 +34,17 @@ let package = Package(
         .target(
             name: "PullSketchRedis",
             dependencies: ["PullSketchCore", "CHiredis"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PullSketchFlusher",
+            dependencies: [
+                "PullSketchCore",
+                "PullSketchRedis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -52,7 +67,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PullSketchRedisTests",
-            dependencies: ["PullSketchRedis", "PullSketchCore", "PullSketchTestSupport"],
+            dependencies: ["PullSketchRedis", "PullSketchFlusher", "PullSketchCore", "PullSketchTestSupport"],
             swiftSettings: swiftSettings
         ),
     ],

@@ -78,7 +78,7 @@ public final class RedisConnection {
     /// Sends all commands in one write and reads their replies in order. Error replies are
     /// returned in place, so one failing command does not hide the others' results.
     public func pipeline(_ commands: [[[UInt8]]]) throws(RedisError) -> [RedisReply] {
-        if let brokenReason { throw RedisError(.io, "connection is broken: \(brokenReason)") }
+        if let brokenReason { throw RedisError(.connection, "not sent, the connection is broken: \(brokenReason)") }
         for arguments in commands {
             try append(arguments)
         }

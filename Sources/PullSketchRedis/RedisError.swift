@@ -2,7 +2,8 @@
 /// that must not apply something twice retries only what certainly did not arrive.
 public struct RedisError: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Kind: Hashable, Sendable {
-        /// Connecting, authenticating or selecting the database failed; nothing was sent.
+        /// Connecting, authenticating or selecting the database failed, or the connection was
+        /// already broken: nothing was sent.
         case connection
         /// The connection broke or timed out after a command was sent: its outcome is unknown.
         case io

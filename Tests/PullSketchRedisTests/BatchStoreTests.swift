@@ -28,36 +28,6 @@ import Testing
         )
     }
 
-    /// Every sealed batch of every shard, read and deleted.
-    func drainSealed(_ store: BatchStore) throws -> [SealedBatch] {
-        var batches: [SealedBatch] = []
-        for shard in 0..<store.shardCount {
-            _ = try store.seal(shard: shard)
-            for number in try store.sealedBatches(shard: shard) {
-                batches.append(try store.readBatch(shard: shard, number: number))
-                try store.deleteBatch(shard: shard, number: number)
-            }
-        }
-        return batches
-    }
-
-    struct KeyTotals: Equatable {
-        var fetches: UInt64 = 0
-        var checks: UInt64 = 0
-        var lastSeen = Timestamp.distantPast
-    }
-
-    func totals(_ entries: some Sequence<HotEntry>) -> [String: KeyTotals] {
-        var result: [String: KeyTotals] = [:]
-        for entry in entries {
-            let key = "\(entry.kind)|\(entry.repository)|\(entry.reference)"
-            result[key, default: KeyTotals()].fetches += entry.fetches
-            result[key, default: KeyTotals()].checks += entry.checks
-            result[key]!.lastSeen = max(result[key]!.lastSeen, entry.lastSeen)
-        }
-        return result
-    }
-
     @Test func fourNodesMergingWhileASealerSealsLoseAndDoubleNothing() throws {
         let server = try RedisServer()
         let nodes = 4
@@ -94,16 +64,7 @@ import Testing
                     let window = tracker.drain()
                     try store.merge(window, node: "node-\(thread)")
                     sent.withLock { $0.append(window) }
-                    truth.withLock { truth in
-                        for event in events {
-                            for update in CountingRule.resolutions.updates(for: event) {
-                                let key = "\(update.kind)|\(event.repository)|\(update.reference)"
-                                if update.counter == .fetch { truth[key, default: KeyTotals()].fetches += 1 }
-                                else { truth[key, default: KeyTotals()].checks += 1 }
-                                truth[key]!.lastSeen = max(truth[key]!.lastSeen, event.time)
-                            }
-                        }
-                    }
+                    truth.withLock { $0.merge(totals(of: events)) { $0 + $1 } }
                 }
             } catch {
                 failures.withLock { $0.append("\(error)") }

@@ -8,9 +8,10 @@ public final class RedisServer: @unchecked Sendable {
     private let appendOnly: Bool
     private var process: Process?
 
-    /// Starts a server; `appendOnly` turns on AOF with `appendfsync everysec`, as production runs.
-    public init(appendOnly: Bool = false) throws {
-        port = try freeLoopbackPort()
+    /// Starts a server on `port` (default: a free one); `appendOnly` turns on AOF with
+    /// `appendfsync everysec`, as production runs.
+    public init(port: Int? = nil, appendOnly: Bool = false) throws {
+        self.port = try port ?? freeLoopbackPort()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-redis-\(UUID().uuidString)")
         self.appendOnly = appendOnly
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -1,0 +1,130 @@
+import Dispatch
+import Foundation
+public import Logging
+import Metrics
+public import PullSketchCore
+import PullSketchRedis
+public import ServiceLifecycle
+
+/// Sends the tracker's windows to Redis every merge interval (DESIGN §2.1–2.2), never guessing
+/// about a failed merge:
+/// - a window that certainly never reached Redis (no connection) goes back into the tracker;
+/// - a window whose outcome is unknown (the connection broke after sending) is kept and retried as
+///   the same window — same node id, same sequence — until Redis says it applied it or already had
+///   it; nothing new is drained meanwhile, and the tracker keeps recording within its bound.
+///
+/// hiredis blocks, so every Redis call runs on the flusher's own serial queue, never on the
+/// cooperative thread pool. `@unchecked Sendable`: the mutable state below is touched only there.
+public final class Flusher: Service, @unchecked Sendable {
+    /// What one attempt did.
+    public enum Attempt: Hashable, Sendable {
+        case merged(updates: UInt64)
+        case nothingToMerge
+        /// Failed; the window went back into the tracker (`retained` false) or is kept for retry.
+        case failed(retained: Bool)
+    }
+
+    /// New for every process start, so the merge ledger can tell this process's windows apart.
+    public let nodeID: String
+    private let tracker: PullTracker
+    private let configuration: FlusherConfiguration
+    private let logger: Logger
+    private let queue = DispatchQueue(label: "pullsketch.flusher")
+    private let metrics = FlusherMetrics()
+
+    // Only touched on `queue`.
+    private var store: BatchStore?
+    private var pending: Window?
+    private var consecutiveFailures = 0
+
+    public init(
+        tracker: PullTracker,
+        configuration: FlusherConfiguration,
+        logger: Logger = Logger(label: "pullsketch.flusher"),
+        nodeID: String? = nil
+    ) {
+        self.tracker = tracker
+        self.configuration = configuration
+        self.logger = logger
+        self.nodeID = nodeID ?? UUID().uuidString.lowercased()
+    }
+
+    /// Merges every interval (backing off after failures) until a graceful shutdown or
+    /// cancellation, then makes a last merge, trying for at most the grace period.
+    public func run() async throws {
+        try? await cancelWhenGracefulShutdown { [self] in
+            while true {
+                try await Task.sleep(for: await nextDelay())
+                await flushOnce()
+            }
+        }
+        let deadline = ContinuousClock.now + configuration.shutdownGracePeriod
+        while ContinuousClock.now < deadline {
+            switch await flushOnce() {
+            case .merged, .nothingToMerge:
+                if await hasNothingPending() { return }
+            case .failed:
+                try? await Task.sleep(for: min(await nextDelay(), deadline - ContinuousClock.now))
+            }
+        }
+        logger.error("shutdown with a window not merged", metadata: ["node": "\(nodeID)"])
+    }
+
+    /// One merge attempt: the retained window if there is one, else a freshly drained window.
+    @discardableResult
+    public func flushOnce() async -> Attempt {
+        await onQueue { self.attempt() }
+    }
+
+    private func attempt() -> Attempt {
+        let window = pending ?? tracker.drain()
+        metrics.recordAge()
+        guard !window.isEmpty else { return .nothingToMerge }
+        let started = ContinuousClock.now
+        do {
+            let store = try connectedStore()
+            let outcomes = try store.merge(window, node: nodeID)
+            pending = nil
+            consecutiveFailures = 0
+            metrics.recordMerge(window, outcomes: outcomes, duration: ContinuousClock.now - started)
+            return .merged(updates: window.counterUpdates)
+        } catch {
+            store = nil
+            consecutiveFailures += 1
+            metrics.recordFailure()
+            if let redisError = error as? RedisError, !redisError.wasSent, pending == nil {
+                try! tracker.restore(window)  // drained from this tracker: same parameters and shards
+                logger.warning("redis unreachable, window kept in the tracker", metadata: ["error": "\(error)"])
+                return .failed(retained: false)
+            }
+            if pending != nil { metrics.recordRetry() }
+            pending = window
+            logger.error(
+                "merge outcome unknown or refused, retrying the same window",
+                metadata: ["error": "\(error)", "node": "\(nodeID)", "sequence": "\(window.sequence)"]
+            )
+            return .failed(retained: true)
+        }
+    }
+
+    private func connectedStore() throws -> BatchStore {
+        if let store { return store }
+        let store = BatchStore(connection: try RedisConnection(configuration.redis), shardCount: tracker.configuration.shardCount)
+        self.store = store
+        return store
+    }
+
+    private func nextDelay() async -> Duration {
+        await onQueue { self.configuration.delay(afterFailures: self.consecutiveFailures) }
+    }
+
+    private func hasNothingPending() async -> Bool {
+        await onQueue { self.pending == nil }
+    }
+
+    private func onQueue<Result: Sendable>(_ body: @escaping @Sendable () -> Result) async -> Result {
+        await withCheckedContinuation { continuation in
+            queue.async { continuation.resume(returning: body()) }
+        }
+    }
+}

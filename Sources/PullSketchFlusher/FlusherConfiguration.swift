@@ -1,0 +1,36 @@
+public import PullSketchRedis
+
+/// How the flusher reaches Redis and paces its merges.
+public struct FlusherConfiguration: Hashable, Sendable {
+    /// Where the live batches are. Default `127.0.0.1:6379`, database 0.
+    public var redis: RedisEndpoint
+    /// Time between two merges. Default 2 s.
+    public var mergeInterval: Duration
+    /// Delay before the first retry after a failed merge; doubles per failure. Default 0.1 s.
+    public var initialBackoff: Duration
+    /// The longest delay between retries. Default 10 s.
+    public var maximumBackoff: Duration
+    /// How long a graceful shutdown keeps trying its last merge. Default 5 s.
+    public var shutdownGracePeriod: Duration
+
+    public init(
+        redis: RedisEndpoint = RedisEndpoint(),
+        mergeInterval: Duration = .seconds(2),
+        initialBackoff: Duration = .milliseconds(100),
+        maximumBackoff: Duration = .seconds(10),
+        shutdownGracePeriod: Duration = .seconds(5)
+    ) {
+        self.redis = redis
+        self.mergeInterval = mergeInterval
+        self.initialBackoff = initialBackoff
+        self.maximumBackoff = maximumBackoff
+        self.shutdownGracePeriod = shutdownGracePeriod
+    }
+
+    /// The wait before the next attempt after `failures` failures in a row (none: the interval).
+    func delay(afterFailures failures: Int) -> Duration {
+        guard failures > 0 else { return mergeInterval }
+        let doubled = initialBackoff * (1 << min(failures - 1, 30))
+        return min(doubled, maximumBackoff)
+    }
+}

@@ -1,0 +1,53 @@
+import Metrics
+import PullSketchCore
+import PullSketchRedis
+
+/// The flusher's swift-metrics figures; the process chooses the backend (Prometheus in the node).
+struct FlusherMetrics {
+    private let merges = Counter(label: "pullsketch_flusher_merges_total")
+    private let duplicateParts = Counter(label: "pullsketch_flusher_duplicate_parts_total")
+    private let failures = Counter(label: "pullsketch_flusher_failures_total")
+    private let retries = Counter(label: "pullsketch_flusher_retries_total")
+    private let entries = Counter(label: "pullsketch_flusher_hot_entries_total")
+    private let cells = Counter(label: "pullsketch_flusher_sketch_cells_total")
+    private let bytes = Counter(label: "pullsketch_flusher_payload_bytes_total")
+    private let duration = Timer(label: "pullsketch_flusher_merge_duration")
+    private let sinceSuccess = Gauge(label: "pullsketch_flusher_seconds_since_last_merge")
+    private let lastSuccess = LastSuccess()
+
+    func recordMerge(_ window: Window, outcomes: [Int: MergeOutcome], duration elapsed: Duration) {
+        merges.increment()
+        duplicateParts.increment(by: outcomes.values.filter { $0 == .alreadyApplied }.count)
+        entries.increment(by: window.hotEntries.count)
+        cells.increment(by: window.shards.reduce(0) { $0 + $1.sketchCells.count })
+        bytes.increment(by: window.approximatePayloadBytes)
+        duration.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        lastSuccess.instant = .now
+        sinceSuccess.record(0)
+    }
+
+    func recordFailure() { failures.increment() }
+    func recordRetry() { retries.increment() }
+
+    /// Updates the age of the last successful merge; called at every attempt.
+    func recordAge() {
+        guard let instant = lastSuccess.instant else { return }
+        let age = ContinuousClock.now - instant
+        sinceSuccess.record(Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18)
+    }
+}
+
+/// The time of the last successful merge; only touched on the flusher's queue.
+private final class LastSuccess: @unchecked Sendable {
+    var instant: ContinuousClock.Instant?
+}
+
+extension Window {
+    /// The bytes of argument text a merge sends, roughly: names, numbers and cells.
+    var approximatePayloadBytes: Int {
+        shards.reduce(0) { total, part in
+            total + part.sketchCells.count * 16 + part.tailRepositories.reduce(0) { $0 + $1.repository.value.utf8.count + 24 }
+                + part.hotEntries.reduce(0) { $0 + $1.repository.value.utf8.count + $1.reference.utf8.count + 100 }
+        }
+    }
+}

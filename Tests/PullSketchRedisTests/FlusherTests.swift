@@ -1,0 +1,117 @@
+import Logging
+import PullSketchCore
+import PullSketchFlusher
+import PullSketchRedis
+import PullSketchTestSupport
+import ServiceLifecycle
+import Testing
+
+/// The flusher against a real redis-server: lost replies, Redis down, Redis killed, shutdown.
+@Suite struct FlusherTests {
+    let repository = try! RepositoryName("team/app")
+
+    func tracker() -> PullTracker {
+        PullTracker(configuration: TrackerConfiguration(isEnabled: true, hotCapacity: 4_096, sketch: SketchParameters(width: 4_096, depth: 4)))
+    }
+
+    func flusher(_ tracker: PullTracker, port: Int, interval: Duration = .milliseconds(50)) -> Flusher {
+        let configuration = FlusherConfiguration(
+            redis: RedisEndpoint(port: port, timeout: 1),
+            mergeInterval: interval,
+            initialBackoff: .milliseconds(10),
+            maximumBackoff: .milliseconds(200),
+            shutdownGracePeriod: .seconds(5)
+        )
+        return Flusher(tracker: tracker, configuration: configuration)
+    }
+
+    /// A round of pulls over 200 tags, each round at later times.
+    func events(round: Int, count: Int = 1_000) -> [PullEvent] {
+        var generator = SeededGenerator(seed: UInt64(round))
+        return (0..<count).map { index in
+            let number = Int.random(in: 0..<200, using: &generator)
+            let hex = String(number, radix: 16)
+            return PullEvent(
+                repository: repository,
+                reference: .tag(try! TagName("v\(number)")),
+                method: Bool.random(using: &generator) ? .get : .head,
+                servedDigest: try! Digest("sha256:" + String(repeating: "0", count: 64 - hex.count) + hex),
+                time: Timestamp(millisecondsSinceEpoch: Int64(round * 100_000 + index))
+            )
+        }
+    }
+
+    func updates(_ events: [PullEvent]) -> UInt64 {
+        totals(of: events).values.reduce(0) { $0 + $1.fetches + $1.checks }
+    }
+
+    func sealedTotals(port: Int, shards: Int = 4) throws -> [String: KeyTotals] {
+        let store = BatchStore(connection: try RedisConnection(RedisEndpoint(port: port)), shardCount: shards)
+        return totals(try drainSealed(store).flatMap(\.content.hotEntries))
+    }
+
+    @Test func aMergeWhoseReplyWasLostIsRetriedAndCountedOnce() async throws {
+        let server = try RedisServer()
+        let proxy = try ReplyDroppingProxy(upstreamPort: server.port)
+        let tracker = tracker()
+        let flusher = flusher(tracker, port: proxy.port)
+        let pulls = events(round: 1)
+        let late = events(round: 2, count: 1)
+        for event in pulls { tracker.record(event) }
+        proxy.dropNextReply()
+        #expect(await flusher.flushOnce() == .failed(retained: true))
+        for event in late { tracker.record(event) }  // recorded meanwhile: waits for the retry
+        #expect(await flusher.flushOnce() == .merged(updates: updates(pulls)))
+        #expect(await flusher.flushOnce() == .merged(updates: updates(late)))
+        #expect(await flusher.flushOnce() == .nothingToMerge)
+        #expect(try sealedTotals(port: server.port) == totals(of: pulls + late))
+    }
+
+    @Test func aWindowThatNeverReachedRedisGoesBackIntoTheTracker() async throws {
+        let port = try freeLoopbackPort()
+        let tracker = tracker()
+        let flusher = flusher(tracker, port: port)
+        let first = events(round: 1)
+        for event in first { tracker.record(event) }
+        #expect(await flusher.flushOnce() == .failed(retained: false))
+        let second = events(round: 2)
+        for event in second { tracker.record(event) }
+        let server = try RedisServer(port: port)
+        #expect(await flusher.flushOnce() != .failed(retained: false))
+        #expect(await flusher.flushOnce() == .nothingToMerge)
+        #expect(try sealedTotals(port: server.port) == totals(of: first + second))
+    }
+
+    @Test func redisKilledAndRestartedMidStreamLosesNothingAcknowledged() async throws {
+        let server = try RedisServer(appendOnly: true)
+        let tracker = tracker()
+        let flusher = flusher(tracker, port: server.port)
+        var recorded: [PullEvent] = []
+        for round in 0..<10 {
+            let pulls = events(round: round)
+            for event in pulls { tracker.record(event) }
+            recorded += pulls
+            if round == 4 { server.kill() }
+            if round == 7 { try server.start() }
+            await flusher.flushOnce()
+        }
+        var attempts = 0
+        while await flusher.flushOnce() != .nothingToMerge, attempts < 50 { attempts += 1 }
+        #expect(try sealedTotals(port: server.port) == totals(of: recorded))
+    }
+
+    @Test func aGracefulShutdownMakesALastMerge() async throws {
+        let server = try RedisServer()
+        let tracker = tracker()
+        let flusher = flusher(tracker, port: server.port, interval: .seconds(3_600))
+        let group = ServiceGroup(configuration: .init(services: [flusher], logger: Logger(label: "test")))
+        let pulls = events(round: 1)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            for event in pulls { tracker.record(event) }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        #expect(try sealedTotals(port: server.port) == totals(of: pulls))
+    }
+}

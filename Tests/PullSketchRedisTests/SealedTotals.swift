@@ -1,0 +1,50 @@
+import PullSketchCore
+import PullSketchRedis
+
+/// Exact counts of one key, as the truth or as summed from sealed batches.
+struct KeyTotals: Equatable {
+    var fetches: UInt64 = 0
+    var checks: UInt64 = 0
+    var lastSeen = Timestamp.distantPast
+
+    static func + (lhs: KeyTotals, rhs: KeyTotals) -> KeyTotals {
+        KeyTotals(fetches: lhs.fetches + rhs.fetches, checks: lhs.checks + rhs.checks, lastSeen: max(lhs.lastSeen, rhs.lastSeen))
+    }
+}
+
+/// Key totals of hot entries, keyed `kind|repository|reference`.
+func totals(_ entries: some Sequence<HotEntry>) -> [String: KeyTotals] {
+    var result: [String: KeyTotals] = [:]
+    for entry in entries {
+        let key = "\(entry.kind)|\(entry.repository)|\(entry.reference)"
+        result[key, default: KeyTotals()] = result[key, default: KeyTotals()]
+            + KeyTotals(fetches: entry.fetches, checks: entry.checks, lastSeen: entry.lastSeen)
+    }
+    return result
+}
+
+/// The true key totals of pull events under the default counting rule.
+func totals(of events: some Sequence<PullEvent>) -> [String: KeyTotals] {
+    var result: [String: KeyTotals] = [:]
+    for event in events {
+        for update in CountingRule.resolutions.updates(for: event) {
+            let key = "\(update.kind)|\(event.repository)|\(update.reference)"
+            let one = update.counter == .fetch ? KeyTotals(fetches: 1, lastSeen: event.time) : KeyTotals(checks: 1, lastSeen: event.time)
+            result[key, default: KeyTotals()] = result[key, default: KeyTotals()] + one
+        }
+    }
+    return result
+}
+
+/// Seals every shard and returns every sealed batch, read and deleted.
+func drainSealed(_ store: BatchStore) throws -> [SealedBatch] {
+    var batches: [SealedBatch] = []
+    for shard in 0..<store.shardCount {
+        _ = try store.seal(shard: shard)
+        for number in try store.sealedBatches(shard: shard) {
+            batches.append(try store.readBatch(shard: shard, number: number))
+            try store.deleteBatch(shard: shard, number: number)
+        }
+    }
+    return batches
+}

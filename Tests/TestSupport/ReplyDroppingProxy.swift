@@ -1,0 +1,110 @@
+import Foundation
+import Synchronization
+
+/// A loopback TCP proxy in front of a server that, when armed, cuts the connection as the next
+/// reply arrives, so the server has done the work but the client never hears back: a merge whose
+/// outcome the client cannot know.
+public final class ReplyDroppingProxy: Sendable {
+    public let port: Int
+    private let upstreamPort: Int
+    private let listener: Int32
+    private let armed = Trigger()
+
+    public init(upstreamPort: Int) throws {
+        self.upstreamPort = upstreamPort
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.listener = listener
+        var address = loopbackAddress(port: 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && listen(listener, 16) == 0 && getsockname(listener, $0, &length) == 0
+            }
+        }
+        guard listening else { throw POSIXError(.EADDRNOTAVAIL) }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        Thread { [armed] in
+            while true {
+                let client = accept(listener, nil, nil)
+                guard client >= 0 else { return }
+                relay(client, upstreamPort: upstreamPort, armed: armed)
+            }
+        }.start()
+    }
+
+    deinit {
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+    }
+
+    /// Drops the connection that carries the next reply, before the client reads it.
+    public func dropNextReply() {
+        armed.arm()
+    }
+}
+
+/// Connects a client to the upstream server and copies bytes both ways on two threads.
+private func relay(_ client: Int32, upstreamPort: Int, armed: Trigger) {
+    let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = loopbackAddress(port: upstreamPort)
+    let connected = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+    guard connected else {
+        close(client)
+        close(upstream)
+        return
+    }
+    let pumps = PumpCount()
+    let end: @Sendable () -> Void = {
+        shutdown(client, Int32(SHUT_RDWR))
+        shutdown(upstream, Int32(SHUT_RDWR))
+        if pumps.finishOne() == 2 {
+            close(client)
+            close(upstream)
+        }
+    }
+    Thread { pump(from: client, to: upstream, dropping: nil); end() }.start()
+    Thread { pump(from: upstream, to: client, dropping: armed); end() }.start()
+}
+
+/// Fires once after being armed.
+private final class Trigger: Sendable {
+    private let armed = Atomic<Bool>(false)
+
+    func arm() { armed.store(true, ordering: .sequentiallyConsistent) }
+    func fire() -> Bool { armed.exchange(false, ordering: .sequentiallyConsistent) }
+}
+
+/// Counts the finished pumps of one connection, so the last one closes its sockets.
+private final class PumpCount: Sendable {
+    private let finished = Atomic<Int>(0)
+
+    func finishOne() -> Int { finished.add(1, ordering: .sequentiallyConsistent).newValue }
+}
+
+/// Copies bytes until either side closes; with `dropping` armed, stops instead of copying a chunk.
+private func pump(from source: Int32, to destination: Int32, dropping: Trigger?) {
+    var buffer = [UInt8](repeating: 0, count: 64 * 1_024)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
+        guard count > 0 else { return }
+        if let dropping, dropping.fire() { return }
+        var sent = 0
+        while sent < count {
+            let written = buffer.withUnsafeBytes { write(destination, $0.baseAddress! + sent, count - sent) }
+            guard written > 0 else { return }
+            sent += written
+        }
+    }
+}
+
+private func loopbackAddress(port: Int) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    return address
+}
