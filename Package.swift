@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
@@ -47,6 +48,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "PullSketchConfig",
+            dependencies: ["PullSketchCore", "PullSketchRedis", "PullSketchFlusher", "Yams"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "pullsketch",
             dependencies: [
@@ -68,6 +74,11 @@ let package = Package(
         .testTarget(
             name: "PullSketchRedisTests",
             dependencies: ["PullSketchRedis", "PullSketchFlusher", "PullSketchCore", "PullSketchTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PullSketchConfigTests",
+            dependencies: ["PullSketchConfig", "PullSketchCore", "PullSketchRedis"],
             swiftSettings: swiftSettings
         ),
     ],

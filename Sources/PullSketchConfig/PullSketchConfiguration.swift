@@ -1,0 +1,156 @@
+public import PullSketchCore
+public import PullSketchFlusher
+import PullSketchRedis
+import Yams
+
+/// Everything a PullSketch process is configured with, every field defaulted. Read from a
+/// Quay-style `config.yaml` (`init(yaml:)`), then overridden by environment variables
+/// (`applying(environment:)`); docs/operations.md lists every key.
+public struct PullSketchConfiguration: Hashable, Sendable {
+    public var tracker: TrackerConfiguration
+    public var flusher: FlusherConfiguration
+
+    public init(tracker: TrackerConfiguration = TrackerConfiguration(), flusher: FlusherConfiguration = FlusherConfiguration()) {
+        self.tracker = tracker
+        self.flusher = flusher
+    }
+
+    /// Reads the keys PullSketch uses from a Quay `config.yaml`; all other keys are ignored.
+    /// - `FEATURE_IMAGE_PULL_STATS`: bool
+    /// - `PULL_METRICS_REDIS` (falling back to `USER_EVENTS_REDIS`): `host`, `port`, `password`, `db`
+    /// - `PULLSKETCH`: `counting_rule` (`resolutions` | `quay`), `hot_capacity`, `stripes`,
+    ///   `shards`, `sketch_width`, `sketch_depth`, `merge_interval_ms`
+    public init(yaml: String) throws(ConfigurationError) {
+        let file: QuayConfigFile
+        do {
+            file = try YAMLDecoder().decode(QuayConfigFile.self, from: yaml)
+        } catch {
+            throw ConfigurationError("config.yaml", "\(error)")
+        }
+        self.init()
+        if let enabled = file.featureImagePullStats { tracker.isEnabled = enabled }
+        if let redis = file.pullMetricsRedis ?? file.userEventsRedis {
+            let key = file.pullMetricsRedis != nil ? "PULL_METRICS_REDIS" : "USER_EVENTS_REDIS"
+            if redis.ssl == true {
+                throw ConfigurationError("\(key).ssl", "TLS is not supported (Debian's hiredis 0.14 has none); use a TLS proxy on loopback")
+            }
+            if let host = redis.host { flusher.redis.host = host }
+            try set(\.flusher.redis.port, redis.port, key: "\(key).port", valid: 1...65_535)
+            if let password = redis.password { flusher.redis.password = password }
+            try set(\.flusher.redis.database, redis.db, key: "\(key).db", valid: 0...1_000)
+        }
+        if let section = file.pullSketch {
+            try apply(section, keyPrefix: "PULLSKETCH.")
+        }
+    }
+
+    /// This configuration with environment variables applied over it:
+    /// `FEATURE_IMAGE_PULL_STATS`, `PULL_METRICS_REDIS_HOST`, `PULL_METRICS_REDIS_PORT`,
+    /// `PULL_METRICS_REDIS_PASSWORD`, `PULL_METRICS_REDIS_DB`, and `PULLSKETCH_<KEY>` for every
+    /// key of the `PULLSKETCH` section (`PULLSKETCH_HOT_CAPACITY`, ...).
+    public func applying(environment: [String: String]) throws(ConfigurationError) -> PullSketchConfiguration {
+        var result = self
+        if let text = environment["FEATURE_IMAGE_PULL_STATS"] {
+            guard let enabled = Bool(text.lowercased()) else {
+                throw ConfigurationError("FEATURE_IMAGE_PULL_STATS", "'\(text)' is not true or false")
+            }
+            result.tracker.isEnabled = enabled
+        }
+        if let host = environment["PULL_METRICS_REDIS_HOST"] { result.flusher.redis.host = host }
+        try result.set(\.flusher.redis.port, try integer(environment, "PULL_METRICS_REDIS_PORT"), key: "PULL_METRICS_REDIS_PORT", valid: 1...65_535)
+        if let password = environment["PULL_METRICS_REDIS_PASSWORD"] { result.flusher.redis.password = password }
+        try result.set(\.flusher.redis.database, try integer(environment, "PULL_METRICS_REDIS_DB"), key: "PULL_METRICS_REDIS_DB", valid: 0...1_000)
+        let section = PullSketchSection(
+            countingRule: environment["PULLSKETCH_COUNTING_RULE"],
+            hotCapacity: try integer(environment, "PULLSKETCH_HOT_CAPACITY"),
+            stripes: try integer(environment, "PULLSKETCH_STRIPES"),
+            shards: try integer(environment, "PULLSKETCH_SHARDS"),
+            sketchWidth: try integer(environment, "PULLSKETCH_SKETCH_WIDTH"),
+            sketchDepth: try integer(environment, "PULLSKETCH_SKETCH_DEPTH"),
+            mergeIntervalMilliseconds: try integer(environment, "PULLSKETCH_MERGE_INTERVAL_MS")
+        )
+        try result.apply(section, keyPrefix: "PULLSKETCH_")
+        return result
+    }
+
+    private mutating func apply(_ section: PullSketchSection, keyPrefix: String) throws(ConfigurationError) {
+        func key(_ name: String) -> String {
+            keyPrefix + (keyPrefix.hasSuffix("_") ? name.uppercased() : name)
+        }
+        if let text = section.countingRule {
+            guard let rule = CountingRule(rawValue: text) else {
+                throw ConfigurationError(key("counting_rule"), "'\(text)' is not 'resolutions' or 'quay'")
+            }
+            tracker.countingRule = rule
+        }
+        try set(\.tracker.hotCapacity, section.hotCapacity, key: key("hot_capacity"), valid: 0...16_777_216)
+        try set(\.tracker.stripeCount, section.stripes, key: key("stripes"), valid: 1...1_024)
+        try set(\.tracker.shardCount, section.shards, key: key("shards"), valid: 1...1_024)
+        try set(\.tracker.sketch.width, section.sketchWidth, key: key("sketch_width"), valid: 1...(1 << 26))
+        try set(\.tracker.sketch.depth, section.sketchDepth, key: key("sketch_depth"), valid: 1...32)
+        if let milliseconds = section.mergeIntervalMilliseconds {
+            guard (100...600_000).contains(milliseconds) else {
+                throw ConfigurationError(key("merge_interval_ms"), "\(milliseconds) is outside 100...600000")
+            }
+            flusher.mergeInterval = .milliseconds(milliseconds)
+        }
+        guard tracker.stripeCount % tracker.shardCount == 0 else {
+            throw ConfigurationError(key("stripes"), "\(tracker.stripeCount) stripes are not a multiple of \(tracker.shardCount) shards")
+        }
+    }
+
+    private mutating func set(_ path: WritableKeyPath<Self, Int>, _ value: Int?, key: String, valid: ClosedRange<Int>) throws(ConfigurationError) {
+        guard let value else { return }
+        guard valid.contains(value) else { throw ConfigurationError(key, "\(value) is outside \(valid.lowerBound)...\(valid.upperBound)") }
+        self[keyPath: path] = value
+    }
+
+    private func integer(_ environment: [String: String], _ key: String) throws(ConfigurationError) -> Int? {
+        guard let text = environment[key] else { return nil }
+        guard let value = Int(text) else { throw ConfigurationError(key, "'\(text)' is not a whole number") }
+        return value
+    }
+}
+
+/// The part of a Quay `config.yaml` PullSketch reads.
+private struct QuayConfigFile: Decodable {
+    var featureImagePullStats: Bool?
+    var pullMetricsRedis: RedisSection?
+    var userEventsRedis: RedisSection?
+    var pullSketch: PullSketchSection?
+
+    enum CodingKeys: String, CodingKey {
+        case featureImagePullStats = "FEATURE_IMAGE_PULL_STATS"
+        case pullMetricsRedis = "PULL_METRICS_REDIS"
+        case userEventsRedis = "USER_EVENTS_REDIS"
+        case pullSketch = "PULLSKETCH"
+    }
+}
+
+private struct RedisSection: Decodable {
+    var host: String?
+    var port: Int?
+    var password: String?
+    var db: Int?
+    var ssl: Bool?
+}
+
+private struct PullSketchSection: Decodable {
+    var countingRule: String?
+    var hotCapacity: Int?
+    var stripes: Int?
+    var shards: Int?
+    var sketchWidth: Int?
+    var sketchDepth: Int?
+    var mergeIntervalMilliseconds: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case countingRule = "counting_rule"
+        case hotCapacity = "hot_capacity"
+        case stripes
+        case shards
+        case sketchWidth = "sketch_width"
+        case sketchDepth = "sketch_depth"
+        case mergeIntervalMilliseconds = "merge_interval_ms"
+    }
+}

@@ -1,0 +1,87 @@
+import PullSketchConfig
+import PullSketchCore
+import PullSketchRedis
+import Testing
+
+@Suite struct PullSketchConfigurationTests {
+    @Test func defaultsAreDocumented() {
+        let configuration = PullSketchConfiguration()
+        #expect(configuration.tracker.isEnabled == false)
+        #expect(configuration.flusher.redis == RedisEndpoint(host: "127.0.0.1", port: 6379, database: 0))
+        #expect(configuration.flusher.mergeInterval == .seconds(2))
+    }
+
+    @Test func readsAQuayConfigYAMLAndIgnoresOtherKeys() throws {
+        let configuration = try PullSketchConfiguration(yaml: """
+            SERVER_HOSTNAME: quay.example.com
+            FEATURE_IMAGE_PULL_STATS: true
+            USER_EVENTS_REDIS: {host: events.internal, port: 6380}
+            PULL_METRICS_REDIS:
+              host: metrics.internal
+              port: 6390
+              password: secret
+              db: 3
+            PULLSKETCH:
+              counting_rule: quay
+              hot_capacity: 1000
+              shards: 2
+              stripes: 4
+              merge_interval_ms: 500
+            """)
+        #expect(configuration.tracker.isEnabled)
+        #expect(configuration.tracker.countingRule == .quayAuditLog)
+        #expect(configuration.tracker.hotCapacity == 1_000)
+        #expect(configuration.tracker.shardCount == 2 && configuration.tracker.stripeCount == 4)
+        #expect(configuration.flusher.redis == RedisEndpoint(host: "metrics.internal", port: 6390, password: "secret", database: 3))
+        #expect(configuration.flusher.mergeInterval == .milliseconds(500))
+    }
+
+    @Test func fallsBackToUserEventsRedis() throws {
+        let configuration = try PullSketchConfiguration(yaml: "USER_EVENTS_REDIS: {host: events.internal, port: 6380}")
+        #expect(configuration.flusher.redis.host == "events.internal")
+        #expect(configuration.flusher.redis.port == 6380)
+    }
+
+    @Test func environmentOverridesTheFile() throws {
+        let file = try PullSketchConfiguration(yaml: "FEATURE_IMAGE_PULL_STATS: true\nPULL_METRICS_REDIS: {host: a, port: 1}")
+        let configuration = try file.applying(environment: [
+            "FEATURE_IMAGE_PULL_STATS": "false",
+            "PULL_METRICS_REDIS_PORT": "7000",
+            "PULLSKETCH_SKETCH_WIDTH": "8192",
+            "PULLSKETCH_COUNTING_RULE": "resolutions",
+        ])
+        #expect(!configuration.tracker.isEnabled)
+        #expect(configuration.flusher.redis.host == "a" && configuration.flusher.redis.port == 7000)
+        #expect(configuration.tracker.sketch.width == 8_192)
+    }
+
+    @Test(arguments: [
+        ("PULL_METRICS_REDIS: {host: a, ssl: true}", "PULL_METRICS_REDIS.ssl"),
+        ("PULL_METRICS_REDIS: {port: 70000}", "PULL_METRICS_REDIS.port"),
+        ("PULLSKETCH: {counting_rule: sometimes}", "PULLSKETCH.counting_rule"),
+        ("PULLSKETCH: {shards: 3}", "PULLSKETCH.stripes"),
+        ("PULLSKETCH: {sketch_depth: 0}", "PULLSKETCH.sketch_depth"),
+        ("FEATURE_IMAGE_PULL_STATS: [1, 2]", "config.yaml"),
+    ])
+    func badFileValuesAreRefusedByKey(yaml: String, key: String) {
+        #expect {
+            try PullSketchConfiguration(yaml: yaml)
+        } throws: { error in
+            (error as? ConfigurationError)?.key == key
+        }
+    }
+
+    @Test(arguments: [
+        ("FEATURE_IMAGE_PULL_STATS", "yes please"),
+        ("PULL_METRICS_REDIS_DB", "one"),
+        ("PULLSKETCH_MERGE_INTERVAL_MS", "5"),
+        ("PULLSKETCH_HOT_CAPACITY", "-1"),
+    ])
+    func badEnvironmentValuesAreRefusedByKey(key: String, value: String) {
+        #expect {
+            try PullSketchConfiguration().applying(environment: [key: value])
+        } throws: { error in
+            (error as? ConfigurationError)?.key == key
+        }
+    }
+}
