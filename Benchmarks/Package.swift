@@ -11,9 +11,24 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
+        .target(
+            name: "Workloads",
+            dependencies: [.product(name: "PullSketchCore", package: "PullSketch")],
+            path: "Benchmarks/Workloads"
+        ),
+        .executableTarget(
+            name: "RedisTraffic",
+            dependencies: [
+                "Workloads",
+                .product(name: "PullSketchCore", package: "PullSketch"),
+                .product(name: "PullSketchRedis", package: "PullSketch"),
+            ],
+            path: "Benchmarks/RedisTraffic"
+        ),
         .executableTarget(
             name: "TrackerBenchmarks",
             dependencies: [
+                "Workloads",
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "PullSketchCore", package: "PullSketch"),
                 .product(name: "PullSketchRedis", package: "PullSketch"),

@@ -2,6 +2,7 @@ import Benchmark
 import Foundation
 import PullSketchCore
 import PullSketchRedis
+import Workloads
 
 /// Zipf over 10,000 tags in 100 repositories: every key fits the hot table, the steady state.
 let getByTag = Workload(tags: 10_000, repositories: 100, length: 1 << 16, method: .get, seed: 1)

@@ -1,11 +1,11 @@
-import PullSketchCore
+public import PullSketchCore
 
 /// A Zipf(s = 1) stream of pulls over `tags` tags in `repositories` repositories, fixed by its seed,
 /// so every benchmark and baseline sees the same events.
-struct Workload {
-    let events: [PullEvent]
+public struct Workload: Sendable {
+    public let events: [PullEvent]
 
-    init(tags: Int, repositories: Int, length: Int, method: ManifestRequestMethod, seed: UInt64) {
+    public init(tags: Int, repositories: Int, length: Int, method: ManifestRequestMethod, seed: UInt64) {
         let repositoryNames = (0..<repositories).map { try! RepositoryName("bench/repo\($0)") }
         var cumulative: [Double] = []
         var total = 0.0
