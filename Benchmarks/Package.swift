@@ -12,23 +12,26 @@ let package = Package(
     ],
     targets: [
         .target(
-            name: "Workloads",
-            dependencies: [.product(name: "PullSketchCore", package: "PullSketch")],
-            path: "Benchmarks/Workloads"
+            name: "BenchmarkSupport",
+            dependencies: [
+                .product(name: "PullSketchCore", package: "PullSketch"),
+                .product(name: "PullSketchRedis", package: "PullSketch"),
+            ],
+            path: "Sources/BenchmarkSupport"
         ),
         .executableTarget(
             name: "RedisTraffic",
             dependencies: [
-                "Workloads",
+                "BenchmarkSupport",
                 .product(name: "PullSketchCore", package: "PullSketch"),
                 .product(name: "PullSketchRedis", package: "PullSketch"),
             ],
-            path: "Benchmarks/RedisTraffic"
+            path: "Sources/RedisTraffic"
         ),
         .executableTarget(
             name: "TrackerBenchmarks",
             dependencies: [
-                "Workloads",
+                "BenchmarkSupport",
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "PullSketchCore", package: "PullSketch"),
                 .product(name: "PullSketchRedis", package: "PullSketch"),

@@ -50,7 +50,8 @@ public final class Flusher: Service, @unchecked Sendable {
     }
 
     /// Merges every interval (backing off after failures) until a graceful shutdown or
-    /// cancellation, then makes a last merge, trying for at most the grace period.
+    /// cancellation, then makes a last merge: retried for at most the grace period after a
+    /// graceful shutdown, tried once after a cancellation.
     public func run() async throws {
         try? await cancelWhenGracefulShutdown { [self] in
             while true {
@@ -59,15 +60,13 @@ public final class Flusher: Service, @unchecked Sendable {
             }
         }
         let deadline = ContinuousClock.now + configuration.shutdownGracePeriod
-        while ContinuousClock.now < deadline {
-            switch await flushOnce() {
-            case .merged, .nothingToMerge:
-                if await hasNothingPending() { return }
-            case .failed:
-                try? await Task.sleep(for: min(await nextDelay(), deadline - ContinuousClock.now))
+        while case .failed = await flushOnce() {
+            guard !Task.isCancelled, ContinuousClock.now < deadline else {
+                logger.error("stopped with pulls not merged", metadata: ["node": "\(nodeID)"])
+                return
             }
+            try? await Task.sleep(for: min(await nextDelay(), deadline - ContinuousClock.now))
         }
-        logger.error("shutdown with a window not merged", metadata: ["node": "\(nodeID)"])
     }
 
     /// One merge attempt: the retained window if there is one, else a freshly drained window.
@@ -116,10 +115,6 @@ public final class Flusher: Service, @unchecked Sendable {
 
     private func nextDelay() async -> Duration {
         await onQueue { self.configuration.delay(afterFailures: self.consecutiveFailures) }
-    }
-
-    private func hasNothingPending() async -> Bool {
-        await onQueue { self.pending == nil }
     }
 
     private func onQueue<Result: Sendable>(_ body: @escaping @Sendable () -> Result) async -> Result {

@@ -100,6 +100,23 @@ import Testing
         #expect(try sealedTotals(port: server.port) == totals(of: recorded))
     }
 
+    @Test(.timeLimit(.minutes(1)))
+    func aCancelledFlusherTriesItsLastMergeOnceAndKeepsTheWindow() async throws {
+        let tracker = tracker()
+        let configuration = FlusherConfiguration(
+            redis: RedisEndpoint(port: try freeLoopbackPort(), timeout: 1),
+            mergeInterval: .seconds(3_600),
+            shutdownGracePeriod: .seconds(3_600)
+        )
+        let flusher = Flusher(tracker: tracker, configuration: configuration)
+        let pulls = events(round: 1)
+        for event in pulls { tracker.record(event) }
+        let running = Task { try await flusher.run() }
+        running.cancel()
+        try await running.value
+        #expect(tracker.drain().counterUpdates == updates(pulls))
+    }
+
     @Test func aGracefulShutdownMakesALastMerge() async throws {
         let server = try RedisServer()
         let tracker = tracker()

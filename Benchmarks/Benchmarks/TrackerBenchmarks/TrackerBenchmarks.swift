@@ -2,7 +2,7 @@ import Benchmark
 import Foundation
 import PullSketchCore
 import PullSketchRedis
-import Workloads
+import BenchmarkSupport
 
 /// Zipf over 10,000 tags in 100 repositories: every key fits the hot table, the steady state.
 let getByTag = Workload(tags: 10_000, repositories: 100, length: 1 << 16, method: .get, seed: 1)
@@ -27,20 +27,6 @@ func onTwoThreads(_ body: @escaping @Sendable (Int) -> Void) {
     done.wait()
     done.wait()
 }
-
-/// The baseline PullSketch replaces (Quay upstream): one EVAL per pull of a script that creates or
-/// increments the key's hash, on a warm connection. Upstream also builds a client and sends a
-/// PING per pull; leaving those out favours the baseline.
-let perPullScript = """
-    if redis.call('EXISTS', KEYS[1]) == 1 then
-      redis.call('HINCRBY', KEYS[1], 'pull_count', 1)
-      redis.call('HSET', KEYS[1], 'last_pull_timestamp', ARGV[1])
-    else
-      redis.call('HSET', KEYS[1], 'repository', ARGV[2], 'tag_name', ARGV[3], 'manifest_digest', ARGV[4],
-        'pull_count', 1, 'last_pull_timestamp', ARGV[1], 'pull_method', 'tag')
-    end
-    return 1
-    """
 
 let redisEndpoint = ProcessInfo.processInfo.environment["PULLSKETCH_BENCH_REDIS_PORT"]
     .flatMap(Int.init)
@@ -116,17 +102,9 @@ let benchmarks: @Sendable () -> Void = {
         configuration: .init(scalingFactor: .kilo, skip: redisEndpoint == nil)
     ) { benchmark in
         let connection = try! RedisConnection(redisEndpoint!)
-        let script = Array(perPullScript.utf8)
         benchmark.startMeasurement()
         for index in benchmark.scaledIterations {
-            let event = getByTag.events[index & mask]
-            guard case .tag(let tag) = event.reference else { continue }
-            let key = "pull_events:repo:\(event.repository.value):tag:\(tag.value):\(event.servedDigest!.value)"
-            _ = try! connection.command(bytes: [
-                Array("EVAL".utf8), script, Array("1".utf8), Array(key.utf8),
-                Array(String(event.time.millisecondsSinceEpoch / 1000).utf8),
-                Array(event.repository.value.utf8), Array(tag.value.utf8), Array(event.servedDigest!.value.utf8),
-            ])
+            try! QuayPerPullBaseline.record(getByTag.events[index & mask], on: connection)
         }
     }
 }

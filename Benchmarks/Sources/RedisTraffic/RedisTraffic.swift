@@ -1,7 +1,7 @@
 import Foundation
 import PullSketchCore
 import PullSketchRedis
-import Workloads
+import BenchmarkSupport
 
 /// Redis commands, bytes and time per 1 M pulls: PullSketch's merges next to one EVAL per pull
 /// (Quay upstream), against the same redis-server, read from Redis's own INFO counters.
@@ -51,22 +51,10 @@ struct RedisTraffic {
             }
         }
         _ = try connection.command(["FLUSHALL"])
-        let script = """
-            if redis.call('EXISTS', KEYS[1]) == 1 then
-              redis.call('HINCRBY', KEYS[1], 'pull_count', 1)
-              redis.call('HSET', KEYS[1], 'last_pull_timestamp', ARGV[1])
-            else
-              redis.call('HSET', KEYS[1], 'repository', ARGV[2], 'tag_name', ARGV[3], 'manifest_digest', ARGV[4],
-                'pull_count', 1, 'last_pull_timestamp', ARGV[1], 'pull_method', 'tag')
-            end
-            return 1
-            """
         let baseline = try measure(connection) { traffic in
             let client = try RedisConnection(RedisEndpoint(port: port, timeout: 30))
             for event in workload.events.prefix(baselinePulls) {
-                guard case .tag(let tag) = event.reference, let digest = event.servedDigest else { continue }
-                let key = "pull_events:repo:\(event.repository):tag:\(tag):\(digest)"
-                _ = try client.command(["EVAL", script, "1", key, String(event.time.millisecondsSinceEpoch / 1000), event.repository.value, tag.value, digest.value])
+                try QuayPerPullBaseline.record(event, on: client)
                 traffic.sent += 1
             }
         }
