@@ -155,6 +155,23 @@ import Testing
         #expect(batches[0].content.tailRepositories.map(\.pulls) == [2])
     }
 
+    @Test func theLedgerForgetsANodeSilentForLongerThanItsMemory() throws {
+        let server = try RedisServer()
+        let connection = try RedisConnection(RedisEndpoint(port: server.port))
+        let store = BatchStore(connection: connection, shardCount: 4, ledgerMemoryMilliseconds: 1_000)
+        let tracker = tracker()
+        tracker.record(pull("v1", .head, at: 1))
+        let window = tracker.drain()
+        let day = Timestamp(millisecondsSinceEpoch: 1_000_000)
+        #expect(try store.merge(window, node: "quiet", now: day).values.allSatisfy { $0 == .applied })
+        #expect(try store.merge(window, node: "quiet", now: day).values.allSatisfy { $0 == .alreadyApplied })
+        // Another node merges into the same shard long after: the quiet node is forgotten.
+        let other = self.tracker()
+        other.record(pull("v1", .head, at: 2))
+        try store.merge(other.drain(), node: "busy", now: Timestamp(millisecondsSinceEpoch: 1_002_000))
+        #expect(try store.merge(window, node: "quiet", now: Timestamp(millisecondsSinceEpoch: 1_002_001)).values.allSatisfy { $0 == .applied })
+    }
+
     @Test func sealingNothingMakesNoBatch() throws {
         let server = try RedisServer()
         let store = try store(server)
@@ -191,5 +208,43 @@ import Testing
         }
         _ = try raw.command(["HSET", "{ps:0}:batch:\(number):seen", "t|Team/App|v1", "5"])
         #expect(throws: BatchStoreError.self) { try store.readBatch(shard: 0, number: number) }
+    }
+}
+
+@Suite struct RedisConnectionTests {
+    @Test func authenticatesAndSelectsTheConfiguredDatabase() throws {
+        let server = try RedisServer(password: "s3cret")
+        #expect {
+            try RedisConnection(RedisEndpoint(port: server.port, password: "wrong"))
+        } throws: { error in
+            (error as? RedisError)?.kind == .connection && !(error as! RedisError).wasSent
+        }
+        let second = try RedisConnection(RedisEndpoint(port: server.port, password: "s3cret", database: 2))
+        _ = try second.command(["SET", "where", "db2"])
+        let first = try RedisConnection(RedisEndpoint(port: server.port, password: "s3cret"))
+        #expect(try first.command(["GET", "where"]) == .null)
+        _ = try first.command(["SELECT", "2"])
+        #expect(try first.command(["GET", "where"]) == .bulk(Array("db2".utf8)))
+    }
+
+    @Test func nothingListeningIsAConnectionErrorThatWasNotSent() throws {
+        #expect {
+            try RedisConnection(RedisEndpoint(port: try freeLoopbackPort(), timeout: 1))
+        } throws: { error in
+            (error as? RedisError)?.wasSent == false
+        }
+    }
+
+    @Test func pipelinedErrorRepliesComeBackInPlace() throws {
+        let server = try RedisServer()
+        let connection = try RedisConnection(RedisEndpoint(port: server.port))
+        let replies = try connection.pipeline([
+            [Array("SET".utf8), Array("k".utf8), [0, 255, 10]],
+            [Array("INCR".utf8), Array("k".utf8)],
+            [Array("GET".utf8), Array("k".utf8)],
+        ])
+        #expect(replies[0] == .status("OK"))
+        guard case .error = replies[1] else { Issue.record("INCR of binary data should fail in place"); return }
+        #expect(replies[2] == .bulk([0, 255, 10]))
     }
 }

@@ -6,14 +6,16 @@ public final class RedisServer: @unchecked Sendable {
     public let port: Int
     public let directory: URL
     private let appendOnly: Bool
+    private let password: String?
     private var process: Process?
 
     /// Starts a server on `port` (default: a free one); `appendOnly` turns on AOF with
-    /// `appendfsync everysec`, as production runs.
-    public init(port: Int? = nil, appendOnly: Bool = false) throws {
+    /// `appendfsync everysec`, as production runs; `password` makes it require AUTH.
+    public init(port: Int? = nil, appendOnly: Bool = false, password: String? = nil) throws {
         self.port = try port ?? freeLoopbackPort()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-redis-\(UUID().uuidString)")
         self.appendOnly = appendOnly
+        self.password = password
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try start()
     }
@@ -30,7 +32,7 @@ public final class RedisServer: @unchecked Sendable {
         process.arguments = [
             "--bind", "127.0.0.1", "--port", String(port), "--dir", directory.path, "--save", "",
             "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "everysec",
-        ]
+        ] + (password.map { ["--requirepass", $0] } ?? [])
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         self.process = process
