@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "PullSketchCore", targets: ["PullSketchCore"]),
         .library(name: "PullSketchRedis", targets: ["PullSketchRedis"]),
         .library(name: "PullSketchFlusher", targets: ["PullSketchFlusher"]),
+        .library(name: "PullSketchPostgres", targets: ["PullSketchPostgres"]),
         .executable(name: "pullsketch", targets: ["pullsketch"]),
     ],
     dependencies: [
@@ -35,6 +36,11 @@ let package = Package(
         .target(
             name: "PullSketchRedis",
             dependencies: ["PullSketchCore", "CHiredis"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PullSketchPostgres",
+            dependencies: ["CLibPQ"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -79,6 +85,11 @@ let package = Package(
         .testTarget(
             name: "PullSketchConfigTests",
             dependencies: ["PullSketchConfig", "PullSketchCore", "PullSketchRedis"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PullSketchPostgresTests",
+            dependencies: ["PullSketchPostgres", "PullSketchTestSupport"],
             swiftSettings: swiftSettings
         ),
     ],

@@ -1,0 +1,111 @@
+import CLibPQ
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The rows of a query, as text (PostgreSQL's text format), NULL as nil.
+public struct PostgresRows: Hashable, Sendable {
+    public let columns: [String]
+    public let rows: [[String?]]
+    /// Rows inserted, updated or deleted, for commands that report it.
+    public let affected: Int
+}
+
+/// One blocking connection to PostgreSQL over libpq. Not thread-safe, like the `PGconn` it owns:
+/// one per task, off any event loop. Every statement is parameterized (`$1`, `$2`, …); values
+/// travel as text, so SQL is never assembled from data.
+public final class PostgresConnection {
+    private let connection: OpaquePointer
+
+    /// Connects with a libpq connection string, e.g. `host=127.0.0.1 port=5432 dbname=pullsketch`.
+    public init(_ connectionString: String) throws(PostgresError) {
+        guard let connection = PQconnectdb(connectionString) else {
+            throw PostgresError(.connection, "out of memory allocating a connection")
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = Self.text(PQerrorMessage(connection))
+            PQfinish(connection)
+            throw PostgresError(.connection, message)
+        }
+        self.connection = connection
+    }
+
+    deinit {
+        PQfinish(connection)
+    }
+
+    /// Runs one statement with text parameters and returns its rows.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [String?] = []) throws(PostgresError) -> PostgresRows {
+        let result = Self.withCStrings(parameters) { values in
+            PQexecParams(connection, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+        }
+        guard let result else { throw PostgresError(.connection, Self.text(PQerrorMessage(connection))) }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_TUPLES_OK, PGRES_COMMAND_OK:
+            return Self.rows(result)
+        default:
+            let sqlState = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+            let kind: PostgresError.Kind = PQstatus(connection) == CONNECTION_OK ? .statement : .connection
+            throw PostgresError(kind, sqlState: sqlState, Self.text(PQresultErrorMessage(result)))
+        }
+    }
+
+    /// Runs statements without parameters in one call (migrations); nothing is returned.
+    public func execute(script sql: String) throws(PostgresError) {
+        guard let result = PQexec(connection, sql) else {
+            throw PostgresError(.connection, Self.text(PQerrorMessage(connection)))
+        }
+        defer { PQclear(result) }
+        guard PQresultStatus(result) == PGRES_COMMAND_OK || PQresultStatus(result) == PGRES_TUPLES_OK else {
+            let sqlState = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+            throw PostgresError(.statement, sqlState: sqlState, Self.text(PQresultErrorMessage(result)))
+        }
+    }
+
+    /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
+    public func transaction<Result>(_ body: () throws -> Result) throws -> Result {
+        try query("BEGIN")
+        do {
+            let result = try body()
+            try query("COMMIT")
+            return result
+        } catch {
+            _ = try? query("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Whether the connection is still usable.
+    public var isHealthy: Bool { PQstatus(connection) == CONNECTION_OK }
+
+    private static func rows(_ result: OpaquePointer) -> PostgresRows {
+        let columnCount = PQnfields(result)
+        let columns = (0..<columnCount).map { String(cString: PQfname(result, $0)) }
+        let rows = (0..<PQntuples(result)).map { row in
+            (0..<columnCount).map { column -> String? in
+                PQgetisnull(result, row, column) == 1 ? nil : String(cString: PQgetvalue(result, row, column))
+            }
+        }
+        return PostgresRows(columns: columns, rows: rows, affected: Int(String(cString: PQcmdTuples(result))) ?? 0)
+    }
+
+    private static func withCStrings<Result>(
+        _ strings: [String?],
+        _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> Result
+    ) -> Result {
+        let copies = strings.map { $0.flatMap { strdup($0) } }
+        defer { copies.forEach { free($0) } }
+        let pointers = copies.map { UnsafePointer($0) }
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress) }
+    }
+
+    private static func text(_ message: UnsafePointer<CChar>?) -> String {
+        guard let message else { return "unknown error" }
+        var text = String(cString: message)
+        while text.last?.isWhitespace == true { text.removeLast() }
+        return text
+    }
+}

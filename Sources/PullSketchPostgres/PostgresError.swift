@@ -1,0 +1,24 @@
+/// A failed PostgreSQL call.
+public struct PostgresError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: Hashable, Sendable {
+        /// Could not connect, or the connection broke: reconnect and retry the transaction.
+        case connection
+        /// The server refused the statement; `sqlState` says why (e.g. 23505 unique violation).
+        case statement
+    }
+
+    public let kind: Kind
+    /// The five-character SQLSTATE, when the server sent one.
+    public let sqlState: String?
+    public let message: String
+
+    init(_ kind: Kind, sqlState: String? = nil, _ message: String) {
+        self.kind = kind
+        self.sqlState = sqlState
+        self.message = message
+    }
+
+    public var description: String {
+        "postgres \(kind)\(sqlState.map { " \($0)" } ?? ""): \(message)"
+    }
+}

@@ -1,0 +1,111 @@
+/// One versioned change to the database schema.
+public struct Migration: Hashable, Sendable {
+    public let version: Int
+    public let name: String
+    let sql: String
+}
+
+/// PullSketch's schema (DESIGN §2.5) as ordered migrations. All times are `timestamptz` (UTC).
+public enum Schema {
+    public static let migrations: [Migration] = [
+        Migration(version: 1, name: "statistics, catalog and ledger", sql: """
+            CREATE TABLE repositories (
+                id bigserial PRIMARY KEY,
+                name text NOT NULL UNIQUE,
+                created_at timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE TABLE tag_stats (
+                repository_id bigint NOT NULL REFERENCES repositories (id),
+                tag text NOT NULL,
+                fetches bigint NOT NULL DEFAULT 0,
+                checks bigint NOT NULL DEFAULT 0,
+                pull_count bigint NOT NULL DEFAULT 0,
+                pull_count_error bigint NOT NULL DEFAULT 0,
+                last_pulled_at timestamptz,
+                last_pulled_exact boolean NOT NULL DEFAULT true,
+                current_digest text,
+                pushed_at timestamptz,
+                deleted_at timestamptz,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (repository_id, tag)
+            );
+            CREATE INDEX tag_stats_by_repository_last_pulled ON tag_stats (repository_id, last_pulled_at);
+            CREATE INDEX tag_stats_by_last_pulled ON tag_stats (last_pulled_at);
+            CREATE INDEX tag_stats_by_repository_pull_count ON tag_stats (repository_id, pull_count);
+            CREATE TABLE manifest_stats (
+                repository_id bigint NOT NULL REFERENCES repositories (id),
+                digest text NOT NULL,
+                fetches bigint NOT NULL DEFAULT 0,
+                checks bigint NOT NULL DEFAULT 0,
+                pull_count bigint NOT NULL DEFAULT 0,
+                pull_count_error bigint NOT NULL DEFAULT 0,
+                last_pulled_at timestamptz,
+                last_pulled_exact boolean NOT NULL DEFAULT true,
+                pushed_at timestamptz,
+                deleted_at timestamptz,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (repository_id, digest)
+            );
+            CREATE INDEX manifest_stats_by_repository_last_pulled ON manifest_stats (repository_id, last_pulled_at);
+            CREATE INDEX manifest_stats_by_last_pulled ON manifest_stats (last_pulled_at);
+            CREATE INDEX manifest_stats_by_repository_pull_count ON manifest_stats (repository_id, pull_count);
+            CREATE TABLE catalog_tags (
+                repository_id bigint NOT NULL REFERENCES repositories (id),
+                tag text NOT NULL,
+                digest text,
+                pushed_at timestamptz,
+                deleted_at timestamptz,
+                PRIMARY KEY (repository_id, tag)
+            );
+            CREATE TABLE catalog_manifests (
+                repository_id bigint NOT NULL REFERENCES repositories (id),
+                digest text NOT NULL,
+                pushed_at timestamptz,
+                deleted_at timestamptz,
+                PRIMARY KEY (repository_id, digest)
+            );
+            CREATE TABLE reconciled_batches (
+                shard integer NOT NULL,
+                batch bigint NOT NULL,
+                pulls bigint NOT NULL,
+                tail_mass bigint NOT NULL,
+                epsilon double precision NOT NULL,
+                delta double precision NOT NULL,
+                reconciled_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (shard, batch)
+            );
+            """),
+    ]
+
+    /// The advisory lock that makes concurrent migrators wait for each other ("PSMI").
+    private static let lockKey = "1347636553"
+
+    /// Applies the migrations the database lacks, each in its own transaction, in version order,
+    /// holding an advisory lock so two migrators never apply the same one. Returns the versions
+    /// applied; none when the schema is current.
+    @discardableResult
+    public static func migrate(_ connection: PostgresConnection) throws -> [Int] {
+        try connection.query("SELECT pg_advisory_lock($1::bigint)", [lockKey])
+        defer { _ = try? connection.query("SELECT pg_advisory_unlock($1::bigint)", [lockKey]) }
+        try connection.query("""
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version integer PRIMARY KEY,
+                name text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )
+            """)
+        let applied = Set(try connection.query("SELECT version FROM schema_migrations").rows.compactMap { $0[0].flatMap(Int.init) })
+        var newlyApplied: [Int] = []
+        for migration in migrations where !applied.contains(migration.version) {
+            try connection.transaction {
+                try connection.execute(script: migration.sql)
+                try connection.query(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    [String(migration.version), migration.name]
+                )
+            }
+            newlyApplied.append(migration.version)
+        }
+        return newlyApplied
+    }
+}
