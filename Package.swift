@@ -63,6 +63,7 @@ let package = Package(
             name: "pullsketch",
             dependencies: [
                 "PullSketchCore",
+                "PullSketchPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

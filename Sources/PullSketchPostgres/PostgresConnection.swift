@@ -28,6 +28,7 @@ public final class PostgresConnection {
             PQfinish(connection)
             throw PostgresError(.connection, message)
         }
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)  // notices are not errors; keep stderr clean
         self.connection = connection
     }
 

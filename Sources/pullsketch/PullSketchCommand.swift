@@ -7,7 +7,7 @@ struct PullSketchCommand: ParsableCommand {
         commandName: "pullsketch",
         abstract: "Tracks when container image tags and manifests were last pulled, and how often.",
         version: PullSketchVersion.current,
-        subcommands: [SizingCommand.self]
+        subcommands: [SizingCommand.self, MigrateCommand.self]
     )
 }
 
