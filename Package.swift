@@ -55,6 +55,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "PullSketchReconciler",
+            dependencies: ["PullSketchCore", "PullSketchRedis", "PullSketchPostgres"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PullSketchConfig",
             dependencies: ["PullSketchCore", "PullSketchRedis", "PullSketchFlusher", "Yams"],
             swiftSettings: swiftSettings
@@ -86,6 +91,11 @@ let package = Package(
         .testTarget(
             name: "PullSketchConfigTests",
             dependencies: ["PullSketchConfig", "PullSketchCore", "PullSketchRedis"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PullSketchReconcilerTests",
+            dependencies: ["PullSketchReconciler", "PullSketchPostgres", "PullSketchRedis", "PullSketchCore", "PullSketchTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -24,6 +24,7 @@ public enum Schema {
                 last_pulled_at timestamptz,
                 last_pulled_exact boolean NOT NULL DEFAULT true,
                 current_digest text,
+                current_digest_at timestamptz,
                 pushed_at timestamptz,
                 deleted_at timestamptz,
                 updated_at timestamptz NOT NULL DEFAULT now(),

@@ -13,6 +13,12 @@ public struct SealedBatch: Hashable, Sendable {
     /// The shard's sketch parameters when the batch was sealed; nil if no merge ever set them.
     public var parameters: SketchParameters?
     public var content: ShardWindow
+
+    public init(number: Int64, parameters: SketchParameters?, content: ShardWindow) {
+        self.number = number
+        self.parameters = parameters
+        self.content = content
+    }
 }
 
 /// Live and sealed batches in Redis (DESIGN §2.2), over one connection. Like the connection, not

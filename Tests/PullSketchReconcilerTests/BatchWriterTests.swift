@@ -1,0 +1,110 @@
+import PullSketchCore
+import PullSketchPostgres
+import PullSketchReconciler
+import PullSketchRedis
+import PullSketchTestSupport
+import Testing
+
+@Suite(.postgresServer) struct BatchWriterTests {
+    let repository = try! RepositoryName("team/app")
+
+    func migratedDatabase() throws -> PostgresConnection {
+        let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
+        try Schema.migrate(connection)
+        return connection
+    }
+
+    func pull(_ tag: Int, _ method: ManifestRequestMethod, at time: Int64) -> PullEvent {
+        let hex = String(tag, radix: 16)
+        return PullEvent(
+            repository: repository,
+            reference: .tag(try! TagName("v\(tag)")),
+            method: method,
+            servedDigest: try! Digest("sha256:" + String(repeating: "0", count: 64 - hex.count) + hex),
+            time: Timestamp(millisecondsSinceEpoch: time)
+        )
+    }
+
+    /// One shard, so the whole window is one sealed batch.
+    func batch(_ events: [PullEvent], hotCapacity: Int, number: Int64 = 1) -> SealedBatch {
+        let configuration = TrackerConfiguration(
+            isEnabled: true, hotCapacity: hotCapacity, stripeCount: 1, shardCount: 1, sketch: SketchParameters(width: 2_048, depth: 5)
+        )
+        let tracker = PullTracker(configuration: configuration)
+        for event in events { tracker.record(event) }
+        let window = tracker.drain()
+        return SealedBatch(number: number, parameters: window.parameters, content: window.shards[0])
+    }
+
+    struct Truth {
+        var pulls: [String: (count: Int64, last: Int64)] = [:]
+
+        init(_ events: [PullEvent]) {
+            for event in events {
+                for update in CountingRule.resolutions.updates(for: event) where update.kind == .tag || update.counter == .fetch {
+                    let key = "\(update.kind == .tag ? "tag" : "manifest")|\(update.reference)"
+                    let old = pulls[key] ?? (0, .min)
+                    pulls[key] = (old.count + 1, max(old.last, event.time.millisecondsSinceEpoch))
+                }
+            }
+        }
+    }
+
+    /// Every stats row as key → (pull_count, error, last pulled ms, exact).
+    func rows(_ connection: PostgresConnection) throws -> [String: (count: Int64, error: Int64, last: Int64, exact: Bool)] {
+        var result: [String: (Int64, Int64, Int64, Bool)] = [:]
+        for (table, column) in [("tag_stats", "tag"), ("manifest_stats", "digest")] {
+            let query = "SELECT \(column), pull_count, pull_count_error, (extract(epoch from last_pulled_at) * 1000)::bigint, last_pulled_exact FROM \(table)"
+            for row in try connection.query(query).rows {
+                result["\(table == "tag_stats" ? "tag" : "manifest")|\(row[0]!)"] = (Int64(row[1]!)!, Int64(row[2]!)!, Int64(row[3]!)!, row[4] == "t")
+            }
+        }
+        return result
+    }
+
+    @Test func anExactBatchGivesRowsEqualToTheTruthAndIsAppliedOnce() throws {
+        let connection = try migratedDatabase()
+        var generator = SeededGenerator(seed: 3)
+        let events = (0..<5_000).map { pull(Int.random(in: 0..<300, using: &generator), Bool.random(using: &generator) ? .get : .head, at: 1_800_000_000_000 + Int64($0)) }
+        let batch = batch(events, hotCapacity: 10_000)
+        let writer = BatchWriter(connection: connection, shardCount: 1)
+        #expect(try writer.write(batch) == .applied(exactKeys: batch.content.hotEntries.count, estimatedKeys: 0))
+        let first = try rows(connection)
+        #expect(try writer.write(batch) == .alreadyReconciled)
+        let truth = Truth(events).pulls
+        #expect(first.count == truth.count)
+        for (key, expected) in truth {
+            let row = try #require(first[key], "missing \(key)")
+            #expect(row.count == expected.count && row.error == 0 && row.exact, "\(key)")
+            #expect(row.last == expected.last, "\(key) last pulled")
+        }
+        let again = try rows(connection)
+        #expect(again.mapValues { $0.count } == first.mapValues { $0.count })
+    }
+
+    @Test func tailEstimatesNeverUndercountStayWithinTheirBoundAndNeverDateAPullEarly() throws {
+        let connection = try migratedDatabase()
+        var generator = SeededGenerator(seed: 4)
+        let events = (0..<20_000).map { pull(Int.random(in: 0..<2_000, using: &generator), .head, at: 1_800_000_000_000 + Int64($0)) }
+        // The catalog knows every tag (as pushes would have told it).
+        try connection.query("INSERT INTO repositories (name) VALUES ($1)", [repository.value])
+        try connection.query(
+            "INSERT INTO catalog_tags (repository_id, tag) SELECT r.id, 'v' || n FROM repositories r, generate_series(0, 1999) n"
+        )
+        let batch = batch(events, hotCapacity: 0)
+        #expect(batch.content.tailMass == 20_000)
+        let outcome = try BatchWriter(connection: connection, shardCount: 1).write(batch)
+        #expect(outcome == .applied(exactKeys: 0, estimatedKeys: Truth(events).pulls.count))
+        let stored = try rows(connection)
+        let bound = Int64(batch.parameters!.errorBound(tailMass: 20_000))
+        var withinBound = 0
+        for (key, expected) in Truth(events).pulls {
+            let row = try #require(stored[key], "missing \(key)")
+            #expect(row.count >= expected.count, "\(key) undercounted")
+            #expect(row.error == bound && !row.exact)
+            #expect(row.last >= expected.last, "\(key) dated before its last pull")
+            if row.count - row.error <= expected.count { withinBound += 1 }
+        }
+        #expect(Double(withinBound) / Double(Truth(events).pulls.count) >= 1 - batch.parameters!.delta)
+    }
+}
