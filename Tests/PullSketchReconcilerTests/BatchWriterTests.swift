@@ -107,4 +107,24 @@ import Testing
         }
         #expect(Double(withinBound) / Double(Truth(events).pulls.count) >= 1 - batch.parameters!.delta)
     }
+
+    @Test func aRetargetedTagKeepsItsStatisticsWhenItsOldManifestIsDeleted() throws {
+        let connection = try migratedDatabase()
+        let old = pull(1, .get, at: 1_800_000_000_000)
+        _ = try BatchWriter(connection: connection, shardCount: 1).write(batch([old, old], hotCapacity: 100))
+        let catalog = Catalog(connection: connection)
+        let v1 = try TagName("v1")
+        let newDigest = try Digest("sha256:" + String(repeating: "b", count: 64))
+        try catalog.upsertTag(repository, v1, digest: newDigest, pushedAt: Timestamp(millisecondsSinceEpoch: 1_800_000_100_000))
+        try catalog.deleteManifest(repository, old.servedDigest!, at: Timestamp(millisecondsSinceEpoch: 1_800_000_200_000))
+        let tag = try connection.query("SELECT pull_count, deleted_at IS NULL FROM tag_stats WHERE tag = 'v1'").rows
+        #expect(tag == [["2", "t"]])
+        let catalogTag = try connection.query("SELECT digest, deleted_at IS NULL FROM catalog_tags WHERE tag = 'v1'").rows
+        #expect(catalogTag == [[newDigest.value, "t"]])
+        let oldManifest = try connection.query("SELECT pull_count, deleted_at IS NOT NULL FROM manifest_stats WHERE digest = $1", [old.servedDigest!.value]).rows
+        #expect(oldManifest == [["2", "t"]])
+        try catalog.deleteTag(repository, v1, at: Timestamp(millisecondsSinceEpoch: 1_800_000_300_000))
+        #expect(try connection.query("SELECT deleted_at IS NOT NULL FROM catalog_tags WHERE tag = 'v1'").rows == [["t"]])
+        #expect(try connection.query("SELECT pull_count FROM tag_stats WHERE tag = 'v1'").rows == [["2"]])
+    }
 }

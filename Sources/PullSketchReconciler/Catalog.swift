@@ -1,0 +1,73 @@
+public import PullSketchCore
+public import PullSketchPostgres
+
+/// The known tags and manifests (DESIGN §2.5), fed by push and delete events: what the reconciler
+/// enumerates for tail estimates and what pruning compares against. Deleting marks rows deleted;
+/// statistics are keyed by repository and name, so retargeting a tag or deleting its old
+/// manifest never touches the tag's statistics.
+public struct Catalog {
+    private let connection: PostgresConnection
+
+    public init(connection: PostgresConnection) {
+        self.connection = connection
+    }
+
+    /// A tag now points at `digest` (a push, or a retarget), pushed at `time`.
+    public func upsertTag(_ repository: RepositoryName, _ tag: TagName, digest: Digest, pushedAt time: Timestamp) throws {
+        try connection.transaction {
+            try upsertManifest(repository, digest, pushedAt: time)
+            try connection.query(
+                """
+                INSERT INTO catalog_tags (repository_id, tag, digest, pushed_at)
+                SELECT id, $2, $3, to_timestamp($4::bigint / 1000.0) FROM repositories WHERE name = $1
+                ON CONFLICT (repository_id, tag) DO UPDATE SET digest = EXCLUDED.digest, pushed_at = EXCLUDED.pushed_at, deleted_at = NULL
+                """,
+                [repository.value, tag.value, digest.value, String(time.millisecondsSinceEpoch)]
+            )
+            try connection.query(
+                """
+                UPDATE tag_stats SET pushed_at = to_timestamp($3::bigint / 1000.0), deleted_at = NULL, updated_at = now()
+                WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND tag = $2
+                """,
+                [repository.value, tag.value, String(time.millisecondsSinceEpoch)]
+            )
+        }
+    }
+
+    /// A manifest was pushed (by digest, or as a tag's target).
+    public func upsertManifest(_ repository: RepositoryName, _ digest: Digest, pushedAt time: Timestamp) throws {
+        try connection.query("INSERT INTO repositories (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", [repository.value])
+        try connection.query(
+            """
+            INSERT INTO catalog_manifests (repository_id, digest, pushed_at)
+            SELECT id, $2, to_timestamp($3::bigint / 1000.0) FROM repositories WHERE name = $1
+            ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = EXCLUDED.pushed_at, deleted_at = NULL
+            """,
+            [repository.value, digest.value, String(time.millisecondsSinceEpoch)]
+        )
+    }
+
+    /// The registry deleted a tag: it leaves the catalog and pruning, its statistics are kept.
+    public func deleteTag(_ repository: RepositoryName, _ tag: TagName, at time: Timestamp) throws {
+        try markDeleted(table: "catalog_tags", statistics: "tag_stats", column: "tag", repository, tag.value, at: time)
+    }
+
+    /// The registry deleted a manifest; tags that pointed at it keep their statistics.
+    public func deleteManifest(_ repository: RepositoryName, _ digest: Digest, at time: Timestamp) throws {
+        try markDeleted(table: "catalog_manifests", statistics: "manifest_stats", column: "digest", repository, digest.value, at: time)
+    }
+
+    private func markDeleted(table: String, statistics: String, column: String, _ repository: RepositoryName, _ key: String, at time: Timestamp) throws {
+        try connection.transaction {
+            for target in [table, statistics] {
+                try connection.query(
+                    """
+                    UPDATE \(target) SET deleted_at = to_timestamp($3::bigint / 1000.0)
+                    WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND \(column) = $2
+                    """,
+                    [repository.value, key, String(time.millisecondsSinceEpoch)]
+                )
+            }
+        }
+    }
+}
