@@ -60,6 +60,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "PullSketchQueries",
+            dependencies: ["PullSketchCore", "PullSketchPostgres"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PullSketchConfig",
             dependencies: ["PullSketchCore", "PullSketchRedis", "PullSketchFlusher", "Yams"],
             swiftSettings: swiftSettings
@@ -96,6 +101,11 @@ let package = Package(
         .testTarget(
             name: "PullSketchReconcilerTests",
             dependencies: ["PullSketchReconciler", "PullSketchPostgres", "PullSketchRedis", "PullSketchCore", "PullSketchTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PullSketchQueriesTests",
+            dependencies: ["PullSketchQueries", "PullSketchReconciler", "PullSketchPostgres", "PullSketchRedis", "PullSketchCore", "PullSketchTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,64 @@
+public import PullSketchCore
+
+/// The statistics of one manifest.
+public struct ManifestStatistics: Hashable, Sendable {
+    public var digest: String
+    public var fetches: UInt64
+    public var checks: UInt64
+    /// An upper bound: exact when `pullCountError` is 0.
+    public var pullCount: UInt64
+    /// The true count is at least `pullCount - pullCountError`.
+    public var pullCountError: UInt64
+    public var lastPulledAt: Timestamp?
+    /// False when the last-pulled time comes from a tail estimate (never earlier than the truth).
+    public var lastPulledExact: Bool
+}
+
+/// The statistics of one tag, with those of the manifest it points at.
+public struct TagStatistics: Hashable, Sendable {
+    public var tag: String
+    public var fetches: UInt64
+    public var checks: UInt64
+    public var pullCount: UInt64
+    public var pullCountError: UInt64
+    public var lastPulledAt: Timestamp?
+    public var lastPulledExact: Bool
+    public var currentDigest: String?
+    public var pushedAt: Timestamp?
+    public var manifest: ManifestStatistics?
+}
+
+/// How a repository's tag listing is ordered.
+public enum TagOrder: String, Hashable, Sendable, CaseIterable {
+    case lastPulled = "last_pulled"
+    case pullCount = "pull_count"
+    case name
+}
+
+/// A dry-run pruning policy: a tag is a candidate when it meets every criterion given.
+public struct PrunePolicy: Hashable, Sendable {
+    /// Not pulled for this many days (a tag never pulled is judged by its push time).
+    public var notPulledDays: Int?
+    /// Fewer pulls than this, counted by the upper bound so approximation never condemns a used tag.
+    public var maxPulls: UInt64?
+    /// Only tags matching this PostgreSQL regular expression.
+    public var tagPattern: String?
+    /// Never tags matching this PostgreSQL regular expression.
+    public var excludePattern: String?
+
+    public init(notPulledDays: Int? = nil, maxPulls: UInt64? = nil, tagPattern: String? = nil, excludePattern: String? = nil) {
+        self.notPulledDays = notPulledDays
+        self.maxPulls = maxPulls
+        self.tagPattern = tagPattern
+        self.excludePattern = excludePattern
+    }
+}
+
+/// A tag a policy would delete, and why.
+public struct PruneCandidate: Hashable, Sendable {
+    public var tag: String
+    public var pullCount: UInt64
+    public var lastPulledAt: Timestamp?
+    public var pushedAt: Timestamp?
+    public var reasons: [String]
+}

@@ -1,0 +1,86 @@
+import PullSketchCore
+import PullSketchPostgres
+import PullSketchQueries
+import PullSketchReconciler
+import PullSketchRedis
+import PullSketchTestSupport
+import Testing
+
+@Suite(.postgresServer) struct StatisticsQueriesTests {
+    let repository = try! RepositoryName("team/app")
+    let day: Int64 = 86_400_000
+    let now = Timestamp(millisecondsSinceEpoch: 1_800_000_000_000)
+
+    func digest(_ name: String) -> Digest {
+        try! Digest("sha256:" + String(repeating: name, count: 64))
+    }
+
+    /// a: 10 pulls today; b: 2 pulls 100 days ago; c: never pulled, pushed 200 days ago;
+    /// d: never pulled, pushed yesterday; e: pulled, then deleted.
+    func seeded() throws -> StatisticsQueries {
+        let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
+        try Schema.migrate(connection)
+        let catalog = Catalog(connection: connection)
+        let pushed: [(String, Int64)] = [("a", 300), ("b", 300), ("c", 200), ("d", 1), ("e", 300)]
+        for (tag, daysAgo) in pushed {
+            try catalog.upsertTag(repository, try TagName(tag), digest: digest(tag), pushedAt: Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - daysAgo * day))
+        }
+        let pulls: [(String, Int, Int64)] = [("a", 10, 0), ("b", 2, 100), ("e", 1, 5)]
+        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
+        for (tag, count, daysAgo) in pulls {
+            for _ in 0..<count {
+                tracker.record(PullEvent(repository: repository, reference: .tag(try TagName(tag)), method: .get, servedDigest: digest(tag),
+                                         time: Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - daysAgo * day)))
+            }
+        }
+        let window = tracker.drain()
+        _ = try BatchWriter(connection: connection, shardCount: 1).write(SealedBatch(number: 1, parameters: window.parameters, content: window.shards[0]))
+        try catalog.deleteTag(repository, try TagName("e"), at: now)
+        return StatisticsQueries(connection: connection)
+    }
+
+    @Test func aTagReportsItsOwnAndItsManifestsStatistics() throws {
+        let queries = try seeded()
+        let a = try #require(try queries.tag(repository, try TagName("a")))
+        #expect(a.fetches == 10 && a.pullCount == 10 && a.pullCountError == 0 && a.lastPulledExact)
+        #expect(a.lastPulledAt == now)
+        #expect(a.currentDigest == digest("a").value)
+        #expect(a.manifest?.pullCount == 10)
+        let d = try #require(try queries.tag(repository, try TagName("d")))
+        #expect(d.pullCount == 0 && d.lastPulledAt == nil && d.manifest?.pullCount == 0)
+        #expect(try queries.tag(repository, try TagName("zzz")) == nil)
+        #expect(try queries.tag(repository, try TagName("e")) == nil)
+        #expect(try queries.manifest(repository, digest("b"))?.pullCount == 2)
+        #expect(try queries.manifest(repository, digest("f")) == nil)
+    }
+
+    @Test func listingsAreSortedAndPaginated() throws {
+        let queries = try seeded()
+        func names(_ order: TagOrder, descending: Bool, limit: Int = 10, offset: Int = 0) throws -> [String] {
+            try queries.tags(repository, order: order, descending: descending, limit: limit, offset: offset).map(\.tag)
+        }
+        #expect(try names(.lastPulled, descending: true) == ["a", "b", "c", "d"])
+        #expect(try names(.lastPulled, descending: false) == ["c", "d", "b", "a"])
+        #expect(try names(.pullCount, descending: true) == ["a", "b", "c", "d"])
+        #expect(try names(.name, descending: true) == ["d", "c", "b", "a"])
+        #expect(try names(.name, descending: false, limit: 2, offset: 1) == ["b", "c"])
+    }
+
+    @Test func pruneCandidatesFollowThePolicyAndNeverListDeletedTags() throws {
+        let queries = try seeded()
+        func candidates(_ policy: PrunePolicy) throws -> [String] {
+            try queries.pruneCandidates(repository, policy: policy, now: now).map(\.tag)
+        }
+        #expect(try candidates(PrunePolicy(notPulledDays: 30)) == ["c", "b"])
+        #expect(try candidates(PrunePolicy(maxPulls: 3)).sorted() == ["b", "c", "d"])
+        #expect(try candidates(PrunePolicy(notPulledDays: 30, maxPulls: 1)) == ["c"])
+        #expect(try candidates(PrunePolicy(notPulledDays: 30, tagPattern: "^[bc]$", excludePattern: "^b$")) == ["c"])
+        let never = try queries.pruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30), now: now)[0]
+        #expect(never.reasons == ["never pulled, pushed more than 30 days ago"])
+        #expect {
+            try queries.pruneCandidates(repository, policy: PrunePolicy(tagPattern: "(unclosed"), now: now)
+        } throws: { error in
+            (error as? PostgresError)?.kind == .statement
+        }
+    }
+}
