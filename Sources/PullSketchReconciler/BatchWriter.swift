@@ -42,6 +42,17 @@ public struct BatchWriter {
         }
     }
 
+    /// The upsert assignments that add a batch's exact counts to a statistics row `s` and raise its
+    /// last-pulled time; shared by tags and manifests.
+    private static let addExactCounts = """
+        fetches = s.fetches + EXCLUDED.fetches,
+        checks = s.checks + EXCLUDED.checks,
+        pull_count = s.pull_count + EXCLUDED.pull_count,
+        last_pulled_exact = CASE WHEN s.last_pulled_at IS NULL OR EXCLUDED.last_pulled_at >= s.last_pulled_at
+            THEN true ELSE s.last_pulled_exact END,
+        last_pulled_at = GREATEST(s.last_pulled_at, EXCLUDED.last_pulled_at)
+        """
+
     /// Adds exact counts and raises last-pulled times; registers keys the catalog lacks.
     private func writeExact(_ entries: [HotEntry]) throws -> Int {
         let tags = entries.filter { $0.kind == .tag }
@@ -61,12 +72,7 @@ public struct BatchWriter {
                         CASE WHEN digest IS NULL THEN NULL ELSE to_timestamp(digest_ms / 1000.0) END
                     FROM input
                     ON CONFLICT (repository_id, tag) DO UPDATE SET
-                        fetches = s.fetches + EXCLUDED.fetches,
-                        checks = s.checks + EXCLUDED.checks,
-                        pull_count = s.pull_count + EXCLUDED.pull_count,
-                        last_pulled_exact = CASE WHEN s.last_pulled_at IS NULL OR EXCLUDED.last_pulled_at >= s.last_pulled_at
-                            THEN true ELSE s.last_pulled_exact END,
-                        last_pulled_at = GREATEST(s.last_pulled_at, EXCLUDED.last_pulled_at),
+                        \(Self.addExactCounts),
                         current_digest = CASE WHEN EXCLUDED.current_digest IS NOT NULL AND (s.current_digest_at IS NULL
                             OR EXCLUDED.current_digest_at >= s.current_digest_at) THEN EXCLUDED.current_digest ELSE s.current_digest END,
                         current_digest_at = GREATEST(s.current_digest_at, EXCLUDED.current_digest_at),
@@ -98,12 +104,7 @@ public struct BatchWriter {
                         to_timestamp(seen_ms / 1000.0), true
                     FROM input
                     ON CONFLICT (repository_id, digest) DO UPDATE SET
-                        fetches = s.fetches + EXCLUDED.fetches,
-                        checks = s.checks + EXCLUDED.checks,
-                        pull_count = s.pull_count + EXCLUDED.pull_count,
-                        last_pulled_exact = CASE WHEN s.last_pulled_at IS NULL OR EXCLUDED.last_pulled_at >= s.last_pulled_at
-                            THEN true ELSE s.last_pulled_exact END,
-                        last_pulled_at = GREATEST(s.last_pulled_at, EXCLUDED.last_pulled_at),
+                        \(Self.addExactCounts),
                         updated_at = now()
                 )
                 INSERT INTO catalog_manifests (repository_id, digest)
