@@ -79,9 +79,6 @@ public final class PostgresConnection {
         }
     }
 
-    /// Whether the connection is still usable.
-    public var isHealthy: Bool { PQstatus(connection) == CONNECTION_OK }
-
     private static func rows(_ result: OpaquePointer) -> PostgresRows {
         let columnCount = PQnfields(result)
         let columns = (0..<columnCount).map { String(cString: PQfname(result, $0)) }

@@ -1,6 +1,9 @@
 /// The Lua scripts that change a shard. Each runs atomically, so a merge lands wholly in one live
 /// batch and a seal moves a whole live batch at once; no clock decides where a merge belongs.
 enum BatchScripts {
+    /// How the merge script's error reply for a sketch mismatch begins.
+    static let fingerprintMismatch = "PULLSKETCH_FINGERPRINT "
+
     /// Applies one window part to the shard's live batch, at most once per (node, sequence).
     ///
     /// KEYS: the 8 live keys (`ShardLayout.batchParts` order), fingerprint, ledger, ledger:touched.
@@ -11,7 +14,7 @@ enum BatchScripts {
     static let merge = """
         local fingerprint = redis.call('GET', KEYS[9])
         if fingerprint and fingerprint ~= ARGV[3] then
-          return redis.error_reply('PULLSKETCH_FINGERPRINT shard sketch is ' .. fingerprint .. ', window sketch is ' .. ARGV[3])
+          return redis.error_reply('\(fingerprintMismatch)shard sketch is ' .. fingerprint .. ', window sketch is ' .. ARGV[3])
         end
         local stale = redis.call('ZRANGEBYSCORE', KEYS[11], '-inf', '(' .. ARGV[5], 'LIMIT', 0, 1000)
         for _, node in ipairs(stale) do

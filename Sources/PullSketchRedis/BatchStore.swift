@@ -49,8 +49,8 @@ public final class BatchStore {
             switch reply {
             case .integer(1): outcomes[part.shard] = .applied
             case .integer(0): outcomes[part.shard] = .alreadyApplied
-            case .error(let message) where message.hasPrefix("PULLSKETCH_FINGERPRINT"):
-                throw BatchStoreError(.sketchMismatch, "shard \(part.shard): \(message.dropFirst(23))")
+            case .error(let message) where message.hasPrefix(BatchScripts.fingerprintMismatch):
+                throw BatchStoreError(.sketchMismatch, "shard \(part.shard): \(message.dropFirst(BatchScripts.fingerprintMismatch.count))")
             case .error(let message):
                 throw RedisError(.server, "merge into shard \(part.shard): \(message)")
             default:

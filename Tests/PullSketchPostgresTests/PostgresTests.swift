@@ -25,7 +25,7 @@ import Testing
             let error = error as? PostgresError
             return error?.kind == .statement && error?.sqlState == "23505"
         }
-        #expect(connection.isHealthy)
+        #expect(try connection.query("SELECT count(*) FROM t").rows == [["1"]], "the connection stays usable")
     }
 
     @Test func aTransactionThatThrowsChangesNothing() throws {

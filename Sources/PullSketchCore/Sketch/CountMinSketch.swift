@@ -61,9 +61,6 @@ public struct CountMinSketch: Hashable, Sendable {
         return result
     }
 
-    /// Whether every counter is zero.
-    public var isEmpty: Bool { !cells.contains { $0 != 0 } }
-
     /// Calls `body` with the flat index of the key's counter in each row: row i uses column
     /// `((h1 + i·h2) mod 2³² · w) >> 32` (double hashing, then multiply-shift instead of a division).
     @inline(__always)
