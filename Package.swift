@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "PullSketchRedis", targets: ["PullSketchRedis"]),
         .library(name: "PullSketchFlusher", targets: ["PullSketchFlusher"]),
         .library(name: "PullSketchPostgres", targets: ["PullSketchPostgres"]),
+        .library(name: "PullSketchReconciler", targets: ["PullSketchReconciler"]),
         .executable(name: "pullsketch", targets: ["pullsketch"]),
     ],
     dependencies: [
@@ -56,7 +57,14 @@ let package = Package(
         ),
         .target(
             name: "PullSketchReconciler",
-            dependencies: ["PullSketchCore", "PullSketchRedis", "PullSketchPostgres"],
+            dependencies: [
+                "PullSketchCore",
+                "PullSketchRedis",
+                "PullSketchPostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -66,7 +74,7 @@ let package = Package(
         ),
         .target(
             name: "PullSketchConfig",
-            dependencies: ["PullSketchCore", "PullSketchRedis", "PullSketchFlusher", "Yams"],
+            dependencies: ["PullSketchCore", "PullSketchRedis", "PullSketchFlusher", "PullSketchReconciler", "Yams"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -74,7 +82,11 @@ let package = Package(
             dependencies: [
                 "PullSketchCore",
                 "PullSketchPostgres",
+                "PullSketchReconciler",
+                "PullSketchConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -95,7 +107,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PullSketchConfigTests",
-            dependencies: ["PullSketchConfig", "PullSketchCore", "PullSketchRedis"],
+            dependencies: ["PullSketchConfig", "PullSketchCore", "PullSketchReconciler", "PullSketchRedis"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

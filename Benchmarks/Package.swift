@@ -29,6 +29,17 @@ let package = Package(
             path: "Sources/RedisTraffic"
         ),
         .executableTarget(
+            name: "ReconcilerThroughput",
+            dependencies: [
+                "BenchmarkSupport",
+                .product(name: "PullSketchCore", package: "PullSketch"),
+                .product(name: "PullSketchPostgres", package: "PullSketch"),
+                .product(name: "PullSketchReconciler", package: "PullSketch"),
+                .product(name: "PullSketchRedis", package: "PullSketch"),
+            ],
+            path: "Sources/ReconcilerThroughput"
+        ),
+        .executableTarget(
             name: "TrackerBenchmarks",
             dependencies: [
                 "BenchmarkSupport",

@@ -1,6 +1,7 @@
 public import PullSketchCore
 public import PullSketchFlusher
 import PullSketchRedis
+public import PullSketchReconciler
 import Yams
 
 /// Everything a PullSketch process is configured with, every field defaulted. Read from a
@@ -9,17 +10,25 @@ import Yams
 public struct PullSketchConfiguration: Hashable, Sendable {
     public var tracker: TrackerConfiguration
     public var flusher: FlusherConfiguration
+    /// The reconciler's database and pacing; `database` is empty until configured.
+    public var reconciler: ReconcilerConfiguration
 
-    public init(tracker: TrackerConfiguration = TrackerConfiguration(), flusher: FlusherConfiguration = FlusherConfiguration()) {
+    public init(
+        tracker: TrackerConfiguration = TrackerConfiguration(),
+        flusher: FlusherConfiguration = FlusherConfiguration(),
+        reconciler: ReconcilerConfiguration = ReconcilerConfiguration(database: "")
+    ) {
         self.tracker = tracker
         self.flusher = flusher
+        self.reconciler = reconciler
     }
 
     /// Reads the keys PullSketch uses from a Quay `config.yaml`; all other keys are ignored.
     /// - `FEATURE_IMAGE_PULL_STATS`: bool
     /// - `PULL_METRICS_REDIS` (falling back to `USER_EVENTS_REDIS`): `host`, `port`, `password`, `db`
     /// - `PULLSKETCH`: `counting_rule` (`resolutions` | `quay`), `hot_capacity`, `stripes`,
-    ///   `shards`, `sketch_width`, `sketch_depth`, `merge_interval_ms`
+    ///   `shards`, `sketch_width`, `sketch_depth`, `merge_interval_ms`, `database_url`,
+    ///   `reconcile_interval_ms`, `lease_ms`
     public init(yaml: String) throws(ConfigurationError) {
         let file: QuayConfigFile
         do {
@@ -67,7 +76,10 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             shards: try integer(environment, "PULLSKETCH_SHARDS"),
             sketchWidth: try integer(environment, "PULLSKETCH_SKETCH_WIDTH"),
             sketchDepth: try integer(environment, "PULLSKETCH_SKETCH_DEPTH"),
-            mergeIntervalMilliseconds: try integer(environment, "PULLSKETCH_MERGE_INTERVAL_MS")
+            mergeIntervalMilliseconds: try integer(environment, "PULLSKETCH_MERGE_INTERVAL_MS"),
+            databaseURL: environment["PULLSKETCH_DATABASE_URL"],
+            reconcileIntervalMilliseconds: try integer(environment, "PULLSKETCH_RECONCILE_INTERVAL_MS"),
+            leaseMilliseconds: try integer(environment, "PULLSKETCH_LEASE_MS")
         )
         try result.apply(section, keyPrefix: "PULLSKETCH_")
         return result
@@ -88,12 +100,10 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         try set(\.tracker.shardCount, section.shards, key: key("shards"), valid: 1...1_024)
         try set(\.tracker.sketch.width, section.sketchWidth, key: key("sketch_width"), valid: 1...(1 << 26))
         try set(\.tracker.sketch.depth, section.sketchDepth, key: key("sketch_depth"), valid: 1...32)
-        if let milliseconds = section.mergeIntervalMilliseconds {
-            guard (100...600_000).contains(milliseconds) else {
-                throw ConfigurationError(key("merge_interval_ms"), "\(milliseconds) is outside 100...600000")
-            }
-            flusher.mergeInterval = .milliseconds(milliseconds)
-        }
+        try set(\.flusher.mergeInterval, section.mergeIntervalMilliseconds, key: key("merge_interval_ms"), valid: 100...600_000)
+        if let url = section.databaseURL { reconciler.database = url }
+        try set(\.reconciler.interval, section.reconcileIntervalMilliseconds, key: key("reconcile_interval_ms"), valid: 100...600_000)
+        try set(\.reconciler.leaseDuration, section.leaseMilliseconds, key: key("lease_ms"), valid: 100...3_600_000)
         guard tracker.stripeCount % tracker.shardCount == 0 else {
             throw ConfigurationError(key("stripes"), "\(tracker.stripeCount) stripes are not a multiple of \(tracker.shardCount) shards")
         }
@@ -103,6 +113,13 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         guard let value else { return }
         guard valid.contains(value) else { throw ConfigurationError(key, "\(value) is outside \(valid.lowerBound)...\(valid.upperBound)") }
         self[keyPath: path] = value
+    }
+
+    /// Sets a duration given in milliseconds.
+    private mutating func set(_ path: WritableKeyPath<Self, Duration>, _ milliseconds: Int?, key: String, valid: ClosedRange<Int>) throws(ConfigurationError) {
+        guard let milliseconds else { return }
+        guard valid.contains(milliseconds) else { throw ConfigurationError(key, "\(milliseconds) is outside \(valid.lowerBound)...\(valid.upperBound)") }
+        self[keyPath: path] = .milliseconds(milliseconds)
     }
 
     private func integer(_ environment: [String: String], _ key: String) throws(ConfigurationError) -> Int? {
@@ -143,6 +160,9 @@ private struct PullSketchSection: Decodable {
     var sketchWidth: Int?
     var sketchDepth: Int?
     var mergeIntervalMilliseconds: Int?
+    var databaseURL: String?
+    var reconcileIntervalMilliseconds: Int?
+    var leaseMilliseconds: Int?
 
     enum CodingKeys: String, CodingKey {
         case countingRule = "counting_rule"
@@ -152,5 +172,8 @@ private struct PullSketchSection: Decodable {
         case sketchWidth = "sketch_width"
         case sketchDepth = "sketch_depth"
         case mergeIntervalMilliseconds = "merge_interval_ms"
+        case databaseURL = "database_url"
+        case reconcileIntervalMilliseconds = "reconcile_interval_ms"
+        case leaseMilliseconds = "lease_ms"
     }
 }

@@ -11,9 +11,13 @@ public enum PostgresArray {
                 continue
             }
             text += "\""
-            for character in element {
-                if character == "\"" || character == "\\" { text.append("\\") }
-                text.append(character)
+            if element.utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                for scalar in element.unicodeScalars {
+                    if scalar == "\"" || scalar == "\\" { text.unicodeScalars.append("\\") }
+                    text.unicodeScalars.append(scalar)
+                }
+            } else {
+                text += element
             }
             text += "\""
         }

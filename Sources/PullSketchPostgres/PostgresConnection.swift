@@ -14,7 +14,8 @@ public struct PostgresRows: Hashable, Sendable {
 
 /// One blocking connection to PostgreSQL over libpq. Not thread-safe, like the `PGconn` it owns:
 /// one per task, off any event loop. Every statement is parameterized (`$1`, `$2`, …); values
-/// travel as text, so SQL is never assembled from data.
+/// travel as text, so SQL is never assembled from data. A connection that broke reconnects before
+/// its next statement; the statement that met the break is never resent, its error is thrown.
 public final class PostgresConnection {
     private let connection: OpaquePointer
 
@@ -39,6 +40,7 @@ public final class PostgresConnection {
     /// Runs one statement with text parameters and returns its rows.
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws(PostgresError) -> PostgresRows {
+        try reconnectIfBroken()
         let result = Self.withCStrings(parameters) { values in
             PQexecParams(connection, sql, Int32(parameters.count), nil, values, nil, nil, 0)
         }
@@ -56,6 +58,7 @@ public final class PostgresConnection {
 
     /// Runs statements without parameters in one call (migrations); nothing is returned.
     public func execute(script sql: String) throws(PostgresError) {
+        try reconnectIfBroken()
         guard let result = PQexec(connection, sql) else {
             throw PostgresError(.connection, Self.text(PQerrorMessage(connection)))
         }
@@ -76,6 +79,14 @@ public final class PostgresConnection {
         } catch {
             _ = try? query("ROLLBACK")
             throw error
+        }
+    }
+
+    private func reconnectIfBroken() throws(PostgresError) {
+        guard PQstatus(connection) != CONNECTION_OK else { return }
+        PQreset(connection)
+        guard PQstatus(connection) == CONNECTION_OK else {
+            throw PostgresError(.connection, Self.text(PQerrorMessage(connection)))
         }
     }
 

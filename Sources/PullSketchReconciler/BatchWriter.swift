@@ -42,6 +42,31 @@ public struct BatchWriter {
         }
     }
 
+    /// The highest batch number the ledger has for each shard `0..<shardCount` (0 for none): the
+    /// floor for the next seal, so a Redis that lost its data never reuses a reconciled number.
+    public func lastReconciledBatches() throws -> [Int64] {
+        try connection.query(
+            """
+            SELECT coalesce((SELECT max(batch) FROM reconciled_batches WHERE shard = s), 0)
+            FROM generate_series(0, $1::integer - 1) AS s ORDER BY s
+            """,
+            [String(shardCount)]
+        ).rows.map { Int64($0[0] ?? "0") ?? 0 }
+    }
+
+    /// Deletes ledger rows reconciled before `cutoff`, keeping each shard's newest (the seal floor).
+    /// A batch is deleted from Redis right after its commit, so an old row guards nothing.
+    @discardableResult
+    public func forgetLedger(reconciledBefore cutoff: Timestamp) throws -> Int {
+        try connection.query(
+            """
+            DELETE FROM reconciled_batches l WHERE reconciled_at < to_timestamp($1::bigint / 1000.0)
+                AND batch < (SELECT max(batch) FROM reconciled_batches m WHERE m.shard = l.shard)
+            """,
+            [String(cutoff.millisecondsSinceEpoch)]
+        ).affected
+    }
+
     /// The upsert assignments that add a batch's exact counts to a statistics row `s` and raise its
     /// last-pulled time; shared by tags and manifests.
     private static let addExactCounts = """
@@ -70,7 +95,7 @@ public struct BatchWriter {
                         last_pulled_exact, current_digest, current_digest_at)
                     SELECT id, tag, fetches, checks, fetches + checks, to_timestamp(seen_ms / 1000.0), true, digest,
                         CASE WHEN digest IS NULL THEN NULL ELSE to_timestamp(digest_ms / 1000.0) END
-                    FROM input
+                    FROM input ORDER BY id, tag
                     ON CONFLICT (repository_id, tag) DO UPDATE SET
                         \(Self.addExactCounts),
                         current_digest = CASE WHEN EXCLUDED.current_digest IS NOT NULL AND (s.current_digest_at IS NULL
@@ -102,7 +127,7 @@ public struct BatchWriter {
                     INSERT INTO manifest_stats AS s (repository_id, digest, fetches, checks, pull_count, last_pulled_at, last_pulled_exact)
                     SELECT id, digest, fetches, checks, fetches + CASE WHEN $6::boolean THEN checks ELSE 0 END,
                         to_timestamp(seen_ms / 1000.0), true
-                    FROM input
+                    FROM input ORDER BY id, digest
                     ON CONFLICT (repository_id, digest) DO UPDATE SET
                         \(Self.addExactCounts),
                         updated_at = now()

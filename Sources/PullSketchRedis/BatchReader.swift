@@ -11,8 +11,10 @@ struct BatchReader {
     private let scanCount = 1_000
     private let sketchChunkBytes = 64 * 1_024
 
-    func read(shard: Int, number: Int64) throws -> SealedBatch {
+    /// The batch, or nil when it no longer exists (every sealed batch has a tail hash).
+    func read(shard: Int, number: Int64) throws -> SealedBatch? {
         let tail = try hash(keys[5])
+        guard !tail.isEmpty else { return nil }
         let parameters = try tail["fingerprint"].map { text in
             guard let parameters = SketchParameters(fingerprint: text) else {
                 throw BatchStoreError(.malformed, "\(keys[5]) has fingerprint '\(text)'")
@@ -37,7 +39,8 @@ struct BatchReader {
         if !content.sketchCells.isEmpty, parameters == nil {
             throw BatchStoreError(.malformed, "\(keys[4]) has cells but the batch has no fingerprint")
         }
-        return SealedBatch(number: number, parameters: parameters, content: content)
+        guard let sealed = tail["sealed"] else { throw BatchStoreError(.malformed, "\(keys[5]) lacks its seal time") }
+        return SealedBatch(number: number, parameters: parameters, content: content, sealedAt: try time(sealed, keys[5], "sealed"))
     }
 
     private func hotEntries() throws -> [HotEntry] {

@@ -71,19 +71,42 @@ enum BatchScripts {
         return 1
         """
 
-    /// Renames the live batch to sealed batch ARGV[1] and lists it, copying the shard's fingerprint
-    /// into the batch so it can be read alone. KEYS: 8 live keys, 8 batch keys, sealed list,
-    /// fingerprint. Returns 0, changing nothing, when the live batch is empty.
+    /// Renames the live batch to the shard's next sealed batch and lists it, copying the shard's
+    /// fingerprint and the seal time into the batch so it can be read alone. The number is one more
+    /// than the larger of `…:sealseq` and the floor ARGV[1] (the highest batch the reconciler's
+    /// ledger has), so a Redis that lost its data never reuses a reconciled number.
+    /// KEYS: 8 live keys, 8 batch keys with `#` for the number, sealed list, fingerprint, sealseq.
+    /// ARGV: floor, now (ms). Returns the batch number, or 0, changing nothing, when the live batch
+    /// is empty.
     static let seal = """
         local present = 0
         for k = 1, 8 do present = present + redis.call('EXISTS', KEYS[k]) end
         if present == 0 then return 0 end
+        local number = math.max(tonumber(redis.call('GET', KEYS[19]) or '0'), tonumber(ARGV[1])) + 1
+        redis.call('SET', KEYS[19], number)
         for k = 1, 8 do
-          if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('RENAME', KEYS[k], KEYS[8 + k]) end
+          if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('RENAME', KEYS[k], (string.gsub(KEYS[8 + k], '#', number))) end
         end
+        local tail = (string.gsub(KEYS[14], '#', number))
         local fingerprint = redis.call('GET', KEYS[18])
-        if fingerprint then redis.call('HSET', KEYS[14], 'fingerprint', fingerprint) end
-        redis.call('RPUSH', KEYS[17], ARGV[1])
+        if fingerprint then redis.call('HSET', tail, 'fingerprint', fingerprint) end
+        redis.call('HSET', tail, 'sealed', ARGV[2])
+        redis.call('RPUSH', KEYS[17], number)
+        return number
+        """
+
+    /// Takes or renews the shard's lease for owner ARGV[1] for ARGV[2] ms. KEYS: lease. Returns 1
+    /// when the caller holds the lease, 0 when another owner does.
+    static let lease = """
+        local holder = redis.call('GET', KEYS[1])
+        if holder and holder ~= ARGV[1] then return 0 end
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+        return 1
+        """
+
+    /// Gives the lease up if owner ARGV[1] holds it. KEYS: lease.
+    static let release = """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
         return 1
         """
 

@@ -13,11 +13,14 @@ public struct SealedBatch: Hashable, Sendable {
     /// The shard's sketch parameters when the batch was sealed; nil if no merge ever set them.
     public var parameters: SketchParameters?
     public var content: ShardWindow
+    /// When the batch was sealed.
+    public var sealedAt: Timestamp
 
-    public init(number: Int64, parameters: SketchParameters?, content: ShardWindow) {
+    public init(number: Int64, parameters: SketchParameters?, content: ShardWindow, sealedAt: Timestamp = .now()) {
         self.number = number
         self.parameters = parameters
         self.content = content
+        self.sealedAt = sealedAt
     }
 }
 
@@ -61,15 +64,32 @@ public final class BatchStore {
     }
 
     /// Moves the shard's live batch to the next sealed batch in one atomic step. Returns its
-    /// number, or nil when nothing was live.
-    public func seal(shard: Int) throws -> Int64? {
+    /// number, or nil when nothing was live. The number is above `floor`: pass the highest batch
+    /// number already reconciled, so that a Redis which lost its data cannot reuse one.
+    @discardableResult
+    public func seal(shard: Int, floor: Int64 = 0, now: Timestamp = .now()) throws -> Int64? {
         let layout = ShardLayout(shard: shard)
-        guard case .integer(let number) = try connection.command(["INCR", layout.sealSequence]) else {
-            throw BatchStoreError(.malformed, "\(layout.sealSequence) is not a counter")
+        let keys = layout.liveKeys + layout.batchKeys("#") + [layout.sealed, layout.fingerprint, layout.sealSequence]
+        let arguments = ["EVAL", BatchScripts.seal, String(keys.count)] + keys + [String(floor), String(now.millisecondsSinceEpoch)]
+        switch try connection.command(arguments) {
+        case .integer(0): return nil
+        case .integer(let number): return number
+        case let reply: throw RedisError(.unexpectedReply, "seal shard \(shard) answered \(reply)")
         }
-        let keys = layout.liveKeys + layout.batchKeys(number) + [layout.sealed, layout.fingerprint]
-        let reply = try connection.command(["EVAL", BatchScripts.seal, String(keys.count)] + keys + [String(number)])
-        return reply == .integer(1) ? number : nil
+    }
+
+    /// Takes the shard's lease for `owner`, or renews it if `owner` holds it, for `duration`.
+    /// Returns false when another owner holds it.
+    public func lease(shard: Int, owner: String, duration: Duration) throws -> Bool {
+        let milliseconds = max(1, duration.components.seconds * 1_000 + duration.components.attoseconds / 1_000_000_000_000_000)
+        let reply = try connection.command(["EVAL", BatchScripts.lease, "1", ShardLayout(shard: shard).lease, owner, String(milliseconds)])
+        guard case .integer(let held) = reply else { throw RedisError(.unexpectedReply, "lease on shard \(shard) answered \(reply)") }
+        return held == 1
+    }
+
+    /// Gives up the shard's lease if `owner` holds it.
+    public func releaseLease(shard: Int, owner: String) throws {
+        _ = try connection.command(["EVAL", BatchScripts.release, "1", ShardLayout(shard: shard).lease, owner])
     }
 
     /// The shard's sealed batches, oldest first.
@@ -86,16 +106,29 @@ public final class BatchStore {
         }
     }
 
-    /// Reads a sealed batch, hashes and sketch in chunks, and checks every value.
-    public func readBatch(shard: Int, number: Int64) throws -> SealedBatch {
-        let reader = BatchReader(connection: connection, keys: ShardLayout(shard: shard).batchKeys(number))
+    /// When the shard's oldest sealed batch was sealed; nil when none is waiting.
+    public func oldestSealTime(shard: Int) throws -> Timestamp? {
+        guard let oldest = try sealedBatches(shard: shard).first else { return nil }
+        let key = ShardLayout(shard: shard).batchKeys(String(oldest))[5]
+        let reply = try connection.command(["HGET", key, "sealed"])
+        guard reply != .null else { return nil }  // deleted meanwhile by another reconciler
+        guard case .bulk(let bytes) = reply, let milliseconds = Int64(String(decoding: bytes, as: UTF8.self)) else {
+            throw BatchStoreError(.malformed, "\(key) has seal time \(reply)")
+        }
+        return Timestamp(millisecondsSinceEpoch: milliseconds)
+    }
+
+    /// Reads a sealed batch, hashes and sketch in chunks, and checks every value. Nil when the
+    /// batch is gone: deleted, after it was reconciled, by another reconciler.
+    public func readBatch(shard: Int, number: Int64) throws -> SealedBatch? {
+        let reader = BatchReader(connection: connection, keys: ShardLayout(shard: shard).batchKeys(String(number)))
         return try reader.read(shard: shard, number: number)
     }
 
     /// Deletes a sealed batch and unlists it, atomically.
     public func deleteBatch(shard: Int, number: Int64) throws {
         let layout = ShardLayout(shard: shard)
-        let keys = layout.batchKeys(number) + [layout.sealed]
+        let keys = layout.batchKeys(String(number)) + [layout.sealed]
         _ = try connection.command(["EVAL", BatchScripts.delete, String(keys.count)] + keys + [String(number)])
     }
 

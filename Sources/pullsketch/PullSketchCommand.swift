@@ -2,12 +2,12 @@ import ArgumentParser
 import PullSketchCore
 
 @main
-struct PullSketchCommand: ParsableCommand {
+struct PullSketchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pullsketch",
         abstract: "Tracks when container image tags and manifests were last pulled, and how often.",
         version: PullSketchVersion.current,
-        subcommands: [SizingCommand.self, MigrateCommand.self]
+        subcommands: [SizingCommand.self, MigrateCommand.self, ReconcileCommand.self]
     )
 }
 

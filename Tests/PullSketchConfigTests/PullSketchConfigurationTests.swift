@@ -1,5 +1,6 @@
 import PullSketchConfig
 import PullSketchCore
+import PullSketchReconciler
 import PullSketchRedis
 import Testing
 
@@ -9,6 +10,7 @@ import Testing
         #expect(configuration.tracker.isEnabled == false)
         #expect(configuration.flusher.redis == RedisEndpoint(host: "127.0.0.1", port: 6379, database: 0))
         #expect(configuration.flusher.mergeInterval == .seconds(2))
+        #expect(configuration.reconciler == ReconcilerConfiguration(database: "", interval: .seconds(5), leaseDuration: .seconds(15)))
     }
 
     @Test func readsAQuayConfigYAMLAndIgnoresOtherKeys() throws {
@@ -27,6 +29,9 @@ import Testing
               shards: 2
               stripes: 4
               merge_interval_ms: 500
+              database_url: postgresql://stats@db.internal/pullsketch
+              reconcile_interval_ms: 2500
+              lease_ms: 30000
             """)
         #expect(configuration.tracker.isEnabled)
         #expect(configuration.tracker.countingRule == .quayAuditLog)
@@ -34,6 +39,9 @@ import Testing
         #expect(configuration.tracker.shardCount == 2 && configuration.tracker.stripeCount == 4)
         #expect(configuration.flusher.redis == RedisEndpoint(host: "metrics.internal", port: 6390, password: "secret", database: 3))
         #expect(configuration.flusher.mergeInterval == .milliseconds(500))
+        #expect(configuration.reconciler.database == "postgresql://stats@db.internal/pullsketch")
+        #expect(configuration.reconciler.interval == .milliseconds(2_500))
+        #expect(configuration.reconciler.leaseDuration == .seconds(30))
     }
 
     @Test func fallsBackToUserEventsRedis() throws {
@@ -49,7 +57,11 @@ import Testing
             "PULL_METRICS_REDIS_PORT": "7000",
             "PULLSKETCH_SKETCH_WIDTH": "8192",
             "PULLSKETCH_COUNTING_RULE": "resolutions",
+            "PULLSKETCH_DATABASE_URL": "host=127.0.0.1 dbname=stats",
+            "PULLSKETCH_LEASE_MS": "1000",
         ])
+        #expect(configuration.reconciler.database == "host=127.0.0.1 dbname=stats")
+        #expect(configuration.reconciler.leaseDuration == .seconds(1))
         #expect(!configuration.tracker.isEnabled)
         #expect(configuration.flusher.redis.host == "a" && configuration.flusher.redis.port == 7000)
         #expect(configuration.tracker.sketch.width == 8_192)
@@ -76,6 +88,8 @@ import Testing
         ("PULL_METRICS_REDIS_DB", "one"),
         ("PULLSKETCH_MERGE_INTERVAL_MS", "5"),
         ("PULLSKETCH_HOT_CAPACITY", "-1"),
+        ("PULLSKETCH_RECONCILE_INTERVAL_MS", "10"),
+        ("PULLSKETCH_LEASE_MS", "forever"),
     ])
     func badEnvironmentValuesAreRefusedByKey(key: String, value: String) {
         #expect {

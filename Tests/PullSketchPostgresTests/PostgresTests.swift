@@ -49,6 +49,19 @@ import Testing
         #expect(rows.rows.map { $0[0] } == values)
     }
 
+    @Test func aBrokenConnectionFailsItsStatementThenReconnects() throws {
+        let database = try PostgresServer.current!.makeDatabase()
+        let connection = try PostgresConnection(database)
+        let pid = try #require(try connection.query("SELECT pg_backend_pid()").rows.first?.first ?? nil)
+        try PostgresConnection(database).query("SELECT pg_terminate_backend($1::int)", [pid])
+        #expect {
+            try connection.query("SELECT 1")
+        } throws: { error in
+            (error as? PostgresError)?.kind == .connection
+        }
+        #expect(try connection.query("SELECT pg_backend_pid() <> $1::int", [pid]).rows == [["t"]])
+    }
+
     @Test func noServerIsAConnectionError() throws {
         let port = try freeLoopbackPort()
         #expect {

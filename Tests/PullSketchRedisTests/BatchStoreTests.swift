@@ -179,6 +179,25 @@ import Testing
         #expect(try store.sealedBatches(shard: 0) == [])
     }
 
+    @Test func sealingNumbersBatchesAboveTheFloorAndRecordsTheSealTime() throws {
+        let server = try RedisServer()
+        let store = try store(server, shards: 1)
+        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
+        for round in 0..<3 {
+            tracker.record(pull("v1", at: 1))
+            try store.merge(tracker.drain(), node: "n")
+            let floor: Int64 = round == 1 ? 41 : 0
+            let sealedAt = Timestamp(millisecondsSinceEpoch: 1_000 + Int64(round))
+            #expect(try store.seal(shard: 0, floor: floor, now: sealedAt) == [1, 42, 43][round])
+        }
+        #expect(try store.sealedBatches(shard: 0) == [1, 42, 43])
+        #expect(try store.oldestSealTime(shard: 0) == Timestamp(millisecondsSinceEpoch: 1_000))
+        #expect(try store.readBatch(shard: 0, number: 42)?.sealedAt == Timestamp(millisecondsSinceEpoch: 1_001))
+        try store.deleteBatch(shard: 0, number: 1)
+        #expect(try store.oldestSealTime(shard: 0) == Timestamp(millisecondsSinceEpoch: 1_001))
+        #expect(try store.readBatch(shard: 0, number: 1) == nil)
+    }
+
     @Test func garbageInTheLayoutGivesAClearErrorNotACrash() throws {
         let server = try RedisServer()
         let store = try store(server, shards: 1)

@@ -42,7 +42,7 @@ func drainSealed(_ store: BatchStore) throws -> [SealedBatch] {
     for shard in 0..<store.shardCount {
         _ = try store.seal(shard: shard)
         for number in try store.sealedBatches(shard: shard) {
-            batches.append(try store.readBatch(shard: shard, number: number))
+            batches.append(try store.readBatch(shard: shard, number: number)!)
             try store.deleteBatch(shard: shard, number: number)
         }
     }

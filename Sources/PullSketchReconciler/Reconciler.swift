@@ -1,0 +1,224 @@
+import Dispatch
+import Foundation
+public import Logging
+public import PullSketchCore
+import PullSketchPostgres
+public import PullSketchRedis
+public import ServiceLifecycle
+import Synchronization
+
+/// Turns sealed Redis batches into PostgreSQL rows, exactly once (DESIGN §2.3). Every pass:
+/// 1. for each shard whose lease it holds, seal the live batch, numbered above the highest batch
+///    the ledger has;
+/// 2. for each such shard, each sealed batch in order: renew the lease, read the batch, write it
+///    and its ledger row in one transaction (`BatchWriter`), then delete it from Redis.
+///
+/// The ledger, not the lease, is what makes a batch count once: a batch that was committed but not
+/// deleted (a crash in between) is found in the ledger and only deleted. The lease keeps two
+/// reconcilers from doing the same work. A failure ends the pass; the next pass, one interval
+/// later, starts over on fresh connections. Sealing needs only Redis, so while PostgreSQL is down
+/// batches keep being sealed and wait in Redis, and the lag metric shows it.
+///
+/// hiredis and libpq block, so all their calls run on the reconciler's own serial queue.
+/// `@unchecked Sendable`: the mutable state below is touched only there.
+public final class Reconciler: Service, @unchecked Sendable {
+    /// What one pass did.
+    public struct Pass: Hashable, Sendable {
+        /// Batches written to PostgreSQL by this pass.
+        public var applied = 0
+        /// Batches the ledger already had (committed by a pass that died before deleting them).
+        public var alreadyReconciled = 0
+        /// Shards skipped because another reconciler holds their lease.
+        public var shardsLeasedElsewhere = 0
+
+        public init() {}
+    }
+
+    /// Identifies this process in the shard leases: host, process id and a random suffix.
+    public let owner: String
+    private let redis: RedisEndpoint
+    private let shardCount: Int
+    private let countingRule: CountingRule
+    private let configuration: ReconcilerConfiguration
+    private let logger: Logger
+    private let queue = DispatchQueue(label: "pullsketch.reconciler")
+    private let metrics = ReconcilerMetrics()
+    /// How long ledger rows are kept, and how often old ones are deleted.
+    static let ledgerRetentionMilliseconds: Int64 = 30 * 86_400_000
+    static let ledgerPruneEveryMilliseconds: Int64 = 3_600_000
+    /// Set when the service is asked to stop: a pass ends after the batch it is writing.
+    private let stopping = Atomic<Bool>(false)
+
+    // Only touched on `queue`.
+    private var store: BatchStore?
+    private var writer: BatchWriter?
+    /// The highest reconciled batch per shard, as last read from the ledger; kept while PostgreSQL
+    /// is unreachable (it only grows), so sealing goes on.
+    private var floors: [Int64]?
+    private var ledgerPrunedAt: Timestamp?
+
+    public init(
+        redis: RedisEndpoint,
+        shardCount: Int,
+        countingRule: CountingRule = .resolutions,
+        configuration: ReconcilerConfiguration,
+        logger: Logger = Logger(label: "pullsketch.reconciler")
+    ) {
+        self.redis = redis
+        self.shardCount = shardCount
+        self.countingRule = countingRule
+        self.configuration = configuration
+        self.logger = logger
+        owner = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8).lowercased())"
+    }
+
+    /// Runs a pass every interval until a graceful shutdown or cancellation, then gives its leases
+    /// up so another reconciler can take the shards at once.
+    public func run() async throws {
+        try? await cancelWhenGracefulShutdown { [self] in
+            while true {
+                do {
+                    try await reconcileOnce()
+                } catch {
+                    logger.error("pass failed; retrying next interval", metadata: ["error": "\(error)", "owner": "\(owner)"])
+                }
+                try await Task.sleep(for: configuration.interval)
+            }
+        }
+        await onQueue { self.releaseLeases() }
+    }
+
+    /// One pass over every shard. Throws the first failure; what was committed before it stays.
+    @discardableResult
+    public func reconcileOnce() async throws -> Pass {
+        try await withTaskCancellationHandler {
+            try await onQueue { try self.pass() }
+        } onCancel: {
+            stopping.store(true, ordering: .relaxed)
+        }
+    }
+
+    private func pass() throws -> Pass {
+        let started = ContinuousClock.now
+        defer { metrics.recordPass(duration: ContinuousClock.now - started) }
+        do {
+            var pass = Pass()
+            let store = try connectedStore()
+            refreshFloors()
+            var leased: [Int] = []
+            for shard in 0..<shardCount {
+                guard try store.lease(shard: shard, owner: owner, duration: configuration.leaseDuration) else {
+                    pass.shardsLeasedElsewhere += 1
+                    continue
+                }
+                leased.append(shard)
+                if let floors { try store.seal(shard: shard, floor: floors[shard]) }
+            }
+            try recordLag(store, shards: leased)
+            for shard in leased {
+                try drain(shard: shard, store: store, pass: &pass)
+            }
+            try pruneLedgerHourly()
+            return pass
+        } catch {
+            metrics.recordFailure()
+            if error is PostgresError { writer = nil } else { store = nil }
+            throw error
+        }
+    }
+
+    /// Writes and deletes the shard's sealed batches, oldest first, while the lease holds.
+    private func drain(shard: Int, store: BatchStore, pass: inout Pass) throws {
+        for number in try store.sealedBatches(shard: shard) {
+            guard !stopping.load(ordering: .relaxed) else { return }
+            guard try store.lease(shard: shard, owner: owner, duration: configuration.leaseDuration) else {
+                logger.warning("lease lost to another reconciler", metadata: ["shard": "\(shard)", "owner": "\(owner)"])
+                return
+            }
+            guard let batch = try store.readBatch(shard: shard, number: number) else { continue }
+            if batch.content.tailRepositoriesOverflowed {
+                logger.warning(
+                    "tail repository table overflowed: estimating keys of every catalog repository",
+                    metadata: ["shard": "\(shard)", "batch": "\(number)"]
+                )
+            }
+            let started = ContinuousClock.now
+            let outcome = try connectedWriter().write(batch)
+            try store.deleteBatch(shard: shard, number: number)
+            if let floor = floors?[shard], number > floor { floors?[shard] = number }
+            metrics.recordBatch(batch, outcome: outcome, duration: ContinuousClock.now - started)
+            switch outcome {
+            case .applied: pass.applied += 1
+            case .alreadyReconciled: pass.alreadyReconciled += 1
+            }
+        }
+    }
+
+    /// Reads the ledger's floors; keeps the last known ones when PostgreSQL is unreachable.
+    private func refreshFloors() {
+        do {
+            floors = try connectedWriter().lastReconciledBatches()
+        } catch {
+            writer = nil
+            logger.warning(
+                floors == nil ? "postgres unreachable: not sealing until the ledger can be read" : "postgres unreachable: sealing on",
+                metadata: ["error": "\(error)"]
+            )
+        }
+    }
+
+    private func pruneLedgerHourly() throws {
+        let now = Timestamp.now()
+        if let ledgerPrunedAt, now.millisecondsSinceEpoch - ledgerPrunedAt.millisecondsSinceEpoch < Self.ledgerPruneEveryMilliseconds { return }
+        let cutoff = Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - Self.ledgerRetentionMilliseconds)
+        let forgotten = try connectedWriter().forgetLedger(reconciledBefore: cutoff)
+        ledgerPrunedAt = now
+        if forgotten > 0 { logger.info("forgot old ledger rows", metadata: ["rows": "\(forgotten)"]) }
+    }
+
+    private func recordLag(_ store: BatchStore, shards: [Int]) throws {
+        let now = Timestamp.now()
+        var oldest: Timestamp?
+        for shard in shards {
+            if let sealed = try store.oldestSealTime(shard: shard) { oldest = min(oldest ?? sealed, sealed) }
+        }
+        metrics.recordLag(milliseconds: oldest.map { now.millisecondsSinceEpoch - $0.millisecondsSinceEpoch } ?? 0)
+    }
+
+    private func releaseLeases() {
+        guard let store = try? connectedStore() else { return }
+        for shard in 0..<shardCount {
+            try? store.releaseLease(shard: shard, owner: owner)
+        }
+    }
+
+    private func connectedStore() throws -> BatchStore {
+        if let store { return store }
+        let store = BatchStore(connection: try RedisConnection(redis), shardCount: shardCount)
+        self.store = store
+        return store
+    }
+
+    private func connectedWriter() throws -> BatchWriter {
+        if let writer { return writer }
+        let connection = try PostgresConnection(configuration.database)
+        let writer = BatchWriter(connection: connection, shardCount: shardCount, countingRule: countingRule)
+        self.writer = writer
+        return writer
+    }
+
+    private func onQueue<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    private func onQueue(_ body: @escaping @Sendable () -> Void) async {
+        await withCheckedContinuation { continuation in
+            queue.async {
+                body()
+                continuation.resume()
+            }
+        }
+    }
+}

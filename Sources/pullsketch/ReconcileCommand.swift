@@ -1,0 +1,36 @@
+import ArgumentParser
+import Logging
+import PullSketchReconciler
+import ServiceLifecycle
+
+/// Runs the reconciler until SIGTERM or SIGINT; several may run, one works a shard at a time.
+struct ReconcileCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reconcile",
+        abstract: "Write sealed Redis batches into PostgreSQL, exactly once, every interval."
+    )
+
+    @OptionGroup var options: ConfigurationOptions
+
+    @Option(help: "libpq connection string or postgresql:// URI; overrides PULLSKETCH.database_url and $PULLSKETCH_DATABASE_URL.")
+    var database: String?
+
+    func run() async throws {
+        var configuration = try options.load()
+        if let database { configuration.reconciler.database = database }
+        guard !configuration.reconciler.database.isEmpty else {
+            throw ValidationError("no database: pass --database, or set PULLSKETCH.database_url or PULLSKETCH_DATABASE_URL")
+        }
+        let logger = Logger(label: "pullsketch.reconciler")
+        let reconciler = Reconciler(
+            redis: configuration.flusher.redis,
+            shardCount: configuration.tracker.shardCount,
+            countingRule: configuration.tracker.countingRule,
+            configuration: configuration.reconciler,
+            logger: logger
+        )
+        logger.info("reconciling", metadata: ["owner": "\(reconciler.owner)", "shards": "\(configuration.tracker.shardCount)"])
+        let group = ServiceGroup(configuration: .init(services: [reconciler], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}

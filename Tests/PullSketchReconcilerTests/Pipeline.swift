@@ -1,0 +1,128 @@
+import Foundation
+import PullSketchCore
+import PullSketchPostgres
+import PullSketchReconciler
+import PullSketchRedis
+import PullSketchTestSupport
+import Testing
+
+/// A statistics row, or what it must be: counters, upper-bound count, its error, last pull (ms).
+struct StatsRow: Hashable, CustomStringConvertible {
+    var fetches: Int64 = 0
+    var checks: Int64 = 0
+    var count: Int64 = 0
+    var error: Int64 = 0
+    var last: Int64 = .min
+
+    var description: String { "fetches \(fetches) checks \(checks) count \(count)±\(error) last \(last)" }
+}
+
+/// The write side of a deployment for one test: a real Redis on its own port, a fresh migrated
+/// database on the suite's PostgreSQL, nodes that record pulls and merge them like flushers do,
+/// and the exact truth of every pull recorded.
+final class Pipeline {
+    static let shardCount = 4
+    let redis: RedisServer
+    let database: String
+    let store: BatchStore
+    /// key `tag|repository|tag` or `manifest|repository|digest` → expected row.
+    private(set) var truth: [String: StatsRow] = [:]
+    private var generator: SeededGenerator
+    private var clock: Int64 = 1_800_000_000_000
+
+    init(seed: UInt64, database: String? = nil) throws {
+        redis = try RedisServer()
+        self.database = try database ?? PostgresServer.current!.makeDatabase()
+        try Schema.migrate(try PostgresConnection(self.database))
+        store = BatchStore(connection: try RedisConnection(RedisEndpoint(port: redis.port)), shardCount: Self.shardCount)
+        generator = SeededGenerator(seed: seed)
+    }
+
+    /// `count` pulls by tag and by digest, GET and HEAD, over `tags` tags in each of 3 repositories,
+    /// recorded by one node whose window is merged into Redis; hot tables large enough to be exact.
+    func pull(_ count: Int, tags: Int = 200) throws {
+        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, hotCapacity: 1 << 20, shardCount: Self.shardCount))
+        for _ in 0..<count {
+            clock += Int64.random(in: 0...3, using: &generator)
+            let repository = try RepositoryName("team/app\(Int.random(in: 0..<3, using: &generator))")
+            let tag = Int.random(in: 0..<tags, using: &generator)
+            let digest = Self.digest(tag)
+            let byDigest = Int.random(in: 0..<4, using: &generator) == 0
+            let event = PullEvent(
+                repository: repository,
+                reference: byDigest ? .digest(digest) : .tag(try TagName("v\(tag)")),
+                method: Bool.random(using: &generator) ? .get : .head,
+                servedDigest: digest,
+                time: Timestamp(millisecondsSinceEpoch: clock)
+            )
+            tracker.record(event)
+            for update in CountingRule.resolutions.updates(for: event) {
+                let key = "\(update.kind == .tag ? "tag" : "manifest")|\(repository)|\(update.reference)"
+                var row = truth[key] ?? StatsRow()
+                if update.counter == .fetch { row.fetches += 1 } else { row.checks += 1 }
+                row.count = update.kind == .tag ? row.fetches + row.checks : row.fetches
+                row.last = max(row.last, clock)
+                truth[key] = row
+            }
+        }
+        try store.merge(tracker.drain(), node: UUID().uuidString)
+    }
+
+    /// A new connection to the test's database each time, so a PostgreSQL restart is no concern.
+    var connection: PostgresConnection {
+        get throws { try PostgresConnection(database) }
+    }
+
+    static func digest(_ tag: Int) -> Digest {
+        let hex = String(tag, radix: 16)
+        return try! Digest("sha256:" + String(repeating: "a", count: 64 - hex.count) + hex)
+    }
+
+    func reconciler(lease: Duration = .seconds(15), interval: Duration = .milliseconds(100)) -> Reconciler {
+        Reconciler(
+            redis: RedisEndpoint(port: redis.port),
+            shardCount: Self.shardCount,
+            configuration: ReconcilerConfiguration(database: database, interval: interval, leaseDuration: lease)
+        )
+    }
+
+    /// Every statistics row, keyed like `truth`.
+    func rows() throws -> [String: StatsRow] {
+        var result: [String: StatsRow] = [:]
+        for (table, column, kind) in [("tag_stats", "tag", "tag"), ("manifest_stats", "digest", "manifest")] {
+            let query = """
+                SELECT r.name, s.\(column), s.fetches, s.checks, s.pull_count, s.pull_count_error,
+                    (extract(epoch from s.last_pulled_at) * 1000)::bigint
+                FROM \(table) s JOIN repositories r ON r.id = s.repository_id
+                """
+            for row in try connection.query(query).rows {
+                let values = row[2...].map { Int64($0 ?? "") ?? .min }
+                result["\(kind)|\(row[0]!)|\(row[1]!)"] = StatsRow(
+                    fetches: values[0], checks: values[1], count: values[2], error: values[3], last: values[4]
+                )
+            }
+        }
+        return result
+    }
+
+    /// Every key's row equals the truth, exactly; names the first keys that differ.
+    func expectRowsEqualTruth(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let stored = try rows()
+        let wrong = truth.filter { stored[$0.key] != $0.value }.keys.sorted()
+        #expect(stored.count == truth.count, "\(stored.count) rows for \(truth.count) keys", sourceLocation: sourceLocation)
+        #expect(
+            wrong.count == 0,
+            "\(wrong.count) keys differ, e.g. \(wrong.prefix(3).map { "\($0): \(stored[$0].map(\.description) ?? "none") ≠ \(truth[$0]!)" })",
+            sourceLocation: sourceLocation
+        )
+    }
+
+    /// Sealed batches waiting in Redis, over all shards.
+    func sealedBatchCount() throws -> Int {
+        try (0..<Self.shardCount).reduce(0) { $0 + (try store.sealedBatches(shard: $1)).count }
+    }
+
+    func ledgerCount() throws -> Int {
+        Int(try connection.query("SELECT count(*) FROM reconciled_batches").rows[0][0]!)!
+    }
+}

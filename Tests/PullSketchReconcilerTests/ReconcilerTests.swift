@@ -1,0 +1,231 @@
+import Foundation
+import PullSketchCore
+import PullSketchPostgres
+import PullSketchReconciler
+import PullSketchRedis
+import PullSketchTestSupport
+import Testing
+
+@Suite(.postgresServer) struct ReconcilerTests {
+    @Test func passesSealWriteAndDeleteEveryBatchAndRowsEqualTheTruth() async throws {
+        let pipeline = try Pipeline(seed: 1)
+        let reconciler = pipeline.reconciler()
+        var applied = 0
+        for _ in 0..<3 {
+            try pipeline.pull(3_000)
+            let pass = try await reconciler.reconcileOnce()
+            #expect(pass.alreadyReconciled == 0 && pass.shardsLeasedElsewhere == 0)
+            applied += pass.applied
+        }
+        #expect(applied == 3 * Pipeline.shardCount)
+        #expect(try pipeline.ledgerCount() == applied)
+        #expect(try pipeline.sealedBatchCount() == 0)
+        try pipeline.expectRowsEqualTruth()
+        let exact = try pipeline.connection.query("SELECT bool_and(last_pulled_exact) AND bool_and(pull_count_error = 0) FROM tag_stats").rows
+        #expect(exact == [["t"]])
+    }
+
+    /// Where a reconciler can die between the steps of DESIGN §2.3.
+    enum CrashPoint: CaseIterable {
+        case afterSeal, afterRead, afterCommitBeforeDelete
+    }
+
+    /// The dead reconciler's steps are run by hand up to the crash point and abandoned; a new
+    /// reconciler then takes over.
+    @Test(arguments: CrashPoint.allCases)
+    func aCrashBetweenStepsRepeatsNothingAndLosesNothing(at point: CrashPoint) async throws {
+        let pipeline = try Pipeline(seed: 2)
+        try pipeline.pull(3_000)
+        let writer = BatchWriter(connection: try PostgresConnection(pipeline.database), shardCount: Pipeline.shardCount)
+        for shard in 0..<Pipeline.shardCount {
+            let number = try #require(try pipeline.store.seal(shard: shard))
+            guard point != .afterSeal else { continue }
+            let batch = try #require(try pipeline.store.readBatch(shard: shard, number: number))
+            guard point != .afterRead else { continue }
+            #expect(try writer.write(batch) != .alreadyReconciled)
+        }
+        try pipeline.pull(1_000)
+        let pass = try await pipeline.reconciler().reconcileOnce()
+        #expect(pass.alreadyReconciled == (point == .afterCommitBeforeDelete ? Pipeline.shardCount : 0))
+        #expect(pass.applied == (point == .afterCommitBeforeDelete ? 1 : 2) * Pipeline.shardCount)
+        #expect(try pipeline.sealedBatchCount() == 0)
+        try pipeline.expectRowsEqualTruth()
+    }
+
+    @Test func aFailureInsideTheTransactionRollsItAllBackAndTheBatchIsAppliedLater() async throws {
+        let pipeline = try Pipeline(seed: 3)
+        // Fails the first manifest upsert, after the tag upserts of the same transaction ran.
+        try pipeline.connection.execute(script: """
+            CREATE SEQUENCE injected_faults;
+            CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF nextval('injected_faults') = 1 THEN RAISE EXCEPTION 'injected fault'; END IF;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER fail_once AFTER INSERT ON manifest_stats FOR EACH STATEMENT EXECUTE FUNCTION fail_once();
+            """)
+        try pipeline.pull(3_000)
+        let reconciler = pipeline.reconciler()
+        await #expect(throws: PostgresError.self) { try await reconciler.reconcileOnce() }
+        #expect(try pipeline.connection.query("SELECT count(*) FROM tag_stats").rows == [["0"]])
+        #expect(try pipeline.ledgerCount() == 0)
+        #expect(try pipeline.sealedBatchCount() == Pipeline.shardCount)
+        let pass = try await reconciler.reconcileOnce()
+        #expect(pass.applied == Pipeline.shardCount)
+        try pipeline.expectRowsEqualTruth()
+    }
+
+    @Test func aReconcilerProcessKilledMidTransactionLosesNothingAndDoublesNothing() async throws {
+        let pipeline = try Pipeline(seed: 4)
+        for _ in 0..<3 {
+            try pipeline.pull(40_000, tags: 10_000)
+            for shard in 0..<Pipeline.shardCount { try pipeline.store.seal(shard: shard) }
+        }
+        let batches = try pipeline.sealedBatchCount()
+        let application = "killed_reconciler"
+        var kills = 0
+        for _ in 0..<2 {
+            let process = try startReconcilerProcess(pipeline, application: application)
+            // Wait for the process's transaction to be open, then kill it without warning.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try pipeline.connection.query(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND xact_start IS NOT NULL", [application]
+            ).rows.isEmpty {
+                try #require(ContinuousClock.now < deadline, "the reconciler never opened a transaction")
+            }
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            kills += 1
+        }
+        #expect(kills == 2)
+        #expect(try pipeline.ledgerCount() < batches, "everything was applied before the kills")
+        let survivor = try startReconcilerProcess(pipeline, application: application)
+        defer {
+            kill(survivor.processIdentifier, SIGKILL)
+            survivor.waitUntilExit()
+        }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try pipeline.sealedBatchCount() > 0 {
+            try #require(ContinuousClock.now < deadline, "batches left in Redis")
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(try pipeline.ledgerCount() == batches)
+        try pipeline.expectRowsEqualTruth()
+    }
+
+    /// `pullsketch reconcile` from the build, on the pipeline's Redis and database, with a short
+    /// lease so a killed process's shards are free again quickly.
+    func startReconcilerProcess(_ pipeline: Pipeline, application: String) throws -> Process {
+        let process = Process()
+        process.executableURL = builtProduct("pullsketch")
+        process.arguments = ["reconcile", "--database", pipeline.database + " application_name=\(application)"]
+        process.environment = [
+            "PULL_METRICS_REDIS_PORT": String(pipeline.redis.port),
+            "PULLSKETCH_SHARDS": String(Pipeline.shardCount),
+            "PULLSKETCH_RECONCILE_INTERVAL_MS": "100",
+            "PULLSKETCH_LEASE_MS": "300",
+        ]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    @Test func twoReconcilersWhoseLeasesNeverHoldStillNeverApplyABatchTwice() async throws {
+        let pipeline = try Pipeline(seed: 5)
+        // A 1 ms lease has expired by the next call: both reconcilers work every shard, and only
+        // the ledger stands between them and a double count.
+        let reconcilers = [pipeline.reconciler(lease: .milliseconds(1)), pipeline.reconciler(lease: .milliseconds(1))]
+        var applied = 0
+        for _ in 0..<5 {
+            try pipeline.pull(2_000)
+            for shard in 0..<Pipeline.shardCount { try pipeline.store.seal(shard: shard) }
+            let passes = try await withThrowingTaskGroup(of: Reconciler.Pass.self) { group in
+                for reconciler in reconcilers { group.addTask { try await reconciler.reconcileOnce() } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            applied += passes.reduce(0) { $0 + $1.applied }
+        }
+        #expect(try pipeline.sealedBatchCount() == 0)
+        #expect(try pipeline.ledgerCount() == applied)
+        try pipeline.expectRowsEqualTruth()
+    }
+
+    @Test func aShardLeasedByAnotherReconcilerIsLeftAloneUntilTheLeaseIsGiven() async throws {
+        let pipeline = try Pipeline(seed: 6)
+        // Leases long enough to outlast a slow pass on a busy machine.
+        let holder = pipeline.reconciler(lease: .seconds(600))
+        let other = pipeline.reconciler(lease: .seconds(600))
+        try pipeline.pull(1_000)
+        #expect(try await holder.reconcileOnce().applied == Pipeline.shardCount)
+        try pipeline.pull(1_000)
+        let skipped = try await other.reconcileOnce()
+        #expect(skipped.shardsLeasedElsewhere == Pipeline.shardCount && skipped.applied == 0)
+        #expect(try pipeline.sealedBatchCount() == 0, "the other reconciler sealed shards it does not hold")
+        // A graceful stop gives the leases up; the other takes the shards at once.
+        try await holder.run(cancelledAfter: .milliseconds(50))
+        try pipeline.pull(1_000)
+        let taken = try await other.reconcileOnce()
+        #expect(taken.shardsLeasedElsewhere == 0 && taken.applied >= Pipeline.shardCount)
+        #expect(try pipeline.sealedBatchCount() == 0)
+        try pipeline.expectRowsEqualTruth()
+    }
+
+    @Test func batchesWaitInRedisWhilePostgresIsDownAndDrainWhenItIsBack() async throws {
+        let server = try PostgresServer()  // its own cluster: this test stops it
+        let pipeline = try Pipeline(seed: 7, database: try server.makeDatabase())
+        let reconciler = pipeline.reconciler()
+        try pipeline.pull(1_000)
+        #expect(try await reconciler.reconcileOnce().applied == Pipeline.shardCount)
+        server.stop()
+        for _ in 0..<3 {
+            try pipeline.pull(1_000)
+            await #expect(throws: PostgresError.self) { try await reconciler.reconcileOnce() }
+        }
+        #expect(try pipeline.sealedBatchCount() == 3 * Pipeline.shardCount, "sealing stopped with PostgreSQL")
+        try server.start()
+        let pass = try await reconciler.reconcileOnce()
+        #expect(pass.applied == 3 * Pipeline.shardCount)
+        try pipeline.expectRowsEqualTruth()
+    }
+
+    @Test func aRedisThatLostItsDataNeverReusesAReconciledBatchNumber() async throws {
+        let pipeline = try Pipeline(seed: 8)
+        let reconciler = pipeline.reconciler()
+        for _ in 0..<2 {
+            try pipeline.pull(1_000)
+            try await reconciler.reconcileOnce()
+        }
+        _ = try RedisConnection(RedisEndpoint(port: pipeline.redis.port)).command(["FLUSHALL"])
+        try pipeline.pull(1_000)
+        let pass = try await reconciler.reconcileOnce()
+        #expect(pass.applied == Pipeline.shardCount && pass.alreadyReconciled == 0)
+        try pipeline.expectRowsEqualTruth()
+    }
+
+    @Test func ledgerRowsOlderThanThirtyDaysAreForgottenButEachShardKeepsItsNewest() async throws {
+        let pipeline = try Pipeline(seed: 9)
+        try pipeline.connection.query("""
+            INSERT INTO reconciled_batches (shard, batch, pulls, tail_mass, epsilon, delta, reconciled_at) VALUES
+                (0, 1, 1, 0, 0, 0, now() - interval '40 days'), (0, 2, 1, 0, 0, 0, now() - interval '20 days'),
+                (1, 7, 1, 0, 0, 0, now() - interval '40 days')
+            """)
+        let writer = BatchWriter(connection: try pipeline.connection, shardCount: Pipeline.shardCount)
+        #expect(try writer.forgetLedger(reconciledBefore: Timestamp(millisecondsSinceEpoch: Timestamp.now().millisecondsSinceEpoch - 30 * 86_400_000)) == 1)
+        #expect(try writer.lastReconciledBatches() == [2, 7, 0, 0], "shard 1's only row is old but is its seal floor")
+        try pipeline.connection.query("UPDATE reconciled_batches SET reconciled_at = now() - interval '40 days'")
+        try pipeline.pull(1_000)
+        try await pipeline.reconciler().reconcileOnce()
+        let left = try pipeline.connection.query("SELECT shard, batch FROM reconciled_batches ORDER BY shard").rows
+        #expect(left == [["0", "3"], ["1", "8"], ["2", "1"], ["3", "1"]], "a pass forgets old rows")
+    }
+}
+
+extension Reconciler {
+    /// Runs the service and cancels it after `delay`, as a shutdown would.
+    func run(cancelledAfter delay: Duration) async throws {
+        let task = Task { try await run() }
+        try await Task.sleep(for: delay)
+        task.cancel()
+        try await task.value
+    }
+}
