@@ -38,13 +38,16 @@ final class Pipeline {
         generator = SeededGenerator(seed: seed)
     }
 
+    static let repositories = 3
+
     /// `count` pulls by tag and by digest, GET and HEAD, over `tags` tags in each of 3 repositories,
-    /// recorded by one node whose window is merged into Redis; hot tables large enough to be exact.
-    func pull(_ count: Int, tags: Int = 200) throws {
-        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, hotCapacity: 1 << 20, shardCount: Self.shardCount))
+    /// recorded by one node whose window is merged into Redis; by default the hot table holds every
+    /// key, so every count is exact.
+    func pull(_ count: Int, tags: Int = 200, hotCapacity: Int = 1 << 20) throws {
+        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, hotCapacity: hotCapacity, shardCount: Self.shardCount))
         for _ in 0..<count {
             clock += Int64.random(in: 0...3, using: &generator)
-            let repository = try RepositoryName("team/app\(Int.random(in: 0..<3, using: &generator))")
+            let repository = try RepositoryName("team/app\(Int.random(in: 0..<Self.repositories, using: &generator))")
             let tag = Int.random(in: 0..<tags, using: &generator)
             let digest = Self.digest(tag)
             let byDigest = Int.random(in: 0..<4, using: &generator) == 0
@@ -75,7 +78,7 @@ final class Pipeline {
 
     static func digest(_ tag: Int) -> Digest {
         let hex = String(tag, radix: 16)
-        return try! Digest("sha256:" + String(repeating: "a", count: 64 - hex.count) + hex)
+        return try! Digest("sha256:" + String(repeating: "0", count: 64 - hex.count) + hex)
     }
 
     func reconciler(lease: Duration = .seconds(15), interval: Duration = .milliseconds(100)) -> Reconciler {

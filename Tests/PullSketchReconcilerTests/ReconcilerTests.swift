@@ -25,6 +25,36 @@ import Testing
         #expect(exact == [["t"]])
     }
 
+    @Test func tailCountsThroughRedisAreUpperBoundsWithinTheirErrorAndNeverDateAPullEarly() async throws {
+        let pipeline = try Pipeline(seed: 10)
+        let tags = 2_000
+        // The catalog knows every tag and manifest (names as `Pipeline` makes them), as push
+        // events would have told it.
+        try pipeline.connection.execute(script: """
+            INSERT INTO repositories (name) SELECT 'team/app' || r FROM generate_series(0, \(Pipeline.repositories - 1)) r;
+            INSERT INTO catalog_tags (repository_id, tag, digest)
+                SELECT id, 'v' || n, 'sha256:' || lpad(to_hex(n), 64, '0') FROM repositories, generate_series(0, \(tags - 1)) n;
+            INSERT INTO catalog_manifests (repository_id, digest)
+                SELECT id, 'sha256:' || lpad(to_hex(n), 64, '0') FROM repositories, generate_series(0, \(tags - 1)) n;
+            """)
+        let reconciler = pipeline.reconciler()
+        for _ in 0..<3 {
+            try pipeline.pull(20_000, tags: tags, hotCapacity: 64)
+            try await reconciler.reconcileOnce()
+        }
+        let stored = try pipeline.rows()
+        var withinBound = 0
+        for (key, truth) in pipeline.truth {
+            let row = try #require(stored[key], "no row for \(key)")
+            #expect(row.count >= truth.count, "\(key) undercounted: \(row) for \(truth)")
+            #expect(row.last >= truth.last, "\(key) dated before its last pull")
+            if row.count - row.error <= truth.count { withinBound += 1 }
+        }
+        let approximate = stored.values.filter { $0.error > 0 }.count
+        #expect(approximate > pipeline.truth.count / 2, "the workload did not reach the tail")
+        #expect(Double(withinBound) / Double(pipeline.truth.count) >= 1 - SketchParameters().delta)
+    }
+
     /// Where a reconciler can die between the steps of DESIGN §2.3.
     enum CrashPoint: CaseIterable {
         case afterSeal, afterRead, afterCommitBeforeDelete
