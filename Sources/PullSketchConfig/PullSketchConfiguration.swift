@@ -1,6 +1,7 @@
 public import PullSketchCore
 public import PullSketchFlusher
 import PullSketchRedis
+public import PullSketchNode
 public import PullSketchReconciler
 import Yams
 
@@ -12,6 +13,17 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     public var flusher: FlusherConfiguration
     /// The reconciler's database and pacing; `database` is empty until configured.
     public var reconciler: ReconcilerConfiguration
+    /// The HTTP node: listen address, webhook secret, readers. `statisticsEnabled` follows
+    /// `FEATURE_IMAGE_PULL_STATS` (the tracker's `isEnabled`).
+    public var node: NodeConfiguration {
+        get {
+            var node = nodeSettings
+            node.statisticsEnabled = tracker.isEnabled
+            return node
+        }
+        set { nodeSettings = newValue }
+    }
+    private var nodeSettings = NodeConfiguration()
 
     public init(
         tracker: TrackerConfiguration = TrackerConfiguration(),
@@ -28,7 +40,9 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     /// - `PULL_METRICS_REDIS` (falling back to `USER_EVENTS_REDIS`): `host`, `port`, `password`, `db`
     /// - `PULLSKETCH`: `counting_rule` (`resolutions` | `quay`), `hot_capacity`, `stripes`,
     ///   `shards`, `sketch_width`, `sketch_depth`, `merge_interval_ms`, `database_url`,
-    ///   `reconcile_interval_ms`, `lease_ms`
+    ///   `reconcile_interval_ms`, `lease_ms`, `http_host`, `http_port`, `webhook_secret`,
+    ///   `max_body_bytes`, `read_auth` (`tokens` | `none`), `read_tokens` (list of `token` +
+    ///   `repositories` patterns)
     public init(yaml: String) throws(ConfigurationError) {
         let file: QuayConfigFile
         do {
@@ -79,7 +93,13 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             mergeIntervalMilliseconds: try integer(environment, "PULLSKETCH_MERGE_INTERVAL_MS"),
             databaseURL: environment["PULLSKETCH_DATABASE_URL"],
             reconcileIntervalMilliseconds: try integer(environment, "PULLSKETCH_RECONCILE_INTERVAL_MS"),
-            leaseMilliseconds: try integer(environment, "PULLSKETCH_LEASE_MS")
+            leaseMilliseconds: try integer(environment, "PULLSKETCH_LEASE_MS"),
+            httpHost: environment["PULLSKETCH_HTTP_HOST"],
+            httpPort: try integer(environment, "PULLSKETCH_HTTP_PORT"),
+            webhookSecret: environment["PULLSKETCH_WEBHOOK_SECRET"],
+            maxBodyBytes: try integer(environment, "PULLSKETCH_MAX_BODY_BYTES"),
+            readAuth: environment["PULLSKETCH_READ_AUTH"],
+            readTokens: try Self.readTokens(environment["PULLSKETCH_READ_TOKENS"])
         )
         try result.apply(section, keyPrefix: "PULLSKETCH_")
         return result
@@ -104,6 +124,24 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         if let url = section.databaseURL { reconciler.database = url }
         try set(\.reconciler.interval, section.reconcileIntervalMilliseconds, key: key("reconcile_interval_ms"), valid: 100...600_000)
         try set(\.reconciler.leaseDuration, section.leaseMilliseconds, key: key("lease_ms"), valid: 100...3_600_000)
+        if let host = section.httpHost { node.host = host }
+        try set(\.node.port, section.httpPort, key: key("http_port"), valid: 1...65_535)
+        if let secret = section.webhookSecret {
+            guard secret.count >= 16 else { throw ConfigurationError(key("webhook_secret"), "shorter than 16 characters") }
+            node.webhookSecret = secret
+        }
+        try set(\.node.maxBodyBytes, section.maxBodyBytes, key: key("max_body_bytes"), valid: 1_024...(64 << 20))
+        if let tokens = section.readTokens {
+            guard tokens.allSatisfy({ $0.token.count >= 16 && !$0.repositories.isEmpty }) else {
+                throw ConfigurationError(key("read_tokens"), "every token needs 16 characters or more and at least one repository pattern")
+            }
+            node.readAuth = .tokens(tokens.map { ReaderToken(token: $0.token, repositories: $0.repositories) })
+        }
+        switch section.readAuth {
+        case nil, "tokens": break
+        case "none": node.readAuth = .none
+        case let other?: throw ConfigurationError(key("read_auth"), "'\(other)' is not 'tokens' or 'none'")
+        }
         guard tracker.stripeCount % tracker.shardCount == 0 else {
             throw ConfigurationError(key("stripes"), "\(tracker.stripeCount) stripes are not a multiple of \(tracker.shardCount) shards")
         }
@@ -113,6 +151,16 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         guard let value else { return }
         guard valid.contains(value) else { throw ConfigurationError(key, "\(value) is outside \(valid.lowerBound)...\(valid.upperBound)") }
         self[keyPath: path] = value
+    }
+
+    /// `token=pattern,pattern;token=pattern`, the environment's form of `read_tokens`.
+    private static func readTokens(_ text: String?) throws(ConfigurationError) -> [ReadTokenSection]? {
+        guard let text else { return nil }
+        return try text.split(separator: ";").map { (entry) throws(ConfigurationError) -> ReadTokenSection in
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { throw ConfigurationError("PULLSKETCH_READ_TOKENS", "expected token=pattern,pattern;…") }
+            return ReadTokenSection(token: String(parts[0]), repositories: parts[1].split(separator: ",").map(String.init))
+        }
     }
 
     /// Sets a duration given in milliseconds.
@@ -163,6 +211,12 @@ private struct PullSketchSection: Decodable {
     var databaseURL: String?
     var reconcileIntervalMilliseconds: Int?
     var leaseMilliseconds: Int?
+    var httpHost: String?
+    var httpPort: Int?
+    var webhookSecret: String?
+    var maxBodyBytes: Int?
+    var readAuth: String?
+    var readTokens: [ReadTokenSection]?
 
     enum CodingKeys: String, CodingKey {
         case countingRule = "counting_rule"
@@ -175,5 +229,16 @@ private struct PullSketchSection: Decodable {
         case databaseURL = "database_url"
         case reconcileIntervalMilliseconds = "reconcile_interval_ms"
         case leaseMilliseconds = "lease_ms"
+        case httpHost = "http_host"
+        case httpPort = "http_port"
+        case webhookSecret = "webhook_secret"
+        case maxBodyBytes = "max_body_bytes"
+        case readAuth = "read_auth"
+        case readTokens = "read_tokens"
     }
+}
+
+private struct ReadTokenSection: Decodable {
+    var token: String
+    var repositories: [String]
 }

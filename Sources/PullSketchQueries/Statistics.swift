@@ -12,6 +12,19 @@ public struct ManifestStatistics: Hashable, Sendable {
     public var lastPulledAt: Timestamp?
     /// False when the last-pulled time comes from a tail estimate (never earlier than the truth).
     public var lastPulledExact: Bool
+
+    public init(
+        digest: String, fetches: UInt64, checks: UInt64, pullCount: UInt64, pullCountError: UInt64, lastPulledAt: Timestamp?,
+        lastPulledExact: Bool
+    ) {
+        self.digest = digest
+        self.fetches = fetches
+        self.checks = checks
+        self.pullCount = pullCount
+        self.pullCountError = pullCountError
+        self.lastPulledAt = lastPulledAt
+        self.lastPulledExact = lastPulledExact
+    }
 }
 
 /// The statistics of one tag, with those of the manifest it points at.
@@ -26,6 +39,22 @@ public struct TagStatistics: Hashable, Sendable {
     public var currentDigest: String?
     public var pushedAt: Timestamp?
     public var manifest: ManifestStatistics?
+
+    public init(
+        tag: String, fetches: UInt64, checks: UInt64, pullCount: UInt64, pullCountError: UInt64, lastPulledAt: Timestamp?,
+        lastPulledExact: Bool, currentDigest: String?, pushedAt: Timestamp?, manifest: ManifestStatistics?
+    ) {
+        self.tag = tag
+        self.fetches = fetches
+        self.checks = checks
+        self.pullCount = pullCount
+        self.pullCountError = pullCountError
+        self.lastPulledAt = lastPulledAt
+        self.lastPulledExact = lastPulledExact
+        self.currentDigest = currentDigest
+        self.pushedAt = pushedAt
+        self.manifest = manifest
+    }
 }
 
 /// How a repository's tag listing is ordered.
@@ -61,4 +90,12 @@ public struct PruneCandidate: Hashable, Sendable {
     public var lastPulledAt: Timestamp?
     public var pushedAt: Timestamp?
     public var reasons: [String]
+}
+
+/// A repository as the search page lists it.
+public struct RepositorySummary: Hashable, Sendable {
+    public var name: String
+    /// Tags the catalog knows and the registry has not deleted.
+    public var tags: Int
+    public var lastPulledAt: Timestamp?
 }

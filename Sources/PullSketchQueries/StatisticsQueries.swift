@@ -27,6 +27,27 @@ public struct StatisticsQueries {
         return try tags(where: "true", [repository.value], order: sort, limit: limit, offset: offset)
     }
 
+    /// Repositories whose name contains `text` (all when empty), by name, with their live tag
+    /// count and latest tag pull.
+    public func repositories(containing text: String, limit: Int) throws -> [RepositorySummary] {
+        try connection.query(
+            """
+            SELECT r.name, count(c.tag), (extract(epoch FROM max(t.last_pulled_at)) * 1000)::bigint
+            FROM repositories r
+            LEFT JOIN catalog_tags c ON c.repository_id = r.id AND c.deleted_at IS NULL
+            LEFT JOIN tag_stats t ON t.repository_id = c.repository_id AND t.tag = c.tag
+            WHERE strpos(r.name, $1) > 0
+            GROUP BY r.name ORDER BY r.name LIMIT $2
+            """,
+            [text, String(limit)]
+        ).rows.map { row in
+            RepositorySummary(
+                name: row[0] ?? "", tags: Int(row[1] ?? "0") ?? 0,
+                lastPulledAt: row[2].flatMap(Int64.init).map(Timestamp.init(millisecondsSinceEpoch:))
+            )
+        }
+    }
+
     /// A manifest's statistics; nil for a digest the repository never had.
     public func manifest(_ repository: RepositoryName, _ digest: Digest) throws -> ManifestStatistics? {
         let rows = try connection.query(

@@ -1,0 +1,197 @@
+import Foundation
+import Hummingbird
+import PullSketchCore
+
+/// Event ingestion: distribution notifications and direct pull batches. A request that is not a
+/// valid envelope gets a 4xx and changes nothing; inside a valid one, invalid events are dropped
+/// (counted, logged) and the rest recorded — a non-2xx would make the registry retry the whole
+/// envelope forever and hold up its queue.
+extension PullSketchNode {
+    static let notificationContentTypes: Set<String> = [
+        "application/vnd.docker.distribution.events.v1+json",
+        "application/vnd.docker.distribution.events.v2+json",
+    ]
+
+    /// What became of an envelope's events.
+    struct IngestionSummary: Encodable {
+        var accepted = 0
+        var duplicates = 0
+        var ignored = 0
+        var dropped = 0
+    }
+
+    func receiveNotifications(_ request: Request) async throws -> Response {
+        if let refusal = refuseIngestion(request, contentTypes: Self.notificationContentTypes) { return refusal }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: configuration.maxBodyBytes)
+        } catch {
+            return JSONResponse.error(.contentTooLarge, "body larger than \(configuration.maxBodyBytes) bytes")
+        }
+        guard let envelope = try? JSONDecoder().decode(NotificationEnvelope.self, from: Data(buffer: body)) else {
+            return JSONResponse.error(.badRequest, "not a notification envelope: expected {\"events\": [...]}")
+        }
+        var summary = IngestionSummary()
+        for item in envelope.events {
+            guard let event = item.event else {
+                drop("event is not an object of the expected shape", &summary)
+                continue
+            }
+            let meaning = event.ingested()
+            if case .invalid(let reason) = meaning {
+                drop(reason, &summary)
+                continue
+            }
+            guard let id = event.id, !id.isEmpty else {
+                drop("event without id", &summary)
+                continue
+            }
+            guard recentIDs.insert(id) else {
+                summary.duplicates += 1
+                metrics.eventsDuplicate.increment()
+                continue
+            }
+            apply(meaning, &summary)
+        }
+        return try JSONResponse.make(.ok, summary)
+    }
+
+    /// `POST /api/v1/pulls`: `{"pulls": [{"repository", "tag"?, "digest"?, "method", "time"?, "id"?}]}`
+    /// for registries that report pulls themselves.
+    func receivePulls(_ request: Request) async throws -> Response {
+        if let refusal = refuseIngestion(request, contentTypes: ["application/json"]) { return refusal }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: configuration.maxBodyBytes)
+        } catch {
+            return JSONResponse.error(.contentTooLarge, "body larger than \(configuration.maxBodyBytes) bytes")
+        }
+        guard let batch = try? JSONDecoder().decode(DirectPulls.self, from: Data(buffer: body)) else {
+            return JSONResponse.error(.badRequest, "expected {\"pulls\": [{\"repository\": ..., \"tag\" or \"digest\": ..., \"method\": \"GET\" or \"HEAD\"}]}")
+        }
+        var summary = IngestionSummary()
+        for item in batch.pulls {
+            guard let pull = item.pull else {
+                drop("pull is not an object of the expected shape", &summary)
+                continue
+            }
+            let meaning = pull.ingested(receivedAt: .now())
+            if case .invalid(let reason) = meaning {
+                drop(reason, &summary)
+                continue
+            }
+            if let id = pull.id, !recentIDs.insert(id) {
+                summary.duplicates += 1
+                metrics.eventsDuplicate.increment()
+                continue
+            }
+            apply(meaning, &summary)
+        }
+        return try JSONResponse.make(.ok, summary)
+    }
+
+    /// 401 without the webhook secret, 415 for another content type; nil when the request may go on.
+    private func refuseIngestion(_ request: Request, contentTypes: Set<String>) -> Response? {
+        guard let secret = configuration.webhookSecret, let presented = bearerToken(request),
+            constantTimeEqual(presented, secret)
+        else {
+            return JSONResponse.error(.unauthorized, "missing or wrong bearer secret")
+        }
+        let contentType = request.headers[.contentType]?.split(separator: ";").first.map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        }
+        guard let contentType, contentTypes.contains(contentType) else {
+            return JSONResponse.error(.unsupportedMediaType, "content type must be one of \(contentTypes.sorted().joined(separator: ", "))")
+        }
+        return nil
+    }
+
+    private func apply(_ meaning: IngestedEvent, _ summary: inout IngestionSummary) {
+        switch meaning {
+        case .pull(let event):
+            tracker.record(event)
+            summary.accepted += 1
+            metrics.eventsAccepted.increment()
+        case .catalog(let change):
+            catalogUpdates.enqueue(change)
+            summary.accepted += 1
+            metrics.eventsAccepted.increment()
+        case .ignored:
+            summary.ignored += 1
+            metrics.eventsIgnored.increment()
+        case .invalid(let reason):
+            drop(reason, &summary)
+        }
+    }
+
+    private func drop(_ reason: String, _ summary: inout IngestionSummary) {
+        summary.dropped += 1
+        metrics.eventsDropped.increment()
+        logger.warning("dropped an invalid event", metadata: ["reason": "\(reason)"])
+    }
+}
+
+/// The body of `POST /api/v1/pulls`; each pull decodes on its own.
+struct DirectPulls: Decodable {
+    var pulls: [LenientPull]
+
+    struct LenientPull: Decodable {
+        var pull: DirectPull?
+
+        init(from decoder: any Decoder) {
+            pull = try? DirectPull(from: decoder)
+        }
+    }
+}
+
+struct DirectPull: Decodable {
+    var id: String?
+    var repository: String
+    var tag: String?
+    var digest: String?
+    var method: String
+    var time: String?
+
+    /// A pull names a tag, a digest or both (a tag with the digest served); time defaults to now.
+    func ingested(receivedAt now: Timestamp) -> IngestedEvent {
+        guard let repository = try? RepositoryName(repository) else { return .invalid("invalid repository '\(repository)'") }
+        guard let method = ManifestRequestMethod(rawValue: method.uppercased()) else { return .invalid("method '\(method)' is not GET or HEAD") }
+        let time: Timestamp
+        if let text = self.time {
+            guard let parsed = RFC3339.parse(text) else { return .invalid("time '\(text)' is not RFC 3339") }
+            time = parsed
+        } else {
+            time = now
+        }
+        let digest: Digest?
+        if let text = self.digest {
+            guard let valid = try? Digest(text) else { return .invalid("invalid digest '\(text)'") }
+            digest = valid
+        } else {
+            digest = nil
+        }
+        if let text = tag {
+            guard let tag = try? TagName(text) else { return .invalid("invalid tag '\(text)'") }
+            return .pull(PullEvent(repository: repository, reference: .tag(tag), method: method, servedDigest: digest, time: time))
+        }
+        guard let digest else { return .invalid("a pull needs a tag or a digest") }
+        return .pull(PullEvent(repository: repository, reference: .digest(digest), method: method, time: time))
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+func bearerToken(_ request: Request) -> String? {
+    guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else { return nil }
+    return String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+}
+
+/// Compares secrets in time independent of where they differ.
+func constantTimeEqual(_ lhs: String, _ rhs: String) -> Bool {
+    let a = Array(lhs.utf8)
+    let b = Array(rhs.utf8)
+    var difference = UInt8(a.count == b.count ? 0 : 1)
+    for index in 0..<max(a.count, b.count) {
+        difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
+    }
+    return difference == 0
+}

@@ -1,0 +1,29 @@
+public import Prometheus
+
+/// The node's own Prometheus series. The tracker, flusher and reconciler report through
+/// swift-metrics, which `pullsketch serve` points at the same registry.
+public final class NodeMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let eventsAccepted: Counter
+    let eventsDuplicate: Counter
+    let eventsIgnored: Counter
+    let eventsDropped: Counter
+    let catalogChangesApplied: Counter
+    let catalogChangesDropped: Counter
+    let trackerMemory: Gauge
+
+    public init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+        let events = MetricNameDescriptor(metricName: "pullsketch_events", unitName: "total", helpText: "Ingested events by outcome")
+        eventsAccepted = registry.makeCounter(descriptor: events, labels: [("outcome", "accepted")])
+        eventsDuplicate = registry.makeCounter(descriptor: events, labels: [("outcome", "duplicate")])
+        eventsIgnored = registry.makeCounter(descriptor: events, labels: [("outcome", "ignored")])
+        eventsDropped = registry.makeCounter(descriptor: events, labels: [("outcome", "dropped")])
+        let catalog = MetricNameDescriptor(metricName: "pullsketch_catalog_changes", unitName: "total", helpText: "Catalog changes from push and delete events")
+        catalogChangesApplied = registry.makeCounter(descriptor: catalog, labels: [("outcome", "applied")])
+        catalogChangesDropped = registry.makeCounter(descriptor: catalog, labels: [("outcome", "dropped")])
+        trackerMemory = registry.makeGauge(
+            descriptor: MetricNameDescriptor(metricName: "pullsketch_tracker_memory", unitName: "bytes", helpText: "Memory the tracker's window holds")
+        )
+    }
+}

@@ -1,0 +1,114 @@
+import PullSketchCore
+
+/// A distribution notification envelope (`{"events": [...]}`). Each event decodes on its own, so
+/// one malformed event cannot make the envelope invalid.
+struct NotificationEnvelope: Decodable {
+    var events: [LenientEvent]
+
+    struct LenientEvent: Decodable {
+        var event: NotificationEvent?
+
+        init(from decoder: any Decoder) {
+            event = try? NotificationEvent(from: decoder)
+        }
+    }
+}
+
+/// The fields of a distribution event PullSketch reads (FACTS.md).
+struct NotificationEvent: Decodable {
+    var id: String?
+    var timestamp: String?
+    var action: String?
+    var target: Target?
+    var request: Request?
+
+    struct Target: Decodable {
+        var mediaType: String?
+        var digest: String?
+        var repository: String?
+        var tag: String?
+    }
+
+    struct Request: Decodable {
+        var method: String?
+    }
+}
+
+/// What an incoming event means for PullSketch.
+enum IngestedEvent: Equatable {
+    case pull(PullEvent)
+    case catalog(CatalogChange)
+    /// Valid but not PullSketch's business: blob pulls and pushes, mounts.
+    case ignored
+    case invalid(String)
+}
+
+/// A change to the catalog of known tags and manifests.
+enum CatalogChange: Hashable, Sendable {
+    case pushTag(RepositoryName, TagName, Digest, Timestamp)
+    case pushManifest(RepositoryName, Digest, Timestamp)
+    case deleteTag(RepositoryName, TagName, Timestamp)
+    case deleteManifest(RepositoryName, Digest, Timestamp)
+}
+
+extension NotificationEvent {
+    /// Manifest media types (FACTS.md); any other target is a blob or something else.
+    static let manifestMediaTypes: Set<String> = [
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    ]
+
+    /// Validates the event and says what it means (DESIGN §1, §3).
+    func ingested() -> IngestedEvent {
+        guard let action else { return .invalid("no action") }
+        guard let timestamp, let time = RFC3339.parse(timestamp) else { return .invalid("no RFC 3339 timestamp") }
+        let isManifest = target?.mediaType.map(Self.manifestMediaTypes.contains) ?? false
+        switch action {
+        case "mount":
+            return .ignored
+        case "pull" where !isManifest, "push" where !isManifest:
+            return .ignored
+        case "pull", "push", "delete":
+            break
+        default:
+            return .invalid("unknown action '\(action)'")
+        }
+        guard let target, let repositoryText = target.repository, let repository = try? RepositoryName(repositoryText) else {
+            return .invalid("invalid repository '\(target?.repository ?? "")'")
+        }
+        let tag: TagName?
+        if let text = target.tag {
+            guard let valid = try? TagName(text) else { return .invalid("invalid tag '\(text)'") }
+            tag = valid
+        } else {
+            tag = nil
+        }
+        let digest: Digest?
+        if let text = target.digest {
+            guard let valid = try? Digest(text) else { return .invalid("invalid digest '\(text)'") }
+            digest = valid
+        } else {
+            digest = nil
+        }
+        switch action {
+        case "pull":
+            guard let digest else { return .invalid("pull without digest") }
+            guard let method = request?.method.flatMap(ManifestRequestMethod.init(rawValue:)) else {
+                return .invalid("pull with method '\(request?.method ?? "")'")
+            }
+            let reference: ManifestReference = tag.map { .tag($0) } ?? .digest(digest)
+            return .pull(PullEvent(repository: repository, reference: reference, method: method, servedDigest: digest, time: time))
+        case "push":
+            guard let digest else { return .invalid("push without digest") }
+            return .catalog(tag.map { .pushTag(repository, $0, digest, time) } ?? .pushManifest(repository, digest, time))
+        default:
+            if let tag { return .catalog(.deleteTag(repository, tag, time)) }
+            guard let digest else { return .invalid("delete without tag or digest") }
+            return .catalog(.deleteManifest(repository, digest, time))
+        }
+    }
+}

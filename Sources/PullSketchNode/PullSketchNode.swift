@@ -1,0 +1,115 @@
+import Foundation
+public import Hummingbird
+public import Logging
+public import PullSketchCore
+public import PullSketchRedis
+
+/// The HTTP side of a PullSketch node (DESIGN §3): receives registry events into its tracker and
+/// the catalog, and serves the statistics API, the pruning dry-run, the web UI, `/metrics` and
+/// `/healthz`. `pullsketch serve` runs its router with the tracker's flusher.
+public struct PullSketchNode: Sendable {
+    public let configuration: NodeConfiguration
+    let tracker: PullTracker
+    let database: BlockingDatabase
+    let redis: RedisEndpoint
+    let catalogUpdates: CatalogUpdates
+    let metrics: NodeMetrics
+    let recentIDs: RecentEventIDs
+    let pages: WebPages
+    let logger: Logger
+
+    public init(
+        configuration: NodeConfiguration,
+        tracker: PullTracker,
+        database: BlockingDatabase,
+        redis: RedisEndpoint,
+        metrics: NodeMetrics,
+        logger: Logger = Logger(label: "pullsketch.node")
+    ) {
+        self.configuration = configuration
+        self.tracker = tracker
+        self.database = database
+        self.redis = redis
+        self.metrics = metrics
+        self.logger = logger
+        catalogUpdates = CatalogUpdates(database: database, metrics: metrics, logger: logger)
+        recentIDs = RecentEventIDs(capacity: configuration.recentEventIDs)
+        pages = WebPages()
+        if configuration.readAuth == .none {
+            logger.warning("read_auth is none: anyone who reaches this node can read every repository's statistics")
+        }
+        if configuration.webhookSecret == nil {
+            logger.warning("no webhook secret configured: every ingestion request is refused")
+        }
+    }
+
+    /// The service that writes catalog changes; run it next to the HTTP server.
+    public var catalogService: CatalogUpdates { catalogUpdates }
+
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: MetricsMiddleware())
+        router.post("notifications") { request, _ in try await receiveNotifications(request) }
+        router.post("api/v1/pulls") { request, _ in try await receivePulls(request) }
+        router.get("api/v1/repository/**") { request, context in try await readStatistics(request, context: context) }
+        router.get("/") { request, _ in try await searchPage(request) }
+        router.get("repository/**") { request, context in try await repositoryPage(request, context: context) }
+        router.post("login") { request, _ in try await login(request) }
+        router.get("metrics") { _, _ in prometheusText() }
+        router.get("healthz") { _, _ in try await health() }
+        return router
+    }
+
+    private func prometheusText() -> Response {
+        metrics.trackerMemory.set(Int64(tracker.memoryFootprint()))
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer()))
+        )
+    }
+
+    /// 200 when Redis and PostgreSQL both answer, else 503 naming what failed.
+    private func health() async throws -> Response {
+        var problems: [String: String] = [:]
+        do {
+            _ = try await database.run { try $0.query("SELECT 1") }
+        } catch {
+            problems["postgres"] = "\(error)"
+        }
+        let endpoint = redis
+        let redisProblem: String? = await Task.detached {
+            do {
+                _ = try RedisConnection(endpoint).command(["PING"])
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }.value
+        if let redisProblem { problems["redis"] = redisProblem }
+        let body = problems.isEmpty ? ["status": "ok"] : problems.merging(["status": "unavailable"]) { $1 }
+        return try JSONResponse.make(problems.isEmpty ? .ok : .serviceUnavailable, body)
+    }
+}
+
+/// JSON bodies and errors.
+enum JSONResponse {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    static func make(_ status: HTTPResponse.Status, _ value: some Encodable) throws -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value)))
+        )
+    }
+
+    /// `{"error": message}` with `status`.
+    static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        (try? make(status, ["error": message])) ?? Response(status: status)
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import Hummingbird
+import PullSketchCore
+import PullSketchPostgres
+import PullSketchQueries
+
+/// The statistics API (DESIGN §2.6) under `/api/v1/repository/<repository>/`:
+/// `tag/<tag>/pull_statistics`, `manifest/<digest>/pull_statistics`, `pull_statistics` (a sorted
+/// page of every tag) and `prune_candidates`. A repository name may have any number of
+/// components; a path ending in `tag/<x>/pull_statistics` or `manifest/<x>/pull_statistics` is
+/// read as a tag or manifest route.
+extension PullSketchNode {
+    /// Who is reading: everything (`read_auth: none`) or what one token may read.
+    enum Reader {
+        case everything
+        case token(ReaderToken)
+
+        func mayRead(_ repository: RepositoryName) -> Bool {
+            switch self {
+            case .everything: true
+            case .token(let token): token.mayRead(repository.value)
+            }
+        }
+    }
+
+    /// The reader a request authenticates as, by `Authorization: Bearer` or the UI's cookie.
+    func reader(_ request: Request) -> Reader? {
+        guard case .tokens(let tokens) = configuration.readAuth else { return .everything }
+        guard let presented = bearerToken(request) ?? request.cookies["pullsketch_token"]?.value else { return nil }
+        return tokens.first { constantTimeEqual($0.token, presented) }.map(Reader.token)
+    }
+
+    func readStatistics(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        guard configuration.statisticsEnabled else { return JSONResponse.error(.notFound, "pull statistics are not enabled") }
+        guard let reader = reader(request) else { return JSONResponse.error(.unauthorized, "missing or unknown bearer token") }
+        let segments = context.parameters.getCatchAll().map(String.init)
+        guard let route = StatisticsRoute(segments) else { return JSONResponse.error(.notFound, "no such route") }
+        let repositoryText = route.repository
+        guard let repository = try? RepositoryName(repositoryText) else {
+            return JSONResponse.error(.badRequest, "invalid repository name '\(repositoryText)'")
+        }
+        // 404, not 403: a reader must not learn that a repository outside its scope exists.
+        guard reader.mayRead(repository) else { return JSONResponse.error(.notFound, "no such repository") }
+        switch route {
+        case .tag(_, let text):
+            guard let tag = try? TagName(text) else { return JSONResponse.error(.badRequest, "invalid tag '\(text)'") }
+            let statistics = try await database.run { try StatisticsQueries(connection: $0).tag(repository, tag) }
+            return try JSONResponse.make(.ok, TagStatisticsBody(statistics ?? .neverPulled(tag.value)))
+        case .manifest(_, let text):
+            guard let digest = try? Digest(text) else { return JSONResponse.error(.badRequest, "invalid digest '\(text)'") }
+            let statistics = try await database.run { try StatisticsQueries(connection: $0).manifest(repository, digest) }
+            return try JSONResponse.make(.ok, ManifestStatisticsBody(statistics ?? .neverPulled(digest.value)))
+        case .repository:
+            let query = request.uri.queryParameters
+            guard let page = TagPage(query) else {
+                return JSONResponse.error(.badRequest, "sort is last_pulled, pull_count or name; order asc or desc; limit 1...500; page ≥ 1")
+            }
+            let rows = try await database.run {
+                try StatisticsQueries(connection: $0).tags(
+                    repository, order: page.order, descending: page.descending, limit: page.limit + 1, offset: (page.page - 1) * page.limit
+                )
+            }
+            return try JSONResponse.make(.ok, RepositoryStatisticsBody(repository: repository.value, page: page, rows: rows))
+        case .pruneCandidates:
+            let query = request.uri.queryParameters
+            guard let policy = PrunePolicy(query) else {
+                return JSONResponse.error(.badRequest, "not_pulled_days and max_pulls are whole numbers ≥ 0; give at least one criterion")
+            }
+            do {
+                let candidates = try await database.run {
+                    try StatisticsQueries(connection: $0).pruneCandidates(repository, policy: policy, now: .now())
+                }
+                return try JSONResponse.make(.ok, PruneCandidatesBody(repository: repository.value, candidates: candidates))
+            } catch let error as PostgresError where error.sqlState == "2201B" {
+                return JSONResponse.error(.badRequest, "invalid tag pattern: \(error.message)")
+            }
+        }
+    }
+}
+
+/// The statistics routes, parsed from the path after `/api/v1/repository/`.
+enum StatisticsRoute {
+    case tag(repository: String, tag: String)
+    case manifest(repository: String, digest: String)
+    case repository(String)
+    case pruneCandidates(String)
+
+    init?(_ segments: [String]) {
+        guard let last = segments.last, segments.count >= 2 else { return nil }
+        let count = segments.count
+        if last == "pull_statistics", count >= 4, segments[count - 3] == "tag" {
+            self = .tag(repository: segments[..<(count - 3)].joined(separator: "/"), tag: segments[count - 2])
+        } else if last == "pull_statistics", count >= 4, segments[count - 3] == "manifest" {
+            self = .manifest(repository: segments[..<(count - 3)].joined(separator: "/"), digest: segments[count - 2])
+        } else if last == "pull_statistics" {
+            self = .repository(segments.dropLast().joined(separator: "/"))
+        } else if last == "prune_candidates" {
+            self = .pruneCandidates(segments.dropLast().joined(separator: "/"))
+        } else {
+            return nil
+        }
+    }
+
+    var repository: String {
+        switch self {
+        case .tag(let repository, _), .manifest(let repository, _), .repository(let repository), .pruneCandidates(let repository):
+            repository
+        }
+    }
+}

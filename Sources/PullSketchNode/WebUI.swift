@@ -1,0 +1,117 @@
+import Foundation
+import Hummingbird
+import Mustache
+import PullSketchCore
+import PullSketchQueries
+
+/// The web UI: `/` searches repositories, `/repository/<repository>` lists its tags with last pull
+/// and pull count, sortable. Readers sign in with their token (kept in an HttpOnly cookie) unless
+/// `read_auth` is none.
+struct WebPages: Sendable {
+    private let library: MustacheLibrary
+
+    init() {
+        var library = MustacheLibrary()
+        for (name, text) in [("layout", WebTemplates.layout), ("search", WebTemplates.search), ("repository", WebTemplates.repository), ("login", WebTemplates.login)] {
+            try! library.register(text, named: name)  // fixed templates: a parse error is a programming error
+        }
+        self.library = library
+    }
+
+    func render(_ page: String, title: String, _ values: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+        let content = library.render(values, withTemplate: page) ?? ""
+        let html = library.render(["title": title, "content": content], withTemplate: "layout") ?? ""
+        return Response(status: status, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+}
+
+extension PullSketchNode {
+    func searchPage(_ request: Request) async throws -> Response {
+        guard configuration.statisticsEnabled else { return JSONResponse.error(.notFound, "pull statistics are not enabled") }
+        guard let reader = reader(request) else { return pages.render("login", title: "Sign in", [:], status: .unauthorized) }
+        let query = request.uri.queryParameters.get("q") ?? ""
+        let found = try await database.run { try StatisticsQueries(connection: $0).repositories(containing: query, limit: 200) }
+        let now = Timestamp.now()
+        let visible = found.filter { (try? RepositoryName($0.name)).map(reader.mayRead) ?? false }
+        let rows: [[String: Any]] = visible.map { summary in
+            ["name": summary.name, "tags": summary.tags, "lastPulled": summary.lastPulledAt.map { Self.timeValues($0, now: now) } as Any]
+        }
+        return pages.render("search", title: "Repositories", ["query": query, "repositories": rows, "hasRepositories": !rows.isEmpty])
+    }
+
+    func repositoryPage(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        guard configuration.statisticsEnabled else { return JSONResponse.error(.notFound, "pull statistics are not enabled") }
+        guard let reader = reader(request) else { return pages.render("login", title: "Sign in", [:], status: .unauthorized) }
+        let name = context.parameters.getCatchAll().joined(separator: "/")
+        guard let repository = try? RepositoryName(name), reader.mayRead(repository) else {
+            return pages.render("search", title: "Not found", ["query": name, "repositories": [[String: Any]](), "hasRepositories": false], status: .notFound)
+        }
+        guard let page = TagPage(request.uri.queryParameters) else {
+            return JSONResponse.error(.badRequest, "sort is last_pulled, pull_count or name; order asc or desc")
+        }
+        let tags = try await database.run {
+            try StatisticsQueries(connection: $0).tags(repository, order: page.order, descending: page.descending, limit: 500, offset: 0)
+        }
+        let now = Timestamp.now()
+        let rows: [[String: Any]] = tags.map { tag in
+            var row: [String: Any] = [
+                "tag": tag.tag, "count": CompactPullCount.string(tag.pullCount), "exactCount": tag.pullCount,
+                "lastPulled": tag.lastPulledAt.map { Self.timeValues($0, now: now) } as Any,
+                "digest": tag.currentDigest.map { ["full": $0, "short": String($0.split(separator: ":").last?.prefix(12) ?? "")] } as Any,
+            ]
+            if tag.pullCountError > 0 {
+                row["approximate"] = [
+                    "error": CompactPullCount.string(tag.pullCountError),
+                    "low": tag.pullCount - min(tag.pullCount, tag.pullCountError), "high": tag.pullCount,
+                ]
+            }
+            return row
+        }
+        // Each column links to its own sort; the active column's link flips the order.
+        func link(_ order: TagOrder) -> (active: String, order: String) {
+            guard page.order == order else { return ("", order == .name ? "asc" : "desc") }
+            return ("active", page.descending ? "asc" : "desc")
+        }
+        let labels: [TagOrder: String] = [.lastPulled: "last pulled", .pullCount: "pull count", .name: "name"]
+        return pages.render("repository", title: repository.value, [
+            "repository": repository.value, "tags": rows, "hasTags": !rows.isEmpty, "count": rows.count,
+            "sortLabel": "\(labels[page.order]!), \(page.descending ? "descending" : "ascending")",
+            "nameActive": link(.name).active, "nameOrder": link(.name).order,
+            "lastActive": link(.lastPulled).active, "lastOrder": link(.lastPulled).order,
+            "countActive": link(.pullCount).active, "countOrder": link(.pullCount).order,
+        ])
+    }
+
+    /// `POST /login` with `token=…`: a valid reader token is kept in an HttpOnly cookie.
+    func login(_ request: Request) async throws -> Response {
+        guard case .tokens(let tokens) = configuration.readAuth else { return Response(status: .seeOther, headers: [.location: "/"]) }
+        let body = try await request.body.collect(upTo: 4_096)
+        let form = String(buffer: body)
+        let token = form.split(separator: "&").compactMap { pair -> String? in
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, parts[0] == "token" else { return nil }
+            return String(parts[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+        }.first ?? ""
+        guard tokens.contains(where: { constantTimeEqual($0.token, token) }) else {
+            return pages.render("login", title: "Sign in", ["failed": true], status: .unauthorized)
+        }
+        var response = Response(status: .seeOther, headers: [.location: "/"])
+        response.setCookie(Cookie(name: "pullsketch_token", value: token, path: "/", httpOnly: true, sameSite: .strict))
+        return response
+    }
+
+    /// A time as the UI shows it: relative, with the UTC time on hover.
+    static func timeValues(_ time: Timestamp, now: Timestamp) -> [String: String] {
+        ["relative": relative(time, now: now), "utc": RFC3339.format(time)]
+    }
+
+    static func relative(_ time: Timestamp, now: Timestamp) -> String {
+        let seconds = max(0, (now.millisecondsSinceEpoch - time.millisecondsSinceEpoch) / 1_000)
+        let steps: [(Int64, String)] = [(365 * 86_400, "year"), (30 * 86_400, "month"), (86_400, "day"), (3_600, "hour"), (60, "minute")]
+        for (size, unit) in steps where seconds >= size {
+            let count = seconds / size
+            return "\(count) \(unit)\(count == 1 ? "" : "s") ago"
+        }
+        return "just now"
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Hummingbird
+import Logging
+import Metrics
+import Prometheus
+import PullSketchCore
+import PullSketchFlusher
+import PullSketchNode
+import ServiceLifecycle
+
+/// Runs a node: the HTTP server (events in, statistics out), its tracker's flusher and the
+/// catalog writer, in one service group that shuts down gracefully on SIGTERM or SIGINT.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Receive registry events, merge them into Redis, and serve the statistics API and web UI."
+    )
+
+    @OptionGroup var options: ConfigurationOptions
+
+    func run() async throws {
+        let configuration = try options.load()
+        guard !configuration.reconciler.database.isEmpty else {
+            throw ValidationError("no database: set PULLSKETCH.database_url or PULLSKETCH_DATABASE_URL")
+        }
+        let logger = Logger(label: "pullsketch.node")
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let tracker = PullTracker(configuration: configuration.tracker)
+        let flusher = Flusher(tracker: tracker, configuration: configuration.flusher)
+        let node = PullSketchNode(
+            configuration: configuration.node,
+            tracker: tracker,
+            database: try BlockingDatabase(configuration.reconciler.database),
+            redis: configuration.flusher.redis,
+            metrics: NodeMetrics(registry: registry),
+            logger: logger
+        )
+        let application = Application(
+            router: node.router(),
+            configuration: .init(address: .hostname(configuration.node.host, port: configuration.node.port), serverName: "PullSketch"),
+            logger: logger
+        )
+        logger.info("serving", metadata: [
+            "address": "\(configuration.node.host):\(configuration.node.port)", "statistics": "\(configuration.node.statisticsEnabled)",
+            "node": "\(flusher.nodeID)",
+        ])
+        let group = ServiceGroup(configuration: .init(
+            services: [application, flusher, node.catalogService], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+        ))
+        try await group.run()
+    }
+}

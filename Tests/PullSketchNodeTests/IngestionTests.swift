@@ -1,0 +1,129 @@
+import Hummingbird
+import HummingbirdTesting
+import PullSketchCore
+import PullSketchTestSupport
+import Testing
+
+@Suite(.postgresServer) struct IngestionTests {
+    static let v1: HTTPFields = [.authorization: "Bearer \(NodeFixture.secret)", .contentType: "application/vnd.docker.distribution.events.v1+json"]
+    static let v2: HTTPFields = [.authorization: "Bearer \(NodeFixture.secret)", .contentType: "application/vnd.docker.distribution.events.v2+json"]
+
+    @Test func anEnvelopeRecordsManifestPullsOnceAndDropsOnlyItsInvalidEvents() async throws {
+        let fixture = try NodeFixture()
+        let blob = event(id: "e3", tag: nil, mediaType: "application/octet-stream")
+        let events = [
+            event(id: "e1"),                                      // GET by tag: tag fetch, manifest fetch
+            event(id: "e2", method: "HEAD"),                      // HEAD by tag: tag check
+            blob,                                                 // a layer: ignored
+            event(id: "e4", repository: "Team/App"),              // invalid name: dropped
+            event(id: "e1"),                                      // redelivered: counted once
+            event(id: "e5", tag: nil, method: "HEAD"),            // HEAD by digest: manifest check
+            ["id": "e6", "action": 42],                          // not an event: dropped
+        ]
+        let body = envelope(events)
+        try await fixture.test { client in
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: body) { response in
+                #expect(response.status == .ok)
+                #expect(response.integers == ["accepted": 3, "duplicates": 1, "ignored": 1, "dropped": 2])
+            }
+            // The same event again in a v2 envelope: still once.
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v2, body: envelope([event(id: "e1")])) { response in
+                #expect(response.json["duplicates"] as? Int == 1)
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.text.contains(#"pullsketch_events_total{outcome="duplicate"} 2"#))
+                #expect(response.text.contains(#"pullsketch_events_total{outcome="dropped"} 2"#))
+            }
+        }
+        let counts = Dictionary(uniqueKeysWithValues: fixture.tracker.drain().hotEntries.map { ("\($0.kind)|\($0.reference)", ($0.fetches, $0.checks)) })
+        #expect(counts.count == 2)
+        #expect(counts["tag|v1"].map { $0 == (1, 1) } == true, "tag: one GET, one HEAD")
+        #expect(counts["manifest|sha256:" + String(repeating: "a", count: 64)].map { $0 == (1, 1) } == true, "manifest: GET by tag, HEAD by digest")
+    }
+
+    @Test(arguments: [
+        ("Bearer wrong-secret-0123456789", "application/vnd.docker.distribution.events.v1+json", 401),
+        (nil, "application/vnd.docker.distribution.events.v1+json", 401),
+        ("Bearer \(NodeFixture.secret)", "text/plain", 415),
+    ] as [(String?, String, Int)])
+    func aRequestWithoutTheSecretOrOfAnotherTypeIsRefusedAndChangesNothing(authorization: String?, contentType: String, status: Int) async throws {
+        let fixture = try NodeFixture()
+        var fields: HTTPFields = [.contentType: contentType]
+        if let authorization { fields[.authorization] = authorization }
+        let headers = fields
+        try await fixture.test { client in
+            try await client.execute(uri: "/notifications", method: .post, headers: headers, body: envelope([event(id: "x")])) { response in
+                #expect(response.status.code == status)
+                #expect(response.json["error"] is String)
+            }
+        }
+        #expect(fixture.tracker.drain().isEmpty)
+    }
+
+    @Test func malformedOrOversizedBodiesAre4xxAndChangeNothing() async throws {
+        let fixture = try NodeFixture(maxBodyBytes: 2_048)
+        try await fixture.test { client in
+            for body in ["{\"events\": [", "[1, 2]", "{\"events\": 5}"] {
+                try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: ByteBuffer(string: body)) { response in
+                    #expect(response.status == .badRequest, "\(body)")
+                }
+            }
+            let large = envelope((0..<40).map { event(id: "big-\($0)") })
+            #expect(large.readableBytes > 2_048)
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: large) { response in
+                #expect(response.status == .contentTooLarge)
+            }
+        }
+        #expect(fixture.tracker.drain().isEmpty)
+    }
+
+    @Test func pushAndDeleteEventsKeepTheCatalog() async throws {
+        let fixture = try NodeFixture()
+        let writer = Task { try await fixture.node.catalogService.run() }
+        defer { writer.cancel() }
+        let digest = "sha256:" + String(repeating: "b", count: 64)
+        try await fixture.test { client in
+            let push = event(id: "p1", action: "push", tag: "v2", digest: digest, method: "PUT")
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: envelope([push])) { response in
+                #expect(response.json["accepted"] as? Int == 1)
+            }
+        }
+        try await waitFor { try fixture.sql("SELECT digest, deleted_at IS NULL FROM catalog_tags WHERE tag = 'v2'") == [[digest, "t"]] }
+        try await fixture.test { client in
+            let delete = event(id: "d1", action: "delete", tag: "v2", digest: digest, mediaType: "")
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: envelope([delete])) { _ in }
+        }
+        try await waitFor { try fixture.sql("SELECT deleted_at IS NOT NULL FROM catalog_tags WHERE tag = 'v2'") == [["t"]] }
+    }
+
+    @Test func directPullsAreValidatedLikeEvents() async throws {
+        let fixture = try NodeFixture()
+        let body = """
+            {"pulls": [
+              {"repository": "team/app", "tag": "v1", "digest": "sha256:\(String(repeating: "c", count: 64))", "method": "GET", "time": "2026-11-22T00:00:00Z"},
+              {"repository": "team/app", "digest": "sha256:short", "method": "GET"},
+              {"repository": "team/app", "tag": "v1", "method": "DELETE"},
+              {"repository": "team/app", "digest": "sha256:\(String(repeating: "c", count: 64))", "method": "head", "id": "same"},
+              {"repository": "team/app", "digest": "sha256:\(String(repeating: "c", count: 64))", "method": "head", "id": "same"}
+            ]}
+            """
+        try await fixture.test { client in
+            let headers: HTTPFields = [.authorization: "Bearer \(NodeFixture.secret)", .contentType: "application/json"]
+            try await client.execute(uri: "/api/v1/pulls", method: .post, headers: headers, body: ByteBuffer(string: body)) { response in
+                #expect(response.integers == ["accepted": 2, "duplicates": 1, "ignored": 0, "dropped": 2])
+            }
+        }
+        let window = fixture.tracker.drain()
+        #expect(window.hotEntries.map(\.lastSeen).max() ?? .distantPast > Timestamp(millisecondsSinceEpoch: 1_795_000_000_000))
+        #expect(window.counterUpdates == 3, "GET by tag: tag and manifest; HEAD by digest: manifest")
+    }
+}
+
+/// Polls `condition` for up to 10 s.
+func waitFor(_ condition: () throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while try !condition() {
+        try #require(ContinuousClock.now < deadline, "condition not met within 10 s")
+        try await Task.sleep(for: .milliseconds(50))
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Prometheus
+import PullSketchCore
+import PullSketchNode
+import PullSketchPostgres
+import PullSketchRedis
+import PullSketchTestSupport
+
+/// A node on a fresh migrated database of the suite's PostgreSQL, with its own tracker, driven
+/// in process through its router.
+struct NodeFixture {
+    static let secret = "webhook-secret-0123456789"
+    static let teamToken = "reader-team-0123456789"
+    let database: String
+    let tracker: PullTracker
+    let node: PullSketchNode
+    let registry = PrometheusCollectorRegistry()
+
+    init(
+        readAuth: ReadAuth = .tokens([ReaderToken(token: NodeFixture.teamToken, repositories: ["team/*"])]),
+        statisticsEnabled: Bool = true,
+        redisPort: Int? = nil,
+        maxBodyBytes: Int = 1 << 20
+    ) throws {
+        database = try PostgresServer.current!.makeDatabase()
+        try Schema.migrate(try PostgresConnection(database))
+        tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
+        node = PullSketchNode(
+            configuration: NodeConfiguration(
+                webhookSecret: Self.secret, readAuth: readAuth, maxBodyBytes: maxBodyBytes, statisticsEnabled: statisticsEnabled
+            ),
+            tracker: tracker,
+            database: try BlockingDatabase(database, connections: 2),
+            redis: RedisEndpoint(port: try redisPort ?? freeLoopbackPort(), timeout: 1),
+            metrics: NodeMetrics(registry: registry)
+        )
+    }
+
+    func test<Value>(_ body: @Sendable (any TestClientProtocol) async throws -> Value) async throws -> Value {
+        try await Application(router: node.router()).test(.router, body)
+    }
+
+    func sql(_ statement: String, _ parameters: [String?] = []) throws -> [[String?]] {
+        try PostgresConnection(database).query(statement, parameters).rows
+    }
+}
+
+extension TestResponse {
+    var text: String { String(buffer: body) }
+
+    var integers: [String: Int] { json.compactMapValues { $0 as? Int } }
+
+    var json: [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+    }
+}
+
+/// `{"events": [...]}` from event objects.
+func envelope(_ events: [[String: Any]]) -> ByteBuffer {
+    ByteBuffer(bytes: try! JSONSerialization.data(withJSONObject: ["events": events]))
+}
+
+/// A distribution event as the registry sends it.
+func event(
+    id: String, action: String = "pull", repository: String = "team/app", tag: String? = "v1",
+    digest: String = "sha256:" + String(repeating: "a", count: 64), method: String = "GET",
+    mediaType: String = "application/vnd.oci.image.manifest.v1+json", timestamp: String = "2026-11-22T01:02:03.123456789Z"
+) -> [String: Any] {
+    var target: [String: Any] = ["mediaType": mediaType, "digest": digest, "repository": repository, "size": 500]
+    if let tag { target["tag"] = tag }
+    return ["id": id, "timestamp": timestamp, "action": action, "target": target, "request": ["method": method]]
+}
