@@ -2,15 +2,30 @@ import Hummingbird
 import PullSketchCore
 import PullSketchQueries
 
+/// A string or JSON `null`: the API spells out every field, where synthesized encoding would
+/// leave a nil one out.
+struct Nullable: Encodable {
+    let value: String?
+
+    init(_ value: String?) {
+        self.value = value
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if let value { try container.encode(value) } else { try container.encodeNil() }
+    }
+}
+
 /// `GET …/tag/<tag>/pull_statistics`: upstream Quay's field names, then the raw counters, the
 /// error bounds and whether each figure is exact. Dates are ISO 8601 UTC or null.
 struct TagStatisticsBody: Encodable {
     let tag_name: String
     let tag_pull_count: UInt64
-    let last_tag_pull_date: String?
-    let current_manifest_digest: String?
+    let last_tag_pull_date: Nullable
+    let current_manifest_digest: Nullable
     let manifest_pull_count: UInt64
-    let last_manifest_pull_date: String?
+    let last_manifest_pull_date: Nullable
     let tag_fetches: UInt64
     let tag_checks: UInt64
     let tag_pull_count_error: UInt64
@@ -19,16 +34,16 @@ struct TagStatisticsBody: Encodable {
     let manifest_checks: UInt64
     let manifest_pull_count_error: UInt64
     let manifest_exact: Bool
-    let pushed_at: String?
+    let pushed_at: Nullable
 
     init(_ statistics: TagStatistics) {
         let manifest = statistics.manifest ?? .neverPulled(statistics.currentDigest ?? "")
         tag_name = statistics.tag
         tag_pull_count = statistics.pullCount
-        last_tag_pull_date = statistics.lastPulledAt.map(RFC3339.format)
-        current_manifest_digest = statistics.currentDigest
+        last_tag_pull_date = Nullable(statistics.lastPulledAt.map(RFC3339.format))
+        current_manifest_digest = Nullable(statistics.currentDigest)
         manifest_pull_count = manifest.pullCount
-        last_manifest_pull_date = manifest.lastPulledAt.map(RFC3339.format)
+        last_manifest_pull_date = Nullable(manifest.lastPulledAt.map(RFC3339.format))
         tag_fetches = statistics.fetches
         tag_checks = statistics.checks
         tag_pull_count_error = statistics.pullCountError
@@ -37,7 +52,7 @@ struct TagStatisticsBody: Encodable {
         manifest_checks = manifest.checks
         manifest_pull_count_error = manifest.pullCountError
         manifest_exact = manifest.pullCountError == 0 && manifest.lastPulledExact
-        pushed_at = statistics.pushedAt.map(RFC3339.format)
+        pushed_at = Nullable(statistics.pushedAt.map(RFC3339.format))
     }
 }
 
@@ -45,7 +60,7 @@ struct TagStatisticsBody: Encodable {
 struct ManifestStatisticsBody: Encodable {
     let manifest_digest: String
     let manifest_pull_count: UInt64
-    let last_manifest_pull_date: String?
+    let last_manifest_pull_date: Nullable
     let fetches: UInt64
     let checks: UInt64
     let pull_count_error: UInt64
@@ -54,7 +69,7 @@ struct ManifestStatisticsBody: Encodable {
     init(_ statistics: ManifestStatistics) {
         manifest_digest = statistics.digest
         manifest_pull_count = statistics.pullCount
-        last_manifest_pull_date = statistics.lastPulledAt.map(RFC3339.format)
+        last_manifest_pull_date = Nullable(statistics.lastPulledAt.map(RFC3339.format))
         fetches = statistics.fetches
         checks = statistics.checks
         pull_count_error = statistics.pullCountError
@@ -88,8 +103,8 @@ struct PruneCandidatesBody: Encodable {
     struct Candidate: Encodable {
         let tag_name: String
         let tag_pull_count: UInt64
-        let last_tag_pull_date: String?
-        let pushed_at: String?
+        let last_tag_pull_date: Nullable
+        let pushed_at: Nullable
         let reasons: [String]
     }
 
@@ -101,8 +116,8 @@ struct PruneCandidatesBody: Encodable {
         self.repository = repository
         self.candidates = candidates.map {
             Candidate(
-                tag_name: $0.tag, tag_pull_count: $0.pullCount, last_tag_pull_date: $0.lastPulledAt.map(RFC3339.format),
-                pushed_at: $0.pushedAt.map(RFC3339.format), reasons: $0.reasons
+                tag_name: $0.tag, tag_pull_count: $0.pullCount, last_tag_pull_date: Nullable($0.lastPulledAt.map(RFC3339.format)),
+                pushed_at: Nullable($0.pushedAt.map(RFC3339.format)), reasons: $0.reasons
             )
         }
     }

@@ -1,0 +1,185 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import PullSketchNode
+import PullSketchTestSupport
+import Testing
+
+@Suite(.postgresServer) struct ReadAPITests {
+    static let reader: HTTPFields = [.authorization: "Bearer \(NodeFixture.teamToken)"]
+    static let digest = "sha256:" + String(repeating: "d", count: 64)
+
+    /// team/app: v1 pulled 1,750 times (exact, 2026-11-20), v2 ~12,000 ± 40 (approximate, 2026-11-21),
+    /// v3 pushed and never pulled; other/app exists but is outside the team token's scope.
+    func seeded(statisticsEnabled: Bool = true) throws -> NodeFixture {
+        let fixture = try NodeFixture(statisticsEnabled: statisticsEnabled)
+        _ = try fixture.sql("""
+            WITH r AS (INSERT INTO repositories (name) VALUES ('team/app'), ('other/app') RETURNING id, name),
+            t AS (INSERT INTO catalog_tags (repository_id, tag, digest, pushed_at)
+                SELECT id, tag, $1, '2026-01-01T00:00:00Z' FROM r, unnest(ARRAY['v1', 'v2', 'v3']) tag RETURNING 1),
+            m AS (INSERT INTO catalog_manifests (repository_id, digest) SELECT id, $1 FROM r RETURNING 1),
+            ms AS (INSERT INTO manifest_stats (repository_id, digest, fetches, checks, pull_count, last_pulled_at)
+                SELECT id, $1, 900, 5, 900, '2026-11-21T10:00:00Z' FROM r WHERE name = 'team/app' RETURNING 1)
+            INSERT INTO tag_stats (repository_id, tag, fetches, checks, pull_count, pull_count_error, last_pulled_at, last_pulled_exact, current_digest)
+            SELECT id, v.tag, v.fetches, v.checks, v.count, v.error, v.last::timestamptz, v.error = 0, $1
+            FROM r, (VALUES ('v1', 1500, 250, 1750, 0, '2026-11-20T08:00:00Z'), ('v2', 12000, 0, 12000, 40, '2026-11-21T09:30:00Z'))
+                AS v(tag, fetches, checks, count, error, last)
+            WHERE r.name = 'team/app'
+            """, [Self.digest])
+        return fixture
+    }
+
+    @Test func tagStatisticsUseUpstreamFieldNamesWithRawCountersAndBounds() async throws {
+        let fixture = try seeded()
+        try await fixture.test { client in
+            try await client.execute(uri: "/api/v1/repository/team/app/tag/v2/pull_statistics", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .ok)
+                let body = response.json
+                #expect(body["tag_name"] as? String == "v2")
+                #expect(body["tag_pull_count"] as? Int == 12_000)
+                #expect(body["last_tag_pull_date"] as? String == "2026-11-21T09:30:00.000Z")
+                #expect(body["current_manifest_digest"] as? String == Self.digest)
+                #expect(body["manifest_pull_count"] as? Int == 900)
+                #expect(body["last_manifest_pull_date"] as? String == "2026-11-21T10:00:00.000Z")
+                #expect(body["tag_pull_count_error"] as? Int == 40 && body["tag_exact"] as? Bool == false)
+                #expect(body["manifest_checks"] as? Int == 5 && body["manifest_exact"] as? Bool == true)
+            }
+            try await client.execute(uri: "/api/v1/repository/team/app/tag/never/pull_statistics", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .ok)
+                #expect(response.json["tag_pull_count"] as? Int == 0)
+                #expect(response.json["last_tag_pull_date"] is NSNull)
+            }
+            try await client.execute(uri: "/api/v1/repository/team/app/manifest/\(Self.digest)/pull_statistics", method: .get, headers: Self.reader) { response in
+                #expect(response.json["manifest_digest"] as? String == Self.digest)
+                #expect(response.json["manifest_pull_count"] as? Int == 900)
+                #expect(response.json["exact"] as? Bool == true)
+            }
+        }
+    }
+
+    @Test func aRepositoryPageIsSortedAndPaginated() async throws {
+        let fixture = try seeded()
+        @Sendable func tags(_ response: TestResponse) -> [String] {
+            (response.json["tags"] as? [[String: Any]] ?? []).compactMap { $0["tag_name"] as? String }
+        }
+        try await fixture.test { client in
+            try await client.execute(uri: "/api/v1/repository/team/app/pull_statistics?sort=pull_count", method: .get, headers: Self.reader) { response in
+                #expect(tags(response) == ["v2", "v1", "v3"])
+            }
+            try await client.execute(uri: "/api/v1/repository/team/app/pull_statistics?sort=last_pulled&order=asc&limit=2", method: .get, headers: Self.reader) { response in
+                #expect(tags(response) == ["v3", "v1"], "never pulled first when ascending")
+                #expect(response.json["has_more"] as? Bool == true)
+            }
+            try await client.execute(uri: "/api/v1/repository/team/app/pull_statistics?sort=name&limit=2&page=2", method: .get, headers: Self.reader) { response in
+                #expect(tags(response) == ["v3"])
+                #expect(response.json["has_more"] as? Bool == false)
+            }
+            try await client.execute(uri: "/api/v1/repository/team/app/pull_statistics?sort=size", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .badRequest)
+            }
+        }
+    }
+
+    @Test func pruneCandidatesAreADryRunWithReasons() async throws {
+        let fixture = try seeded()
+        try await fixture.test { client in
+            try await client.execute(uri: "/api/v1/repository/team/app/prune_candidates?max_pulls=2000", method: .get, headers: Self.reader) { response in
+                let candidates = response.json["candidates"] as? [[String: Any]] ?? []
+                #expect(candidates.compactMap { $0["tag_name"] as? String }.sorted() == ["v1", "v3"])
+                #expect(candidates.allSatisfy { ($0["reasons"] as? [String])?.isEmpty == false })
+                #expect(response.json["dry_run"] as? Bool == true)
+            }
+            try await client.execute(uri: "/api/v1/repository/team/app/prune_candidates?tag_pattern=(", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .badRequest)
+            }
+            try await client.execute(uri: "/api/v1/repository/team/app/prune_candidates", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .badRequest, "no criterion")
+            }
+        }
+        #expect(try fixture.sql("SELECT count(*) FROM catalog_tags WHERE deleted_at IS NULL") == [["6"]], "a dry run deletes nothing")
+    }
+
+    @Test func readersNeedATokenAndNeverLearnOfRepositoriesOutsideTheirScope() async throws {
+        let fixture = try seeded()
+        try await fixture.test { client in
+            let uri = "/api/v1/repository/team/app/tag/v1/pull_statistics"
+            try await client.execute(uri: uri, method: .get) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: uri, method: .get, headers: [.authorization: "Bearer wrong"]) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/api/v1/repository/other/app/tag/v1/pull_statistics", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .notFound)
+            }
+            try await client.execute(uri: "/api/v1/repository/other/nothing/tag/v1/pull_statistics", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .notFound, "the same answer whether or not it exists")
+            }
+            try await client.execute(uri: "/api/v1/repository/team/App/tag/v1/pull_statistics", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .badRequest)
+            }
+            try await client.execute(uri: "/api/v1/repository/team/app/manifest/sha256:xyz/pull_statistics", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .badRequest)
+            }
+        }
+    }
+
+    @Test func withTheFeatureFlagOffEveryStatisticsRouteIs404() async throws {
+        let fixture = try seeded(statisticsEnabled: false)
+        try await fixture.test { client in
+            for uri in ["/api/v1/repository/team/app/tag/v1/pull_statistics", "/api/v1/repository/team/app/pull_statistics",
+                        "/api/v1/repository/team/app/prune_candidates?max_pulls=1", "/", "/repository/team/app"] {
+                try await client.execute(uri: uri, method: .get, headers: Self.reader) { #expect($0.status == .notFound, "\(uri)") }
+            }
+        }
+    }
+
+    @Test func theRepositoryPageShowsCompactCountsApproximationAndSorts() async throws {
+        let fixture = try seeded()
+        try await fixture.test { client in
+            try await client.execute(uri: "/repository/team/app?sort=pull_count", method: .get, headers: Self.reader) { response in
+                let html = response.text
+                #expect(response.status == .ok)
+                #expect(html.contains(">1.7K<") && html.contains(">10K+<"))
+                #expect(html.contains("≈ ±40"))
+                #expect(html.contains("title=\"2026-11-20T08:00:00.000Z\""))
+                let order = ["v1", "v2", "v3"].map { html.range(of: "<code>\($0)</code>")!.lowerBound }
+                #expect(order[1] < order[0] && order[0] < order[2], "v2 (12K) before v1 (1.7K) before v3 (0)")
+            }
+            try await client.execute(uri: "/repository/team/app?sort=name&order=desc", method: .get, headers: Self.reader) { response in
+                let order = ["v1", "v2", "v3"].map { response.text.range(of: "<code>\($0)</code>")!.lowerBound }
+                #expect(order[2] < order[1] && order[1] < order[0])
+            }
+            try await client.execute(uri: "/repository/other/app", method: .get, headers: Self.reader) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/?q=app", method: .get, headers: Self.reader) { response in
+                #expect(response.text.contains("href=\"/repository/team/app\""))
+                #expect(!response.text.contains("other/app"), "search lists only what the reader may read")
+            }
+        }
+    }
+
+    @Test func signingInKeepsTheTokenInAnHttpOnlyCookie() async throws {
+        let fixture = try seeded()
+        try await fixture.test { client in
+            try await client.execute(uri: "/repository/team/app", method: .get) { #expect($0.status == .unauthorized) }
+            let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+            try await client.execute(uri: "/login", method: .post, headers: form, body: ByteBuffer(string: "token=nope")) { #expect($0.status == .unauthorized) }
+            let cookie = try await client.execute(uri: "/login", method: .post, headers: form, body: ByteBuffer(string: "token=\(NodeFixture.teamToken)")) { response in
+                #expect(response.status == .seeOther)
+                let cookie = response.headers[.setCookie] ?? ""
+                #expect(cookie.contains("HttpOnly"))
+                return String(cookie.split(separator: ";")[0])
+            }
+            try await client.execute(uri: "/repository/team/app", method: .get, headers: [.cookie: cookie]) { #expect($0.status == .ok) }
+        }
+    }
+
+    @Test func healthIsOkOnlyWhenRedisAndPostgresAnswer() async throws {
+        let redis = try RedisServer()
+        let fixture = try NodeFixture(redisPort: redis.port)
+        try await fixture.test { client in
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+            redis.kill()
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(response.json["redis"] is String && response.json["postgres"] == nil)
+            }
+        }
+    }
+}
