@@ -34,7 +34,9 @@ extension PullSketchNode {
         let now = Timestamp.now()
         let visible = found.filter { (try? RepositoryName($0.name)).map(reader.mayRead) ?? false }
         let rows: [[String: Any]] = visible.map { summary in
-            ["name": summary.name, "tags": summary.tags, "lastPulled": summary.lastPulledAt.map { Self.timeValues($0, now: now) } as Any]
+            var row: [String: Any] = ["name": summary.name, "tags": summary.tags]
+            if let time = summary.lastPulledAt { row["lastPulled"] = Self.timeValues(time, now: now) }
+            return row
         }
         return pages.render("search", title: "Repositories", ["query": query, "repositories": rows, "hasRepositories": !rows.isEmpty])
     }
@@ -54,11 +56,12 @@ extension PullSketchNode {
         }
         let now = Timestamp.now()
         let rows: [[String: Any]] = tags.map { tag in
-            var row: [String: Any] = [
-                "tag": tag.tag, "count": CompactPullCount.string(tag.pullCount), "exactCount": tag.pullCount,
-                "lastPulled": tag.lastPulledAt.map { Self.timeValues($0, now: now) } as Any,
-                "digest": tag.currentDigest.map { ["full": $0, "short": String($0.split(separator: ":").last?.prefix(12) ?? "")] } as Any,
-            ]
+            // Absent keys, not nil values: Mustache renders the inverted sections for them.
+            var row: [String: Any] = ["tag": tag.tag, "count": CompactPullCount.string(tag.pullCount), "exactCount": tag.pullCount]
+            if let time = tag.lastPulledAt { row["lastPulled"] = Self.timeValues(time, now: now) }
+            if let digest = tag.currentDigest {
+                row["digest"] = ["full": digest, "short": String(digest.split(separator: ":").last?.prefix(12) ?? "")]
+            }
             if tag.pullCountError > 0 {
                 row["approximate"] = [
                     "error": CompactPullCount.string(tag.pullCountError),

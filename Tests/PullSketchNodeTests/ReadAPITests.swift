@@ -11,8 +11,8 @@ import Testing
 
     /// team/app: v1 pulled 1,750 times (exact, 2026-11-20), v2 ~12,000 ± 40 (approximate, 2026-11-21),
     /// v3 pushed and never pulled; other/app exists but is outside the team token's scope.
-    func seeded(statisticsEnabled: Bool = true) throws -> NodeFixture {
-        let fixture = try NodeFixture(statisticsEnabled: statisticsEnabled)
+    func seeded(statisticsEnabled: Bool = true, readAuth: ReadAuth? = nil) throws -> NodeFixture {
+        let fixture = try readAuth.map { try NodeFixture(readAuth: $0) } ?? NodeFixture(statisticsEnabled: statisticsEnabled)
         _ = try fixture.sql("""
             WITH r AS (INSERT INTO repositories (name) VALUES ('team/app'), ('other/app') RETURNING id, name),
             t AS (INSERT INTO catalog_tags (repository_id, tag, digest, pushed_at)
