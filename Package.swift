@@ -131,7 +131,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PullSketchConfigTests",
-            dependencies: ["PullSketchConfig", "PullSketchCore", "PullSketchReconciler", "PullSketchRedis"],
+            dependencies: ["PullSketchConfig", "PullSketchCore", "PullSketchNode", "PullSketchReconciler", "PullSketchRedis"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

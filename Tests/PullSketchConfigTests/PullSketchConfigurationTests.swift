@@ -1,5 +1,6 @@
 import PullSketchConfig
 import PullSketchCore
+import PullSketchNode
 import PullSketchReconciler
 import PullSketchRedis
 import Testing
@@ -44,6 +45,24 @@ import Testing
         #expect(configuration.reconciler.leaseDuration == .seconds(30))
     }
 
+    @Test func readsTheNodeSettings() throws {
+        let configuration = try PullSketchConfiguration(yaml: """
+            FEATURE_IMAGE_PULL_STATS: true
+            PULLSKETCH:
+              http_port: 9090
+              webhook_secret: 0123456789abcdef0123
+              read_tokens:
+                - {token: reader-0123456789abcdef, repositories: ["team/*"]}
+            """)
+        #expect(configuration.node.port == 9090 && configuration.node.statisticsEnabled)
+        #expect(configuration.node.webhookSecret == "0123456789abcdef0123")
+        #expect(configuration.node.readAuth == .tokens([ReaderToken(token: "reader-0123456789abcdef", repositories: ["team/*"])]))
+        let open = try configuration.applying(environment: ["PULLSKETCH_READ_AUTH": "none", "FEATURE_IMAGE_PULL_STATS": "false"])
+        #expect(open.node.readAuth == .none && !open.node.statisticsEnabled)
+        let fromEnvironment = try PullSketchConfiguration().applying(environment: ["PULLSKETCH_READ_TOKENS": "reader-0123456789abcdef=team/*,ci/*"])
+        #expect(fromEnvironment.node.readAuth == .tokens([ReaderToken(token: "reader-0123456789abcdef", repositories: ["team/*", "ci/*"])]))
+    }
+
     @Test func fallsBackToUserEventsRedis() throws {
         let configuration = try PullSketchConfiguration(yaml: "USER_EVENTS_REDIS: {host: events.internal, port: 6380}")
         #expect(configuration.flusher.redis.host == "events.internal")
@@ -74,6 +93,9 @@ import Testing
         ("PULLSKETCH: {shards: 3}", "PULLSKETCH.stripes"),
         ("PULLSKETCH: {sketch_depth: 0}", "PULLSKETCH.sketch_depth"),
         ("FEATURE_IMAGE_PULL_STATS: [1, 2]", "config.yaml"),
+        ("PULLSKETCH: {webhook_secret: short}", "PULLSKETCH.webhook_secret"),
+        ("PULLSKETCH: {read_auth: maybe}", "PULLSKETCH.read_auth"),
+        ("PULLSKETCH: {read_tokens: [{token: reader-0123456789abcdef, repositories: []}]}", "PULLSKETCH.read_tokens"),
     ])
     func badFileValuesAreRefusedByKey(yaml: String, key: String) {
         #expect {
