@@ -11,11 +11,16 @@ import Testing
 @Suite(.postgresServer) struct BrowserTests {
     @Test func theTagsPageShowsCountsAndFollowsItsSortLinks() async throws {
         let fixture = try ReadAPITests().seeded(readAuth: ReadAuth.none)
-        let port = try freeLoopbackPort()
-        let application = Application(router: fixture.node.router(), configuration: .init(address: .hostname("127.0.0.1", port: port)))
+        // Port 0: the kernel picks a free port when the server binds; the server reports it.
+        let (bound, reportPort) = AsyncStream.makeStream(of: Int.self)
+        let application = Application(
+            router: fixture.node.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in reportPort.yield(channel.localAddress?.port ?? 0) }
+        )
         let server = Task { try await application.runService() }
         defer { server.cancel() }
-        try waitUntilListening(port: port, timeout: 10)
+        var ports = bound.makeAsyncIterator()
+        let port = try #require(await ports.next())
         let base = "http://127.0.0.1:\(port)"
         let byName = try chromium(["--dump-dom", "\(base)/repository/team/app?sort=name&order=asc"])
         #expect(rows(byName) == ["v1", "v2", "v3"])
