@@ -154,6 +154,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "PullSketchEndToEndTests",
+            dependencies: ["PullSketchTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "PullSketchPostgresTests",
             dependencies: ["PullSketchPostgres", "PullSketchTestSupport"],
             swiftSettings: swiftSettings

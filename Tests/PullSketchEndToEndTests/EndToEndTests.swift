@@ -1,0 +1,191 @@
+import Foundation
+import PullSketchTestSupport
+import Testing
+
+/// The whole stack as an operator runs it: `docker-registry` sending notifications to a
+/// `pullsketch serve` process, Redis, `pullsketch reconcile`, PostgreSQL — real processes on their
+/// own loopback ports, default merge and reconcile intervals — with skopeo and curl as clients.
+@Suite(.postgresServer) struct EndToEndTests {
+    static let secret = "end-to-end-secret-0123456789"
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// A running stack and its clients.
+    final class Stack {
+        let redis: RedisServer
+        let nodePort: Int
+        let node: ChildProcess
+        let reconciler: ChildProcess
+        let registry: RegistryServer
+        let images = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-images-\(UUID().uuidString)")
+
+        init() throws {
+            redis = try RedisServer(appendOnly: true)
+            nodePort = try freeLoopbackPort()
+            let environment = [
+                "PULLSKETCH_DATABASE_URL": try PostgresServer.current!.makeDatabase(),
+                "PULL_METRICS_REDIS_PORT": String(redis.port),
+                "PULLSKETCH_HTTP_PORT": String(nodePort),
+                "PULLSKETCH_WEBHOOK_SECRET": EndToEndTests.secret,
+                "PULLSKETCH_READ_AUTH": "none",
+                "FEATURE_IMAGE_PULL_STATS": "true",
+            ]
+            let pullsketch = builtProduct("pullsketch")
+            try ChildProcess.run(pullsketch.path, ["migrate"], environment: environment)
+            let logs = FileManager.default.temporaryDirectory
+            node = try ChildProcess(pullsketch, ["serve"], environment: environment, log: logs.appendingPathComponent("pullsketch-node-\(nodePort).log"))
+            reconciler = try ChildProcess(pullsketch, ["reconcile"], environment: environment, log: logs.appendingPathComponent("pullsketch-reconciler-\(nodePort).log"))
+            try waitUntilListening(port: nodePort, timeout: 30)
+            registry = try RegistryServer(notificationURL: "http://127.0.0.1:\(nodePort)/notifications", secret: EndToEndTests.secret)
+        }
+
+        deinit {
+            try? FileManager.default.removeItem(at: images)
+        }
+
+        /// Builds an OCI layout with `scripts/sample-image` and pushes it to `repository:tag`.
+        func push(_ name: String, to reference: String, platforms: [String] = ["linux/amd64"]) throws {
+            let layout = images.appendingPathComponent(name).path
+            try ChildProcess.run("/bin/bash", [EndToEndTests.root.appendingPathComponent("scripts/sample-image").path, layout, name] + platforms)
+            try ChildProcess.run("/usr/bin/skopeo", ["copy", "-q", "--all", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://127.0.0.1:\(registry.port)/\(reference)"])
+        }
+
+        /// `skopeo copy` from the registry: a real pull by tag or digest.
+        func pull(_ reference: String) throws {
+            let target = images.appendingPathComponent("pulled-\(UUID().uuidString)").path
+            try ChildProcess.run("/usr/bin/skopeo", ["copy", "-q", "--src-tls-verify=false", "docker://127.0.0.1:\(registry.port)/\(reference)", "dir:\(target)"])
+        }
+
+        /// `curl -I` of a manifest by tag, as containerd checks a tag.
+        func head(_ repository: String, _ tag: String) throws {
+            let accept = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"
+            let status = try ChildProcess.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-I", "-H", "Accept: \(accept)",
+                "http://127.0.0.1:\(registry.port)/v2/\(repository)/manifests/\(tag)"])
+            #expect(status == "200")
+        }
+
+        func api(_ path: String) throws -> [String: Any] {
+            let text = try ChildProcess.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(nodePort)/api/v1/repository/\(path)"])
+            return (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+        }
+    }
+
+    /// What a key must show: counters, and the window its last pull happened in.
+    struct Expected {
+        var fetches = 0
+        var checks = 0
+        var count = 0
+        var lastPull: ClosedRange<Date>?
+    }
+
+    @Test func pullsThroughARealRegistryShowUpExactlyWithinFifteenSeconds() async throws {
+        let stack = try Stack()
+        try stack.push("app-one", to: "team/app:v1")
+        try stack.push("app-two", to: "team/app:v2")
+        try stack.push("multi", to: "team/multi:v1", platforms: ["linux/amd64", "linux/arm64"])
+        let appV1 = try stack.registry.digest(repository: "team/app", tag: "v1")
+        let appV2 = try stack.registry.digest(repository: "team/app", tag: "v2")
+        let index = try stack.registry.digest(repository: "team/multi", tag: "v1")
+        let platforms = try platformDigests(JSONSerialization.jsonObject(with: stack.registry.blob(index)))
+        let amd64 = try #require(platforms["amd64"]), arm64 = try #require(platforms["arm64"])
+
+        func timed(_ body: () throws -> Void) rethrows -> ClosedRange<Date> {
+            let start = Date().addingTimeInterval(-1)
+            try body()
+            return start...Date().addingTimeInterval(1)
+        }
+        // N = 3 pulls by tag, M = 2 by digest, K = 4 HEAD by tag, and one multi-arch pull by tag.
+        var last = try timed { try stack.pull("team/app:v1") }
+        for _ in 0..<2 { last = try timed { try stack.pull("team/app:v1") } }
+        let appV1Last = last
+        for _ in 0..<2 { last = try timed { try stack.pull("team/app@\(appV2)") } }
+        let appV2Last = last
+        let multiPull = try timed { try stack.pull("team/multi:v1") }
+        for _ in 0..<4 { last = try timed { try stack.head("team/multi", "v1") } }
+        let multiHead = last
+
+        let tags: [String: Expected] = [
+            "team/app/tag/v1": Expected(fetches: 3, count: 3, lastPull: appV1Last),
+            "team/app/tag/v2": Expected(),
+            "team/multi/tag/v1": Expected(fetches: 1, checks: 4, count: 5, lastPull: multiHead),
+        ]
+        let manifests: [String: Expected] = [
+            "team/app/manifest/\(appV1)": Expected(fetches: 3, count: 3, lastPull: appV1Last),
+            "team/app/manifest/\(appV2)": Expected(fetches: 2, count: 2, lastPull: appV2Last),
+            "team/multi/manifest/\(index)": Expected(fetches: 1, count: 1, lastPull: multiPull),
+            "team/multi/manifest/\(amd64)": Expected(fetches: 1, count: 1, lastPull: multiPull),
+            "team/multi/manifest/\(arm64)": Expected(),
+        ]
+        let pulledAt = Date()
+        var mismatches: [String] = []
+        while true {
+            mismatches = try tags.compactMap { path, expected in
+                check(try stack.api("\(path)/pull_statistics"), expected, prefix: "tag_", path)
+            } + manifests.compactMap { path, expected in
+                check(try stack.api("\(path)/pull_statistics"), expected, prefix: "", path)
+            }
+            if mismatches.isEmpty || Date().timeIntervalSince(pulledAt) > 15 { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(mismatches == [], "not visible within 15 s")
+        #expect(try stack.api("team/multi/tag/v1/pull_statistics")["current_manifest_digest"] as? String == index)
+
+        // Pushing v1 anew moves its current digest and keeps its statistics.
+        try stack.push("app-three", to: "team/app:v1")
+        let retargeted = try stack.registry.digest(repository: "team/app", tag: "v1")
+        try await eventually {
+            let body = try stack.api("team/app/tag/v1/pull_statistics")
+            return body["current_manifest_digest"] as? String == retargeted && body["tag_pull_count"] as? Int == 3
+        }
+        // Deleting v2's manifest deletes the tag: it leaves the pruning candidates.
+        let candidates = { try stack.api("team/app/prune_candidates?max_pulls=1")["candidates"] as? [[String: Any]] ?? [] }
+        #expect(try candidates().contains { $0["tag_name"] as? String == "v2" })
+        try ChildProcess.run("/usr/bin/curl", ["-s", "-X", "DELETE", "http://127.0.0.1:\(stack.registry.port)/v2/team/app/manifests/\(appV2)"])
+        try await eventually { try !candidates().contains { $0["tag_name"] as? String == "v2" } }
+
+        // The UI lists the repository's tags, rendered by a real browser.
+        let dom = try ChildProcess.run("/usr/bin/chromium", [
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--user-data-dir=\(stack.images.appendingPathComponent("chromium").path)",
+            "--dump-dom", "http://127.0.0.1:\(stack.nodePort)/repository/team/app",
+        ])
+        #expect(dom.contains("<code>v1</code>") && !dom.contains("<code>v2</code>"))
+        #expect(stack.node.isRunning && stack.reconciler.isRunning)
+    }
+
+    /// The platform → digest map of an image index.
+    func platformDigests(_ index: Any) -> [String: String] {
+        let manifests = (index as? [String: Any])?["manifests"] as? [[String: Any]] ?? []
+        return Dictionary(uniqueKeysWithValues: manifests.compactMap { manifest in
+            guard let platform = manifest["platform"] as? [String: Any], let architecture = platform["architecture"] as? String,
+                let digest = manifest["digest"] as? String
+            else { return nil }
+            return (architecture, digest)
+        })
+    }
+
+    /// nil when `body` shows `expected` exactly; otherwise what differs.
+    func check(_ body: [String: Any], _ expected: Expected, prefix: String, _ path: String) -> String? {
+        let countKey = prefix.isEmpty ? "manifest_pull_count" : "tag_pull_count"
+        let dateKey = prefix.isEmpty ? "last_manifest_pull_date" : "last_tag_pull_date"
+        let fetchesKey = prefix.isEmpty ? "fetches" : "tag_fetches", checksKey = prefix.isEmpty ? "checks" : "tag_checks"
+        let actual = (body[fetchesKey] as? Int, body[checksKey] as? Int, body[countKey] as? Int)
+        guard actual == (expected.fetches, expected.checks, expected.count) else {
+            return "\(path): fetches/checks/count \(String(describing: actual)), expected \((expected.fetches, expected.checks, expected.count))"
+        }
+        let date = (body[dateKey] as? String).flatMap { try? Date($0, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)) }
+        switch (expected.lastPull, date) {
+        case (nil, nil): return nil
+        case (let window?, let date?) where window.contains(date): return nil
+        default: return "\(path): last pulled \(body[dateKey] ?? "null"), expected within \(String(describing: expected.lastPull))"
+        }
+    }
+
+    /// Polls `condition` for up to 15 s.
+    func eventually(_ condition: () throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(15)
+        while try !condition() {
+            try #require(Date() < deadline, "not within 15 s")
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+}

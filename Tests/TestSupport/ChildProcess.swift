@@ -1,0 +1,62 @@
+public import Foundation
+
+/// A program a test starts and owns: output to a log file, killed (SIGKILL) when released.
+public final class ChildProcess: @unchecked Sendable {
+    public let log: URL
+    private let process = Process()
+
+    public init(_ executable: URL, _ arguments: [String], environment: [String: String] = [:], log: URL) throws {
+        self.log = log
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let output = try FileHandle(forWritingTo: log)
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+    }
+
+    deinit {
+        kill()
+    }
+
+    public var isRunning: Bool { process.isRunning }
+
+    public func kill() {
+        guard process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Runs a program to completion; returns its standard output, throws with its output when it
+    /// fails.
+    @discardableResult
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-run-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: output) }
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        guard process.terminationStatus == 0 else {
+            throw ChildProcessError(command: ([executable] + arguments).joined(separator: " "), output: text + errorText)
+        }
+        return text
+    }
+}
+
+public struct ChildProcessError: Error, CustomStringConvertible {
+    public let command: String
+    public let output: String
+    public var description: String { "\(command) failed:\n\(output)" }
+}
