@@ -22,12 +22,7 @@ extension PullSketchNode {
 
     func receiveNotifications(_ request: Request) async throws -> Response {
         if let refusal = refuseIngestion(request, contentTypes: Self.notificationContentTypes) { return refusal }
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: configuration.maxBodyBytes)
-        } catch {
-            return JSONResponse.error(.contentTooLarge, "body larger than \(configuration.maxBodyBytes) bytes")
-        }
+        guard let body = await boundedBody(request) else { return tooLarge }
         guard let envelope = try? JSONDecoder().decode(NotificationEnvelope.self, from: Data(buffer: body)) else {
             return JSONResponse.error(.badRequest, "not a notification envelope: expected {\"events\": [...]}")
         }
@@ -60,12 +55,7 @@ extension PullSketchNode {
     /// for registries that report pulls themselves.
     func receivePulls(_ request: Request) async throws -> Response {
         if let refusal = refuseIngestion(request, contentTypes: ["application/json"]) { return refusal }
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: configuration.maxBodyBytes)
-        } catch {
-            return JSONResponse.error(.contentTooLarge, "body larger than \(configuration.maxBodyBytes) bytes")
-        }
+        guard let body = await boundedBody(request) else { return tooLarge }
         guard let batch = try? JSONDecoder().decode(DirectPulls.self, from: Data(buffer: body)) else {
             return JSONResponse.error(.badRequest, "expected {\"pulls\": [{\"repository\": ..., \"tag\" or \"digest\": ..., \"method\": \"GET\" or \"HEAD\"}]}")
         }
@@ -88,6 +78,15 @@ extension PullSketchNode {
             apply(meaning, &summary)
         }
         return try JSONResponse.make(.ok, summary)
+    }
+
+    /// The request body, or nil when it is larger than `max_body_bytes`.
+    private func boundedBody(_ request: Request) async -> ByteBuffer? {
+        try? await request.body.collect(upTo: configuration.maxBodyBytes)
+    }
+
+    private var tooLarge: Response {
+        JSONResponse.error(.contentTooLarge, "body larger than \(configuration.maxBodyBytes) bytes")
     }
 
     /// 401 without the webhook secret, 415 for another content type; nil when the request may go on.

@@ -12,7 +12,8 @@ public struct PullSketchNode: Sendable {
     let tracker: PullTracker
     let database: BlockingDatabase
     let redis: RedisEndpoint
-    let catalogUpdates: CatalogUpdates
+    /// Writes catalog changes from push and delete events; run it next to the HTTP server.
+    public let catalogUpdates: CatalogUpdates
     let metrics: NodeMetrics
     let recentIDs: RecentEventIDs
     let pages: WebPages
@@ -42,9 +43,6 @@ public struct PullSketchNode: Sendable {
             logger.warning("no webhook secret configured: every ingestion request is refused")
         }
     }
-
-    /// The service that writes catalog changes; run it next to the HTTP server.
-    public var catalogService: CatalogUpdates { catalogUpdates }
 
     public func router() -> Router<BasicRequestContext> {
         let router = Router()

@@ -46,7 +46,7 @@ struct ServeCommand: AsyncParsableCommand {
             "node": "\(flusher.nodeID)",
         ])
         let group = ServiceGroup(configuration: .init(
-            services: [application, flusher, node.catalogService], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+            services: [application, flusher, node.catalogUpdates], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         ))
         try await group.run()
     }

@@ -79,7 +79,7 @@ import Testing
 
     @Test func pushAndDeleteEventsKeepTheCatalog() async throws {
         let fixture = try NodeFixture()
-        let writer = Task { try await fixture.node.catalogService.run() }
+        let writer = Task { try await fixture.node.catalogUpdates.run() }
         defer { writer.cancel() }
         let digest = "sha256:" + String(repeating: "b", count: 64)
         try await fixture.test { client in
