@@ -145,17 +145,12 @@ public struct BatchWriter {
         return entries.count
     }
 
-    /// Estimates every catalog key of the batch's tail repositories (all repositories when the
-    /// tail table overflowed) and adds the estimates above zero as approximate counts with the
-    /// batch's bound ⌈ε·N⌉; last pulled becomes the repository's last tail pull, never earlier.
+    /// Estimates the catalog keys the batch's tail covers (`TailEstimator`) and adds those above
+    /// zero as approximate counts with the batch's bound; last pulled never moves earlier.
     private func writeEstimates(_ batch: SealedBatch) throws -> Int {
-        let content = batch.content
-        guard content.tailMass > 0, let parameters = batch.parameters else { return 0 }
-        let sketch = try CountMinSketch(parameters: parameters, cells: content.sketchCells)
-        var lastPulled = Dictionary(uniqueKeysWithValues: content.tailRepositories.map { ($0.repository.value, $0.lastPulled) })
-        let filter = content.tailRepositoriesOverflowed ? "true" : "r.name = ANY($1::text[])"
-        let parametersList = content.tailRepositoriesOverflowed ? [] : [PostgresArray.literal(Array(lastPulled.keys))]
-        let bound = String(parameters.errorBound(tailMass: content.tailMass))
+        guard let estimator = try TailEstimator(batch.content, parameters: batch.parameters, shardCount: shardCount) else { return 0 }
+        let filter = estimator.repositories == nil ? "true" : "r.name = ANY($1::text[])"
+        let parametersList = estimator.repositories.map { [PostgresArray.literal($0)] } ?? []
         var estimated = 0
         for kind in KeyKind.allCases {
             let (table, column) = kind == .tag ? ("catalog_tags", "tag") : ("catalog_manifests", "digest")
@@ -166,15 +161,12 @@ public struct BatchWriter {
             var names: [String] = [], references: [String] = [], counts: [String] = [], times: [String] = []
             for row in keys {
                 guard let repository = row[0], let reference = row[1] else { continue }
-                let hash = KeyHash(kind: kind, repository: repository, reference: reference, seed: parameters.seed)
-                guard hash.shard(count: shardCount) == content.shard else { continue }
-                let estimate = sketch.estimate(hash)
-                guard estimate > 0 else { continue }
-                if lastPulled[repository] == nil { lastPulled[repository] = content.tailLastPulled }
+                let hash = KeyHash(kind: kind, repository: repository, reference: reference, seed: estimator.seed)
+                guard let estimate = estimator.estimate(hash, repository: repository) else { continue }
                 names.append(repository)
                 references.append(reference)
-                counts.append(String(estimate))
-                times.append(String(lastPulled[repository]!.millisecondsSinceEpoch))
+                counts.append(String(estimate.pulls))
+                times.append(String(estimate.lastPulled.millisecondsSinceEpoch))
             }
             guard !names.isEmpty else { continue }
             estimated += names.count
@@ -193,7 +185,7 @@ public struct BatchWriter {
                     last_pulled_at = GREATEST(s.last_pulled_at, EXCLUDED.last_pulled_at),
                     updated_at = now()
                 """,
-                [PostgresArray.literal(names), PostgresArray.literal(references), PostgresArray.literal(counts), PostgresArray.literal(times), bound]
+                [PostgresArray.literal(names), PostgresArray.literal(references), PostgresArray.literal(counts), PostgresArray.literal(times), String(estimator.bound)]
             )
         }
         return estimated
