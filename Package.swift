@@ -92,6 +92,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "PullSketchReport",
+            dependencies: ["PullSketchCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PullSketchConfig",
             dependencies: ["PullSketchCore", "PullSketchRedis", "PullSketchFlusher", "PullSketchReconciler", "PullSketchNode", "Yams"],
             swiftSettings: swiftSettings
@@ -105,6 +110,7 @@ let package = Package(
                 "PullSketchConfig",
                 "PullSketchFlusher",
                 "PullSketchNode",
+                "PullSketchReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -151,6 +157,11 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PullSketchReportTests",
+            dependencies: ["PullSketchReport", "PullSketchCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -41,13 +41,3 @@ struct FlusherMetrics {
 private final class LastSuccess: @unchecked Sendable {
     var instant: ContinuousClock.Instant?
 }
-
-extension Window {
-    /// The bytes of argument text a merge sends, roughly: names, numbers and cells.
-    var approximatePayloadBytes: Int {
-        shards.reduce(0) { total, part in
-            total + part.sketchCells.count * 16 + part.tailRepositories.reduce(0) { $0 + $1.repository.value.utf8.count + 24 }
-                + part.hotEntries.reduce(0) { $0 + $1.repository.value.utf8.count + $1.reference.utf8.count + 100 }
-        }
-    }
-}

@@ -115,4 +115,12 @@ public struct Window: Hashable, Sendable {
 
     /// The tail mass of all shards.
     public var tailMass: UInt64 { shards.reduce(0) { $0 &+ $1.tailMass } }
+
+    /// The bytes of argument text a merge sends, roughly: names, numbers and cells.
+    public var approximatePayloadBytes: Int {
+        shards.reduce(0) { total, part in
+            total + part.sketchCells.count * 16 + part.tailRepositories.reduce(0) { $0 + $1.repository.value.utf8.count + 24 }
+                + part.hotEntries.reduce(0) { $0 + $1.repository.value.utf8.count + $1.reference.utf8.count + 100 }
+        }
+    }
 }

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import PullSketchCore
+import PullSketchReport
+
+/// Proves how exact the numbers are: a workload through the real tracker, merge, seal and
+/// reconcile arithmetic, every key compared with the truth (docs/accuracy.md).
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Run a workload through PullSketch and compare every key with the exact truth."
+    )
+
+    @Option(help: "zipf, flood or mix.") var workload: String = "zipf"
+    @Option(help: "Pulls to simulate.") var pulls: Int = 1_000_000
+    @Option(help: "Keys (tags) the Zipf part draws from.") var keys: Int = 100_000
+    @Option(help: "Repositories the keys are spread over.") var repositories: Int = 1_000
+    @Option(help: "Zipf exponent s.") var exponent: Double = 1
+    @Option(help: "Simulated registry nodes, pulls dealt round-robin.") var nodes: Int = 4
+    @Option(help: "Simulated pulls per second over all nodes.") var rate: Int = 5_000
+    @Option(help: "Sketch width w.") var width: Int = SketchParameters().width
+    @Option(help: "Sketch depth d.") var depth: Int = SketchParameters().depth
+    @Option(help: "Exact hot keys per node window.") var hotCapacity: Int = TrackerConfiguration().hotCapacity
+    @Option(help: "Merge interval, simulated milliseconds.") var mergeIntervalMs: Int64 = 2_000
+    @Option(help: "Reconcile interval, simulated milliseconds.") var reconcileIntervalMs: Int64 = 5_000
+    @Option(help: "Seed: the same seed gives the same run.") var seed: UInt64 = 1
+    @Option(help: "Directory for summary.json, summary.md and keys.csv.") var output: String?
+
+    func validate() throws {
+        guard ReportWorkload.Shape(rawValue: workload) != nil else { throw ValidationError("--workload must be zipf, flood or mix") }
+        guard pulls > 0, keys > 0, repositories > 0, nodes > 0, rate > 0 else { throw ValidationError("counts must be positive") }
+        guard width > 0, depth > 0, hotCapacity >= 0, mergeIntervalMs > 0, reconcileIntervalMs > 0 else {
+            throw ValidationError("sketch shape and intervals must be positive")
+        }
+    }
+
+    func run() throws {
+        let run = AccuracyRun(
+            workload: ReportWorkload(
+                shape: ReportWorkload.Shape(rawValue: workload)!, pulls: pulls, keys: keys, repositories: repositories,
+                exponent: exponent, pullsPerSecond: rate, seed: seed
+            ),
+            nodes: nodes,
+            tracker: TrackerConfiguration(isEnabled: true, hotCapacity: hotCapacity, sketch: SketchParameters(width: width, depth: depth)),
+            mergeIntervalMilliseconds: mergeIntervalMs,
+            reconcileIntervalMilliseconds: reconcileIntervalMs
+        )
+        let result = try run.run { done in
+            FileHandle.standardError.write(Data("\r\(done / 1_000_000) M of \(pulls) pulls".utf8))
+        }
+        FileHandle.standardError.write(Data("\n".utf8))
+        print(result.markdown())
+        if let output { try result.write(to: URL(fileURLWithPath: output)) }
+    }
+}
