@@ -93,7 +93,7 @@ let package = Package(
         ),
         .target(
             name: "PullSketchReport",
-            dependencies: ["PullSketchCore"],
+            dependencies: ["PullSketchCore", "PullSketchPostgres"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -161,7 +161,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PullSketchReportTests",
-            dependencies: ["PullSketchReport", "PullSketchCore"],
+            dependencies: ["PullSketchReport", "PullSketchCore", "PullSketchPostgres", "PullSketchTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

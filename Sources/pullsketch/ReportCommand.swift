@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PullSketchCore
+import PullSketchPostgres
 import PullSketchReport
 
 /// Proves how exact the numbers are: a workload through the real tracker, merge, seal and
@@ -25,6 +26,9 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Reconcile interval, simulated milliseconds.") var reconcileIntervalMs: Int64 = 5_000
     @Option(help: "Seed: the same seed gives the same run.") var seed: UInt64 = 1
     @Option(help: "Directory for summary.json, summary.md and keys.csv.") var output: String?
+    @Flag(help: "Instead of a simulation: how exact a live deployment's rows are (PULLSKETCH_DATABASE_URL or --database).")
+    var fromPostgres = false
+    @Option(help: "libpq connection string for --from-postgres.") var database: String?
 
     func validate() throws {
         guard ReportWorkload.Shape(rawValue: workload) != nil else { throw ValidationError("--workload must be zipf, flood or mix") }
@@ -35,6 +39,13 @@ struct ReportCommand: ParsableCommand {
     }
 
     func run() throws {
+        if fromPostgres {
+            guard let connectionString = database ?? ProcessInfo.processInfo.environment["PULLSKETCH_DATABASE_URL"] else {
+                throw ValidationError("--from-postgres needs --database or PULLSKETCH_DATABASE_URL")
+            }
+            print(try DeploymentAccuracy(PostgresConnection(connectionString)).markdown())
+            return
+        }
         let run = AccuracyRun(
             workload: ReportWorkload(
                 shape: ReportWorkload.Shape(rawValue: workload)!, pulls: pulls, keys: keys, repositories: repositories,

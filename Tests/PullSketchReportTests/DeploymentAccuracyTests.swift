@@ -1,0 +1,23 @@
+import PullSketchPostgres
+import PullSketchReport
+import PullSketchTestSupport
+import Testing
+
+@Suite(.postgresServer) struct DeploymentAccuracyTests {
+    @Test func countsExactAndApproximateRowsAndListsTheWidestBounds() throws {
+        let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
+        try Schema.migrate(connection)
+        try connection.execute(script: """
+            INSERT INTO repositories (name) VALUES ('team/app');
+            INSERT INTO tag_stats (repository_id, tag, pull_count, pull_count_error)
+                SELECT id, 'v' || n, 100, CASE WHEN n < 2 THEN n * 10 + 5 ELSE 0 END FROM repositories, generate_series(0, 3) n;
+            INSERT INTO manifest_stats (repository_id, digest, pull_count, pull_count_error) SELECT id, 'sha256:x', 50, 0 FROM repositories;
+            """)
+        let report = try DeploymentAccuracy(connection, widest: 1)
+        #expect(report.tags.rows == 4 && report.tags.exact == 2)
+        #expect(report.tags.relativeError.last == 0.15, "v1: 15 of 100")
+        #expect(report.manifests.rows == 1 && report.manifests.exact == 1 && report.manifests.relativeError.isEmpty)
+        #expect(report.widest.map(\.key) == ["v1"])
+        #expect(report.markdown().contains("| tags | 4 | 2 (50.00 %) | 2 |"))
+    }
+}
