@@ -93,7 +93,7 @@ let package = Package(
         ),
         .target(
             name: "PullSketchReport",
-            dependencies: ["PullSketchCore", "PullSketchPostgres"],
+            dependencies: ["PullSketchCore", "PullSketchPostgres", "PullSketchRedis", "PullSketchReconciler"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -161,7 +161,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PullSketchReportTests",
-            dependencies: ["PullSketchReport", "PullSketchCore", "PullSketchPostgres", "PullSketchTestSupport"],
+            dependencies: ["PullSketchReport", "PullSketchCore", "PullSketchPostgres", "PullSketchRedis", "PullSketchTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import Foundation
 public import PullSketchCore
+public import PullSketchRedis
 
 /// An accuracy run: a workload through N real trackers, their windows merged every merge interval
 /// into per-shard live batches, sealed and reconciled every reconcile interval with the
@@ -24,38 +25,36 @@ public struct AccuracyRun: Sendable {
         self.reconcileIntervalMilliseconds = reconcileIntervalMilliseconds
     }
 
+    /// Where the merges and batches go.
+    public enum Target: Sendable {
+        /// In memory, with the Redis script's and the reconciler's arithmetic: no servers.
+        case inProcess
+        /// A real Redis and PostgreSQL, through `BatchStore` and `BatchWriter`. Both must be empty:
+        /// the run fills them.
+        case live(redis: RedisEndpoint, database: String)
+    }
+
     /// Runs the workload; `progress(pullsDone)` is called every million pulls.
-    public func run(progress: (Int) -> Void = { _ in }) throws -> AccuracyResult {
+    public func run(on target: Target = .inProcess, progress: (Int) -> Void = { _ in }) throws -> AccuracyResult {
         var configuration = tracker
         configuration.isEnabled = true
         let trackers = (0..<nodes).map { _ in PullTracker(configuration: configuration) }
-        let parameters = configuration.sketch
-        let shardCount = configuration.shardCount
-        var shards = (0..<shardCount).map { InMemoryShard(shard: $0, parameters: parameters) }
-        let catalog = Catalog(workload: workload, parameters: parameters, shardCount: shardCount)
+        let catalog = Catalog(workload: workload, parameters: configuration.sketch, shardCount: configuration.shardCount)
+        var backend: any Backend = switch target {
+        case .inProcess: InMemoryBackend(parameters: configuration.sketch, shardCount: configuration.shardCount, catalog: catalog)
+        case .live(let redis, let database): try LiveBackend(redis: redis, database: database, workload: workload, shardCount: configuration.shardCount)
+        }
         var truth = KeyTable(count: workload.catalogKeys)
-        var stored = StoredTable(count: workload.catalogKeys)
-        var traffic = Traffic()
+        var peakNodeMemory = 0
         let repositories = (0..<workload.repositories).map { try! RepositoryName(ReportWorkload.repositoryName($0)) }
 
         func mergeAll() throws {
-            for tracker in trackers {
+            for (node, tracker) in trackers.enumerated() {
                 let window = tracker.drain()
-                traffic.peakNodeMemory = max(traffic.peakNodeMemory, tracker.memoryFootprint())
-                guard !window.isEmpty else { continue }
-                traffic.mergeCommands += window.shards.filter { !$0.isEmpty }.count
-                traffic.payloadBytes += window.approximatePayloadBytes
-                for part in window.shards where !part.isEmpty { try shards[part.shard].merge(part) }
+                peakNodeMemory = max(peakNodeMemory, tracker.memoryFootprint())
+                if !window.isEmpty { try backend.merge(window, node: node) }
             }
         }
-        func reconcileAll() throws {
-            for shard in 0..<shardCount {
-                guard let batch = shards[shard].seal() else { continue }
-                traffic.batches += 1
-                traffic.rowsWritten += try stored.apply(batch, parameters: parameters, shardCount: shardCount, catalog: catalog)
-            }
-        }
-
         var nextMerge = ReportWorkload.start.millisecondsSinceEpoch + mergeIntervalMilliseconds
         var nextReconcile = ReportWorkload.start.millisecondsSinceEpoch + reconcileIntervalMilliseconds
         try workload.forEachPull { index, key, time in
@@ -64,21 +63,64 @@ public struct AccuracyRun: Sendable {
                 nextMerge += mergeIntervalMilliseconds
             }
             while time.millisecondsSinceEpoch >= nextReconcile {
-                try reconcileAll()
+                try backend.reconcile()
                 nextReconcile += reconcileIntervalMilliseconds
             }
-            let repository = repositories[workload.repository(of: key)]
             trackers[index % nodes].record(PullEvent(
-                repository: repository, reference: .tag(try TagName(ReportWorkload.tagName(key))), method: .get,
-                servedDigest: try Digest(ReportWorkload.digest(key)), time: time
+                repository: repositories[workload.repository(of: key)], reference: .tag(try TagName(ReportWorkload.tagName(key))),
+                method: .get, servedDigest: try Digest(ReportWorkload.digest(key)), time: time
             ))
             truth.add(key, at: time)
             if (index + 1) % 1_000_000 == 0 { progress(index + 1) }
         }
         try mergeAll()
-        try reconcileAll()
-        return AccuracyResult(run: self, truth: truth, stored: stored, traffic: traffic)
+        try backend.reconcile()
+        var traffic = try backend.traffic()
+        traffic.peakNodeMemory = peakNodeMemory
+        return AccuracyResult(run: self, truth: truth, stored: try backend.stored(keys: workload.catalogKeys), traffic: traffic)
     }
+}
+
+/// Where an accuracy run's merges and batches go.
+protocol Backend {
+    mutating func merge(_ window: Window, node: Int) throws
+    /// Seals every shard and reconciles every sealed batch.
+    mutating func reconcile() throws
+    func stored(keys: Int) throws -> StoredTable
+    func traffic() throws -> Traffic
+}
+
+/// Live batches and statistics in memory.
+struct InMemoryBackend: Backend {
+    private var shards: [InMemoryShard]
+    private var table: StoredTable
+    private var counted = Traffic()
+    private let parameters: SketchParameters
+    private let catalog: Catalog
+
+    init(parameters: SketchParameters, shardCount: Int, catalog: Catalog) {
+        shards = (0..<shardCount).map { InMemoryShard(shard: $0, parameters: parameters) }
+        self.parameters = parameters
+        self.catalog = catalog
+        table = StoredTable(count: catalog.tagHashes.count)
+    }
+
+    mutating func merge(_ window: Window, node: Int) throws {
+        counted.mergeCommands += window.shards.filter { !$0.isEmpty }.count
+        counted.payloadBytes += window.approximatePayloadBytes
+        for part in window.shards where !part.isEmpty { try shards[part.shard].merge(part) }
+    }
+
+    mutating func reconcile() throws {
+        for shard in shards.indices {
+            guard let batch = shards[shard].seal() else { continue }
+            counted.batches += 1
+            counted.rowsWritten += try table.apply(batch, parameters: parameters, shardCount: shards.count, catalog: catalog)
+        }
+    }
+
+    func stored(keys: Int) throws -> StoredTable { table }
+    func traffic() throws -> Traffic { counted }
 }
 
 /// Every key's hash, by shard and repository: what the reconciler enumerates for tail estimates.
@@ -166,7 +208,8 @@ struct StoredTable {
     }
 }
 
-/// Work the run caused outside the trackers.
+/// Work the run caused outside the trackers. In process, merge commands and payload bytes are
+/// counted per shard part; live, they are Redis's own `INFO stats` counters (every command).
 struct Traffic {
     var mergeCommands = 0
     var payloadBytes = 0

@@ -28,7 +28,10 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Directory for summary.json, summary.md and keys.csv.") var output: String?
     @Flag(help: "Instead of a simulation: how exact a live deployment's rows are (PULLSKETCH_DATABASE_URL or --database).")
     var fromPostgres = false
-    @Option(help: "libpq connection string for --from-postgres.") var database: String?
+    @Flag(help: "Merge into a real Redis and reconcile into a real PostgreSQL (both empty) instead of in memory.")
+    var live = false
+    @Option(help: "libpq connection string for --live and --from-postgres (default: the configuration's).") var database: String?
+    @OptionGroup var options: ConfigurationOptions
 
     func validate() throws {
         guard ReportWorkload.Shape(rawValue: workload) != nil else { throw ValidationError("--workload must be zipf, flood or mix") }
@@ -39,10 +42,12 @@ struct ReportCommand: ParsableCommand {
     }
 
     func run() throws {
+        let configuration = try options.load()
+        let connectionString = database ?? configuration.reconciler.database
+        if fromPostgres || live, connectionString.isEmpty {
+            throw ValidationError("--from-postgres and --live need --database, PULLSKETCH.database_url or PULLSKETCH_DATABASE_URL")
+        }
         if fromPostgres {
-            guard let connectionString = database ?? ProcessInfo.processInfo.environment["PULLSKETCH_DATABASE_URL"] else {
-                throw ValidationError("--from-postgres needs --database or PULLSKETCH_DATABASE_URL")
-            }
             print(try DeploymentAccuracy(PostgresConnection(connectionString)).markdown())
             return
         }
@@ -56,7 +61,8 @@ struct ReportCommand: ParsableCommand {
             mergeIntervalMilliseconds: mergeIntervalMs,
             reconcileIntervalMilliseconds: reconcileIntervalMs
         )
-        let result = try run.run { done in
+        let target: AccuracyRun.Target = live ? .live(redis: configuration.flusher.redis, database: connectionString) : .inProcess
+        let result = try run.run(on: target) { done in
             FileHandle.standardError.write(Data("\r\(done / 1_000_000) M of \(pulls) pulls".utf8))
         }
         FileHandle.standardError.write(Data("\n".utf8))

@@ -1,5 +1,7 @@
 import PullSketchCore
 import PullSketchReport
+import PullSketchRedis
+import PullSketchTestSupport
 import Testing
 
 @Suite struct AccuracyRunTests {
@@ -37,5 +39,30 @@ import Testing
         let first = try figures(seed: 7)
         #expect(try figures(seed: 7) == first)
         #expect(try figures(seed: 8) != first)
+    }
+}
+
+@Suite(.postgresServer) struct LiveAccuracyRunTests {
+    /// The in-process run keeps Redis's and PostgreSQL's arithmetic in memory; a live run through
+    /// both must give the same accuracy figures (only memory and traffic are measured differently).
+    @Test func aLiveRunThroughRedisAndPostgresGivesTheInProcessFigures() throws {
+        let redis = try RedisServer()
+        let run = AccuracyRun(
+            workload: ReportWorkload(shape: .mix, pulls: 30_000, keys: 3_000, repositories: 30, seed: 3),
+            nodes: 3,
+            tracker: TrackerConfiguration(isEnabled: true, hotCapacity: 32, sketch: SketchParameters(width: 1_024, depth: 4))
+        )
+        func figures(_ summary: AccuracyResult.Summary) -> AccuracyResult.Summary {
+            var figures = summary
+            figures.peakNodeMemoryBytes = 0
+            figures.redisMergeCommands = 0
+            figures.redisPayloadBytes = 0
+            return figures
+        }
+        let inProcess = try run.run().summary
+        let live = try run.run(on: .live(redis: RedisEndpoint(port: redis.port), database: PostgresServer.current!.makeDatabase())).summary
+        #expect(live.redisMergeCommands > 0 && live.postgresRowsWritten > 0)
+        #expect(inProcess.keysExactPercent < 100, "the tail was not used")
+        #expect(figures(live) == figures(inProcess))
     }
 }
