@@ -17,7 +17,8 @@ import Testing
             router: fixture.node.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { channel in reportPort.yield(channel.localAddress?.port ?? 0) }
         )
-        let server = Task { try await application.runService() }
+        // Detached: a child task would hold the suite's PostgreSQL (a task-local) past the suite's end.
+        let server = Task.detached { try await application.runService() }
         defer { server.cancel() }
         var ports = bound.makeAsyncIterator()
         let port = try #require(await ports.next())
