@@ -13,17 +13,9 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     public var flusher: FlusherConfiguration
     /// The reconciler's database and pacing; `database` is empty until configured.
     public var reconciler: ReconcilerConfiguration
-    /// The HTTP node: listen address, webhook secret, readers. `statisticsEnabled` follows
-    /// `FEATURE_IMAGE_PULL_STATS` (the tracker's `isEnabled`).
-    public var node: NodeConfiguration {
-        get {
-            var node = nodeSettings
-            node.statisticsEnabled = tracker.isEnabled
-            return node
-        }
-        set { nodeSettings = newValue }
-    }
-    private var nodeSettings = NodeConfiguration()
+    /// The HTTP node: listen address, webhook secret, readers. Whether it serves statistics is
+    /// the tracker's `isEnabled` (`FEATURE_IMAGE_PULL_STATS`).
+    public var node = NodeConfiguration()
 
     public init(
         tracker: TrackerConfiguration = TrackerConfiguration(),

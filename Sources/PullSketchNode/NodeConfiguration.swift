@@ -12,8 +12,6 @@ public struct NodeConfiguration: Hashable, Sendable {
     public var maxBodyBytes: Int
     /// Event ids remembered for de-duplication. Default 100,000.
     public var recentEventIDs: Int
-    /// Whether statistics are served at all (`FEATURE_IMAGE_PULL_STATS`).
-    public var statisticsEnabled: Bool
 
     public init(
         host: String = "127.0.0.1",
@@ -21,8 +19,7 @@ public struct NodeConfiguration: Hashable, Sendable {
         webhookSecret: String? = nil,
         readAuth: ReadAuth = .tokens([]),
         maxBodyBytes: Int = 1 << 20,
-        recentEventIDs: Int = 100_000,
-        statisticsEnabled: Bool = false
+        recentEventIDs: Int = 100_000
     ) {
         self.host = host
         self.port = port
@@ -30,7 +27,6 @@ public struct NodeConfiguration: Hashable, Sendable {
         self.readAuth = readAuth
         self.maxBodyBytes = maxBodyBytes
         self.recentEventIDs = recentEventIDs
-        self.statisticsEnabled = statisticsEnabled
     }
 }
 

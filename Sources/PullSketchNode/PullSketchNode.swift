@@ -12,6 +12,8 @@ public struct PullSketchNode: Sendable {
     let tracker: PullTracker
     let database: BlockingDatabase
     let redis: RedisEndpoint
+    /// Whether statistics are served at all: the tracker's `FEATURE_IMAGE_PULL_STATS`.
+    var statisticsEnabled: Bool { tracker.configuration.isEnabled }
     /// Writes catalog changes from push and delete events; run it next to the HTTP server.
     public let catalogUpdates: CatalogUpdates
     let metrics: NodeMetrics

@@ -31,7 +31,7 @@ extension PullSketchNode {
     }
 
     func readStatistics(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        guard configuration.statisticsEnabled else { return JSONResponse.error(.notFound, "pull statistics are not enabled") }
+        guard statisticsEnabled else { return JSONResponse.error(.notFound, "pull statistics are not enabled") }
         guard let reader = reader(request) else { return JSONResponse.error(.unauthorized, "missing or unknown bearer token") }
         let segments = context.parameters.getCatchAll().map(String.init)
         guard let route = StatisticsRoute(segments) else { return JSONResponse.error(.notFound, "no such route") }

@@ -27,7 +27,7 @@ struct WebPages: Sendable {
 
 extension PullSketchNode {
     func searchPage(_ request: Request) async throws -> Response {
-        guard configuration.statisticsEnabled else { return JSONResponse.error(.notFound, "pull statistics are not enabled") }
+        guard statisticsEnabled else { return JSONResponse.error(.notFound, "pull statistics are not enabled") }
         guard let reader = reader(request) else { return pages.render("login", title: "Sign in", [:], status: .unauthorized) }
         let query = request.uri.queryParameters.get("q") ?? ""
         let found = try await database.run { try StatisticsQueries(connection: $0).repositories(containing: query, limit: 200) }
@@ -42,7 +42,7 @@ extension PullSketchNode {
     }
 
     func repositoryPage(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        guard configuration.statisticsEnabled else { return JSONResponse.error(.notFound, "pull statistics are not enabled") }
+        guard statisticsEnabled else { return JSONResponse.error(.notFound, "pull statistics are not enabled") }
         guard let reader = reader(request) else { return pages.render("login", title: "Sign in", [:], status: .unauthorized) }
         let name = context.parameters.getCatchAll().joined(separator: "/")
         guard let repository = try? RepositoryName(name), reader.mayRead(repository) else {

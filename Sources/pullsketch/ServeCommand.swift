@@ -42,7 +42,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger
         )
         logger.info("serving", metadata: [
-            "address": "\(configuration.node.host):\(configuration.node.port)", "statistics": "\(configuration.node.statisticsEnabled)",
+            "address": "\(configuration.node.host):\(configuration.node.port)", "statistics": "\(configuration.tracker.isEnabled)",
             "node": "\(flusher.nodeID)",
         ])
         let group = ServiceGroup(configuration: .init(

@@ -54,11 +54,11 @@ import Testing
               read_tokens:
                 - {token: reader-0123456789abcdef, repositories: ["team/*"]}
             """)
-        #expect(configuration.node.port == 9090 && configuration.node.statisticsEnabled)
+        #expect(configuration.node.port == 9090 && configuration.tracker.isEnabled)
         #expect(configuration.node.webhookSecret == "0123456789abcdef0123")
         #expect(configuration.node.readAuth == .tokens([ReaderToken(token: "reader-0123456789abcdef", repositories: ["team/*"])]))
         let open = try configuration.applying(environment: ["PULLSKETCH_READ_AUTH": "none", "FEATURE_IMAGE_PULL_STATS": "false"])
-        #expect(open.node.readAuth == .none && !open.node.statisticsEnabled)
+        #expect(open.node.readAuth == .none && !open.tracker.isEnabled)
         let fromEnvironment = try PullSketchConfiguration().applying(environment: ["PULLSKETCH_READ_TOKENS": "reader-0123456789abcdef=team/*,ci/*"])
         #expect(fromEnvironment.node.readAuth == .tokens([ReaderToken(token: "reader-0123456789abcdef", repositories: ["team/*", "ci/*"])]))
     }

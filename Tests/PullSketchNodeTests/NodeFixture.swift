@@ -26,10 +26,10 @@ struct NodeFixture {
     ) throws {
         database = try PostgresServer.current!.makeDatabase()
         try Schema.migrate(try PostgresConnection(database))
-        tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
+        tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: statisticsEnabled, stripeCount: 1, shardCount: 1))
         node = PullSketchNode(
             configuration: NodeConfiguration(
-                webhookSecret: Self.secret, readAuth: readAuth, maxBodyBytes: maxBodyBytes, statisticsEnabled: statisticsEnabled
+                webhookSecret: Self.secret, readAuth: readAuth, maxBodyBytes: maxBodyBytes
             ),
             tracker: tracker,
             database: try BlockingDatabase(database, connections: 2),
