@@ -71,6 +71,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "PullSketchEvents",
+            dependencies: ["PullSketchCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PullSketchQueries",
             dependencies: ["PullSketchCore", "PullSketchPostgres"],
             swiftSettings: swiftSettings
@@ -79,6 +84,7 @@ let package = Package(
             name: "PullSketchNode",
             dependencies: [
                 "PullSketchCore",
+                "PullSketchEvents",
                 "PullSketchPostgres",
                 "PullSketchQueries",
                 "PullSketchReconciler",
@@ -93,7 +99,7 @@ let package = Package(
         ),
         .target(
             name: "PullSketchReport",
-            dependencies: ["PullSketchCore", "PullSketchPostgres", "PullSketchRedis", "PullSketchReconciler"],
+            dependencies: ["PullSketchCore", "PullSketchEvents", "PullSketchPostgres", "PullSketchRedis", "PullSketchReconciler"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -131,6 +137,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "PullSketchEventsTests",
+            dependencies: ["PullSketchEvents", "PullSketchCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "PullSketchRedisTests",
             dependencies: ["PullSketchRedis", "PullSketchFlusher", "PullSketchCore", "PullSketchTestSupport"],
             swiftSettings: swiftSettings
@@ -161,7 +172,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PullSketchReportTests",
-            dependencies: ["PullSketchReport", "PullSketchCore", "PullSketchPostgres", "PullSketchRedis", "PullSketchTestSupport"],
+            dependencies: ["PullSketchReport", "PullSketchCore", "PullSketchEvents", "PullSketchPostgres", "PullSketchRedis", "PullSketchTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import Logging
 import PullSketchCore
+import PullSketchEvents
 import PullSketchReconciler
 public import ServiceLifecycle
 

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import PullSketchCore
+import PullSketchEvents
 
 /// Event ingestion: distribution notifications and direct pull batches. A request that is not a
 /// valid envelope gets a 4xx and changes nothing; inside a valid one, invalid events are dropped
@@ -127,54 +128,6 @@ extension PullSketchNode {
         summary.dropped += 1
         metrics.eventsDropped.increment()
         logger.warning("dropped an invalid event", metadata: ["reason": "\(reason)"])
-    }
-}
-
-/// The body of `POST /api/v1/pulls`; each pull decodes on its own.
-struct DirectPulls: Decodable {
-    var pulls: [LenientPull]
-
-    struct LenientPull: Decodable {
-        var pull: DirectPull?
-
-        init(from decoder: any Decoder) {
-            pull = try? DirectPull(from: decoder)
-        }
-    }
-}
-
-struct DirectPull: Decodable {
-    var id: String?
-    var repository: String
-    var tag: String?
-    var digest: String?
-    var method: String
-    var time: String?
-
-    /// A pull names a tag, a digest or both (a tag with the digest served); time defaults to now.
-    func ingested(receivedAt now: Timestamp) -> IngestedEvent {
-        guard let repository = try? RepositoryName(repository) else { return .invalid("invalid repository '\(repository)'") }
-        guard let method = ManifestRequestMethod(rawValue: method.uppercased()) else { return .invalid("method '\(method)' is not GET or HEAD") }
-        let time: Timestamp
-        if let text = self.time {
-            guard let parsed = RFC3339.parse(text) else { return .invalid("time '\(text)' is not RFC 3339") }
-            time = parsed
-        } else {
-            time = now
-        }
-        let digest: Digest?
-        if let text = self.digest {
-            guard let valid = try? Digest(text) else { return .invalid("invalid digest '\(text)'") }
-            digest = valid
-        } else {
-            digest = nil
-        }
-        if let text = tag {
-            guard let tag = try? TagName(text) else { return .invalid("invalid tag '\(text)'") }
-            return .pull(PullEvent(repository: repository, reference: .tag(tag), method: method, servedDigest: digest, time: time))
-        }
-        guard let digest else { return .invalid("a pull needs a tag or a digest") }
-        return .pull(PullEvent(repository: repository, reference: .digest(digest), method: method, time: time))
     }
 }
 

@@ -1,3 +1,5 @@
+public import PullSketchEvents
+
 /// What the HTTP node needs beyond the tracker: where it listens, who may send events, who may read.
 public struct NodeConfiguration: Hashable, Sendable {
     /// Listen address. Default `127.0.0.1:8080`.
@@ -19,7 +21,7 @@ public struct NodeConfiguration: Hashable, Sendable {
         webhookSecret: String? = nil,
         readAuth: ReadAuth = .tokens([]),
         maxBodyBytes: Int = 1 << 20,
-        recentEventIDs: Int = 100_000
+        recentEventIDs: Int = RecentEventIDs.defaultCapacity
     ) {
         self.host = host
         self.port = port

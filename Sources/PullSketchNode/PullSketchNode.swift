@@ -2,6 +2,7 @@ import Foundation
 public import Hummingbird
 public import Logging
 public import PullSketchCore
+import PullSketchEvents
 public import PullSketchRedis
 
 /// The HTTP side of a PullSketch node (DESIGN §3): receives registry events into its tracker and

@@ -1,5 +1,6 @@
 import Hummingbird
 import PullSketchCore
+import PullSketchEvents
 import PullSketchQueries
 
 /// A string or JSON `null`: the API spells out every field, where synthesized encoding would

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Mustache
 import PullSketchCore
+import PullSketchEvents
 import PullSketchQueries
 
 /// The web UI: `/` searches repositories, `/repository/<repository>` lists its tags with last pull

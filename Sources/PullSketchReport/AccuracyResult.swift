@@ -37,14 +37,14 @@ public struct AccuracyResult: Sendable {
     private let truth: KeyTable
     private let stored: StoredTable
 
-    init(run: AccuracyRun, truth: KeyTable, stored: StoredTable, traffic: Traffic) {
+    init(run: AccuracyRun, pulls: Int, truth: KeyTable, stored: StoredTable, traffic: Traffic) {
         self.truth = truth
         self.stored = stored
         var pulled = 0, exact = 0, covered = 0, undercounts = 0, lateViolations = 0, neverPulled = 0, falseRecent = 0
         var overcounts: [UInt64] = []
         for kind in 0..<2 {
-            for key in truth.pulls.indices {
-                let real = truth.pulls[key], count = stored.count[kind][key], error = stored.error[kind][key]
+            for key in truth.pulls[kind].indices {
+                let real = truth.pulls[kind][key], count = stored.count[kind][key], error = stored.error[kind][key]
                 guard real > 0 else {
                     neverPulled += 1
                     if count > 0 { falseRecent += 1 }
@@ -54,15 +54,14 @@ public struct AccuracyResult: Sendable {
                 if count < real { undercounts += 1 }
                 if count == real && error == 0 { exact += 1 }
                 if count >= real && count - min(count, error) <= real { covered += 1 }
-                if stored.last[kind][key] < truth.last[key] { lateViolations += 1 }
+                if stored.last[kind][key] < truth.last[kind][key] { lateViolations += 1 }
                 overcounts.append(count > real ? count - real : 0)
             }
         }
         overcounts.sort()
         let parameters = run.tracker.sketch
         summary = Summary(
-            workload: "\(run.workload.shape.rawValue) s=\(run.workload.exponent), \(run.workload.keys) keys, \(run.workload.repositories) repositories, seed \(run.workload.seed)",
-            pulls: run.workload.pulls, nodes: run.nodes, width: parameters.width, depth: parameters.depth,
+            workload: run.workload.summary, pulls: pulls, nodes: run.nodes, width: parameters.width, depth: parameters.depth,
             hotCapacity: run.tracker.hotCapacity, mergeIntervalMilliseconds: run.mergeIntervalMilliseconds,
             keysPulled: pulled, keysExactPercent: pulled == 0 ? 100 : 100 * Double(exact) / Double(pulled),
             overcountMean: overcounts.isEmpty ? 0 : Double(overcounts.reduce(0, +)) / Double(overcounts.count),
@@ -106,10 +105,10 @@ public struct AccuracyResult: Sendable {
         try Data((markdown() + "\n").utf8).write(to: directory.appendingPathComponent("summary.md"))
         var csv = "kind,key,truth,count,error,truth_last_ms,last_ms\n"
         for kind in 0..<2 {
-            for key in truth.pulls.indices where truth.pulls[key] > 0 || stored.count[kind][key] > 0 {
+            for key in truth.pulls[kind].indices where truth.pulls[kind][key] > 0 || stored.count[kind][key] > 0 {
                 let last = stored.last[kind][key] == .min ? "" : String(stored.last[kind][key])
-                let truthLast = truth.last[key] == .min ? "" : String(truth.last[key])
-                csv += "\(kind == 0 ? "tag" : "manifest"),\(key),\(truth.pulls[key]),\(stored.count[kind][key]),\(stored.error[kind][key]),\(truthLast),\(last)\n"
+                let truthLast = truth.last[kind][key] == .min ? "" : String(truth.last[kind][key])
+                csv += "\(kind == 0 ? "tag" : "manifest"),\(key),\(truth.pulls[kind][key]),\(stored.count[kind][key]),\(stored.error[kind][key]),\(truthLast),\(last)\n"
             }
         }
         try Data(csv.utf8).write(to: directory.appendingPathComponent("keys.csv"))

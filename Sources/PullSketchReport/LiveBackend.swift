@@ -11,11 +11,12 @@ struct LiveBackend: Backend {
     private let redis: RedisConnection
     private let connection: PostgresConnection
     private let writer: BatchWriter
+    private let keys: KeySpace
     private let shardCount: Int
     private let before: (commands: Int64, bytes: Int64)
     private var counted = Traffic()
 
-    init(redis endpoint: RedisEndpoint, database: String, workload: ReportWorkload, shardCount: Int) throws {
+    init(redis endpoint: RedisEndpoint, database: String, keys: KeySpace, shardCount: Int) throws {
         redis = try RedisConnection(endpoint)
         guard try redis.command(["DBSIZE"]) == .integer(0) else {
             throw ReportError("Redis database \(endpoint.database) is not empty; --live needs an empty one")
@@ -26,18 +27,38 @@ struct LiveBackend: Backend {
         guard try connection.query("SELECT count(*) FROM repositories").rows == [["0"]] else {
             throw ReportError("the database already has statistics; --live needs an empty one")
         }
-        // The catalog knows every key, as push events would have told it (names as ReportWorkload makes them).
-        try connection.execute(script: """
-            INSERT INTO repositories (name) SELECT 'report/repo' || r FROM generate_series(0, \(workload.repositories - 1)) r;
-            INSERT INTO catalog_tags (repository_id, tag, digest)
-                SELECT r.id, 't' || k, 'sha256:' || repeat('e', 48) || lpad(to_hex(k), 16, '0')
-                FROM generate_series(0, \(workload.catalogKeys - 1)) k JOIN repositories r ON r.name = 'report/repo' || (k % \(workload.repositories));
-            INSERT INTO catalog_manifests (repository_id, digest)
-                SELECT repository_id, digest FROM catalog_tags;
-            """)
+        try Self.fillCatalog(connection, keys: keys)
         writer = BatchWriter(connection: connection, shardCount: shardCount)
+        self.keys = keys
         self.shardCount = shardCount
         before = try Self.info(redis)
+    }
+
+    /// Puts every key in the catalog, as push events would have.
+    private static func fillCatalog(_ connection: PostgresConnection, keys: KeySpace) throws {
+        switch keys {
+        case .synthetic(let workload):
+            try connection.execute(script: """
+                INSERT INTO repositories (name) SELECT '\(SyntheticWorkload.repositoryPrefix)' || r FROM generate_series(0, \(workload.repositories - 1)) r;
+                INSERT INTO catalog_tags (repository_id, tag, digest)
+                    SELECT r.id, 't' || k, 'sha256:' || repeat('e', 48) || lpad(to_hex(k), 16, '0')
+                    FROM generate_series(0, \(workload.catalogKeys - 1)) k
+                    JOIN repositories r ON r.name = '\(SyntheticWorkload.repositoryPrefix)' || (k % \(workload.repositories));
+                INSERT INTO catalog_manifests (repository_id, digest) SELECT repository_id, digest FROM catalog_tags;
+                """)
+        case .named(let named):
+            _ = try connection.query("INSERT INTO repositories (name) SELECT unnest($1::text[])", [PostgresArray.literal(named.repositories)])
+            for (kind, table, column) in [(KeyKind.tag, "catalog_tags", "tag"), (KeyKind.manifest, "catalog_manifests", "digest")] {
+                let entries = named.keys[kind.slot]
+                _ = try connection.query(
+                    """
+                    INSERT INTO \(table) (repository_id, \(column))
+                    SELECT r.id, k.reference FROM unnest($1::text[], $2::text[]) AS k (repository, reference) JOIN repositories r ON r.name = k.repository
+                    """,
+                    [PostgresArray.literal(entries.map { named.repositories[$0.repository] }), PostgresArray.literal(entries.map(\.reference))]
+                )
+            }
+        }
     }
 
     mutating func merge(_ window: Window, node: Int) throws {
@@ -59,18 +80,17 @@ struct LiveBackend: Backend {
         }
     }
 
-    func stored(keys: Int) throws -> StoredTable {
-        var table = StoredTable(count: keys)
+    func stored() throws -> StoredTable {
+        var table = StoredTable(keys: keys)
         for (kind, sql) in [
-            (0, "SELECT tag, pull_count, pull_count_error, (extract(epoch FROM last_pulled_at) * 1000)::bigint FROM tag_stats"),
-            (1, "SELECT digest, pull_count, pull_count_error, (extract(epoch FROM last_pulled_at) * 1000)::bigint FROM manifest_stats"),
+            (KeyKind.tag, "SELECT r.name, s.tag, s.pull_count, s.pull_count_error, (extract(epoch FROM s.last_pulled_at) * 1000)::bigint FROM tag_stats s JOIN repositories r ON r.id = s.repository_id"),
+            (KeyKind.manifest, "SELECT r.name, s.digest, s.pull_count, s.pull_count_error, (extract(epoch FROM s.last_pulled_at) * 1000)::bigint FROM manifest_stats s JOIN repositories r ON r.id = s.repository_id"),
         ] {
             for row in try connection.query(sql).rows {
-                let name = row[0] ?? ""
-                guard let key = kind == 0 ? ReportWorkload.key(ofTag: name) : ReportWorkload.key(ofDigest: name), key < keys else { continue }
-                table.count[kind][key] = UInt64(row[1] ?? "0") ?? 0
-                table.error[kind][key] = UInt64(row[2] ?? "0") ?? 0
-                table.last[kind][key] = row[3].flatMap(Int64.init) ?? .min
+                guard let key = keys.index(kind, repository: row[0] ?? "", reference: row[1] ?? "") else { continue }
+                table.count[kind.slot][key] = UInt64(row[2] ?? "0") ?? 0
+                table.error[kind.slot][key] = UInt64(row[3] ?? "0") ?? 0
+                table.last[kind.slot][key] = row[4].flatMap(Int64.init) ?? .min
             }
         }
         return table

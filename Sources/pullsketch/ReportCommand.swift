@@ -13,6 +13,11 @@ struct ReportCommand: ParsableCommand {
     )
 
     @Option(help: "zipf, flood or mix.") var workload: String = "zipf"
+    @Option(help: ArgumentHelp(
+        "Replay a file of JSON lines instead: pulls as POST /api/v1/pulls takes them (with a time), or notification envelopes.",
+        valueName: "file"
+    ))
+    var replay: String?
     @Option(help: "Pulls to simulate.") var pulls: Int = 1_000_000
     @Option(help: "Keys (tags) the Zipf part draws from.") var keys: Int = 100_000
     @Option(help: "Repositories the keys are spread over.") var repositories: Int = 1_000
@@ -34,7 +39,7 @@ struct ReportCommand: ParsableCommand {
     @OptionGroup var options: ConfigurationOptions
 
     func validate() throws {
-        guard ReportWorkload.Shape(rawValue: workload) != nil else { throw ValidationError("--workload must be zipf, flood or mix") }
+        guard SyntheticWorkload.Shape(rawValue: workload) != nil else { throw ValidationError("--workload must be zipf, flood or mix") }
         guard pulls > 0, keys > 0, repositories > 0, nodes > 0, rate > 0 else { throw ValidationError("counts must be positive") }
         guard width > 0, depth > 0, hotCapacity >= 0, mergeIntervalMs > 0, reconcileIntervalMs > 0 else {
             throw ValidationError("sketch shape and intervals must be positive")
@@ -51,11 +56,12 @@ struct ReportCommand: ParsableCommand {
             print(try DeploymentAccuracy(PostgresConnection(connectionString)).markdown())
             return
         }
+        let source: AccuracyWorkload = replay.map { .replay(ReplayWorkload(path: $0)) } ?? .synthetic(SyntheticWorkload(
+            shape: SyntheticWorkload.Shape(rawValue: workload)!, pulls: pulls, keys: keys, repositories: repositories,
+            exponent: exponent, pullsPerSecond: rate, seed: seed
+        ))
         let run = AccuracyRun(
-            workload: ReportWorkload(
-                shape: ReportWorkload.Shape(rawValue: workload)!, pulls: pulls, keys: keys, repositories: repositories,
-                exponent: exponent, pullsPerSecond: rate, seed: seed
-            ),
+            workload: source,
             nodes: nodes,
             tracker: TrackerConfiguration(isEnabled: true, hotCapacity: hotCapacity, sketch: SketchParameters(width: width, depth: depth)),
             mergeIntervalMilliseconds: mergeIntervalMs,
@@ -63,7 +69,7 @@ struct ReportCommand: ParsableCommand {
         )
         let target: AccuracyRun.Target = live ? .live(redis: configuration.flusher.redis, database: connectionString) : .inProcess
         let result = try run.run(on: target) { done in
-            FileHandle.standardError.write(Data("\r\(done / 1_000_000) M of \(pulls) pulls".utf8))
+            FileHandle.standardError.write(Data("\r\(done / 1_000_000) M of \(replay == nil ? String(pulls) : "the") pulls".utf8))
         }
         FileHandle.standardError.write(Data("\n".utf8))
         print(result.markdown())

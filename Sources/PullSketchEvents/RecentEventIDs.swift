@@ -2,7 +2,10 @@ import Synchronization
 
 /// The ids of the last `capacity` events, to count a redelivered event once (delivery is
 /// at-least-once). Oldest ids are forgotten first.
-final class RecentEventIDs: Sendable {
+public final class RecentEventIDs: Sendable {
+    /// How many ids a node remembers unless configured otherwise.
+    public static let defaultCapacity = 100_000
+
     private struct State {
         var members: Set<String> = []
         var order: [String] = []
@@ -12,12 +15,12 @@ final class RecentEventIDs: Sendable {
     private let capacity: Int
     private let state = Mutex(State())
 
-    init(capacity: Int) {
+    public init(capacity: Int = defaultCapacity) {
         self.capacity = max(1, capacity)
     }
 
     /// Remembers `id`; false when it was already remembered.
-    func insert(_ id: String) -> Bool {
+    public func insert(_ id: String) -> Bool {
         state.withLock { state in
             guard state.members.insert(id).inserted else { return false }
             if state.order.count < capacity {

@@ -1,9 +1,9 @@
-import PullSketchCore
+public import PullSketchCore
 
 /// Parses RFC 3339 times as registries send them (`2026-11-22T01:02:03.123456789Z`, or with an
 /// offset such as `+02:00`), to UTC milliseconds; nil for anything else.
-enum RFC3339 {
-    static func parse(_ text: String) -> Timestamp? {
+public enum RFC3339 {
+    public static func parse(_ text: String) -> Timestamp? {
         let bytes = Array(text.utf8)
         func number(_ range: Range<Int>) -> Int? {
             guard range.upperBound <= bytes.count, !range.isEmpty else { return nil }
@@ -49,7 +49,7 @@ enum RFC3339 {
     }
 
     /// `2026-11-22T01:02:03.123Z`: UTC, milliseconds.
-    static func format(_ time: Timestamp) -> String {
+    public static func format(_ time: Timestamp) -> String {
         let milliseconds = time.millisecondsSinceEpoch
         let days = Int(milliseconds >= 0 ? milliseconds / 86_400_000 : (milliseconds - 86_399_999) / 86_400_000)
         let inDay = Int(milliseconds - Int64(days) * 86_400_000)

@@ -1,41 +1,41 @@
-import PullSketchCore
+public import PullSketchCore
 
 /// A distribution notification envelope (`{"events": [...]}`). Each event decodes on its own, so
 /// one malformed event cannot make the envelope invalid.
-struct NotificationEnvelope: Decodable {
-    var events: [LenientEvent]
+public struct NotificationEnvelope: Decodable, Sendable {
+    public var events: [LenientEvent]
 
-    struct LenientEvent: Decodable {
-        var event: NotificationEvent?
+    public struct LenientEvent: Decodable, Sendable {
+        public var event: NotificationEvent?
 
-        init(from decoder: any Decoder) {
+        public init(from decoder: any Decoder) {
             event = try? NotificationEvent(from: decoder)
         }
     }
 }
 
 /// The fields of a distribution event PullSketch reads (FACTS.md).
-struct NotificationEvent: Decodable {
-    var id: String?
-    var timestamp: String?
-    var action: String?
-    var target: Target?
-    var request: Request?
+public struct NotificationEvent: Decodable, Sendable {
+    public var id: String?
+    public var timestamp: String?
+    public var action: String?
+    public var target: Target?
+    public var request: Request?
 
-    struct Target: Decodable {
-        var mediaType: String?
-        var digest: String?
-        var repository: String?
-        var tag: String?
+    public struct Target: Decodable, Sendable {
+        public var mediaType: String?
+        public var digest: String?
+        public var repository: String?
+        public var tag: String?
     }
 
-    struct Request: Decodable {
-        var method: String?
+    public struct Request: Decodable, Sendable {
+        public var method: String?
     }
 }
 
 /// What an incoming event means for PullSketch.
-enum IngestedEvent: Equatable {
+public enum IngestedEvent: Equatable, Sendable {
     case pull(PullEvent)
     case catalog(CatalogChange)
     /// Valid but not PullSketch's business: blob pulls and pushes, mounts.
@@ -44,7 +44,7 @@ enum IngestedEvent: Equatable {
 }
 
 /// A change to the catalog of known tags and manifests.
-enum CatalogChange: Hashable, Sendable {
+public enum CatalogChange: Hashable, Sendable {
     case pushTag(RepositoryName, TagName, Digest, Timestamp)
     case pushManifest(RepositoryName, Digest, Timestamp)
     case deleteTag(RepositoryName, TagName, Timestamp)
@@ -63,7 +63,7 @@ extension NotificationEvent {
     ]
 
     /// Validates the event and says what it means (DESIGN §1, §3).
-    func ingested() -> IngestedEvent {
+    public func ingested() -> IngestedEvent {
         guard let action else { return .invalid("no action") }
         guard let timestamp, let time = RFC3339.parse(timestamp) else { return .invalid("no RFC 3339 timestamp") }
         let isManifest = target?.mediaType.map(Self.manifestMediaTypes.contains) ?? false

@@ -1,10 +1,9 @@
 public import PullSketchCore
 import Foundation
 
-/// The pulls an accuracy run replays, fixed by a seed: key indices and times. Keys are tags
-/// `report/repo<k mod R>:t<k>`, each pointing at its own manifest; every pull is a GET by tag, so
-/// it updates the tag and the manifest.
-public struct ReportWorkload: Sendable {
+/// Generated pulls, fixed by a seed. Keys are tags `report/repo<k mod R>:t<k>`, each pointing at
+/// its own manifest; every pull is a GET by tag, so it updates the tag and the manifest.
+public struct SyntheticWorkload: Sendable {
     public enum Shape: String, Sendable, CaseIterable {
         /// Zipf with exponent s over `keys` keys.
         case zipf
@@ -45,9 +44,10 @@ public struct ReportWorkload: Sendable {
 
     public static let start = Timestamp(millisecondsSinceEpoch: 1_800_000_000_000)
 
-    /// Calls `body(index, key, time)` for every pull, in order.
-    func forEachPull(_ body: (Int, Int, Timestamp) throws -> Void) rethrows {
+    /// Calls `body(index, pull)` for every pull, in order: a GET by tag of key k's tag, serving its manifest.
+    func forEachPull(_ body: (Int, PullEvent) throws -> Void) throws {
         let zipf = shape == .flood ? nil : ZipfSampler(keys: keys, exponent: exponent)
+        let repositoryNames = try (0..<repositories).map { try RepositoryName(Self.repositoryName($0)) }
         var state = seed
         var floodNext = shape == .mix ? keys : 0
         for index in 0..<pulls {
@@ -61,12 +61,20 @@ public struct ReportWorkload: Sendable {
                 key = floodNext
                 floodNext += 1
             }
-            try body(index, key, time)
+            try body(index, PullEvent(
+                repository: repositoryNames[repository(of: key)], reference: .tag(try TagName(Self.tagName(key))),
+                method: .get, servedDigest: try Digest(Self.digest(key)), time: time
+            ))
         }
     }
 
+    var summary: String {
+        "\(shape.rawValue) s=\(exponent), \(keys) keys, \(repositories) repositories, seed \(seed)"
+    }
+
     func repository(of key: Int) -> Int { key % repositories }
-    static func repositoryName(_ index: Int) -> String { "report/repo\(index)" }
+    static let repositoryPrefix = "report/repo"
+    static func repositoryName(_ index: Int) -> String { repositoryPrefix + String(index) }
     static func tagName(_ key: Int) -> String { "t\(key)" }
     /// A sha256 digest whose last 16 hex digits are the key, so it maps back to the key.
     static func digest(_ key: Int) -> String {
@@ -75,7 +83,7 @@ public struct ReportWorkload: Sendable {
     }
 
     static func key(ofDigest digest: String) -> Int? { Int(digest.suffix(16), radix: 16) }
-    static func key(ofTag tag: String) -> Int? { Int(tag.dropFirst()) }
+    static func key(ofTag tag: String) -> Int? { tag.hasPrefix("t") ? Int(tag.dropFirst()) : nil }
 }
 
 /// Inverse-CDF sampling of ranks 0..<keys with probability ∝ 1/(rank+1)^s.
