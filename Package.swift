@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "PullSketchFlusher", targets: ["PullSketchFlusher"]),
         .library(name: "PullSketchPostgres", targets: ["PullSketchPostgres"]),
         .library(name: "PullSketchReconciler", targets: ["PullSketchReconciler"]),
+        .library(name: "PullSketchQueries", targets: ["PullSketchQueries"]),
         .executable(name: "pullsketch", targets: ["pullsketch"]),
     ],
     dependencies: [

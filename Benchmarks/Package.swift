@@ -15,6 +15,7 @@ let package = Package(
             name: "BenchmarkSupport",
             dependencies: [
                 .product(name: "PullSketchCore", package: "PullSketch"),
+                .product(name: "PullSketchPostgres", package: "PullSketch"),
                 .product(name: "PullSketchRedis", package: "PullSketch"),
             ],
             path: "Sources/BenchmarkSupport"
@@ -29,6 +30,35 @@ let package = Package(
             path: "Sources/RedisTraffic"
         ),
         .executableTarget(
+            name: "FloodMemory",
+            dependencies: [
+                "BenchmarkSupport",
+                .product(name: "PullSketchCore", package: "PullSketch"),
+                .product(name: "PullSketchRedis", package: "PullSketch"),
+            ],
+            path: "Sources/FloodMemory"
+        ),
+        .executableTarget(
+            name: "PostgresTraffic",
+            dependencies: [
+                "BenchmarkSupport",
+                .product(name: "PullSketchCore", package: "PullSketch"),
+                .product(name: "PullSketchPostgres", package: "PullSketch"),
+                .product(name: "PullSketchReconciler", package: "PullSketch"),
+                .product(name: "PullSketchRedis", package: "PullSketch"),
+            ],
+            path: "Sources/PostgresTraffic"
+        ),
+        .executableTarget(
+            name: "PruningQuery",
+            dependencies: [
+                .product(name: "PullSketchCore", package: "PullSketch"),
+                .product(name: "PullSketchPostgres", package: "PullSketch"),
+                .product(name: "PullSketchQueries", package: "PullSketch"),
+            ],
+            path: "Sources/PruningQuery"
+        ),
+        .executableTarget(
             name: "ReconcilerThroughput",
             dependencies: [
                 "BenchmarkSupport",
@@ -38,6 +68,10 @@ let package = Package(
                 .product(name: "PullSketchRedis", package: "PullSketch"),
             ],
             path: "Sources/ReconcilerThroughput"
+        ),
+        .executableTarget(
+            name: "WebhookLoad",
+            path: "Sources/WebhookLoad"
         ),
         .executableTarget(
             name: "TrackerBenchmarks",

@@ -16,14 +16,23 @@ public enum QuayPerPullBaseline {
         return 1
         """.utf8)
 
-    /// Records one pull by tag the upstream way: one round trip.
-    public static func record(_ event: PullEvent, on connection: RedisConnection) throws {
-        guard case .tag(let tag) = event.reference, let digest = event.servedDigest else { return }
-        let key = "pull_events:repo:\(event.repository):tag:\(tag):\(digest)"
-        _ = try connection.command(bytes: [
+    /// The prefix of every key the script writes; the flush worker scans for it.
+    public static let keyPrefix = "pull_events:"
+
+    /// The EVAL of one pull by tag; nil for other pulls.
+    public static func command(for event: PullEvent) -> [[UInt8]]? {
+        guard case .tag(let tag) = event.reference, let digest = event.servedDigest else { return nil }
+        let key = "\(keyPrefix)repo:\(event.repository):tag:\(tag):\(digest)"
+        return [
             Array("EVAL".utf8), script, Array("1".utf8), Array(key.utf8),
             Array(String(event.time.millisecondsSinceEpoch / 1000).utf8),
             Array(event.repository.value.utf8), Array(tag.value.utf8), Array(digest.value.utf8),
-        ])
+        ]
+    }
+
+    /// Records one pull by tag the upstream way: one round trip.
+    public static func record(_ event: PullEvent, on connection: RedisConnection) throws {
+        guard let command = command(for: event) else { return }
+        _ = try connection.command(bytes: command)
     }
 }
