@@ -52,6 +52,7 @@ let package = Package(
         .executableTarget(
             name: "PruningQuery",
             dependencies: [
+                "BenchmarkSupport",
                 .product(name: "PullSketchCore", package: "PullSketch"),
                 .product(name: "PullSketchPostgres", package: "PullSketch"),
                 .product(name: "PullSketchQueries", package: "PullSketch"),

@@ -69,11 +69,11 @@ struct PostgresTraffic {
             if (index + 1) % reconcileEvery == 0 { try reconcile() }
         }
         try reconcile()
-        try check(sketchDatabase, "SELECT sum(pull_count) FROM tag_stats", equals: pulls)
         rows.append(Row(
             design: "PullSketch: merge every 2 s, reconcile every 5 s", statements: Double(try statements(sketchDatabase)),
             seconds: seconds(writing), note: "\(batches) batches"
         ))
+        try check(sketchDatabase, "SELECT sum(pull_count) FROM tag_stats", equals: pulls)
 
         // A database write per pull.
         let perPullDatabase = try database(server, "traffic_per_pull")
@@ -81,12 +81,12 @@ struct PostgresTraffic {
         let perPull = try DatabasePerPullBaseline(connection: perPullDatabase)
         try reset(perPullDatabase)
         let perPullTime = try timed { for event in workload.events.prefix(sample) { try perPull.record(event) } }
-        try check(perPullDatabase, "SELECT sum(tag_pull_count) FROM tagpullstatistics", equals: sample)
         let scale = Double(pulls) / Double(sample)
         rows.append(Row(
             design: "a database write per pull (2 upserts)", statements: Double(try statements(perPullDatabase)) * scale,
             seconds: seconds(perPullTime) * scale, note: "\(sample) pulls × \(Int(scale))"
         ))
+        try check(perPullDatabase, "SELECT sum(tag_pull_count) FROM tagpullstatistics", equals: sample)
 
         // Quay upstream: the state 1 M EVALs leave in Redis (pipelined here; their per-pull cost is
         // RedisTraffic's), then flush-worker cycles until Redis is empty.
@@ -105,12 +105,12 @@ struct PostgresTraffic {
                 flushed += keys
             }
         }
-        try check(quayDatabase, "SELECT sum(tag_pull_count) FROM tagpullstatistics", equals: pulls)
         let hours = Double(cycles * QuayFlushWorkerBaseline.cycleSeconds) / 3_600
         rows.append(Row(
             design: "Quay upstream: EVAL per pull, flush worker", statements: Double(try statements(quayDatabase)), seconds: seconds(flushTime),
             note: "\(flushed) keys in \(cycles) cycles of ≤ 1,000 = \(String(format: "%.1f", hours)) h at one cycle per 300 s"
         ))
+        try check(quayDatabase, "SELECT sum(tag_pull_count) FROM tagpullstatistics", equals: pulls)
 
         // Audit log: one log row per pull, then the aggregation worker.
         let auditDatabase = try database(server, "traffic_audit")
@@ -119,11 +119,11 @@ struct PostgresTraffic {
         try auditDatabase.transaction { for event in workload.events.prefix(sample) { try audit.log(event) } }
         try reset(auditDatabase)
         let auditTime = try timed { while try audit.aggregate() > 0 {} }
-        try check(auditDatabase, "SELECT sum(tag_pull_count) FROM tagpullstatistics", equals: sample)
         rows.append(Row(
             design: "audit log: log row per pull, get-or-create worker", statements: (Double(try statements(auditDatabase)) + Double(sample)) * scale,
             seconds: seconds(auditTime) * scale, note: "\(sample) pulls × \(Int(scale)); 1 log INSERT per pull counted, its time not"
         ))
+        try check(auditDatabase, "SELECT sum(tag_pull_count) FROM tagpullstatistics", equals: sample)
 
         let ours = rows[0]
         print("""
@@ -146,10 +146,7 @@ struct PostgresTraffic {
 
     /// A fresh database on `server` with `pg_stat_statements` (the server must preload it).
     static func database(_ server: String, _ name: String) throws -> PostgresConnection {
-        let admin = try PostgresConnection(server + " dbname=postgres")
-        _ = try admin.query("DROP DATABASE IF EXISTS \(name)")
-        _ = try admin.query("CREATE DATABASE \(name)")
-        let connection = try PostgresConnection(server + " dbname=\(name)")
+        let connection = try freshDatabase(server, name)
         _ = try connection.query("CREATE EXTENSION pg_stat_statements")
         return connection
     }

@@ -1,3 +1,4 @@
+import BenchmarkSupport
 import Foundation
 import PullSketchCore
 import PullSketchPostgres
@@ -22,10 +23,7 @@ struct PruningQuery {
             exit(2)
         }
         let server = CommandLine.arguments[1]
-        let admin = try PostgresConnection(server + " dbname=postgres")
-        _ = try admin.query("DROP DATABASE IF EXISTS pruning")
-        _ = try admin.query("CREATE DATABASE pruning")
-        let connection = try PostgresConnection(server + " dbname=pruning")
+        let connection = try freshDatabase(server, "pruning")
         try Schema.migrate(connection)
         let loading = ContinuousClock.now
         // A bulk load: secondary indexes dropped first and built after, as one would load a dump.

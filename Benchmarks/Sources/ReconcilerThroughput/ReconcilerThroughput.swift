@@ -48,10 +48,7 @@ struct ReconcilerThroughput {
 
     /// A fresh, migrated database on `server`.
     static func database(_ server: String, _ name: String) throws -> PostgresConnection {
-        let admin = try PostgresConnection(server + " dbname=postgres")
-        try admin.query("DROP DATABASE IF EXISTS \(name)")
-        try admin.query("CREATE DATABASE \(name)")
-        let connection = try PostgresConnection(server + " dbname=\(name)")
+        let connection = try freshDatabase(server, name)
         try Schema.migrate(connection)
         return connection
     }
