@@ -94,7 +94,7 @@ public enum AccuracyWorkload: Sendable {
     func keySpace() throws -> KeySpace {
         switch self {
         case .synthetic(let workload): .synthetic(workload)
-        case .replay(let replay): .named(try replay.scan().keys)
+        case .replay(let replay): .named(try replay.scan())
         }
     }
 

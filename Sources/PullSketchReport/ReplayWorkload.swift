@@ -15,32 +15,25 @@ public struct ReplayWorkload: Sendable {
         self.path = path
     }
 
-    /// What one pass over the file found: every key pulled or pushed, and the pulls.
-    struct Contents {
+    /// Every key the file pulls or pushes, in one pass.
+    func scan() throws -> NamedKeys {
         var keys = NamedKeys()
-        var pulls = 0
-    }
-
-    /// Reads the whole file once.
-    func scan() throws -> Contents {
-        var contents = Contents()
         try forEachEvent { event in
             switch event {
             case .pull(let pull):
-                contents.pulls += 1
                 for update in CountingRule.resolutions.updates(for: pull) {
-                    contents.keys.insert(update.kind, repository: pull.repository.value, reference: update.reference)
+                    keys.insert(update.kind, repository: pull.repository.value, reference: update.reference)
                 }
             case .catalog(.pushTag(let repository, let tag, let digest, _)):
-                contents.keys.insert(.tag, repository: repository.value, reference: tag.value)
-                contents.keys.insert(.manifest, repository: repository.value, reference: digest.value)
+                keys.insert(.tag, repository: repository.value, reference: tag.value)
+                keys.insert(.manifest, repository: repository.value, reference: digest.value)
             case .catalog(.pushManifest(let repository, let digest, _)):
-                contents.keys.insert(.manifest, repository: repository.value, reference: digest.value)
+                keys.insert(.manifest, repository: repository.value, reference: digest.value)
             default:
                 break
             }
         }
-        return contents
+        return keys
     }
 
     /// Calls `body(index, pull)` for every pull, in file order.

@@ -33,7 +33,10 @@ public final class RedisServer: @unchecked Sendable {
             "--bind", "127.0.0.1", "--port", String(port), "--dir", directory.path, "--save", "",
             "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "everysec",
         ] + (password.map { ["--requirepass", $0] } ?? [])
+        // Not the test runner's descriptors: a server outliving a crashed test binary would hold
+        // them open, and the runner would wait for their end forever instead of reporting.
         process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
         try process.run()
         self.process = process
         try waitUntilListening(port: port, timeout: 10)
