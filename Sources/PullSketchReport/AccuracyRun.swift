@@ -77,6 +77,7 @@ public struct AccuracyRun: Sendable {
             pulls = index + 1
             if pulls % 1_000_000 == 0 { progress(pulls) }
         }
+        guard pulls > 0 else { throw ReportError("\(workload.summary): no pulls to compare") }
         try mergeAll()
         try backend.reconcile()
         var traffic = try backend.traffic()

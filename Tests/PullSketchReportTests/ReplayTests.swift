@@ -92,8 +92,14 @@ final class ReplayFile {
     ])
     func aLineThatIsNotAValidPullOrEnvelopeStopsTheRunWithItsLineNumber(line: String, message: String) throws {
         let file = try ReplayFile(lines: [ReplayFile.pull("lib/a", tag: "1", digest: ReplayFile.digest(1), at: 0), line])
-        let error = #expect(throws: (any Error).self) { try file.run() }
-        #expect(String(describing: error!).replacingOccurrences(of: file.path + ":", with: "line-").hasPrefix(message))
+        let error = try #require(throws: (any Error).self) { try file.run() }
+        #expect(String(describing: error).replacingOccurrences(of: file.path + ":", with: "line-").hasPrefix(message))
+    }
+
+    @Test func aReplayWithoutPullsIsRefused() throws {
+        let file = try ReplayFile(lines: [#"{"events": [\#(ReplayFile.event("e1", "push", "lib/c", tag: "v1", digest: ReplayFile.digest(4), at: 0))]}"#])
+        let error = try #require(throws: (any Error).self) { try file.run() }
+        #expect(String(describing: error).hasSuffix("no pulls to compare"))
     }
 
     /// 20,000 pulls over 2,000 tags in 20 repositories, GETs and HEADs, by tag and by digest.
