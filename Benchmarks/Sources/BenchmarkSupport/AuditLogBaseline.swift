@@ -17,11 +17,17 @@ public struct AuditLogBaseline {
         repositoryIDs = try QuayTables.repositoryIDs(connection)
     }
 
+    /// The part of `metadata_json` a pull row carries that the worker reads.
     struct Metadata: Codable {
         var repo: String
         var namespace: String
         var tag: String?
-        var manifest_digest: String?
+        var manifestDigest: String?
+
+        enum CodingKeys: String, CodingKey {
+            case repo, namespace, tag
+            case manifestDigest = "manifest_digest"
+        }
     }
 
     /// What the registry already does per pull: one log row.
@@ -32,7 +38,7 @@ public struct AuditLogBaseline {
         var metadata = Metadata(repo: String(name[name.index(after: slash)...]), namespace: String(name[..<slash]))
         switch event.reference {
         case .tag(let tag): metadata.tag = tag.value
-        case .digest(let digest): metadata.manifest_digest = digest.value
+        case .digest(let digest): metadata.manifestDigest = digest.value
         }
         _ = try connection.query(
             "INSERT INTO logentry3 (kind_id, account_id, repository_id, datetime, ip, metadata_json) VALUES ($1, 1, $2, to_timestamp($3::bigint / 1000.0) AT TIME ZONE 'UTC', '127.0.0.1', $4)",
