@@ -48,11 +48,11 @@ struct TagStatisticsBody: Encodable {
         tag_fetches = statistics.fetches
         tag_checks = statistics.checks
         tag_pull_count_error = statistics.pullCountError
-        tag_exact = statistics.pullCountError == 0 && statistics.lastPulledExact
+        tag_exact = statistics.isExact
         manifest_fetches = manifest.fetches
         manifest_checks = manifest.checks
         manifest_pull_count_error = manifest.pullCountError
-        manifest_exact = manifest.pullCountError == 0 && manifest.lastPulledExact
+        manifest_exact = manifest.isExact
         pushed_at = Nullable(statistics.pushedAt.map(RFC3339.format))
     }
 }
@@ -74,7 +74,7 @@ struct ManifestStatisticsBody: Encodable {
         fetches = statistics.fetches
         checks = statistics.checks
         pull_count_error = statistics.pullCountError
-        exact = statistics.pullCountError == 0 && statistics.lastPulledExact
+        exact = statistics.isExact
     }
 }
 

@@ -57,6 +57,16 @@ public struct TagStatistics: Hashable, Sendable {
     }
 }
 
+extension ManifestStatistics {
+    /// The count has no error bound and the last pull time came from an exact entry.
+    public var isExact: Bool { pullCountError == 0 && lastPulledExact }
+}
+
+extension TagStatistics {
+    /// The count has no error bound and the last pull time came from an exact entry.
+    public var isExact: Bool { pullCountError == 0 && lastPulledExact }
+}
+
 /// How a repository's tag listing is ordered.
 public enum TagOrder: String, Hashable, Sendable, CaseIterable {
     case lastPulled = "last_pulled"

@@ -118,10 +118,10 @@ final class Client {
 
     /// Sends `request` and returns the response's status, having read its body.
     func exchange(_ request: String) throws -> Int {
-        var bytes = Array(request.utf8)
+        let bytes = Array(request.utf8)
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { send(socket, $0.baseAddress! + offset, $0.count - offset, 0) }
+            let written = bytes.withUnsafeBytes { send(socket, $0.baseAddress! + offset, $0.count - offset, 0) }
             guard written > 0 else { throw LoadError("send failed") }
             offset += written
         }
