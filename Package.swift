@@ -165,7 +165,7 @@ let package = Package(
         .testTarget(
             name: "PullSketchNodeTests",
             dependencies: [
-                "PullSketchNode", "PullSketchCore", "PullSketchPostgres", "PullSketchReconciler", "PullSketchTestSupport",
+                "PullSketchNode", "PullSketchCore", "PullSketchEvents", "PullSketchPostgres", "PullSketchReconciler", "PullSketchTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

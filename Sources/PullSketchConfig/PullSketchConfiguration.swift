@@ -33,7 +33,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     /// - `PULLSKETCH`: `counting_rule` (`resolutions` | `quay`), `hot_capacity`, `stripes`,
     ///   `shards`, `sketch_width`, `sketch_depth`, `merge_interval_ms`, `database_url`,
     ///   `reconcile_interval_ms`, `lease_ms`, `http_host`, `http_port`, `webhook_secret`,
-    ///   `max_body_bytes`, `read_auth` (`tokens` | `none`), `read_tokens` (list of `token` +
+    ///   `max_body_bytes`, `max_event_delay_ms`, `read_auth` (`tokens` | `none`), `read_tokens` (list of `token` +
     ///   `repositories` patterns)
     public init(yaml: String) throws(ConfigurationError) {
         let file: QuayConfigFile
@@ -90,6 +90,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             httpPort: try integer(environment, "PULLSKETCH_HTTP_PORT"),
             webhookSecret: environment["PULLSKETCH_WEBHOOK_SECRET"],
             maxBodyBytes: try integer(environment, "PULLSKETCH_MAX_BODY_BYTES"),
+            maxEventDelayMilliseconds: try integer(environment, "PULLSKETCH_MAX_EVENT_DELAY_MS"),
             readAuth: environment["PULLSKETCH_READ_AUTH"],
             readTokens: try Self.readTokens(environment["PULLSKETCH_READ_TOKENS"])
         )
@@ -123,6 +124,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             node.webhookSecret = secret
         }
         try set(\.node.maxBodyBytes, section.maxBodyBytes, key: key("max_body_bytes"), valid: 1_024...(64 << 20))
+        try set(\.node.maxEventDelay, section.maxEventDelayMilliseconds, key: key("max_event_delay_ms"), valid: 0...604_800_000)
         if let tokens = section.readTokens {
             guard tokens.allSatisfy({ $0.token.count >= 16 && !$0.repositories.isEmpty }) else {
                 throw ConfigurationError(key("read_tokens"), "every token needs 16 characters or more and at least one repository pattern")
@@ -207,6 +209,7 @@ private struct PullSketchSection: Decodable {
     var httpPort: Int?
     var webhookSecret: String?
     var maxBodyBytes: Int?
+    var maxEventDelayMilliseconds: Int?
     var readAuth: String?
     var readTokens: [ReadTokenSection]?
 
@@ -225,6 +228,7 @@ private struct PullSketchSection: Decodable {
         case httpPort = "http_port"
         case webhookSecret = "webhook_secret"
         case maxBodyBytes = "max_body_bytes"
+        case maxEventDelayMilliseconds = "max_event_delay_ms"
         case readAuth = "read_auth"
         case readTokens = "read_tokens"
     }

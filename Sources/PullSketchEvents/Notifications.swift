@@ -14,7 +14,7 @@ public struct NotificationEnvelope: Decodable, Sendable {
     }
 }
 
-/// The fields of a distribution event PullSketch reads (FACTS.md).
+/// The fields of a distribution notification event that PullSketch reads.
 public struct NotificationEvent: Decodable, Sendable {
     public var id: String?
     public var timestamp: String?
@@ -52,7 +52,7 @@ public enum CatalogChange: Hashable, Sendable {
 }
 
 extension NotificationEvent {
-    /// Manifest media types (FACTS.md); any other target is a blob or something else.
+    /// Manifest media types; any other target is a blob or something else.
     static let manifestMediaTypes: Set<String> = [
         "application/vnd.oci.image.manifest.v1+json",
         "application/vnd.oci.image.index.v1+json",
@@ -62,7 +62,7 @@ extension NotificationEvent {
         "application/vnd.docker.distribution.manifest.v1+prettyjws",
     ]
 
-    /// Validates the event and says what it means (DESIGN §1, §3).
+    /// Validates the event and says what it means (docs/design.md).
     public func ingested() -> IngestedEvent {
         guard let action else { return .invalid("no action") }
         guard let timestamp, let time = RFC3339.parse(timestamp) else { return .invalid("no RFC 3339 timestamp") }
@@ -110,5 +110,39 @@ extension NotificationEvent {
             guard let digest else { return .invalid("delete without tag or digest") }
             return .catalog(.deleteManifest(repository, digest, time))
         }
+    }
+}
+
+extension IngestedEvent {
+    /// The event with its time clamped to `[received − maximumDelay, received]`, and whether the
+    /// time had to move. Replays of history are not clamped; live events are.
+    public func clampingTime(receivedAt received: Timestamp, maximumDelay: Duration) -> (event: IngestedEvent, clamped: Bool) {
+        let delay = maximumDelay.components.seconds.multipliedReportingOverflow(by: 1_000)
+        let earliest = Timestamp(
+            millisecondsSinceEpoch: delay.overflow ? .min : received.millisecondsSinceEpoch.subtractingReportingOverflow(delay.partialValue).partialValue
+        )
+        var clamped = false
+        func clamp(_ time: Timestamp) -> Timestamp {
+            let bounded = min(max(time, earliest), received)
+            clamped = clamped || bounded != time
+            return bounded
+        }
+        let event: IngestedEvent
+        switch self {
+        case .pull(var pull):
+            pull.time = clamp(pull.time)
+            event = .pull(pull)
+        case .catalog(.pushTag(let repository, let tag, let digest, let time)):
+            event = .catalog(.pushTag(repository, tag, digest, clamp(time)))
+        case .catalog(.pushManifest(let repository, let digest, let time)):
+            event = .catalog(.pushManifest(repository, digest, clamp(time)))
+        case .catalog(.deleteTag(let repository, let tag, let time)):
+            event = .catalog(.deleteTag(repository, tag, clamp(time)))
+        case .catalog(.deleteManifest(let repository, let digest, let time)):
+            event = .catalog(.deleteManifest(repository, digest, clamp(time)))
+        case .ignored, .invalid:
+            event = self
+        }
+        return (event, clamped)
     }
 }

@@ -18,7 +18,7 @@ public import ServiceLifecycle
 public final class Flusher: Service, @unchecked Sendable {
     /// What one attempt did.
     public enum Attempt: Hashable, Sendable {
-        case merged(updates: UInt64)
+        case merged(pulls: UInt64)
         case nothingToMerge
         /// Failed; the window went back into the tracker (`retained` false) or is kept for retry.
         case failed(retained: Bool)
@@ -86,7 +86,7 @@ public final class Flusher: Service, @unchecked Sendable {
             pending = nil
             consecutiveFailures = 0
             metrics.recordMerge(window, outcomes: outcomes, duration: ContinuousClock.now - started)
-            return .merged(updates: window.counterUpdates)
+            return .merged(pulls: window.pulls)
         } catch {
             store = nil
             consecutiveFailures += 1

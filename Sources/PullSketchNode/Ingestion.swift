@@ -33,7 +33,7 @@ extension PullSketchNode {
                 drop("event is not an object of the expected shape", &summary)
                 continue
             }
-            let meaning = event.ingested()
+            let meaning = clampedTime(event.ingested())
             if case .invalid(let reason) = meaning {
                 drop(reason, &summary)
                 continue
@@ -66,7 +66,7 @@ extension PullSketchNode {
                 drop("pull is not an object of the expected shape", &summary)
                 continue
             }
-            let meaning = pull.ingested(receivedAt: .now())
+            let meaning = clampedTime(pull.ingested(receivedAt: .now()))
             if case .invalid(let reason) = meaning {
                 drop(reason, &summary)
                 continue
@@ -79,6 +79,13 @@ extension PullSketchNode {
             apply(meaning, &summary)
         }
         return try JSONResponse.make(.ok, summary)
+    }
+
+    /// The event with its time inside `[now − max_event_delay, now]`; a moved time is counted.
+    private func clampedTime(_ event: IngestedEvent) -> IngestedEvent {
+        let (clamped, moved) = event.clampingTime(receivedAt: .now(), maximumDelay: configuration.maxEventDelay)
+        if moved { metrics.eventsClamped.increment() }
+        return clamped
     }
 
     /// The request body, or nil when it is larger than `max_body_bytes`.

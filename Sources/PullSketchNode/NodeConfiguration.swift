@@ -14,6 +14,10 @@ public struct NodeConfiguration: Hashable, Sendable {
     public var maxBodyBytes: Int
     /// Event ids remembered for de-duplication. Default 100,000.
     public var recentEventIDs: Int
+    /// How far before its arrival an event's time may lie: times are clamped to [received −
+    /// this, received], so a registry clock that is behind cannot date a pull into the past and
+    /// one that is ahead cannot pin a key's times in the future. Default 10 minutes.
+    public var maxEventDelay: Duration
 
     public init(
         host: String = "127.0.0.1",
@@ -21,7 +25,8 @@ public struct NodeConfiguration: Hashable, Sendable {
         webhookSecret: String? = nil,
         readAuth: ReadAuth = .tokens([]),
         maxBodyBytes: Int = 1 << 20,
-        recentEventIDs: Int = RecentEventIDs.defaultCapacity
+        recentEventIDs: Int = RecentEventIDs.defaultCapacity,
+        maxEventDelay: Duration = .seconds(600)
     ) {
         self.host = host
         self.port = port
@@ -29,6 +34,7 @@ public struct NodeConfiguration: Hashable, Sendable {
         self.readAuth = readAuth
         self.maxBodyBytes = maxBodyBytes
         self.recentEventIDs = recentEventIDs
+        self.maxEventDelay = maxEventDelay
     }
 }
 

@@ -8,6 +8,7 @@ public final class NodeMetrics: Sendable {
     let eventsDuplicate: Counter
     let eventsIgnored: Counter
     let eventsDropped: Counter
+    let eventsClamped: Counter
     let catalogChangesApplied: Counter
     let catalogChangesDropped: Counter
     let trackerMemory: Gauge
@@ -19,6 +20,12 @@ public final class NodeMetrics: Sendable {
         eventsDuplicate = registry.makeCounter(descriptor: events, labels: [("outcome", "duplicate")])
         eventsIgnored = registry.makeCounter(descriptor: events, labels: [("outcome", "ignored")])
         eventsDropped = registry.makeCounter(descriptor: events, labels: [("outcome", "dropped")])
+        eventsClamped = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "pullsketch_event_times_clamped", unitName: "total",
+                helpText: "Events whose time lay in the future or more than max_event_delay_ms in the past"
+            )
+        )
         let catalog = MetricNameDescriptor(metricName: "pullsketch_catalog_changes", unitName: "total", helpText: "Catalog changes from push and delete events")
         catalogChangesApplied = registry.makeCounter(descriptor: catalog, labels: [("outcome", "applied")])
         catalogChangesDropped = registry.makeCounter(descriptor: catalog, labels: [("outcome", "dropped")])

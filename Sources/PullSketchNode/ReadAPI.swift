@@ -4,7 +4,7 @@ import PullSketchCore
 import PullSketchPostgres
 import PullSketchQueries
 
-/// The statistics API (DESIGN §2.6) under `/api/v1/repository/<repository>/`:
+/// The statistics API under `/api/v1/repository/<repository>/`:
 /// `tag/<tag>/pull_statistics`, `manifest/<digest>/pull_statistics`, `pull_statistics` (a sorted
 /// page of every tag) and `prune_candidates`. A repository name may have any number of
 /// components; a path ending in `tag/<x>/pull_statistics` or `manifest/<x>/pull_statistics` is
@@ -51,26 +51,31 @@ extension PullSketchNode {
             let statistics = try await database.run { try StatisticsQueries(connection: $0).manifest(repository, digest) }
             return try JSONResponse.make(.ok, ManifestStatisticsBody(statistics ?? .neverPulled(digest.value)))
         case .repository:
-            let query = request.uri.queryParameters
-            guard let page = TagPage(query) else {
-                return JSONResponse.error(.badRequest, "sort is last_pulled, pull_count or name; order asc or desc; limit 1...500; page ≥ 1")
-            }
-            let rows = try await database.run {
-                try StatisticsQueries(connection: $0).tags(
-                    repository, order: page.order, descending: page.descending, limit: page.limit + 1, offset: (page.page - 1) * page.limit
-                )
-            }
-            return try JSONResponse.make(.ok, RepositoryStatisticsBody(repository: repository.value, page: page, rows: rows))
-        case .pruneCandidates:
-            let query = request.uri.queryParameters
-            guard let policy = PrunePolicy(query) else {
-                return JSONResponse.error(.badRequest, "not_pulled_days and max_pulls are whole numbers ≥ 0; give at least one criterion")
-            }
             do {
-                let candidates = try await database.run {
-                    try StatisticsQueries(connection: $0).pruneCandidates(repository, policy: policy, now: .now())
+                let page = try TagPage(request.uri.queryParameters)
+                let rows = try await database.run {
+                    try StatisticsQueries(connection: $0).tags(
+                        repository, order: page.order, descending: page.descending, limit: page.limit + 1, offset: page.offset
+                    )
                 }
-                return try JSONResponse.make(.ok, PruneCandidatesBody(repository: repository.value, candidates: candidates))
+                return try JSONResponse.make(.ok, RepositoryStatisticsBody(repository: repository.value, page: page, rows: rows))
+            } catch let error as InvalidParameter {
+                return JSONResponse.error(.badRequest, error.message)
+            }
+        case .pruneCandidates:
+            do {
+                let policy = try PrunePolicy(request.uri.queryParameters)
+                let (tags, manifests) = try await database.run {
+                    let queries = StatisticsQueries(connection: $0)
+                    let now = Timestamp.now()
+                    return (
+                        try queries.pruneCandidates(repository, policy: policy, now: now),
+                        try queries.manifestPruneCandidates(repository, policy: policy, now: now)
+                    )
+                }
+                return try JSONResponse.make(.ok, PruneCandidatesBody(repository: repository.value, candidates: tags, manifests: manifests))
+            } catch let error as InvalidParameter {
+                return JSONResponse.error(.badRequest, error.message)
             } catch let error as PostgresError where error.sqlState == "2201B" {
                 return JSONResponse.error(.badRequest, "invalid tag pattern: \(error.message)")
             }

@@ -3,12 +3,12 @@ import PullSketchCore
 import PullSketchEvents
 import PullSketchQueries
 
-/// A string or JSON `null`: the API spells out every field, where synthesized encoding would
+/// A value or JSON `null`: the API spells out every field, where synthesized encoding would
 /// leave a nil one out.
-struct Nullable: Encodable {
-    let value: String?
+struct Nullable<Value: Encodable>: Encodable {
+    let value: Value?
 
-    init(_ value: String?) {
+    init(_ value: Value?) {
         self.value = value
     }
 
@@ -18,42 +18,52 @@ struct Nullable: Encodable {
     }
 }
 
-/// `GET …/tag/<tag>/pull_statistics`: upstream Quay's field names, then the raw counters, the
-/// error bounds and whether each figure is exact. Dates are ISO 8601 UTC or null.
+/// A time as the API writes it: RFC 3339 UTC, or null.
+func date(_ time: Timestamp?) -> Nullable<String> {
+    Nullable(time.map(RFC3339.format))
+}
+
+/// `GET …/tag/<tag>/pull_statistics`: upstream Quay's field names, then last used, the raw
+/// counters (null once the key was counted in a tail, where only pulls are kept), the error bounds
+/// and whether each figure is exact. Dates are ISO 8601 UTC or null.
 struct TagStatisticsBody: Encodable {
     let tag_name: String
     let tag_pull_count: UInt64
-    let last_tag_pull_date: Nullable
-    let current_manifest_digest: Nullable
+    let last_tag_pull_date: Nullable<String>
+    let current_manifest_digest: Nullable<String>
     let manifest_pull_count: UInt64
-    let last_manifest_pull_date: Nullable
-    let tag_fetches: UInt64
-    let tag_checks: UInt64
+    let last_manifest_pull_date: Nullable<String>
+    let last_tag_used_date: Nullable<String>
+    let last_manifest_used_date: Nullable<String>
+    let tag_fetches: Nullable<UInt64>
+    let tag_checks: Nullable<UInt64>
     let tag_pull_count_error: UInt64
     let tag_exact: Bool
-    let manifest_fetches: UInt64
-    let manifest_checks: UInt64
+    let manifest_fetches: Nullable<UInt64>
+    let manifest_checks: Nullable<UInt64>
     let manifest_pull_count_error: UInt64
     let manifest_exact: Bool
-    let pushed_at: Nullable
+    let pushed_at: Nullable<String>
 
     init(_ statistics: TagStatistics) {
         let manifest = statistics.manifest ?? .neverPulled(statistics.currentDigest ?? "")
         tag_name = statistics.tag
         tag_pull_count = statistics.pullCount
-        last_tag_pull_date = Nullable(statistics.lastPulledAt.map(RFC3339.format))
+        last_tag_pull_date = date(statistics.lastPulledAt)
         current_manifest_digest = Nullable(statistics.currentDigest)
         manifest_pull_count = manifest.pullCount
-        last_manifest_pull_date = Nullable(manifest.lastPulledAt.map(RFC3339.format))
-        tag_fetches = statistics.fetches
-        tag_checks = statistics.checks
+        last_manifest_pull_date = date(manifest.lastPulledAt)
+        last_tag_used_date = date(statistics.lastUsedAt)
+        last_manifest_used_date = date(manifest.lastUsedAt)
+        tag_fetches = Nullable(statistics.fetches)
+        tag_checks = Nullable(statistics.checks)
         tag_pull_count_error = statistics.pullCountError
         tag_exact = statistics.isExact
-        manifest_fetches = manifest.fetches
-        manifest_checks = manifest.checks
+        manifest_fetches = Nullable(manifest.fetches)
+        manifest_checks = Nullable(manifest.checks)
         manifest_pull_count_error = manifest.pullCountError
         manifest_exact = manifest.isExact
-        pushed_at = Nullable(statistics.pushedAt.map(RFC3339.format))
+        pushed_at = date(statistics.pushedAt)
     }
 }
 
@@ -61,18 +71,20 @@ struct TagStatisticsBody: Encodable {
 struct ManifestStatisticsBody: Encodable {
     let manifest_digest: String
     let manifest_pull_count: UInt64
-    let last_manifest_pull_date: Nullable
-    let fetches: UInt64
-    let checks: UInt64
+    let last_manifest_pull_date: Nullable<String>
+    let last_manifest_used_date: Nullable<String>
+    let fetches: Nullable<UInt64>
+    let checks: Nullable<UInt64>
     let pull_count_error: UInt64
     let exact: Bool
 
     init(_ statistics: ManifestStatistics) {
         manifest_digest = statistics.digest
         manifest_pull_count = statistics.pullCount
-        last_manifest_pull_date = Nullable(statistics.lastPulledAt.map(RFC3339.format))
-        fetches = statistics.fetches
-        checks = statistics.checks
+        last_manifest_pull_date = date(statistics.lastPulledAt)
+        last_manifest_used_date = date(statistics.lastUsedAt)
+        fetches = Nullable(statistics.fetches)
+        checks = Nullable(statistics.checks)
         pull_count_error = statistics.pullCountError
         exact = statistics.isExact
     }
@@ -99,89 +111,137 @@ struct RepositoryStatisticsBody: Encodable {
     }
 }
 
-/// `GET …/prune_candidates`: the tags the policy would delete, each with its reasons.
+/// `GET …/prune_candidates`: the tags the policy would delete and the untagged manifests it would
+/// garbage-collect, each with its reasons.
 struct PruneCandidatesBody: Encodable {
     struct Candidate: Encodable {
         let tag_name: String
         let tag_pull_count: UInt64
-        let last_tag_pull_date: Nullable
-        let pushed_at: Nullable
+        let last_tag_pull_date: Nullable<String>
+        let last_tag_used_date: Nullable<String>
+        let pushed_at: Nullable<String>
+        let manifest_digest: Nullable<String>
+        let manifest_pull_count: UInt64
+        let last_manifest_used_date: Nullable<String>
+        let manifest_pushed_at: Nullable<String>
+        let reasons: [String]
+    }
+
+    struct ManifestCandidate: Encodable {
+        let manifest_digest: String
+        let manifest_pull_count: UInt64
+        let last_manifest_pull_date: Nullable<String>
+        let last_manifest_used_date: Nullable<String>
+        let pushed_at: Nullable<String>
         let reasons: [String]
     }
 
     let repository: String
     let dry_run = true
     let candidates: [Candidate]
+    let manifest_candidates: [ManifestCandidate]
 
-    init(repository: String, candidates: [PruneCandidate]) {
+    init(repository: String, candidates: [PruneCandidate], manifests: [ManifestPruneCandidate]) {
         self.repository = repository
         self.candidates = candidates.map {
             Candidate(
-                tag_name: $0.tag, tag_pull_count: $0.pullCount, last_tag_pull_date: Nullable($0.lastPulledAt.map(RFC3339.format)),
-                pushed_at: Nullable($0.pushedAt.map(RFC3339.format)), reasons: $0.reasons
+                tag_name: $0.tag, tag_pull_count: $0.pullCount, last_tag_pull_date: date($0.lastPulledAt),
+                last_tag_used_date: date($0.activity.lastUsedAt), pushed_at: date($0.activity.pushedAt), manifest_digest: Nullable($0.digest),
+                manifest_pull_count: $0.manifestPullCount, last_manifest_used_date: date($0.manifestActivity.lastUsedAt),
+                manifest_pushed_at: date($0.manifestActivity.pushedAt), reasons: $0.reasons
+            )
+        }
+        manifest_candidates = manifests.map {
+            ManifestCandidate(
+                manifest_digest: $0.digest, manifest_pull_count: $0.pullCount, last_manifest_pull_date: date($0.lastPulledAt),
+                last_manifest_used_date: date($0.activity.lastUsedAt), pushed_at: date($0.activity.pushedAt), reasons: $0.reasons
             )
         }
     }
 }
 
+/// A query parameter out of range or malformed: a 400 naming the parameter.
+struct InvalidParameter: Error {
+    let message: String
+
+    init(_ name: String, _ rule: String) {
+        message = "\(name): \(rule)"
+    }
+}
+
+extension Parameters {
+    /// A whole number in `range`, nil when absent.
+    func integer<Number: FixedWidthInteger>(_ name: String, in range: ClosedRange<Number>) throws(InvalidParameter) -> Number? {
+        guard let text = get(name) else { return nil }
+        guard let value = Number(text), range.contains(value) else { throw InvalidParameter(name, "a whole number in \(range.lowerBound)...\(range.upperBound)") }
+        return value
+    }
+
+    /// Text of at most `maximumLength` characters, nil when absent.
+    func text(_ name: String, maximumLength: Int) throws(InvalidParameter) -> String? {
+        guard let text = get(name) else { return nil }
+        guard text.count <= maximumLength else { throw InvalidParameter(name, "at most \(maximumLength) characters") }
+        return text
+    }
+}
+
 /// A page of a tag listing, from `?sort=last_pulled|pull_count|name&order=asc|desc&limit=&page=`.
 struct TagPage {
+    static let maximumLimit = 500
+    static let maximumPage = 1_000_000
+
     var order = TagOrder.lastPulled
     var descending = true
     var limit = 50
     var page = 1
 
-    init?(_ query: Parameters) {
+    init(_ query: Parameters) throws(InvalidParameter) {
         if let text = query.get("sort") {
-            guard let order = TagOrder(rawValue: text) else { return nil }
+            guard let order = TagOrder(rawValue: text) else { throw InvalidParameter("sort", "one of last_pulled, pull_count, name") }
             self.order = order
             descending = order != .name
         }
         if let text = query.get("order") {
-            guard text == "asc" || text == "desc" else { return nil }
+            guard text == "asc" || text == "desc" else { throw InvalidParameter("order", "asc or desc") }
             descending = text == "desc"
         }
-        if let text = query.get("limit") {
-            guard let limit = Int(text), (1...500).contains(limit) else { return nil }
-            self.limit = limit
-        }
-        if let text = query.get("page") {
-            guard let page = Int(text), (1...1_000_000).contains(page) else { return nil }
-            self.page = page
-        }
+        limit = try query.integer("limit", in: 1...Self.maximumLimit) ?? limit
+        page = try query.integer("page", in: 1...Self.maximumPage) ?? page
     }
+
+    /// Rows before this page; at most 500 × 1,000,000, far from overflow.
+    var offset: Int { (page - 1) * limit }
 }
 
 extension PrunePolicy {
-    /// From `?not_pulled_days=N&max_pulls=K&tag_pattern=…&exclude_pattern=…`; nil when a number
-    /// is malformed or no criterion is given.
-    init?(_ query: Parameters) {
+    /// From `?not_pulled_days=N&max_pulls=K&tag_pattern=…&exclude_pattern=…`; at least one of
+    /// days, pulls or tag pattern must be given.
+    init(_ query: Parameters) throws(InvalidParameter) {
         self.init()
-        if let text = query.get("not_pulled_days") {
-            guard let days = Int(text), days >= 0 else { return nil }
-            notPulledDays = days
+        notPulledDays = try query.integer("not_pulled_days", in: 0...Self.maximumDays)
+        maxPulls = try query.integer("max_pulls", in: 0...Self.maximumPulls)
+        tagPattern = try query.text("tag_pattern", maximumLength: Self.maximumPatternLength)
+        excludePattern = try query.text("exclude_pattern", maximumLength: Self.maximumPatternLength)
+        guard notPulledDays != nil || maxPulls != nil || tagPattern != nil else {
+            throw InvalidParameter("not_pulled_days, max_pulls or tag_pattern", "give at least one criterion")
         }
-        if let text = query.get("max_pulls") {
-            guard let pulls = UInt64(text) else { return nil }
-            maxPulls = pulls
-        }
-        tagPattern = query.get("tag_pattern")
-        excludePattern = query.get("exclude_pattern")
-        guard notPulledDays != nil || maxPulls != nil || tagPattern != nil else { return nil }
     }
 }
 
 extension TagStatistics {
     static func neverPulled(_ tag: String) -> TagStatistics {
         TagStatistics(
-            tag: tag, fetches: 0, checks: 0, pullCount: 0, pullCountError: 0, lastPulledAt: nil, lastPulledExact: true,
-            currentDigest: nil, pushedAt: nil, manifest: nil
+            tag: tag, fetches: 0, checks: 0, pullCount: 0, pullCountError: 0, lastPulledAt: nil, lastPulledExact: true, lastUsedAt: nil,
+            lastUsedExact: true, currentDigest: nil, pushedAt: nil, manifest: nil
         )
     }
 }
 
 extension ManifestStatistics {
     static func neverPulled(_ digest: String) -> ManifestStatistics {
-        ManifestStatistics(digest: digest, fetches: 0, checks: 0, pullCount: 0, pullCountError: 0, lastPulledAt: nil, lastPulledExact: true)
+        ManifestStatistics(
+            digest: digest, fetches: 0, checks: 0, pullCount: 0, pullCountError: 0, lastPulledAt: nil, lastPulledExact: true, lastUsedAt: nil,
+            lastUsedExact: true
+        )
     }
 }

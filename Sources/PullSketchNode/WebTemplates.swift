@@ -75,6 +75,7 @@ enum WebTemplates {
             <th><a class="{{nameActive}}" href="?sort=name&amp;order={{nameOrder}}">Tag</a></th>
             <th>Manifest</th>
             <th><a class="{{lastActive}}" href="?sort=last_pulled&amp;order={{lastOrder}}">Last pulled</a></th>
+            <th title="the latest GET or HEAD of the tag or its manifest, by tag or by digest">Last used</th>
             <th class="num"><a class="{{countActive}}" href="?sort=pull_count&amp;order={{countOrder}}">Pulls</a></th>
           </tr></thead>
           <tbody>
@@ -83,12 +84,13 @@ enum WebTemplates {
               <td><code>{{tag}}</code></td>
               <td>{{#digest}}<code title="{{full}}">{{short}}</code>{{/digest}}{{^digest}}<span class="never">—</span>{{/digest}}</td>
               <td>{{#lastPulled}}<span title="{{utc}}">{{relative}}</span>{{/lastPulled}}{{^lastPulled}}<span class="never">never</span>{{/lastPulled}}</td>
+              <td>{{#lastUsed}}<span title="{{utc}}">{{relative}}</span>{{/lastUsed}}{{^lastUsed}}<span class="never">never</span>{{/lastUsed}}</td>
               <td class="num"><span class="count" title="{{exactCount}} pulls">{{count}}</span>{{#approximate}}<span class="approx" title="approximate: between {{low}} and {{high}} pulls">≈ ±{{error}}</span>{{/approximate}}</td>
             </tr>
           {{/tags}}
           </tbody>
         </table>
-        <p class="legend">Times in UTC on hover. ≈ marks a count estimated from the sketch: an upper bound, with the most it may exceed the truth.</p>
+        <p class="legend">Times in UTC on hover. Last used counts every request that resolved the tag or its manifest — a HEAD, or a pull by digest — and is what pruning reads. ≈ marks a count estimated from the sketch: an upper bound, with the most it may exceed the truth.</p>
         {{/hasTags}}
         {{^tags}}<div class="empty">No tags known for this repository yet. Tags appear once the registry reports a push or a pull.</div>{{/tags}}
         """

@@ -30,7 +30,12 @@ extension PullSketchNode {
     func searchPage(_ request: Request) async throws -> Response {
         guard statisticsEnabled else { return JSONResponse.error(.notFound, "pull statistics are not enabled") }
         guard let reader = reader(request) else { return pages.render("login", title: "Sign in", [:], status: .unauthorized) }
-        let query = request.uri.queryParameters.get("q") ?? ""
+        let query: String
+        do {
+            query = try request.uri.queryParameters.text("q", maximumLength: RepositoryName.maximumLength) ?? ""
+        } catch {
+            return JSONResponse.error(.badRequest, error.message)
+        }
         let found = try await database.run { try StatisticsQueries(connection: $0).repositories(containing: query, limit: 200) }
         let now = Timestamp.now()
         let visible = found.filter { (try? RepositoryName($0.name)).map(reader.mayRead) ?? false }
@@ -49,17 +54,25 @@ extension PullSketchNode {
         guard let repository = try? RepositoryName(name), reader.mayRead(repository) else {
             return pages.render("search", title: "Not found", ["query": name, "repositories": [[String: Any]](), "hasRepositories": false], status: .notFound)
         }
-        guard let page = TagPage(request.uri.queryParameters) else {
-            return JSONResponse.error(.badRequest, "sort is last_pulled, pull_count or name; order asc or desc")
+        let page: TagPage
+        do {
+            page = try TagPage(request.uri.queryParameters)
+        } catch {
+            return JSONResponse.error(.badRequest, error.message)
         }
         let tags = try await database.run {
-            try StatisticsQueries(connection: $0).tags(repository, order: page.order, descending: page.descending, limit: 500, offset: 0)
+            try StatisticsQueries(connection: $0).tags(
+                repository, order: page.order, descending: page.descending, limit: TagPage.maximumLimit, offset: 0
+            )
         }
         let now = Timestamp.now()
         let rows: [[String: Any]] = tags.map { tag in
             // Absent keys, not nil values: Mustache renders the inverted sections for them.
             var row: [String: Any] = ["tag": tag.tag, "count": CompactPullCount.string(tag.pullCount), "exactCount": tag.pullCount]
             if let time = tag.lastPulledAt { row["lastPulled"] = Self.timeValues(time, now: now) }
+            if let time = [tag.lastUsedAt, tag.manifest?.lastUsedAt].compactMap({ $0 }).max() {
+                row["lastUsed"] = Self.timeValues(time, now: now)
+            }
             if let digest = tag.currentDigest {
                 row["digest"] = ["full": digest, "short": String(digest.split(separator: ":").last?.prefix(12) ?? "")]
             }

@@ -5,7 +5,7 @@ public struct Migration: Hashable, Sendable {
     let sql: String
 }
 
-/// PullSketch's schema (DESIGN §2.5) as ordered migrations. All times are `timestamptz` (UTC).
+/// PullSketch's schema (docs/design.md) as ordered migrations. All times are `timestamptz` (UTC).
 public enum Schema {
     public static let migrations: [Migration] = [
         Migration(version: 1, name: "statistics, catalog and ledger", sql: """
@@ -75,6 +75,18 @@ public enum Schema {
                 reconciled_at timestamptz NOT NULL DEFAULT now(),
                 PRIMARY KEY (shard, batch)
             );
+            """),
+        Migration(version: 2, name: "last used beside last pulled", sql: """
+            ALTER TABLE tag_stats ADD COLUMN last_used_at timestamptz, ADD COLUMN last_used_exact boolean NOT NULL DEFAULT true,
+                ADD COLUMN counters_exact boolean NOT NULL DEFAULT true;
+            ALTER TABLE manifest_stats ADD COLUMN last_used_at timestamptz, ADD COLUMN last_used_exact boolean NOT NULL DEFAULT true,
+                ADD COLUMN counters_exact boolean NOT NULL DEFAULT true;
+            UPDATE tag_stats SET last_used_at = last_pulled_at, last_used_exact = last_pulled_exact,
+                counters_exact = pull_count_error = 0;
+            UPDATE manifest_stats SET last_used_at = last_pulled_at, last_used_exact = last_pulled_exact,
+                counters_exact = pull_count_error = 0;
+            CREATE INDEX tag_stats_by_repository_last_used ON tag_stats (repository_id, last_used_at);
+            CREATE INDEX manifest_stats_by_repository_last_used ON manifest_stats (repository_id, last_used_at);
             """),
     ]
 

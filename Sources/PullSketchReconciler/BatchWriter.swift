@@ -2,9 +2,9 @@ public import PullSketchCore
 public import PullSketchPostgres
 public import PullSketchRedis
 
-/// Writes one sealed batch into PostgreSQL in one transaction (DESIGN §2.3 steps 2–4): exact
-/// entries, tail estimates with their error bound, catalog registration and the ledger row.
-/// A batch the ledger already has changes nothing.
+/// Writes one sealed batch into PostgreSQL in one transaction: exact entries, tail estimates with
+/// their error bound, catalog registration and the ledger row. A batch the ledger already has
+/// changes nothing. Pulls arrive already counted by the tracker's rule; nothing here knows it.
 public struct BatchWriter {
     /// What became of a batch.
     public enum Outcome: Hashable, Sendable {
@@ -12,15 +12,13 @@ public struct BatchWriter {
         case alreadyReconciled
     }
 
-    public let countingRule: CountingRule
     /// The deployment's shard count: a shard's batch estimates only the keys of that shard.
     public let shardCount: Int
     private let connection: PostgresConnection
 
-    public init(connection: PostgresConnection, shardCount: Int, countingRule: CountingRule = .resolutions) {
+    public init(connection: PostgresConnection, shardCount: Int) {
         self.connection = connection
         self.shardCount = shardCount
-        self.countingRule = countingRule
     }
 
     public func write(_ batch: SealedBatch) throws -> Outcome {
@@ -33,7 +31,7 @@ public struct BatchWriter {
                 INSERT INTO reconciled_batches (shard, batch, pulls, tail_mass, epsilon, delta)
                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1
                 """,
-                [String(content.shard), String(batch.number), String(content.counterUpdates), String(content.tailMass), String(epsilon), String(delta)]
+                [String(content.shard), String(batch.number), String(content.pulls), String(content.tailMass), String(epsilon), String(delta)]
             )
             guard !ledger.rows.isEmpty else { return .alreadyReconciled }
             let exact = try writeExact(content.hotEntries)
@@ -67,18 +65,45 @@ public struct BatchWriter {
         ).affected
     }
 
+    /// The assignments that raise a statistics row `s`'s time column `<time>_at` to the incoming
+    /// one (NULL: no time) and set `<time>_exact`: an exact time that wins is exact; an estimated
+    /// time that is later than the stored one makes it inexact.
+    private static func raise(_ time: String, exact: Bool) -> String {
+        let marks = exact
+            ? "WHEN s.\(time)_at IS NULL OR EXCLUDED.\(time)_at >= s.\(time)_at THEN true"
+            : "WHEN s.\(time)_at IS NULL OR EXCLUDED.\(time)_at > s.\(time)_at THEN false"
+        return """
+            \(time)_exact = CASE WHEN EXCLUDED.\(time)_at IS NULL THEN s.\(time)_exact \(marks) ELSE s.\(time)_exact END,
+            \(time)_at = GREATEST(s.\(time)_at, EXCLUDED.\(time)_at)
+            """
+    }
+
     /// The upsert assignments that add a batch's exact counts to a statistics row `s` and raise its
-    /// last-pulled time; shared by tags and manifests.
+    /// times; shared by tags and manifests.
     private static let addExactCounts = """
         fetches = s.fetches + EXCLUDED.fetches,
         checks = s.checks + EXCLUDED.checks,
         pull_count = s.pull_count + EXCLUDED.pull_count,
-        last_pulled_exact = CASE WHEN s.last_pulled_at IS NULL OR EXCLUDED.last_pulled_at >= s.last_pulled_at
-            THEN true ELSE s.last_pulled_exact END,
-        last_pulled_at = GREATEST(s.last_pulled_at, EXCLUDED.last_pulled_at)
+        \(raise("last_pulled", exact: true)),
+        \(raise("last_used", exact: true))
         """
 
-    /// Adds exact counts and raises last-pulled times; registers keys the catalog lacks.
+    /// The columns both exact upserts take, as `unnest` turns the shared arrays into them.
+    private static let exactColumns = "repository, reference, fetches, checks, pulls, pulled_ms, used_ms"
+
+    /// The shared arrays of the exact upserts: names, counters and times (NULL for never pulled).
+    private static func exactArrays(_ entries: [HotEntry]) -> [String] {
+        [
+            PostgresArray.literal(entries.map(\.repository.value)), PostgresArray.literal(entries.map(\.reference)),
+            PostgresArray.literal(entries.map { String($0.fetches) }), PostgresArray.literal(entries.map { String($0.checks) }),
+            PostgresArray.literal(entries.map { String($0.pulls) }),
+            PostgresArray.literal(entries.map { $0.lastPulled == .distantPast ? nil : String($0.lastPulled.millisecondsSinceEpoch) }),
+            PostgresArray.literal(entries.map { String($0.lastUsed.millisecondsSinceEpoch) }),
+        ]
+    }
+
+    /// Adds exact counts and raises last-pulled and last-used times; registers keys the catalog
+    /// lacks.
     private func writeExact(_ entries: [HotEntry]) throws -> Int {
         let tags = entries.filter { $0.kind == .tag }
         let manifests = entries.filter { $0.kind == .manifest }
@@ -87,15 +112,16 @@ public struct BatchWriter {
             try connection.query(
                 """
                 WITH input AS (
-                    SELECT r.id, u.* FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
-                        $6::text[], $7::bigint[]) AS u(repository, tag, fetches, checks, seen_ms, digest, digest_ms)
+                    SELECT r.id, u.* FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+                        $7::bigint[], $8::text[], $9::bigint[]) AS u(\(Self.exactColumns), digest, digest_ms)
                     JOIN repositories r ON r.name = u.repository
                 ), stats AS (
-                    INSERT INTO tag_stats AS s (repository_id, tag, fetches, checks, pull_count, last_pulled_at,
-                        last_pulled_exact, current_digest, current_digest_at)
-                    SELECT id, tag, fetches, checks, fetches + checks, to_timestamp(seen_ms / 1000.0), true, digest,
+                    INSERT INTO tag_stats AS s (repository_id, tag, fetches, checks, pull_count, last_pulled_at, last_pulled_exact,
+                        last_used_at, last_used_exact, current_digest, current_digest_at)
+                    SELECT id, reference, fetches, checks, pulls, to_timestamp(pulled_ms / 1000.0), true,
+                        to_timestamp(used_ms / 1000.0), true, digest,
                         CASE WHEN digest IS NULL THEN NULL ELSE to_timestamp(digest_ms / 1000.0) END
-                    FROM input ORDER BY id, tag
+                    FROM input ORDER BY id, reference
                     ON CONFLICT (repository_id, tag) DO UPDATE SET
                         \(Self.addExactCounts),
                         current_digest = CASE WHEN EXCLUDED.current_digest IS NOT NULL AND (s.current_digest_at IS NULL
@@ -104,49 +130,43 @@ public struct BatchWriter {
                         updated_at = now()
                 )
                 INSERT INTO catalog_tags (repository_id, tag, digest)
-                SELECT id, tag, digest FROM input ON CONFLICT DO NOTHING
+                SELECT id, reference, digest FROM input ON CONFLICT DO NOTHING
                 """,
-                [
-                    PostgresArray.literal(tags.map(\.repository.value)), PostgresArray.literal(tags.map(\.reference)),
-                    PostgresArray.literal(tags.map { String($0.fetches) }), PostgresArray.literal(tags.map { String($0.checks) }),
-                    PostgresArray.literal(tags.map { String($0.lastSeen.millisecondsSinceEpoch) }),
+                Self.exactArrays(tags) + [
                     PostgresArray.literal(tags.map { $0.currentDigest?.value }),
                     PostgresArray.literal(tags.map { String($0.currentDigestAt.millisecondsSinceEpoch) }),
                 ]
             )
         }
         if !manifests.isEmpty {
-            let quay = countingRule == .quayAuditLog
             try connection.query(
                 """
                 WITH input AS (
-                    SELECT r.id, u.* FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
-                        AS u(repository, digest, fetches, checks, seen_ms)
+                    SELECT r.id, u.* FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+                        $7::bigint[]) AS u(\(Self.exactColumns))
                     JOIN repositories r ON r.name = u.repository
                 ), stats AS (
-                    INSERT INTO manifest_stats AS s (repository_id, digest, fetches, checks, pull_count, last_pulled_at, last_pulled_exact)
-                    SELECT id, digest, fetches, checks, fetches + CASE WHEN $6::boolean THEN checks ELSE 0 END,
-                        to_timestamp(seen_ms / 1000.0), true
-                    FROM input ORDER BY id, digest
+                    INSERT INTO manifest_stats AS s (repository_id, digest, fetches, checks, pull_count, last_pulled_at, last_pulled_exact,
+                        last_used_at, last_used_exact)
+                    SELECT id, reference, fetches, checks, pulls, to_timestamp(pulled_ms / 1000.0), true, to_timestamp(used_ms / 1000.0), true
+                    FROM input ORDER BY id, reference
                     ON CONFLICT (repository_id, digest) DO UPDATE SET
                         \(Self.addExactCounts),
                         updated_at = now()
                 )
                 INSERT INTO catalog_manifests (repository_id, digest)
-                SELECT id, digest FROM input ON CONFLICT DO NOTHING
+                SELECT id, reference FROM input ON CONFLICT DO NOTHING
                 """,
-                [
-                    PostgresArray.literal(manifests.map(\.repository.value)), PostgresArray.literal(manifests.map(\.reference)),
-                    PostgresArray.literal(manifests.map { String($0.fetches) }), PostgresArray.literal(manifests.map { String($0.checks) }),
-                    PostgresArray.literal(manifests.map { String($0.lastSeen.millisecondsSinceEpoch) }), quay ? "true" : "false",
-                ]
+                Self.exactArrays(manifests)
             )
         }
         return entries.count
     }
 
-    /// Estimates the catalog keys the batch's tail covers (`TailEstimator`) and adds those above
-    /// zero as approximate counts with the batch's bound; last pulled never moves earlier.
+    /// Estimates the catalog keys the batch's tail covers (`TailEstimator`): adds their pulls with
+    /// the error bound and raises their times as inexact, never earlier than the truth. A key used
+    /// without pulls gets only its last-used time. The sketch counts pulls, not requests: fetches
+    /// and checks keep what exact batches counted, and `counters_exact` says they are incomplete.
     private func writeEstimates(_ batch: SealedBatch) throws -> Int {
         guard let estimator = try TailEstimator(batch.content, parameters: batch.parameters, shardCount: shardCount) else { return 0 }
         let filter = estimator.repositories == nil ? "true" : "r.name = ANY($1::text[])"
@@ -158,7 +178,8 @@ public struct BatchWriter {
                 "SELECT r.name, c.\(column) FROM \(table) c JOIN repositories r ON r.id = c.repository_id WHERE c.deleted_at IS NULL AND \(filter)",
                 parametersList
             ).rows
-            var names: [String] = [], references: [String] = [], counts: [String] = [], times: [String] = []
+            var names: [String] = [], references: [String] = [], counts: [String] = [], errors: [String] = []
+            var pulled: [String?] = [], used: [String] = []
             for row in keys {
                 guard let repository = row[0], let reference = row[1] else { continue }
                 let hash = KeyHash(kind: kind, repository: repository, reference: reference, seed: estimator.seed)
@@ -166,26 +187,33 @@ public struct BatchWriter {
                 names.append(repository)
                 references.append(reference)
                 counts.append(String(estimate.pulls))
-                times.append(String(estimate.lastPulled.millisecondsSinceEpoch))
+                errors.append(String(estimate.error))
+                pulled.append(estimate.lastPulled.map { String($0.millisecondsSinceEpoch) })
+                used.append(String(estimate.lastUsed.millisecondsSinceEpoch))
             }
             guard !names.isEmpty else { continue }
             estimated += names.count
             try connection.query(
                 """
                 INSERT INTO \(kind == .tag ? "tag_stats" : "manifest_stats") AS s (repository_id, \(column), pull_count,
-                    pull_count_error, last_pulled_at, last_pulled_exact)
-                SELECT r.id, u.reference, u.estimate, $5::bigint, to_timestamp(u.seen_ms / 1000.0), false
-                FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS u(repository, reference, estimate, seen_ms)
+                    pull_count_error, last_pulled_at, last_pulled_exact, last_used_at, last_used_exact, counters_exact)
+                SELECT r.id, u.reference, u.estimate, u.error, to_timestamp(u.pulled_ms / 1000.0), u.pulled_ms IS NULL,
+                    to_timestamp(u.used_ms / 1000.0), false, false
+                FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+                    AS u(repository, reference, estimate, error, pulled_ms, used_ms)
                 JOIN repositories r ON r.name = u.repository
                 ON CONFLICT (repository_id, \(column)) DO UPDATE SET
                     pull_count = s.pull_count + EXCLUDED.pull_count,
                     pull_count_error = s.pull_count_error + EXCLUDED.pull_count_error,
-                    last_pulled_exact = CASE WHEN s.last_pulled_at IS NULL OR EXCLUDED.last_pulled_at > s.last_pulled_at
-                        THEN false ELSE s.last_pulled_exact END,
-                    last_pulled_at = GREATEST(s.last_pulled_at, EXCLUDED.last_pulled_at),
+                    \(Self.raise("last_pulled", exact: false)),
+                    \(Self.raise("last_used", exact: false)),
+                    counters_exact = false,
                     updated_at = now()
                 """,
-                [PostgresArray.literal(names), PostgresArray.literal(references), PostgresArray.literal(counts), PostgresArray.literal(times), String(estimator.bound)]
+                [
+                    PostgresArray.literal(names), PostgresArray.literal(references), PostgresArray.literal(counts),
+                    PostgresArray.literal(errors), PostgresArray.literal(pulled), PostgresArray.literal(used),
+                ]
             )
         }
         return estimated

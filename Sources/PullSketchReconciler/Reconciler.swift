@@ -38,7 +38,6 @@ public final class Reconciler: Service, @unchecked Sendable {
     public let owner: String
     private let redis: RedisEndpoint
     private let shardCount: Int
-    private let countingRule: CountingRule
     private let configuration: ReconcilerConfiguration
     private let logger: Logger
     private let queue = DispatchQueue(label: "pullsketch.reconciler")
@@ -60,13 +59,11 @@ public final class Reconciler: Service, @unchecked Sendable {
     public init(
         redis: RedisEndpoint,
         shardCount: Int,
-        countingRule: CountingRule = .resolutions,
         configuration: ReconcilerConfiguration,
         logger: Logger = Logger(label: "pullsketch.reconciler")
     ) {
         self.redis = redis
         self.shardCount = shardCount
-        self.countingRule = countingRule
         self.configuration = configuration
         self.logger = logger
         owner = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8).lowercased())"
@@ -202,7 +199,7 @@ public final class Reconciler: Service, @unchecked Sendable {
     private func connectedWriter() throws -> BatchWriter {
         if let writer { return writer }
         let connection = try PostgresConnection(configuration.database)
-        let writer = BatchWriter(connection: connection, shardCount: shardCount, countingRule: countingRule)
+        let writer = BatchWriter(connection: connection, shardCount: shardCount)
         self.writer = writer
         return writer
     }

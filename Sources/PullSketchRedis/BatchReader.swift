@@ -4,58 +4,73 @@ import PullSketchCore
 /// anything PullSketch would not have written.
 struct BatchReader {
     let connection: RedisConnection
-    /// The batch's keys, in `ShardLayout.batchParts` order.
-    let keys: [String]
+    let keys: BatchKeys
 
-    /// Hash entries fetched per HSCAN call, and sketch bytes per GETRANGE call.
+    /// Hash entries fetched per HSCAN call, and string bytes per GETRANGE call.
     private let scanCount = 1_000
-    private let sketchChunkBytes = 64 * 1_024
+    private let chunkBytes = 64 * 1_024
 
     /// The batch, or nil when it no longer exists (every sealed batch has a tail hash).
     func read(shard: Int, number: Int64) throws -> SealedBatch? {
-        let tail = try hash(keys[5])
+        let tail = try hash(keys.tail)
         guard !tail.isEmpty else { return nil }
         let parameters = try tail["fingerprint"].map { text in
             guard let parameters = SketchParameters(fingerprint: text) else {
-                throw BatchStoreError(.malformed, "\(keys[5]) has fingerprint '\(text)'")
+                throw BatchStoreError(.malformed, "\(keys.tail) has fingerprint '\(text)'")
+            }
+            guard parameters.formatVersion == SketchParameters.currentFormatVersion else {
+                throw BatchStoreError(
+                    .malformed,
+                    "\(keys.tail) was written in format v\(parameters.formatVersion); this reconciler reads v\(SketchParameters.currentFormatVersion)"
+                )
             }
             return parameters
         }
         var content = ShardWindow(shard: shard)
         content.hotEntries = try hotEntries()
-        content.sketchCells = try sketchCells(parameters)
-        content.tailMass = try tail["mass"].map { try unsigned($0, keys[5], "mass") } ?? 0
-        content.tailLastPulled = try tail["last"].map { try time($0, keys[5], "last") } ?? .distantPast
+        let (sketch, usage) = try tailSketch(parameters)
+        content.sketchCells = sketch
+        content.usageBits = usage
+        content.tailMass = try tail["mass"].map { try unsigned($0, keys.tail, "mass") } ?? 0
+        content.tailLastPulled = try tail["pulled"].map { try time($0, keys.tail, "pulled") } ?? .distantPast
+        content.tailLastUsed = try tail["used"].map { try time($0, keys.tail, "used") } ?? .distantPast
         content.tailRepositoriesOverflowed = tail["overflow"] == "1"
-        let tailSeen = try hash(keys[7])
-        content.tailRepositories = try hash(keys[6]).map { name, pulls in
+        let pulls = try hash(keys.tailPulls)
+        let pulled = try hash(keys.tailLastPulled)
+        content.tailRepositories = try hash(keys.tailLastUsed).map { name, used in
             guard let repository = try? RepositoryName(name) else {
-                throw BatchStoreError(.malformed, "\(keys[6]) has field '\(name)', not a repository")
+                throw BatchStoreError(.malformed, "\(keys.tailLastUsed) has field '\(name)', not a repository")
             }
-            guard let seen = tailSeen[name] else { throw BatchStoreError(.malformed, "\(keys[7]) lacks '\(name)'") }
-            return TailRepository(repository: repository, pulls: try unsigned(pulls, keys[6], name), lastPulled: try time(seen, keys[7], name))
+            return TailRepository(
+                repository: repository,
+                pulls: try pulls[name].map { try unsigned($0, keys.tailPulls, name) } ?? 0,
+                lastPulled: try pulled[name].map { try time($0, keys.tailLastPulled, name) } ?? .distantPast,
+                lastUsed: try time(used, keys.tailLastUsed, name)
+            )
         }
         .sorted { $0.repository.value < $1.repository.value }
-        if !content.sketchCells.isEmpty, parameters == nil {
-            throw BatchStoreError(.malformed, "\(keys[4]) has cells but the batch has no fingerprint")
-        }
-        guard let sealed = tail["sealed"] else { throw BatchStoreError(.malformed, "\(keys[5]) lacks its seal time") }
-        return SealedBatch(number: number, parameters: parameters, content: content, sealedAt: try time(sealed, keys[5], "sealed"))
+        guard let sealed = tail["sealed"] else { throw BatchStoreError(.malformed, "\(keys.tail) lacks its seal time") }
+        return SealedBatch(number: number, parameters: parameters, content: content, sealedAt: try time(sealed, keys.tail, "sealed"))
     }
 
+    /// Every key of the batch has a last-used time; the other hashes hold only what is not zero.
     private func hotEntries() throws -> [HotEntry] {
-        let fetches = try hash(keys[0])
-        let checks = try hash(keys[1])
-        let digests = try hash(keys[3])
-        return try hash(keys[2]).map { field, seen in
-            var entry = try Self.entry(field: field, key: keys[2])
-            entry.fetches = try fetches[field].map { try unsigned($0, keys[0], field) } ?? 0
-            entry.checks = try checks[field].map { try unsigned($0, keys[1], field) } ?? 0
-            entry.lastSeen = try time(seen, keys[2], field)
+        let fetches = try hash(keys.fetches)
+        let checks = try hash(keys.checks)
+        let pulls = try hash(keys.pulls)
+        let pulled = try hash(keys.lastPulled)
+        let digests = try hash(keys.digest)
+        return try hash(keys.lastUsed).map { field, used in
+            var entry = try Self.entry(field: field, key: keys.lastUsed)
+            entry.fetches = try fetches[field].map { try unsigned($0, keys.fetches, field) } ?? 0
+            entry.checks = try checks[field].map { try unsigned($0, keys.checks, field) } ?? 0
+            entry.pulls = try pulls[field].map { try unsigned($0, keys.pulls, field) } ?? 0
+            entry.lastPulled = try pulled[field].map { try time($0, keys.lastPulled, field) } ?? .distantPast
+            entry.lastUsed = try time(used, keys.lastUsed, field)
             if let digest = digests[field] {
                 let parts = digest.split(separator: " ", maxSplits: 1)
                 guard parts.count == 2, let at = Int64(parts[0]), let value = try? Digest(String(parts[1])) else {
-                    throw BatchStoreError(.malformed, "\(keys[3]) has '\(digest)' for '\(field)'")
+                    throw BatchStoreError(.malformed, "\(keys.digest) has '\(digest)' for '\(field)'")
                 }
                 entry.currentDigest = value
                 entry.currentDigestAt = Timestamp(millisecondsSinceEpoch: at)
@@ -73,40 +88,54 @@ struct BatchReader {
         let reference = String(parts[2])
         switch parts[0] {
         case "t" where (try? TagName(reference)) != nil:
-            return HotEntry(kind: .tag, repository: repository, reference: reference, lastSeen: .distantPast)
+            return HotEntry(kind: .tag, repository: repository, reference: reference, lastUsed: .distantPast)
         case "m" where (try? Digest(reference)) != nil:
-            return HotEntry(kind: .manifest, repository: repository, reference: reference, lastSeen: .distantPast)
+            return HotEntry(kind: .manifest, repository: repository, reference: reference, lastUsed: .distantPast)
         default:
             throw BatchStoreError(.malformed, "\(key) has field '\(field)', not a key")
         }
     }
 
-    private func sketchCells(_ parameters: SketchParameters?) throws -> [SketchCell] {
-        let key = keys[4]
+    /// The tail sketch's non-zero cells and the usage filter's set bits.
+    private func tailSketch(_ parameters: SketchParameters?) throws -> ([SketchCell], [UInt32]) {
+        let sketchBytes = try string(keys.sketch, wholeUnitsOf: 4, atMost: parameters?.byteCount ?? 0, parameters)
+        var cells: [SketchCell] = []
+        for start in stride(from: 0, to: sketchBytes.count, by: 4) {
+            let count = sketchBytes[start..<start + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            if count != 0 { cells.append(SketchCell(index: UInt32(start / 4), count: count)) }
+        }
+        let usageBytes = try string(keys.usage, wholeUnitsOf: 1, atMost: parameters.map(UsageFilter.byteCount) ?? 0, parameters)
+        var bits: [UInt32] = []
+        for (index, byte) in usageBytes.enumerated() where byte != 0 {
+            // SETBIT numbers bits from the most significant bit of each byte.
+            for bit in 0..<8 where byte & (0x80 >> bit) != 0 { bits.append(UInt32(index * 8 + bit)) }
+        }
+        if let parameters, let bad = bits.first(where: { Int($0) >= parameters.width * parameters.depth }) {
+            throw BatchStoreError(.malformed, "\(keys.usage) has bit \(bad), outside a \(parameters) sketch")
+        }
+        return (cells, bits)
+    }
+
+    /// A string key's bytes, read in chunks, refused unless its length is a multiple of `unit` and
+    /// at most `limit` (a batch with cells but no fingerprint has limit 0).
+    private func string(_ key: String, wholeUnitsOf unit: Int64, atMost limit: Int, _ parameters: SketchParameters?) throws -> [UInt8] {
         guard case .integer(let length) = try connection.command(["STRLEN", key]) else {
             throw BatchStoreError(.malformed, "STRLEN \(key) did not answer a number")
         }
         guard length > 0 else { return [] }
-        let expected = Int64(parameters?.byteCount ?? 0)
-        guard length % 4 == 0, length <= expected else {
-            throw BatchStoreError(.malformed, "\(key) is \(length) bytes: not whole u32 cells of a \(parameters?.description ?? "known") sketch")
+        guard length % unit == 0, length <= Int64(limit) else {
+            throw BatchStoreError(.malformed, "\(key) is \(length) bytes: more than a \(parameters?.description ?? "known") sketch holds")
         }
-        var cells: [SketchCell] = []
-        var offset: Int64 = 0
-        while offset < length {
-            let end = min(offset + Int64(sketchChunkBytes), length) - 1
-            guard case .bulk(let bytes) = try connection.command(["GETRANGE", key, String(offset), String(end)]),
-                Int64(bytes.count) == end - offset + 1
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Int(length))
+        while bytes.count < length {
+            let end = min(Int64(bytes.count + chunkBytes), length) - 1
+            guard case .bulk(let chunk) = try connection.command(["GETRANGE", key, String(bytes.count), String(end)]),
+                Int64(chunk.count) == end - Int64(bytes.count) + 1
             else { throw BatchStoreError(.malformed, "\(key) changed while it was read") }
-            for cellStart in stride(from: 0, to: bytes.count, by: 4) {
-                let count = bytes[cellStart..<cellStart + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-                if count != 0 {
-                    cells.append(SketchCell(index: UInt32((offset + Int64(cellStart)) / 4), count: count))
-                }
-            }
-            offset = end + 1
+            bytes += chunk
         }
-        return cells
+        return bytes
     }
 
     /// Every field of a hash, read with HSCAN so a large batch never blocks Redis.

@@ -4,45 +4,60 @@ enum BatchScripts {
     /// How the merge script's error reply for a sketch mismatch begins.
     static let fingerprintMismatch = "PULLSKETCH_FINGERPRINT "
 
+    /// The Lua names of a batch's keys, in `BatchKeys.all` order.
+    private static let batchKeyNames = ["fetches", "checks", "pulls", "pulled", "used", "digest", "sketch", "usage", "tail", "tailpulls", "tailpulled", "tailused"]
+    static let batchKeyCount = batchKeyNames.count
+    /// The tail hash's place in KEYS, counting from 1.
+    private static let tailPosition = batchKeyNames.firstIndex(of: "tail")! + 1
+
     /// Applies one window part to the shard's live batch, at most once per (node, sequence).
     ///
-    /// KEYS: the 8 live keys (`ShardLayout.batchParts` order), fingerprint, ledger, ledger:touched.
-    /// ARGV: node, sequence, fingerprint, now (ms), forget-before (ms), #hot, #cells, #tails,
-    /// tail mass, tail last pulled, overflow (0/1); then per hot entry field, fetches, checks, last
-    /// seen, digest time, digest (or ""); per cell index, count; per tail repository name, pulls,
-    /// last pulled. Returns 1 when applied, 0 when the ledger already had it.
+    /// KEYS: the 12 live batch keys (`BatchKeys.all`), fingerprint, ledger, ledger:touched.
+    /// ARGV: node, sequence, fingerprint, now (ms), forget-before (ms), #hot, #cells, #bits, #tails,
+    /// tail mass, tail last pulled, tail last used, overflow (0/1); then per hot entry field,
+    /// fetches, checks, pulls, last pulled ("" for none), last used, digest time, digest (or "");
+    /// per cell index, count; per usage bit its index; per tail repository name, pulls, last pulled
+    /// ("" for none), last used. Returns 1 when applied, 0 when the ledger already had it.
     static let merge = """
-        local fingerprint = redis.call('GET', KEYS[9])
+        local \(batchKeyNames.joined(separator: ", ")) = unpack(KEYS, 1, \(batchKeyCount))
+        local fingerprintKey, ledger, touched = unpack(KEYS, \(batchKeyCount + 1), \(batchKeyCount + 3))
+        local fingerprint = redis.call('GET', fingerprintKey)
         if fingerprint and fingerprint ~= ARGV[3] then
           return redis.error_reply('\(fingerprintMismatch)shard sketch is ' .. fingerprint .. ', window sketch is ' .. ARGV[3])
         end
-        local stale = redis.call('ZRANGEBYSCORE', KEYS[11], '-inf', '(' .. ARGV[5], 'LIMIT', 0, 1000)
+        local stale = redis.call('ZRANGEBYSCORE', touched, '-inf', '(' .. ARGV[5], 'LIMIT', 0, 1000)
         for _, node in ipairs(stale) do
-          redis.call('HDEL', KEYS[10], node)
-          redis.call('ZREM', KEYS[11], node)
+          redis.call('HDEL', ledger, node)
+          redis.call('ZREM', touched, node)
         end
-        local applied = tonumber(redis.call('HGET', KEYS[10], ARGV[1]) or '0')
+        local applied = tonumber(redis.call('HGET', ledger, ARGV[1]) or '0')
         if tonumber(ARGV[2]) <= applied then return 0 end
-        if not fingerprint then redis.call('SET', KEYS[9], ARGV[3]) end
+        if not fingerprint then redis.call('SET', fingerprintKey, ARGV[3]) end
         local function raise(key, field, value)
+          if value == '' then return end
           local current = redis.call('HGET', key, field)
           if not current or tonumber(value) > tonumber(current) then redis.call('HSET', key, field, value) end
         end
-        local hot, cells, tails = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-        local i = 12
+        local function add(key, field, value)
+          if value ~= '0' then redis.call('HINCRBY', key, field, value) end
+        end
+        local hot, cells, bits, tails = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+        local i = 14
         for _ = 1, hot do
           local field = ARGV[i]
-          if ARGV[i + 1] ~= '0' then redis.call('HINCRBY', KEYS[1], field, ARGV[i + 1]) end
-          if ARGV[i + 2] ~= '0' then redis.call('HINCRBY', KEYS[2], field, ARGV[i + 2]) end
-          raise(KEYS[3], field, ARGV[i + 3])
-          if ARGV[i + 5] ~= '' then
-            local current = redis.call('HGET', KEYS[4], field)
+          add(fetches, field, ARGV[i + 1])
+          add(checks, field, ARGV[i + 2])
+          add(pulls, field, ARGV[i + 3])
+          raise(pulled, field, ARGV[i + 4])
+          raise(used, field, ARGV[i + 5])
+          if ARGV[i + 7] ~= '' then
+            local current = redis.call('HGET', digest, field)
             local at = current and tonumber(string.match(current, '^(%-?%d+) '))
-            if not at or tonumber(ARGV[i + 4]) >= at then
-              redis.call('HSET', KEYS[4], field, ARGV[i + 4] .. ' ' .. ARGV[i + 5])
+            if not at or tonumber(ARGV[i + 6]) >= at then
+              redis.call('HSET', digest, field, ARGV[i + 6] .. ' ' .. ARGV[i + 7])
             end
           end
-          i = i + 6
+          i = i + 8
         end
         local increments = {}
         for c = 1, cells do
@@ -52,46 +67,58 @@ enum BatchScripts {
           increments[#increments + 1] = ARGV[i + 1]
           i = i + 2
           if #increments >= 2048 or c == cells then
-            redis.call('BITFIELD', KEYS[5], 'OVERFLOW', 'SAT', unpack(increments))
+            redis.call('BITFIELD', sketch, 'OVERFLOW', 'SAT', unpack(increments))
             increments = {}
           end
         end
-        if ARGV[9] ~= '0' then
-          redis.call('HINCRBY', KEYS[6], 'mass', ARGV[9])
-          raise(KEYS[6], 'last', ARGV[10])
+        for _ = 1, bits do
+          redis.call('SETBIT', usage, ARGV[i], 1)
+          i = i + 1
         end
-        if ARGV[11] == '1' then redis.call('HSET', KEYS[6], 'overflow', '1') end
+        if bits > 0 then
+          add(tail, 'mass', ARGV[10])
+          raise(tail, 'pulled', ARGV[11])
+          raise(tail, 'used', ARGV[12])
+        end
+        if ARGV[13] == '1' then redis.call('HSET', tail, 'overflow', '1') end
         for _ = 1, tails do
-          redis.call('HINCRBY', KEYS[7], ARGV[i], ARGV[i + 1])
-          raise(KEYS[8], ARGV[i], ARGV[i + 2])
-          i = i + 3
+          add(tailpulls, ARGV[i], ARGV[i + 1])
+          raise(tailpulled, ARGV[i], ARGV[i + 2])
+          raise(tailused, ARGV[i], ARGV[i + 3])
+          i = i + 4
         end
-        redis.call('HSET', KEYS[10], ARGV[1], ARGV[2])
-        redis.call('ZADD', KEYS[11], ARGV[4], ARGV[1])
+        redis.call('HSET', ledger, ARGV[1], ARGV[2])
+        redis.call('ZADD', touched, ARGV[4], ARGV[1])
         return 1
         """
 
-    /// Renames the live batch to the shard's next sealed batch and lists it, copying the shard's
-    /// fingerprint and the seal time into the batch so it can be read alone. The number is one more
-    /// than the larger of `…:sealseq` and the floor ARGV[1] (the highest batch the reconciler's
-    /// ledger has), so a Redis that lost its data never reuses a reconciled number.
-    /// KEYS: 8 live keys, 8 batch keys with `#` for the number, sealed list, fingerprint, sealseq.
+    /// Renames the live batch to the shard's next sealed batch and lists it, moving the live
+    /// batch's fingerprint and the seal time into the batch so it can be read alone (the next live
+    /// batch takes the fingerprint of its first merge, so the sketch shape can change between
+    /// batches). The number is one more than the larger of `…:sealseq` and the floor ARGV[1] (the
+    /// highest batch the reconciler's ledger has), so a Redis that lost its data never reuses a
+    /// reconciled number.
+    /// KEYS: 12 live keys, 12 batch keys with `#` for the number, sealed list, fingerprint, sealseq.
     /// ARGV: floor, now (ms). Returns the batch number, or 0, changing nothing, when the live batch
     /// is empty.
     static let seal = """
+        local parts = \(batchKeyCount)
+        local sealedList, fingerprintKey, sequence = unpack(KEYS, 2 * parts + 1, 2 * parts + 3)
         local present = 0
-        for k = 1, 8 do present = present + redis.call('EXISTS', KEYS[k]) end
+        for k = 1, parts do present = present + redis.call('EXISTS', KEYS[k]) end
         if present == 0 then return 0 end
-        local number = math.max(tonumber(redis.call('GET', KEYS[19]) or '0'), tonumber(ARGV[1])) + 1
-        redis.call('SET', KEYS[19], number)
-        for k = 1, 8 do
-          if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('RENAME', KEYS[k], (string.gsub(KEYS[8 + k], '#', number))) end
+        local number = math.max(tonumber(redis.call('GET', sequence) or '0'), tonumber(ARGV[1])) + 1
+        redis.call('SET', sequence, number)
+        local function sealedName(k) return (string.gsub(KEYS[parts + k], '#', number)) end
+        for k = 1, parts do
+          if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('RENAME', KEYS[k], sealedName(k)) end
         end
-        local tail = (string.gsub(KEYS[14], '#', number))
-        local fingerprint = redis.call('GET', KEYS[18])
+        local tail = sealedName(\(tailPosition))
+        local fingerprint = redis.call('GET', fingerprintKey)
         if fingerprint then redis.call('HSET', tail, 'fingerprint', fingerprint) end
+        redis.call('DEL', fingerprintKey)
         redis.call('HSET', tail, 'sealed', ARGV[2])
-        redis.call('RPUSH', KEYS[17], number)
+        redis.call('RPUSH', sealedList, number)
         return number
         """
 
@@ -110,10 +137,10 @@ enum BatchScripts {
         return 1
         """
 
-    /// Deletes sealed batch ARGV[1] and unlists it. KEYS: 8 batch keys, sealed list.
+    /// Deletes sealed batch ARGV[1] and unlists it. KEYS: 12 batch keys, sealed list.
     static let delete = """
-        redis.call('DEL', unpack(KEYS, 1, 8))
-        redis.call('LREM', KEYS[9], 0, ARGV[1])
+        redis.call('DEL', unpack(KEYS, 1, \(batchKeyCount)))
+        redis.call('LREM', KEYS[\(batchKeyCount + 1)], 0, ARGV[1])
         return 1
         """
 }

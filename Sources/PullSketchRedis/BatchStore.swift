@@ -69,7 +69,7 @@ public final class BatchStore {
     @discardableResult
     public func seal(shard: Int, floor: Int64 = 0, now: Timestamp = .now()) throws -> Int64? {
         let layout = ShardLayout(shard: shard)
-        let keys = layout.liveKeys + layout.batchKeys("#") + [layout.sealed, layout.fingerprint, layout.sealSequence]
+        let keys = layout.live.all + layout.batch("#").all + [layout.sealed, layout.fingerprint, layout.sealSequence]
         let arguments = ["EVAL", BatchScripts.seal, String(keys.count)] + keys + [String(floor), String(now.millisecondsSinceEpoch)]
         switch try connection.command(arguments) {
         case .integer(0): return nil
@@ -109,7 +109,7 @@ public final class BatchStore {
     /// When the shard's oldest sealed batch was sealed; nil when none is waiting.
     public func oldestSealTime(shard: Int) throws -> Timestamp? {
         guard let oldest = try sealedBatches(shard: shard).first else { return nil }
-        let key = ShardLayout(shard: shard).batchKeys(String(oldest))[5]
+        let key = ShardLayout(shard: shard).batch(String(oldest)).tail
         let reply = try connection.command(["HGET", key, "sealed"])
         guard reply != .null else { return nil }  // deleted meanwhile by another reconciler
         guard case .bulk(let bytes) = reply, let milliseconds = Int64(String(decoding: bytes, as: UTF8.self)) else {
@@ -121,42 +121,50 @@ public final class BatchStore {
     /// Reads a sealed batch, hashes and sketch in chunks, and checks every value. Nil when the
     /// batch is gone: deleted, after it was reconciled, by another reconciler.
     public func readBatch(shard: Int, number: Int64) throws -> SealedBatch? {
-        let reader = BatchReader(connection: connection, keys: ShardLayout(shard: shard).batchKeys(String(number)))
+        let reader = BatchReader(connection: connection, keys: ShardLayout(shard: shard).batch(String(number)))
         return try reader.read(shard: shard, number: number)
     }
 
     /// Deletes a sealed batch and unlists it, atomically.
     public func deleteBatch(shard: Int, number: Int64) throws {
         let layout = ShardLayout(shard: shard)
-        let keys = layout.batchKeys(String(number)) + [layout.sealed]
+        let keys = layout.batch(String(number)).all + [layout.sealed]
         _ = try connection.command(["EVAL", BatchScripts.delete, String(keys.count)] + keys + [String(number)])
     }
 
     private func mergeCommand(_ part: ShardWindow, window: Window, node: String, now: Timestamp) -> [[UInt8]] {
         let layout = ShardLayout(shard: part.shard)
-        let keys = layout.liveKeys + [layout.fingerprint, layout.ledger, layout.ledgerTouched]
+        let keys = layout.live.all + [layout.fingerprint, layout.ledger, layout.ledgerTouched]
         var arguments: [String] = ["EVAL", BatchScripts.merge, String(keys.count)] + keys
         arguments += [
             node, String(window.sequence), window.parameters.fingerprint,
             String(now.millisecondsSinceEpoch), String(now.millisecondsSinceEpoch - ledgerMemoryMilliseconds),
-            String(part.hotEntries.count), String(part.sketchCells.count), String(part.tailRepositories.count),
-            String(part.tailMass), String(part.tailLastPulled.millisecondsSinceEpoch),
+            String(part.hotEntries.count), String(part.sketchCells.count), String(part.usageBits.count), String(part.tailRepositories.count),
+            String(part.tailMass), Self.milliseconds(part.tailLastPulled), Self.milliseconds(part.tailLastUsed),
             part.tailRepositoriesOverflowed ? "1" : "0",
         ]
-        arguments.reserveCapacity(arguments.count + part.hotEntries.count * 6 + part.sketchCells.count * 2)
+        arguments.reserveCapacity(
+            arguments.count + part.hotEntries.count * 8 + part.sketchCells.count * 2 + part.usageBits.count + part.tailRepositories.count * 4
+        )
         for entry in part.hotEntries {
             arguments += [
                 ShardLayout.field(kind: entry.kind, repository: entry.repository.value, reference: entry.reference),
-                String(entry.fetches), String(entry.checks), String(entry.lastSeen.millisecondsSinceEpoch),
-                String(entry.currentDigestAt.millisecondsSinceEpoch), entry.currentDigest?.value ?? "",
+                String(entry.fetches), String(entry.checks), String(entry.pulls), Self.milliseconds(entry.lastPulled),
+                Self.milliseconds(entry.lastUsed), String(entry.currentDigestAt.millisecondsSinceEpoch), entry.currentDigest?.value ?? "",
             ]
         }
         for cell in part.sketchCells {
             arguments += [String(cell.index), String(cell.count)]
         }
+        arguments += part.usageBits.map { String($0) }
         for tail in part.tailRepositories {
-            arguments += [tail.repository.value, String(tail.pulls), String(tail.lastPulled.millisecondsSinceEpoch)]
+            arguments += [tail.repository.value, String(tail.pulls), Self.milliseconds(tail.lastPulled), Self.milliseconds(tail.lastUsed)]
         }
         return arguments.map { Array($0.utf8) }
+    }
+
+    /// A time as the scripts take it: milliseconds, or "" for none (`.distantPast`).
+    private static func milliseconds(_ time: Timestamp) -> String {
+        time == .distantPast ? "" : String(time.millisecondsSinceEpoch)
     }
 }

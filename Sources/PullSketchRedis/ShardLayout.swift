@@ -3,15 +3,18 @@ import PullSketchCore
 /// The Redis keys of one shard. Every key carries the hash tag `{ps:<shard>}`, so a shard's keys
 /// share a Redis Cluster slot and one script can change them atomically.
 ///
-/// - live batch: `…:live:fetches`, `…:live:checks`, `…:live:seen`, `…:live:digest` (hashes keyed
-///   by `t|repository|tag` or `m|repository|digest`), `…:live:sketch` (u32 cells, big-endian, as
-///   BITFIELD writes them), `…:live:tail` (hash: `mass`, `last`, `overflow`, and after sealing
-///   `fingerprint` and `sealed`, the seal time in ms), `…:live:tailpulls` and `…:live:tailseen`
-///   (hashes keyed by repository);
+/// - live batch (`BatchKeys`): hashes keyed by `t|repository|tag` or `m|repository|digest` —
+///   `…:live:fetches`, `…:live:checks`, `…:live:pulls`, `…:live:pulled` and `…:live:used` (last
+///   pulled and last used, ms), `…:live:digest` (`<ms> <digest>`); `…:live:sketch` (u32 cells,
+///   big-endian, as BITFIELD writes them); `…:live:usage` (the usage filter's bits, as SETBIT
+///   writes them); `…:live:tail` (hash: `mass`, `pulled`, `used`, `overflow`, and after sealing
+///   `fingerprint` and `sealed`, the seal time in ms); `…:live:tailpulls`, `…:live:tailpulled`,
+///   `…:live:tailused` (hashes keyed by repository);
 /// - sealed batch n: the same names with `batch:<n>` instead of `live`, listed in `…:sealed`;
-/// - outside the batches: `…:fingerprint` (the shard's sketch parameters), `…:ledger` (node id →
-///   last applied window sequence), `…:ledger:touched` (node id → last merge, ms), `…:sealseq`
-///   (the last batch number) and `…:lease` (the reconciler working the shard, with an expiry).
+/// - outside the batches: `…:fingerprint` (the live batch's sketch parameters, moved into the
+///   batch when it is sealed), `…:ledger` (node id → last applied window sequence),
+///   `…:ledger:touched` (node id → last merge, ms), `…:sealseq` (the last batch number) and
+///   `…:lease` (the reconciler working the shard, with an expiry).
 public struct ShardLayout: Hashable, Sendable {
     public let shard: Int
 
@@ -19,14 +22,11 @@ public struct ShardLayout: Hashable, Sendable {
         self.shard = shard
     }
 
-    /// The parts of a batch, in the order the scripts take them.
-    static let batchParts = ["fetches", "checks", "seen", "digest", "sketch", "tail", "tailpulls", "tailseen"]
-
     var prefix: String { "{ps:\(shard)}" }
 
-    var liveKeys: [String] { Self.batchParts.map { "\(prefix):live:\($0)" } }
+    var live: BatchKeys { BatchKeys(prefix: "\(prefix):live") }
 
-    func batchKeys(_ batch: String) -> [String] { Self.batchParts.map { "\(prefix):batch:\(batch):\($0)" } }
+    func batch(_ number: String) -> BatchKeys { BatchKeys(prefix: "\(prefix):batch:\(number)") }
 
     var fingerprint: String { "\(prefix):fingerprint" }
     var ledger: String { "\(prefix):ledger" }
@@ -38,5 +38,32 @@ public struct ShardLayout: Hashable, Sendable {
     /// The hash field of a key in the batch hashes; `|` cannot occur in OCI names.
     static func field(kind: KeyKind, repository: String, reference: String) -> String {
         "\(kind == .tag ? "t" : "m")|\(repository)|\(reference)"
+    }
+}
+
+/// The keys of one batch, live or sealed, by name.
+struct BatchKeys: Hashable, Sendable {
+    let fetches, checks, pulls, lastPulled, lastUsed, digest: String
+    let sketch, usage: String
+    let tail, tailPulls, tailLastPulled, tailLastUsed: String
+
+    init(prefix: String) {
+        fetches = "\(prefix):fetches"
+        checks = "\(prefix):checks"
+        pulls = "\(prefix):pulls"
+        lastPulled = "\(prefix):pulled"
+        lastUsed = "\(prefix):used"
+        digest = "\(prefix):digest"
+        sketch = "\(prefix):sketch"
+        usage = "\(prefix):usage"
+        tail = "\(prefix):tail"
+        tailPulls = "\(prefix):tailpulls"
+        tailLastPulled = "\(prefix):tailpulled"
+        tailLastUsed = "\(prefix):tailused"
+    }
+
+    /// Every key, in the order the scripts name them (`BatchScripts.batchKeyNames`).
+    var all: [String] {
+        [fetches, checks, pulls, lastPulled, lastUsed, digest, sketch, usage, tail, tailPulls, tailLastPulled, tailLastUsed]
     }
 }

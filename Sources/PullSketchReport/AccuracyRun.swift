@@ -73,7 +73,7 @@ public struct AccuracyRun: Sendable {
                 nextReconcile += reconcileIntervalMilliseconds
             }
             trackers[index % nodes].record(pull)
-            truth.add(pull, keys: keys)
+            truth.add(pull, rule: configuration.countingRule, keys: keys)
             pulls = index + 1
             if pulls % 1_000_000 == 0 { progress(pulls) }
         }
@@ -82,7 +82,7 @@ public struct AccuracyRun: Sendable {
         try backend.reconcile()
         var traffic = try backend.traffic()
         traffic.peakNodeMemory = peakNodeMemory
-        return AccuracyResult(run: self, pulls: pulls, truth: truth, stored: try backend.stored(), traffic: traffic)
+        return AccuracyResult(run: self, pulls: pulls, keys: keys, truth: truth, stored: try backend.stored(), traffic: traffic)
     }
 }
 

@@ -23,42 +23,57 @@ struct Catalog {
     }
 }
 
-/// The truth: pulls and last pull per key, counted as DESIGN §1 defines a pull (`CountingRule`).
+/// Per key: pulls, last pulled and last used (ms, `.min` for never); the truth and what was
+/// stored share the shape.
+struct KeyTimes {
+    /// [kind slot][number]
+    var lastPulled: [[Int64]]
+    var lastUsed: [[Int64]]
+
+    init(keys: KeySpace) {
+        lastPulled = KeyKind.allCases.map { Array(repeating: .min, count: keys.count($0)) }
+        lastUsed = lastPulled
+    }
+
+    mutating func raise(_ slot: Int, _ key: Int, pulled: Timestamp?, used: Timestamp) {
+        if let pulled { lastPulled[slot][key] = max(lastPulled[slot][key], pulled.millisecondsSinceEpoch) }
+        lastUsed[slot][key] = max(lastUsed[slot][key], used.millisecondsSinceEpoch)
+    }
+}
+
+/// The truth: pulls, last pull and last use per key, under the run's counting rule.
 struct KeyTable {
     /// [kind slot][number]
     var pulls: [[UInt64]]
-    var last: [[Int64]]
+    var times: KeyTimes
 
     init(keys: KeySpace) {
         pulls = KeyKind.allCases.map { Array(repeating: 0, count: keys.count($0)) }
-        last = KeyKind.allCases.map { Array(repeating: .min, count: keys.count($0)) }
+        times = KeyTimes(keys: keys)
     }
 
-    mutating func add(_ pull: PullEvent, keys: KeySpace) {
-        let rule = CountingRule.resolutions
-        for update in rule.updates(for: pull) {
-            let isFetch = update.counter == .fetch
-            guard rule.pullCount(kind: update.kind, fetches: isFetch ? 1 : 0, checks: isFetch ? 0 : 1) > 0 else { continue }
-            guard let key = keys.index(update.kind, repository: pull.repository.value, reference: update.reference) else {
+    mutating func add(_ pull: PullEvent, rule: CountingRule, keys: KeySpace) {
+        for touch in rule.touches(for: pull) {
+            guard let key = keys.index(touch.kind, repository: pull.repository.value, reference: touch.reference) else {
                 preconditionFailure("a pull of a key outside the run's key space")
             }
-            pulls[update.kind.slot][key] += 1
-            last[update.kind.slot][key] = max(last[update.kind.slot][key], pull.time.millisecondsSinceEpoch)
+            pulls[touch.kind.slot][key] += touch.effect.pulls
+            times.raise(touch.kind.slot, key, pulled: touch.effect.pulls > 0 ? pull.time : nil, used: pull.time)
         }
     }
 }
 
-/// What the reconciler stored per key: count (upper bound), error, last pulled.
+/// What the reconciler stored per key: count (upper bound), error, last pulled, last used.
 struct StoredTable {
     /// [kind slot][number]
     var count: [[UInt64]]
     var error: [[UInt64]]
-    var last: [[Int64]]
+    var times: KeyTimes
 
     init(keys: KeySpace) {
         count = KeyKind.allCases.map { Array(repeating: 0, count: keys.count($0)) }
         error = count
-        last = KeyKind.allCases.map { Array(repeating: .min, count: keys.count($0)) }
+        times = KeyTimes(keys: keys)
     }
 
     /// Applies one sealed batch as `BatchWriter` does; returns the rows it would upsert.
@@ -66,9 +81,8 @@ struct StoredTable {
         var rows = 0
         for entry in batch.hotEntries {
             guard let key = keys.index(entry.kind, repository: entry.repository.value, reference: entry.reference) else { continue }
-            let slot = entry.kind.slot
-            count[slot][key] += CountingRule.resolutions.pullCount(kind: entry.kind, fetches: entry.fetches, checks: entry.checks)
-            last[slot][key] = max(last[slot][key], entry.lastSeen.millisecondsSinceEpoch)
+            count[entry.kind.slot][key] += entry.pulls
+            times.raise(entry.kind.slot, key, pulled: entry.pulls > 0 ? entry.lastPulled : nil, used: entry.lastUsed)
             rows += 1
         }
         guard let estimator = try TailEstimator(batch, parameters: parameters, shardCount: shardCount) else { return rows }
@@ -80,8 +94,8 @@ struct StoredTable {
                 let key = packed >> 1, slot = packed & 1
                 guard let estimate = estimator.estimate(catalog.hashes[slot][key], repository: name) else { continue }
                 count[slot][key] += estimate.pulls
-                error[slot][key] += estimator.bound
-                last[slot][key] = max(last[slot][key], estimate.lastPulled.millisecondsSinceEpoch)
+                error[slot][key] += estimate.error
+                times.raise(slot, key, pulled: estimate.lastPulled, used: estimate.lastUsed)
                 rows += 1
             }
         }

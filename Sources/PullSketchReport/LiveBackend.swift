@@ -82,15 +82,18 @@ struct LiveBackend: Backend {
 
     func stored() throws -> StoredTable {
         var table = StoredTable(keys: keys)
-        for (kind, sql) in [
-            (KeyKind.tag, "SELECT r.name, s.tag, s.pull_count, s.pull_count_error, (extract(epoch FROM s.last_pulled_at) * 1000)::bigint FROM tag_stats s JOIN repositories r ON r.id = s.repository_id"),
-            (KeyKind.manifest, "SELECT r.name, s.digest, s.pull_count, s.pull_count_error, (extract(epoch FROM s.last_pulled_at) * 1000)::bigint FROM manifest_stats s JOIN repositories r ON r.id = s.repository_id"),
-        ] {
+        for (kind, statistics, column) in [(KeyKind.tag, "tag_stats", "tag"), (KeyKind.manifest, "manifest_stats", "digest")] {
+            let sql = """
+                SELECT r.name, s.\(column), s.pull_count, s.pull_count_error, (extract(epoch FROM s.last_pulled_at) * 1000)::bigint,
+                    (extract(epoch FROM s.last_used_at) * 1000)::bigint
+                FROM \(statistics) s JOIN repositories r ON r.id = s.repository_id
+                """
             for row in try connection.query(sql).rows {
                 guard let key = keys.index(kind, repository: row[0] ?? "", reference: row[1] ?? "") else { continue }
                 table.count[kind.slot][key] = UInt64(row[2] ?? "0") ?? 0
                 table.error[kind.slot][key] = UInt64(row[3] ?? "0") ?? 0
-                table.last[kind.slot][key] = row[4].flatMap(Int64.init) ?? .min
+                table.times.lastPulled[kind.slot][key] = row[4].flatMap(Int64.init) ?? .min
+                table.times.lastUsed[kind.slot][key] = row[5].flatMap(Int64.init) ?? .min
             }
         }
         return table

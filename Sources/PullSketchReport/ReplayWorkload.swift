@@ -21,7 +21,7 @@ public struct ReplayWorkload: Sendable {
         try forEachEvent { event in
             switch event {
             case .pull(let pull):
-                for update in CountingRule.resolutions.updates(for: pull) {
+                for update in CountingRule.resolutions.touches(for: pull) {
                     keys.insert(update.kind, repository: pull.repository.value, reference: update.reference)
                 }
             case .catalog(.pushTag(let repository, let tag, let digest, _)):

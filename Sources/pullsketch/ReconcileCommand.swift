@@ -25,7 +25,6 @@ struct ReconcileCommand: AsyncParsableCommand {
         let reconciler = Reconciler(
             redis: configuration.flusher.redis,
             shardCount: configuration.tracker.shardCount,
-            countingRule: configuration.tracker.countingRule,
             configuration: configuration.reconciler,
             logger: logger
         )

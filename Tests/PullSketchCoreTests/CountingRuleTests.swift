@@ -9,53 +9,47 @@ import Testing
         PullEvent(repository: repository, reference: reference, method: method, servedDigest: served, time: Fixtures.time(1))
     }
 
-    func update(_ kind: KeyKind, _ reference: String, _ counter: PullCounter) -> CounterUpdate {
-        CounterUpdate(kind: kind, reference: reference, counter: counter)
+    func touch(_ kind: KeyKind, _ reference: String, fetches: UInt64 = 0, checks: UInt64 = 0, pulls: UInt64 = 0) -> KeyTouch {
+        KeyTouch(kind: kind, reference: reference, effect: KeyEffect(fetches: fetches, checks: checks, pulls: pulls))
     }
 
-    @Test func getByTagFetchesTheTagAndTheServedManifest() {
-        let updates = CountingRule.resolutions.updates(for: event(.get, .tag(Fixtures.tag("v1")), served: digest))
-        #expect(updates == [update(.tag, "v1", .fetch), update(.manifest, digest.value, .fetch)])
+    @Test(arguments: CountingRule.allCases)
+    func getByTagFetchesAndPullsTheTagAndTheServedManifest(rule: CountingRule) {
+        let touches = rule.touches(for: event(.get, .tag(Fixtures.tag("v1")), served: digest))
+        #expect(touches == [touch(.tag, "v1", fetches: 1, pulls: 1), touch(.manifest, digest.value, fetches: 1, pulls: 1)])
     }
 
-    @Test func headByTagChecksOnlyTheTag() {
-        let updates = CountingRule.resolutions.updates(for: event(.head, .tag(Fixtures.tag("v1")), served: digest))
-        #expect(updates == [update(.tag, "v1", .check)])
+    @Test func headByTagPullsTheTagAndOnlyMarksTheServedManifestUsed() {
+        let touches = CountingRule.resolutions.touches(for: event(.head, .tag(Fixtures.tag("v1")), served: digest))
+        #expect(touches == [touch(.tag, "v1", checks: 1, pulls: 1), touch(.manifest, digest.value)])
     }
 
-    @Test func getByDigestFetchesOnlyTheManifest() {
-        let updates = CountingRule.resolutions.updates(for: event(.get, .digest(digest)))
-        #expect(updates == [update(.manifest, digest.value, .fetch)])
+    @Test(arguments: CountingRule.allCases)
+    func getByDigestFetchesAndPullsOnlyTheManifest(rule: CountingRule) {
+        #expect(rule.touches(for: event(.get, .digest(digest))) == [touch(.manifest, digest.value, fetches: 1, pulls: 1)])
     }
 
-    @Test func headByDigestChecksOnlyTheManifest() {
-        let updates = CountingRule.resolutions.updates(for: event(.head, .digest(digest)))
-        #expect(updates == [update(.manifest, digest.value, .check)])
+    @Test func headByDigestChecksTheManifestWithoutAPull() {
+        #expect(CountingRule.resolutions.touches(for: event(.head, .digest(digest))) == [touch(.manifest, digest.value, checks: 1)])
     }
 
-    @Test func quayModeCountsHeadByTagForTheManifestToo() {
-        let updates = CountingRule.quayAuditLog.updates(for: event(.head, .tag(Fixtures.tag("v1")), served: digest))
-        #expect(updates == [update(.tag, "v1", .check), update(.manifest, digest.value, .check)])
+    @Test func quayModeCountsEveryHeadAsAPull() {
+        let byTag = CountingRule.quayAuditLog.touches(for: event(.head, .tag(Fixtures.tag("v1")), served: digest))
+        #expect(byTag == [touch(.tag, "v1", checks: 1, pulls: 1), touch(.manifest, digest.value, checks: 1, pulls: 1)])
+        let byDigest = CountingRule.quayAuditLog.touches(for: event(.head, .digest(digest)))
+        #expect(byDigest == [touch(.manifest, digest.value, checks: 1, pulls: 1)])
     }
 
-    @Test func dockerPullAndContainerdPullGiveTheSameCounts() {
+    @Test func dockerPullAndContainerdPullGiveTheSamePulls() {
         let rule = CountingRule.resolutions
-        let docker = rule.updates(for: event(.get, .tag(Fixtures.tag("v1")), served: digest))
-        let containerd = rule.updates(for: event(.head, .tag(Fixtures.tag("v1")), served: digest))
-            + rule.updates(for: event(.get, .digest(digest)))
-        func pulls(_ updates: [CounterUpdate], _ kind: KeyKind) -> UInt64 {
-            let fetches = UInt64(updates.count { $0.kind == kind && $0.counter == .fetch })
-            let checks = UInt64(updates.count { $0.kind == kind && $0.counter == .check })
-            return rule.pullCount(kind: kind, fetches: fetches, checks: checks)
+        let docker = rule.touches(for: event(.get, .tag(Fixtures.tag("v1")), served: digest))
+        let containerd = rule.touches(for: event(.head, .tag(Fixtures.tag("v1")), served: digest))
+            + rule.touches(for: event(.get, .digest(digest)))
+        func pulls(_ touches: [KeyTouch], _ kind: KeyKind) -> UInt64 {
+            touches.filter { $0.kind == kind }.reduce(0) { $0 + $1.effect.pulls }
         }
         #expect(pulls(docker, .tag) == 1 && pulls(containerd, .tag) == 1)
         #expect(pulls(docker, .manifest) == 1 && pulls(containerd, .manifest) == 1)
-    }
-
-    @Test func pullCountOfAManifestIncludesChecksOnlyInQuayMode() {
-        #expect(CountingRule.resolutions.pullCount(kind: .manifest, fetches: 3, checks: 2) == 3)
-        #expect(CountingRule.quayAuditLog.pullCount(kind: .manifest, fetches: 3, checks: 2) == 5)
-        #expect(CountingRule.resolutions.pullCount(kind: .tag, fetches: 3, checks: 2) == 5)
     }
 
     @Test func aDigestReferenceIsItsOwnServedDigest() {

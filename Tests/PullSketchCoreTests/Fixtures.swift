@@ -44,25 +44,30 @@ struct Truth {
     struct Counts: Equatable {
         var fetches: UInt64 = 0
         var checks: UInt64 = 0
-        var lastSeen = Timestamp.distantPast
+        var pulls: UInt64 = 0
+        var lastPulled = Timestamp.distantPast
+        var lastUsed = Timestamp.distantPast
     }
 
     private(set) var counts: [Key: Counts] = [:]
-    private(set) var updates: UInt64 = 0
+    private(set) var pulls: UInt64 = 0
 
     mutating func record(_ event: PullEvent, rule: CountingRule = .resolutions) {
-        for update in rule.updates(for: event) {
-            let key = Key(kind: update.kind, repository: event.repository.value, reference: update.reference)
-            counts[key, default: Counts()].add(update.counter, at: event.time)
-            updates += 1
+        for touch in rule.touches(for: event) {
+            let key = Key(kind: touch.kind, repository: event.repository.value, reference: touch.reference)
+            counts[key, default: Counts()].add(touch.effect, at: event.time)
+            pulls += touch.effect.pulls
         }
     }
 }
 
 extension Truth.Counts {
-    mutating func add(_ counter: PullCounter, at time: Timestamp) {
-        if counter == .fetch { fetches += 1 } else { checks += 1 }
-        lastSeen = max(lastSeen, time)
+    mutating func add(_ effect: KeyEffect, at time: Timestamp) {
+        fetches += effect.fetches
+        checks += effect.checks
+        pulls += effect.pulls
+        if effect.pulls > 0 { lastPulled = max(lastPulled, time) }
+        lastUsed = max(lastUsed, time)
     }
 }
 
@@ -89,7 +94,7 @@ extension Window {
 struct DrainedTotals {
     private(set) var exact: [Truth.Key: Truth.Counts] = [:]
     private(set) var tailMass: UInt64 = 0
-    private(set) var updates: UInt64 = 0
+    private(set) var pulls: UInt64 = 0
     private(set) var sketch: CountMinSketch
 
     init(parameters: SketchParameters) {
@@ -102,11 +107,13 @@ struct DrainedTotals {
             var counts = exact[key, default: Truth.Counts()]
             counts.fetches += entry.fetches
             counts.checks += entry.checks
-            counts.lastSeen = max(counts.lastSeen, entry.lastSeen)
+            counts.pulls += entry.pulls
+            counts.lastPulled = max(counts.lastPulled, entry.lastPulled)
+            counts.lastUsed = max(counts.lastUsed, entry.lastUsed)
             exact[key] = counts
         }
         tailMass += window.tailMass
-        updates += window.counterUpdates
+        pulls += window.pulls
         for part in window.shards {
             try! sketch.add(cells: part.sketchCells)
         }

@@ -38,7 +38,7 @@ import Testing
         #expect(window.tailMass == 0)
         #expect(window.shards.allSatisfy { $0.sketchCells.isEmpty })
         #expect(totals.exact == truth.counts)
-        #expect(window.counterUpdates == truth.updates)
+        #expect(window.pulls == truth.pulls)
     }
 
     @Test(arguments: CountingRule.allCases)
@@ -74,7 +74,7 @@ import Testing
         let tag = tracker.drain().hotEntries.first { $0.kind == .tag }
         #expect(tag?.currentDigest == Fixtures.digest(2))
         #expect(tag?.currentDigestAt == Fixtures.time(200))
-        #expect(tag?.lastSeen == Fixtures.time(300))
+        #expect(tag?.lastUsed == Fixtures.time(300) && tag?.lastPulled == Fixtures.time(300))
         #expect(tag?.fetches == 2 && tag?.checks == 1)
     }
 
@@ -98,7 +98,7 @@ import Testing
         let window = tracker.drain()
         #expect(window.hotEntries.count == 16)
         #expect(window.tailMass == 200 - 16)
-        #expect(window.counterUpdates == truth.updates)
+        #expect(window.pulls == truth.pulls)
         #expect(Set(window.tailRepositoryPulls.keys) == [repository.value, other.value])
         #expect(window.tailRepositoryPulls.values.reduce(0, +) == window.tailMass)
         #expect(window.tailLastPulled <= Fixtures.time(199) && window.tailLastPulled >= Fixtures.time(184))
@@ -106,8 +106,30 @@ import Testing
         let hot = Set(window.hotEntries.map(\.reference))
         for (key, counts) in truth.counts where !hot.contains(key.reference) {
             let hash = KeyHash(kind: key.kind, repository: key.repository, reference: key.reference, seed: window.parameters.seed)
-            #expect(UInt64(sketch.estimate(hash)) >= counts.checks)
+            #expect(UInt64(sketch.estimate(hash)) >= counts.pulls)
         }
+    }
+
+    @Test func aTailKeyUsedWithoutAPullIsMarkedUsedButAddsNothingToTheSketch() throws {
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 0, stripes: 1, shards: 1))
+        let polled = Fixtures.digest(1), fetched = Fixtures.digest(2), unused = Fixtures.digest(3)
+        for index in 0..<300 {
+            tracker.record(PullEvent(repository: repository, reference: .digest(polled), method: .head, time: Fixtures.time(Int64(index))))
+        }
+        for index in 0..<4 {
+            tracker.record(PullEvent(repository: repository, reference: .digest(fetched), method: .get, time: Fixtures.time(Int64(index))))
+        }
+        let part = tracker.drain().shards[0]
+        #expect(part.tailMass == 4, "HEAD by digest is no pull under .resolutions")
+        let estimator = try #require(try TailEstimator(part, parameters: tracker.configuration.sketch, shardCount: 1))
+        func estimate(_ digest: Digest) -> TailEstimator.Estimate? {
+            estimator.estimate(KeyHash(kind: .manifest, repository: repository.value, reference: digest.value, seed: estimator.seed), repository: repository.value)
+        }
+        let head = try #require(estimate(polled))
+        #expect(head.pulls == 0 && head.error == 0 && head.lastPulled == nil && head.lastUsed == Fixtures.time(299))
+        let get = try #require(estimate(fetched))
+        #expect(get.pulls == 4 && get.lastPulled == Fixtures.time(3) && get.lastUsed == Fixtures.time(299))
+        #expect(estimate(unused) == nil, "a key never used is not estimated")
     }
 
     @Test func aFullTailRepositoryTableIsFlagged() {
@@ -152,7 +174,7 @@ import Testing
         tracker.record(headByTag("v1", at: 1))
         let first = tracker.drain()
         let second = tracker.drain()
-        #expect(first.counterUpdates == 1)
+        #expect(first.pulls == 1)
         #expect(second.isEmpty)
         #expect(second.sequence == first.sequence + 1)
     }
@@ -177,7 +199,7 @@ import Testing
         }
         try tracker.restore(undelivered)
         let window = tracker.drain()
-        #expect(window.counterUpdates == truth.updates)
+        #expect(window.pulls == truth.pulls)
         var totals = DrainedTotals(parameters: window.parameters)
         totals.add(window)
         for (key, counts) in truth.counts {
@@ -195,7 +217,9 @@ import Testing
     @Test func restoringAWindowOfOtherSketchParametersIsRefusedAndChangesNothing() {
         let tracker = PullTracker(configuration: Fixtures.enabled())
         tracker.record(headByTag("v1", at: 1))
-        let entry = HotEntry(kind: .tag, repository: repository, reference: "v2", checks: 5, lastSeen: Fixtures.time(2))
+        let entry = HotEntry(
+            kind: .tag, repository: repository, reference: "v2", checks: 5, pulls: 5, lastPulled: Fixtures.time(2), lastUsed: Fixtures.time(2)
+        )
         let foreign = Window(
             sequence: 9,
             parameters: SketchParameters(width: 8, depth: 2),
@@ -208,13 +232,19 @@ import Testing
             shards: [ShardWindow(shard: 0, hotEntries: [entry], sketchCells: [SketchCell(index: .max, count: 1)], tailMass: 1)]
         )
         #expect(throws: SketchError.self) { try tracker.restore(cellOutOfRange) }
+        let bitOutOfRange = Window(
+            sequence: 9,
+            parameters: tracker.configuration.sketch,
+            shards: [ShardWindow(shard: 0, hotEntries: [entry], usageBits: [.max])]
+        )
+        #expect(throws: SketchError.self) { try tracker.restore(bitOutOfRange) }
         let shardOutOfRange = Window(
             sequence: 9,
             parameters: tracker.configuration.sketch,
             shards: [ShardWindow(shard: 4, hotEntries: [entry])]
         )
         #expect(throws: SketchError.self) { try tracker.restore(shardOutOfRange) }
-        #expect(tracker.drain().counterUpdates == 1)
+        #expect(tracker.drain().pulls == 1)
     }
 
     @Test(arguments: [32_768, 64] as [Int])
@@ -249,8 +279,8 @@ import Testing
         var truth = Truth()
         for event in workloads.joined() { truth.record(event) }
         let totals = drained.withLock { $0 }
-        #expect(truth.updates >= 1_000_000)
-        #expect(totals.updates == truth.updates)
+        #expect(truth.pulls >= 1_000_000)
+        #expect(totals.pulls == truth.pulls)
         if hotCapacity >= 4_000 {
             #expect(totals.tailMass == 0)
             #expect(totals.exact == truth.counts)

@@ -32,7 +32,7 @@ import Testing
         #expect(footprint == footprintWhenFull.withLock { $0 }, "memory grew after the hot table filled")
         #expect(window.hotEntries.count <= configuration.hotCapacity)
         #expect(window.hotEntries.count >= configuration.hotCapacity * 9 / 10)
-        #expect(window.counterUpdates == UInt64(distinctKeys))
+        #expect(window.pulls == UInt64(distinctKeys))
         #expect(window.tailMass == UInt64(distinctKeys - window.hotEntries.count))
         #expect(window.tailRepositoryPulls.count == repositories.count)
         #expect(window.tailRepositoryPulls.values.reduce(0, +) == window.tailMass)

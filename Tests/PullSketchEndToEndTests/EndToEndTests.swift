@@ -12,6 +12,7 @@ import Testing
     /// A running stack and its clients.
     final class Stack {
         let redis: RedisServer
+        let database: String
         let nodePort: Int
         let node: ChildProcess
         let reconciler: ChildProcess
@@ -21,8 +22,9 @@ import Testing
         init() throws {
             redis = try RedisServer(appendOnly: true)
             nodePort = try freeLoopbackPort()
+            database = try PostgresServer.current!.makeDatabase()
             let environment = [
-                "PULLSKETCH_DATABASE_URL": try PostgresServer.current!.makeDatabase(),
+                "PULLSKETCH_DATABASE_URL": database,
                 "PULL_METRICS_REDIS_PORT": String(redis.port),
                 "PULLSKETCH_HTTP_PORT": String(nodePort),
                 "PULLSKETCH_WEBHOOK_SECRET": EndToEndTests.secret,
@@ -61,6 +63,11 @@ import Testing
             let status = try ChildProcess.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-I", "-H", "Accept: \(accept)",
                 "http://127.0.0.1:\(registry.port)/v2/\(repository)/manifests/\(tag)"])
             #expect(status == "200")
+        }
+
+        /// Runs SQL on the stack's database with psql.
+        func sql(_ statement: String) throws {
+            try ChildProcess.run("/usr/bin/psql", [database, "-q", "-v", "ON_ERROR_STOP=1", "-c", statement])
         }
 
         func api(_ path: String) throws -> [String: Any] {
@@ -136,11 +143,27 @@ import Testing
             let body = try stack.api("team/app/tag/v1/pull_statistics")
             return body["current_manifest_digest"] as? String == retargeted && body["tag_pull_count"] as? Int == 3
         }
-        // Deleting v2's manifest deletes the tag: it leaves the pruning candidates.
-        let candidates = { try stack.api("team/app/prune_candidates?max_pulls=1")["candidates"] as? [[String: Any]] ?? [] }
-        #expect(try candidates().contains { $0["tag_name"] as? String == "v2" })
-        try ChildProcess.run("/usr/bin/curl", ["-s", "-X", "DELETE", "http://127.0.0.1:\(stack.registry.port)/v2/team/app/manifests/\(appV2)"])
-        try await eventually { try !candidates().contains { $0["tag_name"] as? String == "v2" } }
+        // Pruning, as if everything had been pushed 100 days ago: v2 (pulled only by digest) and v4
+        // (only resolved with HEAD by tag) are in use; v5, never requested, is a candidate.
+        try stack.push("app-four", to: "team/app:v4")
+        try stack.push("app-five", to: "team/app:v5")
+        try stack.head("team/app", "v4")
+        let appV4 = try stack.registry.digest(repository: "team/app", tag: "v4")
+        let appV5 = try stack.registry.digest(repository: "team/app", tag: "v5")
+        try await eventually {
+            let body = try stack.api("team/app/tag/v4/pull_statistics")
+            return body["last_tag_used_date"] is String && body["last_manifest_used_date"] is String
+        }
+        #expect(try stack.api("team/app/manifest/\(appV4)/pull_statistics")["manifest_pull_count"] as? Int == 0, "a HEAD by tag is no pull of the manifest")
+        try await eventually { try stack.api("team/app/tag/v5/pull_statistics")["pushed_at"] is String }
+        try stack.sql("UPDATE catalog_tags SET pushed_at = now() - interval '100 days'; UPDATE catalog_manifests SET pushed_at = now() - interval '100 days'")
+        let candidates = { try stack.api("team/app/prune_candidates?not_pulled_days=30")["candidates"] as? [[String: Any]] ?? [] }
+        #expect(try candidates().compactMap { $0["tag_name"] as? String } == ["v5"])
+        let untagged = try stack.api("team/app/prune_candidates?not_pulled_days=30")["manifest_candidates"] as? [[String: Any]] ?? []
+        #expect(!untagged.contains { [appV1, appV2, appV4, appV5].contains($0["manifest_digest"] as? String) }, "tagged manifests are not garbage")
+        // Deleting v5's manifest deletes the tag: it leaves the pruning candidates.
+        try ChildProcess.run("/usr/bin/curl", ["-s", "-X", "DELETE", "http://127.0.0.1:\(stack.registry.port)/v2/team/app/manifests/\(appV5)"])
+        try await eventually { try candidates().isEmpty }
 
         // The UI lists the repository's tags, rendered by a real browser.
         let dom = try ChildProcess.run("/usr/bin/chromium", [
@@ -148,7 +171,7 @@ import Testing
             "--user-data-dir=\(stack.images.appendingPathComponent("chromium").path)",
             "--dump-dom", "http://127.0.0.1:\(stack.nodePort)/repository/team/app",
         ])
-        #expect(dom.contains("<code>v1</code>") && !dom.contains("<code>v2</code>"))
+        #expect(dom.contains("<code>v1</code>") && dom.contains("<code>v4</code>") && !dom.contains("<code>v5</code>"))
         #expect(stack.node.isRunning && stack.reconciler.isRunning)
     }
 

@@ -1,6 +1,7 @@
 import Hummingbird
 import HummingbirdTesting
 import PullSketchCore
+import PullSketchEvents
 import PullSketchTestSupport
 import Testing
 
@@ -114,8 +115,35 @@ import Testing
             }
         }
         let window = fixture.tracker.drain()
-        #expect(window.hotEntries.map(\.lastSeen).max() ?? .distantPast > Timestamp(millisecondsSinceEpoch: 1_795_000_000_000))
-        #expect(window.counterUpdates == 3, "GET by tag: tag and manifest; HEAD by digest: manifest")
+        #expect(window.hotEntries.map(\.lastUsed).max() ?? .distantPast > Timestamp(millisecondsSinceEpoch: 1_795_000_000_000))
+        #expect(window.pulls == 2, "GET by tag: tag and manifest; HEAD by digest: the manifest is used, not pulled")
+        #expect(window.hotEntries.reduce(0) { $0 + $1.checks } == 1)
+    }
+
+    @Test func eventTimesAreClampedToTheMaximumDelayBeforeArrival() async throws {
+        let fixture = try NodeFixture()
+        let before = Timestamp.now()
+        try await fixture.test { client in
+            let headers = Self.v2
+            let events = [
+                event(id: "future", tag: "future", timestamp: "9999-12-31T23:59:59Z"),
+                event(id: "old", tag: "old", timestamp: "2025-01-01T00:00:00Z"),
+                event(id: "fresh", tag: "fresh", timestamp: RFC3339.format(before)),
+            ]
+            try await client.execute(uri: "/notifications", method: .post, headers: headers, body: envelope(events)) { response in
+                #expect(response.integers["accepted"] == 3)
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.text.contains("pullsketch_event_times_clamped_total 2"))
+            }
+        }
+        let after = Timestamp.now()
+        let times = Dictionary(uniqueKeysWithValues: fixture.tracker.drain().hotEntries.filter { $0.kind == .tag }.map { ($0.reference, $0.lastPulled) })
+        let tenMinutes: Int64 = 600_000
+        #expect(times["future"]! >= before && times["future"]! <= after, "a time in the future becomes the arrival time")
+        #expect(times["old"]!.millisecondsSinceEpoch >= before.millisecondsSinceEpoch - tenMinutes, "a year-old time moves up to the delay")
+        #expect(times["old"]!.millisecondsSinceEpoch <= after.millisecondsSinceEpoch - tenMinutes)
+        #expect(times["fresh"] == before, "a time inside the window is kept")
     }
 }
 

@@ -99,6 +99,42 @@ import Testing
         #expect(try fixture.sql("SELECT count(*) FROM catalog_tags WHERE deleted_at IS NULL") == [["6"]], "a dry run deletes nothing")
     }
 
+    /// Every listing and pruning parameter out of range: a 400 naming it, and the node serves on.
+    @Test(arguments: [
+        "pull_statistics?sort=size", "pull_statistics?order=up", "pull_statistics?limit=0", "pull_statistics?limit=501",
+        "pull_statistics?limit=99999999999999999999", "pull_statistics?page=0", "pull_statistics?page=1000001",
+        "pull_statistics?page=-9223372036854775808", "prune_candidates?not_pulled_days=200000000000", "prune_candidates?not_pulled_days=-1",
+        "prune_candidates?not_pulled_days=36501", "prune_candidates?max_pulls=9223372036854775808", "prune_candidates?max_pulls=-1",
+        "prune_candidates?max_pulls=ten", "prune_candidates?tag_pattern=\(String(repeating: "a", count: 257))",
+        "prune_candidates?max_pulls=1&exclude_pattern=\(String(repeating: "a", count: 257))",
+    ])
+    func anOutOfRangeParameterIsA400AndTheNodeServesOn(query: String) async throws {
+        let fixture = try seeded()
+        let name = String(query.split(separator: "&").last!.split(separator: "?").last!.split(separator: "=")[0])
+        try await fixture.test { client in
+            try await client.execute(uri: "/api/v1/repository/team/app/\(query)", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .badRequest)
+                #expect((response.json["error"] as? String)?.contains(name) == true, "the message names \(name)")
+            }
+            try await client.execute(uri: "/repository/team/app?\(query.split(separator: "?")[1])", method: .get, headers: Self.reader) { response in
+                #expect(response.status == (query.hasPrefix("pull_statistics") ? .badRequest : .ok), "the UI page reads the same listing parameters")
+            }
+            try await client.execute(uri: "/api/v1/repository/team/app/pull_statistics", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .ok)
+            }
+        }
+    }
+
+    @Test func aSearchLongerThanAnyRepositoryNameIsA400() async throws {
+        let fixture = try seeded()
+        try await fixture.test { client in
+            try await client.execute(uri: "/?q=\(String(repeating: "a", count: 256))", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .badRequest)
+            }
+            try await client.execute(uri: "/?q=\(String(repeating: "a", count: 255))", method: .get, headers: Self.reader) { #expect($0.status == .ok) }
+        }
+    }
+
     @Test func readersNeedATokenAndNeverLearnOfRepositoriesOutsideTheirScope() async throws {
         let fixture = try seeded()
         try await fixture.test { client in

@@ -76,11 +76,43 @@ import Testing
         #expect(try candidates(PrunePolicy(notPulledDays: 30, maxPulls: 1)) == ["c"])
         #expect(try candidates(PrunePolicy(notPulledDays: 30, tagPattern: "^[bc]$", excludePattern: "^b$")) == ["c"])
         let never = try queries.pruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30), now: now)[0]
-        #expect(never.reasons == ["never pulled, pushed more than 30 days ago"])
+        #expect(never.reasons == [
+            "tag never used, pushed more than 30 days ago", "manifest \(digest("c").value) never used, pushed more than 30 days ago",
+            "decided by the tag, the more recently active",
+        ])
         #expect {
             try queries.pruneCandidates(repository, policy: PrunePolicy(tagPattern: "(unclosed"), now: now)
         } throws: { error in
             (error as? PostgresError)?.kind == .statement
         }
+    }
+
+    /// a is pulled only by digest, b only resolved with HEAD by tag, c's manifest only polled with
+    /// HEAD by digest — all today, all pushed 300 days ago; d and an untagged manifest are unused.
+    @Test func aTagWhoseTagOrManifestIsUsedIsNeverACandidateAndUnusedUntaggedManifestsAre() throws {
+        let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
+        try Schema.migrate(connection)
+        let catalog = Catalog(connection: connection)
+        let old = Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 300 * day)
+        for tag in ["a", "b", "c", "d"] {
+            try catalog.upsertTag(repository, try TagName(tag), digest: digest(tag), pushedAt: old)
+        }
+        try catalog.upsertManifest(repository, digest("0"), pushedAt: old)
+        try catalog.upsertManifest(repository, digest("1"), pushedAt: old)
+        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
+        tracker.record(PullEvent(repository: repository, reference: .digest(digest("a")), method: .get, time: now))
+        tracker.record(PullEvent(repository: repository, reference: .tag(try TagName("b")), method: .head, servedDigest: digest("b"), time: now))
+        tracker.record(PullEvent(repository: repository, reference: .digest(digest("c")), method: .head, time: now))
+        tracker.record(PullEvent(repository: repository, reference: .digest(digest("1")), method: .head, time: now))
+        let window = tracker.drain()
+        _ = try BatchWriter(connection: connection, shardCount: 1).write(SealedBatch(number: 1, parameters: window.parameters, content: window.shards[0]))
+        let queries = StatisticsQueries(connection: connection)
+        let policy = PrunePolicy(notPulledDays: 30)
+        #expect(try queries.pruneCandidates(repository, policy: policy, now: now).map(\.tag) == ["d"])
+        #expect(try queries.manifestPruneCandidates(repository, policy: policy, now: now).map(\.digest) == [digest("0").value])
+        let c = try #require(try queries.tag(repository, try TagName("c")))
+        #expect(c.manifest?.pullCount == 0 && c.manifest?.lastPulledAt == nil && c.manifest?.lastUsedAt == now)
+        #expect(try queries.pruneCandidates(repository, policy: PrunePolicy(maxPulls: 1), now: now).map(\.tag).sorted() == ["c", "d"],
+                "a's manifest has a pull, b's tag has one (a HEAD by tag resolves it); c's manifest was only checked")
     }
 }

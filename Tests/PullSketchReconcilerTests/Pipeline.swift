@@ -13,8 +13,9 @@ struct StatsRow: Hashable, CustomStringConvertible {
     var count: Int64 = 0
     var error: Int64 = 0
     var last: Int64 = .min
+    var used: Int64 = .min
 
-    var description: String { "fetches \(fetches) checks \(checks) count \(count)±\(error) last \(last)" }
+    var description: String { "fetches \(fetches) checks \(checks) count \(count)±\(error) last \(last) used \(used)" }
 }
 
 /// The write side of a deployment for one test: a real Redis on its own port, a fresh migrated
@@ -59,12 +60,14 @@ final class Pipeline {
                 time: Timestamp(millisecondsSinceEpoch: clock)
             )
             tracker.record(event)
-            for update in CountingRule.resolutions.updates(for: event) {
-                let key = "\(update.kind == .tag ? "tag" : "manifest")|\(repository)|\(update.reference)"
+            for touch in CountingRule.resolutions.touches(for: event) {
+                let key = "\(touch.kind == .tag ? "tag" : "manifest")|\(repository)|\(touch.reference)"
                 var row = truth[key] ?? StatsRow()
-                if update.counter == .fetch { row.fetches += 1 } else { row.checks += 1 }
-                row.count = update.kind == .tag ? row.fetches + row.checks : row.fetches
-                row.last = max(row.last, clock)
+                row.fetches += Int64(touch.effect.fetches)
+                row.checks += Int64(touch.effect.checks)
+                row.count += Int64(touch.effect.pulls)
+                if touch.effect.pulls > 0 { row.last = max(row.last, clock) }
+                row.used = max(row.used, clock)
                 truth[key] = row
             }
         }
@@ -95,13 +98,13 @@ final class Pipeline {
         for (table, column, kind) in [("tag_stats", "tag", "tag"), ("manifest_stats", "digest", "manifest")] {
             let query = """
                 SELECT r.name, s.\(column), s.fetches, s.checks, s.pull_count, s.pull_count_error,
-                    (extract(epoch from s.last_pulled_at) * 1000)::bigint
+                    (extract(epoch from s.last_pulled_at) * 1000)::bigint, (extract(epoch from s.last_used_at) * 1000)::bigint
                 FROM \(table) s JOIN repositories r ON r.id = s.repository_id
                 """
             for row in try connection.query(query).rows {
                 let values = row[2...].map { Int64($0 ?? "") ?? .min }
                 result["\(kind)|\(row[0]!)|\(row[1]!)"] = StatsRow(
-                    fetches: values[0], checks: values[1], count: values[2], error: values[3], last: values[4]
+                    fetches: values[0], checks: values[1], count: values[2], error: values[3], last: values[4], used: values[5]
                 )
             }
         }

@@ -93,9 +93,9 @@ import Testing
             }
             #expect(sealed == expected, "shard \(shard) sketch")
         }
-        // Conservation: every counter update is in a sealed batch, exactly or in the tail mass.
-        let updates = truthTotals.values.reduce(0) { $0 + $1.fetches + $1.checks }
-        #expect(batches.reduce(0) { $0 + $1.content.counterUpdates } == updates)
+        // Conservation: every pull is in a sealed batch, exactly or in the tail mass.
+        let pulls = truthTotals.values.reduce(0) { $0 + $1.pulls }
+        #expect(batches.reduce(0) { $0 + $1.content.pulls } == pulls)
         #expect(batches.reduce(0) { $0 + $1.content.tailMass } > 0)
     }
 
@@ -114,7 +114,8 @@ import Testing
         #expect(otherNode.values.allSatisfy { $0 == .applied })
         let entries = try drainSealed(store).flatMap(\.content.hotEntries)
         let tag = totals(entries)["tag|team/app|v1"]
-        #expect(tag == KeyTotals(fetches: 2, checks: 2, lastSeen: Timestamp(millisecondsSinceEpoch: 20)))
+        let at20 = Timestamp(millisecondsSinceEpoch: 20)
+        #expect(tag == KeyTotals(fetches: 2, checks: 2, pulls: 4, lastPulled: at20, lastUsed: at20))
     }
 
     @Test func theLatestFetchDecidesATagsDigestAcrossNodes() throws {

@@ -41,8 +41,8 @@ import Testing
         }
     }
 
-    func updates(_ events: [PullEvent]) -> UInt64 {
-        totals(of: events).values.reduce(0) { $0 + $1.fetches + $1.checks }
+    func pulls(_ events: [PullEvent]) -> UInt64 {
+        totals(of: events).values.reduce(0) { $0 + $1.pulls }
     }
 
     func sealedTotals(port: Int, shards: Int = 4) throws -> [String: KeyTotals] {
@@ -61,8 +61,8 @@ import Testing
         proxy.dropNextReply()
         #expect(await flusher.flushOnce() == .failed(retained: true))
         for event in late { tracker.record(event) }  // recorded meanwhile: waits for the retry
-        #expect(await flusher.flushOnce() == .merged(updates: updates(pulls)))
-        #expect(await flusher.flushOnce() == .merged(updates: updates(late)))
+        #expect(await flusher.flushOnce() == .merged(pulls: self.pulls(pulls)))
+        #expect(await flusher.flushOnce() == .merged(pulls: self.pulls(late)))
         #expect(await flusher.flushOnce() == .nothingToMerge)
         #expect(try sealedTotals(port: server.port) == totals(of: pulls + late))
     }
@@ -114,7 +114,7 @@ import Testing
         let running = Task { try await flusher.run() }
         running.cancel()
         try await running.value
-        #expect(tracker.drain().counterUpdates == updates(pulls))
+        #expect(tracker.drain().pulls == self.pulls(pulls))
     }
 
     @Test func aGracefulShutdownMakesALastMerge() async throws {

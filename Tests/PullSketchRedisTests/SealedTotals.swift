@@ -5,10 +5,15 @@ import PullSketchRedis
 struct KeyTotals: Equatable {
     var fetches: UInt64 = 0
     var checks: UInt64 = 0
-    var lastSeen = Timestamp.distantPast
+    var pulls: UInt64 = 0
+    var lastPulled = Timestamp.distantPast
+    var lastUsed = Timestamp.distantPast
 
     static func + (lhs: KeyTotals, rhs: KeyTotals) -> KeyTotals {
-        KeyTotals(fetches: lhs.fetches + rhs.fetches, checks: lhs.checks + rhs.checks, lastSeen: max(lhs.lastSeen, rhs.lastSeen))
+        KeyTotals(
+            fetches: lhs.fetches + rhs.fetches, checks: lhs.checks + rhs.checks, pulls: lhs.pulls + rhs.pulls,
+            lastPulled: max(lhs.lastPulled, rhs.lastPulled), lastUsed: max(lhs.lastUsed, rhs.lastUsed)
+        )
     }
 }
 
@@ -18,7 +23,7 @@ func totals(_ entries: some Sequence<HotEntry>) -> [String: KeyTotals] {
     for entry in entries {
         let key = "\(entry.kind)|\(entry.repository)|\(entry.reference)"
         result[key, default: KeyTotals()] = result[key, default: KeyTotals()]
-            + KeyTotals(fetches: entry.fetches, checks: entry.checks, lastSeen: entry.lastSeen)
+            + KeyTotals(fetches: entry.fetches, checks: entry.checks, pulls: entry.pulls, lastPulled: entry.lastPulled, lastUsed: entry.lastUsed)
     }
     return result
 }
@@ -27,9 +32,12 @@ func totals(_ entries: some Sequence<HotEntry>) -> [String: KeyTotals] {
 func totals(of events: some Sequence<PullEvent>) -> [String: KeyTotals] {
     var result: [String: KeyTotals] = [:]
     for event in events {
-        for update in CountingRule.resolutions.updates(for: event) {
-            let key = "\(update.kind)|\(event.repository)|\(update.reference)"
-            let one = update.counter == .fetch ? KeyTotals(fetches: 1, lastSeen: event.time) : KeyTotals(checks: 1, lastSeen: event.time)
+        for touch in CountingRule.resolutions.touches(for: event) {
+            let key = "\(touch.kind)|\(event.repository)|\(touch.reference)"
+            let one = KeyTotals(
+                fetches: touch.effect.fetches, checks: touch.effect.checks, pulls: touch.effect.pulls,
+                lastPulled: touch.effect.pulls > 0 ? event.time : .distantPast, lastUsed: event.time
+            )
             result[key, default: KeyTotals()] = result[key, default: KeyTotals()] + one
         }
     }

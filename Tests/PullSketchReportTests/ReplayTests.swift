@@ -122,4 +122,41 @@ final class ReplayFile {
         #expect(summary.undercounts == 0 && summary.lastPulledEarlierThanTruth == 0)
         #expect(summary.boundCoverage >= summary.oneMinusDelta)
     }
+
+    /// 30,000 requests as real clients make them, over 1,500 tags in 15 repositories: docker (GET by
+    /// tag), containerd (HEAD by tag, then GET by digest), cached containerd and pollers (HEAD by
+    /// tag only), digest-pinned deployments (GET by digest), and 40 manifests polled only with HEAD
+    /// by digest, 150 times each.
+    static func clientMix() -> [String] {
+        var random = SeededGenerator(seed: 23)
+        var lines: [String] = []
+        for index in 0..<30_000 {
+            let key = Int(Double(1_500) * pow(Double.random(in: 0..<1, using: &random), 2))
+            let repository = "team\(key % 15)/app", tag = "t\(key)", digest = ReplayFile.digest(key), at = Int64(index)
+            switch index % 5 {
+            case 0: lines.append(ReplayFile.pull(repository, tag: tag, digest: digest, at: at))
+            case 1:
+                lines.append(ReplayFile.pull(repository, tag: tag, digest: digest, method: "HEAD", at: at))
+                lines.append(ReplayFile.pull(repository, digest: digest, at: at))
+            case 2: lines.append(ReplayFile.pull(repository, tag: tag, digest: digest, method: "HEAD", at: at))
+            case 3: lines.append(ReplayFile.pull(repository, digest: digest, at: at))
+            default:
+                let polled = 100_000 + index / 5 % 40
+                lines.append(ReplayFile.pull("team\(polled % 15)/app", digest: ReplayFile.digest(polled), method: "HEAD", at: at))
+            }
+        }
+        return lines
+    }
+
+    /// The tail sketch holds what the rule counts: a manifest polled with HEAD by digest is used,
+    /// never pulled, and its stored bound still contains the truth (0) — where adding checks to the
+    /// sketch made it "150 pulls ± a few".
+    @Test func aClientMixThroughATinyHotTableKeepsEveryBoundAndNeverDatesEarly() throws {
+        let summary = try ReplayFile(lines: Self.clientMix()).run(hotCapacity: 16, width: 1_024, depth: 4).summary
+        #expect(summary.keysExactPercent < 100, "the tail was not used")
+        #expect(summary.keysUsedNeverPulled >= 40, "the HEAD-by-digest pollers are in the run")
+        #expect(summary.undercounts == 0)
+        #expect(summary.keysOutsideBound == 0, "every stored bound contains the truth")
+        #expect(summary.lastPulledEarlierThanTruth == 0 && summary.lastUsedEarlierThanTruth == 0)
+    }
 }

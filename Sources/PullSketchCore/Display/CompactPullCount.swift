@@ -1,4 +1,4 @@
-/// Pull counts as the UI shows them (DESIGN §2.6): exact below 1,000 (`7`, `999`); one truncated
+/// Pull counts as the UI shows them: exact below 1,000 (`7`, `999`); one truncated
 /// decimal in thousands below 10,000 (`1.7K`, `9.9K`, `1K`); then the floor of a step ladder
 /// (`10K+`, `50K+`, `100K+`, `500K+`, `1M+`). Truncation, never rounding up: a label never claims
 /// more pulls than there were.

@@ -11,7 +11,7 @@ public enum ManifestRequestMethod: String, Hashable, Sendable {
 }
 
 /// One successful (2xx) manifest request, already validated. Blob, referrers and catalog requests,
-/// 304s and errors are never pull events (DESIGN §1).
+/// 304s and errors are never pull events (docs/design.md).
 public struct PullEvent: Hashable, Sendable {
     public var repository: RepositoryName
     public var reference: ManifestReference

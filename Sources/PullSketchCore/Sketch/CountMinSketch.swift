@@ -64,7 +64,7 @@ public struct CountMinSketch: Hashable, Sendable {
     /// Calls `body` with the flat index of the key's counter in each row: row i uses column
     /// `((h1 + i·h2) mod 2³² · w) >> 32` (double hashing, then multiply-shift instead of a division).
     @inline(__always)
-    private static func forEachIndex(of key: KeyHash, _ parameters: SketchParameters, _ body: (Int) -> Void) {
+    static func forEachIndex(of key: KeyHash, _ parameters: SketchParameters, _ body: (Int) -> Void) {
         let width = UInt64(parameters.width)
         let h2 = UInt32(truncatingIfNeeded: key.value >> 32) | 1
         var rowHash = UInt32(truncatingIfNeeded: key.value)

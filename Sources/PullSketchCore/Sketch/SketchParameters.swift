@@ -3,8 +3,10 @@ import Foundation
 /// The shape of a count-min sketch. Two sketches merge only when all four fields are equal: they
 /// are a versioned wire contract between trackers, Redis and the reconciler.
 public struct SketchParameters: Hashable, Sendable, CustomStringConvertible {
-    /// The version of the hashing and indexing scheme (`KeyHash`, `CountMinSketch.columns`).
-    public static let currentFormatVersion: UInt32 = 1
+    /// The version of the wire contract: the hashing and indexing scheme (`KeyHash`,
+    /// `CountMinSketch`) and what a window carries. Version 2: the tail sketch holds pulls under
+    /// the counting rule, a `UsageFilter` travels with it, and every key has a last-used time.
+    public static let currentFormatVersion: UInt32 = 2
 
     /// Counters per row, w. Default 16,384: ε ≈ 1.7·10⁻⁴.
     public var width: Int

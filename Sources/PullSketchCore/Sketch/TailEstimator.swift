@@ -1,44 +1,66 @@
-/// How a sealed shard batch estimates the catalog's keys (DESIGN §2.3 step 3, §2.4): a key of the
-/// batch's shard whose repository had tail pulls (every repository when the tail table overflowed)
-/// gets its sketch estimate, if above zero, as an approximate count with the batch's bound ⌈ε·N⌉,
-/// last pulled at its repository's last tail pull — never earlier than the truth. The reconciler
-/// and the accuracy report share it, so they cannot disagree.
+/// How a sealed shard batch estimates the catalog's keys: a key of the batch's shard whose
+/// repository had tail keys (every repository when the tail table overflowed) and that the usage
+/// filter may have seen gets
+/// - pulls: its sketch estimate, capped by its repository's tail pulls (no key of a repository can
+///   have more), with error `min(⌈ε·N⌉, estimate)` — the true count is never below zero;
+/// - last pulled: its repository's latest tail pull, when it has pulls;
+/// - last used: its repository's latest tail use.
+/// Both times are never earlier than the truth. The reconciler and the accuracy report share it,
+/// so they cannot disagree.
 public struct TailEstimator: Sendable {
-    /// ⌈ε·N⌉ for the batch's tail mass N: added to the error of every key estimated.
+    /// ⌈ε·N⌉ for the batch's tail mass N.
     public let bound: UInt64
-    /// The repositories with tail pulls; nil when the tail table overflowed (then: all).
+    /// The repositories with tail keys; nil when the tail table overflowed (then: all).
     public let repositories: [String]?
     private let sketch: CountMinSketch
-    private let lastPulled: [String: Timestamp]
+    private let usage: UsageFilter
+    private let tails: [String: TailRepository]
     private let fallbackLastPulled: Timestamp
+    private let fallbackLastUsed: Timestamp
     private let shard: Int
     private let shardCount: Int
 
-    /// Nil when the batch has no tail pulls, so nothing is to be estimated.
+    /// What one batch says of one key.
+    public struct Estimate: Hashable, Sendable {
+        public var pulls: UInt64
+        /// What `pulls` may exceed the truth by.
+        public var error: UInt64
+        /// Nil when the estimate has no pulls.
+        public var lastPulled: Timestamp?
+        public var lastUsed: Timestamp
+    }
+
+    /// Nil when the batch used no tail key, so nothing is to be estimated.
     public init?(_ content: ShardWindow, parameters: SketchParameters?, shardCount: Int) throws(SketchError) {
-        guard content.tailMass > 0, let parameters else { return nil }
+        guard !content.usageBits.isEmpty, let parameters else { return nil }
         sketch = try CountMinSketch(parameters: parameters, cells: content.sketchCells)
+        usage = try UsageFilter(parameters: parameters, bits: content.usageBits)
         bound = parameters.errorBound(tailMass: content.tailMass)
-        lastPulled = Dictionary(content.tailRepositories.map { ($0.repository.value, $0.lastPulled) }) { max($0, $1) }
+        tails = Dictionary(content.tailRepositories.map { ($0.repository.value, $0) }) { first, second in
+            var merged = first
+            merged.absorb(pulls: second.pulls, lastPulled: second.lastPulled, lastUsed: second.lastUsed)
+            return merged
+        }
         repositories = content.tailRepositoriesOverflowed ? nil : content.tailRepositories.map(\.repository.value)
         fallbackLastPulled = content.tailLastPulled
+        fallbackLastUsed = content.tailLastUsed
         shard = content.shard
         self.shardCount = shardCount
     }
 
     public var seed: UInt64 { sketch.parameters.seed }
 
-    /// The estimate for one catalog key, or nil when this batch does not estimate it.
-    public func estimate(_ key: KeyHash, repository: String) -> (pulls: UInt64, lastPulled: Timestamp)? {
+    /// The estimate for one catalog key, or nil when this batch does not say the key was used.
+    public func estimate(_ key: KeyHash, repository: String) -> Estimate? {
         guard key.shard(count: shardCount) == shard else { return nil }
-        let last: Timestamp
-        if let known = lastPulled[repository] {
-            last = known
-        } else {
-            guard repositories == nil else { return nil }
-            last = fallbackLastPulled
-        }
-        let pulls = sketch.estimate(key)
-        return pulls > 0 ? (UInt64(pulls), last) : nil
+        let tail = tails[repository]
+        guard tail != nil || repositories == nil, usage.contains(key) else { return nil }
+        let pulls = min(UInt64(sketch.estimate(key)), tail?.pulls ?? .max)
+        return Estimate(
+            pulls: pulls,
+            error: min(bound, pulls),
+            lastPulled: pulls > 0 ? tail?.lastPulled ?? fallbackLastPulled : nil,
+            lastUsed: tail?.lastUsed ?? fallbackLastUsed
+        )
     }
 }

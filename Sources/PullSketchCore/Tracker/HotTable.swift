@@ -15,9 +15,9 @@ struct HotTable {
     private struct Slot {
         /// `hash | 1` of the key; 0 marks an empty slot.
         var marker: UInt64 = 0
-        var fetches: UInt64 = 0
-        var checks: UInt64 = 0
-        var lastSeen = Timestamp.distantPast
+        var counts = KeyEffect()
+        var lastPulled = Timestamp.distantPast
+        var lastUsed = Timestamp.distantPast
         var currentDigestAt = Timestamp.distantPast
     }
 
@@ -42,24 +42,26 @@ struct HotTable {
         return needed <= 2 ? 2 : 1 << (Int.bitWidth - (needed - 1).leadingZeroBitCount)
     }
 
-    /// Adds counts to the key, inserting it while there is room. Returns false when the table is
-    /// full and the key is not in it.
+    /// Adds counts to the key and raises its times, inserting it while there is room. Returns false
+    /// when the table is full and the key is not in it.
     mutating func add(
         _ hash: KeyHash,
         kind: KeyKind,
         repository: RepositoryName,
         reference: String,
-        fetches: UInt64,
-        checks: UInt64,
-        time: Timestamp,
+        counts: KeyEffect,
+        lastPulled: Timestamp,
+        lastUsed: Timestamp,
         currentDigest: Digest?,
         currentDigestAt: Timestamp
     ) -> Bool {
         guard let index = index(of: hash, kind, repository, reference) else { return false }
         slots.withUnsafeMutableBufferPointer { slots in
-            slots[index].fetches &+= fetches
-            slots[index].checks &+= checks
-            slots[index].lastSeen = max(slots[index].lastSeen, time)
+            slots[index].counts.fetches &+= counts.fetches
+            slots[index].counts.checks &+= counts.checks
+            slots[index].counts.pulls &+= counts.pulls
+            slots[index].lastPulled = max(slots[index].lastPulled, lastPulled)
+            slots[index].lastUsed = max(slots[index].lastUsed, lastUsed)
             guard let currentDigest, currentDigestAt >= slots[index].currentDigestAt else { return }
             slots[index].currentDigestAt = currentDigestAt
             // Digests are content hashes: equal name hashes mean the same digest, no string compare.
@@ -103,9 +105,9 @@ struct HotTable {
                     kind: names[index].kind,
                     repository: names[index].repository,
                     reference: names[index].reference,
-                    fetches: slot.fetches,
-                    checks: slot.checks,
-                    lastSeen: slot.lastSeen,
+                    counts: slot.counts,
+                    lastPulled: slot.lastPulled,
+                    lastUsed: slot.lastUsed,
                     currentDigest: currentDigests[index],
                     currentDigestAt: slot.currentDigestAt
                 )

@@ -1,6 +1,6 @@
 import Synchronization
 
-/// The per-process pull tracker a registry embeds (DESIGN §2.1). `record` is the hot path: no I/O,
+/// The per-process pull tracker a registry embeds (docs/tracker.md). `record` is the hot path: no I/O,
 /// no throwing, no waiting on anything but a stripe lock held for a few dozen nanoseconds, and no
 /// allocation for a key already in the window. Every merge interval the flusher calls `drain` and
 /// sends the window to Redis; a window that certainly never arrived goes back in with `restore`.
@@ -15,22 +15,24 @@ public final class PullTracker: Sendable {
         stripes = (0..<configuration.stripeCount).map { _ in Stripe(configuration) }
     }
 
-    /// Counts one pull event, as `CountingRule.updates(for:)` says. Returns at once when the
-    /// feature flag is off.
+    /// Counts one manifest request under the configured `CountingRule`: every key it resolves is
+    /// used, and gets the fetches, checks and pulls the rule says. Returns at once when the feature
+    /// flag is off.
     public func record(_ event: borrowing PullEvent) {
         guard configuration.isEnabled else { return }
-        let counter = CountingRule.counter(for: event.method)
-        let fetches: UInt64 = counter == .fetch ? 1 : 0
-        let checks = 1 &- fetches
+        let rule = configuration.countingRule
+        let time = event.time
         switch event.reference {
         case .tag(let tag):
-            let servedDigest = counter == .fetch ? event.servedDigest : nil
-            add(.tag, event.repository, tag.value, tag.nameHash, fetches, checks, event.time, servedDigest, event.time)
-            if let digest = event.servedDigest, configuration.countingRule.countsServedManifest(of: counter) {
-                add(.manifest, event.repository, digest.value, digest.nameHash, fetches, checks, event.time, nil, event.time)
+            let counts = rule.effect(of: event.method, on: .tag, byTag: true)
+            add(.tag, event.repository, tag.value, tag.nameHash, counts, time, event.servedDigest, time)
+            if let digest = event.servedDigest {
+                let served = rule.effect(of: event.method, on: .manifest, byTag: true)
+                add(.manifest, event.repository, digest.value, digest.nameHash, served, time, nil, time)
             }
         case .digest(let digest):
-            add(.manifest, event.repository, digest.value, digest.nameHash, fetches, checks, event.time, nil, event.time)
+            let counts = rule.effect(of: event.method, on: .manifest, byTag: false)
+            add(.manifest, event.repository, digest.value, digest.nameHash, counts, time, nil, time)
         }
     }
 
@@ -48,23 +50,28 @@ public final class PullTracker: Sendable {
     private func drainShard(_ shard: Int) -> ShardWindow {
         var part = ShardWindow(shard: shard)
         var sketch = CountMinSketch(parameters: configuration.sketch)
+        var usage = UsageFilter(parameters: configuration.sketch)
         var tailRepositories: [RepositoryName: TailRepository] = [:]
         for stripe in stripes[stripeRange(ofShard: shard)] {
             var drained = StripeWindow(configuration)
             stripe.withLock { swap(&$0, &drained) }
             part.hotEntries += drained.hot.occupiedEntries
-            if drained.tailMass > 0 {
-                try! sketch.merge(drained.sketch)  // same configuration, same parameters
+            if drained.tailLastUsed != .distantPast {
+                // Same configuration, same parameters.
+                try! sketch.merge(drained.sketch)
+                try! usage.merge(drained.usage)
             }
             part.tailMass &+= drained.tailMass
             part.tailLastPulled = max(part.tailLastPulled, drained.tailLastPulled)
+            part.tailLastUsed = max(part.tailLastUsed, drained.tailLastUsed)
             part.tailRepositoriesOverflowed = part.tailRepositoriesOverflowed || drained.tailRepositories.overflowed
             for (name, tail) in drained.tailRepositories.repositories {
-                tailRepositories[name, default: TailRepository(repository: name, pulls: 0, lastPulled: tail.lastPulled)]
-                    .absorb(pulls: tail.pulls, lastPulled: tail.lastPulled)
+                tailRepositories[name, default: TailRepository(repository: name, lastUsed: tail.lastUsed)]
+                    .absorb(pulls: tail.pulls, lastPulled: tail.lastPulled, lastUsed: tail.lastUsed)
             }
         }
         part.sketchCells = sketch.nonZeroCells()
+        part.usageBits = usage.setBits()
         part.tailRepositories = tailRepositories.values.sorted { $0.repository.value < $1.repository.value }
         return part
     }
@@ -88,8 +95,10 @@ public final class PullTracker: Sendable {
         }
         let cellCount = configuration.sketch.width * configuration.sketch.depth
         for part in window.shards {
-            if let bad = part.sketchCells.first(where: { Int($0.index) >= cellCount }) {
-                throw .cellOutOfRange(bad.index, configuration.sketch)
+            if let bad = part.sketchCells.map(\.index).first(where: { Int($0) >= cellCount })
+                ?? part.usageBits.first(where: { Int($0) >= cellCount })
+            {
+                throw .cellOutOfRange(bad, configuration.sketch)
             }
         }
         nextSequence.withLock { _ in
@@ -100,20 +109,23 @@ public final class PullTracker: Sendable {
                         entry.repository,
                         entry.reference,
                         KeyHash.xxh3(entry.reference),
-                        entry.fetches,
-                        entry.checks,
-                        entry.lastSeen,
+                        entry.counts,
+                        lastPulled: entry.lastPulled,
+                        lastUsed: entry.lastUsed,
                         entry.currentDigest,
                         entry.currentDigestAt
                     )
                 }
                 // A shard's tail belongs to that shard: fold it into the shard's first stripe.
                 stripes[stripeRange(ofShard: part.shard).lowerBound].withLock { stripe in
-                    try! stripe.sketch.add(cells: part.sketchCells)  // indices checked above
+                    // Indices checked above.
+                    try! stripe.sketch.add(cells: part.sketchCells)
+                    try! stripe.usage.add(bits: part.usageBits)
                     stripe.tailMass &+= part.tailMass
                     stripe.tailLastPulled = max(stripe.tailLastPulled, part.tailLastPulled)
+                    stripe.tailLastUsed = max(stripe.tailLastUsed, part.tailLastUsed)
                     for tail in part.tailRepositories {
-                        stripe.tailRepositories.add(tail.repository, pulls: tail.pulls, lastPulled: tail.lastPulled)
+                        stripe.tailRepositories.add(tail.repository, pulls: tail.pulls, lastPulled: tail.lastPulled, lastUsed: tail.lastUsed)
                     }
                     if part.tailRepositoriesOverflowed {
                         stripe.tailRepositories.markOverflowed()
@@ -123,15 +135,33 @@ public final class PullTracker: Sendable {
         }
     }
 
+    /// One request's effect on one key, at `time`: a pull raises last pulled, any use last used.
     @inline(__always)
     private func add(
         _ kind: KeyKind,
         _ repository: borrowing RepositoryName,
         _ reference: borrowing String,
         _ referenceHash: UInt64,
-        _ fetches: UInt64,
-        _ checks: UInt64,
+        _ counts: KeyEffect,
         _ time: Timestamp,
+        _ currentDigest: borrowing Digest?,
+        _ currentDigestAt: Timestamp
+    ) {
+        add(
+            kind, repository, reference, referenceHash, counts, lastPulled: counts.pulls > 0 ? time : .distantPast, lastUsed: time,
+            currentDigest, currentDigestAt
+        )
+    }
+
+    @inline(__always)
+    private func add(
+        _ kind: KeyKind,
+        _ repository: borrowing RepositoryName,
+        _ reference: borrowing String,
+        _ referenceHash: UInt64,
+        _ counts: KeyEffect,
+        lastPulled: Timestamp,
+        lastUsed: Timestamp,
         _ currentDigest: borrowing Digest?,
         _ currentDigestAt: Timestamp
     ) {
@@ -150,14 +180,14 @@ public final class PullTracker: Sendable {
                     kind: kind,
                     repository: repository,
                     reference: reference,
-                    fetches: fetches,
-                    checks: checks,
-                    time: time,
+                    counts: counts,
+                    lastPulled: lastPulled,
+                    lastUsed: lastUsed,
                     currentDigest: currentDigest,
                     currentDigestAt: currentDigestAt
                 )
                 if !isHot {
-                    window.addToTail(hash, repository: repository, updates: fetches &+ checks, time: time)
+                    window.addToTail(hash, repository: repository, pulls: counts.pulls, lastPulled: lastPulled, lastUsed: lastUsed)
                 }
             }
         }

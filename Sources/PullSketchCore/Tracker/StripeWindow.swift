@@ -9,29 +9,37 @@ import Darwin
 struct StripeWindow {
     var hot: HotTable
     var sketch: CountMinSketch
+    var usage: UsageFilter
     var tailRepositories: TailRepositoryTable
     var tailMass: UInt64 = 0
     var tailLastPulled = Timestamp.distantPast
+    var tailLastUsed = Timestamp.distantPast
 
     init(_ configuration: TrackerConfiguration) {
         hot = HotTable(capacity: configuration.hotCapacityPerStripe)
         sketch = CountMinSketch(parameters: configuration.sketch)
+        usage = UsageFilter(parameters: configuration.sketch)
         tailRepositories = TailRepositoryTable(capacity: configuration.tailRepositoriesPerStripe)
     }
 
-    var byteCount: Int { hot.byteCount + sketch.parameters.byteCount + tailRepositories.byteCount }
+    var byteCount: Int {
+        hot.byteCount + sketch.parameters.byteCount + UsageFilter.byteCount(sketch.parameters) + tailRepositories.byteCount
+    }
 
-    /// Counts `updates` pulls of a key that is not in the hot table.
-    mutating func addToTail(_ hash: KeyHash, repository: RepositoryName, updates: UInt64, time: Timestamp) {
-        var remaining = updates
+    /// Counts a use of a key that is not in the hot table, with its pulls (none for a use that is
+    /// not a pull).
+    mutating func addToTail(_ hash: KeyHash, repository: RepositoryName, pulls: UInt64, lastPulled: Timestamp, lastUsed: Timestamp) {
+        var remaining = pulls
         while remaining > 0 {
             let step = UInt32(clamping: remaining)
             sketch.add(hash, count: step)
             remaining -= UInt64(step)
         }
-        tailMass &+= updates
-        tailLastPulled = max(tailLastPulled, time)
-        tailRepositories.add(repository, pulls: updates, lastPulled: time)
+        usage.mark(hash)
+        tailMass &+= pulls
+        tailLastPulled = max(tailLastPulled, lastPulled)
+        tailLastUsed = max(tailLastUsed, lastUsed)
+        tailRepositories.add(repository, pulls: pulls, lastPulled: lastPulled, lastUsed: lastUsed)
     }
 }
 

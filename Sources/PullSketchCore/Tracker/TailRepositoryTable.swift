@@ -1,5 +1,5 @@
-/// Repositories whose pulls went to the sketch, with their tail pull count and latest tail pull.
-/// Bounded: a repository that does not fit sets `overflowed` instead of being added.
+/// Repositories whose keys went to the tail, with their tail pulls, latest tail pull and latest
+/// tail use. Bounded: a repository that does not fit sets `overflowed` instead of being added.
 struct TailRepositoryTable {
     let capacity: Int
     private(set) var repositories: [RepositoryName: TailRepository]
@@ -10,13 +10,13 @@ struct TailRepositoryTable {
         repositories = Dictionary(minimumCapacity: capacity)
     }
 
-    mutating func add(_ repository: RepositoryName, pulls: UInt64, lastPulled: Timestamp) {
+    mutating func add(_ repository: RepositoryName, pulls: UInt64, lastPulled: Timestamp, lastUsed: Timestamp) {
         if repositories[repository] == nil, repositories.count >= capacity {
             overflowed = true
             return
         }
-        repositories[repository, default: TailRepository(repository: repository, pulls: 0, lastPulled: lastPulled)]
-            .absorb(pulls: pulls, lastPulled: lastPulled)
+        repositories[repository, default: TailRepository(repository: repository, lastUsed: lastUsed)]
+            .absorb(pulls: pulls, lastPulled: lastPulled, lastUsed: lastUsed)
     }
 
     /// Bytes the table holds: its hash storage plus the heap storage of the names in it.
@@ -31,8 +31,9 @@ struct TailRepositoryTable {
 }
 
 extension TailRepository {
-    mutating func absorb(pulls: UInt64, lastPulled: Timestamp) {
+    mutating func absorb(pulls: UInt64, lastPulled: Timestamp, lastUsed: Timestamp) {
         self.pulls &+= pulls
         self.lastPulled = max(self.lastPulled, lastPulled)
+        self.lastUsed = max(self.lastUsed, lastUsed)
     }
 }

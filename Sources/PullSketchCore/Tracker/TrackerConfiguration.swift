@@ -3,7 +3,7 @@
 public struct TrackerConfiguration: Hashable, Sendable {
     /// `FEATURE_IMAGE_PULL_STATS`. Default false: when off, `record` returns at once.
     public var isEnabled: Bool
-    /// Whether HEAD counts like GET for manifests. Default `.resolutions` (DESIGN §1).
+    /// Which requests are pulls of which keys. Default `.resolutions`.
     public var countingRule: CountingRule
     /// Keys counted exactly per window. Default 32,768: a node at 5,000 pulls/s with a 2 s merge
     /// interval touches at most 20,000 keys (a pull by tag touches two), so it never overflows.
@@ -51,6 +51,6 @@ public struct TrackerConfiguration: Hashable, Sendable {
         let hotTable = hotSlots * (HotTable.slotByteCount + hotKey)
         let tailRepository = MemoryLayout<TailRepository>.stride + RepositoryName.maximumLength + heapString
         let tailTable = 2 * tailRepositoriesPerStripe * (tailRepository + MemoryLayout<Int>.stride)
-        return stripeCount * (hotTable + sketch.byteCount + tailTable)
+        return stripeCount * (hotTable + sketch.byteCount + UsageFilter.byteCount(sketch) + tailTable)
     }
 }

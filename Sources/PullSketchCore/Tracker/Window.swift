@@ -6,9 +6,13 @@ public struct HotEntry: Hashable, Sendable {
     public var reference: String
     public var fetches: UInt64
     public var checks: UInt64
-    /// The latest pull event of the key in the window.
-    public var lastSeen: Timestamp
-    /// For tags: the digest served by the latest fetch, and when.
+    /// Pulls under the counting rule the tracker applied.
+    public var pulls: UInt64
+    /// The latest pull of the key in the window; `.distantPast` when it was used but not pulled.
+    public var lastPulled: Timestamp
+    /// The latest request that resolved the key, pull or not.
+    public var lastUsed: Timestamp
+    /// For tags: the digest served by the latest request, and when.
     public var currentDigest: Digest?
     public var currentDigestAt: Timestamp
 
@@ -18,7 +22,9 @@ public struct HotEntry: Hashable, Sendable {
         reference: String,
         fetches: UInt64 = 0,
         checks: UInt64 = 0,
-        lastSeen: Timestamp,
+        pulls: UInt64 = 0,
+        lastPulled: Timestamp = .distantPast,
+        lastUsed: Timestamp,
         currentDigest: Digest? = nil,
         currentDigestAt: Timestamp = .distantPast
     ) {
@@ -27,25 +33,40 @@ public struct HotEntry: Hashable, Sendable {
         self.reference = reference
         self.fetches = fetches
         self.checks = checks
-        self.lastSeen = lastSeen
+        self.pulls = pulls
+        self.lastPulled = lastPulled
+        self.lastUsed = lastUsed
         self.currentDigest = currentDigest
         self.currentDigestAt = currentDigestAt
     }
 
-    /// Fetches plus checks: every counter update of the key.
-    public var updates: UInt64 { fetches &+ checks }
+    init(
+        kind: KeyKind, repository: RepositoryName, reference: String, counts: KeyEffect, lastPulled: Timestamp, lastUsed: Timestamp,
+        currentDigest: Digest?, currentDigestAt: Timestamp
+    ) {
+        self.init(
+            kind: kind, repository: repository, reference: reference, fetches: counts.fetches, checks: counts.checks, pulls: counts.pulls,
+            lastPulled: lastPulled, lastUsed: lastUsed, currentDigest: currentDigest, currentDigestAt: currentDigestAt
+        )
+    }
+
+    /// The raw counters and pulls together.
+    public var counts: KeyEffect { KeyEffect(fetches: fetches, checks: checks, pulls: pulls) }
 }
 
-/// Pulls of one repository that went to the sketch instead of the hot table.
+/// Tail keys of one repository: their pulls and latest pull, and their latest use.
 public struct TailRepository: Hashable, Sendable {
     public var repository: RepositoryName
     public var pulls: UInt64
+    /// `.distantPast` when the repository's tail keys were used but not pulled.
     public var lastPulled: Timestamp
+    public var lastUsed: Timestamp
 
-    public init(repository: RepositoryName, pulls: UInt64, lastPulled: Timestamp) {
+    public init(repository: RepositoryName, pulls: UInt64 = 0, lastPulled: Timestamp = .distantPast, lastUsed: Timestamp) {
         self.repository = repository
         self.pulls = pulls
         self.lastPulled = lastPulled
+        self.lastUsed = lastUsed
     }
 }
 
@@ -54,40 +75,48 @@ public struct TailRepository: Hashable, Sendable {
 public struct ShardWindow: Hashable, Sendable {
     public var shard: Int
     public var hotEntries: [HotEntry]
-    /// The non-zero cells of the shard's tail sketch.
+    /// The non-zero cells of the shard's tail sketch: the tail keys' pulls.
     public var sketchCells: [SketchCell]
-    /// Counter updates that went into the sketch, N.
+    /// The set bits of the shard's `UsageFilter`: every tail key used, pulled or not.
+    public var usageBits: [UInt32]
+    /// Pulls that went into the sketch, N.
     public var tailMass: UInt64
     public var tailRepositories: [TailRepository]
-    /// Some repository with tail pulls is missing from `tailRepositories`: estimate all of them.
+    /// Some repository with tail keys is missing from `tailRepositories`: estimate all of them.
     public var tailRepositoriesOverflowed: Bool
-    /// The latest tail pull, for repositories lost to an overflow.
+    /// The latest tail pull and tail use, for repositories lost to an overflow.
     public var tailLastPulled: Timestamp
+    public var tailLastUsed: Timestamp
 
     public init(
         shard: Int,
         hotEntries: [HotEntry] = [],
         sketchCells: [SketchCell] = [],
+        usageBits: [UInt32] = [],
         tailMass: UInt64 = 0,
         tailRepositories: [TailRepository] = [],
         tailRepositoriesOverflowed: Bool = false,
-        tailLastPulled: Timestamp = .distantPast
+        tailLastPulled: Timestamp = .distantPast,
+        tailLastUsed: Timestamp = .distantPast
     ) {
         self.shard = shard
         self.hotEntries = hotEntries
         self.sketchCells = sketchCells
+        self.usageBits = usageBits
         self.tailMass = tailMass
         self.tailRepositories = tailRepositories
         self.tailRepositoriesOverflowed = tailRepositoriesOverflowed
         self.tailLastPulled = tailLastPulled
+        self.tailLastUsed = tailLastUsed
     }
 
-    /// Every counter update of the part: exact ones plus the tail mass.
-    public var counterUpdates: UInt64 {
-        hotEntries.reduce(tailMass) { $0 &+ $1.updates }
+    /// Every pull of the part: exact ones plus the tail mass.
+    public var pulls: UInt64 {
+        hotEntries.reduce(tailMass) { $0 &+ $1.pulls }
     }
 
-    public var isEmpty: Bool { hotEntries.isEmpty && tailMass == 0 }
+    /// No key was used: a tail key that was used always sets usage bits.
+    public var isEmpty: Bool { hotEntries.isEmpty && usageBits.isEmpty }
 }
 
 /// Everything a tracker recorded between two drains, one part per shard: what the flusher sends
@@ -105,8 +134,8 @@ public struct Window: Hashable, Sendable {
         self.shards = shards
     }
 
-    /// Every counter update of the window: exact ones plus the tail mass.
-    public var counterUpdates: UInt64 { shards.reduce(0) { $0 &+ $1.counterUpdates } }
+    /// Every pull of the window: exact ones plus the tail mass.
+    public var pulls: UInt64 { shards.reduce(0) { $0 &+ $1.pulls } }
 
     public var isEmpty: Bool { shards.allSatisfy(\.isEmpty) }
 
@@ -119,7 +148,7 @@ public struct Window: Hashable, Sendable {
     /// The bytes of argument text a merge sends, roughly: names, numbers and cells.
     public var approximatePayloadBytes: Int {
         shards.reduce(0) { total, part in
-            total + part.sketchCells.count * 16 + part.tailRepositories.reduce(0) { $0 + $1.repository.value.utf8.count + 24 }
+            total + part.sketchCells.count * 16 + part.usageBits.count * 8 + part.tailRepositories.reduce(0) { $0 + $1.repository.value.utf8.count + 24 }
                 + part.hotEntries.reduce(0) { $0 + $1.repository.value.utf8.count + $1.reference.utf8.count + 100 }
         }
     }
