@@ -6,7 +6,7 @@ public import PullSketchCore
 import PullSketchRedis
 public import ServiceLifecycle
 
-/// Sends the tracker's windows to Redis every merge interval (DESIGN §2.1–2.2), never guessing
+/// Sends the tracker's windows to Redis every merge interval, never guessing
 /// about a failed merge:
 /// - a window that certainly never reached Redis (no connection) goes back into the tracker;
 /// - a window whose outcome is unknown (the connection broke after sending) is kept and retried as

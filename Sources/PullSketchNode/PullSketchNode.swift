@@ -5,7 +5,7 @@ public import PullSketchCore
 import PullSketchEvents
 public import PullSketchRedis
 
-/// The HTTP side of a PullSketch node (DESIGN §3): receives registry events into its tracker and
+/// The HTTP side of a PullSketch node: receives registry events into its tracker and
 /// the catalog, and serves the statistics API, the pruning dry-run, the web UI, `/metrics` and
 /// `/healthz`. `pullsketch serve` runs its router with the tracker's flusher.
 public struct PullSketchNode: Sendable {

@@ -1,7 +1,7 @@
 public import PullSketchCore
 public import PullSketchPostgres
 
-/// The known tags and manifests (DESIGN §2.5), fed by push and delete events: what the reconciler
+/// The known tags and manifests, fed by push and delete events: what the reconciler
 /// enumerates for tail estimates and what pruning compares against. Deleting marks rows deleted;
 /// statistics are keyed by repository and name, so retargeting a tag or deleting its old
 /// manifest never touches the tag's statistics.

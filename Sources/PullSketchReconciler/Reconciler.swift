@@ -7,7 +7,7 @@ public import PullSketchRedis
 public import ServiceLifecycle
 import Synchronization
 
-/// Turns sealed Redis batches into PostgreSQL rows, exactly once (DESIGN §2.3). Every pass:
+/// Turns sealed Redis batches into PostgreSQL rows, exactly once. Every pass:
 /// 1. for each shard whose lease it holds, seal the live batch, numbered above the highest batch
 ///    the ledger has;
 /// 2. for each such shard, each sealed batch in order: renew the lease, read the batch, write it

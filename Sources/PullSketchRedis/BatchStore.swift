@@ -24,7 +24,7 @@ public struct SealedBatch: Hashable, Sendable {
     }
 }
 
-/// Live and sealed batches in Redis (DESIGN §2.2), over one connection. Like the connection, not
+/// Live and sealed batches in Redis, over one connection. Like the connection, not
 /// thread-safe: one store per task.
 public final class BatchStore {
     public let shardCount: Int

@@ -10,7 +10,7 @@ import Testing
     static let digest = "sha256:" + String(repeating: "d", count: 64)
 
     /// team/app: v1 pulled 1,750 times (exact, 2026-11-20), v2 ~12,000 ± 40 (approximate, 2026-11-21),
-    /// v3 pushed and never pulled; other/app exists but is outside the team token's scope.
+    /// v3 pushed and never pulled; their manifest last used 2026-11-22 (by digest); other/app exists but is outside the team token's scope.
     func seeded(statisticsEnabled: Bool = true, readAuth: ReadAuth? = nil) throws -> NodeFixture {
         let fixture = try readAuth.map { try NodeFixture(readAuth: $0) } ?? NodeFixture(statisticsEnabled: statisticsEnabled)
         _ = try fixture.sql("""
@@ -18,10 +18,12 @@ import Testing
             t AS (INSERT INTO catalog_tags (repository_id, tag, digest, pushed_at)
                 SELECT id, tag, $1, '2026-01-01T00:00:00Z' FROM r, unnest(ARRAY['v1', 'v2', 'v3']) tag RETURNING 1),
             m AS (INSERT INTO catalog_manifests (repository_id, digest) SELECT id, $1 FROM r RETURNING 1),
-            ms AS (INSERT INTO manifest_stats (repository_id, digest, fetches, checks, pull_count, last_pulled_at)
-                SELECT id, $1, 900, 5, 900, '2026-11-21T10:00:00Z' FROM r WHERE name = 'team/app' RETURNING 1)
-            INSERT INTO tag_stats (repository_id, tag, fetches, checks, pull_count, pull_count_error, last_pulled_at, last_pulled_exact, current_digest)
-            SELECT id, v.tag, v.fetches, v.checks, v.count, v.error, v.last::timestamptz, v.error = 0, $1
+            ms AS (INSERT INTO manifest_stats (repository_id, digest, fetches, checks, pull_count, last_pulled_at, last_used_at)
+                SELECT id, $1, 900, 5, 900, '2026-11-21T10:00:00Z', '2026-11-22T07:00:00Z' FROM r WHERE name = 'team/app' RETURNING 1)
+            INSERT INTO tag_stats (repository_id, tag, fetches, checks, pull_count, pull_count_error, last_pulled_at, last_pulled_exact,
+                last_used_at, last_used_exact, counters_exact, current_digest)
+            SELECT id, v.tag, v.fetches, v.checks, v.count, v.error, v.last::timestamptz, v.error = 0, v.last::timestamptz, v.error = 0,
+                v.error = 0, $1
             FROM r, (VALUES ('v1', 1500, 250, 1750, 0, '2026-11-20T08:00:00Z'), ('v2', 12000, 0, 12000, 40, '2026-11-21T09:30:00Z'))
                 AS v(tag, fetches, checks, count, error, last)
             WHERE r.name = 'team/app'
@@ -42,6 +44,9 @@ import Testing
                 #expect(body["manifest_pull_count"] as? Int == 900)
                 #expect(body["last_manifest_pull_date"] as? String == "2026-11-21T10:00:00.000Z")
                 #expect(body["tag_pull_count_error"] as? Int == 40 && body["tag_exact"] as? Bool == false)
+                #expect(body["tag_fetches"] is NSNull && body["tag_checks"] is NSNull, "a tail-estimated key's raw counters are unknown")
+                #expect(body["last_tag_used_date"] as? String == "2026-11-21T09:30:00.000Z")
+                #expect(body["last_manifest_used_date"] as? String == "2026-11-22T07:00:00.000Z")
                 #expect(body["manifest_checks"] as? Int == 5 && body["manifest_exact"] as? Bool == true)
             }
             try await client.execute(uri: "/api/v1/repository/team/app/tag/never/pull_statistics", method: .get, headers: Self.reader) { response in

@@ -38,9 +38,9 @@ struct FloodMemory {
         peakWindow = max(peakWindow, tracker.memoryFootprint())
         let trackerResident = residentBytes() - baseline
         let window = tracker.drain()
-        // Every update is in the window, exactly or in the tail mass.
+        // Every pull is in the window, exactly or in the tail mass.
         let counted = window.shards.reduce(0) { total, part in
-            total + part.hotEntries.reduce(0) { $0 + Int($1.fetches) } + Int(part.tailMass)
+            total + part.hotEntries.reduce(0) { $0 + Int($1.pulls) } + Int(part.tailMass)
         }
 
         let beforeMap = residentBytes()

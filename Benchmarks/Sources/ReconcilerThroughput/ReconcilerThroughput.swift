@@ -69,14 +69,19 @@ struct ReconcilerThroughput {
                 let (table, column) = entry.kind == .tag ? ("tag_stats", "tag") : ("manifest_stats", "digest")
                 try connection.query(
                     """
-                    INSERT INTO \(table) AS s (repository_id, \(column), fetches, checks, pull_count, last_pulled_at)
-                    SELECT id, $2, $3, $4, $3::bigint + $4::bigint, to_timestamp($5::bigint / 1000.0) FROM repositories WHERE name = $1
+                    INSERT INTO \(table) AS s (repository_id, \(column), fetches, checks, pull_count, last_pulled_at, last_used_at)
+                    SELECT id, $2, $3, $4, $5, to_timestamp($6::bigint / 1000.0), to_timestamp($7::bigint / 1000.0)
+                    FROM repositories WHERE name = $1
                     ON CONFLICT (repository_id, \(column)) DO UPDATE SET
                         fetches = s.fetches + EXCLUDED.fetches, checks = s.checks + EXCLUDED.checks,
                         pull_count = s.pull_count + EXCLUDED.pull_count,
-                        last_pulled_at = GREATEST(s.last_pulled_at, EXCLUDED.last_pulled_at), updated_at = now()
+                        last_pulled_at = GREATEST(s.last_pulled_at, EXCLUDED.last_pulled_at),
+                        last_used_at = GREATEST(s.last_used_at, EXCLUDED.last_used_at), updated_at = now()
                     """,
-                    [entry.repository.value, entry.reference, String(entry.fetches), String(entry.checks), String(entry.lastSeen.millisecondsSinceEpoch)]
+                    [
+                        entry.repository.value, entry.reference, String(entry.fetches), String(entry.checks), String(entry.pulls),
+                        entry.pulls > 0 ? String(entry.lastPulled.millisecondsSinceEpoch) : nil, String(entry.lastUsed.millisecondsSinceEpoch),
+                    ]
                 )
             }
         }

@@ -2,7 +2,8 @@
 /// repository had tail keys (every repository when the tail table overflowed) and that the usage
 /// filter may have seen gets
 /// - pulls: its sketch estimate, capped by its repository's tail pulls (no key of a repository can
-///   have more), with error `min(⌈ε·N⌉, estimate)` — the true count is never below zero;
+///   have more), with error ⌈ε·N⌉ when above zero (a zero estimate is exact: a count-min sketch
+///   never undercounts);
 /// - last pulled: its repository's latest tail pull, when it has pulls;
 /// - last used: its repository's latest tail use.
 /// Both times are never earlier than the truth. The reconciler and the accuracy report share it,
@@ -58,7 +59,7 @@ public struct TailEstimator: Sendable {
         let pulls = min(UInt64(sketch.estimate(key)), tail?.pulls ?? .max)
         return Estimate(
             pulls: pulls,
-            error: min(bound, pulls),
+            error: pulls > 0 ? bound : 0,
             lastPulled: pulls > 0 ? tail?.lastPulled ?? fallbackLastPulled : nil,
             lastUsed: tail?.lastUsed ?? fallbackLastUsed
         )
