@@ -9,14 +9,13 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "PullSketch",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "PullSketchCore", targets: ["PullSketchCore"]),
         .library(name: "PullSketchRedis", targets: ["PullSketchRedis"]),
         .library(name: "PullSketchFlusher", targets: ["PullSketchFlusher"]),
         .library(name: "PullSketchPostgres", targets: ["PullSketchPostgres"]),
+        .library(name: "PullSketchStore", targets: ["PullSketchStore"]),
         .library(name: "PullSketchReconciler", targets: ["PullSketchReconciler"]),
-        .library(name: "PullSketchQueries", targets: ["PullSketchQueries"]),
         .executable(name: "pullsketch", targets: ["pullsketch"]),
     ],
     dependencies: [
@@ -60,11 +59,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "PullSketchStore",
+            dependencies: ["PullSketchCore", "PullSketchPostgres"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PullSketchReconciler",
             dependencies: [
                 "PullSketchCore",
                 "PullSketchRedis",
-                "PullSketchPostgres",
+                "PullSketchStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -77,18 +81,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "PullSketchQueries",
-            dependencies: ["PullSketchCore", "PullSketchPostgres"],
-            swiftSettings: swiftSettings
-        ),
-        .target(
             name: "PullSketchNode",
             dependencies: [
                 "PullSketchCore",
                 "PullSketchEvents",
                 "PullSketchPostgres",
-                "PullSketchQueries",
-                "PullSketchReconciler",
+                "PullSketchStore",
                 "PullSketchRedis",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -100,7 +98,7 @@ let package = Package(
         ),
         .target(
             name: "PullSketchReport",
-            dependencies: ["PullSketchCore", "PullSketchEvents", "PullSketchPostgres", "PullSketchRedis", "PullSketchReconciler"],
+            dependencies: ["PullSketchCore", "PullSketchEvents", "PullSketchPostgres", "PullSketchRedis", "PullSketchStore"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -113,6 +111,7 @@ let package = Package(
             dependencies: [
                 "PullSketchCore",
                 "PullSketchPostgres",
+                "PullSketchStore",
                 "PullSketchReconciler",
                 "PullSketchConfig",
                 "PullSketchFlusher",
@@ -154,18 +153,18 @@ let package = Package(
         ),
         .testTarget(
             name: "PullSketchReconcilerTests",
-            dependencies: ["PullSketchReconciler", "PullSketchPostgres", "PullSketchRedis", "PullSketchCore", "PullSketchTestSupport"],
+            dependencies: ["PullSketchReconciler", "PullSketchStore", "PullSketchPostgres", "PullSketchRedis", "PullSketchCore", "PullSketchTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "PullSketchQueriesTests",
-            dependencies: ["PullSketchQueries", "PullSketchReconciler", "PullSketchPostgres", "PullSketchRedis", "PullSketchCore", "PullSketchTestSupport"],
+            name: "PullSketchStoreTests",
+            dependencies: ["PullSketchStore", "PullSketchPostgres", "PullSketchCore", "PullSketchTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "PullSketchNodeTests",
             dependencies: [
-                "PullSketchNode", "PullSketchCore", "PullSketchEvents", "PullSketchPostgres", "PullSketchReconciler", "PullSketchTestSupport",
+                "PullSketchNode", "PullSketchCore", "PullSketchEvents", "PullSketchPostgres", "PullSketchStore", "PullSketchTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -173,7 +172,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PullSketchReportTests",
-            dependencies: ["PullSketchReport", "PullSketchCore", "PullSketchEvents", "PullSketchPostgres", "PullSketchRedis", "PullSketchTestSupport"],
+            dependencies: ["PullSketchReport", "PullSketchCore", "PullSketchEvents", "PullSketchPostgres", "PullSketchRedis", "PullSketchStore", "PullSketchTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

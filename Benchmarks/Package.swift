@@ -44,7 +44,7 @@ let package = Package(
                 "BenchmarkSupport",
                 .product(name: "PullSketchCore", package: "PullSketch"),
                 .product(name: "PullSketchPostgres", package: "PullSketch"),
-                .product(name: "PullSketchReconciler", package: "PullSketch"),
+                .product(name: "PullSketchStore", package: "PullSketch"),
                 .product(name: "PullSketchRedis", package: "PullSketch"),
             ],
             path: "Sources/PostgresTraffic"
@@ -55,7 +55,7 @@ let package = Package(
                 "BenchmarkSupport",
                 .product(name: "PullSketchCore", package: "PullSketch"),
                 .product(name: "PullSketchPostgres", package: "PullSketch"),
-                .product(name: "PullSketchQueries", package: "PullSketch"),
+                .product(name: "PullSketchStore", package: "PullSketch"),
             ],
             path: "Sources/PruningQuery"
         ),
@@ -65,7 +65,7 @@ let package = Package(
                 "BenchmarkSupport",
                 .product(name: "PullSketchCore", package: "PullSketch"),
                 .product(name: "PullSketchPostgres", package: "PullSketch"),
-                .product(name: "PullSketchReconciler", package: "PullSketch"),
+                .product(name: "PullSketchStore", package: "PullSketch"),
                 .product(name: "PullSketchRedis", package: "PullSketch"),
             ],
             path: "Sources/ReconcilerThroughput"

@@ -1,7 +1,7 @@
 import Logging
 import PullSketchCore
 import PullSketchEvents
-import PullSketchReconciler
+import PullSketchStore
 public import ServiceLifecycle
 
 /// Writes catalog changes from push and delete events to PostgreSQL in arrival order, off the

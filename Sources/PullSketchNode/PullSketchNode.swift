@@ -4,6 +4,7 @@ public import Logging
 public import PullSketchCore
 import PullSketchEvents
 public import PullSketchRedis
+public import PullSketchStore
 
 /// The HTTP side of a PullSketch node: receives registry events into its tracker and
 /// the catalog, and serves the statistics API, the pruning dry-run, the web UI, `/metrics` and

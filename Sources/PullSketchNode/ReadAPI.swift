@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import PullSketchCore
 import PullSketchPostgres
-import PullSketchQueries
+import PullSketchStore
 
 /// The statistics API under `/api/v1/repository/<repository>/`:
 /// `tag/<tag>/pull_statistics`, `manifest/<digest>/pull_statistics`, `pull_statistics` (a sorted

@@ -1,7 +1,7 @@
 import Hummingbird
 import PullSketchCore
 import PullSketchEvents
-import PullSketchQueries
+import PullSketchStore
 
 /// A value or JSON `null`: the API spells out every field, where synthesized encoding would
 /// leave a nil one out.

@@ -3,7 +3,7 @@ import Hummingbird
 import Mustache
 import PullSketchCore
 import PullSketchEvents
-import PullSketchQueries
+import PullSketchStore
 
 /// The web UI: `/` searches repositories, `/repository/<repository>` lists its tags with last pull
 /// and pull count, sortable. Readers sign in with their token (kept in an HttpOnly cookie) unless

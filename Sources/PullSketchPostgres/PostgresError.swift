@@ -5,6 +5,8 @@ public struct PostgresError: Error, Hashable, Sendable, CustomStringConvertible 
         case connection
         /// The server refused the statement; `sqlState` says why (e.g. 23505 unique violation).
         case statement
+        /// A result value is not what the caller read it as: a schema out of step with the code.
+        case decoding
     }
 
     public let kind: Kind

@@ -3,6 +3,7 @@ import Foundation
 public import Logging
 public import PullSketchCore
 import PullSketchPostgres
+import PullSketchStore
 public import PullSketchRedis
 public import ServiceLifecycle
 import Synchronization
@@ -45,8 +46,6 @@ public final class Reconciler: Service, @unchecked Sendable {
     /// How long ledger rows are kept, and how often old ones are deleted.
     static let ledgerRetentionMilliseconds: Int64 = 30 * 86_400_000
     static let ledgerPruneEveryMilliseconds: Int64 = 3_600_000
-    /// Set when the service is asked to stop: a pass ends after the batch it is writing.
-    private let stopping = Atomic<Bool>(false)
 
     // Only touched on `queue`.
     private var store: BatchStore?
@@ -88,14 +87,21 @@ public final class Reconciler: Service, @unchecked Sendable {
     /// One pass over every shard. Throws the first failure; what was committed before it stays.
     @discardableResult
     public func reconcileOnce() async throws -> Pass {
-        try await withTaskCancellationHandler {
-            try await onQueue { try self.pass() }
+        let stop = StopRequest()
+        return try await withTaskCancellationHandler {
+            try await onQueue { try self.pass(stop) }
         } onCancel: {
-            stopping.store(true, ordering: .relaxed)
+            stop.flag.store(true, ordering: .relaxed)
         }
     }
 
-    private func pass() throws -> Pass {
+    /// Set when the pass's task is cancelled: the pass ends after the batch it is writing. One per
+    /// pass, so a cancelled pass never stops the next one.
+    private final class StopRequest: Sendable {
+        let flag = Atomic<Bool>(false)
+    }
+
+    private func pass(_ stop: StopRequest) throws -> Pass {
         let started = ContinuousClock.now
         defer { metrics.recordPass(duration: ContinuousClock.now - started) }
         do {
@@ -113,7 +119,7 @@ public final class Reconciler: Service, @unchecked Sendable {
             }
             try recordLag(store, shards: leased)
             for shard in leased {
-                try drain(shard: shard, store: store, pass: &pass)
+                try drain(shard: shard, store: store, pass: &pass, stop: stop)
             }
             try pruneLedgerHourly()
             return pass
@@ -125,9 +131,9 @@ public final class Reconciler: Service, @unchecked Sendable {
     }
 
     /// Writes and deletes the shard's sealed batches, oldest first, while the lease holds.
-    private func drain(shard: Int, store: BatchStore, pass: inout Pass) throws {
+    private func drain(shard: Int, store: BatchStore, pass: inout Pass, stop: StopRequest) throws {
         for number in try store.sealedBatches(shard: shard) {
-            guard !stopping.load(ordering: .relaxed) else { return }
+            guard !stop.flag.load(ordering: .relaxed) else { return }
             guard try store.lease(shard: shard, owner: owner, duration: configuration.leaseDuration) else {
                 logger.warning("lease lost to another reconciler", metadata: ["shard": "\(shard)", "owner": "\(owner)"])
                 return

@@ -1,5 +1,6 @@
 import Metrics
-import PullSketchRedis
+import PullSketchCore
+import PullSketchStore
 
 /// The reconciler's swift-metrics figures; the process chooses the backend.
 struct ReconcilerMetrics {

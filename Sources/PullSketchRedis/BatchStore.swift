@@ -7,23 +7,6 @@ public enum MergeOutcome: Hashable, Sendable {
     case alreadyApplied
 }
 
-/// A sealed batch of one shard, read back whole.
-public struct SealedBatch: Hashable, Sendable {
-    public var number: Int64
-    /// The shard's sketch parameters when the batch was sealed; nil if no merge ever set them.
-    public var parameters: SketchParameters?
-    public var content: ShardWindow
-    /// When the batch was sealed.
-    public var sealedAt: Timestamp
-
-    public init(number: Int64, parameters: SketchParameters?, content: ShardWindow, sealedAt: Timestamp = .now()) {
-        self.number = number
-        self.parameters = parameters
-        self.content = content
-        self.sealedAt = sealedAt
-    }
-}
-
 /// Live and sealed batches in Redis, over one connection. Like the connection, not
 /// thread-safe: one store per task.
 public final class BatchStore {

@@ -40,7 +40,7 @@ public struct AccuracyRun: Sendable {
         configuration.isEnabled = true
         let trackers = (0..<nodes).map { _ in PullTracker(configuration: configuration) }
         let keys = try workload.keySpace()
-        let catalog = Catalog(keys: keys, parameters: configuration.sketch, shardCount: configuration.shardCount)
+        let catalog = KeyCatalog(keys: keys, parameters: configuration.sketch, shardCount: configuration.shardCount)
         var backend: any Backend = switch target {
         case .inProcess: InMemoryBackend(parameters: configuration.sketch, shardCount: configuration.shardCount, keys: keys, catalog: catalog)
         case .live(let redis, let database): try LiveBackend(redis: redis, database: database, keys: keys, shardCount: configuration.shardCount)
@@ -130,9 +130,9 @@ struct InMemoryBackend: Backend {
     private var counted = Traffic()
     private let parameters: SketchParameters
     private let keys: KeySpace
-    private let catalog: Catalog
+    private let catalog: KeyCatalog
 
-    init(parameters: SketchParameters, shardCount: Int, keys: KeySpace, catalog: Catalog) {
+    init(parameters: SketchParameters, shardCount: Int, keys: KeySpace, catalog: KeyCatalog) {
         shards = (0..<shardCount).map { InMemoryShard(shard: $0, parameters: parameters) }
         self.parameters = parameters
         self.keys = keys

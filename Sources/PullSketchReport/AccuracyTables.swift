@@ -1,7 +1,7 @@
 import PullSketchCore
 
 /// Every key's hash, by shard and repository: what the reconciler enumerates for tail estimates.
-struct Catalog {
+struct KeyCatalog {
     /// [shard][repository] → keys as `number << 1 | kind slot`.
     let keysByShard: [[[Int]]]
     /// [kind slot][number] → hash.
@@ -77,7 +77,7 @@ struct StoredTable {
     }
 
     /// Applies one sealed batch as `BatchWriter` does; returns the rows it would upsert.
-    mutating func apply(_ batch: ShardWindow, parameters: SketchParameters, shardCount: Int, keys: KeySpace, catalog: Catalog) throws -> Int {
+    mutating func apply(_ batch: ShardWindow, parameters: SketchParameters, shardCount: Int, keys: KeySpace, catalog: KeyCatalog) throws -> Int {
         var rows = 0
         for entry in batch.hotEntries {
             guard let key = keys.index(entry.kind, repository: entry.repository.value, reference: entry.reference) else { continue }

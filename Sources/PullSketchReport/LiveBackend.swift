@@ -1,6 +1,6 @@
 import PullSketchCore
 import PullSketchPostgres
-import PullSketchReconciler
+import PullSketchStore
 import PullSketchRedis
 
 /// An accuracy run against a real Redis and PostgreSQL: windows merged with `BatchStore.merge`,
@@ -24,7 +24,7 @@ struct LiveBackend: Backend {
         store = BatchStore(connection: try RedisConnection(endpoint), shardCount: shardCount)
         connection = try PostgresConnection(database)
         try Schema.migrate(connection)
-        guard try connection.query("SELECT count(*) FROM repositories").rows == [["0"]] else {
+        guard try StatisticsQueries(connection: connection).isEmpty() else {
             throw ReportError("the database already has statistics; --live needs an empty one")
         }
         try Self.fillCatalog(connection, keys: keys)
@@ -36,28 +36,14 @@ struct LiveBackend: Backend {
 
     /// Puts every key in the catalog, as push events would have.
     private static func fillCatalog(_ connection: PostgresConnection, keys: KeySpace) throws {
-        switch keys {
-        case .synthetic(let workload):
-            try connection.execute(script: """
-                INSERT INTO repositories (name) SELECT '\(SyntheticWorkload.repositoryPrefix)' || r FROM generate_series(0, \(workload.repositories - 1)) r;
-                INSERT INTO catalog_tags (repository_id, tag, digest)
-                    SELECT r.id, 't' || k, 'sha256:' || repeat('e', 48) || lpad(to_hex(k), 16, '0')
-                    FROM generate_series(0, \(workload.catalogKeys - 1)) k
-                    JOIN repositories r ON r.name = '\(SyntheticWorkload.repositoryPrefix)' || (k % \(workload.repositories));
-                INSERT INTO catalog_manifests (repository_id, digest) SELECT repository_id, digest FROM catalog_tags;
-                """)
-        case .named(let named):
-            _ = try connection.query("INSERT INTO repositories (name) SELECT unnest($1::text[])", [PostgresArray.literal(named.repositories)])
-            for (kind, table, column) in [(KeyKind.tag, "catalog_tags", "tag"), (KeyKind.manifest, "catalog_manifests", "digest")] {
-                let entries = named.keys[kind.slot]
-                _ = try connection.query(
-                    """
-                    INSERT INTO \(table) (repository_id, \(column))
-                    SELECT r.id, k.reference FROM unnest($1::text[], $2::text[]) AS k (repository, reference) JOIN repositories r ON r.name = k.repository
-                    """,
-                    [PostgresArray.literal(entries.map { named.repositories[$0.repository] }), PostgresArray.literal(entries.map(\.reference))]
-                )
+        let catalog = Catalog(connection: connection)
+        for kind in KeyKind.allCases {
+            var repositories: [String] = [], references: [String] = []
+            keys.forEachKey(kind) { _, repository, reference in
+                repositories.append(keys.repositoryName(repository))
+                references.append(reference)
             }
+            try catalog.register(kind, repositories: repositories, references: references)
         }
     }
 
@@ -82,18 +68,14 @@ struct LiveBackend: Backend {
 
     func stored() throws -> StoredTable {
         var table = StoredTable(keys: keys)
-        for (kind, statistics, column) in [(KeyKind.tag, "tag_stats", "tag"), (KeyKind.manifest, "manifest_stats", "digest")] {
-            let sql = """
-                SELECT r.name, s.\(column), s.pull_count, s.pull_count_error, (extract(epoch FROM s.last_pulled_at) * 1000)::bigint,
-                    (extract(epoch FROM s.last_used_at) * 1000)::bigint
-                FROM \(statistics) s JOIN repositories r ON r.id = s.repository_id
-                """
-            for row in try connection.query(sql).rows {
-                guard let key = keys.index(kind, repository: row[0] ?? "", reference: row[1] ?? "") else { continue }
-                table.count[kind.slot][key] = UInt64(row[2] ?? "0") ?? 0
-                table.error[kind.slot][key] = UInt64(row[3] ?? "0") ?? 0
-                table.times.lastPulled[kind.slot][key] = row[4].flatMap(Int64.init) ?? .min
-                table.times.lastUsed[kind.slot][key] = row[5].flatMap(Int64.init) ?? .min
+        let queries = StatisticsQueries(connection: connection)
+        for kind in KeyKind.allCases {
+            for row in try queries.allRows(kind) {
+                guard let key = keys.index(kind, repository: row.repository, reference: row.reference) else { continue }
+                table.count[kind.slot][key] = row.pullCount
+                table.error[kind.slot][key] = row.pullCountError
+                table.times.lastPulled[kind.slot][key] = row.lastPulledAt?.millisecondsSinceEpoch ?? .min
+                table.times.lastUsed[kind.slot][key] = row.lastUsedAt?.millisecondsSinceEpoch ?? .min
             }
         }
         return table

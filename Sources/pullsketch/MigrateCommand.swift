@@ -1,6 +1,6 @@
 import ArgumentParser
-import Foundation
 import PullSketchPostgres
+import PullSketchStore
 
 /// Brings the PostgreSQL schema up to date; safe to run again and from several hosts at once.
 struct MigrateCommand: ParsableCommand {
@@ -9,12 +9,15 @@ struct MigrateCommand: ParsableCommand {
         abstract: "Apply the database migrations the schema lacks (versioned, idempotent)."
     )
 
-    @Option(help: "libpq connection string, e.g. 'host=127.0.0.1 port=5432 dbname=pullsketch'. Default: $PULLSKETCH_DATABASE_URL.")
+    @Option(help: "libpq connection string, e.g. 'host=127.0.0.1 port=5432 dbname=pullsketch'; overrides PULLSKETCH.database_url and $PULLSKETCH_DATABASE_URL.")
     var database: String?
 
+    @OptionGroup var options: ConfigurationOptions
+
     func run() throws {
-        guard let connectionString = database ?? ProcessInfo.processInfo.environment["PULLSKETCH_DATABASE_URL"] else {
-            throw ValidationError("no database: pass --database or set PULLSKETCH_DATABASE_URL")
+        let connectionString = try database ?? options.load().reconciler.database
+        guard !connectionString.isEmpty else {
+            throw ValidationError("no database: pass --database, or set PULLSKETCH.database_url or PULLSKETCH_DATABASE_URL")
         }
         let connection = try PostgresConnection(connectionString)
         let applied = try Schema.migrate(connection)

@@ -3,6 +3,7 @@ import Foundation
 import PullSketchCore
 import PullSketchPostgres
 import PullSketchReport
+import PullSketchStore
 
 /// Proves how exact the numbers are: a workload through the real tracker, merge, seal and
 /// reconcile arithmetic, every key compared with the truth (docs/accuracy.md).
@@ -63,7 +64,10 @@ struct ReportCommand: ParsableCommand {
         let run = AccuracyRun(
             workload: source,
             nodes: nodes,
-            tracker: TrackerConfiguration(isEnabled: true, hotCapacity: hotCapacity, sketch: SketchParameters(width: width, depth: depth)),
+            tracker: TrackerConfiguration(
+                isEnabled: true, countingRule: configuration.tracker.countingRule, hotCapacity: hotCapacity,
+                sketch: SketchParameters(width: width, depth: depth)
+            ),
             mergeIntervalMilliseconds: mergeIntervalMs,
             reconcileIntervalMilliseconds: reconcileIntervalMs
         )

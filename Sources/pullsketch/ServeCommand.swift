@@ -6,6 +6,7 @@ import Prometheus
 import PullSketchCore
 import PullSketchFlusher
 import PullSketchNode
+import PullSketchStore
 import ServiceLifecycle
 
 /// Runs a node: the HTTP server (events in, statistics out), its tracker's flusher and the

@@ -14,22 +14,26 @@ struct SizingCommand: ParsableCommand {
     @Option(help: "Probability δ that an estimate exceeds that bound.")
     var delta: Double = SketchParameters().delta
 
-    @Option(help: "Lock stripes of the tracker (each holds one sketch).")
-    var stripes: Int = TrackerConfiguration().stripeCount
+    @Option(help: "Lock stripes of the tracker (each holds one sketch). Default: the configuration's.")
+    var stripes: Int?
 
-    @Option(help: "Exact hot keys per window.")
-    var hotCapacity: Int = TrackerConfiguration().hotCapacity
+    @Option(help: "Exact hot keys per window. Default: the configuration's.")
+    var hotCapacity: Int?
+
+    @OptionGroup var options: ConfigurationOptions
 
     func validate() throws {
         guard epsilon > 0, epsilon < 1 else { throw ValidationError("--epsilon must be in (0, 1)") }
         guard delta > 0, delta < 1 else { throw ValidationError("--delta must be in (0, 1)") }
-        guard stripes > 0 else { throw ValidationError("--stripes must be positive") }
-        guard hotCapacity >= 0 else { throw ValidationError("--hot-capacity must not be negative") }
+        guard stripes ?? 1 > 0 else { throw ValidationError("--stripes must be positive") }
+        guard hotCapacity ?? 0 >= 0 else { throw ValidationError("--hot-capacity must not be negative") }
     }
 
-    func run() {
+    func run() throws {
+        let configured = try options.load().tracker
         let sketch = SketchParameters(epsilon: epsilon, delta: delta)
-        let tracker = TrackerConfiguration(hotCapacity: hotCapacity, stripeCount: stripes, sketch: sketch)
+        let stripes = stripes ?? configured.stripeCount, hotCapacity = hotCapacity ?? configured.hotCapacity
+        let tracker = TrackerConfiguration(hotCapacity: hotCapacity, stripeCount: stripes, shardCount: 1, sketch: sketch)
         print("""
             width w             \(sketch.width)
             depth d             \(sketch.depth)

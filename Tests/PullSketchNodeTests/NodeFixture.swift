@@ -5,6 +5,7 @@ import Prometheus
 import PullSketchCore
 import PullSketchNode
 import PullSketchPostgres
+import PullSketchStore
 import PullSketchRedis
 import PullSketchTestSupport
 

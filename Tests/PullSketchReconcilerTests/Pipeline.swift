@@ -3,6 +3,7 @@ import PullSketchCore
 import PullSketchPostgres
 import PullSketchReconciler
 import PullSketchRedis
+import PullSketchStore
 import PullSketchTestSupport
 import Testing
 

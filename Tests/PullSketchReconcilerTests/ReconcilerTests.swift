@@ -3,6 +3,7 @@ import PullSketchCore
 import PullSketchPostgres
 import PullSketchReconciler
 import PullSketchRedis
+import PullSketchStore
 import PullSketchTestSupport
 import Testing
 
@@ -23,6 +24,20 @@ import Testing
         try pipeline.expectRowsEqualTruth()
         let exact = try pipeline.connection.query("SELECT bool_and(last_pulled_exact) AND bool_and(pull_count_error = 0) FROM tag_stats").rows
         #expect(exact == [["t"]])
+    }
+
+    @Test func aCancelledPassDoesNotStopTheNextOne() async throws {
+        let pipeline = try Pipeline(seed: 3)
+        let reconciler = pipeline.reconciler()
+        try pipeline.pull(1_000)
+        let cancelled = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await reconciler.reconcileOnce()
+        }
+        #expect(try await cancelled.value.applied == 0, "a pass cancelled before it starts writes nothing")
+        let next = try await reconciler.reconcileOnce()
+        #expect(next.applied == Pipeline.shardCount)
+        try pipeline.expectRowsEqualTruth()
     }
 
     @Test func tailCountsThroughRedisAreUpperBoundsWithinTheirErrorAndNeverDateAPullEarly() async throws {
@@ -48,6 +63,7 @@ import Testing
             let row = try #require(stored[key], "no row for \(key)")
             #expect(row.count >= truth.count, "\(key) undercounted: \(row) for \(truth)")
             #expect(row.last >= truth.last, "\(key) dated before its last pull")
+            #expect(row.used >= truth.used, "\(key) dated before its last use")
             if row.count - row.error <= truth.count { withinBound += 1 }
         }
         let approximate = stored.values.filter { $0.error > 0 }.count

@@ -1,4 +1,5 @@
 import PullSketchPostgres
+import PullSketchStore
 import PullSketchReport
 import PullSketchTestSupport
 import Testing

@@ -2,7 +2,7 @@ import BenchmarkSupport
 import Foundation
 import PullSketchCore
 import PullSketchPostgres
-import PullSketchReconciler
+import PullSketchStore
 import PullSketchRedis
 
 /// PostgreSQL statements and database time per 1 M pulls for each way to keep pull statistics, on

@@ -2,7 +2,7 @@ import BenchmarkSupport
 import Foundation
 import PullSketchCore
 import PullSketchPostgres
-import PullSketchQueries
+import PullSketchStore
 
 /// The pruning dry-run over 10 M tag rows (1,000 repositories × 10,000 tags), next to the same
 /// question asked of an audit log of the same pulls: which tags of one repository were not pulled

@@ -2,7 +2,7 @@ import BenchmarkSupport
 import Foundation
 import PullSketchCore
 import PullSketchPostgres
-import PullSketchReconciler
+import PullSketchStore
 import PullSketchRedis
 
 /// Key updates per second into PostgreSQL: the reconciler's bulk path (`BatchWriter`, one

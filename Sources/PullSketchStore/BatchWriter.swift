@@ -1,6 +1,5 @@
 public import PullSketchCore
 public import PullSketchPostgres
-public import PullSketchRedis
 
 /// Writes one sealed batch into PostgreSQL in one transaction: exact entries, tail estimates with
 /// their error bound, catalog registration and the ledger row. A batch the ledger already has
@@ -45,11 +44,11 @@ public struct BatchWriter {
     public func lastReconciledBatches() throws -> [Int64] {
         try connection.query(
             """
-            SELECT coalesce((SELECT max(batch) FROM reconciled_batches WHERE shard = s), 0)
+            SELECT coalesce((SELECT max(batch) FROM reconciled_batches WHERE shard = s), 0) AS floor
             FROM generate_series(0, $1::integer - 1) AS s ORDER BY s
             """,
             [String(shardCount)]
-        ).rows.map { Int64($0[0] ?? "0") ?? 0 }
+        ).namedRows.map { try $0.decode("floor", as: Int64.self) }
     }
 
     /// Deletes ledger rows reconciled before `cutoff`, keeping each shard's newest (the seal floor).
@@ -175,13 +174,16 @@ public struct BatchWriter {
         for kind in KeyKind.allCases {
             let (table, column) = kind == .tag ? ("catalog_tags", "tag") : ("catalog_manifests", "digest")
             let keys = try connection.query(
-                "SELECT r.name, c.\(column) FROM \(table) c JOIN repositories r ON r.id = c.repository_id WHERE c.deleted_at IS NULL AND \(filter)",
+                """
+                SELECT r.name AS repository, c.\(column) AS reference FROM \(table) c JOIN repositories r ON r.id = c.repository_id
+                WHERE c.deleted_at IS NULL AND \(filter)
+                """,
                 parametersList
-            ).rows
+            ).namedRows
             var names: [String] = [], references: [String] = [], counts: [String] = [], errors: [String] = []
             var pulled: [String?] = [], used: [String] = []
             for row in keys {
-                guard let repository = row[0], let reference = row[1] else { continue }
+                let repository: String = try row.decode("repository"), reference: String = try row.decode("reference")
                 let hash = KeyHash(kind: kind, repository: repository, reference: reference, seed: estimator.seed)
                 guard let estimate = estimator.estimate(hash, repository: repository) else { continue }
                 names.append(repository)

@@ -1,3 +1,5 @@
+public import PullSketchPostgres
+
 /// One versioned change to the database schema.
 public struct Migration: Hashable, Sendable {
     public let version: Int
@@ -107,7 +109,7 @@ public enum Schema {
                 applied_at timestamptz NOT NULL DEFAULT now()
             )
             """)
-        let applied = Set(try connection.query("SELECT version FROM schema_migrations").rows.compactMap { $0[0].flatMap(Int.init) })
+        let applied = Set(try connection.query("SELECT version FROM schema_migrations").namedRows.map { try $0.decode("version", as: Int.self) })
         var newlyApplied: [Int] = []
         for migration in migrations where !applied.contains(migration.version) {
             try connection.transaction {

@@ -159,3 +159,14 @@ public struct RepositorySummary: Hashable, Sendable {
     public var tags: Int
     public var lastPulledAt: Timestamp?
 }
+
+/// One statistics row as stored, for comparisons with a known truth.
+public struct StoredRow: Hashable, Sendable {
+    public var repository: String
+    /// The tag or the digest.
+    public var reference: String
+    public var pullCount: UInt64
+    public var pullCountError: UInt64
+    public var lastPulledAt: Timestamp?
+    public var lastUsedAt: Timestamp?
+}

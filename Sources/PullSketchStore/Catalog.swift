@@ -47,6 +47,24 @@ public struct Catalog {
         )
     }
 
+    /// Registers keys the catalog lacks, with no push time: in bulk, one statement for the names
+    /// and one for the keys.
+    public func register(_ kind: KeyKind, repositories: [String], references: [String]) throws {
+        let (table, column) = kind == .tag ? ("catalog_tags", "tag") : ("catalog_manifests", "digest")
+        try connection.query(
+            "INSERT INTO repositories (name) SELECT DISTINCT unnest($1::text[]) ON CONFLICT (name) DO NOTHING",
+            [PostgresArray.literal(repositories)]
+        )
+        try connection.query(
+            """
+            INSERT INTO \(table) (repository_id, \(column))
+            SELECT r.id, k.reference FROM unnest($1::text[], $2::text[]) AS k (repository, reference) JOIN repositories r ON r.name = k.repository
+            ON CONFLICT DO NOTHING
+            """,
+            [PostgresArray.literal(repositories), PostgresArray.literal(references)]
+        )
+    }
+
     /// The registry deleted a tag: it leaves the catalog and pruning, its statistics are kept.
     public func deleteTag(_ repository: RepositoryName, _ tag: TagName, at time: Timestamp) throws {
         try markDeleted(table: "catalog_tags", statistics: "tag_stats", column: "tag", repository, tag.value, at: time)

@@ -1,8 +1,6 @@
 import PullSketchCore
 import PullSketchPostgres
-import PullSketchQueries
-import PullSketchReconciler
-import PullSketchRedis
+import PullSketchStore
 import PullSketchTestSupport
 import Testing
 

@@ -32,7 +32,7 @@ public struct StatisticsQueries {
     public func repositories(containing text: String, limit: Int) throws -> [RepositorySummary] {
         try connection.query(
             """
-            SELECT r.name, count(c.tag), \(Self.milliseconds("max(t.last_pulled_at)"))
+            SELECT r.name, count(c.tag) AS tags, \(Self.milliseconds("max(t.last_pulled_at)", as: "last_pulled_ms"))
             FROM repositories r
             LEFT JOIN catalog_tags c ON c.repository_id = r.id AND c.deleted_at IS NULL
             LEFT JOIN tag_stats t ON t.repository_id = c.repository_id AND t.tag = c.tag
@@ -40,9 +40,8 @@ public struct StatisticsQueries {
             GROUP BY r.name ORDER BY r.name LIMIT $2
             """,
             [text, String(limit)]
-        ).rows.map { row in
-            let row = Row(row)
-            return RepositorySummary(name: try row.text(0), tags: Int(try row.count(1)), lastPulledAt: try row.time(2))
+        ).namedRows.map { row in
+            RepositorySummary(name: try row.decode("name"), tags: try row.decode("tags"), lastPulledAt: try row.time("last_pulled_ms"))
         }
     }
 
@@ -50,14 +49,37 @@ public struct StatisticsQueries {
     public func manifest(_ repository: RepositoryName, _ digest: Digest) throws -> ManifestStatistics? {
         let rows = try connection.query(
             """
-            SELECT m.digest, \(Self.statisticsColumns("s"))
+            SELECT m.digest AS m_digest, \(Self.statisticsColumns("s", as: "m"))
             FROM catalog_manifests m JOIN repositories r ON r.id = m.repository_id
             LEFT JOIN manifest_stats s ON s.repository_id = m.repository_id AND s.digest = m.digest
             WHERE r.name = $1 AND m.digest = $2 AND m.deleted_at IS NULL
             """,
             [repository.value, digest.value]
-        ).rows
-        return try rows.first.map { try Self.manifest(Row($0), from: 0) }
+        ).namedRows
+        return try rows.first.map { try Self.manifest($0, prefix: "m") }
+    }
+
+    /// Whether any statistics or catalog row exists.
+    public func isEmpty() throws -> Bool {
+        try connection.query("SELECT NOT EXISTS (SELECT 1 FROM repositories) AS empty").namedRows[0].decode("empty")
+    }
+
+    /// Every statistics row of one kind, for comparisons with a known truth.
+    public func allRows(_ kind: KeyKind) throws -> [StoredRow] {
+        let (table, column) = kind == .tag ? ("tag_stats", "tag") : ("manifest_stats", "digest")
+        return try connection.query(
+            """
+            SELECT r.name AS repository, s.\(column) AS reference, s.pull_count, s.pull_count_error,
+                \(Self.milliseconds("s.last_pulled_at", as: "last_pulled_ms")), \(Self.milliseconds("s.last_used_at", as: "last_used_ms"))
+            FROM \(table) s JOIN repositories r ON r.id = s.repository_id
+            """
+        ).namedRows.map { row in
+            StoredRow(
+                repository: try row.decode("repository"), reference: try row.decode("reference"), pullCount: try row.decode("pull_count"),
+                pullCountError: try row.decode("pull_count_error"), lastPulledAt: try row.time("last_pulled_ms"),
+                lastUsedAt: try row.time("last_used_ms")
+            )
+        }
     }
 
     /// The tags `policy` would delete, with the reasons; deleted tags are never listed. A tag is
@@ -85,9 +107,10 @@ public struct StatisticsQueries {
         }
         let rows = try connection.query(
             """
-            SELECT c.tag, coalesce(t.pull_count, 0), \(Self.milliseconds("t.last_pulled_at")), \(Self.milliseconds("t.last_used_at")),
-                \(Self.milliseconds("c.pushed_at")), d.digest, coalesce(m.pull_count, 0), \(Self.milliseconds("m.last_used_at")),
-                \(Self.milliseconds("cm.pushed_at"))
+            SELECT c.tag, coalesce(t.pull_count, 0) AS pull_count, \(Self.milliseconds("t.last_pulled_at", as: "last_pulled_ms")),
+                \(Self.milliseconds("t.last_used_at", as: "last_used_ms")), \(Self.milliseconds("c.pushed_at", as: "pushed_ms")), d.digest,
+                coalesce(m.pull_count, 0) AS manifest_pull_count, \(Self.milliseconds("m.last_used_at", as: "manifest_last_used_ms")),
+                \(Self.milliseconds("cm.pushed_at", as: "manifest_pushed_ms"))
             FROM catalog_tags c JOIN repositories r ON r.id = c.repository_id
             LEFT JOIN tag_stats t ON t.repository_id = c.repository_id AND t.tag = c.tag
             CROSS JOIN LATERAL (SELECT coalesce(c.digest, t.current_digest) AS digest) d
@@ -97,13 +120,13 @@ public struct StatisticsQueries {
             ORDER BY greatest(t.last_used_at, c.pushed_at, m.last_used_at, cm.pushed_at) ASC NULLS FIRST, c.tag
             """,
             parameters
-        ).rows
+        ).namedRows
         return try rows.map { row in
-            let row = Row(row)
             var candidate = PruneCandidate(
-                tag: try row.text(0), pullCount: try row.count(1), lastPulledAt: try row.time(2),
-                activity: Activity(lastUsedAt: try row.time(3), pushedAt: try row.time(4)), digest: row.optionalText(5),
-                manifestPullCount: try row.count(6), manifestActivity: Activity(lastUsedAt: try row.time(7), pushedAt: try row.time(8)),
+                tag: try row.decode("tag"), pullCount: try row.decode("pull_count"), lastPulledAt: try row.time("last_pulled_ms"),
+                activity: Activity(lastUsedAt: try row.time("last_used_ms"), pushedAt: try row.time("pushed_ms")), digest: try row.decode("digest"),
+                manifestPullCount: try row.decode("manifest_pull_count"),
+                manifestActivity: Activity(lastUsedAt: try row.time("manifest_last_used_ms"), pushedAt: try row.time("manifest_pushed_ms")),
                 reasons: []
             )
             if let days = policy.notPulledDays {
@@ -140,8 +163,8 @@ public struct StatisticsQueries {
         }
         let rows = try connection.query(
             """
-            SELECT m.digest, coalesce(s.pull_count, 0), \(Self.milliseconds("s.last_pulled_at")), \(Self.milliseconds("s.last_used_at")),
-                \(Self.milliseconds("m.pushed_at"))
+            SELECT m.digest, coalesce(s.pull_count, 0) AS pull_count, \(Self.milliseconds("s.last_pulled_at", as: "last_pulled_ms")),
+                \(Self.milliseconds("s.last_used_at", as: "last_used_ms")), \(Self.milliseconds("m.pushed_at", as: "pushed_ms"))
             FROM catalog_manifests m JOIN repositories r ON r.id = m.repository_id
             LEFT JOIN manifest_stats s ON s.repository_id = m.repository_id AND s.digest = m.digest
             WHERE r.name = $1 AND m.deleted_at IS NULL AND \(conditions.joined(separator: " AND "))
@@ -152,12 +175,11 @@ public struct StatisticsQueries {
             ORDER BY greatest(s.last_used_at, m.pushed_at) ASC NULLS FIRST, m.digest
             """,
             parameters
-        ).rows
+        ).namedRows
         return try rows.map { row in
-            let row = Row(row)
             var candidate = ManifestPruneCandidate(
-                digest: try row.text(0), pullCount: try row.count(1), lastPulledAt: try row.time(2),
-                activity: Activity(lastUsedAt: try row.time(3), pushedAt: try row.time(4)), reasons: ["no tag points to it"]
+                digest: try row.decode("digest"), pullCount: try row.decode("pull_count"), lastPulledAt: try row.time("last_pulled_ms"),
+                activity: Activity(lastUsedAt: try row.time("last_used_ms"), pushedAt: try row.time("pushed_ms")), reasons: ["no tag points to it"]
             )
             if let days = policy.notPulledDays { candidate.reasons.append("manifest " + Self.inactivity(candidate.activity, days: days)) }
             if let maxPulls = policy.maxPulls { candidate.reasons.append("\(candidate.pullCount) pulls, fewer than \(maxPulls)") }
@@ -183,8 +205,9 @@ public struct StatisticsQueries {
     private func tags(where condition: String, _ parameters: [String], order: String, limit: Int, offset: Int) throws -> [TagStatistics] {
         let rows = try connection.query(
             """
-            SELECT c.tag, \(Self.statisticsColumns("t")), coalesce(c.digest, t.current_digest), \(Self.milliseconds("c.pushed_at")),
-                coalesce(c.digest, t.current_digest), \(Self.statisticsColumns("m"))
+            SELECT c.tag, \(Self.statisticsColumns("t", as: "t")), coalesce(c.digest, t.current_digest) AS current_digest,
+                \(Self.milliseconds("c.pushed_at", as: "pushed_ms")), coalesce(c.digest, t.current_digest) AS m_digest,
+                \(Self.statisticsColumns("m", as: "m"))
             FROM catalog_tags c JOIN repositories r ON r.id = c.repository_id
             LEFT JOIN tag_stats t ON t.repository_id = c.repository_id AND t.tag = c.tag
             LEFT JOIN manifest_stats m ON m.repository_id = c.repository_id AND m.digest = coalesce(c.digest, t.current_digest)
@@ -192,91 +215,51 @@ public struct StatisticsQueries {
             ORDER BY \(order) LIMIT \(max(0, limit)) OFFSET \(max(0, offset))
             """,
             parameters
-        ).rows
+        ).namedRows
         return try rows.map { row in
-            let row = Row(row)
-            return TagStatistics(
-                tag: try row.text(0), fetches: try row.optionalCount(1), checks: try row.optionalCount(2), pullCount: try row.count(3),
-                pullCountError: try row.count(4), lastPulledAt: try row.time(5), lastPulledExact: try row.flag(6),
-                lastUsedAt: try row.time(7), lastUsedExact: try row.flag(8), currentDigest: row.optionalText(9), pushedAt: try row.time(10),
-                manifest: row.optionalText(11) == nil ? nil : try Self.manifest(row, from: 11)
+            TagStatistics(
+                tag: try row.decode("tag"), fetches: try row.decode("t_fetches"), checks: try row.decode("t_checks"),
+                pullCount: try row.decode("t_pull_count"), pullCountError: try row.decode("t_pull_count_error"),
+                lastPulledAt: try row.time("t_last_pulled_ms"), lastPulledExact: try row.decode("t_last_pulled_exact"),
+                lastUsedAt: try row.time("t_last_used_ms"), lastUsedExact: try row.decode("t_last_used_exact"),
+                currentDigest: try row.decode("current_digest"), pushedAt: try row.time("pushed_ms"),
+                manifest: try row.decode("m_digest", as: String?.self) == nil ? nil : try Self.manifest(row, prefix: "m")
             )
         }
     }
 
-    /// The statistics columns of a (possibly absent) row `s`, zeros and exact when absent, raw
-    /// counters NULL when incomplete, in the
-    /// order `manifest(_:from:)` and `tags` read them after the name.
-    private static func statisticsColumns(_ s: String) -> String {
+    /// The statistics columns of a (possibly absent) row `s`, named `<prefix>_<column>`: zeros and
+    /// exact when absent, raw counters NULL when incomplete.
+    private static func statisticsColumns(_ s: String, as prefix: String) -> String {
         """
-        CASE WHEN coalesce(\(s).counters_exact, true) THEN coalesce(\(s).fetches, 0) END,
-        CASE WHEN coalesce(\(s).counters_exact, true) THEN coalesce(\(s).checks, 0) END,
-        coalesce(\(s).pull_count, 0), coalesce(\(s).pull_count_error, 0),
-        \(milliseconds("\(s).last_pulled_at")), coalesce(\(s).last_pulled_exact, true),
-        \(milliseconds("\(s).last_used_at")), coalesce(\(s).last_used_exact, true)
+        CASE WHEN coalesce(\(s).counters_exact, true) THEN coalesce(\(s).fetches, 0) END AS \(prefix)_fetches,
+        CASE WHEN coalesce(\(s).counters_exact, true) THEN coalesce(\(s).checks, 0) END AS \(prefix)_checks,
+        coalesce(\(s).pull_count, 0) AS \(prefix)_pull_count, coalesce(\(s).pull_count_error, 0) AS \(prefix)_pull_count_error,
+        \(milliseconds("\(s).last_pulled_at", as: "\(prefix)_last_pulled_ms")),
+        coalesce(\(s).last_pulled_exact, true) AS \(prefix)_last_pulled_exact,
+        \(milliseconds("\(s).last_used_at", as: "\(prefix)_last_used_ms")), coalesce(\(s).last_used_exact, true) AS \(prefix)_last_used_exact
         """
     }
 
-    private static func manifest(_ row: Row, from start: Int) throws -> ManifestStatistics {
+    /// A manifest's statistics from the columns `statisticsColumns` named with `prefix`.
+    private static func manifest(_ row: PostgresRow, prefix: String) throws -> ManifestStatistics {
         ManifestStatistics(
-            digest: try row.text(start), fetches: try row.optionalCount(start + 1), checks: try row.optionalCount(start + 2),
-            pullCount: try row.count(start + 3), pullCountError: try row.count(start + 4),
-            lastPulledAt: try row.time(start + 5), lastPulledExact: try row.flag(start + 6),
-            lastUsedAt: try row.time(start + 7), lastUsedExact: try row.flag(start + 8)
+            digest: try row.decode("\(prefix)_digest"), fetches: try row.decode("\(prefix)_fetches"), checks: try row.decode("\(prefix)_checks"),
+            pullCount: try row.decode("\(prefix)_pull_count"), pullCountError: try row.decode("\(prefix)_pull_count_error"),
+            lastPulledAt: try row.time("\(prefix)_last_pulled_ms"), lastPulledExact: try row.decode("\(prefix)_last_pulled_exact"),
+            lastUsedAt: try row.time("\(prefix)_last_used_ms"), lastUsedExact: try row.decode("\(prefix)_last_used_exact")
         )
     }
 
-    /// A timestamptz expression as milliseconds since the epoch.
-    private static func milliseconds(_ expression: String) -> String {
-        "(extract(epoch FROM \(expression)) * 1000)::bigint"
+    /// A timestamptz expression as milliseconds since the epoch, named `name`.
+    private static func milliseconds(_ expression: String, as name: String) -> String {
+        "(extract(epoch FROM \(expression)) * 1000)::bigint AS \(name)"
     }
 }
 
-/// One result row, decoded by position; a value of the wrong shape throws instead of trapping.
-struct Row {
-    let values: [String?]
-
-    init(_ values: [String?]) {
-        self.values = values
+extension PostgresRow {
+    /// A time selected as milliseconds since the epoch; nil for NULL.
+    func time(_ column: String) throws(PostgresError) -> Timestamp? {
+        try decode(column, as: Int64?.self).map(Timestamp.init(millisecondsSinceEpoch:))
     }
-
-    func optionalText(_ index: Int) -> String? {
-        index < values.count ? values[index] : nil
-    }
-
-    func text(_ index: Int) throws -> String {
-        guard let value = optionalText(index) else { throw RowError(column: index, value: nil) }
-        return value
-    }
-
-    func count(_ index: Int) throws -> UInt64 {
-        guard let value = UInt64(try text(index)) else { throw RowError(column: index, value: values[index]) }
-        return value
-    }
-
-    func optionalCount(_ index: Int) throws -> UInt64? {
-        try optionalText(index) == nil ? nil : count(index)
-    }
-
-    func time(_ index: Int) throws -> Timestamp? {
-        guard let text = optionalText(index) else { return nil }
-        guard let milliseconds = Int64(text) else { throw RowError(column: index, value: text) }
-        return Timestamp(millisecondsSinceEpoch: milliseconds)
-    }
-
-    func flag(_ index: Int) throws -> Bool {
-        switch try text(index) {
-        case "t": return true
-        case "f": return false
-        case let other: throw RowError(column: index, value: other)
-        }
-    }
-}
-
-/// A result value that is not what the query selects: a schema out of step with the code.
-struct RowError: Error, CustomStringConvertible {
-    let column: Int
-    let value: String?
-
-    var description: String { "unexpected value \(value.map { "'\($0)'" } ?? "NULL") in result column \(column)" }
 }

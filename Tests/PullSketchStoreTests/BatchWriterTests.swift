@@ -1,7 +1,6 @@
 import PullSketchCore
 import PullSketchPostgres
-import PullSketchReconciler
-import PullSketchRedis
+import PullSketchStore
 import PullSketchTestSupport
 import Testing
 
