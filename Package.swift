@@ -38,6 +38,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "PullSketchBlocking",
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PullSketchRedis",
             dependencies: ["PullSketchCore", "CHiredis"],
             swiftSettings: swiftSettings
@@ -50,6 +54,7 @@ let package = Package(
         .target(
             name: "PullSketchFlusher",
             dependencies: [
+                "PullSketchBlocking",
                 "PullSketchCore",
                 "PullSketchRedis",
                 .product(name: "Logging", package: "swift-log"),
@@ -60,12 +65,13 @@ let package = Package(
         ),
         .target(
             name: "PullSketchStore",
-            dependencies: ["PullSketchCore", "PullSketchPostgres"],
+            dependencies: ["PullSketchCore", "PullSketchPostgres", "PullSketchBlocking"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "PullSketchReconciler",
             dependencies: [
+                "PullSketchBlocking",
                 "PullSketchCore",
                 "PullSketchRedis",
                 "PullSketchStore",
@@ -83,6 +89,7 @@ let package = Package(
         .target(
             name: "PullSketchNode",
             dependencies: [
+                "PullSketchBlocking",
                 "PullSketchCore",
                 "PullSketchEvents",
                 "PullSketchPostgres",

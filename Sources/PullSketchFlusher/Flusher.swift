@@ -1,7 +1,7 @@
-import Dispatch
 import Foundation
 public import Logging
 import Metrics
+import PullSketchBlocking
 public import PullSketchCore
 import PullSketchRedis
 public import ServiceLifecycle
@@ -13,9 +13,9 @@ public import ServiceLifecycle
 ///   the same window — same node id, same sequence — until Redis says it applied it or already had
 ///   it; nothing new is drained meanwhile, and the tracker keeps recording within its bound.
 ///
-/// hiredis blocks, so every Redis call runs on the flusher's own serial queue, never on the
-/// cooperative thread pool. `@unchecked Sendable`: the mutable state below is touched only there.
-public final class Flusher: Service, @unchecked Sendable {
+/// hiredis blocks, so the flusher is an actor on its own `BlockingExecutor`: every Redis call runs
+/// there, never on the cooperative thread pool, and its connection never leaves it.
+public actor Flusher: Service {
     /// What one attempt did.
     public enum Attempt: Hashable, Sendable {
         case merged(pulls: UInt64)
@@ -25,14 +25,14 @@ public final class Flusher: Service, @unchecked Sendable {
     }
 
     /// New for every process start, so the merge ledger can tell this process's windows apart.
-    public let nodeID: String
+    public nonisolated let nodeID: String
     private let tracker: PullTracker
     private let configuration: FlusherConfiguration
     private let logger: Logger
-    private let queue = DispatchQueue(label: "pullsketch.flusher")
     private let metrics = FlusherMetrics()
+    private nonisolated let executor = BlockingExecutor(label: "pullsketch.flusher")
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
-    // Only touched on `queue`.
     private var store: BatchStore?
     private var pending: Window?
     private var consecutiveFailures = 0
@@ -60,22 +60,18 @@ public final class Flusher: Service, @unchecked Sendable {
             }
         }
         let deadline = ContinuousClock.now + configuration.shutdownGracePeriod
-        while case .failed = await flushOnce() {
+        while case .failed = flushOnce() {
             guard !Task.isCancelled, ContinuousClock.now < deadline else {
                 logger.error("stopped with pulls not merged", metadata: ["node": "\(nodeID)"])
                 return
             }
-            try? await Task.sleep(for: min(await nextDelay(), deadline - ContinuousClock.now))
+            try? await Task.sleep(for: min(nextDelay(), deadline - ContinuousClock.now))
         }
     }
 
     /// One merge attempt: the retained window if there is one, else a freshly drained window.
     @discardableResult
-    public func flushOnce() async -> Attempt {
-        await onQueue { self.attempt() }
-    }
-
-    private func attempt() -> Attempt {
+    public func flushOnce() -> Attempt {
         let window = pending ?? tracker.drain()
         metrics.recordAge()
         guard !window.isEmpty else { return .nothingToMerge }
@@ -113,13 +109,7 @@ public final class Flusher: Service, @unchecked Sendable {
         return store
     }
 
-    private func nextDelay() async -> Duration {
-        await onQueue { self.configuration.delay(afterFailures: self.consecutiveFailures) }
-    }
-
-    private func onQueue<Result: Sendable>(_ body: @escaping @Sendable () -> Result) async -> Result {
-        await withCheckedContinuation { continuation in
-            queue.async { continuation.resume(returning: body()) }
-        }
+    private func nextDelay() -> Duration {
+        configuration.delay(afterFailures: consecutiveFailures)
     }
 }

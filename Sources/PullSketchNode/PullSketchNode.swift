@@ -13,7 +13,8 @@ public struct PullSketchNode: Sendable {
     public let configuration: NodeConfiguration
     let tracker: PullTracker
     let database: BlockingDatabase
-    let redis: RedisEndpoint
+    /// Checks Redis and PostgreSQL in the background for `/healthz`; run it next to the server.
+    public let health: HealthMonitor
     /// Whether statistics are served at all: the tracker's `FEATURE_IMAGE_PULL_STATS`.
     var statisticsEnabled: Bool { tracker.configuration.isEnabled }
     /// Writes catalog changes from push and delete events; run it next to the HTTP server.
@@ -34,7 +35,7 @@ public struct PullSketchNode: Sendable {
         self.configuration = configuration
         self.tracker = tracker
         self.database = database
-        self.redis = redis
+        health = HealthMonitor(redis: redis, database: database, logger: logger)
         self.metrics = metrics
         self.logger = logger
         catalogUpdates = CatalogUpdates(database: database, metrics: metrics, logger: logger)
@@ -58,7 +59,7 @@ public struct PullSketchNode: Sendable {
         router.get("repository/**") { request, context in try await repositoryPage(request, context: context) }
         router.post("login") { request, _ in try await login(request) }
         router.get("metrics") { _, _ in prometheusText() }
-        router.get("healthz") { _, _ in try await health() }
+        router.get("healthz") { _, _ in try healthResponse() }
         return router
     }
 
@@ -71,26 +72,16 @@ public struct PullSketchNode: Sendable {
         )
     }
 
-    /// 200 when Redis and PostgreSQL both answer, else 503 naming what failed.
-    private func health() async throws -> Response {
-        var problems: [String: String] = [:]
-        do {
-            _ = try await database.run { try $0.query("SELECT 1") }
-        } catch {
-            problems["postgres"] = "\(error)"
-        }
-        let endpoint = redis
-        let redisProblem: String? = await Task.detached {
-            do {
-                _ = try RedisConnection(endpoint).command(["PING"])
-                return nil
-            } catch {
-                return "\(error)"
-            }
-        }.value
-        if let redisProblem { problems["redis"] = redisProblem }
-        let body = problems.isEmpty ? ["status": "ok"] : problems.merging(["status": "unavailable"]) { $1 }
-        return try JSONResponse.make(problems.isEmpty ? .ok : .serviceUnavailable, body)
+    /// 200 when the latest background check found Redis and PostgreSQL answering, else 503 with
+    /// which is unavailable; the errors themselves go to the log, not to anonymous callers.
+    private func healthResponse() throws -> Response {
+        let status = health.status
+        let healthy = status.redis && status.postgres
+        return try JSONResponse.make(healthy ? .ok : .serviceUnavailable, [
+            "status": healthy ? "ok" : "unavailable",
+            "redis": status.redis ? "ok" : "unavailable",
+            "postgres": status.postgres ? "ok" : "unavailable",
+        ])
     }
 }
 

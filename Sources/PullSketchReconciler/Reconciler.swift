@@ -1,7 +1,7 @@
-import Dispatch
 import Foundation
 public import Logging
-public import PullSketchCore
+import PullSketchBlocking
+import PullSketchCore
 import PullSketchPostgres
 import PullSketchStore
 public import PullSketchRedis
@@ -20,9 +20,9 @@ import Synchronization
 /// later, starts over on fresh connections. Sealing needs only Redis, so while PostgreSQL is down
 /// batches keep being sealed and wait in Redis, and the lag metric shows it.
 ///
-/// hiredis and libpq block, so all their calls run on the reconciler's own serial queue.
-/// `@unchecked Sendable`: the mutable state below is touched only there.
-public final class Reconciler: Service, @unchecked Sendable {
+/// hiredis and libpq block, so the reconciler is an actor on its own `BlockingExecutor`: all their
+/// calls run there, and its connections never leave it.
+public actor Reconciler: Service {
     /// What one pass did.
     public struct Pass: Hashable, Sendable {
         /// Batches written to PostgreSQL by this pass.
@@ -36,18 +36,18 @@ public final class Reconciler: Service, @unchecked Sendable {
     }
 
     /// Identifies this process in the shard leases: host, process id and a random suffix.
-    public let owner: String
+    public nonisolated let owner: String
     private let redis: RedisEndpoint
     private let shardCount: Int
     private let configuration: ReconcilerConfiguration
     private let logger: Logger
-    private let queue = DispatchQueue(label: "pullsketch.reconciler")
     private let metrics = ReconcilerMetrics()
+    private nonisolated let executor = BlockingExecutor(label: "pullsketch.reconciler")
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     /// How long ledger rows are kept, and how often old ones are deleted.
     static let ledgerRetentionMilliseconds: Int64 = 30 * 86_400_000
     static let ledgerPruneEveryMilliseconds: Int64 = 3_600_000
 
-    // Only touched on `queue`.
     private var store: BatchStore?
     private var writer: BatchWriter?
     /// The highest reconciled batch per shard, as last read from the ledger; kept while PostgreSQL
@@ -81,7 +81,7 @@ public final class Reconciler: Service, @unchecked Sendable {
                 try await Task.sleep(for: configuration.interval)
             }
         }
-        await onQueue { self.releaseLeases() }
+        releaseLeases()
     }
 
     /// One pass over every shard. Throws the first failure; what was committed before it stays.
@@ -89,7 +89,7 @@ public final class Reconciler: Service, @unchecked Sendable {
     public func reconcileOnce() async throws -> Pass {
         let stop = StopRequest()
         return try await withTaskCancellationHandler {
-            try await onQueue { try self.pass(stop) }
+            try pass(stop)
         } onCancel: {
             stop.flag.store(true, ordering: .relaxed)
         }
@@ -208,20 +208,5 @@ public final class Reconciler: Service, @unchecked Sendable {
         let writer = BatchWriter(connection: connection, shardCount: shardCount)
         self.writer = writer
         return writer
-    }
-
-    private func onQueue<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try body() }) }
-        }
-    }
-
-    private func onQueue(_ body: @escaping @Sendable () -> Void) async {
-        await withCheckedContinuation { continuation in
-            queue.async {
-                body()
-                continuation.resume()
-            }
-        }
     }
 }

@@ -47,7 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
             "node": "\(flusher.nodeID)",
         ])
         let group = ServiceGroup(configuration: .init(
-            services: [application, flusher, node.catalogUpdates], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+            services: [application, flusher, node.catalogUpdates, node.health], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         ))
         try await group.run()
     }

@@ -32,7 +32,11 @@ import Testing
                 "FEATURE_IMAGE_PULL_STATS": "true",
             ]
             let pullsketch = builtProduct("pullsketch")
-            try ChildProcess.run(pullsketch.path, ["migrate"], environment: environment)
+            // migrate reads the same deployment configuration from a file, as an operator's deploy step would.
+            let config = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-\(UUID().uuidString).yaml")
+            try Data("PULLSKETCH:\n  database_url: '\(database)'\n".utf8).write(to: config)
+            defer { try? FileManager.default.removeItem(at: config) }
+            try ChildProcess.run(pullsketch.path, ["migrate", "--config", config.path], environment: [:])
             let logs = FileManager.default.temporaryDirectory
             node = try ChildProcess(pullsketch, ["serve"], environment: environment, log: logs.appendingPathComponent("pullsketch-node-\(nodePort).log"))
             reconciler = try ChildProcess(pullsketch, ["reconcile"], environment: environment, log: logs.appendingPathComponent("pullsketch-reconciler-\(nodePort).log"))

@@ -23,6 +23,7 @@ struct NodeFixture {
         readAuth: ReadAuth = .tokens([ReaderToken(token: NodeFixture.teamToken, repositories: ["team/*"])]),
         statisticsEnabled: Bool = true,
         redisPort: Int? = nil,
+        redisTimeout: Double = 1,
         maxBodyBytes: Int = 1 << 20
     ) throws {
         database = try PostgresServer.current!.makeDatabase()
@@ -34,7 +35,7 @@ struct NodeFixture {
             ),
             tracker: tracker,
             database: try BlockingDatabase(database, connections: 2),
-            redis: RedisEndpoint(port: try redisPort ?? freeLoopbackPort(), timeout: 1),
+            redis: RedisEndpoint(port: try redisPort ?? freeLoopbackPort(), timeout: redisTimeout),
             metrics: NodeMetrics(registry: registry)
         )
     }

@@ -211,15 +211,48 @@ import Testing
         }
     }
 
-    @Test func healthIsOkOnlyWhenRedisAndPostgresAnswer() async throws {
+    @Test func healthIsOkOnlyWhenRedisAndPostgresAnswerAndNamesNoError() async throws {
         let redis = try RedisServer()
         let fixture = try NodeFixture(redisPort: redis.port)
         try await fixture.test { client in
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .serviceUnavailable, "nothing checked yet") }
+            await fixture.node.health.check()
             try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
             redis.kill()
+            await fixture.node.health.check()
             try await client.execute(uri: "/healthz", method: .get) { response in
                 #expect(response.status == .serviceUnavailable)
-                #expect(response.json["redis"] is String && response.json["postgres"] == nil)
+                #expect(response.json as NSDictionary == ["status": "unavailable", "redis": "unavailable", "postgres": "ok"] as NSDictionary,
+                        "which service, never its error text")
+            }
+        }
+    }
+
+    /// A Redis that takes connections and never replies holds only the health check: `/healthz`
+    /// and statistics reads, many at once, all answer while that check is still waiting on its
+    /// 120 s timeout (so it never got to PostgreSQL, and `/healthz` says both are unavailable).
+    @Test func healthAndReadsAnswerWhileRedisAcceptsButNeverReplies() async throws {
+        let silent = try SilentServer()
+        let fixture = try NodeFixture(redisPort: silent.port, redisTimeout: 120)
+        // Detached: a child task would hold the suite's PostgreSQL (a task-local) past the test.
+        let monitor = Task.detached { try await fixture.node.health.run() }
+        defer { monitor.cancel() }
+        try await fixture.test { client in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        try await client.execute(uri: "/healthz", method: .get) { response in
+                            #expect(response.status == .serviceUnavailable)
+                            #expect(response.json["postgres"] as? String == "unavailable", "answered before the stuck check finished")
+                        }
+                    }
+                    group.addTask {
+                        try await client.execute(uri: "/api/v1/repository/team/app/tag/v1/pull_statistics", method: .get, headers: Self.reader) {
+                            #expect($0.status == .ok)
+                        }
+                    }
+                }
+                try await group.waitForAll()
             }
         }
     }
