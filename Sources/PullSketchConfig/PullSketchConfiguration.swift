@@ -1,6 +1,6 @@
 public import PullSketchCore
 public import PullSketchFlusher
-import PullSketchRedis
+public import PullSketchRedis
 public import PullSketchNode
 public import PullSketchReconciler
 import Yams
@@ -9,9 +9,15 @@ import Yams
 /// Quay-style `config.yaml` (`init(yaml:)`), then overridden by environment variables
 /// (`applying(environment:)`); docs/operations.md lists every key.
 public struct PullSketchConfiguration: Hashable, Sendable {
+    /// What counts and how: the feature flag, the counting rule, shards, memory. Every node and
+    /// reconciler of a deployment must agree on the rule and the shards.
     public var tracker: TrackerConfiguration
+    /// Where the live and sealed batches are. Default `127.0.0.1:6379`, database 0.
+    public var redis = RedisEndpoint()
+    /// libpq connection string or `postgresql://` URI of the statistics database; empty until
+    /// configured.
+    public var database = ""
     public var flusher: FlusherConfiguration
-    /// The reconciler's database and pacing; `database` is empty until configured.
     public var reconciler: ReconcilerConfiguration
     /// The HTTP node: listen address, webhook secret, readers. Whether it serves statistics is
     /// the tracker's `isEnabled` (`FEATURE_IMAGE_PULL_STATS`).
@@ -20,7 +26,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     public init(
         tracker: TrackerConfiguration = TrackerConfiguration(),
         flusher: FlusherConfiguration = FlusherConfiguration(),
-        reconciler: ReconcilerConfiguration = ReconcilerConfiguration(database: "")
+        reconciler: ReconcilerConfiguration = ReconcilerConfiguration()
     ) {
         self.tracker = tracker
         self.flusher = flusher
@@ -49,10 +55,10 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             if redis.ssl == true {
                 throw ConfigurationError("\(key).ssl", "TLS is not supported (Debian's hiredis 0.14 has none); use a TLS proxy on loopback")
             }
-            if let host = redis.host { flusher.redis.host = host }
-            try set(\.flusher.redis.port, redis.port, key: "\(key).port", valid: 1...65_535)
-            if let password = redis.password { flusher.redis.password = password }
-            try set(\.flusher.redis.database, redis.db, key: "\(key).db", valid: 0...1_000)
+            if let host = redis.host { self.redis.host = host }
+            try set(\.redis.port, redis.port, key: "\(key).port", valid: 1...65_535)
+            if let password = redis.password { self.redis.password = password }
+            try set(\.redis.database, redis.db, key: "\(key).db", valid: 0...1_000)
         }
         if let section = file.pullSketch {
             try apply(section, keyPrefix: "PULLSKETCH.")
@@ -71,10 +77,10 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             }
             result.tracker.isEnabled = enabled
         }
-        if let host = environment["PULL_METRICS_REDIS_HOST"] { result.flusher.redis.host = host }
-        try result.set(\.flusher.redis.port, try integer(environment, "PULL_METRICS_REDIS_PORT"), key: "PULL_METRICS_REDIS_PORT", valid: 1...65_535)
-        if let password = environment["PULL_METRICS_REDIS_PASSWORD"] { result.flusher.redis.password = password }
-        try result.set(\.flusher.redis.database, try integer(environment, "PULL_METRICS_REDIS_DB"), key: "PULL_METRICS_REDIS_DB", valid: 0...1_000)
+        if let host = environment["PULL_METRICS_REDIS_HOST"] { result.redis.host = host }
+        try result.set(\.redis.port, try integer(environment, "PULL_METRICS_REDIS_PORT"), key: "PULL_METRICS_REDIS_PORT", valid: 1...65_535)
+        if let password = environment["PULL_METRICS_REDIS_PASSWORD"] { result.redis.password = password }
+        try result.set(\.redis.database, try integer(environment, "PULL_METRICS_REDIS_DB"), key: "PULL_METRICS_REDIS_DB", valid: 0...1_000)
         let section = PullSketchSection(
             countingRule: environment["PULLSKETCH_COUNTING_RULE"],
             hotCapacity: try integer(environment, "PULLSKETCH_HOT_CAPACITY"),
@@ -114,7 +120,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         try set(\.tracker.sketch.width, section.sketchWidth, key: key("sketch_width"), valid: 1...(1 << 26))
         try set(\.tracker.sketch.depth, section.sketchDepth, key: key("sketch_depth"), valid: 1...32)
         try set(\.flusher.mergeInterval, section.mergeIntervalMilliseconds, key: key("merge_interval_ms"), valid: 100...600_000)
-        if let url = section.databaseURL { reconciler.database = url }
+        if let url = section.databaseURL { database = url }
         try set(\.reconciler.interval, section.reconcileIntervalMilliseconds, key: key("reconcile_interval_ms"), valid: 100...600_000)
         try set(\.reconciler.leaseDuration, section.leaseMilliseconds, key: key("lease_ms"), valid: 100...3_600_000)
         if let host = section.httpHost { node.host = host }

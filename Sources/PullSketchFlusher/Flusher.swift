@@ -3,7 +3,7 @@ public import Logging
 import Metrics
 import PullSketchBlocking
 public import PullSketchCore
-import PullSketchRedis
+public import PullSketchRedis
 public import ServiceLifecycle
 
 /// Sends the tracker's windows to Redis every merge interval, never guessing
@@ -27,6 +27,7 @@ public actor Flusher: Service {
     /// New for every process start, so the merge ledger can tell this process's windows apart.
     public nonisolated let nodeID: String
     private let tracker: PullTracker
+    private let redis: RedisEndpoint
     private let configuration: FlusherConfiguration
     private let logger: Logger
     private let metrics = FlusherMetrics()
@@ -39,11 +40,13 @@ public actor Flusher: Service {
 
     public init(
         tracker: PullTracker,
-        configuration: FlusherConfiguration,
+        redis: RedisEndpoint,
+        configuration: FlusherConfiguration = FlusherConfiguration(),
         logger: Logger = Logger(label: "pullsketch.flusher"),
         nodeID: String? = nil
     ) {
         self.tracker = tracker
+        self.redis = redis
         self.configuration = configuration
         self.logger = logger
         self.nodeID = nodeID ?? UUID().uuidString.lowercased()
@@ -104,7 +107,7 @@ public actor Flusher: Service {
 
     private func connectedStore() throws -> BatchStore {
         if let store { return store }
-        let store = BatchStore(connection: try RedisConnection(configuration.redis), shardCount: tracker.configuration.shardCount)
+        let store = BatchStore(connection: try RedisConnection(redis), shardCount: tracker.configuration.shardCount)
         self.store = store
         return store
     }

@@ -1,9 +1,6 @@
-public import PullSketchRedis
 
-/// How the flusher reaches Redis and paces its merges.
+/// How the flusher paces its merges; where Redis is belongs to the deployment.
 public struct FlusherConfiguration: Hashable, Sendable {
-    /// Where the live batches are. Default `127.0.0.1:6379`, database 0.
-    public var redis: RedisEndpoint
     /// Time between two merges. Default 2 s.
     public var mergeInterval: Duration
     /// Delay before the first retry after a failed merge; doubles per failure. Default 0.1 s.
@@ -14,13 +11,11 @@ public struct FlusherConfiguration: Hashable, Sendable {
     public var shutdownGracePeriod: Duration
 
     public init(
-        redis: RedisEndpoint = RedisEndpoint(),
         mergeInterval: Duration = .seconds(2),
         initialBackoff: Duration = .milliseconds(100),
         maximumBackoff: Duration = .seconds(10),
         shutdownGracePeriod: Duration = .seconds(5)
     ) {
-        self.redis = redis
         self.mergeInterval = mergeInterval
         self.initialBackoff = initialBackoff
         self.maximumBackoff = maximumBackoff

@@ -38,6 +38,7 @@ public actor Reconciler: Service {
     /// Identifies this process in the shard leases: host, process id and a random suffix.
     public nonisolated let owner: String
     private let redis: RedisEndpoint
+    private let database: String
     private let shardCount: Int
     private let configuration: ReconcilerConfiguration
     private let logger: Logger
@@ -57,11 +58,13 @@ public actor Reconciler: Service {
 
     public init(
         redis: RedisEndpoint,
+        database: String,
         shardCount: Int,
-        configuration: ReconcilerConfiguration,
+        configuration: ReconcilerConfiguration = ReconcilerConfiguration(),
         logger: Logger = Logger(label: "pullsketch.reconciler")
     ) {
         self.redis = redis
+        self.database = database
         self.shardCount = shardCount
         self.configuration = configuration
         self.logger = logger
@@ -204,7 +207,7 @@ public actor Reconciler: Service {
 
     private func connectedWriter() throws -> BatchWriter {
         if let writer { return writer }
-        let connection = try PostgresConnection(configuration.database)
+        let connection = try PostgresConnection(database)
         let writer = BatchWriter(connection: connection, shardCount: shardCount)
         self.writer = writer
         return writer

@@ -15,7 +15,7 @@ struct MigrateCommand: ParsableCommand {
     @OptionGroup var options: ConfigurationOptions
 
     func run() throws {
-        let connectionString = try database ?? options.load().reconciler.database
+        let connectionString = try database ?? options.load().database
         guard !connectionString.isEmpty else {
             throw ValidationError("no database: pass --database, or set PULLSKETCH.database_url or PULLSKETCH_DATABASE_URL")
         }

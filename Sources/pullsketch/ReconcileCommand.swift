@@ -17,13 +17,14 @@ struct ReconcileCommand: AsyncParsableCommand {
 
     func run() async throws {
         var configuration = try options.load()
-        if let database { configuration.reconciler.database = database }
-        guard !configuration.reconciler.database.isEmpty else {
+        if let database { configuration.database = database }
+        guard !configuration.database.isEmpty else {
             throw ValidationError("no database: pass --database, or set PULLSKETCH.database_url or PULLSKETCH_DATABASE_URL")
         }
         let logger = Logger(label: "pullsketch.reconciler")
         let reconciler = Reconciler(
-            redis: configuration.flusher.redis,
+            redis: configuration.redis,
+            database: configuration.database,
             shardCount: configuration.tracker.shardCount,
             configuration: configuration.reconciler,
             logger: logger

@@ -49,7 +49,7 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         let configuration = try options.load()
-        let connectionString = database ?? configuration.reconciler.database
+        let connectionString = database ?? configuration.database
         if fromPostgres || live, connectionString.isEmpty {
             throw ValidationError("--from-postgres and --live need --database, PULLSKETCH.database_url or PULLSKETCH_DATABASE_URL")
         }
@@ -71,7 +71,7 @@ struct ReportCommand: ParsableCommand {
             mergeIntervalMilliseconds: mergeIntervalMs,
             reconcileIntervalMilliseconds: reconcileIntervalMs
         )
-        let target: AccuracyRun.Target = live ? .live(redis: configuration.flusher.redis, database: connectionString) : .inProcess
+        let target: AccuracyRun.Target = live ? .live(redis: configuration.redis, database: connectionString) : .inProcess
         let result = try run.run(on: target) { done in
             FileHandle.standardError.write(Data("\r\(done / 1_000_000) M of \(replay == nil ? String(pulls) : "the") pulls".utf8))
         }

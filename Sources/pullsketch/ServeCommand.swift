@@ -21,19 +21,19 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try options.load()
-        guard !configuration.reconciler.database.isEmpty else {
+        guard !configuration.database.isEmpty else {
             throw ValidationError("no database: set PULLSKETCH.database_url or PULLSKETCH_DATABASE_URL")
         }
         let logger = Logger(label: "pullsketch.node")
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let tracker = PullTracker(configuration: configuration.tracker)
-        let flusher = Flusher(tracker: tracker, configuration: configuration.flusher)
+        let flusher = Flusher(tracker: tracker, redis: configuration.redis, configuration: configuration.flusher)
         let node = PullSketchNode(
             configuration: configuration.node,
             tracker: tracker,
-            database: try BlockingDatabase(configuration.reconciler.database),
-            redis: configuration.flusher.redis,
+            database: try BlockingDatabase(configuration.database),
+            redis: configuration.redis,
             metrics: NodeMetrics(registry: registry),
             logger: logger
         )

@@ -9,9 +9,10 @@ import Testing
     @Test func defaultsAreDocumented() {
         let configuration = PullSketchConfiguration()
         #expect(configuration.tracker.isEnabled == false)
-        #expect(configuration.flusher.redis == RedisEndpoint(host: "127.0.0.1", port: 6379, database: 0))
+        #expect(configuration.redis == RedisEndpoint(host: "127.0.0.1", port: 6379, database: 0))
+        #expect(configuration.database == "")
         #expect(configuration.flusher.mergeInterval == .seconds(2))
-        #expect(configuration.reconciler == ReconcilerConfiguration(database: "", interval: .seconds(5), leaseDuration: .seconds(15)))
+        #expect(configuration.reconciler == ReconcilerConfiguration(interval: .seconds(5), leaseDuration: .seconds(15)))
     }
 
     @Test func readsAQuayConfigYAMLAndIgnoresOtherKeys() throws {
@@ -38,9 +39,9 @@ import Testing
         #expect(configuration.tracker.countingRule == .quayAuditLog)
         #expect(configuration.tracker.hotCapacity == 1_000)
         #expect(configuration.tracker.shardCount == 2 && configuration.tracker.stripeCount == 4)
-        #expect(configuration.flusher.redis == RedisEndpoint(host: "metrics.internal", port: 6390, password: "secret", database: 3))
+        #expect(configuration.redis == RedisEndpoint(host: "metrics.internal", port: 6390, password: "secret", database: 3))
         #expect(configuration.flusher.mergeInterval == .milliseconds(500))
-        #expect(configuration.reconciler.database == "postgresql://stats@db.internal/pullsketch")
+        #expect(configuration.database == "postgresql://stats@db.internal/pullsketch")
         #expect(configuration.reconciler.interval == .milliseconds(2_500))
         #expect(configuration.reconciler.leaseDuration == .seconds(30))
     }
@@ -65,8 +66,8 @@ import Testing
 
     @Test func fallsBackToUserEventsRedis() throws {
         let configuration = try PullSketchConfiguration(yaml: "USER_EVENTS_REDIS: {host: events.internal, port: 6380}")
-        #expect(configuration.flusher.redis.host == "events.internal")
-        #expect(configuration.flusher.redis.port == 6380)
+        #expect(configuration.redis.host == "events.internal")
+        #expect(configuration.redis.port == 6380)
     }
 
     @Test func environmentOverridesTheFile() throws {
@@ -79,10 +80,10 @@ import Testing
             "PULLSKETCH_DATABASE_URL": "host=127.0.0.1 dbname=stats",
             "PULLSKETCH_LEASE_MS": "1000",
         ])
-        #expect(configuration.reconciler.database == "host=127.0.0.1 dbname=stats")
+        #expect(configuration.database == "host=127.0.0.1 dbname=stats")
         #expect(configuration.reconciler.leaseDuration == .seconds(1))
         #expect(!configuration.tracker.isEnabled)
-        #expect(configuration.flusher.redis.host == "a" && configuration.flusher.redis.port == 7000)
+        #expect(configuration.redis.host == "a" && configuration.redis.port == 7000)
         #expect(configuration.tracker.sketch.width == 8_192)
     }
 

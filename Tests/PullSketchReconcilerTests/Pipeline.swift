@@ -88,8 +88,9 @@ final class Pipeline {
     func reconciler(lease: Duration = .seconds(15), interval: Duration = .milliseconds(100)) -> Reconciler {
         Reconciler(
             redis: RedisEndpoint(port: redis.port),
+            database: database,
             shardCount: Self.shardCount,
-            configuration: ReconcilerConfiguration(database: database, interval: interval, leaseDuration: lease)
+            configuration: ReconcilerConfiguration(interval: interval, leaseDuration: lease)
         )
     }
 

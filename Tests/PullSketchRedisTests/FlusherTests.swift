@@ -16,13 +16,12 @@ import Testing
 
     func flusher(_ tracker: PullTracker, port: Int, interval: Duration = .milliseconds(50)) -> Flusher {
         let configuration = FlusherConfiguration(
-            redis: RedisEndpoint(port: port, timeout: 1),
             mergeInterval: interval,
             initialBackoff: .milliseconds(10),
             maximumBackoff: .milliseconds(200),
             shutdownGracePeriod: .seconds(5)
         )
-        return Flusher(tracker: tracker, configuration: configuration)
+        return Flusher(tracker: tracker, redis: RedisEndpoint(port: port, timeout: 1), configuration: configuration)
     }
 
     /// A round of pulls over 200 tags, each round at later times.
@@ -103,12 +102,8 @@ import Testing
     @Test(.timeLimit(.minutes(1)))
     func aCancelledFlusherTriesItsLastMergeOnceAndKeepsTheWindow() async throws {
         let tracker = tracker()
-        let configuration = FlusherConfiguration(
-            redis: RedisEndpoint(port: try freeLoopbackPort(), timeout: 1),
-            mergeInterval: .seconds(3_600),
-            shutdownGracePeriod: .seconds(3_600)
-        )
-        let flusher = Flusher(tracker: tracker, configuration: configuration)
+        let configuration = FlusherConfiguration(mergeInterval: .seconds(3_600), shutdownGracePeriod: .seconds(3_600))
+        let flusher = Flusher(tracker: tracker, redis: RedisEndpoint(port: try freeLoopbackPort(), timeout: 1), configuration: configuration)
         let pulls = events(round: 1)
         for event in pulls { tracker.record(event) }
         let running = Task { try await flusher.run() }
