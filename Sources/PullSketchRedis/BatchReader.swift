@@ -61,7 +61,10 @@ struct BatchReader {
         let pulled = try hash(keys.lastPulled)
         let digests = try hash(keys.digest)
         return try hash(keys.lastUsed).map { field, used in
-            var entry = try Self.entry(field: field, key: keys.lastUsed)
+            guard let key = ShardLayout.key(field: field) else {
+                throw BatchStoreError(.malformed, "\(keys.lastUsed) has field '\(field)', not a key")
+            }
+            var entry = HotEntry(key: key, lastUsed: .distantPast)
             entry.fetches = try fetches[field].map { try unsigned($0, keys.fetches, field) } ?? 0
             entry.checks = try checks[field].map { try unsigned($0, keys.checks, field) } ?? 0
             entry.pulls = try pulls[field].map { try unsigned($0, keys.pulls, field) } ?? 0
@@ -76,23 +79,6 @@ struct BatchReader {
                 entry.currentDigestAt = Timestamp(millisecondsSinceEpoch: at)
             }
             return entry
-        }
-    }
-
-    /// A hot entry with no counts yet from a field `t|repository|tag` or `m|repository|digest`.
-    private static func entry(field: String, key: String) throws -> HotEntry {
-        let parts = field.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, let repository = try? RepositoryName(String(parts[1])) else {
-            throw BatchStoreError(.malformed, "\(key) has field '\(field)', not a key")
-        }
-        let reference = String(parts[2])
-        switch parts[0] {
-        case "t" where (try? TagName(reference)) != nil:
-            return HotEntry(kind: .tag, repository: repository, reference: reference, lastUsed: .distantPast)
-        case "m" where (try? Digest(reference)) != nil:
-            return HotEntry(kind: .manifest, repository: repository, reference: reference, lastUsed: .distantPast)
-        default:
-            throw BatchStoreError(.malformed, "\(key) has field '\(field)', not a key")
         }
     }
 

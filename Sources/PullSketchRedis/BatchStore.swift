@@ -131,7 +131,7 @@ public final class BatchStore {
         )
         for entry in part.hotEntries {
             arguments += [
-                ShardLayout.field(kind: entry.kind, repository: entry.repository.value, reference: entry.reference),
+                ShardLayout.field(entry.key),
                 String(entry.fetches), String(entry.checks), String(entry.pulls), Self.milliseconds(entry.lastPulled),
                 Self.milliseconds(entry.lastUsed), String(entry.currentDigestAt.millisecondsSinceEpoch), entry.currentDigest?.value ?? "",
             ]

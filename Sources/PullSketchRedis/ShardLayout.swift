@@ -35,9 +35,23 @@ public struct ShardLayout: Hashable, Sendable {
     var sealed: String { "\(prefix):sealed" }
     var lease: String { "\(prefix):lease" }
 
-    /// The hash field of a key in the batch hashes; `|` cannot occur in OCI names.
-    static func field(kind: KeyKind, repository: String, reference: String) -> String {
-        "\(kind == .tag ? "t" : "m")|\(repository)|\(reference)"
+    /// The hash field of a key in the batch hashes, `t|repository|tag` or `m|repository|digest`;
+    /// `|` cannot occur in OCI names.
+    static func field(_ key: PullKey) -> String {
+        "\(key.kind == .tag ? "t" : "m")|\(key.repository.value)|\(key.name)"
+    }
+
+    /// The key of a hash field; nil when the field is not one `field(_:)` writes.
+    static func key(field: String) -> PullKey? {
+        let parts = field.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3 else { return nil }
+        let kind: KeyKind
+        switch parts[0] {
+        case "t": kind = .tag
+        case "m": kind = .manifest
+        default: return nil
+        }
+        return try? PullKey(kind: kind, repository: String(parts[1]), reference: String(parts[2]))
     }
 }
 

@@ -54,11 +54,11 @@ struct KeyTable {
 
     mutating func add(_ pull: PullEvent, rule: CountingRule, keys: KeySpace) {
         for touch in rule.touches(for: pull) {
-            guard let key = keys.index(touch.kind, repository: pull.repository.value, reference: touch.reference) else {
+            guard let key = keys.index(touch.key) else {
                 preconditionFailure("a pull of a key outside the run's key space")
             }
-            pulls[touch.kind.slot][key] += touch.effect.pulls
-            times.raise(touch.kind.slot, key, pulled: touch.effect.pulls > 0 ? pull.time : nil, used: pull.time)
+            pulls[touch.key.kind.slot][key] += touch.effect.pulls
+            times.raise(touch.key.kind.slot, key, pulled: touch.effect.pulls > 0 ? pull.time : nil, used: pull.time)
         }
     }
 }
@@ -80,9 +80,9 @@ struct StoredTable {
     mutating func apply(_ batch: ShardWindow, parameters: SketchParameters, shardCount: Int, keys: KeySpace, catalog: KeyCatalog) throws -> Int {
         var rows = 0
         for entry in batch.hotEntries {
-            guard let key = keys.index(entry.kind, repository: entry.repository.value, reference: entry.reference) else { continue }
-            count[entry.kind.slot][key] += entry.pulls
-            times.raise(entry.kind.slot, key, pulled: entry.pulls > 0 ? entry.lastPulled : nil, used: entry.lastUsed)
+            guard let key = keys.index(entry.key) else { continue }
+            count[entry.key.kind.slot][key] += entry.pulls
+            times.raise(entry.key.kind.slot, key, pulled: entry.pulls > 0 ? entry.lastPulled : nil, used: entry.lastUsed)
             rows += 1
         }
         guard let estimator = try TailEstimator(batch, parameters: parameters, shardCount: shardCount) else { return rows }

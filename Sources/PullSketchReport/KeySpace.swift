@@ -54,6 +54,11 @@ enum KeySpace {
         }
     }
 
+    /// The number of a key, nil if it is not in the space.
+    func index(_ key: PullKey) -> Int? {
+        index(key.kind, repository: key.repository.value, reference: key.name)
+    }
+
     /// Calls `body(number, repository, reference)` for every key of `kind`.
     func forEachKey(_ kind: KeyKind, _ body: (Int, Int, String) -> Void) {
         switch self {

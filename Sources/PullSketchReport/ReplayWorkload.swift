@@ -21,8 +21,8 @@ public struct ReplayWorkload: Sendable {
         try forEachEvent { event in
             switch event {
             case .pull(let pull):
-                for update in CountingRule.resolutions.touches(for: pull) {
-                    keys.insert(update.kind, repository: pull.repository.value, reference: update.reference)
+                for touch in CountingRule.resolutions.touches(for: pull) {
+                    keys.insert(touch.key.kind, repository: pull.repository.value, reference: touch.key.name)
                 }
             case .catalog(.pushTag(let repository, let tag, let digest, _)):
                 keys.insert(.tag, repository: repository.value, reference: tag.value)

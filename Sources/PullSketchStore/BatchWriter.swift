@@ -93,7 +93,7 @@ public struct BatchWriter {
     /// The shared arrays of the exact upserts: names, counters and times (NULL for never pulled).
     private static func exactArrays(_ entries: [HotEntry]) -> [String] {
         [
-            PostgresArray.literal(entries.map(\.repository.value)), PostgresArray.literal(entries.map(\.reference)),
+            PostgresArray.literal(entries.map(\.key.repository.value)), PostgresArray.literal(entries.map(\.key.name)),
             PostgresArray.literal(entries.map { String($0.fetches) }), PostgresArray.literal(entries.map { String($0.checks) }),
             PostgresArray.literal(entries.map { String($0.pulls) }),
             PostgresArray.literal(entries.map { $0.lastPulled == .distantPast ? nil : String($0.lastPulled.millisecondsSinceEpoch) }),
@@ -104,9 +104,9 @@ public struct BatchWriter {
     /// Adds exact counts and raises last-pulled and last-used times; registers keys the catalog
     /// lacks.
     private func writeExact(_ entries: [HotEntry]) throws -> Int {
-        let tags = entries.filter { $0.kind == .tag }
-        let manifests = entries.filter { $0.kind == .manifest }
-        try upsertRepositories(entries.map(\.repository.value))
+        let tags = entries.filter { $0.key.kind == .tag }
+        let manifests = entries.filter { $0.key.kind == .manifest }
+        try upsertRepositories(entries.map(\.key.repository.value))
         if !tags.isEmpty {
             try connection.query(
                 """

@@ -10,7 +10,7 @@ import Testing
     }
 
     func touch(_ kind: KeyKind, _ reference: String, fetches: UInt64 = 0, checks: UInt64 = 0, pulls: UInt64 = 0) -> KeyTouch {
-        KeyTouch(kind: kind, reference: reference, effect: KeyEffect(fetches: fetches, checks: checks, pulls: pulls))
+        KeyTouch(key: try! PullKey(kind: kind, repository: repository.value, reference: reference), effect: KeyEffect(fetches: fetches, checks: checks, pulls: pulls))
     }
 
     @Test(arguments: CountingRule.allCases)
@@ -46,7 +46,7 @@ import Testing
         let containerd = rule.touches(for: event(.head, .tag(Fixtures.tag("v1")), served: digest))
             + rule.touches(for: event(.get, .digest(digest)))
         func pulls(_ touches: [KeyTouch], _ kind: KeyKind) -> UInt64 {
-            touches.filter { $0.kind == kind }.reduce(0) { $0 + $1.effect.pulls }
+            touches.filter { $0.key.kind == kind }.reduce(0) { $0 + $1.effect.pulls }
         }
         #expect(pulls(docker, .tag) == 1 && pulls(containerd, .tag) == 1)
         #expect(pulls(docker, .manifest) == 1 && pulls(containerd, .manifest) == 1)

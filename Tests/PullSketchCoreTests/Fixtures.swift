@@ -35,11 +35,7 @@ enum Fixtures {
 
 /// The exact truth of a workload, key by key, to compare drained windows against.
 struct Truth {
-    struct Key: Hashable {
-        var kind: KeyKind
-        var repository: String
-        var reference: String
-    }
+    typealias Key = PullKey
 
     struct Counts: Equatable {
         var fetches: UInt64 = 0
@@ -54,7 +50,7 @@ struct Truth {
 
     mutating func record(_ event: PullEvent, rule: CountingRule = .resolutions) {
         for touch in rule.touches(for: event) {
-            let key = Key(kind: touch.kind, repository: event.repository.value, reference: touch.reference)
+            let key = touch.key
             counts[key, default: Counts()].add(touch.effect, at: event.time)
             pulls += touch.effect.pulls
         }
@@ -103,7 +99,7 @@ struct DrainedTotals {
 
     mutating func add(_ window: Window) {
         for entry in window.hotEntries {
-            let key = Truth.Key(kind: entry.kind, repository: entry.repository.value, reference: entry.reference)
+            let key = entry.key
             var counts = exact[key, default: Truth.Counts()]
             counts.fetches += entry.fetches
             counts.checks += entry.checks

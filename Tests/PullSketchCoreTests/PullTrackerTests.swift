@@ -71,7 +71,7 @@ import Testing
         tracker.record(getByTag("v1", Fixtures.digest(2), at: 200))
         tracker.record(getByTag("v1", Fixtures.digest(1), at: 100))  // late delivery of an older pull
         tracker.record(headByTag("v1", at: 300))
-        let tag = tracker.drain().hotEntries.first { $0.kind == .tag }
+        let tag = tracker.drain().hotEntries.first { $0.key.kind == .tag }
         #expect(tag?.currentDigest == Fixtures.digest(2))
         #expect(tag?.currentDigestAt == Fixtures.time(200))
         #expect(tag?.lastUsed == Fixtures.time(300) && tag?.lastPulled == Fixtures.time(300))
@@ -103,9 +103,9 @@ import Testing
         #expect(window.tailRepositoryPulls.values.reduce(0, +) == window.tailMass)
         #expect(window.tailLastPulled <= Fixtures.time(199) && window.tailLastPulled >= Fixtures.time(184))
         let sketch = window.summedSketch
-        let hot = Set(window.hotEntries.map(\.reference))
-        for (key, counts) in truth.counts where !hot.contains(key.reference) {
-            let hash = KeyHash(kind: key.kind, repository: key.repository, reference: key.reference, seed: window.parameters.seed)
+        let hot = Set(window.hotEntries.map(\.key))
+        for (key, counts) in truth.counts where !hot.contains(key) {
+            let hash = key.hash(seed: window.parameters.seed)
             #expect(UInt64(sketch.estimate(hash)) >= counts.pulls)
         }
     }
@@ -155,13 +155,13 @@ import Testing
         for part in window.shards {
             #expect(part.tailMass > 0 && !part.hotEntries.isEmpty)
             for entry in part.hotEntries {
-                let hash = KeyHash(kind: entry.kind, repository: entry.repository.value, reference: entry.reference, seed: window.parameters.seed)
+                let hash = entry.key.hash(seed: window.parameters.seed)
                 #expect(hash.shard(count: 4) == part.shard)
             }
             let sketch = try! CountMinSketch(parameters: window.parameters, cells: part.sketchCells)
             for index in 0..<300 {
                 let hash = KeyHash(kind: .tag, repository: repository.value, reference: "v\(index)", seed: window.parameters.seed)
-                let isHot = part.hotEntries.contains { $0.kind == .tag && $0.reference == "v\(index)" }
+                let isHot = part.hotEntries.contains { $0.key.kind == .tag && $0.key.name == "v\(index)" }
                 if hash.shard(count: 4) == part.shard, !isHot {
                     #expect(sketch.estimate(hash) >= 1, "a tail key of shard \(part.shard) is missing from its sketch")
                 }
@@ -204,7 +204,7 @@ import Testing
         totals.add(window)
         for (key, counts) in truth.counts {
             let exact = totals.exact[key] ?? Truth.Counts()
-            let hash = KeyHash(kind: key.kind, repository: key.repository, reference: key.reference, seed: window.parameters.seed)
+            let hash = key.hash(seed: window.parameters.seed)
             let estimate = UInt64(totals.sketch.estimate(hash))
             #expect(exact.fetches + exact.checks <= counts.fetches + counts.checks)
             #expect(exact.fetches + exact.checks + estimate >= counts.fetches + counts.checks)
@@ -218,7 +218,7 @@ import Testing
         let tracker = PullTracker(configuration: Fixtures.enabled())
         tracker.record(headByTag("v1", at: 1))
         let entry = HotEntry(
-            kind: .tag, repository: repository, reference: "v2", checks: 5, pulls: 5, lastPulled: Fixtures.time(2), lastUsed: Fixtures.time(2)
+            key: PullKey(repository, .tag(Fixtures.tag("v2"))), checks: 5, pulls: 5, lastPulled: Fixtures.time(2), lastUsed: Fixtures.time(2)
         )
         let foreign = Window(
             sequence: 9,
@@ -288,7 +288,7 @@ import Testing
             #expect(totals.tailMass > 0)
             for (key, counts) in truth.counts {
                 let exact = totals.exact[key] ?? Truth.Counts()
-                let hash = KeyHash(kind: key.kind, repository: key.repository, reference: key.reference, seed: totals.sketch.parameters.seed)
+                let hash = key.hash(seed: totals.sketch.parameters.seed)
                 #expect(exact.fetches + exact.checks + UInt64(totals.sketch.estimate(hash)) >= counts.fetches + counts.checks)
             }
         }

@@ -36,7 +36,7 @@ import Testing
                 #expect(response.text.contains(#"pullsketch_events_total{outcome="dropped"} 2"#))
             }
         }
-        let counts = Dictionary(uniqueKeysWithValues: fixture.tracker.drain().hotEntries.map { ("\($0.kind)|\($0.reference)", ($0.fetches, $0.checks)) })
+        let counts = Dictionary(uniqueKeysWithValues: fixture.tracker.drain().hotEntries.map { ("\($0.key.kind)|\($0.key.name)", ($0.fetches, $0.checks)) })
         #expect(counts.count == 2)
         #expect(counts["tag|v1"].map { $0 == (1, 1) } == true, "tag: one GET, one HEAD")
         #expect(counts["manifest|sha256:" + String(repeating: "a", count: 64)].map { $0 == (1, 1) } == true, "manifest: GET by tag, HEAD by digest")
@@ -138,7 +138,7 @@ import Testing
             }
         }
         let after = Timestamp.now()
-        let times = Dictionary(uniqueKeysWithValues: fixture.tracker.drain().hotEntries.filter { $0.kind == .tag }.map { ($0.reference, $0.lastPulled) })
+        let times = Dictionary(uniqueKeysWithValues: fixture.tracker.drain().hotEntries.filter { $0.key.kind == .tag }.map { ($0.key.name, $0.lastPulled) })
         let tenMinutes: Int64 = 600_000
         #expect(times["future"]! >= before && times["future"]! <= after, "a time in the future becomes the arrival time")
         #expect(times["old"]!.millisecondsSinceEpoch >= before.millisecondsSinceEpoch - tenMinutes, "a year-old time moves up to the delay")

@@ -62,7 +62,7 @@ final class Pipeline {
             )
             tracker.record(event)
             for touch in CountingRule.resolutions.touches(for: event) {
-                let key = "\(touch.kind == .tag ? "tag" : "manifest")|\(repository)|\(touch.reference)"
+                let key = "\(touch.key.kind == .tag ? "tag" : "manifest")|\(repository)|\(touch.key.name)"
                 var row = truth[key] ?? StatsRow()
                 row.fetches += Int64(touch.effect.fetches)
                 row.checks += Int64(touch.effect.checks)

@@ -21,7 +21,7 @@ struct KeyTotals: Equatable {
 func totals(_ entries: some Sequence<HotEntry>) -> [String: KeyTotals] {
     var result: [String: KeyTotals] = [:]
     for entry in entries {
-        let key = "\(entry.kind)|\(entry.repository)|\(entry.reference)"
+        let key = "\(entry.key.kind)|\(entry.key.repository)|\(entry.key.name)"
         result[key, default: KeyTotals()] = result[key, default: KeyTotals()]
             + KeyTotals(fetches: entry.fetches, checks: entry.checks, pulls: entry.pulls, lastPulled: entry.lastPulled, lastUsed: entry.lastUsed)
     }
@@ -33,7 +33,7 @@ func totals(of events: some Sequence<PullEvent>) -> [String: KeyTotals] {
     var result: [String: KeyTotals] = [:]
     for event in events {
         for touch in CountingRule.resolutions.touches(for: event) {
-            let key = "\(touch.kind)|\(event.repository)|\(touch.reference)"
+            let key = "\(touch.key.kind)|\(touch.key.repository)|\(touch.key.name)"
             let one = KeyTotals(
                 fetches: touch.effect.fetches, checks: touch.effect.checks, pulls: touch.effect.pulls,
                 lastPulled: touch.effect.pulls > 0 ? event.time : .distantPast, lastUsed: event.time

@@ -41,7 +41,7 @@ import Testing
         init(_ events: [PullEvent]) {
             for event in events {
                 for touch in CountingRule.resolutions.touches(for: event) where touch.effect.pulls > 0 {
-                    let key = "\(touch.kind == .tag ? "tag" : "manifest")|\(touch.reference)"
+                    let key = "\(touch.key.kind == .tag ? "tag" : "manifest")|\(touch.key.name)"
                     let old = pulls[key] ?? (0, .min)
                     pulls[key] = (old.count + 1, max(old.last, event.time.millisecondsSinceEpoch))
                 }

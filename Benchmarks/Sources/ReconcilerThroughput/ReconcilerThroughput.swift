@@ -65,8 +65,8 @@ struct ReconcilerThroughput {
     static func upsertEachKey(_ batch: SealedBatch, _ connection: PostgresConnection) throws {
         try connection.transaction {
             for entry in batch.content.hotEntries {
-                try connection.query("INSERT INTO repositories (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", [entry.repository.value])
-                let (table, column) = entry.kind == .tag ? ("tag_stats", "tag") : ("manifest_stats", "digest")
+                try connection.query("INSERT INTO repositories (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", [entry.key.repository.value])
+                let (table, column) = entry.key.kind == .tag ? ("tag_stats", "tag") : ("manifest_stats", "digest")
                 try connection.query(
                     """
                     INSERT INTO \(table) AS s (repository_id, \(column), fetches, checks, pull_count, last_pulled_at, last_used_at)
@@ -79,7 +79,7 @@ struct ReconcilerThroughput {
                         last_used_at = GREATEST(s.last_used_at, EXCLUDED.last_used_at), updated_at = now()
                     """,
                     [
-                        entry.repository.value, entry.reference, String(entry.fetches), String(entry.checks), String(entry.pulls),
+                        entry.key.repository.value, entry.key.name, String(entry.fetches), String(entry.checks), String(entry.pulls),
                         entry.pulls > 0 ? String(entry.lastPulled.millisecondsSinceEpoch) : nil, String(entry.lastUsed.millisecondsSinceEpoch),
                     ]
                 )

@@ -29,14 +29,11 @@ public struct KeyEffect: Hashable, Sendable {
 
 /// One key a request resolved, and what the request adds to it.
 public struct KeyTouch: Hashable, Sendable {
-    public var kind: KeyKind
-    /// The tag name for tag keys, the digest for manifest keys.
-    public var reference: String
+    public var key: PullKey
     public var effect: KeyEffect
 
-    public init(kind: KeyKind, reference: String, effect: KeyEffect) {
-        self.kind = kind
-        self.reference = reference
+    public init(key: PullKey, effect: KeyEffect) {
+        self.key = key
         self.effect = effect
     }
 }
@@ -63,13 +60,14 @@ public enum CountingRule: String, Hashable, Sendable, CaseIterable {
 
     /// The keys one request resolves, tag first, with what it adds to each.
     public func touches(for event: PullEvent) -> [KeyTouch] {
+        let repository = event.repository
         switch event.reference {
         case .tag(let tag):
-            let tagTouch = KeyTouch(kind: .tag, reference: tag.value, effect: effect(of: event.method, on: .tag, byTag: true))
+            let tagTouch = KeyTouch(key: PullKey(repository, .tag(tag)), effect: effect(of: event.method, on: .tag, byTag: true))
             guard let digest = event.servedDigest else { return [tagTouch] }
-            return [tagTouch, KeyTouch(kind: .manifest, reference: digest.value, effect: effect(of: event.method, on: .manifest, byTag: true))]
+            return [tagTouch, KeyTouch(key: PullKey(repository, .manifest(digest)), effect: effect(of: event.method, on: .manifest, byTag: true))]
         case .digest(let digest):
-            return [KeyTouch(kind: .manifest, reference: digest.value, effect: effect(of: event.method, on: .manifest, byTag: false))]
+            return [KeyTouch(key: PullKey(repository, .manifest(digest)), effect: effect(of: event.method, on: .manifest, byTag: false))]
         }
     }
 

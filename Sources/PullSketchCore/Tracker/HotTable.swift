@@ -2,13 +2,13 @@
 /// compared on a hash match, so two keys never share counts. Not synchronized: one per stripe.
 ///
 /// Storage is split so that a hit touches no reference-counted memory and few cache lines: the hash
-/// and plain counters of a slot share one array, the names (compared in place, never copied) and
+/// and plain counters of a slot share one array, the keys (compared in place, never copied) and
 /// the tag digests have their own.
 struct HotTable {
     let capacity: Int
     private(set) var count = 0
     private var slots: [Slot]
-    private var names: [Name]
+    private var keys: [PullKey?]
     private var currentDigests: [Digest?]
     private let mask: Int
 
@@ -21,18 +21,12 @@ struct HotTable {
         var currentDigestAt = Timestamp.distantPast
     }
 
-    private struct Name {
-        var kind: KeyKind
-        var repository: RepositoryName
-        var reference: String
-    }
-
     init(capacity: Int) {
         self.capacity = capacity
         let slots = Self.slotCount(forCapacity: capacity)
         mask = slots - 1
         self.slots = Array(repeating: Slot(), count: slots)
-        names = Array(repeating: Name(kind: .tag, repository: RepositoryName(unchecked: ""), reference: ""), count: slots)
+        keys = Array(repeating: nil, count: slots)
         currentDigests = Array(repeating: nil, count: slots)
     }
 
@@ -46,16 +40,14 @@ struct HotTable {
     /// when the table is full and the key is not in it.
     mutating func add(
         _ hash: KeyHash,
-        kind: KeyKind,
-        repository: RepositoryName,
-        reference: String,
+        key: PullKey,
         counts: KeyEffect,
         lastPulled: Timestamp,
         lastUsed: Timestamp,
         currentDigest: Digest?,
         currentDigestAt: Timestamp
     ) -> Bool {
-        guard let index = index(of: hash, kind, repository, reference) else { return false }
+        guard let index = index(of: hash, key) else { return false }
         slots.withUnsafeMutableBufferPointer { slots in
             slots[index].counts.fetches &+= counts.fetches
             slots[index].counts.checks &+= counts.checks
@@ -73,7 +65,7 @@ struct HotTable {
     }
 
     /// The slot index holding the key, claiming an empty slot if the key is new and there is room.
-    private mutating func index(of hash: KeyHash, _ kind: KeyKind, _ repository: RepositoryName, _ reference: String) -> Int? {
+    private mutating func index(of hash: KeyHash, _ key: PullKey) -> Int? {
         let marker = hash.value | 1
         var index = Int(truncatingIfNeeded: hash.value >> 1) & mask
         while true {
@@ -82,13 +74,11 @@ struct HotTable {
                 guard count < capacity else { return nil }
                 count += 1
                 slots[index].marker = marker
-                names[index] = Name(kind: kind, repository: repository, reference: reference)
+                keys[index] = key
                 return index
             }
             if occupant == marker {
-                let matches = names.withUnsafeBufferPointer {
-                    $0[index].kind == kind && $0[index].reference == reference && $0[index].repository == repository
-                }
+                let matches = keys.withUnsafeBufferPointer { $0[index] == key }
                 if matches { return index }
             }
             index = (index &+ 1) & mask
@@ -100,11 +90,10 @@ struct HotTable {
         var result: [HotEntry] = []
         result.reserveCapacity(count)
         for (index, slot) in slots.enumerated() where slot.marker != 0 {
+            guard let key = keys[index] else { continue }
             result.append(
                 HotEntry(
-                    kind: names[index].kind,
-                    repository: names[index].repository,
-                    reference: names[index].reference,
+                    key: key,
                     counts: slot.counts,
                     lastPulled: slot.lastPulled,
                     lastUsed: slot.lastUsed,
@@ -118,10 +107,10 @@ struct HotTable {
 
     /// Bytes the table holds: its buffers plus the heap storage of the names and digests in it.
     var byteCount: Int {
-        var bytes = slots.capacity * MemoryLayout<Slot>.stride + names.capacity * MemoryLayout<Name>.stride
+        var bytes = slots.capacity * MemoryLayout<Slot>.stride + keys.capacity * MemoryLayout<PullKey?>.stride
             + currentDigests.capacity * MemoryLayout<Digest?>.stride
         for index in slots.indices where slots[index].marker != 0 {
-            bytes += names[index].repository.value.heapByteCount + names[index].reference.heapByteCount
+            bytes += (keys[index].map { $0.repository.value.heapByteCount + $0.name.heapByteCount } ?? 0)
                 + (currentDigests[index]?.value.heapByteCount ?? 0)
         }
         return bytes
@@ -129,6 +118,6 @@ struct HotTable {
 
     /// Bytes of one slot, not counting the heap storage of long names.
     static var slotByteCount: Int {
-        MemoryLayout<Slot>.stride + MemoryLayout<Name>.stride + MemoryLayout<Digest?>.stride
+        MemoryLayout<Slot>.stride + MemoryLayout<PullKey?>.stride + MemoryLayout<Digest?>.stride
     }
 }

@@ -25,14 +25,14 @@ public final class PullTracker: Sendable {
         switch event.reference {
         case .tag(let tag):
             let counts = rule.effect(of: event.method, on: .tag, byTag: true)
-            add(.tag, event.repository, tag.value, tag.nameHash, counts, time, event.servedDigest, time)
+            add(PullKey(event.repository, .tag(tag)), counts, time, event.servedDigest, time)
             if let digest = event.servedDigest {
                 let served = rule.effect(of: event.method, on: .manifest, byTag: true)
-                add(.manifest, event.repository, digest.value, digest.nameHash, served, time, nil, time)
+                add(PullKey(event.repository, .manifest(digest)), served, time, nil, time)
             }
         case .digest(let digest):
             let counts = rule.effect(of: event.method, on: .manifest, byTag: false)
-            add(.manifest, event.repository, digest.value, digest.nameHash, counts, time, nil, time)
+            add(PullKey(event.repository, .manifest(digest)), counts, time, nil, time)
         }
     }
 
@@ -105,10 +105,7 @@ public final class PullTracker: Sendable {
             for part in window.shards {
                 for entry in part.hotEntries {
                     add(
-                        entry.kind,
-                        entry.repository,
-                        entry.reference,
-                        KeyHash.xxh3(entry.reference),
+                        entry.key,
                         entry.counts,
                         lastPulled: entry.lastPulled,
                         lastUsed: entry.lastUsed,
@@ -138,48 +135,32 @@ public final class PullTracker: Sendable {
     /// One request's effect on one key, at `time`: a pull raises last pulled, any use last used.
     @inline(__always)
     private func add(
-        _ kind: KeyKind,
-        _ repository: borrowing RepositoryName,
-        _ reference: borrowing String,
-        _ referenceHash: UInt64,
+        _ key: borrowing PullKey,
         _ counts: KeyEffect,
         _ time: Timestamp,
         _ currentDigest: borrowing Digest?,
         _ currentDigestAt: Timestamp
     ) {
-        add(
-            kind, repository, reference, referenceHash, counts, lastPulled: counts.pulls > 0 ? time : .distantPast, lastUsed: time,
-            currentDigest, currentDigestAt
-        )
+        add(key, counts, lastPulled: counts.pulls > 0 ? time : .distantPast, lastUsed: time, currentDigest, currentDigestAt)
     }
 
     @inline(__always)
     private func add(
-        _ kind: KeyKind,
-        _ repository: borrowing RepositoryName,
-        _ reference: borrowing String,
-        _ referenceHash: UInt64,
+        _ key: borrowing PullKey,
         _ counts: KeyEffect,
         lastPulled: Timestamp,
         lastUsed: Timestamp,
         _ currentDigest: borrowing Digest?,
         _ currentDigestAt: Timestamp
     ) {
-        let hash = KeyHash(
-            kind: kind,
-            repositoryHash: repository.nameHash,
-            referenceHash: referenceHash,
-            seed: configuration.sketch.seed
-        )
+        let hash = key.hash(seed: configuration.sketch.seed)
         // The tracker owns its stripes for its whole life: borrow one without retaining it.
         let stripe = Unmanaged.passUnretained(stripes[stripeIndex(hash)])
         stripe._withUnsafeGuaranteedRef { stripe in
             stripe.withLock { window in
                 let isHot = window.hot.add(
                     hash,
-                    kind: kind,
-                    repository: repository,
-                    reference: reference,
+                    key: key,
                     counts: counts,
                     lastPulled: lastPulled,
                     lastUsed: lastUsed,
@@ -187,7 +168,7 @@ public final class PullTracker: Sendable {
                     currentDigestAt: currentDigestAt
                 )
                 if !isHot {
-                    window.addToTail(hash, repository: repository, pulls: counts.pulls, lastPulled: lastPulled, lastUsed: lastUsed)
+                    window.addToTail(hash, repository: key.repository, pulls: counts.pulls, lastPulled: lastPulled, lastUsed: lastUsed)
                 }
             }
         }

@@ -1,9 +1,6 @@
 /// An exactly counted key of a drained window.
 public struct HotEntry: Hashable, Sendable {
-    public var kind: KeyKind
-    public var repository: RepositoryName
-    /// The tag name for tag keys, the digest for manifest keys.
-    public var reference: String
+    public var key: PullKey
     public var fetches: UInt64
     public var checks: UInt64
     /// Pulls under the counting rule the tracker applied.
@@ -17,9 +14,7 @@ public struct HotEntry: Hashable, Sendable {
     public var currentDigestAt: Timestamp
 
     public init(
-        kind: KeyKind,
-        repository: RepositoryName,
-        reference: String,
+        key: PullKey,
         fetches: UInt64 = 0,
         checks: UInt64 = 0,
         pulls: UInt64 = 0,
@@ -28,9 +23,7 @@ public struct HotEntry: Hashable, Sendable {
         currentDigest: Digest? = nil,
         currentDigestAt: Timestamp = .distantPast
     ) {
-        self.kind = kind
-        self.repository = repository
-        self.reference = reference
+        self.key = key
         self.fetches = fetches
         self.checks = checks
         self.pulls = pulls
@@ -40,12 +33,9 @@ public struct HotEntry: Hashable, Sendable {
         self.currentDigestAt = currentDigestAt
     }
 
-    init(
-        kind: KeyKind, repository: RepositoryName, reference: String, counts: KeyEffect, lastPulled: Timestamp, lastUsed: Timestamp,
-        currentDigest: Digest?, currentDigestAt: Timestamp
-    ) {
+    init(key: PullKey, counts: KeyEffect, lastPulled: Timestamp, lastUsed: Timestamp, currentDigest: Digest?, currentDigestAt: Timestamp) {
         self.init(
-            kind: kind, repository: repository, reference: reference, fetches: counts.fetches, checks: counts.checks, pulls: counts.pulls,
+            key: key, fetches: counts.fetches, checks: counts.checks, pulls: counts.pulls,
             lastPulled: lastPulled, lastUsed: lastUsed, currentDigest: currentDigest, currentDigestAt: currentDigestAt
         )
     }
@@ -149,7 +139,7 @@ public struct Window: Hashable, Sendable {
     public var approximatePayloadBytes: Int {
         shards.reduce(0) { total, part in
             total + part.sketchCells.count * 16 + part.usageBits.count * 8 + part.tailRepositories.reduce(0) { $0 + $1.repository.value.utf8.count + 24 }
-                + part.hotEntries.reduce(0) { $0 + $1.repository.value.utf8.count + $1.reference.utf8.count + 100 }
+                + part.hotEntries.reduce(0) { $0 + $1.key.repository.value.utf8.count + $1.key.name.utf8.count + 100 }
         }
     }
 }
