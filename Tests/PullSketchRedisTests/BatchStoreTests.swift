@@ -99,6 +99,44 @@ import Testing
         #expect(batches.reduce(0) { $0 + $1.content.tailMass } > 0)
     }
 
+    /// The merge script and `ShardWindow.merge` (what the accuracy report runs in memory) are one
+    /// arithmetic: parts of three nodes, every request kind, hot and tail keys, out-of-order times.
+    @Test func aSealedBatchIsWhatShardWindowMergeMakesOfItsParts() throws {
+        let server = try RedisServer()
+        let store = try store(server, shards: 2)
+        let parameters = SketchParameters(width: 512, depth: 3)
+        var expected: [Int: ShardWindow] = [:]
+        var generator = SeededGenerator(seed: 5)
+        for node in 0..<3 {
+            let tracker = PullTracker(configuration: TrackerConfiguration(
+                isEnabled: true, hotCapacity: 40, stripeCount: 2, shardCount: 2, tailRepositoriesPerStripe: 3, sketch: parameters
+            ))
+            for _ in 0..<600 {
+                let number = Int.random(in: 0..<120, using: &generator)
+                let digest = try Digest("sha256:" + String(format: "%064x", number % 50))
+                let repository = try RepositoryName("team/app\(number % 5)")
+                let reference: ManifestReference = Bool.random(using: &generator) ? .tag(try TagName("v\(number)")) : .digest(digest)
+                let method: ManifestRequestMethod = Bool.random(using: &generator) ? .get : .head
+                let time = Timestamp(millisecondsSinceEpoch: Int64.random(in: 1_000...9_000, using: &generator))
+                tracker.record(PullEvent(repository: repository, reference: reference, method: method, servedDigest: digest, time: time))
+            }
+            let window = tracker.drain()
+            try store.merge(window, node: "node-\(node)")
+            for part in window.shards where !part.isEmpty {
+                try expected[part.shard, default: ShardWindow(shard: part.shard)].merge(part, parameters: parameters)
+            }
+        }
+        let sealed = try drainSealed(store)
+        #expect(sealed.count == 2)
+        for batch in sealed {
+            var content = batch.content, want = try #require(expected[batch.content.shard])
+            #expect(content.tailMass > 0 && !content.hotEntries.isEmpty, "both hot and tail keys")
+            content.hotEntries.sort { $0.key.description < $1.key.description }
+            want.hotEntries.sort { $0.key.description < $1.key.description }
+            #expect(content == want, "shard \(batch.content.shard)")
+        }
+    }
+
     @Test func aRetriedMergeIsAppliedOnce() throws {
         let server = try RedisServer()
         let store = try store(server)
@@ -128,7 +166,7 @@ import Testing
                                servedDigest: try Digest("sha256:" + String(repeating: "a", count: 64)), time: Timestamp(millisecondsSinceEpoch: 100)))
         try store.merge(late.drain(), node: "late")
         try store.merge(early.drain(), node: "early")
-        let tag = try drainSealed(store).flatMap(\.content.hotEntries).first { $0.kind == .tag }
+        let tag = try drainSealed(store).flatMap(\.content.hotEntries).first { $0.key.kind == .tag }
         #expect(tag?.currentDigest?.value == "sha256:" + String(repeating: "b", count: 64))
         #expect(tag?.fetches == 2)
     }
