@@ -43,47 +43,27 @@ extension Optional: PostgresDecodable where Wrapped: PostgresDecodable {
     }
 }
 
-extension String: PostgresDecodable {
+extension PostgresDecodable where Self: LosslessStringConvertible {
+    /// Numbers and text read as Swift parses them.
     public init?(postgresText: String?) {
-        guard let postgresText else { return nil }
-        self = postgresText
+        guard let value = postgresText.flatMap(Self.init) else { return nil }
+        self = value
     }
 }
 
+extension String: PostgresDecodable {}
+extension Int: PostgresDecodable {}
+extension Int64: PostgresDecodable {}
+extension UInt64: PostgresDecodable {}
+extension Double: PostgresDecodable {}
+
 extension Bool: PostgresDecodable {
+    /// PostgreSQL writes booleans as `t` and `f`.
     public init?(postgresText: String?) {
         switch postgresText {
         case "t": self = true
         case "f": self = false
         default: return nil
         }
-    }
-}
-
-extension Int: PostgresDecodable {
-    public init?(postgresText: String?) {
-        guard let value = postgresText.flatMap({ Int($0) }) else { return nil }
-        self = value
-    }
-}
-
-extension Int64: PostgresDecodable {
-    public init?(postgresText: String?) {
-        guard let value = postgresText.flatMap({ Int64($0) }) else { return nil }
-        self = value
-    }
-}
-
-extension UInt64: PostgresDecodable {
-    public init?(postgresText: String?) {
-        guard let value = postgresText.flatMap({ UInt64($0) }) else { return nil }
-        self = value
-    }
-}
-
-extension Double: PostgresDecodable {
-    public init?(postgresText: String?) {
-        guard let value = postgresText.flatMap({ Double($0) }) else { return nil }
-        self = value
     }
 }

@@ -14,6 +14,16 @@ import Testing
         #expect(rows.rows == [["42", nil, "it's \"fine\"; DROP TABLE x"]])
     }
 
+    @Test func rowsDecodeByColumnNameAndAnUnexpectedValueThrowsInsteadOfTrapping() throws {
+        let row = try connect().query("SELECT 42::bigint AS answer, NULL::text AS nothing, 't'::boolean AS yes, 'x' AS word").namedRows[0]
+        #expect(try row.decode("answer", as: UInt64.self) == 42)
+        #expect(try row.decode("nothing", as: String?.self) == nil)
+        #expect(try row.decode("yes", as: Bool.self))
+        for attempt in [{ _ = try row.decode("nothing", as: String.self) }, { _ = try row.decode("word", as: Int64.self) }, { _ = try row.decode("absent", as: String.self) }] {
+            #expect { try attempt() } throws: { ($0 as? PostgresError)?.kind == .decoding }
+        }
+    }
+
     @Test func aRefusedStatementSaysWhyWithItsSQLState() throws {
         let connection = try connect()
         try connection.query("CREATE TABLE t (k int PRIMARY KEY)")
