@@ -45,7 +45,7 @@ let benchmarks: @Sendable () -> Void = {
         for index in benchmark.scaledIterations { tracker.record(getByTag.events[index & mask]) }
     }
 
-    Benchmark("record HEAD by tag (tag only), 1 thread", configuration: .init(scalingFactor: .mega)) { benchmark in
+    Benchmark("record HEAD by tag (tag pulled, manifest used), 1 thread", configuration: .init(scalingFactor: .mega)) { benchmark in
         let tracker = warmTracker(headByTag)
         benchmark.startMeasurement()
         for index in benchmark.scaledIterations { tracker.record(headByTag.events[index & mask]) }
