@@ -33,7 +33,7 @@ extension PullSketchNode {
                 drop("event is not an object of the expected shape", &summary)
                 continue
             }
-            let meaning = clampedTime(event.ingested())
+            let meaning = event.ingested()
             if case .invalid(let reason) = meaning {
                 drop(reason, &summary)
                 continue
@@ -66,7 +66,7 @@ extension PullSketchNode {
                 drop("pull is not an object of the expected shape", &summary)
                 continue
             }
-            let meaning = clampedTime(pull.ingested(receivedAt: .now()))
+            let meaning = pull.ingested(receivedAt: .now())
             if case .invalid(let reason) = meaning {
                 drop(reason, &summary)
                 continue
@@ -113,8 +113,9 @@ extension PullSketchNode {
         return nil
     }
 
+    /// Records an event that passed validation and de-duplication, its time clamped first.
     private func apply(_ meaning: IngestedEvent, _ summary: inout IngestionSummary) {
-        switch meaning {
+        switch clampedTime(meaning) {
         case .pull(let event):
             tracker.record(event)
             summary.accepted += 1

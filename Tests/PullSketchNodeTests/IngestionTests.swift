@@ -129,12 +129,13 @@ import Testing
                 event(id: "future", tag: "future", timestamp: "9999-12-31T23:59:59Z"),
                 event(id: "old", tag: "old", timestamp: "2025-01-01T00:00:00Z"),
                 event(id: "fresh", tag: "fresh", timestamp: RFC3339.format(before)),
+                event(id: "future", tag: "future", timestamp: "9999-12-31T23:59:59Z"),
             ]
             try await client.execute(uri: "/notifications", method: .post, headers: headers, body: envelope(events)) { response in
-                #expect(response.integers["accepted"] == 3)
+                #expect(response.integers["accepted"] == 3 && response.integers["duplicates"] == 1)
             }
             try await client.execute(uri: "/metrics", method: .get) { response in
-                #expect(response.text.contains("pullsketch_event_times_clamped_total 2"))
+                #expect(response.text.contains("pullsketch_event_times_clamped_total 2"), "a redelivered event is not counted again")
             }
         }
         let after = Timestamp.now()
