@@ -21,6 +21,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
@@ -87,6 +88,25 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "PullSketchRESP",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PullSketchQuay",
+            dependencies: [
+                "PullSketchCore",
+                "PullSketchPostgres",
+                "PullSketchRESP",
+                "PullSketchStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PullSketchNode",
             dependencies: [
                 "PullSketchBlocking",
@@ -110,7 +130,7 @@ let package = Package(
         ),
         .target(
             name: "PullSketchConfig",
-            dependencies: ["PullSketchCore", "PullSketchRedis", "PullSketchFlusher", "PullSketchReconciler", "PullSketchNode", "Yams"],
+            dependencies: ["PullSketchCore", "PullSketchRedis", "PullSketchFlusher", "PullSketchReconciler", "PullSketchNode", "PullSketchQuay", "Yams"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -123,6 +143,7 @@ let package = Package(
                 "PullSketchConfig",
                 "PullSketchFlusher",
                 "PullSketchNode",
+                "PullSketchQuay",
                 "PullSketchReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -185,6 +206,14 @@ let package = Package(
         .testTarget(
             name: "PullSketchEndToEndTests",
             dependencies: ["PullSketchTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PullSketchQuayTests",
+            dependencies: [
+                "PullSketchQuay", "PullSketchRESP", "PullSketchCore", "PullSketchPostgres", "PullSketchRedis", "PullSketchStore",
+                "PullSketchTestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -2,6 +2,7 @@ public import PullSketchCore
 public import PullSketchFlusher
 public import PullSketchRedis
 public import PullSketchNode
+public import PullSketchQuay
 public import PullSketchReconciler
 import Yams
 
@@ -22,6 +23,8 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     /// The HTTP node: listen address, webhook secret, readers. Whether it serves statistics is
     /// the tracker's `isEnabled` (`FEATURE_IMAGE_PULL_STATS`).
     public var node = NodeConfiguration()
+    /// Quay's pull-metrics endpoint, its database and the projection into its tables.
+    public var quay = QuayConfiguration()
 
     public init(
         tracker: TrackerConfiguration = TrackerConfiguration(),
@@ -40,7 +43,9 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     ///   `shards`, `sketch_width`, `sketch_depth`, `merge_interval_ms`, `database_url`,
     ///   `reconcile_interval_ms`, `lease_ms`, `http_host`, `http_port`, `webhook_secret`,
     ///   `max_body_bytes`, `max_event_delay_ms`, `read_auth` (`tokens` | `none`), `read_tokens` (list of `token` +
-    ///   `repositories` patterns)
+    ///   `repositories` patterns), `redis` (PullSketch's own Redis, over `PULL_METRICS_REDIS`, when
+    ///   Quay's `PULL_METRICS_REDIS` names PullSketch), `resp_listen` (`host:port`), `resp_password`,
+    ///   `quay` (`database_url`, `projection`, `names_refresh_ms`)
     public init(yaml: String) throws(ConfigurationError) {
         let file: QuayConfigFile
         do {
@@ -61,6 +66,12 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             try set(\.redis.database, redis.db, key: "\(key).db", valid: 0...1_000)
         }
         if let section = file.pullSketch {
+            if let redis = section.redis {
+                if redis.ssl == true { throw ConfigurationError("PULLSKETCH.redis.ssl", "TLS is not supported; use a TLS proxy on loopback") }
+                self.redis = RedisEndpoint(host: redis.host ?? "127.0.0.1", password: redis.password)
+                try set(\.redis.port, redis.port, key: "PULLSKETCH.redis.port", valid: 1...65_535)
+                try set(\.redis.database, redis.db, key: "PULLSKETCH.redis.db", valid: 0...1_000)
+            }
             try apply(section, keyPrefix: "PULLSKETCH.")
         }
     }
@@ -98,7 +109,15 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             maxBodyBytes: try integer(environment, "PULLSKETCH_MAX_BODY_BYTES"),
             maxEventDelayMilliseconds: try integer(environment, "PULLSKETCH_MAX_EVENT_DELAY_MS"),
             readAuth: environment["PULLSKETCH_READ_AUTH"],
-            readTokens: try Self.readTokens(environment["PULLSKETCH_READ_TOKENS"])
+            readTokens: try Self.readTokens(environment["PULLSKETCH_READ_TOKENS"]),
+            respListen: environment["PULLSKETCH_RESP_LISTEN"]
+                ?? environment["PULLSKETCH_RESP_PORT"].map { "\(result.quay.endpoint?.host ?? "127.0.0.1"):\($0)" },
+            respPassword: environment["PULLSKETCH_RESP_PASSWORD"],
+            quay: QuaySection(
+                databaseURL: environment["PULLSKETCH_QUAY_DATABASE_URL"],
+                projection: try boolean(environment, "PULLSKETCH_QUAY_PROJECTION"),
+                namesRefreshMilliseconds: try integer(environment, "PULLSKETCH_QUAY_NAMES_REFRESH_MS")
+            )
         )
         try result.apply(section, keyPrefix: "PULLSKETCH_")
         return result
@@ -142,6 +161,26 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         case "none": node.readAuth = .none
         case let other?: throw ConfigurationError(key("read_auth"), "'\(other)' is not 'tokens' or 'none'")
         }
+        if let listen = section.respListen {
+            let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
+            let host = parts.dropLast().joined(separator: ":")
+            guard parts.count >= 2, let port = Int(parts.last!), (1...65_535).contains(port), !host.isEmpty else {
+                throw ConfigurationError(key("resp_listen"), "'\(listen)' is not host:port (PULLSKETCH_RESP_PORT: a port)")
+            }
+            var endpoint = quay.endpoint ?? QuayEndpointConfiguration(port: port)
+            (endpoint.host, endpoint.port) = (host, port)
+            quay.endpoint = endpoint
+        }
+        if let password = section.respPassword {
+            guard !password.isEmpty else { throw ConfigurationError(key("resp_password"), "empty") }
+            guard quay.endpoint != nil else { throw ConfigurationError(key("resp_password"), "set without resp_listen") }
+            quay.endpoint?.session.password = password
+        }
+        if let section = section.quay {
+            if let url = section.databaseURL { quay.databaseURL = url }
+            if let projection = section.projection { quay.projection = projection }
+            try set(\.quay.namesRefreshInterval, section.namesRefreshMilliseconds, key: key(keyPrefix.hasSuffix("_") ? "quay_names_refresh_ms" : "quay.names_refresh_ms"), valid: 1_000...86_400_000)
+        }
         guard tracker.stripeCount % tracker.shardCount == 0 else {
             throw ConfigurationError(key("stripes"), "\(tracker.stripeCount) stripes are not a multiple of \(tracker.shardCount) shards")
         }
@@ -168,6 +207,12 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         guard let milliseconds else { return }
         guard valid.contains(milliseconds) else { throw ConfigurationError(key, "\(milliseconds) is outside \(valid.lowerBound)...\(valid.upperBound)") }
         self[keyPath: path] = .milliseconds(milliseconds)
+    }
+
+    private func boolean(_ environment: [String: String], _ key: String) throws(ConfigurationError) -> Bool? {
+        guard let text = environment[key] else { return nil }
+        guard let value = Bool(text.lowercased()) else { throw ConfigurationError(key, "'\(text)' is not true or false") }
+        return value
     }
 
     private func integer(_ environment: [String: String], _ key: String) throws(ConfigurationError) -> Int? {
@@ -218,6 +263,10 @@ private struct PullSketchSection: Decodable {
     var maxEventDelayMilliseconds: Int?
     var readAuth: String?
     var readTokens: [ReadTokenSection]?
+    var respListen: String?
+    var respPassword: String?
+    var quay: QuaySection?
+    var redis: RedisSection?
 
     enum CodingKeys: String, CodingKey {
         case countingRule = "counting_rule"
@@ -237,6 +286,22 @@ private struct PullSketchSection: Decodable {
         case maxEventDelayMilliseconds = "max_event_delay_ms"
         case readAuth = "read_auth"
         case readTokens = "read_tokens"
+        case respListen = "resp_listen"
+        case respPassword = "resp_password"
+        case quay
+        case redis
+    }
+}
+
+private struct QuaySection: Decodable {
+    var databaseURL: String?
+    var projection: Bool?
+    var namesRefreshMilliseconds: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case databaseURL = "database_url"
+        case projection
+        case namesRefreshMilliseconds = "names_refresh_ms"
     }
 }
 

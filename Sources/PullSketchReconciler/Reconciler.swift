@@ -3,7 +3,7 @@ public import Logging
 import PullSketchBlocking
 import PullSketchCore
 import PullSketchPostgres
-import PullSketchStore
+public import PullSketchStore
 public import PullSketchRedis
 public import ServiceLifecycle
 import Synchronization
@@ -11,8 +11,9 @@ import Synchronization
 /// Turns sealed Redis batches into PostgreSQL rows, exactly once. Every pass:
 /// 1. for each shard whose lease it holds, seal the live batch, numbered above the highest batch
 ///    the ledger has;
-/// 2. for each such shard, each sealed batch in order: renew the lease, read the batch, write it
-///    and its ledger row in one transaction (`BatchWriter`), then delete it from Redis.
+/// 2. for each such shard, each sealed batch in order: renew the lease, read the batch, write it,
+///    its projection if one is configured, and its ledger row in one transaction (`BatchWriter`),
+///    then delete it from Redis.
 ///
 /// The ledger, not the lease, is what makes a batch count once: a batch that was committed but not
 /// deleted (a crash in between) is found in the ledger and only deleted. The lease keeps two
@@ -41,6 +42,7 @@ public actor Reconciler: Service {
     private let database: String
     private let shardCount: Int
     private let configuration: ReconcilerConfiguration
+    private let makeProjection: (@Sendable () throws -> any StatisticsProjection)?
     private let logger: Logger
     private let metrics = ReconcilerMetrics()
     private nonisolated let executor = BlockingExecutor(label: "pullsketch.reconciler")
@@ -61,12 +63,14 @@ public actor Reconciler: Service {
         database: String,
         shardCount: Int,
         configuration: ReconcilerConfiguration = ReconcilerConfiguration(),
+        projection makeProjection: (@Sendable () throws -> any StatisticsProjection)? = nil,
         logger: Logger = Logger(label: "pullsketch.reconciler")
     ) {
         self.redis = redis
         self.database = database
         self.shardCount = shardCount
         self.configuration = configuration
+        self.makeProjection = makeProjection
         self.logger = logger
         owner = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8).lowercased())"
     }
@@ -208,7 +212,7 @@ public actor Reconciler: Service {
     private func connectedWriter() throws -> BatchWriter {
         if let writer { return writer }
         let connection = try PostgresConnection(database)
-        let writer = BatchWriter(connection: connection, shardCount: shardCount)
+        let writer = BatchWriter(connection: connection, shardCount: shardCount, projection: try makeProjection?())
         self.writer = writer
         return writer
     }

@@ -1,9 +1,17 @@
 public import PullSketchCore
 public import PullSketchPostgres
 
+/// Statistics kept in step elsewhere (Quay's own tables): called inside each batch's transaction,
+/// after the batch's rows were written, with every key the batch changed. A projection that throws
+/// rolls the batch back, so it is retried whole.
+public protocol StatisticsProjection {
+    func project(_ keys: [PullKey], statistics: PostgresConnection) throws
+}
+
 /// Writes one sealed batch into PostgreSQL in one transaction: exact entries, tail estimates with
-/// their error bound, catalog registration and the ledger row. A batch the ledger already has
-/// changes nothing. Pulls arrive already counted by the tracker's rule; nothing here knows it.
+/// their error bound, catalog registration, the projection if any, and the ledger row. A batch the
+/// ledger already has changes nothing. Pulls arrive already counted by the tracker's rule; nothing
+/// here knows it.
 public struct BatchWriter {
     /// What became of a batch.
     public enum Outcome: Hashable, Sendable {
@@ -14,10 +22,12 @@ public struct BatchWriter {
     /// The deployment's shard count: a shard's batch estimates only the keys of that shard.
     public let shardCount: Int
     private let connection: PostgresConnection
+    private let projection: (any StatisticsProjection)?
 
-    public init(connection: PostgresConnection, shardCount: Int) {
+    public init(connection: PostgresConnection, shardCount: Int, projection: (any StatisticsProjection)? = nil) {
         self.connection = connection
         self.shardCount = shardCount
+        self.projection = projection
     }
 
     public func write(_ batch: SealedBatch) throws -> Outcome {
@@ -33,9 +43,10 @@ public struct BatchWriter {
                 [String(content.shard), String(batch.number), String(content.pulls), String(content.tailMass), String(epsilon), String(delta)]
             )
             guard !ledger.rows.isEmpty else { return .alreadyReconciled }
-            let exact = try writeExact(content.hotEntries)
+            try writeExact(content.hotEntries)
             let estimated = try writeEstimates(batch)
-            return .applied(exactKeys: exact, estimatedKeys: estimated)
+            try projection?.project(content.hotEntries.map(\.key) + estimated, statistics: connection)
+            return .applied(exactKeys: content.hotEntries.count, estimatedKeys: estimated.count)
         }
     }
 
@@ -103,7 +114,7 @@ public struct BatchWriter {
 
     /// Adds exact counts and raises last-pulled and last-used times; registers keys the catalog
     /// lacks.
-    private func writeExact(_ entries: [HotEntry]) throws -> Int {
+    private func writeExact(_ entries: [HotEntry]) throws {
         let tags = entries.filter { $0.key.kind == .tag }
         let manifests = entries.filter { $0.key.kind == .manifest }
         try upsertRepositories(entries.map(\.key.repository.value))
@@ -159,18 +170,18 @@ public struct BatchWriter {
                 Self.exactArrays(manifests)
             )
         }
-        return entries.count
     }
 
     /// Estimates the catalog keys the batch's tail covers (`TailEstimator`): adds their pulls with
     /// the error bound and raises their times as inexact, never earlier than the truth. A key used
     /// without pulls gets only its last-used time. The sketch counts pulls, not requests: fetches
     /// and checks keep what exact batches counted, and `counters_exact` says they are incomplete.
-    private func writeEstimates(_ batch: SealedBatch) throws -> Int {
-        guard let estimator = try TailEstimator(batch.content, parameters: batch.parameters, shardCount: shardCount) else { return 0 }
+    /// Returns the keys estimated.
+    private func writeEstimates(_ batch: SealedBatch) throws -> [PullKey] {
+        guard let estimator = try TailEstimator(batch.content, parameters: batch.parameters, shardCount: shardCount) else { return [] }
         let filter = estimator.repositories == nil ? "true" : "r.name = ANY($1::text[])"
         let parametersList = estimator.repositories.map { [PostgresArray.literal($0)] } ?? []
-        var estimated = 0
+        var estimated: [PullKey] = []
         for kind in KeyKind.allCases {
             let (table, column) = kind == .tag ? ("catalog_tags", "tag") : ("catalog_manifests", "digest")
             let keys = try connection.query(
@@ -185,7 +196,9 @@ public struct BatchWriter {
             for row in keys {
                 let repository: String = try row.decode("repository"), reference: String = try row.decode("reference")
                 let hash = KeyHash(kind: kind, repository: repository, reference: reference, seed: estimator.seed)
-                guard let estimate = estimator.estimate(hash, repository: repository) else { continue }
+                guard let estimate = estimator.estimate(hash, repository: repository),
+                      let key = try? PullKey(kind: kind, repository: repository, reference: reference) else { continue }
+                estimated.append(key)
                 names.append(repository)
                 references.append(reference)
                 counts.append(String(estimate.pulls))
@@ -194,7 +207,6 @@ public struct BatchWriter {
                 used.append(String(estimate.lastUsed.millisecondsSinceEpoch))
             }
             guard !names.isEmpty else { continue }
-            estimated += names.count
             try connection.query(
                 """
                 INSERT INTO \(kind == .tag ? "tag_stats" : "manifest_stats") AS s (repository_id, \(column), pull_count,

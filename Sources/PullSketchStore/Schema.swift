@@ -97,11 +97,14 @@ public enum Schema {
 
     /// Applies the migrations the database lacks, each in its own transaction, in version order,
     /// holding an advisory lock so two migrators never apply the same one. Returns the versions
-    /// applied; none when the schema is current.
+    /// applied; none when the schema is current. When the connection's `search_path` names a schema
+    /// that does not exist yet (`options=-csearch_path=pullsketch`, PullSketch inside another
+    /// application's database), it is created first.
     @discardableResult
     public static func migrate(_ connection: PostgresConnection) throws -> [Int] {
         try connection.query("SELECT pg_advisory_lock($1::bigint)", [lockKey])
         defer { _ = try? connection.query("SELECT pg_advisory_unlock($1::bigint)", [lockKey]) }
+        try createSearchPathSchema(connection)
         try connection.query("""
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 version integer PRIMARY KEY,
@@ -122,5 +125,18 @@ public enum Schema {
             newlyApplied.append(migration.version)
         }
         return newlyApplied
+    }
+
+    /// Creates the first schema of the `search_path` when no schema on it exists.
+    private static func createSearchPathSchema(_ connection: PostgresConnection) throws {
+        let row = try connection.query(
+            "SELECT current_schema() AS current, current_setting('search_path') AS path"
+        ).namedRows[0]
+        guard try row.decode("current", as: String?.self) == nil else { return }
+        let path = try row.decode("path", as: String.self)
+        guard let first = path.split(separator: ",").first.map({ String($0.filter { $0 != " " }) }), !first.contains("$user") else { return }
+        let name = first.hasPrefix("\"") && first.hasSuffix("\"") && first.count >= 2 ? String(first.dropFirst().dropLast()) : first
+        let statement = try connection.query("SELECT format('CREATE SCHEMA IF NOT EXISTS %I', $1::text) AS sql", [name]).namedRows[0]
+        try connection.execute(script: try statement.decode("sql", as: String.self))
     }
 }

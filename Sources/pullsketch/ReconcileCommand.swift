@@ -1,6 +1,8 @@
 import ArgumentParser
 import Logging
+import PullSketchQuay
 import PullSketchReconciler
+import PullSketchStore
 import ServiceLifecycle
 
 /// Runs the reconciler until SIGTERM or SIGINT; several may run, one works a shard at a time.
@@ -22,14 +24,20 @@ struct ReconcileCommand: AsyncParsableCommand {
             throw ValidationError("no database: pass --database, or set PULLSKETCH.database_url or PULLSKETCH_DATABASE_URL")
         }
         let logger = Logger(label: "pullsketch.reconciler")
+        let quayDatabase = configuration.quay.databaseURL
+        let projection: (@Sendable () throws -> any StatisticsProjection)? =
+            configuration.quay.projection ? { @Sendable () throws -> any StatisticsProjection in try QuayProjection(quayDatabase: quayDatabase) } : nil
         let reconciler = Reconciler(
             redis: configuration.redis,
             database: configuration.database,
             shardCount: configuration.tracker.shardCount,
             configuration: configuration.reconciler,
+            projection: projection,
             logger: logger
         )
-        logger.info("reconciling", metadata: ["owner": "\(reconciler.owner)", "shards": "\(configuration.tracker.shardCount)"])
+        logger.info("reconciling", metadata: [
+            "owner": "\(reconciler.owner)", "shards": "\(configuration.tracker.shardCount)", "quay_projection": "\(configuration.quay.projection)",
+        ])
         let group = ServiceGroup(configuration: .init(services: [reconciler], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

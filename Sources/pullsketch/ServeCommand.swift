@@ -6,11 +6,13 @@ import Prometheus
 import PullSketchCore
 import PullSketchFlusher
 import PullSketchNode
+import PullSketchQuay
 import PullSketchStore
 import ServiceLifecycle
 
-/// Runs a node: the HTTP server (events in, statistics out), its tracker's flusher and the
-/// catalog writer, in one service group that shuts down gracefully on SIGTERM or SIGINT.
+/// Runs a node: the HTTP server (events in, statistics out), its tracker's flusher, the catalog
+/// writer and, when `resp_listen` is set, the endpoint Quay sends its pulls to, in one service
+/// group that shuts down gracefully on SIGTERM or SIGINT.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
@@ -46,9 +48,18 @@ struct ServeCommand: AsyncParsableCommand {
             "address": "\(configuration.node.host):\(configuration.node.port)", "statistics": "\(configuration.tracker.isEnabled)",
             "node": "\(flusher.nodeID)",
         ])
-        let group = ServiceGroup(configuration: .init(
-            services: [application, flusher, node.catalogUpdates, node.health], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
-        ))
+        var services: [any Service] = [application, flusher, node.catalogUpdates, node.health]
+        if var endpoint = configuration.quay.endpoint {
+            endpoint.session.maximumDelay = configuration.node.maxEventDelay
+            let intake = QuayPullIntake(
+                tracker: tracker,
+                database: try BlockingDatabase(configuration.quay.databaseURL ?? configuration.database, connections: 1),
+                refreshInterval: configuration.quay.namesRefreshInterval,
+                logger: logger
+            )
+            services += [intake, QuayEndpoint(configuration: endpoint, intake: intake, logger: logger)]
+        }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

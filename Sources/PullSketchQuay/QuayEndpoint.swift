@@ -1,0 +1,145 @@
+public import Logging
+import NIOCore
+import NIOPosix
+import PullSketchCore
+public import PullSketchRESP
+public import ServiceLifecycle
+
+/// Where the endpoint listens and what its clients may do.
+public struct QuayEndpointConfiguration: Hashable, Sendable {
+    public var host: String
+    public var port: Int
+    public var session: QuaySessionConfiguration
+    /// A connection that sends nothing for this long is closed. Default 5 minutes.
+    public var idleTimeout: Duration
+    public var limits: RESPLimits
+
+    public init(
+        host: String = "127.0.0.1",
+        port: Int,
+        session: QuaySessionConfiguration = QuaySessionConfiguration(),
+        idleTimeout: Duration = .seconds(300),
+        limits: RESPLimits = RESPLimits()
+    ) {
+        self.host = host
+        self.port = port
+        self.session = session
+        self.idleTimeout = idleTimeout
+        self.limits = limits
+    }
+}
+
+/// A TCP listener that speaks Redis to Quay's registry processes (`PULL_METRICS_REDIS` pointed at
+/// PullSketch): every connection gets a `QuaySession`, and the pulls it reports go to the intake.
+/// Malformed protocol gets Redis's error and the connection is closed; nothing a client sends can
+/// make a connection hold more than one command's bytes (`RESPLimits`).
+public final class QuayEndpoint: Service, Sendable {
+    public let configuration: QuayEndpointConfiguration
+    private let intake: QuayPullIntake
+    private let scripts = ScriptDirectory()
+    private let logger: Logger
+
+    public init(configuration: QuayEndpointConfiguration, intake: QuayPullIntake, logger: Logger) {
+        self.configuration = configuration
+        self.intake = intake
+        self.logger = logger
+    }
+
+    /// Listens until a graceful shutdown, then closes the listener.
+    public func run() async throws {
+        let configuration = configuration, intake = intake, scripts = scripts
+        let idle = TimeAmount.nanoseconds(configuration.idleTimeout.components.seconds * 1_000_000_000)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.backlog, value: 1_024)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
+                    try channel.pipeline.syncOperations.addHandler(
+                        RESPConnectionHandler(session: QuaySession(configuration: configuration.session, scripts: scripts),
+                                              parser: RESPParser(limits: configuration.limits), intake: intake)
+                    )
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+        logger.info("Quay pull-metrics endpoint listening", metadata: ["address": "\(configuration.host):\(configuration.port)"])
+        try? await gracefulShutdown()
+        try await channel.close()
+    }
+}
+
+/// One client connection: bytes in, commands through the session, replies out; the pulls a read
+/// reported go to the intake when the read is complete.
+private final class RESPConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var session: QuaySession
+    private let parser: RESPParser
+    private let intake: QuayPullIntake
+    private let metrics = QuayMetrics()
+    private var input = ByteBuffer()
+    private var output: [UInt8] = []
+    private var closing = false
+
+    init(session: QuaySession, parser: RESPParser, intake: QuayPullIntake) {
+        self.session = session
+        self.parser = parser
+        self.intake = intake
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        metrics.connections.increment()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        guard !closing else { return }
+        input.writeBuffer(&bytes)
+        while !closing {
+            let result = input.withUnsafeReadableBytes { parser.parse($0) }
+            switch result {
+            case .command(let command, let consumed):
+                input.moveReaderIndex(forwardBy: consumed)
+                let answer = session.handle(command)
+                answer.reply.encode(into: &output)
+                closing = answer.close
+            case .nothing(let consumed):
+                input.moveReaderIndex(forwardBy: consumed)
+            case .incomplete:
+                input.discardReadBytes()
+                return
+            case .invalid(let message):
+                metrics.protocolErrors.increment()
+                RESPReply.error("ERR " + message).encode(into: &output)
+                closing = true
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        intake.accept(session.takePulls(receivedAt: .now()))
+        for refusal in session.takeRefusals() { metrics.refused(refusal) }
+        if !output.isEmpty {
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: output)), promise: nil)
+            output.removeAll(keepingCapacity: true)
+        }
+        if closing { context.close(promise: nil) }
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
