@@ -8,11 +8,11 @@ timeout 2 s, health checks, decoded responses), then one of the wire shapes Quay
   hmset     HMSET of the fields, HINCRBY pull_count 1, EXPIRE 30 days (v3.16)
   pipeline  MULTI, HSETs, HINCRBY pull_count 1, EXEC (the pipelined tracker)
 
-The pulls are JSON lines on stdin: {"repository_id", "tag" (or null), "digest", "timestamp"}.
+The pulls are JSON lines in a file: {"repository_id", "tag" (or null), "digest", "timestamp"}.
 After the pulls it checks that SCAN finds nothing, as Quay's flush worker would ask. Exits 1 with
 the error on the first failure; prints the number of pulls sent.
 
-Usage: python send_pulls.py --port P [--password W] [--db N] --shape eval|evalsha|hmset|pipeline
+Usage: python send_pulls.py --port P [--password W] [--db N] --shape eval|evalsha|hmset|pipeline PULLS
 """
 import argparse
 import json
@@ -81,6 +81,7 @@ def main():
     parser.add_argument("--password")
     parser.add_argument("--db", type=int, default=0)
     parser.add_argument("--shape", required=True, choices=["eval", "evalsha", "hmset", "pipeline"])
+    parser.add_argument("pulls")
     options = parser.parse_args()
 
     def client():
@@ -90,7 +91,9 @@ def main():
         )
 
     sent = 0
-    for line in sys.stdin:
+    with open(options.pulls) as pulls:
+        lines = pulls.readlines()
+    for line in lines:
         if not line.strip():
             continue
         connection = client()

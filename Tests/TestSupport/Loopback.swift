@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// A TCP socket listening on 127.0.0.1 at a port the kernel picks, and that port.
 func listenOnLoopback(backlog: Int32 = 16) throws -> (socket: Int32, port: Int) {
@@ -38,5 +38,35 @@ public final class SilentServer: Sendable {
 
     deinit {
         close(listener)
+    }
+}
+
+/// Connects to `port` on 127.0.0.1, sends `bytes`, and returns what the server answers until it
+/// closes the connection, or until `timeout` passes with nothing more (then `closed` is false).
+public func exchange(port: Int, _ bytes: [UInt8], timeout: TimeInterval = 5) throws -> (reply: [UInt8], closed: Bool) {
+    let connection = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(connection) }
+    var address = loopbackAddress(port: port)
+    let connected = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(connection, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+    guard connected else { throw POSIXError(.ECONNREFUSED) }
+    var wait = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
+    setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+    var sent = 0
+    while sent < bytes.count {
+        let written = bytes[sent...].withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard written > 0 else { break }  // the server may close before reading everything
+        sent += written
+    }
+    var reply: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = recv(connection, &buffer, buffer.count, 0)
+        if count > 0 {
+            reply += buffer[..<count]
+        } else {
+            return (reply, count == 0 || errno == ECONNRESET)
+        }
     }
 }

@@ -1,0 +1,263 @@
+import Foundation
+import PullSketchTestSupport
+import Testing
+
+/// Quay's registry wire, replayed by the real `redis` Python package at the versions Quay pins
+/// (3.5.3 in v3.16, 7.1.0 now; each in its own virtual environment from PyPI), one new client and
+/// connection per pull, against `pullsketch serve` with its Redis endpoint on, `pullsketch
+/// reconcile` projecting into Quay's tables, and PullSketch's schema inside the "Quay" database.
+@Suite(.postgresServer, .serialized) struct QuayWireTests {
+    static let redisPyVersions = ["3.5.3", "7.1.0"]
+    static let shapes = ["eval", "evalsha", "hmset", "pipeline"]
+    static let password = "quay-resp-password-0123"
+    static let sendPulls = PythonEnvironment.root.appendingPathComponent("Tests/Quay/send_pulls.py").path
+
+    /// Redis, PostgreSQL with Quay's tables, two nodes (one open on database 0, one behind a
+    /// password) and a reconciler that writes Quay's tables.
+    final class Stack {
+        let redis: RedisServer
+        let database: String
+        let statisticsDatabase: String
+        let openNode: (http: Int, resp: Int)
+        let guardedNode: (http: Int, resp: Int)
+        private var processes: [ChildProcess] = []
+        let files = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-quay-\(UUID().uuidString)")
+
+        init(namesRefreshMilliseconds: Int = 60_000) throws {
+            try FileManager.default.createDirectory(at: files, withIntermediateDirectories: true)
+            redis = try RedisServer()
+            database = try PostgresServer.current!.makeDatabase()
+            statisticsDatabase = database + " options='-csearch_path=pullsketch'"
+            try ChildProcess.run("/usr/bin/psql", [database, "-q", "-v", "ON_ERROR_STOP=1", "-c", QuayTables.schema])
+            let pullsketch = builtProduct("pullsketch")
+            try ChildProcess.run(pullsketch.path, ["migrate", "--database", statisticsDatabase])
+            let shared = [
+                "PULLSKETCH_DATABASE_URL": statisticsDatabase,
+                "PULL_METRICS_REDIS_PORT": String(redis.port),
+                "FEATURE_IMAGE_PULL_STATS": "true",
+                "PULLSKETCH_COUNTING_RULE": "quay",
+                "PULLSKETCH_READ_AUTH": "none",
+                "PULLSKETCH_MERGE_INTERVAL_MS": "200",
+                "PULLSKETCH_RECONCILE_INTERVAL_MS": "200",
+                "PULLSKETCH_QUAY_PROJECTION": "true",
+                "PULLSKETCH_QUAY_NAMES_REFRESH_MS": String(namesRefreshMilliseconds),
+            ]
+            openNode = (try freeLoopbackPort(), try freeLoopbackPort())
+            guardedNode = (try freeLoopbackPort(), try freeLoopbackPort())
+            for (node, password) in [(openNode, nil), (guardedNode, QuayWireTests.password)] as [((http: Int, resp: Int), String?)] {
+                var environment = shared.merging(["PULLSKETCH_HTTP_PORT": String(node.http), "PULLSKETCH_RESP_PORT": String(node.resp)]) { $1 }
+                environment["PULLSKETCH_RESP_PASSWORD"] = password
+                processes.append(try ChildProcess(pullsketch, ["serve"], environment: environment, log: files.appendingPathComponent("node-\(node.http).log")))
+            }
+            processes.append(try ChildProcess(pullsketch, ["reconcile"], environment: shared, log: files.appendingPathComponent("reconciler.log")))
+            for port in [openNode.http, openNode.resp, guardedNode.http, guardedNode.resp] {
+                try waitUntilListening(port: port, timeout: 30)
+            }
+        }
+
+        deinit {
+            processes.forEach { $0.kill() }
+            try? FileManager.default.removeItem(at: files)
+        }
+
+        /// Sends `pulls` with redis-py `version` in `shape`, one client per pull.
+        func send(_ pulls: [Pull], version: String, shape: String, port: Int, password: String? = nil, db: Int = 0) throws {
+            let python = try PythonEnvironment.python("redis-\(version)", packages: ["redis==\(version)"])
+            let file = files.appendingPathComponent("pulls-\(UUID().uuidString).jsonl")
+            try Data(pulls.map(\.json).joined(separator: "\n").utf8).write(to: file)
+            var arguments = [QuayWireTests.sendPulls, "--port", String(port), "--db", String(db), "--shape", shape, file.path]
+            if let password { arguments += ["--password", password] }
+            let sent = try ChildProcess.run(python.path, arguments)
+            #expect(sent.trimmingCharacters(in: .whitespacesAndNewlines) == String(pulls.count))
+        }
+
+        /// Rows of a query, columns separated by `|`.
+        func sql(_ query: String) throws -> [String] {
+            try ChildProcess.run("/usr/bin/psql", [database, "-At", "-v", "ON_ERROR_STOP=1", "-c", query])
+                .split(separator: "\n").map(String.init)
+        }
+
+        func api(_ port: Int, _ path: String) throws -> [String: Any] {
+            let text = try ChildProcess.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/api/v1/repository/\(path)"])
+            return (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+        }
+
+        func metrics(_ port: Int) throws -> String {
+            try ChildProcess.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/metrics"])
+        }
+
+        /// Polls `condition` until it holds or `seconds` pass; the pipeline needs a merge and a
+        /// reconcile pass.
+        func eventually(_ seconds: Double = 30, _ condition: () throws -> Bool) throws -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if try condition() { return true }
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+            return try condition()
+        }
+    }
+
+    struct Pull {
+        var repositoryID: Int
+        var tag: String?
+        var digest: String
+        var timestamp: Int
+
+        var json: String {
+            "{\"repository_id\": \(repositoryID), \"tag\": \(tag.map { "\"\($0)\"" } ?? "null"), \"digest\": \"\(digest)\", \"timestamp\": \(timestamp)}"
+        }
+    }
+
+    static func digest(_ seed: Int) -> String {
+        "sha256:" + String(repeating: String(format: "%016x", seed), count: 4)
+    }
+
+    static func utc(_ seconds: Int) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+    }
+
+    /// Per run: tag `t` pulled 3 times and tag `u` once, both serving manifest `d1` (4 pulls), and
+    /// manifest `d2` pulled twice by digest; every time in the recent past, distinct per pull.
+    @Test func everyWireShapeOfEveryPinnedClientCountsExactlyInPullSketchAndQuaysTables() throws {
+        let stack = try Stack()
+        let now = Int(Date().timeIntervalSince1970)
+        var expectations: [(repositoryID: Int, repository: String, t: String, u: String, d1: String, d2: String)] = []
+        var run = 0
+        for version in Self.redisPyVersions {
+            for shape in Self.shapes {
+                for guarded in [false, true] {
+                    run += 1
+                    let (repositoryID, repository) = run % 2 == 0 ? (10, "acme/web") : (11, "team/api/server")
+                    let t = "t\(run)-\(shape)", u = "u\(run)", d1 = Self.digest(run * 2), d2 = Self.digest(run * 2 + 1)
+                    let pulls = [
+                        Pull(repositoryID: repositoryID, tag: t, digest: d1, timestamp: now - 50),
+                        Pull(repositoryID: repositoryID, tag: t, digest: d1, timestamp: now - 40),
+                        Pull(repositoryID: repositoryID, tag: t, digest: d1, timestamp: now - 30),
+                        Pull(repositoryID: repositoryID, tag: u, digest: d1, timestamp: now - 20),
+                        Pull(repositoryID: repositoryID, tag: nil, digest: d2, timestamp: now - 10),
+                        Pull(repositoryID: repositoryID, tag: nil, digest: d2, timestamp: now - 5),
+                    ]
+                    if guarded {
+                        try stack.send(pulls, version: version, shape: shape, port: stack.guardedNode.resp, password: Self.password, db: 1)
+                    } else {
+                        try stack.send(pulls, version: version, shape: shape, port: stack.openNode.resp)
+                    }
+                    expectations.append((repositoryID, repository, t, u, d1, d2))
+                }
+            }
+        }
+        let expectedTags = Set(expectations.flatMap { e in
+            ["\(e.repositoryID)|\(e.t)|3|\(Self.utc(now - 30))|\(e.d1)", "\(e.repositoryID)|\(e.u)|1|\(Self.utc(now - 20))|\(e.d1)"]
+        })
+        let expectedManifests = Set(expectations.flatMap { e in
+            ["\(e.repositoryID)|\(e.d1)|4|\(Self.utc(now - 20))", "\(e.repositoryID)|\(e.d2)|2|\(Self.utc(now - 5))"]
+        })
+        let tagQuery = "SELECT repository_id, tag_name, tag_pull_count, last_tag_pull_date, current_manifest_digest FROM public.tagpullstatistics"
+        let manifestQuery = "SELECT repository_id, manifest_digest, manifest_pull_count, last_manifest_pull_date FROM public.manifestpullstatistics"
+        let complete = try stack.eventually {
+            try Set(stack.sql(tagQuery)) == expectedTags && Set(stack.sql(manifestQuery)) == expectedManifests
+        }
+        #expect(complete)
+        #expect(try Set(stack.sql(tagQuery)) == expectedTags)
+        #expect(try Set(stack.sql(manifestQuery)) == expectedManifests)
+
+        for e in expectations {
+            let tag = try stack.api(stack.openNode.http, "\(e.repository)/tag/\(e.t)/pull_statistics")
+            #expect(tag["tag_pull_count"] as? Int == 3)
+            #expect((tag["last_tag_pull_date"] as? String)?.hasPrefix(Self.utc(now - 30).replacingOccurrences(of: " ", with: "T")) == true)
+            #expect(tag["current_manifest_digest"] as? String == e.d1)
+            #expect(tag["manifest_pull_count"] as? Int == 4)
+            let manifest = try stack.api(stack.guardedNode.http, "\(e.repository)/manifest/\(e.d2)/pull_statistics")
+            #expect(manifest["manifest_pull_count"] as? Int == 2)
+            #expect((manifest["last_manifest_pull_date"] as? String)?.hasPrefix(Self.utc(now - 5).replacingOccurrences(of: " ", with: "T")) == true)
+        }
+        // Nothing was refused along the way.
+        for node in [stack.openNode.http, stack.guardedNode.http] {
+            #expect(try !stack.metrics(node).contains("pullsketch_quay_commands_refused_total"))
+        }
+    }
+
+    @Test func aWrongPasswordIsRefusedAndCountsNothing() throws {
+        let stack = try Stack()
+        let pull = Pull(repositoryID: 10, tag: "secret", digest: Self.digest(1), timestamp: Int(Date().timeIntervalSince1970))
+        #expect(throws: ChildProcessError.self) {
+            try stack.send([pull], version: "7.1.0", shape: "eval", port: stack.guardedNode.resp, password: "not-the-password")
+        }
+        #expect(throws: ChildProcessError.self) {
+            try stack.send([pull], version: "7.1.0", shape: "eval", port: stack.guardedNode.resp)
+        }
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(try stack.sql("SELECT count(*) FROM public.tagpullstatistics") == ["0"])
+        #expect(try stack.api(stack.openNode.http, "acme/web/tag/secret/pull_statistics")["tag_pull_count"] as? Int == 0)
+    }
+
+    @Test func pullsOfRepositoriesQuayDoesNotHaveAreDroppedAndCounted() throws {
+        let stack = try Stack()
+        let now = Int(Date().timeIntervalSince1970)
+        try stack.send([Pull(repositoryID: 999, tag: "ghost", digest: Self.digest(9), timestamp: now),
+                        Pull(repositoryID: 10, tag: "real", digest: Self.digest(8), timestamp: now)],
+                       version: "7.1.0", shape: "eval", port: stack.openNode.resp)
+        #expect(try stack.eventually { try stack.metrics(stack.openNode.http).contains("pullsketch_quay_pulls_dropped_total{reason=\"unknown_repository\"} 1") })
+        #expect(try stack.eventually { try stack.sql("SELECT tag_name, tag_pull_count FROM public.tagpullstatistics") == ["real|1"] })
+    }
+
+    @Test func aRenamedRepositorysNewPullsGoToItsNewName() throws {
+        let stack = try Stack(namesRefreshMilliseconds: 1_000)
+        let now = Int(Date().timeIntervalSince1970)
+        try stack.send([Pull(repositoryID: 12, tag: "v1", digest: Self.digest(3), timestamp: now - 2)], version: "7.1.0", shape: "eval", port: stack.openNode.resp)
+        #expect(try stack.eventually { try stack.api(stack.openNode.http, "team/legacy/tag/v1/pull_statistics")["tag_pull_count"] as? Int == 1 })
+        _ = try stack.sql("UPDATE public.repository SET name = 'modern' WHERE id = 12")
+        Thread.sleep(forTimeInterval: 2.5)  // more than one names refresh
+        try stack.send([Pull(repositoryID: 12, tag: "v1", digest: Self.digest(3), timestamp: now - 1)], version: "7.1.0", shape: "eval", port: stack.openNode.resp)
+        #expect(try stack.eventually { try stack.api(stack.openNode.http, "team/modern/tag/v1/pull_statistics")["tag_pull_count"] as? Int == 1 })
+        #expect(try stack.api(stack.openNode.http, "team/legacy/tag/v1/pull_statistics")["tag_pull_count"] as? Int == 1)
+    }
+
+    @Test func quaySyncRestoresRowsQuaysGarbageCollectionDeleted() throws {
+        let stack = try Stack()
+        let now = Int(Date().timeIntervalSince1970)
+        try stack.send((0..<3).map { Pull(repositoryID: 10, tag: "kept", digest: Self.digest(5), timestamp: now - 10 + $0) },
+                       version: "7.1.0", shape: "eval", port: stack.openNode.resp)
+        let expected = ["kept|3|\(Self.utc(now - 8))"]
+        let query = "SELECT tag_name, tag_pull_count, last_tag_pull_date FROM public.tagpullstatistics"
+        #expect(try stack.eventually { try stack.sql(query) == expected })
+        _ = try stack.sql("DELETE FROM public.tagpullstatistics; DELETE FROM public.manifestpullstatistics")
+        let output = try ChildProcess.run(builtProduct("pullsketch").path, ["quay", "sync"], environment: ["PULLSKETCH_DATABASE_URL": stack.statisticsDatabase])
+        #expect(output.contains("wrote 1 tagpullstatistics rows and 1 manifestpullstatistics rows"))
+        #expect(try stack.sql(query) == expected)
+        #expect(try stack.sql("SELECT manifest_pull_count FROM public.manifestpullstatistics") == ["3"])
+    }
+
+    @Test func malformedAndHostileProtocolGetsAnErrorAndTheConnectionClosed() throws {
+        let stack = try Stack()
+        let port = stack.openNode.resp
+        for (input, message) in [
+            ("*1\r\n$536870912\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
+            ("*99999999\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
+            ("*1\r\n+PING\r\n", "-ERR Protocol error: expected '$', got '+'\r\n"),
+        ] {
+            let (reply, closed) = try exchange(port: port, Array(input.utf8))
+            #expect(String(decoding: reply, as: UTF8.self) == message)
+            #expect(closed)
+        }
+        // An endless argument is refused once it passes the command limit, not buffered.
+        let endless = Array("*2\r\n$4\r\nECHO\r\n$1048576\r\n".utf8) + [UInt8](repeating: 0x61, count: 3 << 20)
+        let (reply, closed) = try exchange(port: port, endless)
+        #expect(String(decoding: reply, as: UTF8.self).hasPrefix("-ERR Protocol error"))
+        #expect(closed)
+        // Inline commands and a pipeline of commands on one connection, as redis-cli sends them.
+        let (answers, _) = try exchange(port: port, Array("PING\r\nECHO hi\r\nGET x\r\nQUIT\r\n".utf8))
+        #expect(String(decoding: answers, as: UTF8.self).hasPrefix("+PONG\r\n$2\r\nhi\r\n-ERR unknown command 'get'"))
+        #expect(String(decoding: answers, as: UTF8.self).hasSuffix("+OK\r\n"))
+        // The node still takes pulls afterwards.
+        try stack.send([Pull(repositoryID: 10, tag: "after", digest: Self.digest(4), timestamp: Int(Date().timeIntervalSince1970))],
+                       version: "3.5.3", shape: "eval", port: port)
+        #expect(try stack.eventually { try stack.sql("SELECT tag_pull_count FROM public.tagpullstatistics") == ["1"] })
+        #expect(try stack.metrics(stack.openNode.http).contains("pullsketch_quay_protocol_errors_total 4"))
+    }
+}
