@@ -71,6 +71,11 @@ let package = Package(
             path: "Sources/ReconcilerThroughput"
         ),
         .executableTarget(
+            name: "QuayWireLoad",
+            dependencies: [.product(name: "PullSketchRedis", package: "PullSketch")],
+            path: "Sources/QuayWireLoad"
+        ),
+        .executableTarget(
             name: "WebhookLoad",
             path: "Sources/WebhookLoad"
         ),

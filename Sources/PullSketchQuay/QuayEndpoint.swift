@@ -5,6 +5,10 @@ import PullSketchCore
 public import PullSketchRESP
 public import ServiceLifecycle
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Where the endpoint listens and what its clients may do.
 public struct QuayEndpointConfiguration: Hashable, Sendable {
     public var host: String
@@ -37,6 +41,7 @@ public final class QuayEndpoint: Service, Sendable {
     public let configuration: QuayEndpointConfiguration
     private let intake: QuayPullIntake
     private let scripts = ScriptDirectory()
+    private let metrics = QuayMetrics()
     private let logger: Logger
 
     public init(configuration: QuayEndpointConfiguration, intake: QuayPullIntake, logger: Logger) {
@@ -45,28 +50,35 @@ public final class QuayEndpoint: Service, Sendable {
         self.logger = logger
     }
 
-    /// Listens until a graceful shutdown, then closes the listener.
+    /// Listens until a graceful shutdown, then closes the listeners.
     public func run() async throws {
-        let configuration = configuration, intake = intake, scripts = scripts
+        let configuration = configuration, intake = intake, scripts = scripts, metrics = metrics
         let idle = TimeAmount.nanoseconds(configuration.idleTimeout.components.seconds * 1_000_000_000)
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(ChannelOptions.backlog, value: 1_024)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
-                    try channel.pipeline.syncOperations.addHandler(
-                        RESPConnectionHandler(session: QuaySession(configuration: configuration.session, scripts: scripts),
-                                              parser: RESPParser(limits: configuration.limits), intake: intake)
-                    )
+        // Every event loop has its own listener on the port (SO_REUSEPORT: the kernel spreads
+        // connections over them) and serves the connections it accepts: a connection handed from
+        // an accepting loop to another costs a cross-thread wake-up per pull.
+        var listeners: [any Channel] = []
+        for loop in MultiThreadedEventLoopGroup.singleton.makeIterator() {
+            listeners.append(try await ServerBootstrap(group: loop, childGroup: loop)
+                .serverChannelOption(ChannelOptions.backlog, value: 1_024)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(ChannelOptions.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
+                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
+                        try channel.pipeline.syncOperations.addHandler(RESPConnectionHandler(
+                            session: QuaySession(configuration: configuration.session, scripts: scripts),
+                            parser: RESPParser(limits: configuration.limits), intake: intake, metrics: metrics
+                        ))
+                    }
                 }
-            }
-            .bind(host: configuration.host, port: configuration.port)
-            .get()
+                .bind(host: configuration.host, port: configuration.port)
+                .get())
+        }
         logger.info("Quay pull-metrics endpoint listening", metadata: ["address": "\(configuration.host):\(configuration.port)"])
         try? await gracefulShutdown()
-        try await channel.close()
+        for listener in listeners { try await listener.close() }
     }
 }
 
@@ -79,15 +91,16 @@ private final class RESPConnectionHandler: ChannelInboundHandler {
     private var session: QuaySession
     private let parser: RESPParser
     private let intake: QuayPullIntake
-    private let metrics = QuayMetrics()
+    private let metrics: QuayMetrics
     private var input = ByteBuffer()
     private var output: [UInt8] = []
     private var closing = false
 
-    init(session: QuaySession, parser: RESPParser, intake: QuayPullIntake) {
+    init(session: QuaySession, parser: RESPParser, intake: QuayPullIntake, metrics: QuayMetrics) {
         self.session = session
         self.parser = parser
         self.intake = intake
+        self.metrics = metrics
     }
 
     func channelActive(context: ChannelHandlerContext) {

@@ -7,23 +7,32 @@ import Synchronization
 /// over, and clients simply load their script again.
 public final class ScriptDirectory: Sendable {
     static let capacity = 1_024
-    private let names = Mutex<Set<String>>([])
+
+    private struct Scripts {
+        var names: Set<String> = []
+        /// The name of each script seen, so a script sent with every pull is hashed once.
+        var byText: [[UInt8]: String] = [:]
+    }
+
+    private let scripts = Mutex(Scripts())
 
     public init() {}
 
     /// Remembers `script` and returns its name.
     @discardableResult
     func load(_ script: [UInt8]) -> String {
+        if let name = scripts.withLock({ $0.byText[script] }) { return name }
         let name = SHA1.hex(script)
-        names.withLock { names in
-            if names.count >= Self.capacity, !names.contains(name) { names.removeAll() }
-            names.insert(name)
+        scripts.withLock { scripts in
+            if scripts.names.count >= Self.capacity { scripts = Scripts() }
+            scripts.names.insert(name)
+            scripts.byText[script] = name
         }
         return name
     }
 
     func contains(_ name: [UInt8]) -> Bool {
         let text = String(decoding: name, as: UTF8.self).lowercased()
-        return names.withLock { $0.contains(text) }
+        return scripts.withLock { $0.names.contains(text) }
     }
 }

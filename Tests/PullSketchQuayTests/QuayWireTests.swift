@@ -178,7 +178,8 @@ import Testing
         }
         // Nothing was refused along the way.
         for node in [stack.openNode.http, stack.guardedNode.http] {
-            #expect(try !stack.metrics(node).contains("pullsketch_quay_commands_refused_total"))
+            let refused = try stack.metrics(node).split(separator: "\n").filter { $0.hasPrefix("pullsketch_quay_commands_refused_total{") }
+            #expect(refused.count == 4 && refused.allSatisfy { $0.hasSuffix(" 0") }, "\(refused)")
         }
     }
 
