@@ -16,6 +16,8 @@ let package = Package(
         .library(name: "PullSketchPostgres", targets: ["PullSketchPostgres"]),
         .library(name: "PullSketchStore", targets: ["PullSketchStore"]),
         .library(name: "PullSketchReconciler", targets: ["PullSketchReconciler"]),
+        .library(name: "PullSketchRESP", targets: ["PullSketchRESP"]),
+        .library(name: "PullSketchQuay", targets: ["PullSketchQuay"]),
         .executable(name: "pullsketch", targets: ["pullsketch"]),
     ],
     dependencies: [

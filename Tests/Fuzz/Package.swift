@@ -1,0 +1,20 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// libFuzzer harnesses for what the network feeds PullSketch. Built by `scripts/fuzz`, with
+/// `-sanitize=fuzzer,address`, which links libFuzzer.
+let package = Package(
+    name: "PullSketchFuzz",
+    dependencies: [.package(name: "PullSketch", path: "../..")],
+    targets: [
+        .executableTarget(
+            name: "QuayWireFuzz",
+            dependencies: [
+                .product(name: "PullSketchCore", package: "PullSketch"),
+                .product(name: "PullSketchRESP", package: "PullSketch"),
+                .product(name: "PullSketchQuay", package: "PullSketch"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
