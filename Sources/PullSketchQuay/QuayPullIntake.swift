@@ -11,6 +11,10 @@ import Synchronization
 /// with one query per batch of ids. Names are re-read every `refreshInterval`, so a renamed
 /// repository's pulls move to its new name; an id Quay does not have is remembered as unknown for
 /// the same interval, so unknown ids cost no query each.
+///
+/// Every name an id has had is stored in `quay_repository_names` before any pull is recorded under
+/// it: the projection into Quay's tables sums a Quay repository's statistics over all its names,
+/// so a rename loses nothing there.
 public final class QuayPullIntake: Service, Sendable {
     /// Most pulls waiting for names; beyond it pulls are dropped and counted.
     public static let queueCapacity = 100_000
@@ -24,7 +28,8 @@ public final class QuayPullIntake: Service, Sendable {
     }
 
     private let tracker: PullTracker
-    private let database: BlockingDatabase
+    private let quay: BlockingDatabase
+    private let statistics: BlockingDatabase
     private let refreshInterval: Duration
     private let state = Mutex(State())
     private let signal: AsyncStream<Void>.Continuation
@@ -32,10 +37,11 @@ public final class QuayPullIntake: Service, Sendable {
     private let metrics = QuayMetrics()
     private let logger: Logger
 
-    /// `database` reaches Quay's `repository` and `"user"` tables (read only).
-    public init(tracker: PullTracker, database: BlockingDatabase, refreshInterval: Duration = .seconds(60), logger: Logger) {
+    /// `quay` reaches Quay's `repository` and `"user"` tables (read only), `statistics` PullSketch's.
+    public init(tracker: PullTracker, quay: BlockingDatabase, statistics: BlockingDatabase, refreshInterval: Duration = .seconds(60), logger: Logger) {
         self.tracker = tracker
-        self.database = database
+        self.quay = quay
+        self.statistics = statistics
         self.refreshInterval = refreshInterval
         self.logger = logger
         (signals, signal) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
@@ -161,12 +167,12 @@ public final class QuayPullIntake: Service, Sendable {
         }
     }
 
-    /// Quay's `namespace/name` of each id it has.
+    /// Quay's `namespace/name` of each id it has, each valid one stored in `quay_repository_names`.
     private func lookUp(_ ids: [Int64]) async throws -> [Int64: Result<RepositoryName, ValidationError>] {
         var names: [Int64: Result<RepositoryName, ValidationError>] = [:]
         for start in stride(from: 0, to: ids.count, by: Self.idsPerQuery) {
             let chunk = ids[start..<min(start + Self.idsPerQuery, ids.count)].map(String.init)
-            let rows = try await database.run { connection in
+            let rows = try await quay.run { connection in
                 try connection.query(
                     """
                     SELECT r.id, n.username || '/' || r.name AS name
@@ -178,6 +184,18 @@ public final class QuayPullIntake: Service, Sendable {
             }
             for (id, name) in rows {
                 names[id] = Result { () throws(ValidationError) in try RepositoryName(name) }
+            }
+        }
+        let valid = names.compactMap { id, name in (try? name.get()).map { (String(id), $0.value) } }
+        if !valid.isEmpty {
+            try await statistics.run { connection in
+                try connection.query(
+                    """
+                    INSERT INTO quay_repository_names (quay_repository_id, name)
+                    SELECT * FROM unnest($1::bigint[], $2::text[]) ON CONFLICT DO NOTHING
+                    """,
+                    [PostgresArray.literal(valid.map(\.0)), PostgresArray.literal(valid.map(\.1))]
+                )
             }
         }
         return names

@@ -90,6 +90,15 @@ public enum Schema {
             CREATE INDEX tag_stats_by_repository_last_used ON tag_stats (repository_id, last_used_at);
             CREATE INDEX manifest_stats_by_repository_last_used ON manifest_stats (repository_id, last_used_at);
             """),
+        Migration(version: 3, name: "names of Quay repositories", sql: """
+            CREATE TABLE quay_repository_names (
+                quay_repository_id bigint NOT NULL,
+                name text NOT NULL,
+                seen_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (quay_repository_id, name)
+            );
+            CREATE INDEX quay_repository_names_by_name ON quay_repository_names (name);
+            """),
     ]
 
     /// The advisory lock that makes concurrent migrators wait for each other ("PSMI").

@@ -31,10 +31,11 @@ struct ServeCommand: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let tracker = PullTracker(configuration: configuration.tracker)
         let flusher = Flusher(tracker: tracker, redis: configuration.redis, configuration: configuration.flusher)
+        let database = try BlockingDatabase(configuration.database)
         let node = PullSketchNode(
             configuration: configuration.node,
             tracker: tracker,
-            database: try BlockingDatabase(configuration.database),
+            database: database,
             redis: configuration.redis,
             metrics: NodeMetrics(registry: registry),
             logger: logger
@@ -53,7 +54,8 @@ struct ServeCommand: AsyncParsableCommand {
             endpoint.session.maximumDelay = configuration.node.maxEventDelay
             let intake = QuayPullIntake(
                 tracker: tracker,
-                database: try BlockingDatabase(configuration.quay.databaseURL ?? configuration.database, connections: 1),
+                quay: try configuration.quay.databaseURL.map { try BlockingDatabase($0, connections: 1) } ?? database,
+                statistics: database,
                 refreshInterval: configuration.quay.namesRefreshInterval,
                 logger: logger
             )

@@ -9,17 +9,19 @@ import Testing
 @Suite(.postgresServer) struct QuayProjectionTests {
     let repository = try! RepositoryName("team/app")
 
-    /// A database with Quay's tables in `public` and PullSketch's schema beside them.
+    /// A database with Quay's tables in `public` and PullSketch's schema beside them, where the
+    /// node has seen Quay's repository 13 named `team/app`.
     func quayDatabase() throws -> (connectionString: String, connection: PostgresConnection) {
         let connectionString = try PostgresServer.current!.makeDatabase()
         let connection = try PostgresConnection(connectionString)
         try connection.execute(script: QuayTables.schema)
         try Schema.migrate(connection)
+        try connection.query("INSERT INTO quay_repository_names (quay_repository_id, name) VALUES (13, 'team/app')")
         return (connectionString, connection)
     }
 
-    func pull(_ tag: Int, at seconds: Int64) -> PullEvent {
-        PullEvent(repository: repository, reference: .tag(try! TagName("v\(tag)")), method: .get,
+    func pull(_ tag: Int, at seconds: Int64, in repository: RepositoryName? = nil) -> PullEvent {
+        PullEvent(repository: repository ?? self.repository, reference: .tag(try! TagName("v\(tag)")), method: .get,
                   servedDigest: try! Digest("sha256:" + String(repeating: String(tag % 10), count: 64)),
                   time: Timestamp(millisecondsSinceEpoch: seconds * 1_000))
     }
@@ -78,6 +80,7 @@ import Testing
     @Test func aProjectionThatFailsRollsTheWholeBatchBack() throws {
         let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
         try Schema.migrate(connection)  // no Quay tables: the projection's statement fails
+        try connection.query("INSERT INTO quay_repository_names (quay_repository_id, name) VALUES (13, 'team/app')")
         let writer = BatchWriter(connection: connection, shardCount: 1, projection: try QuayProjection(quayDatabase: nil))
         #expect(throws: PostgresError.self) { try writer.write(batch([pull(1, at: 1_800_000_000)], number: 1)) }
         #expect(try connection.query("SELECT count(*) FROM tag_stats").rows == [["0"]])
@@ -88,11 +91,25 @@ import Testing
         let (quayConnectionString, quay) = try quayDatabase()
         let statistics = try PostgresConnection(try PostgresServer.current!.makeDatabase())
         try Schema.migrate(statistics)
+        try statistics.query("INSERT INTO quay_repository_names (quay_repository_id, name) VALUES (13, 'team/app')")
         let writer = BatchWriter(connection: statistics, shardCount: 1, projection: try QuayProjection(quayDatabase: quayConnectionString))
         let once = batch([pull(3, at: 1_800_000_000), pull(3, at: 1_800_000_001)], number: 1)
         _ = try writer.write(once)
         _ = try writer.write(once)
         #expect(try quayTags(quay).map { $0[1] } == ["2"])
         #expect(try statistics.query("SELECT pull_count::text FROM tag_stats").rows == [["2"]])
+    }
+
+    @Test func aRenamedRepositorysRowSumsEveryNameItHad() throws {
+        let (_, connection) = try quayDatabase()
+        try connection.query("INSERT INTO quay_repository_names (quay_repository_id, name) VALUES (13, 'team/old')")
+        let old = try RepositoryName("team/old")
+        let writer = BatchWriter(connection: connection, shardCount: 1, projection: try QuayProjection(quayDatabase: nil))
+        _ = try writer.write(batch([pull(1, at: 1_800_000_000, in: old), pull(1, at: 1_800_000_001, in: old)], number: 1))
+        _ = try writer.write(batch([pull(1, at: 1_800_000_030)], number: 2))
+        #expect(try quayTags(connection).map { [$0[1], $0[2]] } == [["3", "2027-01-15 08:00:30"]])
+        try connection.query("DELETE FROM tagpullstatistics")
+        #expect(try QuayProjection(quayDatabase: nil).sync(statistics: connection) == [.tag: 1, .manifest: 1])
+        #expect(try quayTags(connection).map { [$0[1], $0[2]] } == [["3", "2027-01-15 08:00:30"]])
     }
 }

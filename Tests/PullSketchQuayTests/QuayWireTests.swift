@@ -207,7 +207,7 @@ import Testing
         #expect(try stack.eventually { try stack.sql("SELECT tag_name, tag_pull_count FROM public.tagpullstatistics") == ["real|1"] })
     }
 
-    @Test func aRenamedRepositorysNewPullsGoToItsNewName() throws {
+    @Test func aRenamedRepositorysNewPullsGoToItsNewNameAndQuaysRowKeepsTheOldOnes() throws {
         let stack = try Stack(namesRefreshMilliseconds: 1_000)
         let now = Int(Date().timeIntervalSince1970)
         try stack.send([Pull(repositoryID: 12, tag: "v1", digest: Self.digest(3), timestamp: now - 2)], version: "7.1.0", shape: "eval", port: stack.openNode.resp)
@@ -217,6 +217,8 @@ import Testing
         try stack.send([Pull(repositoryID: 12, tag: "v1", digest: Self.digest(3), timestamp: now - 1)], version: "7.1.0", shape: "eval", port: stack.openNode.resp)
         #expect(try stack.eventually { try stack.api(stack.openNode.http, "team/modern/tag/v1/pull_statistics")["tag_pull_count"] as? Int == 1 })
         #expect(try stack.api(stack.openNode.http, "team/legacy/tag/v1/pull_statistics")["tag_pull_count"] as? Int == 1)
+        #expect(try stack.eventually { try stack.sql("SELECT repository_id, tag_name, tag_pull_count FROM public.tagpullstatistics") == ["12|v1|2"] })
+        #expect(try stack.sql("SELECT name FROM pullsketch.quay_repository_names WHERE quay_repository_id = 12 ORDER BY 1") == ["team/legacy", "team/modern"])
     }
 
     @Test func quaySyncRestoresRowsQuaysGarbageCollectionDeleted() throws {
