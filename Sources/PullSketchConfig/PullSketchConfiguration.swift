@@ -88,6 +88,9 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             }
             result.tracker.isEnabled = enabled
         }
+        if let port = try integer(environment, "PULLSKETCH_RESP_PORT"), !(1...65_535).contains(port) {
+            throw ConfigurationError("PULLSKETCH_RESP_PORT", "\(port) is outside 1...65535")
+        }
         if let host = environment["PULL_METRICS_REDIS_HOST"] { result.redis.host = host }
         try result.set(\.redis.port, try integer(environment, "PULL_METRICS_REDIS_PORT"), key: "PULL_METRICS_REDIS_PORT", valid: 1...65_535)
         if let password = environment["PULL_METRICS_REDIS_PASSWORD"] { result.redis.password = password }
@@ -165,7 +168,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
             let host = parts.dropLast().joined(separator: ":")
             guard parts.count >= 2, let port = Int(parts.last!), (1...65_535).contains(port), !host.isEmpty else {
-                throw ConfigurationError(key("resp_listen"), "'\(listen)' is not host:port (PULLSKETCH_RESP_PORT: a port)")
+                throw ConfigurationError(key("resp_listen"), "'\(listen)' is not host:port")
             }
             var endpoint = quay.endpoint ?? QuayEndpointConfiguration(port: port)
             (endpoint.host, endpoint.port) = (host, port)

@@ -87,8 +87,39 @@ import Testing
         #expect(configuration.tracker.sketch.width == 8_192)
     }
 
+    @Test func readsTheQuaySettingsAndPullSketchsOwnRedisOverPullMetricsRedis() throws {
+        let configuration = try PullSketchConfiguration(yaml: """
+            PULL_METRICS_REDIS: {host: pullsketch.internal, port: 6380, password: quay-side, db: 1}
+            PULLSKETCH:
+              redis: {host: redis.internal, port: 6379}
+              resp_listen: 0.0.0.0:6380
+              resp_password: resp-secret
+              quay: {database_url: "host=quaydb dbname=quay", projection: true, names_refresh_ms: 5000}
+            """)
+        #expect(configuration.redis == RedisEndpoint(host: "redis.internal", port: 6379))
+        let endpoint = try #require(configuration.quay.endpoint)
+        #expect(endpoint.host == "0.0.0.0" && endpoint.port == 6380 && endpoint.session.password == "resp-secret")
+        #expect(configuration.quay.databaseURL == "host=quaydb dbname=quay" && configuration.quay.projection)
+        #expect(configuration.quay.namesRefreshInterval == .seconds(5))
+        #expect(PullSketchConfiguration().quay.endpoint == nil && !PullSketchConfiguration().quay.projection)
+
+        let overridden = try configuration.applying(environment: [
+            "PULLSKETCH_RESP_PORT": "7000", "PULLSKETCH_QUAY_PROJECTION": "false", "PULLSKETCH_QUAY_NAMES_REFRESH_MS": "2000",
+        ])
+        #expect(overridden.quay.endpoint?.host == "0.0.0.0" && overridden.quay.endpoint?.port == 7000)
+        #expect(overridden.quay.endpoint?.session.password == "resp-secret")
+        #expect(!overridden.quay.projection && overridden.quay.namesRefreshInterval == .seconds(2))
+        let fromEnvironment = try PullSketchConfiguration().applying(environment: ["PULLSKETCH_RESP_PORT": "6380", "PULLSKETCH_RESP_PASSWORD": "pw"])
+        #expect(fromEnvironment.quay.endpoint?.host == "127.0.0.1" && fromEnvironment.quay.endpoint?.session.password == "pw")
+    }
+
     @Test(arguments: [
         ("PULL_METRICS_REDIS: {host: a, ssl: true}", "PULL_METRICS_REDIS.ssl"),
+        ("PULLSKETCH: {resp_listen: 6380}", "PULLSKETCH.resp_listen"),
+        ("PULLSKETCH: {resp_listen: 'host:99999'}", "PULLSKETCH.resp_listen"),
+        ("PULLSKETCH: {resp_password: pw}", "PULLSKETCH.resp_password"),
+        ("PULLSKETCH: {redis: {host: a, ssl: true}}", "PULLSKETCH.redis.ssl"),
+        ("PULLSKETCH: {quay: {names_refresh_ms: 10}}", "PULLSKETCH.quay.names_refresh_ms"),
         ("PULL_METRICS_REDIS: {port: 70000}", "PULL_METRICS_REDIS.port"),
         ("PULLSKETCH: {counting_rule: sometimes}", "PULLSKETCH.counting_rule"),
         ("PULLSKETCH: {shards: 3}", "PULLSKETCH.stripes"),
@@ -113,6 +144,9 @@ import Testing
         ("PULLSKETCH_HOT_CAPACITY", "-1"),
         ("PULLSKETCH_RECONCILE_INTERVAL_MS", "10"),
         ("PULLSKETCH_LEASE_MS", "forever"),
+        ("PULLSKETCH_RESP_PORT", "0"),
+        ("PULLSKETCH_RESP_PORT", "redis"),
+        ("PULLSKETCH_QUAY_PROJECTION", "perhaps"),
     ])
     func badEnvironmentValuesAreRefusedByKey(key: String, value: String) {
         #expect {
