@@ -18,6 +18,8 @@ import Synchronization
 public final class QuayPullIntake: Service, Sendable {
     /// Most pulls waiting for names; beyond it pulls are dropped and counted.
     public static let queueCapacity = 100_000
+    /// Most ids remembered as unknown; a client inventing ids starts the memory over, no more.
+    static let unknownCapacity = 100_000
     static let idsPerQuery = 1_000
 
     private struct State {
@@ -124,6 +126,7 @@ public final class QuayPullIntake: Service, Sendable {
         var ready: [(QuayPull, RepositoryName)] = []
         var unknown = 0, invalid = 0
         state.withLock { state in
+            if state.unknown.count + ids.count > Self.unknownCapacity { state.unknown.removeAll() }
             for id in ids {
                 switch found[id] {
                 case .success(let name)?: state.names[id] = name
