@@ -44,8 +44,8 @@ public struct BatchWriter {
             )
             guard !ledger.rows.isEmpty else { return .alreadyReconciled }
             try writeExact(content.hotEntries)
-            let estimated = try writeEstimates(batch)
-            try projection?.project(content.hotEntries.map(\.key) + estimated, statistics: connection)
+            let estimated = try writeEstimates(batch, keepingKeys: projection != nil)
+            try projection?.project(content.hotEntries.map(\.key) + estimated.keys, statistics: connection)
             return .applied(exactKeys: content.hotEntries.count, estimatedKeys: estimated.count)
         }
     }
@@ -176,12 +176,13 @@ public struct BatchWriter {
     /// the error bound and raises their times as inexact, never earlier than the truth. A key used
     /// without pulls gets only its last-used time. The sketch counts pulls, not requests: fetches
     /// and checks keep what exact batches counted, and `counters_exact` says they are incomplete.
-    /// Returns the keys estimated.
-    private func writeEstimates(_ batch: SealedBatch) throws -> [PullKey] {
-        guard let estimator = try TailEstimator(batch.content, parameters: batch.parameters, shardCount: shardCount) else { return [] }
+    /// Returns how many keys were estimated, and which when `keepingKeys` (for the projection).
+    private func writeEstimates(_ batch: SealedBatch, keepingKeys: Bool) throws -> (count: Int, keys: [PullKey]) {
+        guard let estimator = try TailEstimator(batch.content, parameters: batch.parameters, shardCount: shardCount) else { return (0, []) }
         let filter = estimator.repositories == nil ? "true" : "r.name = ANY($1::text[])"
         let parametersList = estimator.repositories.map { [PostgresArray.literal($0)] } ?? []
-        var estimated: [PullKey] = []
+        var estimated = 0
+        var estimatedKeys: [PullKey] = []
         for kind in KeyKind.allCases {
             let (table, column) = kind == .tag ? ("catalog_tags", "tag") : ("catalog_manifests", "digest")
             let keys = try connection.query(
@@ -196,9 +197,8 @@ public struct BatchWriter {
             for row in keys {
                 let repository: String = try row.decode("repository"), reference: String = try row.decode("reference")
                 let hash = KeyHash(kind: kind, repository: repository, reference: reference, seed: estimator.seed)
-                guard let estimate = estimator.estimate(hash, repository: repository),
-                      let key = try? PullKey(kind: kind, repository: repository, reference: reference) else { continue }
-                estimated.append(key)
+                guard let estimate = estimator.estimate(hash, repository: repository) else { continue }
+                if keepingKeys, let key = try? PullKey(kind: kind, repository: repository, reference: reference) { estimatedKeys.append(key) }
                 names.append(repository)
                 references.append(reference)
                 counts.append(String(estimate.pulls))
@@ -207,6 +207,7 @@ public struct BatchWriter {
                 used.append(String(estimate.lastUsed.millisecondsSinceEpoch))
             }
             guard !names.isEmpty else { continue }
+            estimated += names.count
             try connection.query(
                 """
                 INSERT INTO \(kind == .tag ? "tag_stats" : "manifest_stats") AS s (repository_id, \(column), pull_count,
@@ -230,7 +231,7 @@ public struct BatchWriter {
                 ]
             )
         }
-        return estimated
+        return (estimated, estimatedKeys)
     }
 
     private func upsertRepositories(_ names: [String]) throws {
