@@ -9,8 +9,8 @@ public import ServiceLifecycle
 import Synchronization
 
 /// Turns sealed Redis batches into PostgreSQL rows, exactly once. Every pass:
-/// 1. for each shard whose lease it holds, seal the live batch, numbered above the highest batch
-///    the ledger has;
+/// 1. for each shard whose lease it holds and that has no sealed batch waiting, seal the live
+///    batch, numbered above the highest batch the ledger has;
 /// 2. for each such shard, each sealed batch in order: renew the lease, read the batch, write it,
 ///    its projection if one is configured, and its ledger row in one transaction (`BatchWriter`),
 ///    then delete it from Redis.
@@ -18,8 +18,9 @@ import Synchronization
 /// The ledger, not the lease, is what makes a batch count once: a batch that was committed but not
 /// deleted (a crash in between) is found in the ledger and only deleted. The lease keeps two
 /// reconcilers from doing the same work. A failure ends the pass; the next pass, one interval
-/// later, starts over on fresh connections. Sealing needs only Redis, so while PostgreSQL is down
-/// batches keep being sealed and wait in Redis, and the lag metric shows it.
+/// later, starts over on fresh connections. While PostgreSQL is down each shard keeps one sealed
+/// batch waiting and the live batch goes on taking merges, so Redis holds at most two batches per
+/// shard however long the outage; the lag metric shows it.
 ///
 /// hiredis and libpq block, so the reconciler is an actor on its own `BlockingExecutor`: all their
 /// calls run there, and its connections never leave it.
@@ -116,17 +117,29 @@ public actor Reconciler: Service {
             let store = try connectedStore()
             refreshFloors()
             var leased: [Int] = []
+            var waited: Set<Int> = []
             for shard in 0..<shardCount {
                 guard try store.lease(shard: shard, owner: owner, duration: configuration.leaseDuration) else {
                     pass.shardsLeasedElsewhere += 1
                     continue
                 }
                 leased.append(shard)
-                if let floors { try store.seal(shard: shard, floor: floors[shard]) }
+                // One waiting batch per shard at most: while PostgreSQL is down, pulls accumulate in
+                // the live batch (bounded by the keys pulled) instead of in a new batch per pass.
+                if try !store.sealedBatches(shard: shard).isEmpty {
+                    waited.insert(shard)
+                } else if let floors {
+                    try store.seal(shard: shard, floor: floors[shard])
+                }
             }
             try recordLag(store, shards: leased)
             for shard in leased {
                 try drain(shard: shard, store: store, pass: &pass, stop: stop)
+                // The waiting batches are written: seal what stayed live meanwhile, in this pass.
+                if waited.contains(shard), !stop.flag.load(ordering: .relaxed), let floors, try store.sealedBatches(shard: shard).isEmpty {
+                    try store.seal(shard: shard, floor: floors[shard])
+                    try drain(shard: shard, store: store, pass: &pass, stop: stop)
+                }
             }
             try pruneLedgerHourly()
             return pass

@@ -5,6 +5,8 @@ import PullSketchCore
 struct BatchReader {
     let connection: RedisConnection
     let keys: BatchKeys
+    /// The reader's shard count; a batch merged under another is refused.
+    let shardCount: Int
 
     /// Hash entries fetched per HSCAN call, and string bytes per GETRANGE call.
     private let scanCount = 1_000
@@ -14,9 +16,24 @@ struct BatchReader {
     func read(shard: Int, number: Int64) throws -> SealedBatch? {
         let tail = try hash(keys.tail)
         guard !tail.isEmpty else { return nil }
-        let parameters = try tail["fingerprint"].map { text in
-            guard let parameters = SketchParameters(fingerprint: text) else {
-                throw BatchStoreError(.malformed, "\(keys.tail) has fingerprint '\(text)'")
+        let parameters = try tail["fingerprint"].map { stamp in
+            // `<sketch fingerprint>:n<shard count>`; batches sealed before the shard count was
+            // stamped have the sketch fingerprint alone.
+            var text = Substring(stamp)
+            if let separator = text.lastIndex(of: ":"), text[text.index(after: separator)...].first == "n" {
+                guard let merged = Int(text[text.index(separator, offsetBy: 2)...]) else {
+                    throw BatchStoreError(.malformed, "\(keys.tail) has fingerprint '\(stamp)'")
+                }
+                guard merged == shardCount else {
+                    throw BatchStoreError(
+                        .sketchMismatch,
+                        "\(keys.tail) was merged by processes with \(merged) shards; this one runs with \(shardCount): run every node and reconciler with one shard count"
+                    )
+                }
+                text = text[..<separator]
+            }
+            guard let parameters = SketchParameters(fingerprint: String(text)) else {
+                throw BatchStoreError(.malformed, "\(keys.tail) has fingerprint '\(stamp)'")
             }
             guard parameters.formatVersion == SketchParameters.currentFormatVersion else {
                 throw BatchStoreError(

@@ -21,6 +21,13 @@ public final class BatchStore {
         self.ledgerMemoryMilliseconds = ledgerMemoryMilliseconds
     }
 
+    /// What a shard's live batch is stamped with at its first merge and every later merge must
+    /// match: the sketch's fingerprint and the shard count, which decides which shard a key's
+    /// pulls go to. A process started with another shard count is refused, not silently mixed in.
+    static func layoutFingerprint(_ parameters: SketchParameters, shardCount: Int) -> String {
+        "\(parameters.fingerprint):n\(shardCount)"
+    }
+
     /// Applies every non-empty shard part of `window` to its shard's live batch, each atomically and
     /// at most once per (`node`, sequence), in one round trip. Returns the outcome per part sent.
     /// Throws `BatchStoreError.sketchMismatch` if a shard has other sketch parameters (that part
@@ -104,7 +111,7 @@ public final class BatchStore {
     /// Reads a sealed batch, hashes and sketch in chunks, and checks every value. Nil when the
     /// batch is gone: deleted, after it was reconciled, by another reconciler.
     public func readBatch(shard: Int, number: Int64) throws -> SealedBatch? {
-        let reader = BatchReader(connection: connection, keys: ShardLayout(shard: shard).batch(String(number)))
+        let reader = BatchReader(connection: connection, keys: ShardLayout(shard: shard).batch(String(number)), shardCount: shardCount)
         return try reader.read(shard: shard, number: number)
     }
 
@@ -120,7 +127,7 @@ public final class BatchStore {
         let keys = layout.live.all + [layout.fingerprint, layout.ledger, layout.ledgerTouched]
         var arguments: [String] = ["EVAL", BatchScripts.merge, String(keys.count)] + keys
         arguments += [
-            node, String(window.sequence), window.parameters.fingerprint,
+            node, String(window.sequence), Self.layoutFingerprint(window.parameters, shardCount: window.shards.count),
             String(now.millisecondsSinceEpoch), String(now.millisecondsSinceEpoch - ledgerMemoryMilliseconds),
             String(part.hotEntries.count), String(part.sketchCells.count), String(part.usageBits.count), String(part.tailRepositories.count),
             String(part.tailMass), Self.milliseconds(part.tailLastPulled), Self.milliseconds(part.tailLastUsed),

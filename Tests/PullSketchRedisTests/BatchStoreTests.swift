@@ -194,6 +194,34 @@ import Testing
         #expect(batches[0].content.tailRepositories.map(\.pulls) == [2])
     }
 
+    @Test func aProcessWithAnotherShardCountIsRefusedNotMixedIn() throws {
+        let server = try RedisServer()
+        let tracker = { (shards: Int) in
+            PullTracker(configuration: TrackerConfiguration(
+                isEnabled: true, hotCapacity: 0, stripeCount: shards, shardCount: shards, sketch: SketchParameters(width: 256, depth: 3)
+            ))
+        }
+        let two = tracker(2), four = tracker(4)
+        for index in 0..<200 {
+            two.record(pull("v\(index)", at: 1))
+            four.record(pull("v\(index)", at: 2))
+        }
+        let twoShardStore = try store(server, shards: 2), fourShardStore = try store(server, shards: 4)
+        try twoShardStore.merge(two.drain(), node: "two")
+        #expect {
+            try fourShardStore.merge(four.drain(), node: "four")
+        } throws: { error in
+            (error as? BatchStoreError)?.kind == .sketchMismatch
+        }
+        let number = try #require(try twoShardStore.seal(shard: 0))
+        #expect {
+            try fourShardStore.readBatch(shard: 0, number: number)
+        } throws: { error in
+            (error as? BatchStoreError)?.kind == .sketchMismatch && "\(error)".contains("2 shards")
+        }
+        #expect(try twoShardStore.readBatch(shard: 0, number: number)?.content.tailMass ?? 0 > 0)
+    }
+
     @Test func theLedgerForgetsANodeSilentForLongerThanItsMemory() throws {
         let server = try RedisServer()
         let connection = try RedisConnection(RedisEndpoint(port: server.port))
