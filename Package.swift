@@ -86,7 +86,7 @@ let package = Package(
         ),
         .target(
             name: "PullSketchEvents",
-            dependencies: ["PullSketchCore"],
+            dependencies: ["PullSketchCore", "CXXHash"],
             swiftSettings: swiftSettings
         ),
         .target(
