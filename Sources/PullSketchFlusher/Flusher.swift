@@ -11,7 +11,9 @@ public import ServiceLifecycle
 /// - a window that certainly never reached Redis (no connection) goes back into the tracker;
 /// - a window whose outcome is unknown (the connection broke after sending) is kept and retried as
 ///   the same window — same node id, same sequence — until Redis says it applied it or already had
-///   it; nothing new is drained meanwhile, and the tracker keeps recording within its bound.
+///   it; nothing new is drained meanwhile, and the tracker keeps recording within its bound. Once
+///   it has been retried for half the ledger's memory it is dropped and counted: a retry after the
+///   ledger forgot the node could apply it twice.
 ///
 /// hiredis blocks, so the flusher is an actor on its own `BlockingExecutor`: every Redis call runs
 /// there, never on the cooperative thread pool, and its connection never leaves it.
@@ -36,6 +38,8 @@ public actor Flusher: Service {
 
     private var store: BatchStore?
     private var pending: Window?
+    /// When the pending window's first attempt failed.
+    private var pendingSince: ContinuousClock.Instant?
     private var consecutiveFailures = 0
 
     public init(
@@ -75,6 +79,15 @@ public actor Flusher: Service {
     /// One merge attempt: the retained window if there is one, else a freshly drained window.
     @discardableResult
     public func flushOnce() -> Attempt {
+        if let pending, let pendingSince, ContinuousClock.now - pendingSince > configuration.ledgerMemory / 2 {
+            metrics.recordDrop(pending)
+            logger.error(
+                "window dropped: its merge outcome stayed unknown for half the ledger's memory",
+                metadata: ["node": "\(nodeID)", "sequence": "\(pending.sequence)", "pulls": "\(pending.pulls)"]
+            )
+            self.pending = nil
+            self.pendingSince = nil
+        }
         let window = pending ?? tracker.drain()
         metrics.recordAge()
         guard !window.isEmpty else { return .nothingToMerge }
@@ -83,6 +96,7 @@ public actor Flusher: Service {
             let store = try connectedStore()
             let outcomes = try store.merge(window, node: nodeID)
             pending = nil
+            pendingSince = nil
             consecutiveFailures = 0
             metrics.recordMerge(window, outcomes: outcomes, duration: ContinuousClock.now - started)
             return .merged(pulls: window.pulls)
@@ -95,7 +109,7 @@ public actor Flusher: Service {
                 logger.warning("redis unreachable, window kept in the tracker", metadata: ["error": "\(error)"])
                 return .failed(retained: false)
             }
-            if pending != nil { metrics.recordRetry() }
+            if pending != nil { metrics.recordRetry() } else { pendingSince = started }
             pending = window
             logger.error(
                 "merge outcome unknown or refused, retrying the same window",
@@ -107,7 +121,12 @@ public actor Flusher: Service {
 
     private func connectedStore() throws -> BatchStore {
         if let store { return store }
-        let store = BatchStore(connection: try RedisConnection(redis), shardCount: tracker.configuration.shardCount)
+        let memory = configuration.ledgerMemory.components
+        let store = BatchStore(
+            connection: try RedisConnection(redis),
+            shardCount: tracker.configuration.shardCount,
+            ledgerMemoryMilliseconds: memory.seconds * 1_000 + memory.attoseconds / 1_000_000_000_000_000
+        )
         self.store = store
         return store
     }

@@ -9,17 +9,23 @@ public struct FlusherConfiguration: Hashable, Sendable {
     public var maximumBackoff: Duration
     /// How long a graceful shutdown keeps trying its last merge. Default 5 s.
     public var shutdownGracePeriod: Duration
+    /// How long the merge ledger remembers a node, by Redis's clock. A window whose merge outcome
+    /// stays unknown for half of it is dropped and counted, never sent after the ledger may have
+    /// forgotten it. Default one day.
+    public var ledgerMemory: Duration
 
     public init(
         mergeInterval: Duration = .seconds(2),
         initialBackoff: Duration = .milliseconds(100),
         maximumBackoff: Duration = .seconds(10),
-        shutdownGracePeriod: Duration = .seconds(5)
+        shutdownGracePeriod: Duration = .seconds(5),
+        ledgerMemory: Duration = .seconds(86_400)
     ) {
         self.mergeInterval = mergeInterval
         self.initialBackoff = initialBackoff
         self.maximumBackoff = maximumBackoff
         self.shutdownGracePeriod = shutdownGracePeriod
+        self.ledgerMemory = ledgerMemory
     }
 
     /// The wait before the next attempt after `failures` failures in a row (none: the interval).

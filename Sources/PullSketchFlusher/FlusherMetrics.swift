@@ -8,6 +8,8 @@ struct FlusherMetrics {
     private let duplicateParts = Counter(label: "pullsketch_flusher_duplicate_parts_total")
     private let failures = Counter(label: "pullsketch_flusher_failures_total")
     private let retries = Counter(label: "pullsketch_flusher_retries_total")
+    private let droppedWindows = Counter(label: "pullsketch_flusher_windows_dropped_total")
+    private let droppedPulls = Counter(label: "pullsketch_flusher_pulls_dropped_total")
     private let entries = Counter(label: "pullsketch_flusher_hot_entries_total")
     private let cells = Counter(label: "pullsketch_flusher_sketch_cells_total")
     private let bytes = Counter(label: "pullsketch_flusher_payload_bytes_total")
@@ -28,6 +30,11 @@ struct FlusherMetrics {
 
     func recordFailure() { failures.increment() }
     func recordRetry() { retries.increment() }
+
+    func recordDrop(_ window: Window) {
+        droppedWindows.increment()
+        droppedPulls.increment(by: Int(clamping: window.pulls))
+    }
 
     /// Updates the age of the last successful merge; called at every attempt.
     func recordAge() {

@@ -13,11 +13,12 @@ enum BatchScripts {
     /// Applies one window part to the shard's live batch, at most once per (node, sequence).
     ///
     /// KEYS: the 12 live batch keys (`BatchKeys.all`), fingerprint, ledger, ledger:touched.
-    /// ARGV: node, sequence, fingerprint, now (ms), forget-before (ms), #hot, #cells, #bits, #tails,
+    /// ARGV: node, sequence, fingerprint, ledger memory (ms), #hot, #cells, #bits, #tails,
     /// tail mass, tail last pulled, tail last used, overflow (0/1); then per hot entry field,
     /// fetches, checks, pulls, last pulled ("" for none), last used, digest time, digest (or "");
     /// per cell index, count; per usage bit its index; per tail repository name, pulls, last pulled
-    /// ("" for none), last used. Returns 1 when applied, 0 when the ledger already had it.
+    /// ("" for none), last used. Returns 1 when applied, 0 when the ledger already had it. The
+    /// ledger's clock is Redis's (`TIME`), so no node's clock can make it forget another node.
     static let merge = """
         local \(batchKeyNames.joined(separator: ", ")) = unpack(KEYS, 1, \(batchKeyCount))
         local fingerprintKey, ledger, touched = unpack(KEYS, \(batchKeyCount + 1), \(batchKeyCount + 3))
@@ -25,7 +26,9 @@ enum BatchScripts {
         if fingerprint and fingerprint ~= ARGV[3] then
           return redis.error_reply('\(fingerprintMismatch)shard sketch is ' .. fingerprint .. ', window sketch is ' .. ARGV[3])
         end
-        local stale = redis.call('ZRANGEBYSCORE', touched, '-inf', '(' .. ARGV[5], 'LIMIT', 0, 1000)
+        local time = redis.call('TIME')
+        local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+        local stale = redis.call('ZRANGEBYSCORE', touched, '-inf', '(' .. (now - tonumber(ARGV[4])), 'LIMIT', 0, 1000)
         for _, node in ipairs(stale) do
           redis.call('HDEL', ledger, node)
           redis.call('ZREM', touched, node)
@@ -41,8 +44,8 @@ enum BatchScripts {
         local function add(key, field, value)
           if value ~= '0' then redis.call('HINCRBY', key, field, value) end
         end
-        local hot, cells, bits, tails = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-        local i = 14
+        local hot, cells, bits, tails = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+        local i = 13
         for _ = 1, hot do
           local field = ARGV[i]
           add(fetches, field, ARGV[i + 1])
@@ -76,11 +79,11 @@ enum BatchScripts {
           i = i + 1
         end
         if bits > 0 then
-          add(tail, 'mass', ARGV[10])
-          raise(tail, 'pulled', ARGV[11])
-          raise(tail, 'used', ARGV[12])
+          add(tail, 'mass', ARGV[9])
+          raise(tail, 'pulled', ARGV[10])
+          raise(tail, 'used', ARGV[11])
         end
-        if ARGV[13] == '1' then redis.call('HSET', tail, 'overflow', '1') end
+        if ARGV[12] == '1' then redis.call('HSET', tail, 'overflow', '1') end
         for _ = 1, tails do
           add(tailpulls, ARGV[i], ARGV[i + 1])
           raise(tailpulled, ARGV[i], ARGV[i + 2])
@@ -88,7 +91,7 @@ enum BatchScripts {
           i = i + 4
         end
         redis.call('HSET', ledger, ARGV[1], ARGV[2])
-        redis.call('ZADD', touched, ARGV[4], ARGV[1])
+        redis.call('ZADD', touched, now, ARGV[1])
         return 1
         """
 

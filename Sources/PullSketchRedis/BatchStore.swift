@@ -12,8 +12,8 @@ public enum MergeOutcome: Hashable, Sendable {
 public final class BatchStore {
     public let shardCount: Int
     private let connection: RedisConnection
-    /// How long the ledger remembers a node that stopped merging. Default one day.
-    private let ledgerMemoryMilliseconds: Int64
+    /// How long the ledger remembers a node that stopped merging, by Redis's clock. Default one day.
+    public let ledgerMemoryMilliseconds: Int64
 
     public init(connection: RedisConnection, shardCount: Int, ledgerMemoryMilliseconds: Int64 = 86_400_000) {
         self.connection = connection
@@ -33,10 +33,10 @@ public final class BatchStore {
     /// Throws `BatchStoreError.sketchMismatch` if a shard has other sketch parameters (that part
     /// changes nothing), or a `RedisError`.
     @discardableResult
-    public func merge(_ window: Window, node: String, now: Timestamp = .now()) throws -> [Int: MergeOutcome] {
+    public func merge(_ window: Window, node: String) throws -> [Int: MergeOutcome] {
         let parts = window.shards.filter { !$0.isEmpty }
         guard !parts.isEmpty else { return [:] }
-        let commands = parts.map { mergeCommand($0, window: window, node: node, now: now) }
+        let commands = parts.map { mergeCommand($0, window: window, node: node) }
         var outcomes: [Int: MergeOutcome] = [:]
         for (part, reply) in zip(parts, try connection.pipeline(commands)) {
             switch reply {
@@ -122,13 +122,13 @@ public final class BatchStore {
         _ = try connection.command(["EVAL", BatchScripts.delete, String(keys.count)] + keys + [String(number)])
     }
 
-    private func mergeCommand(_ part: ShardWindow, window: Window, node: String, now: Timestamp) -> [[UInt8]] {
+    private func mergeCommand(_ part: ShardWindow, window: Window, node: String) -> [[UInt8]] {
         let layout = ShardLayout(shard: part.shard)
         let keys = layout.live.all + [layout.fingerprint, layout.ledger, layout.ledgerTouched]
         var arguments: [String] = ["EVAL", BatchScripts.merge, String(keys.count)] + keys
         arguments += [
             node, String(window.sequence), Self.layoutFingerprint(window.parameters, shardCount: window.shards.count),
-            String(now.millisecondsSinceEpoch), String(now.millisecondsSinceEpoch - ledgerMemoryMilliseconds),
+            String(ledgerMemoryMilliseconds),
             String(part.hotEntries.count), String(part.sketchCells.count), String(part.usageBits.count), String(part.tailRepositories.count),
             String(part.tailMass), Self.milliseconds(part.tailLastPulled), Self.milliseconds(part.tailLastUsed),
             part.tailRepositoriesOverflowed ? "1" : "0",

@@ -222,21 +222,29 @@ import Testing
         #expect(try twoShardStore.readBatch(shard: 0, number: number)?.content.tailMass ?? 0 > 0)
     }
 
-    @Test func theLedgerForgetsANodeSilentForLongerThanItsMemory() throws {
+    @Test func theLedgerForgetsANodeSilentForLongerThanItsMemoryByRedissClock() throws {
         let server = try RedisServer()
         let connection = try RedisConnection(RedisEndpoint(port: server.port))
-        let store = BatchStore(connection: connection, shardCount: 4, ledgerMemoryMilliseconds: 1_000)
-        let tracker = tracker()
-        tracker.record(pull("v1", .head, at: 1))
-        let window = tracker.drain()
-        let day = Timestamp(millisecondsSinceEpoch: 1_000_000)
-        #expect(try store.merge(window, node: "quiet", now: day).values.allSatisfy { $0 == .applied })
-        #expect(try store.merge(window, node: "quiet", now: day).values.allSatisfy { $0 == .alreadyApplied })
-        // Another node merges into the same shard long after: the quiet node is forgotten.
-        let other = self.tracker()
-        other.record(pull("v1", .head, at: 2))
-        try store.merge(other.drain(), node: "busy", now: Timestamp(millisecondsSinceEpoch: 1_002_000))
-        #expect(try store.merge(window, node: "quiet", now: Timestamp(millisecondsSinceEpoch: 1_002_001)).values.allSatisfy { $0 == .applied })
+        let store = BatchStore(connection: connection, shardCount: 1, ledgerMemoryMilliseconds: 1_000)
+        let tracker = { PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1)) }
+        let quiet = tracker()
+        quiet.record(pull("v1", .head, at: 1))
+        let window = quiet.drain()
+        #expect(try store.merge(window, node: "quiet") == [0: .applied])
+        #expect(try store.merge(window, node: "quiet") == [0: .alreadyApplied])
+        // The ledger is stamped with Redis's time, whatever the merging process's clock says.
+        guard case .array(let time) = try connection.command(["TIME"]), case .bulk(let seconds) = time[0],
+              case .bulk(let score) = try connection.command(["ZSCORE", "{ps:0}:ledger:touched", "quiet"]),
+              let redisNow = Double(String(decoding: seconds, as: UTF8.self)), let touched = Double(String(decoding: score, as: UTF8.self)) else {
+            Issue.record("unexpected replies")
+            return
+        }
+        #expect(abs(touched / 1_000 - redisNow) < 2)
+        Thread.sleep(forTimeInterval: 1.2)
+        let busy = tracker()
+        busy.record(pull("v1", .head, at: 2))
+        try store.merge(busy.drain(), node: "busy")  // forgets the quiet node, by Redis's clock
+        #expect(try store.merge(window, node: "quiet") == [0: .applied])
     }
 
     @Test func sealingNothingMakesNoBatch() throws {

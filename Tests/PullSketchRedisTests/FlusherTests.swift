@@ -14,12 +14,13 @@ import Testing
         PullTracker(configuration: TrackerConfiguration(isEnabled: true, hotCapacity: 4_096, sketch: SketchParameters(width: 4_096, depth: 4)))
     }
 
-    func flusher(_ tracker: PullTracker, port: Int, interval: Duration = .milliseconds(50)) -> Flusher {
+    func flusher(_ tracker: PullTracker, port: Int, interval: Duration = .milliseconds(50), ledgerMemory: Duration = .seconds(86_400)) -> Flusher {
         let configuration = FlusherConfiguration(
             mergeInterval: interval,
             initialBackoff: .milliseconds(10),
             maximumBackoff: .milliseconds(200),
-            shutdownGracePeriod: .seconds(5)
+            shutdownGracePeriod: .seconds(5),
+            ledgerMemory: ledgerMemory
         )
         return Flusher(tracker: tracker, redis: RedisEndpoint(port: port, timeout: 1), configuration: configuration)
     }
@@ -64,6 +65,25 @@ import Testing
         #expect(await flusher.flushOnce() == .merged(pulls: self.pulls(late)))
         #expect(await flusher.flushOnce() == .nothingToMerge)
         #expect(try sealedTotals(port: server.port) == totals(of: pulls + late))
+    }
+
+    @Test func aWindowWhoseOutcomeStaysUnknownForHalfTheLedgerMemoryIsDroppedNotRetried() async throws {
+        let server = try RedisServer()
+        let proxy = try ReplyDroppingProxy(upstreamPort: server.port)
+        let tracker = tracker()
+        let flusher = flusher(tracker, port: proxy.port, ledgerMemory: .seconds(2))
+        let pulls = events(round: 1)
+        for event in pulls { tracker.record(event) }
+        proxy.dropNextReply()
+        #expect(await flusher.flushOnce() == .failed(retained: true))  // applied, but the reply was lost
+        try await Task.sleep(for: .milliseconds(1_100))
+        // A retry now could come after the ledger forgot the node: the window is dropped instead.
+        #expect(await flusher.flushOnce() == .nothingToMerge)
+        // Whatever of the first attempt Redis applied is there once; nothing was sent again.
+        let truth = totals(of: pulls)
+        for (key, sealed) in try sealedTotals(port: server.port) {
+            #expect(sealed.pulls <= truth[key]?.pulls ?? 0, "\(key) counted twice")
+        }
     }
 
     @Test func aWindowThatNeverReachedRedisGoesBackIntoTheTracker() async throws {
