@@ -184,6 +184,10 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             if let projection = section.projection { quay.projection = projection }
             try set(\.quay.namesRefreshInterval, section.namesRefreshMilliseconds, key: key(keyPrefix.hasSuffix("_") ? "quay_names_refresh_ms" : "quay.names_refresh_ms"), valid: 1_000...86_400_000)
         }
+        // Redis's BITFIELD addresses at most 2³² bits: 2²⁷ counters of 32 bits per sketch.
+        guard tracker.sketch.width * tracker.sketch.depth <= 1 << 27 else {
+            throw ConfigurationError(key("sketch_width"), "width × depth is \(tracker.sketch.width * tracker.sketch.depth), above Redis's 134217728 counters")
+        }
         guard tracker.stripeCount % tracker.shardCount == 0 else {
             throw ConfigurationError(key("stripes"), "\(tracker.stripeCount) stripes are not a multiple of \(tracker.shardCount) shards")
         }

@@ -3,6 +3,25 @@
 enum BatchScripts {
     /// How the merge script's error reply for a sketch mismatch begins.
     static let fingerprintMismatch = "PULLSKETCH_FINGERPRINT "
+    /// How the merge script's error reply begins when a key holds the wrong type.
+    static let wrongType = "PULLSKETCH_WRONGTYPE "
+
+    /// Lua that returns an error before any write when one of the merge's keys holds another type
+    /// than PullSketch writes there (another writer in PullSketch's key space): a script error
+    /// after its first write would keep the writes made before it.
+    private static let checkTypes: String = {
+        let strings: Set<String> = ["sketch", "usage"]
+        let expected = batchKeyNames.map { strings.contains($0) ? "'string'" : "'hash'" } + ["'string'", "'hash'", "'zset'"]
+        return """
+            local expected = {\(expected.joined(separator: ", "))}
+            for k = 1, #KEYS do
+              local found = redis.call('TYPE', KEYS[k]).ok
+              if found ~= 'none' and found ~= expected[k] then
+                return redis.error_reply('\(wrongType)' .. KEYS[k] .. ' holds a ' .. found .. ', not a ' .. expected[k])
+              end
+            end
+            """
+    }()
 
     /// The Lua names of a batch's keys, in `BatchKeys.all` order.
     private static let batchKeyNames = ["fetches", "checks", "pulls", "pulled", "used", "digest", "sketch", "usage", "tail", "tailpulls", "tailpulled", "tailused"]
@@ -22,6 +41,7 @@ enum BatchScripts {
     static let merge = """
         local \(batchKeyNames.joined(separator: ", ")) = unpack(KEYS, 1, \(batchKeyCount))
         local fingerprintKey, ledger, touched = unpack(KEYS, \(batchKeyCount + 1), \(batchKeyCount + 3))
+        \(checkTypes)
         local fingerprint = redis.call('GET', fingerprintKey)
         if fingerprint and fingerprint ~= ARGV[3] then
           return redis.error_reply('\(fingerprintMismatch)shard sketch is ' .. fingerprint .. ', window sketch is ' .. ARGV[3])

@@ -124,6 +124,7 @@ import Testing
         ("PULLSKETCH: {counting_rule: sometimes}", "PULLSKETCH.counting_rule"),
         ("PULLSKETCH: {shards: 3}", "PULLSKETCH.stripes"),
         ("PULLSKETCH: {sketch_depth: 0}", "PULLSKETCH.sketch_depth"),
+        ("PULLSKETCH: {sketch_width: 67108864, sketch_depth: 3}", "PULLSKETCH.sketch_width"),
         ("FEATURE_IMAGE_PULL_STATS: [1, 2]", "config.yaml"),
         ("PULLSKETCH: {webhook_secret: short}", "PULLSKETCH.webhook_secret"),
         ("PULLSKETCH: {read_auth: maybe}", "PULLSKETCH.read_auth"),

@@ -247,6 +247,24 @@ import Testing
         #expect(try store.merge(window, node: "quiet") == [0: .applied])
     }
 
+    @Test func aKeyOfTheWrongTypeRefusesTheMergeBeforeItWritesAnything() throws {
+        let server = try RedisServer()
+        let connection = try RedisConnection(RedisEndpoint(port: server.port))
+        let store = BatchStore(connection: connection, shardCount: 1)
+        _ = try connection.command(["SET", "{ps:0}:live:pulls", "not a hash"])
+        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
+        tracker.record(pull("v1", at: 1))
+        #expect {
+            try store.merge(tracker.drain(), node: "node")
+        } throws: { error in
+            "\(error)".contains("{ps:0}:live:pulls holds a string, not a hash")
+        }
+        // Nothing before the bad key was written, and the ledger did not take the window.
+        for key in ["{ps:0}:live:fetches", "{ps:0}:live:checks", "{ps:0}:ledger", "{ps:0}:fingerprint"] {
+            #expect(try connection.command(["EXISTS", key]) == .integer(0), "\(key)")
+        }
+    }
+
     @Test func sealingNothingMakesNoBatch() throws {
         let server = try RedisServer()
         let store = try store(server)
