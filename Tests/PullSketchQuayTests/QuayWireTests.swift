@@ -13,20 +13,22 @@ import Testing
     static let sendPulls = PythonEnvironment.root.appendingPathComponent("Tests/Quay/send_pulls.py").path
 
     /// Redis, PostgreSQL with Quay's tables, two nodes (one open on database 0, one behind a
-    /// password) and a reconciler that writes Quay's tables.
-    final class Stack {
+    /// password) and a reconciler that writes Quay's tables. Everything that blocks (starting
+    /// processes, running clients, polling) runs on its own thread (`onOwnThread`).
+    final class Stack: Sendable {
         let redis: RedisServer
         let database: String
         let statisticsDatabase: String
         let openNode: (http: Int, resp: Int)
         let guardedNode: (http: Int, resp: Int)
-        private var processes: [ChildProcess] = []
+        private let processes: [ChildProcess]
         let files = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-quay-\(UUID().uuidString)")
 
-        init(namesRefreshMilliseconds: Int = 60_000) throws {
+        /// Starts everything; blocks, so tests make one with `Stack.start`.
+        private init(namesRefreshMilliseconds: Int, server: PostgresServer) throws {
             try FileManager.default.createDirectory(at: files, withIntermediateDirectories: true)
             redis = try RedisServer()
-            database = try PostgresServer.current!.makeDatabase()
+            database = try server.makeDatabase()
             statisticsDatabase = database + " options='-csearch_path=pullsketch'"
             try ChildProcess.run("/usr/bin/psql", [database, "-q", "-v", "ON_ERROR_STOP=1", "-c", QuayTables.schema])
             let pullsketch = builtProduct("pullsketch")
@@ -44,15 +46,22 @@ import Testing
             ]
             openNode = (try freeLoopbackPort(), try freeLoopbackPort())
             guardedNode = (try freeLoopbackPort(), try freeLoopbackPort())
+            var processes: [ChildProcess] = []
             for (node, password) in [(openNode, nil), (guardedNode, QuayWireTests.password)] as [((http: Int, resp: Int), String?)] {
                 var environment = shared.merging(["PULLSKETCH_HTTP_PORT": String(node.http), "PULLSKETCH_RESP_PORT": String(node.resp)]) { $1 }
                 environment["PULLSKETCH_RESP_PASSWORD"] = password
                 processes.append(try ChildProcess(pullsketch, ["serve"], environment: environment, log: files.appendingPathComponent("node-\(node.http).log")))
             }
             processes.append(try ChildProcess(pullsketch, ["reconcile"], environment: shared, log: files.appendingPathComponent("reconciler.log")))
+            self.processes = processes
             for port in [openNode.http, openNode.resp, guardedNode.http, guardedNode.resp] {
                 try waitUntilListening(port: port, timeout: 30)
             }
+        }
+
+        static func start(namesRefreshMilliseconds: Int = 60_000) async throws -> Stack {
+            let server = PostgresServer.current!
+            return try await onOwnThread { try Stack(namesRefreshMilliseconds: namesRefreshMilliseconds, server: server) }
         }
 
         deinit {
@@ -61,40 +70,46 @@ import Testing
         }
 
         /// Sends `pulls` with redis-py `version` in `shape`, one client per pull.
-        func send(_ pulls: [Pull], version: String, shape: String, port: Int, password: String? = nil, db: Int = 0) throws {
-            let python = try PythonEnvironment.python("redis-\(version)", packages: ["redis==\(version)"])
+        func send(_ pulls: [Pull], version: String, shape: String, port: Int, password: String? = nil, db: Int = 0) async throws {
             let file = files.appendingPathComponent("pulls-\(UUID().uuidString).jsonl")
-            try Data(pulls.map(\.json).joined(separator: "\n").utf8).write(to: file)
             var arguments = [QuayWireTests.sendPulls, "--port", String(port), "--db", String(db), "--shape", shape, file.path]
             if let password { arguments += ["--password", password] }
-            let sent = try ChildProcess.run(python.path, arguments)
+            let lines = pulls.map(\.json).joined(separator: "\n")
+            let sent = try await onOwnThread { [arguments] in
+                let python = try PythonEnvironment.python("redis-\(version)", packages: ["redis==\(version)"])
+                try Data(lines.utf8).write(to: file)
+                return try ChildProcess.run(python.path, arguments)
+            }
             #expect(sent.trimmingCharacters(in: .whitespacesAndNewlines) == String(pulls.count))
         }
 
         /// Rows of a query, columns separated by `|`.
-        func sql(_ query: String) throws -> [String] {
-            try ChildProcess.run("/usr/bin/psql", [database, "-At", "-v", "ON_ERROR_STOP=1", "-c", query])
-                .split(separator: "\n").map(String.init)
+        func sql(_ query: String) async throws -> [String] {
+            let database = database
+            return try await onOwnThread {
+                try ChildProcess.run("/usr/bin/psql", [database, "-At", "-v", "ON_ERROR_STOP=1", "-c", query]).split(separator: "\n").map(String.init)
+            }
         }
 
-        func api(_ port: Int, _ path: String) throws -> [String: Any] {
-            let text = try ChildProcess.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/api/v1/repository/\(path)"])
+        /// The statistics API's JSON object at `path` (empty when the answer is not one).
+        func api(_ port: Int, _ path: String) async throws -> [String: Any] {
+            let text = try await onOwnThread { try ChildProcess.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/api/v1/repository/\(path)"]) }
             return (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
         }
 
-        func metrics(_ port: Int) throws -> String {
-            try ChildProcess.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/metrics"])
+        func metrics(_ port: Int) async throws -> String {
+            try await onOwnThread { try ChildProcess.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/metrics"]) }
         }
 
         /// Polls `condition` until it holds or `seconds` pass; the pipeline needs a merge and a
         /// reconcile pass.
-        func eventually(_ seconds: Double = 30, _ condition: () throws -> Bool) throws -> Bool {
+        func eventually(_ seconds: Double = 30, _ condition: () async throws -> Bool) async throws -> Bool {
             let deadline = Date().addingTimeInterval(seconds)
             while Date() < deadline {
-                if try condition() { return true }
-                Thread.sleep(forTimeInterval: 0.2)
+                if try await condition() { return true }
+                try await Task.sleep(for: .milliseconds(200))
             }
-            return try condition()
+            return try await condition()
         }
     }
 
@@ -123,8 +138,8 @@ import Testing
 
     /// Per run: tag `t` pulled 3 times and tag `u` once, both serving manifest `d1` (4 pulls), and
     /// manifest `d2` pulled twice by digest; every time in the recent past, distinct per pull.
-    @Test func everyWireShapeOfEveryPinnedClientCountsExactlyInPullSketchAndQuaysTables() throws {
-        let stack = try Stack()
+    @Test func everyWireShapeOfEveryPinnedClientCountsExactlyInPullSketchAndQuaysTables() async throws {
+        let stack = try await Stack.start()
         let now = Int(Date().timeIntervalSince1970)
         var expectations: [(repositoryID: Int, repository: String, t: String, u: String, d1: String, d2: String)] = []
         var run = 0
@@ -143,9 +158,9 @@ import Testing
                         Pull(repositoryID: repositoryID, tag: nil, digest: d2, timestamp: now - 5),
                     ]
                     if guarded {
-                        try stack.send(pulls, version: version, shape: shape, port: stack.guardedNode.resp, password: Self.password, db: 1)
+                        try await stack.send(pulls, version: version, shape: shape, port: stack.guardedNode.resp, password: Self.password, db: 1)
                     } else {
-                        try stack.send(pulls, version: version, shape: shape, port: stack.openNode.resp)
+                        try await stack.send(pulls, version: version, shape: shape, port: stack.openNode.resp)
                     }
                     expectations.append((repositoryID, repository, t, u, d1, d2))
                 }
@@ -159,108 +174,112 @@ import Testing
         })
         let tagQuery = "SELECT repository_id, tag_name, tag_pull_count, last_tag_pull_date, current_manifest_digest FROM public.tagpullstatistics"
         let manifestQuery = "SELECT repository_id, manifest_digest, manifest_pull_count, last_manifest_pull_date FROM public.manifestpullstatistics"
-        let complete = try stack.eventually {
-            try Set(stack.sql(tagQuery)) == expectedTags && Set(stack.sql(manifestQuery)) == expectedManifests
+        let complete = try await stack.eventually {
+            let tags = try await Set(stack.sql(tagQuery)), manifests = try await Set(stack.sql(manifestQuery))
+            return tags == expectedTags && manifests == expectedManifests
         }
         #expect(complete)
-        #expect(try Set(stack.sql(tagQuery)) == expectedTags)
-        #expect(try Set(stack.sql(manifestQuery)) == expectedManifests)
+        #expect(try await Set(stack.sql(tagQuery)) == expectedTags)
+        #expect(try await Set(stack.sql(manifestQuery)) == expectedManifests)
 
         for e in expectations {
-            let tag = try stack.api(stack.openNode.http, "\(e.repository)/tag/\(e.t)/pull_statistics")
+            let tag = try await stack.api(stack.openNode.http, "\(e.repository)/tag/\(e.t)/pull_statistics")
             #expect(tag["tag_pull_count"] as? Int == 3)
             #expect((tag["last_tag_pull_date"] as? String)?.hasPrefix(Self.utc(now - 30).replacingOccurrences(of: " ", with: "T")) == true)
             #expect(tag["current_manifest_digest"] as? String == e.d1)
             #expect(tag["manifest_pull_count"] as? Int == 4)
-            let manifest = try stack.api(stack.guardedNode.http, "\(e.repository)/manifest/\(e.d2)/pull_statistics")
+            let manifest = try await stack.api(stack.guardedNode.http, "\(e.repository)/manifest/\(e.d2)/pull_statistics")
             #expect(manifest["manifest_pull_count"] as? Int == 2)
             #expect((manifest["last_manifest_pull_date"] as? String)?.hasPrefix(Self.utc(now - 5).replacingOccurrences(of: " ", with: "T")) == true)
         }
         // Nothing was refused along the way.
         for node in [stack.openNode.http, stack.guardedNode.http] {
-            let refused = try stack.metrics(node).split(separator: "\n").filter { $0.hasPrefix("pullsketch_quay_commands_refused_total{") }
+            let refused = try await stack.metrics(node).split(separator: "\n").filter { $0.hasPrefix("pullsketch_quay_commands_refused_total{") }
             #expect(refused.count == 4 && refused.allSatisfy { $0.hasSuffix(" 0") }, "\(refused)")
         }
     }
 
-    @Test func aWrongPasswordIsRefusedAndCountsNothing() throws {
-        let stack = try Stack()
+    @Test func aWrongPasswordIsRefusedAndCountsNothing() async throws {
+        let stack = try await Stack.start()
         let pull = Pull(repositoryID: 10, tag: "secret", digest: Self.digest(1), timestamp: Int(Date().timeIntervalSince1970))
-        #expect(throws: ChildProcessError.self) {
-            try stack.send([pull], version: "7.1.0", shape: "eval", port: stack.guardedNode.resp, password: "not-the-password")
+        await #expect(throws: ChildProcessError.self) {
+            try await stack.send([pull], version: "7.1.0", shape: "eval", port: stack.guardedNode.resp, password: "not-the-password")
         }
-        #expect(throws: ChildProcessError.self) {
-            try stack.send([pull], version: "7.1.0", shape: "eval", port: stack.guardedNode.resp)
+        await #expect(throws: ChildProcessError.self) {
+            try await stack.send([pull], version: "7.1.0", shape: "eval", port: stack.guardedNode.resp)
         }
-        Thread.sleep(forTimeInterval: 1.5)
-        #expect(try stack.sql("SELECT count(*) FROM public.tagpullstatistics") == ["0"])
-        #expect(try stack.api(stack.openNode.http, "acme/web/tag/secret/pull_statistics")["tag_pull_count"] as? Int == 0)
+        try await Task.sleep(for: .milliseconds(1_500))
+        #expect(try await stack.sql("SELECT count(*) FROM public.tagpullstatistics") == ["0"])
+        #expect(try await stack.api(stack.openNode.http, "acme/web/tag/secret/pull_statistics")["tag_pull_count"] as? Int == 0)
     }
 
-    @Test func pullsOfRepositoriesQuayDoesNotHaveAreDroppedAndCounted() throws {
-        let stack = try Stack()
+    @Test func pullsOfRepositoriesQuayDoesNotHaveAreDroppedAndCounted() async throws {
+        let stack = try await Stack.start()
         let now = Int(Date().timeIntervalSince1970)
-        try stack.send([Pull(repositoryID: 999, tag: "ghost", digest: Self.digest(9), timestamp: now),
+        try await stack.send([Pull(repositoryID: 999, tag: "ghost", digest: Self.digest(9), timestamp: now),
                         Pull(repositoryID: 10, tag: "real", digest: Self.digest(8), timestamp: now)],
                        version: "7.1.0", shape: "eval", port: stack.openNode.resp)
-        #expect(try stack.eventually { try stack.metrics(stack.openNode.http).contains("pullsketch_quay_pulls_dropped_total{reason=\"unknown_repository\"} 1") })
-        #expect(try stack.eventually { try stack.sql("SELECT tag_name, tag_pull_count FROM public.tagpullstatistics") == ["real|1"] })
+        #expect(try await stack.eventually { try await stack.metrics(stack.openNode.http).contains("pullsketch_quay_pulls_dropped_total{reason=\"unknown_repository\"} 1") })
+        #expect(try await stack.eventually { try await stack.sql("SELECT tag_name, tag_pull_count FROM public.tagpullstatistics") == ["real|1"] })
     }
 
-    @Test func aRenamedRepositorysNewPullsGoToItsNewNameAndQuaysRowKeepsTheOldOnes() throws {
-        let stack = try Stack(namesRefreshMilliseconds: 1_000)
+    @Test func aRenamedRepositorysNewPullsGoToItsNewNameAndQuaysRowKeepsTheOldOnes() async throws {
+        let stack = try await Stack.start(namesRefreshMilliseconds: 1_000)
         let now = Int(Date().timeIntervalSince1970)
-        try stack.send([Pull(repositoryID: 12, tag: "v1", digest: Self.digest(3), timestamp: now - 2)], version: "7.1.0", shape: "eval", port: stack.openNode.resp)
-        #expect(try stack.eventually { try stack.api(stack.openNode.http, "team/legacy/tag/v1/pull_statistics")["tag_pull_count"] as? Int == 1 })
-        _ = try stack.sql("UPDATE public.repository SET name = 'modern' WHERE id = 12")
-        Thread.sleep(forTimeInterval: 2.5)  // more than one names refresh
-        try stack.send([Pull(repositoryID: 12, tag: "v1", digest: Self.digest(3), timestamp: now - 1)], version: "7.1.0", shape: "eval", port: stack.openNode.resp)
-        #expect(try stack.eventually { try stack.api(stack.openNode.http, "team/modern/tag/v1/pull_statistics")["tag_pull_count"] as? Int == 1 })
-        #expect(try stack.api(stack.openNode.http, "team/legacy/tag/v1/pull_statistics")["tag_pull_count"] as? Int == 1)
-        #expect(try stack.eventually { try stack.sql("SELECT repository_id, tag_name, tag_pull_count FROM public.tagpullstatistics") == ["12|v1|2"] })
-        #expect(try stack.sql("SELECT name FROM pullsketch.quay_repository_names WHERE quay_repository_id = 12 ORDER BY 1") == ["team/legacy", "team/modern"])
+        try await stack.send([Pull(repositoryID: 12, tag: "v1", digest: Self.digest(3), timestamp: now - 2)], version: "7.1.0", shape: "eval", port: stack.openNode.resp)
+        #expect(try await stack.eventually { try await stack.api(stack.openNode.http, "team/legacy/tag/v1/pull_statistics")["tag_pull_count"] as? Int == 1 })
+        _ = try await stack.sql("UPDATE public.repository SET name = 'modern' WHERE id = 12")
+        try await Task.sleep(for: .milliseconds(2_500))  // more than one names refresh
+        try await stack.send([Pull(repositoryID: 12, tag: "v1", digest: Self.digest(3), timestamp: now - 1)], version: "7.1.0", shape: "eval", port: stack.openNode.resp)
+        #expect(try await stack.eventually { try await stack.api(stack.openNode.http, "team/modern/tag/v1/pull_statistics")["tag_pull_count"] as? Int == 1 })
+        #expect(try await stack.api(stack.openNode.http, "team/legacy/tag/v1/pull_statistics")["tag_pull_count"] as? Int == 1)
+        #expect(try await stack.eventually { try await stack.sql("SELECT repository_id, tag_name, tag_pull_count FROM public.tagpullstatistics") == ["12|v1|2"] })
+        #expect(try await stack.sql("SELECT name FROM pullsketch.quay_repository_names WHERE quay_repository_id = 12 ORDER BY 1") == ["team/legacy", "team/modern"])
     }
 
-    @Test func quaySyncRestoresRowsQuaysGarbageCollectionDeleted() throws {
-        let stack = try Stack()
+    @Test func quaySyncRestoresRowsQuaysGarbageCollectionDeleted() async throws {
+        let stack = try await Stack.start()
         let now = Int(Date().timeIntervalSince1970)
-        try stack.send((0..<3).map { Pull(repositoryID: 10, tag: "kept", digest: Self.digest(5), timestamp: now - 10 + $0) },
+        try await stack.send((0..<3).map { Pull(repositoryID: 10, tag: "kept", digest: Self.digest(5), timestamp: now - 10 + $0) },
                        version: "7.1.0", shape: "eval", port: stack.openNode.resp)
         let expected = ["kept|3|\(Self.utc(now - 8))"]
         let query = "SELECT tag_name, tag_pull_count, last_tag_pull_date FROM public.tagpullstatistics"
-        #expect(try stack.eventually { try stack.sql(query) == expected })
-        _ = try stack.sql("DELETE FROM public.tagpullstatistics; DELETE FROM public.manifestpullstatistics")
-        let output = try ChildProcess.run(builtProduct("pullsketch").path, ["quay", "sync"], environment: ["PULLSKETCH_DATABASE_URL": stack.statisticsDatabase])
+        #expect(try await stack.eventually { try await stack.sql(query) == expected })
+        _ = try await stack.sql("DELETE FROM public.tagpullstatistics; DELETE FROM public.manifestpullstatistics")
+        let statisticsDatabase = stack.statisticsDatabase
+        let output = try await onOwnThread {
+            try ChildProcess.run(builtProduct("pullsketch").path, ["quay", "sync"], environment: ["PULLSKETCH_DATABASE_URL": statisticsDatabase])
+        }
         #expect(output.contains("wrote 1 tagpullstatistics rows and 1 manifestpullstatistics rows"))
-        #expect(try stack.sql(query) == expected)
-        #expect(try stack.sql("SELECT manifest_pull_count FROM public.manifestpullstatistics") == ["3"])
+        #expect(try await stack.sql(query) == expected)
+        #expect(try await stack.sql("SELECT manifest_pull_count FROM public.manifestpullstatistics") == ["3"])
     }
 
-    @Test func malformedAndHostileProtocolGetsAnErrorAndTheConnectionClosed() throws {
-        let stack = try Stack()
+    @Test func malformedAndHostileProtocolGetsAnErrorAndTheConnectionClosed() async throws {
+        let stack = try await Stack.start()
         let port = stack.openNode.resp
         for (input, message) in [
             ("*1\r\n$536870912\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
             ("*99999999\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
             ("*1\r\n+PING\r\n", "-ERR Protocol error: expected '$', got '+'\r\n"),
         ] {
-            let (reply, closed) = try exchange(port: port, Array(input.utf8))
+            let (reply, closed) = try await onOwnThread { try exchange(port: port, Array(input.utf8)) }
             #expect(String(decoding: reply, as: UTF8.self) == message)
             #expect(closed)
         }
         // An endless argument is refused once it passes the command limit, not buffered.
         let endless = Array("*2\r\n$4\r\nECHO\r\n$1048576\r\n".utf8) + [UInt8](repeating: 0x61, count: 3 << 20)
-        let (reply, closed) = try exchange(port: port, endless)
+        let (reply, closed) = try await onOwnThread { try exchange(port: port, endless) }
         #expect(String(decoding: reply, as: UTF8.self).hasPrefix("-ERR Protocol error"))
         #expect(closed)
         // Inline commands and a pipeline of commands on one connection, as redis-cli sends them.
-        let (answers, _) = try exchange(port: port, Array("PING\r\nECHO hi\r\nGET x\r\nQUIT\r\n".utf8))
+        let (answers, _) = try await onOwnThread { try exchange(port: port, Array("PING\r\nECHO hi\r\nGET x\r\nQUIT\r\n".utf8)) }
         #expect(String(decoding: answers, as: UTF8.self).hasPrefix("+PONG\r\n$2\r\nhi\r\n-ERR unknown command 'get'"))
         #expect(String(decoding: answers, as: UTF8.self).hasSuffix("+OK\r\n"))
         // The node still takes pulls afterwards.
-        try stack.send([Pull(repositoryID: 10, tag: "after", digest: Self.digest(4), timestamp: Int(Date().timeIntervalSince1970))],
+        try await stack.send([Pull(repositoryID: 10, tag: "after", digest: Self.digest(4), timestamp: Int(Date().timeIntervalSince1970))],
                        version: "3.5.3", shape: "eval", port: port)
-        #expect(try stack.eventually { try stack.sql("SELECT tag_pull_count FROM public.tagpullstatistics") == ["1"] })
-        #expect(try stack.metrics(stack.openNode.http).contains("pullsketch_quay_protocol_errors_total 4"))
+        #expect(try await stack.eventually { try await stack.sql("SELECT tag_pull_count FROM public.tagpullstatistics") == ["1"] })
+        #expect(try await stack.metrics(stack.openNode.http).contains("pullsketch_quay_protocol_errors_total 4"))
     }
 }

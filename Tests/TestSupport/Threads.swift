@@ -14,3 +14,13 @@ public func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void
     }
     for _ in 0..<count { finished.wait() }
 }
+
+/// Runs blocking `body` (a child process, a sleep, a server start) on a new OS thread and awaits
+/// it, so a test never holds one of the few cooperative threads other tests need to make progress.
+public func onOwnThread<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.stackSize = 1 << 22
+        thread.start()
+    }
+}
