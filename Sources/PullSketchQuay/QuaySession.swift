@@ -80,9 +80,13 @@ public struct QuaySession {
             case "MULTI": return Answer(reply: .error("ERR MULTI calls can not be nested"))
             case "QUIT": return Answer(reply: .ok, close: true)
             default:
-                guard Self.transactional.contains(name), queued!.count < Self.maximumQueued else {
+                guard Self.transactional.contains(name) else {
                     transactionFailed = true
                     return Answer(reply: Self.unknown(name))
+                }
+                guard queued!.count < Self.maximumQueued else {
+                    transactionFailed = true
+                    return Answer(reply: .error("ERR more than \(Self.maximumQueued) commands in one transaction"))
                 }
                 queued!.append(command)
                 return Answer(reply: .simple("QUEUED"))

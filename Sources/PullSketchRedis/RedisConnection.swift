@@ -34,7 +34,15 @@ public final class RedisConnection {
     /// Set once an I/O error made the context unusable; every later call fails fast.
     private var brokenReason: String?
 
+    /// hiredis writes with `write()`, which raises SIGPIPE when Redis has closed the connection;
+    /// its default action ends the process. Ignored once per process, so a Redis that goes away
+    /// is an I/O error to handle, not the end of the node or reconciler.
+    private static let sigpipeIgnored: Void = {
+        signal(SIGPIPE, SIG_IGN)
+    }()
+
     public init(_ endpoint: RedisEndpoint) throws(RedisError) {
+        Self.sigpipeIgnored
         self.endpoint = endpoint
         let timeout = Self.timeval(seconds: endpoint.timeout)
         guard let context = redisConnectWithTimeout(endpoint.host, Int32(endpoint.port), timeout) else {

@@ -103,6 +103,17 @@ import Testing
         #expect(session.takePulls(receivedAt: received).isEmpty)
     }
 
+    @Test func aTransactionHoldsAtMostTenThousandCommands() {
+        var session = session()
+        _ = reply(&session, "MULTI")
+        for _ in 0..<10_000 {
+            #expect(reply(&session, "HINCRBY", Self.tagKey, "pull_count", "1") == .simple("QUEUED"))
+        }
+        #expect(reply(&session, "HINCRBY", Self.tagKey, "pull_count", "1") == .error("ERR more than 10000 commands in one transaction"))
+        #expect(reply(&session, "EXEC") == .error("EXECABORT Transaction discarded because of previous errors."))
+        #expect(session.takePulls(receivedAt: received).isEmpty)
+    }
+
     @Test func aTimeOutsideTheAllowedDelayIsClampedAndNoTimeMeansArrival() {
         var session = session()
         _ = reply(&session, "EVAL", "s", "1", Self.tagKey, "42", "v1.2", Self.digest, "4000000000", "tag")

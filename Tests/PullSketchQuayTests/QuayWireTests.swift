@@ -39,8 +39,8 @@ import Testing
                 "FEATURE_IMAGE_PULL_STATS": "true",
                 "PULLSKETCH_COUNTING_RULE": "quay",
                 "PULLSKETCH_READ_AUTH": "none",
-                "PULLSKETCH_MERGE_INTERVAL_MS": "200",
-                "PULLSKETCH_RECONCILE_INTERVAL_MS": "200",
+                "PULLSKETCH_MERGE_INTERVAL_MS": "500",
+                "PULLSKETCH_RECONCILE_INTERVAL_MS": "500",
                 "PULLSKETCH_QUAY_PROJECTION": "true",
                 "PULLSKETCH_QUAY_NAMES_REFRESH_MS": String(namesRefreshMilliseconds),
             ]

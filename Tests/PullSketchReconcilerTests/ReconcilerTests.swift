@@ -71,7 +71,7 @@ import Testing
         #expect(Double(withinBound) / Double(pipeline.truth.count) >= 1 - SketchParameters().delta)
     }
 
-    /// Where a reconciler can die between the steps of DESIGN §2.3.
+    /// Where a reconciler can die between the steps of a pass (docs/design.md §2.4).
     enum CrashPoint: CaseIterable {
         case afterSeal, afterRead, afterCommitBeforeDelete
     }

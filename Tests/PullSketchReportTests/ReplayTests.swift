@@ -48,7 +48,7 @@ final class ReplayFile {
 }
 
 @Suite struct ReplayTests {
-    /// What counts is DESIGN §1: a tag counts GETs and HEADs, a manifest GETs only; a HEAD by tag
+    /// What counts is docs/design.md §1: a tag counts GETs and HEADs, a manifest GETs only; a HEAD by tag
     /// does not count for the manifest; an id seen before is a retry.
     @Test func aReplayOfPullsCountsWhatDesignCallsAPullAndGetsEveryKeyExact() throws {
         let file = try ReplayFile(lines: [
