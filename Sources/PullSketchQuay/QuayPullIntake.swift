@@ -116,9 +116,12 @@ public final class QuayPullIntake: Service, Sendable {
             found = try await lookUp(Array(ids))
         } catch {
             logger.warning("Quay's database unreachable: pulls wait for their repository names", metadata: ["error": "\(error)"])
-            state.withLock { state in
-                state.waiting = Array((waiting + state.waiting).prefix(Self.queueCapacity))
+            let overflow = state.withLock { state in
+                let all = waiting + state.waiting
+                state.waiting = Array(all.prefix(Self.queueCapacity))
+                return all.dropFirst(Self.queueCapacity).reduce(0) { $0 + $1.count }
             }
+            if overflow > 0 { metrics.dropped(.queueFull, count: overflow) }
             metrics.waiting.record(waitingCount)
             return false
         }
