@@ -194,7 +194,7 @@ public final class QuayPullIntake: Service, Sendable {
         }
         let valid = names.compactMap { id, name in (try? name.get()).map { (String(id), $0.value) } }
         if !valid.isEmpty {
-            try await statistics.run { connection in
+            _ = try await statistics.run { connection in
                 try connection.query(
                     """
                     INSERT INTO quay_repository_names (quay_repository_id, name)
