@@ -117,13 +117,9 @@ extension IngestedEvent {
     /// The event with its time clamped to `[received − maximumDelay, received]`, and whether the
     /// time had to move. Replays of history are not clamped; live events are.
     public func clampingTime(receivedAt received: Timestamp, maximumDelay: Duration) -> (event: IngestedEvent, clamped: Bool) {
-        let delay = maximumDelay.components.seconds.multipliedReportingOverflow(by: 1_000)
-        let earliest = Timestamp(
-            millisecondsSinceEpoch: delay.overflow ? .min : received.millisecondsSinceEpoch.subtractingReportingOverflow(delay.partialValue).partialValue
-        )
         var clamped = false
         func clamp(_ time: Timestamp) -> Timestamp {
-            let bounded = min(max(time, earliest), received)
+            let bounded = time.clamped(toArrival: received, maximumDelay: maximumDelay)
             clamped = clamped || bounded != time
             return bounded
         }

@@ -115,7 +115,7 @@ public struct QuaySession {
                 return Timestamp(millisecondsSinceEpoch: overflow ? (seconds < 0 ? .min : .max) : milliseconds)
             }
             return QuayPull(repositoryID: pull.repositoryID, reference: pull.reference, count: pull.count,
-                            time: Self.clamp(sent ?? receivedAt, receivedAt: receivedAt, maximumDelay: configuration.maximumDelay))
+                            time: (sent ?? receivedAt).clamped(toArrival: receivedAt, maximumDelay: configuration.maximumDelay))
         }
     }
 
@@ -277,12 +277,6 @@ public struct QuaySession {
         guard !QuayPullKey.isPullKey(key) else { return nil }
         refusals.append(.notAPull)
         return .error(QuayInputError.notAPull.message)
-    }
-
-    static func clamp(_ time: Timestamp, receivedAt: Timestamp, maximumDelay: Duration) -> Timestamp {
-        let earliest = receivedAt.millisecondsSinceEpoch - maximumDelay.components.seconds * 1_000
-            - maximumDelay.components.attoseconds / 1_000_000_000_000_000
-        return Timestamp(millisecondsSinceEpoch: min(max(time.millisecondsSinceEpoch, earliest), receivedAt.millisecondsSinceEpoch))
     }
 
     private static func integer(_ bytes: [UInt8]) -> Int64? {

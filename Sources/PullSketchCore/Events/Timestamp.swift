@@ -23,6 +23,15 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     /// The earliest representable time, used as "never".
     public static let distantPast = Timestamp(millisecondsSinceEpoch: .min)
 
+    /// This time moved into [`received` − `maximumDelay`, `received`] (whole seconds of delay): how
+    /// an event's reported time is bounded by its arrival, so a sender's clock can neither date a
+    /// pull far into the past nor pin it in the future.
+    public func clamped(toArrival received: Timestamp, maximumDelay: Duration) -> Timestamp {
+        let delay = maximumDelay.components.seconds.multipliedReportingOverflow(by: 1_000)
+        let earliest = delay.overflow ? Int64.min : received.millisecondsSinceEpoch.subtractingReportingOverflow(delay.partialValue).partialValue
+        return Timestamp(millisecondsSinceEpoch: min(max(millisecondsSinceEpoch, earliest), received.millisecondsSinceEpoch))
+    }
+
     public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool {
         lhs.millisecondsSinceEpoch < rhs.millisecondsSinceEpoch
     }
