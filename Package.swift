@@ -183,7 +183,10 @@ let package = Package(
         ),
         .testTarget(
             name: "PullSketchReconcilerTests",
-            dependencies: ["PullSketchReconciler", "PullSketchStore", "PullSketchPostgres", "PullSketchRedis", "PullSketchCore", "PullSketchTestSupport"],
+            dependencies: [
+                "PullSketchReconciler", "PullSketchFlusher", "PullSketchStore", "PullSketchPostgres", "PullSketchRedis", "PullSketchCore",
+                "PullSketchTestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

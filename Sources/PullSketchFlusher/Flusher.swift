@@ -13,7 +13,11 @@ public import ServiceLifecycle
 ///   the same window — same node id, same sequence — until Redis says it applied it or already had
 ///   it; nothing new is drained meanwhile, and the tracker keeps recording within its bound. Once
 ///   it has been retried for half the ledger's memory it is dropped and counted: a retry after the
-///   ledger forgot the node could apply it twice.
+///   ledger forgot the node could apply it twice;
+/// - a merged window part is kept (`RetainedParts`) until the reconciler confirms PostgreSQL holds
+///   it, and sent again when its shard's ledger turns out to be behind what it acknowledged — Redis
+///   went back to an older state (a crash under `appendfsync everysec`, a failover to a lagging
+///   replica, a restored snapshot) or the reconciler discarded a batch it found already counted.
 ///
 /// hiredis blocks, so the flusher is an actor on its own `BlockingExecutor`: every Redis call runs
 /// there, never on the cooperative thread pool, and its connection never leaves it.
@@ -41,6 +45,7 @@ public actor Flusher: Service {
     /// When the pending window's first attempt failed.
     private var pendingSince: ContinuousClock.Instant?
     private var consecutiveFailures = 0
+    private var retained = RetainedParts()
 
     public init(
         tracker: PullTracker,
@@ -76,7 +81,8 @@ public actor Flusher: Service {
         }
     }
 
-    /// One merge attempt: the retained window if there is one, else a freshly drained window.
+    /// One merge attempt: the retained window if there is one, else a freshly drained window, after
+    /// any parts a shard lost; with nothing new, a check that no shard lost kept parts.
     @discardableResult
     public func flushOnce() -> Attempt {
         if let pending, let pendingSince, ContinuousClock.now - pendingSince > configuration.ledgerMemory / 2 {
@@ -88,16 +94,20 @@ public actor Flusher: Service {
             self.pending = nil
             self.pendingSince = nil
         }
+        metrics.recordUnprotected(
+            retained.forget(mergedBefore: ContinuousClock.now - configuration.ledgerMemory / 2) + retained.keep(atMost: configuration.retainedParts)
+        )
         let window = pending ?? tracker.drain()
         metrics.recordAge()
-        guard !window.isEmpty else { return .nothingToMerge }
+        guard !window.isEmpty || !retained.isEmpty else { return .nothingToMerge }
         let started = ContinuousClock.now
         do {
             let store = try connectedStore()
-            let outcomes = try store.merge(window, node: nodeID)
+            let outcomes = try merge(window, store: store)
             pending = nil
             pendingSince = nil
             consecutiveFailures = 0
+            guard !window.isEmpty else { return .nothingToMerge }
             metrics.recordMerge(window, outcomes: outcomes, duration: ContinuousClock.now - started)
             return .merged(pulls: window.pulls)
         } catch {
@@ -117,6 +127,30 @@ public actor Flusher: Service {
             )
             return .failed(retained: true)
         }
+    }
+
+    /// Sends the window's parts, each after the kept parts its shard lost; a shard that rewinds
+    /// mid-way gets its lost parts and the rest again, a few rounds at most.
+    private func merge(_ window: Window, store: BatchStore) throws -> [Int: MergeOutcome] {
+        var outcomes: [Int: MergeOutcome] = [:]
+        for round in 1...3 {
+            let merges = window.shards.flatMap { part in
+                retained.merges(shard: part.shard, new: part.isEmpty ? nil : (window.sequence, part))
+            }
+            let replies = try store.merge(merges, parameters: window.parameters, node: nodeID)
+            var rewound = 0
+            for (merge, reply) in zip(merges, replies) {
+                if !retained.record(reply, for: merge, at: .now) { rewound += 1 }
+                if merge.sequence == window.sequence, reply.outcome != .rewound { outcomes[merge.part.shard] = reply.outcome }
+                if merge.sequence > 0, merge.sequence < window.sequence, reply.outcome == .applied { metrics.recordResent(merge.part) }
+            }
+            guard rewound > 0 else { return outcomes }
+            logger.warning(
+                "a shard's ledger is behind what it acknowledged: sending the parts it lost again",
+                metadata: ["node": "\(nodeID)", "round": "\(round)", "rewound parts": "\(rewound)"]
+            )
+        }
+        throw RedisError(.server, "shards kept rewinding while their lost parts were sent again")
     }
 
     private func connectedStore() throws -> BatchStore {

@@ -13,19 +13,25 @@ public struct FlusherConfiguration: Hashable, Sendable {
     /// stays unknown for half of it is dropped and counted, never sent after the ledger may have
     /// forgotten it. Default one day.
     public var ledgerMemory: Duration
+    /// How many merged window parts a node keeps until PostgreSQL holds them, to send again if
+    /// Redis goes back to an older state; beyond it the oldest are forgotten and counted.
+    /// Default 4,096 (over two hours of parts at the default interval with 4 shards).
+    public var retainedParts: Int
 
     public init(
         mergeInterval: Duration = .seconds(2),
         initialBackoff: Duration = .milliseconds(100),
         maximumBackoff: Duration = .seconds(10),
         shutdownGracePeriod: Duration = .seconds(5),
-        ledgerMemory: Duration = .seconds(86_400)
+        ledgerMemory: Duration = .seconds(86_400),
+        retainedParts: Int = 4_096
     ) {
         self.mergeInterval = mergeInterval
         self.initialBackoff = initialBackoff
         self.maximumBackoff = maximumBackoff
         self.shutdownGracePeriod = shutdownGracePeriod
         self.ledgerMemory = ledgerMemory
+        self.retainedParts = retainedParts
     }
 
     /// The wait before the next attempt after `failures` failures in a row (none: the interval).

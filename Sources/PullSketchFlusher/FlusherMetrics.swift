@@ -10,6 +10,9 @@ struct FlusherMetrics {
     private let retries = Counter(label: "pullsketch_flusher_retries_total")
     private let droppedWindows = Counter(label: "pullsketch_flusher_windows_dropped_total")
     private let droppedPulls = Counter(label: "pullsketch_flusher_pulls_dropped_total")
+    private let resentParts = Counter(label: "pullsketch_flusher_parts_resent_total")
+    private let resentPulls = Counter(label: "pullsketch_flusher_pulls_resent_total")
+    private let unprotectedParts = Counter(label: "pullsketch_flusher_parts_unprotected_total")
     private let entries = Counter(label: "pullsketch_flusher_hot_entries_total")
     private let cells = Counter(label: "pullsketch_flusher_sketch_cells_total")
     private let bytes = Counter(label: "pullsketch_flusher_payload_bytes_total")
@@ -29,6 +32,17 @@ struct FlusherMetrics {
     }
 
     func recordFailure() { failures.increment() }
+
+    /// A kept part sent again because its shard lost it.
+    func recordResent(_ part: ShardWindow) {
+        resentParts.increment()
+        resentPulls.increment(by: Int(clamping: part.pulls))
+    }
+
+    /// Merged parts forgotten before PostgreSQL held them: lost if Redis then goes back further.
+    func recordUnprotected(_ parts: Int) {
+        if parts > 0 { unprotectedParts.increment(by: parts) }
+    }
     func recordRetry() { retries.increment() }
 
     func recordDrop(_ window: Window) {

@@ -20,6 +20,12 @@ public struct PostgresError: Error, Hashable, Sendable, CustomStringConvertible 
         self.message = message
     }
 
+    /// The statement failed because of the values it was given (SQLSTATE classes 22 data
+    /// exception, 23 integrity violation, 54 program limit): running it again fails again.
+    public var isCausedByData: Bool {
+        kind == .statement && ["22", "23", "54"].contains(sqlState?.prefix(2) ?? "")
+    }
+
     public var description: String {
         "postgres \(kind)\(sqlState.map { " \($0)" } ?? ""): \(message)"
     }

@@ -16,11 +16,19 @@ import Synchronization
 ///    then delete it from Redis.
 ///
 /// The ledger, not the lease, is what makes a batch count once: a batch that was committed but not
-/// deleted (a crash in between) is found in the ledger and only deleted. The lease keeps two
-/// reconcilers from doing the same work. A failure ends the pass; the next pass, one interval
-/// later, starts over on fresh connections. While PostgreSQL is down each shard keeps one sealed
-/// batch waiting and the live batch goes on taking merges, so Redis holds at most two batches per
-/// shard however long the outage; the lag metric shows it.
+/// deleted (a crash in between) is found in the ledger and only deleted, and a batch holding a node
+/// window PostgreSQL already has (Redis went back to an older state) is not written: the shard is
+/// rewound — everything of it PostgreSQL lacks is discarded and the ledger set to what PostgreSQL
+/// holds — and the nodes send what they kept since again. The lease keeps two reconcilers from
+/// doing the same work.
+///
+/// A batch that cannot be read, or whose data PostgreSQL refuses, is quarantined: recorded in
+/// `quarantined_batches`, moved aside in Redis for an operator, counted, and the shard goes on.
+/// Another failure specific to one shard skips that shard for the pass; losing Redis or PostgreSQL
+/// ends the pass, and the next one, one interval later, starts over on fresh connections. While
+/// PostgreSQL is down each shard keeps one sealed batch waiting and the live batch goes on taking
+/// merges, so Redis holds at most two batches per shard however long the outage; the lag metric
+/// shows it.
 ///
 /// hiredis and libpq block, so the reconciler is an actor on its own `BlockingExecutor`: all their
 /// calls run there, and its connections never leave it.
@@ -33,6 +41,12 @@ public actor Reconciler: Service {
         public var alreadyReconciled = 0
         /// Shards skipped because another reconciler holds their lease.
         public var shardsLeasedElsewhere = 0
+        /// Batches set aside because they could not be read or written.
+        public var quarantined = 0
+        /// Shards rewound because a batch held windows PostgreSQL had already.
+        public var rewound = 0
+        /// Shards skipped after a failure of their own.
+        public var shardsFailed = 0
 
         public init() {}
     }
@@ -126,20 +140,26 @@ public actor Reconciler: Service {
                 leased.append(shard)
                 // One waiting batch per shard at most: while PostgreSQL is down, pulls accumulate in
                 // the live batch (bounded by the keys pulled) instead of in a new batch per pass.
-                if try !store.sealedBatches(shard: shard).isEmpty {
-                    waited.insert(shard)
-                } else if let floors {
-                    try store.seal(shard: shard, floor: floors[shard])
+                try onShard(shard, failures: &pass.shardsFailed) {
+                    if try !store.sealedBatches(shard: shard).isEmpty {
+                        waited.insert(shard)
+                    } else if let floors {
+                        try store.seal(shard: shard, floor: floors[shard])
+                    }
                 }
             }
             try recordLag(store, shards: leased)
             for shard in leased {
-                try drain(shard: shard, store: store, pass: &pass, stop: stop)
-                // The waiting batches are written: seal what stayed live meanwhile, in this pass.
-                if waited.contains(shard), !stop.flag.load(ordering: .relaxed), let floors, try store.sealedBatches(shard: shard).isEmpty {
-                    try store.seal(shard: shard, floor: floors[shard])
+                var failures = 0
+                try onShard(shard, failures: &failures) {
                     try drain(shard: shard, store: store, pass: &pass, stop: stop)
+                    // The waiting batches are written: seal what stayed live meanwhile, in this pass.
+                    if waited.contains(shard), !stop.flag.load(ordering: .relaxed), let floors, try store.sealedBatches(shard: shard).isEmpty {
+                        try store.seal(shard: shard, floor: floors[shard])
+                        try drain(shard: shard, store: store, pass: &pass, stop: stop)
+                    }
                 }
+                pass.shardsFailed += failures
             }
             try pruneLedgerHourly()
             return pass
@@ -150,6 +170,27 @@ public actor Reconciler: Service {
         }
     }
 
+    /// Runs one shard's step; a failure of that shard alone (a server error reply, a refused
+    /// statement, a batch layout this process cannot read) is logged and counted and the pass
+    /// goes on with the other shards. Losing Redis or PostgreSQL ends the pass.
+    private func onShard(_ shard: Int, failures: inout Int, _ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let error as RedisError where error.kind == .server || error.kind == .unexpectedReply {
+            shardFailed(shard, error, failures: &failures)
+        } catch let error as PostgresError where error.kind != .connection {
+            shardFailed(shard, error, failures: &failures)
+        } catch let error as BatchStoreError {
+            shardFailed(shard, error, failures: &failures)
+        }
+    }
+
+    private func shardFailed(_ shard: Int, _ error: any Error, failures: inout Int) {
+        failures += 1
+        metrics.recordShardFailure()
+        logger.error("shard skipped this pass", metadata: ["shard": "\(shard)", "error": "\(error)", "owner": "\(owner)"])
+    }
+
     /// Writes and deletes the shard's sealed batches, oldest first, while the lease holds.
     private func drain(shard: Int, store: BatchStore, pass: inout Pass, stop: StopRequest) throws {
         for number in try store.sealedBatches(shard: shard) {
@@ -158,7 +199,14 @@ public actor Reconciler: Service {
                 logger.warning("lease lost to another reconciler", metadata: ["shard": "\(shard)", "owner": "\(owner)"])
                 return
             }
-            guard let batch = try store.readBatch(shard: shard, number: number) else { continue }
+            let batch: SealedBatch
+            do {
+                guard let read = try store.readBatch(shard: shard, number: number) else { continue }
+                batch = read
+            } catch let error as BatchStoreError where error.kind == .malformed {
+                try quarantine(shard: shard, number: number, reason: error.description, store: store, pass: &pass)
+                continue
+            }
             if batch.content.tailRepositoriesOverflowed {
                 logger.warning(
                     "tail repository table overflowed: estimating keys of every catalog repository",
@@ -166,15 +214,52 @@ public actor Reconciler: Service {
                 )
             }
             let started = ContinuousClock.now
-            let outcome = try connectedWriter().write(batch)
+            let outcome: BatchWriter.Outcome
+            do {
+                outcome = try connectedWriter().write(batch)
+            } catch let error as PostgresError where error.isCausedByData {
+                try quarantine(shard: shard, number: number, reason: error.description, store: store, pass: &pass)
+                continue
+            }
+            if outcome == .holdsReconciledWindows {
+                try rewind(shard: shard, batch: batch, store: store)
+                pass.rewound += 1
+                return
+            }
             try store.deleteBatch(shard: shard, number: number)
             if let floor = floors?[shard], number > floor { floors?[shard] = number }
+            try store.confirm(shard: shard, windows: batch.windows.mapValues(\.upperBound))
             metrics.recordBatch(batch, outcome: outcome, duration: ContinuousClock.now - started)
             switch outcome {
             case .applied: pass.applied += 1
-            case .alreadyReconciled: pass.alreadyReconciled += 1
+            case .alreadyReconciled, .holdsReconciledWindows: pass.alreadyReconciled += 1
             }
         }
+    }
+
+    /// Records the batch as quarantined in PostgreSQL, then moves it aside in Redis; kept for an
+    /// operator, never counted, never silently skipped.
+    private func quarantine(shard: Int, number: Int64, reason: String, store: BatchStore, pass: inout Pass) throws {
+        try connectedWriter().recordQuarantine(shard: shard, batch: number, reason: reason)
+        try store.quarantineBatch(shard: shard, number: number)
+        pass.quarantined += 1
+        metrics.recordQuarantine()
+        logger.error(
+            "batch quarantined: it could not be read or written; its keys are kept under the quarantine names",
+            metadata: ["shard": "\(shard)", "batch": "\(number)", "reason": "\(reason)"]
+        )
+    }
+
+    /// Discards what the shard holds beyond PostgreSQL and sets its ledger to what PostgreSQL
+    /// holds; the nodes send the parts they kept since then again.
+    private func rewind(shard: Int, batch: SealedBatch, store: BatchStore) throws {
+        let reconciled = try connectedWriter().reconciledWindows(shard: shard)
+        try store.rewind(shard: shard, to: reconciled)
+        metrics.recordRewind()
+        logger.error(
+            "redis went back to an older state: the shard is rewound to what PostgreSQL holds and the nodes send their kept parts again",
+            metadata: ["shard": "\(shard)", "batch": "\(batch.number)", "nodes": "\(reconciled.count)"]
+        )
     }
 
     /// Reads the ledger's floors; keeps the last known ones when PostgreSQL is unreachable.

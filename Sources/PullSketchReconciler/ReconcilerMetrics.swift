@@ -11,6 +11,9 @@ struct ReconcilerMetrics {
     private let exactRows = Counter(label: "pullsketch_reconciler_rows_total", dimensions: [("kind", "exact")])
     private let estimatedRows = Counter(label: "pullsketch_reconciler_rows_total", dimensions: [("kind", "estimated")])
     private let failures = Counter(label: "pullsketch_reconciler_failures_total")
+    private let shardFailures = Counter(label: "pullsketch_reconciler_shard_failures_total")
+    private let quarantined = Counter(label: "pullsketch_reconciler_batches_quarantined_total")
+    private let rewinds = Counter(label: "pullsketch_reconciler_rewinds_total")
     private let batchDuration = Timer(label: "pullsketch_reconciler_batch_duration")
     private let passDuration = Timer(label: "pullsketch_reconciler_pass_duration")
     private let lag = Gauge(label: "pullsketch_reconciler_lag_seconds")
@@ -23,7 +26,7 @@ struct ReconcilerMetrics {
             applied.increment()
             exactRows.increment(by: exact)
             estimatedRows.increment(by: estimated)
-        case .alreadyReconciled:
+        case .alreadyReconciled, .holdsReconciledWindows:
             skipped.increment()
         }
         batchDuration.recordNanoseconds(duration.nanoseconds)
@@ -31,6 +34,9 @@ struct ReconcilerMetrics {
 
     func recordPass(duration: Duration) { passDuration.recordNanoseconds(duration.nanoseconds) }
     func recordFailure() { failures.increment() }
+    func recordShardFailure() { shardFailures.increment() }
+    func recordQuarantine() { quarantined.increment() }
+    func recordRewind() { rewinds.increment() }
 
     /// How long the oldest sealed batch has waited (0 when none waits).
     func recordLag(milliseconds: Int64) { lag.record(Double(milliseconds) / 1_000) }

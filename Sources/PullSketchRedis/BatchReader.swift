@@ -67,7 +67,20 @@ struct BatchReader {
         }
         .sorted { $0.repository.value < $1.repository.value }
         guard let sealed = tail["sealed"] else { throw BatchStoreError(.malformed, "\(keys.tail) lacks its seal time") }
-        return SealedBatch(number: number, parameters: parameters, content: content, sealedAt: try time(sealed, keys.tail, "sealed"))
+        return SealedBatch(
+            number: number, parameters: parameters, content: content, sealedAt: try time(sealed, keys.tail, "sealed"), windows: try windows()
+        )
+    }
+
+    /// The node windows merged into the batch, from `…:members` (`<first> <last>` per node).
+    private func windows() throws -> [String: ClosedRange<UInt64>] {
+        try hash(keys.members).mapValues { span in
+            let bounds = span.split(separator: " ").compactMap { UInt64($0) }
+            guard bounds.count == 2, bounds[0] > 0, bounds[0] <= bounds[1] else {
+                throw BatchStoreError(.malformed, "\(keys.members) has '\(span)', not two window sequences")
+            }
+            return bounds[0]...bounds[1]
+        }
     }
 
     /// Every key of the batch has a last-used time; the other hashes hold only what is not zero.

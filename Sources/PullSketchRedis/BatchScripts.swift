@@ -11,7 +11,7 @@ enum BatchScripts {
     /// after its first write would keep the writes made before it.
     private static let checkTypes: String = {
         let strings: Set<String> = ["sketch", "usage"]
-        let expected = batchKeyNames.map { strings.contains($0) ? "'string'" : "'hash'" } + ["'string'", "'hash'", "'zset'"]
+        let expected = batchKeyNames.map { strings.contains($0) ? "'string'" : "'hash'" } + ["'string'", "'hash'", "'zset'", "'hash'"]
         return """
             local expected = {\(expected.joined(separator: ", "))}
             for k = 1, #KEYS do
@@ -24,38 +24,52 @@ enum BatchScripts {
     }()
 
     /// The Lua names of a batch's keys, in `BatchKeys.all` order.
-    private static let batchKeyNames = ["fetches", "checks", "pulls", "pulled", "used", "digest", "sketch", "usage", "tail", "tailpulls", "tailpulled", "tailused"]
+    private static let batchKeyNames = [
+        "fetches", "checks", "pulls", "pulled", "used", "digest", "sketch", "usage", "tail", "tailpulls", "tailpulled", "tailused", "members",
+    ]
     static let batchKeyCount = batchKeyNames.count
     /// The tail hash's place in KEYS, counting from 1.
     private static let tailPosition = batchKeyNames.firstIndex(of: "tail")! + 1
 
-    /// Applies one window part to the shard's live batch, at most once per (node, sequence).
+    /// Applies one window part to the shard's live batch, at most once per (node, sequence), and
+    /// only if the shard still has every part the node was told it applied.
     ///
-    /// KEYS: the 12 live batch keys (`BatchKeys.all`), fingerprint, ledger, ledger:touched.
-    /// ARGV: node, sequence, fingerprint, ledger memory (ms), #hot, #cells, #bits, #tails,
-    /// tail mass, tail last pulled, tail last used, overflow (0/1); then per hot entry field,
-    /// fetches, checks, pulls, last pulled ("" for none), last used, digest time, digest (or "");
-    /// per cell index, count; per usage bit its index; per tail repository name, pulls, last pulled
-    /// ("" for none), last used. Returns 1 when applied, 0 when the ledger already had it. The
-    /// ledger's clock is Redis's (`TIME`), so no node's clock can make it forget another node.
+    /// KEYS: the 13 live batch keys (`BatchKeys.all`), fingerprint, ledger, ledger:touched,
+    /// confirmed.
+    /// ARGV: node, sequence, expected (the node's last acknowledged sequence on this shard),
+    /// fingerprint, ledger memory (ms), #hot, #cells, #bits, #tails, tail mass, tail last pulled,
+    /// tail last used, overflow (0/1); then per hot entry field, fetches, checks, pulls, last pulled
+    /// ("" for none), last used, digest time, digest (or ""); per cell index, count; per usage bit
+    /// its index; per tail repository name, pulls, last pulled ("" for none), last used.
+    ///
+    /// Returns {outcome, ledger sequence, confirmed sequence}: outcome 1 applied, 0 the ledger
+    /// already had it, 2 rewound: the ledger is behind `expected` (Redis lost merges it had
+    /// acknowledged, or the reconciler discarded them), nothing was written, and the node must send
+    /// its parts after the ledger sequence again first. A part with sequence 0 and no content asks
+    /// for the state alone. The ledger's clock is Redis's (`TIME`), so no node's clock can make it
+    /// forget another node.
     static let merge = """
         local \(batchKeyNames.joined(separator: ", ")) = unpack(KEYS, 1, \(batchKeyCount))
-        local fingerprintKey, ledger, touched = unpack(KEYS, \(batchKeyCount + 1), \(batchKeyCount + 3))
+        local fingerprintKey, ledger, touched, confirmed = unpack(KEYS, \(batchKeyCount + 1), \(batchKeyCount + 4))
         \(checkTypes)
         local fingerprint = redis.call('GET', fingerprintKey)
-        if fingerprint and fingerprint ~= ARGV[3] then
-          return redis.error_reply('\(fingerprintMismatch)shard sketch is ' .. fingerprint .. ', window sketch is ' .. ARGV[3])
+        if fingerprint and fingerprint ~= ARGV[4] then
+          return redis.error_reply('\(fingerprintMismatch)shard sketch is ' .. fingerprint .. ', window sketch is ' .. ARGV[4])
         end
         local time = redis.call('TIME')
         local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-        local stale = redis.call('ZRANGEBYSCORE', touched, '-inf', '(' .. (now - tonumber(ARGV[4])), 'LIMIT', 0, 1000)
+        local stale = redis.call('ZRANGEBYSCORE', touched, '-inf', '(' .. (now - tonumber(ARGV[5])), 'LIMIT', 0, 1000)
         for _, node in ipairs(stale) do
           redis.call('HDEL', ledger, node)
+          redis.call('HDEL', confirmed, node)
           redis.call('ZREM', touched, node)
         end
-        local applied = tonumber(redis.call('HGET', ledger, ARGV[1]) or '0')
-        if tonumber(ARGV[2]) <= applied then return 0 end
-        if not fingerprint then redis.call('SET', fingerprintKey, ARGV[3]) end
+        local node, sequence = ARGV[1], tonumber(ARGV[2])
+        local applied = tonumber(redis.call('HGET', ledger, node) or '0')
+        local stored = tonumber(redis.call('HGET', confirmed, node) or '0')
+        if applied < tonumber(ARGV[3]) then return {2, applied, stored} end
+        if sequence <= applied then return {0, applied, stored} end
+        if not fingerprint then redis.call('SET', fingerprintKey, ARGV[4]) end
         local function raise(key, field, value)
           if value == '' then return end
           local current = redis.call('HGET', key, field)
@@ -64,8 +78,8 @@ enum BatchScripts {
         local function add(key, field, value)
           if value ~= '0' then redis.call('HINCRBY', key, field, value) end
         end
-        local hot, cells, bits, tails = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-        local i = 13
+        local hot, cells, bits, tails = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+        local i = 14
         for _ = 1, hot do
           local field = ARGV[i]
           add(fetches, field, ARGV[i + 1])
@@ -99,20 +113,22 @@ enum BatchScripts {
           i = i + 1
         end
         if bits > 0 then
-          add(tail, 'mass', ARGV[9])
-          raise(tail, 'pulled', ARGV[10])
-          raise(tail, 'used', ARGV[11])
+          add(tail, 'mass', ARGV[10])
+          raise(tail, 'pulled', ARGV[11])
+          raise(tail, 'used', ARGV[12])
         end
-        if ARGV[12] == '1' then redis.call('HSET', tail, 'overflow', '1') end
+        if ARGV[13] == '1' then redis.call('HSET', tail, 'overflow', '1') end
         for _ = 1, tails do
           add(tailpulls, ARGV[i], ARGV[i + 1])
           raise(tailpulled, ARGV[i], ARGV[i + 2])
           raise(tailused, ARGV[i], ARGV[i + 3])
           i = i + 4
         end
-        redis.call('HSET', ledger, ARGV[1], ARGV[2])
-        redis.call('ZADD', touched, now, ARGV[1])
-        return 1
+        local first = string.match(redis.call('HGET', members, node) or '', '^(%d+) ') or ARGV[2]
+        redis.call('HSET', members, node, first .. ' ' .. ARGV[2])
+        redis.call('HSET', ledger, node, ARGV[2])
+        redis.call('ZADD', touched, now, node)
+        return {1, sequence, stored}
         """
 
     /// Renames the live batch to the shard's next sealed batch and lists it, moving the live
@@ -121,7 +137,7 @@ enum BatchScripts {
     /// batches). The number is one more than the larger of `…:sealseq` and the floor ARGV[1] (the
     /// highest batch the reconciler's ledger has), so a Redis that lost its data never reuses a
     /// reconciled number.
-    /// KEYS: 12 live keys, 12 batch keys with `#` for the number, sealed list, fingerprint, sealseq.
+    /// KEYS: 13 live keys, 13 batch keys with `#` for the number, sealed list, fingerprint, sealseq.
     /// ARGV: floor, now (ms). Returns the batch number, or 0, changing nothing, when the live batch
     /// is empty.
     static let seal = """
@@ -160,10 +176,49 @@ enum BatchScripts {
         return 1
         """
 
-    /// Deletes sealed batch ARGV[1] and unlists it. KEYS: 12 batch keys, sealed list.
+    /// Deletes sealed batch ARGV[1] and unlists it. KEYS: 13 batch keys, sealed list.
     static let delete = """
         redis.call('DEL', unpack(KEYS, 1, \(batchKeyCount)))
         redis.call('LREM', KEYS[\(batchKeyCount + 1)], 0, ARGV[1])
+        return 1
+        """
+
+    /// Moves sealed batch ARGV[1] aside for an operator to inspect: renames its keys to the
+    /// quarantine names, unlists it and lists it as quarantined.
+    /// KEYS: 13 batch keys, 13 quarantine keys, sealed list, quarantined list.
+    static let quarantine = """
+        local parts = \(batchKeyCount)
+        for k = 1, parts do
+          if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('RENAME', KEYS[k], KEYS[parts + k]) end
+        end
+        redis.call('LREM', KEYS[2 * parts + 1], 0, ARGV[1])
+        redis.call('RPUSH', KEYS[2 * parts + 2], ARGV[1])
+        return 1
+        """
+
+    /// Discards everything of the shard PostgreSQL does not hold yet — the live batch and the
+    /// listed sealed batches — and sets the ledger to what PostgreSQL holds, so that every node
+    /// sends its parts after that again. Used after Redis went back to an older state.
+    /// KEYS: 13 live keys, fingerprint, ledger, ledger:touched, confirmed, sealed list, then 13 keys
+    /// per listed sealed batch.
+    /// ARGV: number of sealed batches, their numbers, then node id and sequence pairs.
+    static let rewind = """
+        local parts = \(batchKeyCount)
+        local fingerprintKey, ledger, touched, confirmed, sealedList = unpack(KEYS, parts + 1, parts + 5)
+        local batches = tonumber(ARGV[1])
+        redis.call('DEL', unpack(KEYS, 1, parts))
+        for b = 1, batches do
+          redis.call('DEL', unpack(KEYS, parts + 5 + (b - 1) * parts + 1, parts + 5 + b * parts))
+          redis.call('LREM', sealedList, 0, ARGV[1 + b])
+        end
+        redis.call('DEL', fingerprintKey, ledger, confirmed)
+        local time = redis.call('TIME')
+        local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+        for i = batches + 2, #ARGV, 2 do
+          redis.call('HSET', ledger, ARGV[i], ARGV[i + 1])
+          redis.call('HSET', confirmed, ARGV[i], ARGV[i + 1])
+          redis.call('ZADD', touched, now, ARGV[i])
+        end
         return 1
         """
 }

@@ -5,6 +5,39 @@ public enum MergeOutcome: Hashable, Sendable {
     case applied
     /// The shard's ledger already had this (node, sequence): a retry of a merge that landed.
     case alreadyApplied
+    /// The shard's ledger is behind what the node was told it applied: Redis went back to an older
+    /// state, or the reconciler discarded a batch it found already counted. Nothing was written;
+    /// the node must send its parts after `MergeReply.ledger` again, in order.
+    case rewound
+}
+
+/// One window part to merge, and what its node last heard from the shard.
+public struct PartMerge: Hashable, Sendable {
+    public var sequence: UInt64
+    /// The sequence the node last saw the shard's ledger acknowledge (0 for none).
+    public var expected: UInt64
+    public var part: ShardWindow
+
+    public init(sequence: UInt64, expected: UInt64, part: ShardWindow) {
+        self.sequence = sequence
+        self.expected = expected
+        self.part = part
+    }
+}
+
+/// A shard's answer to one merge.
+public struct MergeReply: Hashable, Sendable {
+    public var outcome: MergeOutcome
+    /// The shard's ledger sequence for the node after the merge.
+    public var ledger: UInt64
+    /// The last sequence of the node whose parts PostgreSQL holds, as the reconciler last said.
+    public var confirmed: UInt64
+
+    public init(outcome: MergeOutcome, ledger: UInt64, confirmed: UInt64) {
+        self.outcome = outcome
+        self.ledger = ledger
+        self.confirmed = confirmed
+    }
 }
 
 /// Live and sealed batches in Redis, over one connection. Like the connection, not
@@ -29,28 +62,59 @@ public final class BatchStore {
     }
 
     /// Applies every non-empty shard part of `window` to its shard's live batch, each atomically and
-    /// at most once per (`node`, sequence), in one round trip. Returns the outcome per part sent.
-    /// Throws `BatchStoreError.sketchMismatch` if a shard has other sketch parameters (that part
-    /// changes nothing), or a `RedisError`.
+    /// at most once per (`node`, sequence), in one round trip, without checking what the node
+    /// heard before (expected 0). Returns the outcome per part sent.
     @discardableResult
     public func merge(_ window: Window, node: String) throws -> [Int: MergeOutcome] {
-        let parts = window.shards.filter { !$0.isEmpty }
-        guard !parts.isEmpty else { return [:] }
-        let commands = parts.map { mergeCommand($0, window: window, node: node) }
-        var outcomes: [Int: MergeOutcome] = [:]
-        for (part, reply) in zip(parts, try connection.pipeline(commands)) {
+        let parts = window.shards.filter { !$0.isEmpty }.map { PartMerge(sequence: window.sequence, expected: 0, part: $0) }
+        let replies = try merge(parts, parameters: window.parameters, node: node)
+        return Dictionary(uniqueKeysWithValues: zip(parts, replies).map { ($0.part.shard, $1.outcome) })
+    }
+
+    /// Applies each part to its shard's live batch, in order, each atomically and at most once per
+    /// (`node`, sequence), in one round trip. Throws `BatchStoreError.sketchMismatch` if a shard has
+    /// other sketch parameters (that part changes nothing), or a `RedisError`.
+    public func merge(_ parts: [PartMerge], parameters: SketchParameters, node: String) throws -> [MergeReply] {
+        guard !parts.isEmpty else { return [] }
+        let fingerprint = Self.layoutFingerprint(parameters, shardCount: shardCount)
+        let commands = parts.map { mergeCommand($0, fingerprint: fingerprint, node: node) }
+        return try zip(parts, try connection.pipeline(commands)).map { merge, reply in
+            let shard = merge.part.shard
             switch reply {
-            case .integer(1): outcomes[part.shard] = .applied
-            case .integer(0): outcomes[part.shard] = .alreadyApplied
+            case .array(let values) where values.count == 3:
+                guard case .integer(let outcome) = values[0], case .integer(let ledger) = values[1], case .integer(let confirmed) = values[2],
+                    let outcome = [1: MergeOutcome.applied, 0: .alreadyApplied, 2: .rewound][outcome], ledger >= 0, confirmed >= 0
+                else { throw RedisError(.unexpectedReply, "merge into shard \(shard) answered \(reply)") }
+                return MergeReply(outcome: outcome, ledger: UInt64(ledger), confirmed: UInt64(confirmed))
             case .error(let message) where message.hasPrefix(BatchScripts.fingerprintMismatch):
-                throw BatchStoreError(.sketchMismatch, "shard \(part.shard): \(message.dropFirst(BatchScripts.fingerprintMismatch.count))")
+                throw BatchStoreError(.sketchMismatch, "shard \(shard): \(message.dropFirst(BatchScripts.fingerprintMismatch.count))")
             case .error(let message):
-                throw RedisError(.server, "merge into shard \(part.shard): \(message)")
+                throw RedisError(.server, "merge into shard \(shard): \(message)")
             default:
-                throw RedisError(.unexpectedReply, "merge into shard \(part.shard) answered \(reply)")
+                throw RedisError(.unexpectedReply, "merge into shard \(shard) answered \(reply)")
             }
         }
-        return outcomes
+    }
+
+    /// Tells the shard's nodes which of their window parts PostgreSQL holds now, so they stop
+    /// keeping them for a re-send: node id → last sequence.
+    public func confirm(shard: Int, windows: [String: UInt64]) throws {
+        guard !windows.isEmpty else { return }
+        let fields = windows.sorted { $0.key < $1.key }.flatMap { [$0.key, String($0.value)] }
+        _ = try connection.command(["HSET", ShardLayout(shard: shard).confirmed] + fields)
+    }
+
+    /// Discards everything of the shard that PostgreSQL does not hold — the live batch and every
+    /// sealed batch — and sets the ledger (and the confirmations) to `reconciled`, node id → the
+    /// last sequence PostgreSQL holds, so that every node sends its later parts again. For a Redis
+    /// that went back to an older state.
+    public func rewind(shard: Int, to reconciled: [String: UInt64]) throws {
+        let layout = ShardLayout(shard: shard)
+        let batches = try sealedBatches(shard: shard)
+        let keys = layout.live.all + [layout.fingerprint, layout.ledger, layout.ledgerTouched, layout.confirmed, layout.sealed]
+            + batches.flatMap { layout.batch(String($0)).all }
+        let arguments = [String(batches.count)] + batches.map(String.init) + reconciled.sorted { $0.key < $1.key }.flatMap { [$0.key, String($0.value)] }
+        _ = try connection.command(["EVAL", BatchScripts.rewind, String(keys.count)] + keys + arguments)
     }
 
     /// Moves the shard's live batch to the next sealed batch in one atomic step. Returns its
@@ -84,7 +148,10 @@ public final class BatchStore {
 
     /// The shard's sealed batches, oldest first.
     public func sealedBatches(shard: Int) throws -> [Int64] {
-        let key = ShardLayout(shard: shard).sealed
+        try numbers(in: ShardLayout(shard: shard).sealed)
+    }
+
+    private func numbers(in key: String) throws -> [Int64] {
         guard case .array(let items) = try connection.command(["LRANGE", key, "0", "-1"]) else {
             throw BatchStoreError(.malformed, "\(key) is not a list")
         }
@@ -122,13 +189,26 @@ public final class BatchStore {
         _ = try connection.command(["EVAL", BatchScripts.delete, String(keys.count)] + keys + [String(number)])
     }
 
-    private func mergeCommand(_ part: ShardWindow, window: Window, node: String) -> [[UInt8]] {
+    /// Moves a sealed batch out of the way, atomically: its keys are renamed to
+    /// `{ps:<shard>}:quarantine:<number>:…` and it is listed in `{ps:<shard>}:quarantined`.
+    public func quarantineBatch(shard: Int, number: Int64) throws {
+        let layout = ShardLayout(shard: shard)
+        let keys = layout.batch(String(number)).all + layout.quarantine(String(number)).all + [layout.sealed, layout.quarantined]
+        _ = try connection.command(["EVAL", BatchScripts.quarantine, String(keys.count)] + keys + [String(number)])
+    }
+
+    /// The shard's quarantined batches, oldest first.
+    public func quarantinedBatches(shard: Int) throws -> [Int64] {
+        try numbers(in: ShardLayout(shard: shard).quarantined)
+    }
+
+    private func mergeCommand(_ merge: PartMerge, fingerprint: String, node: String) -> [[UInt8]] {
+        let part = merge.part
         let layout = ShardLayout(shard: part.shard)
-        let keys = layout.live.all + [layout.fingerprint, layout.ledger, layout.ledgerTouched]
+        let keys = layout.live.all + [layout.fingerprint, layout.ledger, layout.ledgerTouched, layout.confirmed]
         var arguments: [String] = ["EVAL", BatchScripts.merge, String(keys.count)] + keys
         arguments += [
-            node, String(window.sequence), Self.layoutFingerprint(window.parameters, shardCount: window.shards.count),
-            String(ledgerMemoryMilliseconds),
+            node, String(merge.sequence), String(merge.expected), fingerprint, String(ledgerMemoryMilliseconds),
             String(part.hotEntries.count), String(part.sketchCells.count), String(part.usageBits.count), String(part.tailRepositories.count),
             String(part.tailMass), Self.milliseconds(part.tailLastPulled), Self.milliseconds(part.tailLastUsed),
             part.tailRepositoriesOverflowed ? "1" : "0",

@@ -9,12 +9,16 @@ import PullSketchCore
 ///   big-endian, as BITFIELD writes them); `…:live:usage` (the usage filter's bits, as SETBIT
 ///   writes them); `…:live:tail` (hash: `mass`, `pulled`, `used`, `overflow`, and after sealing
 ///   `fingerprint` and `sealed`, the seal time in ms); `…:live:tailpulls`, `…:live:tailpulled`,
-///   `…:live:tailused` (hashes keyed by repository);
+///   `…:live:tailused` (hashes keyed by repository); `…:live:members` (node id → `<first> <last>`,
+///   the window sequences of that node merged into the batch);
 /// - sealed batch n: the same names with `batch:<n>` instead of `live`, listed in `…:sealed`;
+///   a batch the reconciler could not read or write moves to `quarantine:<n>`, listed in
+///   `…:quarantined`;
 /// - outside the batches: `…:fingerprint` (the live batch's sketch parameters, moved into the
 ///   batch when it is sealed), `…:ledger` (node id → last applied window sequence),
-///   `…:ledger:touched` (node id → last merge, ms), `…:sealseq` (the last batch number) and
-///   `…:lease` (the reconciler working the shard, with an expiry).
+///   `…:ledger:touched` (node id → last merge, ms), `…:confirmed` (node id → the last window
+///   sequence PostgreSQL holds), `…:sealseq` (the last batch number) and `…:lease` (the
+///   reconciler working the shard, with an expiry).
 public struct ShardLayout: Hashable, Sendable {
     public let shard: Int
 
@@ -28,9 +32,13 @@ public struct ShardLayout: Hashable, Sendable {
 
     func batch(_ number: String) -> BatchKeys { BatchKeys(prefix: "\(prefix):batch:\(number)") }
 
+    func quarantine(_ number: String) -> BatchKeys { BatchKeys(prefix: "\(prefix):quarantine:\(number)") }
+
     var fingerprint: String { "\(prefix):fingerprint" }
     var ledger: String { "\(prefix):ledger" }
     var ledgerTouched: String { "\(prefix):ledger:touched" }
+    var confirmed: String { "\(prefix):confirmed" }
+    var quarantined: String { "\(prefix):quarantined" }
     var sealSequence: String { "\(prefix):sealseq" }
     var sealed: String { "\(prefix):sealed" }
     var lease: String { "\(prefix):lease" }
@@ -60,6 +68,7 @@ struct BatchKeys: Hashable, Sendable {
     let fetches, checks, pulls, lastPulled, lastUsed, digest: String
     let sketch, usage: String
     let tail, tailPulls, tailLastPulled, tailLastUsed: String
+    let members: String
 
     init(prefix: String) {
         fetches = "\(prefix):fetches"
@@ -74,10 +83,11 @@ struct BatchKeys: Hashable, Sendable {
         tailPulls = "\(prefix):tailpulls"
         tailLastPulled = "\(prefix):tailpulled"
         tailLastUsed = "\(prefix):tailused"
+        members = "\(prefix):members"
     }
 
     /// Every key, in the order the scripts name them (`BatchScripts.batchKeyNames`).
     var all: [String] {
-        [fetches, checks, pulls, lastPulled, lastUsed, digest, sketch, usage, tail, tailPulls, tailLastPulled, tailLastUsed]
+        [fetches, checks, pulls, lastPulled, lastUsed, digest, sketch, usage, tail, tailPulls, tailLastPulled, tailLastUsed, members]
     }
 }

@@ -9,14 +9,19 @@ public protocol StatisticsProjection {
 }
 
 /// Writes one sealed batch into PostgreSQL in one transaction: exact entries, tail estimates with
-/// their error bound, catalog registration, the projection if any, and the ledger row. A batch the
-/// ledger already has changes nothing. Pulls arrive already counted by the tracker's rule; nothing
+/// their error bound, catalog registration, the projection if any, the ledger row and the last
+/// window of each node the batch holds. A batch the ledger already has changes nothing, and so does
+/// one holding a node window PostgreSQL already has (a copy that came back with an older Redis). Pulls arrive already counted by the tracker's rule; nothing
 /// here knows it.
 public struct BatchWriter {
     /// What became of a batch.
     public enum Outcome: Hashable, Sendable {
         case applied(exactKeys: Int, estimatedKeys: Int)
         case alreadyReconciled
+        /// The batch holds node windows an earlier batch brought already: Redis went back to an
+        /// older state after that batch was sealed. Nothing was written; its parts cannot be told
+        /// apart, so the shard must be rewound (`BatchStore.rewind`) and the nodes send them again.
+        case holdsReconciledWindows
     }
 
     /// The deployment's shard count: a shard's batch estimates only the keys of that shard.
@@ -43,11 +48,57 @@ public struct BatchWriter {
                 [String(content.shard), String(batch.number), String(content.pulls), String(content.tailMass), String(epsilon), String(delta)]
             )
             guard !ledger.rows.isEmpty else { return .alreadyReconciled }
+            guard try recordWindows(batch) else {
+                try connection.query("DELETE FROM reconciled_batches WHERE shard = $1 AND batch = $2", [String(content.shard), String(batch.number)])
+                return .holdsReconciledWindows
+            }
             try writeExact(content.hotEntries)
             let estimated = try writeEstimates(batch, keepingKeys: projection != nil)
             try projection?.project(content.hotEntries.map(\.key) + estimated.keys, statistics: connection)
             return .applied(exactKeys: content.hotEntries.count, estimatedKeys: estimated.count)
         }
+    }
+
+    /// Raises each node's last reconciled window on the batch's shard to the batch's last; false,
+    /// changing nothing, when a window of the batch is reconciled already.
+    private func recordWindows(_ batch: SealedBatch) throws -> Bool {
+        guard !batch.windows.isEmpty else { return true }
+        let windows = batch.windows.sorted { $0.key < $1.key }
+        let nodes = PostgresArray.literal(windows.map(\.key))
+        let shard = String(batch.content.shard)
+        let seen = try connection.query(
+            """
+            SELECT 1 FROM unnest($2::text[], $3::bigint[]) AS b(node, first)
+            JOIN reconciled_windows w ON w.shard = $1 AND w.node = b.node AND w.sequence >= b.first LIMIT 1
+            """,
+            [shard, nodes, PostgresArray.literal(windows.map { String($0.value.lowerBound) })]
+        )
+        guard seen.rows.isEmpty else { return false }
+        try connection.query(
+            """
+            INSERT INTO reconciled_windows (shard, node, sequence) SELECT $1, node, last FROM unnest($2::text[], $3::bigint[]) AS b(node, last)
+            ON CONFLICT (shard, node) DO UPDATE SET sequence = EXCLUDED.sequence, reconciled_at = now()
+            """,
+            [shard, nodes, PostgresArray.literal(windows.map { String($0.value.upperBound) })]
+        )
+        return true
+    }
+
+    /// Node id → the last window sequence PostgreSQL holds on `shard`.
+    public func reconciledWindows(shard: Int) throws -> [String: UInt64] {
+        let rows = try connection.query("SELECT node, sequence FROM reconciled_windows WHERE shard = $1", [String(shard)]).namedRows
+        return Dictionary(uniqueKeysWithValues: try rows.map { (try $0.decode("node", as: String.self), try $0.decode("sequence", as: UInt64.self)) })
+    }
+
+    /// Records that a batch was set aside unread or unwritten, and why; a second call updates it.
+    public func recordQuarantine(shard: Int, batch: Int64, reason: String) throws {
+        try connection.query(
+            """
+            INSERT INTO quarantined_batches (shard, batch, reason) VALUES ($1, $2, $3)
+            ON CONFLICT (shard, batch) DO UPDATE SET reason = EXCLUDED.reason, quarantined_at = now()
+            """,
+            [String(shard), String(batch), reason]
+        )
     }
 
     /// The highest batch number the ledger has for each shard `0..<shardCount` (0 for none): the
@@ -62,17 +113,22 @@ public struct BatchWriter {
         ).namedRows.map { try $0.decode("floor", as: Int64.self) }
     }
 
-    /// Deletes ledger rows reconciled before `cutoff`, keeping each shard's newest (the seal floor).
-    /// A batch is deleted from Redis right after its commit, so an old row guards nothing.
+    /// Deletes ledger rows reconciled before `cutoff`, keeping each shard's newest (the seal floor),
+    /// and the last windows of nodes that merged nothing since. A batch is deleted from Redis right
+    /// after its commit and a node's windows are forgotten by Redis's ledger after a day, so an old
+    /// row guards nothing.
     @discardableResult
     public func forgetLedger(reconciledBefore cutoff: Timestamp) throws -> Int {
-        try connection.query(
+        let cutoff = String(cutoff.millisecondsSinceEpoch)
+        let batches = try connection.query(
             """
             DELETE FROM reconciled_batches l WHERE reconciled_at < to_timestamp($1::bigint / 1000.0)
                 AND batch < (SELECT max(batch) FROM reconciled_batches m WHERE m.shard = l.shard)
             """,
-            [String(cutoff.millisecondsSinceEpoch)]
+            [cutoff]
         ).affected
+        try connection.query("DELETE FROM reconciled_windows WHERE reconciled_at < to_timestamp($1::bigint / 1000.0)", [cutoff])
+        return batches
     }
 
     /// The assignments that raise a statistics row `s`'s time column `<time>_at` to the incoming

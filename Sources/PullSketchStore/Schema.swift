@@ -99,6 +99,22 @@ public enum Schema {
             );
             CREATE INDEX quay_repository_names_by_name ON quay_repository_names (name);
             """),
+        Migration(version: 4, name: "reconciled node windows and quarantined batches", sql: """
+            CREATE TABLE reconciled_windows (
+                shard integer NOT NULL,
+                node text NOT NULL,
+                sequence bigint NOT NULL,
+                reconciled_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (shard, node)
+            );
+            CREATE TABLE quarantined_batches (
+                shard integer NOT NULL,
+                batch bigint NOT NULL,
+                reason text NOT NULL,
+                quarantined_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (shard, batch)
+            );
+            """),
     ]
 
     /// The advisory lock that makes concurrent migrators wait for each other ("PSMI").

@@ -47,6 +47,12 @@ final class Pipeline {
     /// key, so every count is exact.
     func pull(_ count: Int, tags: Int = 200, hotCapacity: Int = 1 << 20) throws {
         let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, hotCapacity: hotCapacity, shardCount: Self.shardCount))
+        try record(count, into: tracker, tags: tags)
+        try store.merge(tracker.drain(), node: UUID().uuidString)
+    }
+
+    /// Records `count` pulls (as `pull` makes them) into `tracker`, which a flusher merges.
+    func record(_ count: Int, into tracker: PullTracker, tags: Int = 200) throws {
         for _ in 0..<count {
             clock += Int64.random(in: 0...3, using: &generator)
             let repository = try RepositoryName("team/app\(Int.random(in: 0..<Self.repositories, using: &generator))")
@@ -72,7 +78,6 @@ final class Pipeline {
                 truth[key] = row
             }
         }
-        try store.merge(tracker.drain(), node: UUID().uuidString)
     }
 
     /// A new connection to the test's database each time, so a PostgreSQL restart is no concern.

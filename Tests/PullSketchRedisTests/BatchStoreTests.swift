@@ -156,6 +156,30 @@ import Testing
         #expect(tag == KeyTotals(fetches: 2, checks: 2, pulls: 4, lastPulled: at20, lastUsed: at20))
     }
 
+    @Test func aMergeExpectingMoreThanTheLedgerHasIsRewoundAndWritesNothing() throws {
+        let server = try RedisServer()
+        let store = try store(server)
+        let tracker = tracker()
+        tracker.record(pull("v1", at: 10))
+        let first = tracker.drain()
+        tracker.record(pull("v1", at: 20))
+        let second = tracker.drain()
+        let part = { (window: Window) in window.shards.first { !$0.isEmpty }! }
+        let merge = { (window: Window, expected: UInt64) in
+            try store.merge([PartMerge(sequence: window.sequence, expected: expected, part: part(window))], parameters: window.parameters, node: "n")[0]
+        }
+        #expect(try merge(first, 0).outcome == .applied)
+        // The node heard the shard acknowledge window 5, but the ledger has 1: Redis lost merges.
+        let rewound = try merge(second, 5)
+        #expect(rewound.outcome == .rewound && rewound.ledger == first.sequence)
+        #expect(try merge(second, first.sequence) == MergeReply(outcome: .applied, ledger: second.sequence, confirmed: 0))
+        try store.confirm(shard: part(first).shard, windows: ["n": first.sequence])
+        #expect(try merge(second, second.sequence).confirmed == first.sequence, "the reconciler's confirmation comes back")
+        let batches = try drainSealed(store)
+        #expect(batches.count == 1 && batches[0].windows == ["n": first.sequence...second.sequence])
+        #expect(totals(batches.flatMap(\.content.hotEntries))["tag|team/app|v1"]?.pulls == 2, "the rewound merge wrote nothing")
+    }
+
     @Test func theLatestFetchDecidesATagsDigestAcrossNodes() throws {
         let server = try RedisServer()
         let store = try store(server)

@@ -27,6 +27,10 @@ public final class RedisServer: @unchecked Sendable {
 
     /// Starts (or restarts) the server on the same port and directory, and waits until it answers.
     public func start() throws {
+        try start(appendOnly: appendOnly)
+    }
+
+    private func start(appendOnly: Bool) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.environment["PULLSKETCH_REDIS_SERVER"] ?? "/usr/bin/redis-server")
         process.arguments = [
@@ -40,6 +44,39 @@ public final class RedisServer: @unchecked Sendable {
         try process.run()
         self.process = process
         try waitUntilListening(port: port, timeout: 10)
+    }
+
+    /// Saves the data set (`SAVE`) and keeps a copy of the snapshot file aside; returns the copy.
+    public func snapshot() throws -> URL {
+        let save = Process()
+        save.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
+        save.arguments = ["-p", String(port)] + (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + ["SAVE"]
+        save.standardOutput = FileHandle.nullDevice
+        try save.run()
+        save.waitUntilExit()
+        let copy = directory.appendingPathComponent("snapshot-\(UUID().uuidString).rdb")
+        try FileManager.default.copyItem(at: directory.appendingPathComponent("dump.rdb"), to: copy)
+        return copy
+    }
+
+    /// Kills the server and starts it again from `snapshot` alone, as after restoring a backup or
+    /// failing over to a replica that lagged: whatever happened after the snapshot is gone. With
+    /// append-only files their history is discarded and started over from the snapshot.
+    public func restart(from snapshot: URL) throws {
+        kill()
+        let dump = directory.appendingPathComponent("dump.rdb")
+        try? FileManager.default.removeItem(at: dump)
+        try? FileManager.default.removeItem(at: directory.appendingPathComponent("appendonlydir"))
+        try FileManager.default.copyItem(at: snapshot, to: dump)
+        try start(appendOnly: false)
+        if appendOnly {
+            let enable = Process()
+            enable.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
+            enable.arguments = ["-p", String(port)] + (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + ["CONFIG", "SET", "appendonly", "yes"]
+            enable.standardOutput = FileHandle.nullDevice
+            try enable.run()
+            enable.waitUntilExit()
+        }
     }
 
     /// SIGKILL: no shutdown, no final fsync. Also how a test's server is stopped: SIGTERM can

@@ -1,0 +1,85 @@
+import Foundation
+import PullSketchCore
+import PullSketchFlusher
+import PullSketchPostgres
+import PullSketchReconciler
+import PullSketchRedis
+import PullSketchStore
+import PullSketchTestSupport
+import Testing
+
+/// Faults of Redis and of batches that must neither double nor silently lose a pull.
+extension ReconcilerTests {
+    @Test func aRedisThatWentBackToAnOlderSnapshotCountsEveryPullOnce() async throws {
+        let pipeline = try Pipeline(seed: 21)
+        let reconciler = pipeline.reconciler()
+        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, shardCount: Pipeline.shardCount))
+        let flusher = Flusher(tracker: tracker, redis: RedisEndpoint(port: pipeline.redis.port))
+        try pipeline.record(100, into: tracker)
+        #expect(await flusher.flushOnce() != .nothingToMerge)
+        let snapshot = try pipeline.redis.snapshot()
+        try await reconciler.reconcileOnce()
+        try pipeline.record(50, into: tracker)
+        await flusher.flushOnce()  // also learns that PostgreSQL holds the first window
+        try await reconciler.reconcileOnce()
+        let reconciled = pipeline.truthTagPulls
+        try pipeline.record(30, into: tracker)
+        await flusher.flushOnce()  // merged, not reconciled yet
+        #expect(try pipeline.storedTagPulls() == reconciled)
+
+        // The snapshot holds the first window, live again and unsealed, as if never reconciled.
+        try pipeline.redis.restart(from: snapshot)
+        #expect(await flusher.flushOnce() == .failed(retained: true), "the restart broke the connection")
+        #expect(await flusher.flushOnce() == .nothingToMerge, "nothing new; the node only sends its third window again")
+        let reconciler2 = pipeline.reconciler()  // on a fresh connection
+        let pass = try await reconciler2.reconcileOnce()
+        #expect(pass.rewound > 0 && pass.applied < Pipeline.shardCount, "batches holding the first window again are discarded")
+        #expect(try pipeline.storedTagPulls() == reconciled, "nothing counted twice")
+        await flusher.flushOnce()  // the rewound shards' ledgers are behind: the third window again
+        try await reconciler2.reconcileOnce()
+        try pipeline.expectRowsEqualTruth()
+    }
+
+    @Test func unreadableAndUnwritableBatchesAreQuarantinedAndEveryOtherShardGoesOn() async throws {
+        let pipeline = try Pipeline(seed: 22)
+        try pipeline.pull(2_000)
+        for shard in 0..<Pipeline.shardCount { try pipeline.store.seal(shard: shard) }
+        let redis = try RedisConnection(RedisEndpoint(port: pipeline.redis.port))
+        // Shard 0: a count that is no number; shard 1: one PostgreSQL's bigint cannot hold.
+        for (shard, value) in [(0, "many"), (1, String(UInt64.max))] {
+            guard case .array(let fields) = try redis.command(["HKEYS", "{ps:\(shard)}:batch:1:pulls"]), case .bulk(let field) = fields.first else {
+                Issue.record("shard \(shard) has no pulls")
+                return
+            }
+            _ = try redis.command(["HSET", "{ps:\(shard)}:batch:1:pulls", String(decoding: field, as: UTF8.self), value])
+        }
+        let pass = try await pipeline.reconciler().reconcileOnce()
+        #expect(pass.quarantined == 2 && pass.applied == Pipeline.shardCount - 2 && pass.shardsFailed == 0)
+        let quarantined = try pipeline.connection.query("SELECT shard, batch, reason FROM quarantined_batches ORDER BY shard").rows
+        #expect(quarantined.map { [$0[0]!, $0[1]!] } == [["0", "1"], ["1", "1"]])
+        #expect(quarantined[0][2]?.contains("many") == true && quarantined[1][2]?.contains("22003") == true, "\(quarantined)")
+        for shard in 0..<2 {
+            #expect(try pipeline.store.quarantinedBatches(shard: shard) == [1] && pipeline.store.sealedBatches(shard: shard).isEmpty)
+            #expect(try redis.command(["EXISTS", "{ps:\(shard)}:quarantine:1:pulls", "{ps:\(shard)}:batch:1:pulls"]) == .integer(1), "kept aside")
+        }
+
+        // The shards go on: later pulls of every shard are counted.
+        let before = try pipeline.ledgerCount()
+        try pipeline.pull(500)
+        let next = try await pipeline.reconciler().reconcileOnce()
+        #expect(next.applied == Pipeline.shardCount, "\(next)")
+        #expect(try pipeline.ledgerCount() == before + Pipeline.shardCount)
+    }
+}
+
+extension Pipeline {
+    /// Pulls by tag, as the truth has them.
+    var truthTagPulls: Int64 {
+        truth.filter { $0.key.hasPrefix("tag|") }.values.reduce(0) { $0 + $1.count }
+    }
+
+    /// Pulls by tag, as PostgreSQL has them.
+    func storedTagPulls() throws -> Int64 {
+        try connection.query("SELECT coalesce(sum(pull_count), 0) FROM tag_stats").rows[0][0].flatMap { Int64($0) } ?? -1
+    }
+}
