@@ -42,7 +42,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     /// - `PULLSKETCH`: `counting_rule` (`resolutions` | `quay`), `hot_capacity`, `stripes`,
     ///   `shards`, `sketch_width`, `sketch_depth`, `merge_interval_ms`, `database_url`,
     ///   `reconcile_interval_ms`, `lease_ms`, `http_host`, `http_port`, `webhook_secret`,
-    ///   `max_body_bytes`, `max_event_delay_ms`, `read_auth` (`tokens` | `none`), `read_tokens` (list of `token` +
+    ///   `max_body_bytes`, `max_event_delay_ms`, `event_id_horizon_ms`, `read_auth` (`tokens` | `none`), `read_tokens` (list of `token` +
     ///   `repositories` patterns), `redis` (PullSketch's own Redis, over `PULL_METRICS_REDIS`, when
     ///   Quay's `PULL_METRICS_REDIS` names PullSketch), `resp_listen` (`host:port`), `resp_password`,
     ///   `quay` (`database_url`, `projection`, `names_refresh_ms`)
@@ -111,6 +111,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             webhookSecret: environment["PULLSKETCH_WEBHOOK_SECRET"],
             maxBodyBytes: try integer(environment, "PULLSKETCH_MAX_BODY_BYTES"),
             maxEventDelayMilliseconds: try integer(environment, "PULLSKETCH_MAX_EVENT_DELAY_MS"),
+            eventIDHorizonMilliseconds: try integer(environment, "PULLSKETCH_EVENT_ID_HORIZON_MS"),
             readAuth: environment["PULLSKETCH_READ_AUTH"],
             readTokens: try Self.readTokens(environment["PULLSKETCH_READ_TOKENS"]),
             respListen: environment["PULLSKETCH_RESP_LISTEN"]
@@ -153,6 +154,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         }
         try set(\.node.maxBodyBytes, section.maxBodyBytes, key: key("max_body_bytes"), valid: 1_024...(64 << 20))
         try set(\.node.maxEventDelay, section.maxEventDelayMilliseconds, key: key("max_event_delay_ms"), valid: 0...604_800_000)
+        try set(\.node.eventIDHorizon, section.eventIDHorizonMilliseconds, key: key("event_id_horizon_ms"), valid: 0...86_400_000)
         if let tokens = section.readTokens {
             guard tokens.allSatisfy({ $0.token.count >= 16 && !$0.repositories.isEmpty }) else {
                 throw ConfigurationError(key("read_tokens"), "every token needs 16 characters or more and at least one repository pattern")
@@ -268,6 +270,7 @@ private struct PullSketchSection: Decodable {
     var webhookSecret: String?
     var maxBodyBytes: Int?
     var maxEventDelayMilliseconds: Int?
+    var eventIDHorizonMilliseconds: Int?
     var readAuth: String?
     var readTokens: [ReadTokenSection]?
     var respListen: String?
@@ -291,6 +294,7 @@ private struct PullSketchSection: Decodable {
         case webhookSecret = "webhook_secret"
         case maxBodyBytes = "max_body_bytes"
         case maxEventDelayMilliseconds = "max_event_delay_ms"
+        case eventIDHorizonMilliseconds = "event_id_horizon_ms"
         case readAuth = "read_auth"
         case readTokens = "read_tokens"
         case respListen = "resp_listen"

@@ -1,28 +1,35 @@
 import CXXHash
 import Synchronization
 
+/// An event id as its 128-bit XXH3 hash: 16 bytes however long the id a sender makes up (two ids
+/// colliding is a 2⁻¹²⁸-scale chance per pair).
+public struct EventFingerprint: Hashable, Sendable {
+    public let low: UInt64
+    public let high: UInt64
+
+    public init(_ id: String) {
+        var id = id
+        let hash = id.withUTF8 { XXH3_128bits($0.baseAddress, $0.count) }
+        (low, high) = (hash.low64, hash.high64)
+    }
+
+    /// 32 lowercase hex digits.
+    public var hex: String {
+        let digits = String(high, radix: 16), lowDigits = String(low, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits + String(repeating: "0", count: 16 - lowDigits.count) + lowDigits
+    }
+}
+
 /// The ids of the last `capacity` events, to count a redelivered event once (delivery is
-/// at-least-once). Oldest ids are forgotten first. Ids are kept as their 128-bit XXH3 hash, so
-/// memory is 16 bytes an id however long the ids a sender makes up (two ids colliding is a
-/// 2⁻¹²⁸-scale chance per pair).
+/// at-least-once). Oldest ids are forgotten first. Ids are kept as their `EventFingerprint`, so
+/// memory is 16 bytes an id however long the ids.
 public final class RecentEventIDs: Sendable {
     /// How many ids a node remembers unless configured otherwise.
     public static let defaultCapacity = 100_000
 
-    private struct Fingerprint: Hashable {
-        var low: UInt64
-        var high: UInt64
-
-        init(_ id: String) {
-            var id = id
-            let hash = id.withUTF8 { XXH3_128bits($0.baseAddress, $0.count) }
-            (low, high) = (hash.low64, hash.high64)
-        }
-    }
-
     private struct State {
-        var members: Set<Fingerprint> = []
-        var order: [Fingerprint] = []
+        var members: Set<EventFingerprint> = []
+        var order: [EventFingerprint] = []
         var next = 0
     }
 
@@ -35,8 +42,12 @@ public final class RecentEventIDs: Sendable {
 
     /// Remembers `id`; false when it was already remembered.
     public func insert(_ id: String) -> Bool {
-        let fingerprint = Fingerprint(id)
-        return state.withLock { state in
+        insert(EventFingerprint(id))
+    }
+
+    /// Remembers an id by its fingerprint; false when it was already remembered.
+    public func insert(_ fingerprint: EventFingerprint) -> Bool {
+        state.withLock { state in
             guard state.members.insert(fingerprint).inserted else { return false }
             if state.order.count < capacity {
                 state.order.append(fingerprint)

@@ -28,6 +28,7 @@ extension PullSketchNode {
             return JSONResponse.error(.badRequest, "not a notification envelope: expected {\"events\": [...]}")
         }
         var summary = IngestionSummary()
+        var valid: [(id: String?, meaning: IngestedEvent)] = []
         for item in envelope.events {
             guard let event = item.event else {
                 drop("event is not an object of the expected shape", &summary)
@@ -42,13 +43,9 @@ extension PullSketchNode {
                 drop("event without id", &summary)
                 continue
             }
-            guard recentIDs.insert(id) else {
-                summary.duplicates += 1
-                metrics.eventsDuplicate.increment()
-                continue
-            }
-            apply(meaning, &summary)
+            valid.append((id, meaning))
         }
+        await applyOnce(valid, &summary)
         return try JSONResponse.make(.ok, summary)
     }
 
@@ -61,6 +58,7 @@ extension PullSketchNode {
             return JSONResponse.error(.badRequest, "expected {\"pulls\": [{\"repository\": ..., \"tag\" or \"digest\": ..., \"method\": \"GET\" or \"HEAD\"}]}")
         }
         var summary = IngestionSummary()
+        var valid: [(id: String?, meaning: IngestedEvent)] = []
         for item in batch.pulls {
             guard let pull = item.pull else {
                 drop("pull is not an object of the expected shape", &summary)
@@ -71,14 +69,40 @@ extension PullSketchNode {
                 drop(reason, &summary)
                 continue
             }
-            if let id = pull.id, !recentIDs.insert(id) {
+            valid.append((pull.id, meaning))
+        }
+        await applyOnce(valid, &summary)
+        return try JSONResponse.make(.ok, summary)
+    }
+
+    /// Applies each valid event whose id neither this node remembers nor another node claimed in
+    /// Redis within the horizon (`EventClaims`); events without an id are applied as they come.
+    private func applyOnce(_ events: [(id: String?, meaning: IngestedEvent)], _ summary: inout IngestionSummary) async {
+        var fresh: [(fingerprint: EventFingerprint?, meaning: IngestedEvent)] = []
+        for (id, meaning) in events {
+            let fingerprint = id.map(EventFingerprint.init)
+            if let fingerprint, !recentIDs.insert(fingerprint) {
                 summary.duplicates += 1
                 metrics.eventsDuplicate.increment()
-                continue
+            } else {
+                fresh.append((fingerprint, meaning))
+            }
+        }
+        let fingerprints = fresh.compactMap(\.fingerprint)
+        let claimed = await eventClaims.claim(fingerprints)
+        if claimed == nil { metrics.eventsUnclaimed.increment(by: Int64(fingerprints.count)) }
+        var next = 0
+        for (fingerprint, meaning) in fresh {
+            if fingerprint != nil {
+                defer { next += 1 }
+                if claimed?[next] == false {
+                    summary.duplicates += 1
+                    metrics.eventsDuplicate.increment()
+                    continue
+                }
             }
             apply(meaning, &summary)
         }
-        return try JSONResponse.make(.ok, summary)
     }
 
     /// The event with its time inside `[now − max_event_delay, now]`; a moved time is counted.

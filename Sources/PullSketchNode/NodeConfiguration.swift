@@ -12,8 +12,12 @@ public struct NodeConfiguration: Hashable, Sendable {
     public var readAuth: ReadAuth
     /// Largest request body accepted. Default 1 MiB.
     public var maxBodyBytes: Int
-    /// Event ids remembered for de-duplication. Default 100,000.
+    /// Event ids each node remembers for de-duplication. Default 100,000.
     public var recentEventIDs: Int
+    /// How long an event id stays claimed in Redis, for every node: a redelivery within it counts
+    /// once wherever it arrives. Zero: each node de-duplicates by its own memory alone. Default 15
+    /// minutes.
+    public var eventIDHorizon: Duration
     /// How far before its arrival an event's time may lie: times are clamped to [received −
     /// this, received], so a registry clock that is behind cannot date a pull into the past and
     /// one that is ahead cannot pin a key's times in the future. Default 10 minutes.
@@ -26,6 +30,7 @@ public struct NodeConfiguration: Hashable, Sendable {
         readAuth: ReadAuth = .tokens([]),
         maxBodyBytes: Int = 1 << 20,
         recentEventIDs: Int = RecentEventIDs.defaultCapacity,
+        eventIDHorizon: Duration = .seconds(900),
         maxEventDelay: Duration = .seconds(600)
     ) {
         self.host = host
@@ -34,6 +39,7 @@ public struct NodeConfiguration: Hashable, Sendable {
         self.readAuth = readAuth
         self.maxBodyBytes = maxBodyBytes
         self.recentEventIDs = recentEventIDs
+        self.eventIDHorizon = eventIDHorizon
         self.maxEventDelay = maxEventDelay
     }
 }

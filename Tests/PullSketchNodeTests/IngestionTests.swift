@@ -120,6 +120,39 @@ import Testing
         #expect(window.hotEntries.reduce(0) { $0 + $1.checks } == 1)
     }
 
+    @Test func aRedeliveryToAnotherNodeOrAfterARestartCountsOnceAndARedisOutageNeverBlocksIngestion() async throws {
+        let redis = try RedisServer()
+        let first = try NodeFixture(redisPort: redis.port)
+        let body = envelope([event(id: "delivered-twice"), event(id: "first-only", tag: "v2")])
+        try await first.test { client in
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: body) { response in
+                #expect(response.integers["accepted"] == 2)
+            }
+        }
+        // Another node, or the first one restarted: its own memory is empty, Redis remembers.
+        let second = try NodeFixture(redisPort: redis.port)
+        try await second.test { client in
+            let again = envelope([event(id: "delivered-twice"), event(id: "second-only", tag: "v3")])
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: again) { response in
+                #expect(response.integers == ["accepted": 1, "duplicates": 1, "ignored": 0, "dropped": 0])
+            }
+        }
+        #expect(second.tracker.drain().hotEntries.map(\.key.name).sorted() == ["sha256:" + String(repeating: "a", count: 64), "v3"])
+
+        // Redis down: each node de-duplicates by its own memory, counts what it could not claim,
+        // and answers at once.
+        redis.kill()
+        try await second.test { client in
+            let later = envelope([event(id: "while-redis-is-down", tag: "v4"), event(id: "second-only", tag: "v3")])
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: later) { response in
+                #expect(response.integers["accepted"] == 1 && response.integers["duplicates"] == 1)
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.text.contains("pullsketch_events_unclaimed_total 1"))
+            }
+        }
+    }
+
     @Test func eventTimesAreClampedToTheMaximumDelayBeforeArrival() async throws {
         let fixture = try NodeFixture()
         let before = Timestamp.now()
