@@ -10,10 +10,10 @@ import PullSketchRedis
 /// node that crashes before merging loses the pulls it claimed — as it loses its unmerged window —
 /// but no redelivery ever doubles them.
 ///
-/// When Redis does not answer, ids are not claimed for a few seconds and each node de-duplicates
-/// by its own memory alone (`RecentEventIDs`), counted in `pullsketch_events_unclaimed_total`:
-/// ingestion never waits on a Redis that is down. Like the flusher, an actor on its own
-/// `BlockingExecutor`, since hiredis blocks.
+/// When Redis does not answer, the node answers 503 for a few seconds without trying again, and
+/// the registry delivers the envelope later: counting it by one node's memory alone could count it
+/// twice, and waiting on a Redis that is down would hold the registry's queue. Like the flusher,
+/// an actor on its own `BlockingExecutor`, since hiredis blocks.
 actor EventClaims {
     private let redis: RedisEndpoint
     private let shardCount: Int
@@ -24,7 +24,7 @@ actor EventClaims {
     private var connection: RedisConnection?
     /// Until when claims are skipped after Redis failed to answer.
     private var pausedUntil: ContinuousClock.Instant?
-    static let pauseAfterFailure: Duration = .seconds(5)
+    static let pauseAfterFailure: Duration = .seconds(2)
 
     init(redis: RedisEndpoint, shardCount: Int, horizon: Duration, logger: Logger) {
         self.redis = redis
@@ -34,10 +34,10 @@ actor EventClaims {
         self.logger = logger
     }
 
-    /// Per fingerprint, whether this claim was the first within the horizon; nil when Redis did not
-    /// answer (or claims are paused after it did not), and the caller relies on its own memory.
+    /// Per fingerprint, whether this claim was the first within the horizon; nil, claiming nothing
+    /// it can tell, when Redis did not answer (or claims are paused after it did not).
     func claim(_ fingerprints: [EventFingerprint]) -> [Bool]? {
-        guard !fingerprints.isEmpty, horizonMilliseconds > 0 else { return fingerprints.map { _ in true } }
+        guard !fingerprints.isEmpty else { return [] }
         if let pausedUntil, ContinuousClock.now < pausedUntil { return nil }
         let commands = fingerprints.map { fingerprint in
             let shard = Int(fingerprint.low % UInt64(shardCount))
@@ -56,7 +56,7 @@ actor EventClaims {
         } catch {
             connection = nil
             pausedUntil = .now + Self.pauseAfterFailure
-            logger.warning("event ids not claimed in redis: de-duplicating by this node's memory for a while", metadata: ["error": "\(error)"])
+            logger.warning("event ids cannot be claimed in redis: deferring events for a while", metadata: ["error": "\(error)"])
             return nil
         }
     }

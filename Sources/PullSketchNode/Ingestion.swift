@@ -6,7 +6,8 @@ import PullSketchEvents
 /// Event ingestion: distribution notifications and direct pull batches. A request that is not a
 /// valid envelope gets a 4xx and changes nothing; inside a valid one, invalid events are dropped
 /// (counted, logged) and the rest recorded — a non-2xx would make the registry retry the whole
-/// envelope forever and hold up its queue.
+/// envelope forever and hold up its queue. The one 5xx: while Redis cannot claim event ids, the
+/// envelope is deferred (503 with `Retry-After`), changing nothing, so a redelivery is counted once.
 extension PullSketchNode {
     static let notificationContentTypes: Set<String> = [
         "application/vnd.docker.distribution.events.v1+json",
@@ -45,7 +46,7 @@ extension PullSketchNode {
             }
             valid.append((id, meaning))
         }
-        await applyOnce(valid, &summary)
+        guard await applyOnce(valid, &summary) else { return deferred(valid.count) }
         return try JSONResponse.make(.ok, summary)
     }
 
@@ -71,31 +72,27 @@ extension PullSketchNode {
             }
             valid.append((pull.id, meaning))
         }
-        await applyOnce(valid, &summary)
+        guard await applyOnce(valid, &summary) else { return deferred(valid.count) }
         return try JSONResponse.make(.ok, summary)
     }
 
-    /// Applies each valid event whose id neither this node remembers nor another node claimed in
-    /// Redis within the horizon (`EventClaims`); events without an id are applied as they come.
-    private func applyOnce(_ events: [(id: String?, meaning: IngestedEvent)], _ summary: inout IngestionSummary) async {
-        var fresh: [(fingerprint: EventFingerprint?, meaning: IngestedEvent)] = []
-        for (id, meaning) in events {
-            let fingerprint = id.map(EventFingerprint.init)
-            if let fingerprint, !recentIDs.insert(fingerprint) {
-                summary.duplicates += 1
-                metrics.eventsDuplicate.increment()
-            } else {
-                fresh.append((fingerprint, meaning))
-            }
+    /// Applies each valid event whose id was not seen within the horizon — claimed in Redis for
+    /// every node (`EventClaims`), or remembered by this node when claims are off; events without an
+    /// id are applied as they come. False, applying nothing, when Redis cannot claim the ids.
+    private func applyOnce(_ events: [(id: String?, meaning: IngestedEvent)], _ summary: inout IngestionSummary) async -> Bool {
+        let fingerprints = events.compactMap { $0.id.map(EventFingerprint.init) }
+        let firstSeen: [Bool]
+        if let eventClaims {
+            guard let claimed = await eventClaims.claim(fingerprints) else { return false }
+            firstSeen = claimed
+        } else {
+            firstSeen = fingerprints.map { recentIDs.insert($0) }
         }
-        let fingerprints = fresh.compactMap(\.fingerprint)
-        let claimed = await eventClaims.claim(fingerprints)
-        if claimed == nil { metrics.eventsUnclaimed.increment(by: Int64(fingerprints.count)) }
         var next = 0
-        for (fingerprint, meaning) in fresh {
-            if fingerprint != nil {
+        for (id, meaning) in events {
+            if id != nil {
                 defer { next += 1 }
-                if claimed?[next] == false {
+                guard firstSeen[next] else {
                     summary.duplicates += 1
                     metrics.eventsDuplicate.increment()
                     continue
@@ -103,6 +100,14 @@ extension PullSketchNode {
             }
             apply(meaning, &summary)
         }
+        return true
+    }
+
+    private func deferred(_ events: Int) -> Response {
+        metrics.eventsDeferred.increment(by: Int64(events))
+        var response = JSONResponse.error(.serviceUnavailable, "redis is unavailable, so event ids cannot be claimed: deliver again later")
+        response.headers[.retryAfter] = "5"
+        return response
     }
 
     /// The event with its time inside `[now − max_event_delay, now]`; a moved time is counted.

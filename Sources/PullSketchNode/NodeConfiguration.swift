@@ -12,11 +12,11 @@ public struct NodeConfiguration: Hashable, Sendable {
     public var readAuth: ReadAuth
     /// Largest request body accepted. Default 1 MiB.
     public var maxBodyBytes: Int
-    /// Event ids each node remembers for de-duplication. Default 100,000.
+    /// Event ids a node remembers for de-duplication when `eventIDHorizon` is zero. Default 100,000.
     public var recentEventIDs: Int
     /// How long an event id stays claimed in Redis, for every node: a redelivery within it counts
-    /// once wherever it arrives. Zero: each node de-duplicates by its own memory alone. Default 15
-    /// minutes.
+    /// once wherever it arrives, and events are deferred (503) while Redis cannot claim them. Zero:
+    /// each node de-duplicates by its own memory alone (`recentEventIDs`). Default 15 minutes.
     public var eventIDHorizon: Duration
     /// How far before its arrival an event's time may lie: times are clamped to [received −
     /// this, received], so a registry clock that is behind cannot date a pull into the past and

@@ -9,7 +9,7 @@ public final class NodeMetrics: Sendable {
     let eventsIgnored: Counter
     let eventsDropped: Counter
     let eventsClamped: Counter
-    let eventsUnclaimed: Counter
+    let eventsDeferred: Counter
     let catalogChangesApplied: Counter
     let catalogChangesDropped: Counter
     let trackerMemory: Gauge
@@ -27,12 +27,7 @@ public final class NodeMetrics: Sendable {
                 helpText: "Events whose time lay in the future or more than max_event_delay_ms in the past"
             )
         )
-        eventsUnclaimed = registry.makeCounter(
-            descriptor: MetricNameDescriptor(
-                metricName: "pullsketch_events_unclaimed", unitName: "total",
-                helpText: "Events with an id de-duplicated by this node's memory alone because Redis did not answer"
-            )
-        )
+        eventsDeferred = registry.makeCounter(descriptor: events, labels: [("outcome", "deferred")])
         let catalog = MetricNameDescriptor(metricName: "pullsketch_catalog_changes", unitName: "total", helpText: "Catalog changes from push and delete events")
         catalogChangesApplied = registry.makeCounter(descriptor: catalog, labels: [("outcome", "applied")])
         catalogChangesDropped = registry.makeCounter(descriptor: catalog, labels: [("outcome", "dropped")])

@@ -21,7 +21,8 @@ public struct PullSketchNode: Sendable {
     public let catalogUpdates: CatalogUpdates
     let metrics: NodeMetrics
     let recentIDs: RecentEventIDs
-    let eventClaims: EventClaims
+    /// Nil when `eventIDHorizon` is zero: each node de-duplicates by its own memory alone.
+    let eventClaims: EventClaims?
     let pages: WebPages
     let logger: Logger
 
@@ -41,7 +42,9 @@ public struct PullSketchNode: Sendable {
         self.logger = logger
         catalogUpdates = CatalogUpdates(database: database, metrics: metrics, logger: logger)
         recentIDs = RecentEventIDs(capacity: configuration.recentEventIDs)
-        eventClaims = EventClaims(redis: redis, shardCount: tracker.configuration.shardCount, horizon: configuration.eventIDHorizon, logger: logger)
+        eventClaims = configuration.eventIDHorizon > .zero
+            ? EventClaims(redis: redis, shardCount: tracker.configuration.shardCount, horizon: configuration.eventIDHorizon, logger: logger)
+            : nil
         pages = WebPages()
         if configuration.readAuth == .none {
             logger.warning("read_auth is none: anyone who reaches this node can read every repository's statistics")

@@ -120,9 +120,9 @@ import Testing
         #expect(window.hotEntries.reduce(0) { $0 + $1.checks } == 1)
     }
 
-    @Test func aRedeliveryToAnotherNodeOrAfterARestartCountsOnceAndARedisOutageNeverBlocksIngestion() async throws {
-        let redis = try RedisServer()
-        let first = try NodeFixture(redisPort: redis.port)
+    @Test func aRedeliveryToAnotherNodeOrAfterARestartCountsOnceAndIsDeferredWhileRedisIsDown() async throws {
+        let redis = try RedisServer(appendOnly: true)
+        let first = try NodeFixture(redisPort: redis.port, eventIDHorizon: .seconds(900))
         let body = envelope([event(id: "delivered-twice"), event(id: "first-only", tag: "v2")])
         try await first.test { client in
             try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: body) { response in
@@ -130,7 +130,7 @@ import Testing
             }
         }
         // Another node, or the first one restarted: its own memory is empty, Redis remembers.
-        let second = try NodeFixture(redisPort: redis.port)
+        let second = try NodeFixture(redisPort: redis.port, eventIDHorizon: .seconds(900))
         try await second.test { client in
             let again = envelope([event(id: "delivered-twice"), event(id: "second-only", tag: "v3")])
             try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: again) { response in
@@ -139,16 +139,23 @@ import Testing
         }
         #expect(second.tracker.drain().hotEntries.map(\.key.name).sorted() == ["sha256:" + String(repeating: "a", count: 64), "v3"])
 
-        // Redis down: each node de-duplicates by its own memory, counts what it could not claim,
-        // and answers at once.
+        // Redis down: the envelope is deferred, changing nothing, and delivered again later.
         redis.kill()
+        let later = envelope([event(id: "while-redis-is-down", tag: "v4"), event(id: "second-only", tag: "v3")])
         try await second.test { client in
-            let later = envelope([event(id: "while-redis-is-down", tag: "v4"), event(id: "second-only", tag: "v3")])
             try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: later) { response in
-                #expect(response.integers["accepted"] == 1 && response.integers["duplicates"] == 1)
+                #expect(response.status == .serviceUnavailable && response.headers[.retryAfter] == "5")
             }
             try await client.execute(uri: "/metrics", method: .get) { response in
-                #expect(response.text.contains("pullsketch_events_unclaimed_total 1"))
+                #expect(response.text.contains(#"pullsketch_events_total{outcome="deferred"} 2"#))
+            }
+        }
+        #expect(second.tracker.drain().isEmpty)
+        try redis.start()
+        try await Task.sleep(for: .seconds(2.5))  // claims pause for 2 s after a failure
+        try await second.test { client in
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: later) { response in
+                #expect(response.integers["accepted"] == 1 && response.integers["duplicates"] == 1)
             }
         }
     }

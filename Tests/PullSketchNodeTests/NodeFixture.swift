@@ -10,7 +10,8 @@ import PullSketchRedis
 import PullSketchTestSupport
 
 /// A node on a fresh migrated database of the suite's PostgreSQL, with its own tracker, driven
-/// in process through its router.
+/// in process through its router. Event ids are de-duplicated by the node's memory unless
+/// `eventIDHorizon` turns on claims in the Redis at `redisPort`.
 struct NodeFixture {
     static let secret = "webhook-secret-0123456789"
     static let teamToken = "reader-team-0123456789"
@@ -24,14 +25,15 @@ struct NodeFixture {
         statisticsEnabled: Bool = true,
         redisPort: Int? = nil,
         redisTimeout: Double = 1,
-        maxBodyBytes: Int = 1 << 20
+        maxBodyBytes: Int = 1 << 20,
+        eventIDHorizon: Duration = .zero
     ) throws {
         database = try PostgresServer.current!.makeDatabase()
         try Schema.migrate(try PostgresConnection(database))
         tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: statisticsEnabled, stripeCount: 1, shardCount: 1))
         node = PullSketchNode(
             configuration: NodeConfiguration(
-                webhookSecret: Self.secret, readAuth: readAuth, maxBodyBytes: maxBodyBytes
+                webhookSecret: Self.secret, readAuth: readAuth, maxBodyBytes: maxBodyBytes, eventIDHorizon: eventIDHorizon
             ),
             tracker: tracker,
             database: try BlockingDatabase(database, connections: 2),
