@@ -95,7 +95,7 @@ public actor Flusher: Service {
             self.pendingSince = nil
         }
         metrics.recordUnprotected(
-            retained.forget(mergedBefore: ContinuousClock.now - configuration.ledgerMemory / 2) + retained.keep(atMost: configuration.retainedParts)
+            retained.forget(mergedBefore: ContinuousClock.now - configuration.ledgerMemory / 2) + retained.keep(atMostBytes: configuration.retainedBytes)
         )
         let window = pending ?? tracker.drain()
         metrics.recordAge()

@@ -13,10 +13,10 @@ public struct FlusherConfiguration: Hashable, Sendable {
     /// stays unknown for half of it is dropped and counted, never sent after the ledger may have
     /// forgotten it. Default one day.
     public var ledgerMemory: Duration
-    /// How many merged window parts a node keeps until PostgreSQL holds them, to send again if
-    /// Redis goes back to an older state; beyond it the oldest are forgotten and counted.
-    /// Default 4,096 (over two hours of parts at the default interval with 4 shards).
-    public var retainedParts: Int
+    /// How much of the window parts it merged a node keeps until PostgreSQL holds them (by
+    /// `ShardWindow.approximatePayloadBytes`), to send them again if Redis goes back to an older
+    /// state; beyond it the oldest are forgotten and counted. Default 64 MiB.
+    public var retainedBytes: Int
 
     public init(
         mergeInterval: Duration = .seconds(2),
@@ -24,14 +24,14 @@ public struct FlusherConfiguration: Hashable, Sendable {
         maximumBackoff: Duration = .seconds(10),
         shutdownGracePeriod: Duration = .seconds(5),
         ledgerMemory: Duration = .seconds(86_400),
-        retainedParts: Int = 4_096
+        retainedBytes: Int = 64 << 20
     ) {
         self.mergeInterval = mergeInterval
         self.initialBackoff = initialBackoff
         self.maximumBackoff = maximumBackoff
         self.shutdownGracePeriod = shutdownGracePeriod
         self.ledgerMemory = ledgerMemory
-        self.retainedParts = retainedParts
+        self.retainedBytes = retainedBytes
     }
 
     /// The wait before the next attempt after `failures` failures in a row (none: the interval).

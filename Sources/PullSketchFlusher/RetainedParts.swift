@@ -11,13 +11,16 @@ struct RetainedParts {
         let sequence: UInt64
         let part: ShardWindow
         let mergedAt: ContinuousClock.Instant
+        let bytes: Int
     }
 
     /// Per shard, in sequence order.
     private var parts: [Int: [Part]] = [:]
     /// Per shard, the last sequence its ledger acknowledged for this node.
     private var acknowledged: [Int: UInt64] = [:]
-    private(set) var count = 0
+    private var count = 0
+    /// The parts' approximate size (`ShardWindow.approximatePayloadBytes`).
+    private var bytes = 0
 
     var isEmpty: Bool { count == 0 }
 
@@ -51,8 +54,10 @@ struct RetainedParts {
             if merge.sequence > 0 {
                 acknowledged[shard] = max(acknowledged[shard] ?? 0, merge.sequence)
                 if merge.sequence > parts[shard]?.last?.sequence ?? 0 {
-                    parts[shard, default: []].append(Part(sequence: merge.sequence, part: merge.part, mergedAt: instant))
+                    let kept = Part(sequence: merge.sequence, part: merge.part, mergedAt: instant, bytes: merge.part.approximatePayloadBytes)
+                    parts[shard, default: []].append(kept)
                     count += 1
+                    bytes += kept.bytes
                 }
             }
         }
@@ -66,28 +71,33 @@ struct RetainedParts {
         removeAll { $0.mergedAt < instant }
     }
 
-    /// Forgets the oldest parts beyond `limit`. Returns how many.
-    mutating func keep(atMost limit: Int) -> Int {
-        guard count > limit else { return 0 }
-        let cutoff = parts.values.flatMap { $0.map(\.mergedAt) }.sorted()[count - limit]
-        return removeAll { $0.mergedAt < cutoff }
+    /// Forgets the oldest parts until the rest take at most `limit` bytes. Returns how many.
+    mutating func keep(atMostBytes limit: Int) -> Int {
+        var removed = 0
+        while bytes > limit, let shard = parts.filter({ !$0.value.isEmpty }).min(by: { $0.value[0].mergedAt < $1.value[0].mergedAt })?.key {
+            let forgotten = parts[shard]!.removeFirst()
+            count -= 1
+            bytes -= forgotten.bytes
+            removed += 1
+        }
+        return removed
     }
 
     private mutating func confirm(shard: Int, upTo sequence: UInt64) {
-        guard let kept = parts[shard], let first = kept.first, first.sequence <= sequence else { return }
-        let remaining = kept.filter { $0.sequence > sequence }
-        count -= kept.count - remaining.count
-        parts[shard] = remaining
+        guard parts[shard]?.first.map({ $0.sequence <= sequence }) == true else { return }
+        _ = removeAll(inShard: shard) { $0.sequence <= sequence }
     }
 
     private mutating func removeAll(where shouldRemove: (Part) -> Bool) -> Int {
-        var removed = 0
-        for shard in parts.keys {
-            let before = parts[shard]!.count
-            parts[shard]!.removeAll(where: shouldRemove)
-            removed += before - parts[shard]!.count
-        }
-        count -= removed
-        return removed
+        parts.keys.reduce(0) { $0 + removeAll(inShard: $1, where: shouldRemove) }
+    }
+
+    private mutating func removeAll(inShard shard: Int, where shouldRemove: (Part) -> Bool) -> Int {
+        let kept = parts[shard] ?? []
+        let remaining = kept.filter { !shouldRemove($0) }
+        parts[shard] = remaining
+        count -= kept.count - remaining.count
+        bytes -= kept.reduce(0) { $0 + $1.bytes } - remaining.reduce(0) { $0 + $1.bytes }
+        return kept.count - remaining.count
     }
 }

@@ -22,8 +22,9 @@ import Synchronization
 /// holds — and the nodes send what they kept since again. The lease keeps two reconcilers from
 /// doing the same work.
 ///
-/// A batch that cannot be read, or whose data PostgreSQL refuses, is quarantined: recorded in
-/// `quarantined_batches`, moved aside in Redis for an operator, counted, and the shard goes on.
+/// A batch that cannot be read, or whose data PostgreSQL refuses, is quarantined: its keys as they
+/// were go to `quarantined_batches` in PostgreSQL for an operator, it is deleted from Redis and
+/// counted, and the shard goes on.
 /// Another failure specific to one shard skips that shard for the pass; losing Redis or PostgreSQL
 /// ends the pass, and the next one, one interval later, starts over on fresh connections. While
 /// PostgreSQL is down each shard keeps one sealed batch waiting and the live batch goes on taking
@@ -237,15 +238,16 @@ public actor Reconciler: Service {
         }
     }
 
-    /// Records the batch as quarantined in PostgreSQL, then moves it aside in Redis; kept for an
-    /// operator, never counted, never silently skipped.
+    /// Keeps the batch as it is in PostgreSQL, then deletes it from Redis: kept for an operator,
+    /// never counted, never silently skipped, and safe from a Redis that goes back.
     private func quarantine(shard: Int, number: Int64, reason: String, store: BatchStore, pass: inout Pass) throws {
-        try connectedWriter().recordQuarantine(shard: shard, batch: number, reason: reason)
-        try store.quarantineBatch(shard: shard, number: number)
+        let content = try store.rawBatch(shard: shard, number: number)
+        try connectedWriter().recordQuarantine(shard: shard, batch: number, reason: reason, content: content)
+        try store.deleteBatch(shard: shard, number: number)
         pass.quarantined += 1
         metrics.recordQuarantine()
         logger.error(
-            "batch quarantined: it could not be read or written; its keys are kept under the quarantine names",
+            "batch quarantined: it could not be read or written; its keys are kept in quarantined_batches",
             metadata: ["shard": "\(shard)", "batch": "\(number)", "reason": "\(reason)"]
         )
     }

@@ -1,3 +1,4 @@
+import Foundation
 import PullSketchCore
 
 /// Reads one sealed batch's keys in chunks and turns them back into a `ShardWindow`, refusing
@@ -81,6 +82,27 @@ struct BatchReader {
             }
             return bounds[0]...bounds[1]
         }
+    }
+
+    /// Every key of the batch as it is (`BatchStore.rawBatch`).
+    func raw(stringLimit: Int) throws -> [UInt8] {
+        var object: [String: Any] = [:]
+        for (name, key) in keys.named {
+            guard case .status(let type) = try connection.command(["TYPE", key]) else {
+                throw BatchStoreError(.malformed, "TYPE \(key) did not answer a type")
+            }
+            switch type {
+            case "none": continue
+            case "hash": object[name] = try hash(key)
+            case "string":
+                guard case .integer(let length) = try connection.command(["STRLEN", key]) else { continue }
+                object[name] = length <= stringLimit
+                    ? Data(try string(key, wholeUnitsOf: 1, atMost: stringLimit, nil)).base64EncodedString()
+                    : ["bytes": length]
+            default: object[name] = ["type": type]
+            }
+        }
+        return Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
     }
 
     /// Every key of the batch has a last-used time; the other hashes hold only what is not zero.

@@ -183,19 +183,6 @@ enum BatchScripts {
         return 1
         """
 
-    /// Moves sealed batch ARGV[1] aside for an operator to inspect: renames its keys to the
-    /// quarantine names, unlists it and lists it as quarantined.
-    /// KEYS: 13 batch keys, 13 quarantine keys, sealed list, quarantined list.
-    static let quarantine = """
-        local parts = \(batchKeyCount)
-        for k = 1, parts do
-          if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('RENAME', KEYS[k], KEYS[parts + k]) end
-        end
-        redis.call('LREM', KEYS[2 * parts + 1], 0, ARGV[1])
-        redis.call('RPUSH', KEYS[2 * parts + 2], ARGV[1])
-        return 1
-        """
-
     /// Discards everything of the shard PostgreSQL does not hold yet — the live batch and the
     /// listed sealed batches — and sets the ledger to what PostgreSQL holds, so that every node
     /// sends its parts after that again. Used after Redis went back to an older state.

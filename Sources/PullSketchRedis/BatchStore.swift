@@ -189,17 +189,12 @@ public final class BatchStore {
         _ = try connection.command(["EVAL", BatchScripts.delete, String(keys.count)] + keys + [String(number)])
     }
 
-    /// Moves a sealed batch out of the way, atomically: its keys are renamed to
-    /// `{ps:<shard>}:quarantine:<number>:…` and it is listed in `{ps:<shard>}:quarantined`.
-    public func quarantineBatch(shard: Int, number: Int64) throws {
-        let layout = ShardLayout(shard: shard)
-        let keys = layout.batch(String(number)).all + layout.quarantine(String(number)).all + [layout.sealed, layout.quarantined]
-        _ = try connection.command(["EVAL", BatchScripts.quarantine, String(keys.count)] + keys + [String(number)])
-    }
-
-    /// The shard's quarantined batches, oldest first.
-    public func quarantinedBatches(shard: Int) throws -> [Int64] {
-        try numbers(in: ShardLayout(shard: shard).quarantined)
+    /// A sealed batch's keys as they are, whatever they hold, as one JSON object by key name: a
+    /// hash as an object, a string as base64 (as its length alone beyond `stringLimit` bytes),
+    /// anything else as its type. For the quarantine, which keeps a batch that cannot be read.
+    public func rawBatch(shard: Int, number: Int64, stringLimit: Int = 16 << 20) throws -> [UInt8] {
+        let reader = BatchReader(connection: connection, keys: ShardLayout(shard: shard).batch(String(number)), shardCount: shardCount)
+        return try reader.raw(stringLimit: stringLimit)
     }
 
     private func mergeCommand(_ merge: PartMerge, fingerprint: String, node: String) -> [[UInt8]] {

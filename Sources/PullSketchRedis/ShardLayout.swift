@@ -12,8 +12,6 @@ import PullSketchCore
 ///   `…:live:tailused` (hashes keyed by repository); `…:live:members` (node id → `<first> <last>`,
 ///   the window sequences of that node merged into the batch);
 /// - sealed batch n: the same names with `batch:<n>` instead of `live`, listed in `…:sealed`;
-///   a batch the reconciler could not read or write moves to `quarantine:<n>`, listed in
-///   `…:quarantined`;
 /// - outside the batches: `…:fingerprint` (the live batch's sketch parameters, moved into the
 ///   batch when it is sealed), `…:ledger` (node id → last applied window sequence),
 ///   `…:ledger:touched` (node id → last merge, ms), `…:confirmed` (node id → the last window
@@ -32,13 +30,10 @@ public struct ShardLayout: Hashable, Sendable {
 
     func batch(_ number: String) -> BatchKeys { BatchKeys(prefix: "\(prefix):batch:\(number)") }
 
-    func quarantine(_ number: String) -> BatchKeys { BatchKeys(prefix: "\(prefix):quarantine:\(number)") }
-
     var fingerprint: String { "\(prefix):fingerprint" }
     var ledger: String { "\(prefix):ledger" }
     var ledgerTouched: String { "\(prefix):ledger:touched" }
     var confirmed: String { "\(prefix):confirmed" }
-    var quarantined: String { "\(prefix):quarantined" }
     var sealSequence: String { "\(prefix):sealseq" }
     var sealed: String { "\(prefix):sealed" }
     var lease: String { "\(prefix):lease" }
@@ -84,6 +79,11 @@ struct BatchKeys: Hashable, Sendable {
         tailLastPulled = "\(prefix):tailpulled"
         tailLastUsed = "\(prefix):tailused"
         members = "\(prefix):members"
+    }
+
+    /// Every key with its name in the layout (`pulls`, `sketch`, …).
+    var named: [(name: String, key: String)] {
+        all.map { (String($0[$0.index(after: $0.lastIndex(of: ":")!)...]), $0) }
     }
 
     /// Every key, in the order the scripts name them (`BatchScripts.batchKeyNames`).

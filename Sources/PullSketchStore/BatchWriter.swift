@@ -90,23 +90,27 @@ public struct BatchWriter {
         return Dictionary(uniqueKeysWithValues: try rows.map { (try $0.decode("node", as: String.self), try $0.decode("sequence", as: UInt64.self)) })
     }
 
-    /// Records that a batch was set aside unread or unwritten, and why; a second call updates it.
-    public func recordQuarantine(shard: Int, batch: Int64, reason: String) throws {
+    /// Keeps a batch that could not be read or written — its keys as they were (`content`, JSON) and
+    /// why — for an operator; a second call replaces it.
+    public func recordQuarantine(shard: Int, batch: Int64, reason: String, content: [UInt8]) throws {
         try connection.query(
             """
-            INSERT INTO quarantined_batches (shard, batch, reason) VALUES ($1, $2, $3)
-            ON CONFLICT (shard, batch) DO UPDATE SET reason = EXCLUDED.reason, quarantined_at = now()
+            INSERT INTO quarantined_batches (shard, batch, reason, content) VALUES ($1, $2, $3, $4::jsonb)
+            ON CONFLICT (shard, batch) DO UPDATE SET reason = EXCLUDED.reason, content = EXCLUDED.content, quarantined_at = now()
             """,
-            [String(shard), String(batch), reason]
+            [String(shard), String(batch), reason, String(decoding: content, as: UTF8.self)]
         )
     }
 
-    /// The highest batch number the ledger has for each shard `0..<shardCount` (0 for none): the
-    /// floor for the next seal, so a Redis that lost its data never reuses a reconciled number.
+    /// The highest batch number the ledger (or the quarantine) has for each shard `0..<shardCount`
+    /// (0 for none): the floor for the next seal, so a Redis that lost its data never reuses a
+    /// reconciled or quarantined number.
     public func lastReconciledBatches() throws -> [Int64] {
         try connection.query(
             """
-            SELECT coalesce((SELECT max(batch) FROM reconciled_batches WHERE shard = s), 0) AS floor
+            SELECT greatest(
+                coalesce((SELECT max(batch) FROM reconciled_batches WHERE shard = s), 0),
+                coalesce((SELECT max(batch) FROM quarantined_batches WHERE shard = s), 0)) AS floor
             FROM generate_series(0, $1::integer - 1) AS s ORDER BY s
             """,
             [String(shardCount)]

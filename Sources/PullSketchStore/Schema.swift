@@ -111,6 +111,7 @@ public enum Schema {
                 shard integer NOT NULL,
                 batch bigint NOT NULL,
                 reason text NOT NULL,
+                content jsonb NOT NULL,
                 quarantined_at timestamptz NOT NULL DEFAULT now(),
                 PRIMARY KEY (shard, batch)
             );

@@ -61,6 +61,25 @@ import Testing
         return result
     }
 
+    @Test func aBatchHoldingANodeWindowPostgresHasAlreadyWritesNothing() throws {
+        let connection = try migratedDatabase()
+        let writer = BatchWriter(connection: connection, shardCount: 1)
+        let events = [pull(1, .get, at: 1_800_000_000_000)]
+        var first = batch(events, hotCapacity: 10, number: 1)
+        first.windows = ["a": 1...3, "b": 7...7]
+        #expect(try writer.write(first) == .applied(exactKeys: 2, estimatedKeys: 0))
+        // The same windows again under a new number: a batch that came back with an older Redis.
+        var copy = batch(events, hotCapacity: 10, number: 2)
+        copy.windows = ["a": 3...5]
+        #expect(try writer.write(copy) == .holdsReconciledWindows)
+        #expect(try connection.query("SELECT sum(pull_count) FROM tag_stats").rows == [["1"]], "nothing written")
+        #expect(try connection.query("SELECT count(*) FROM reconciled_batches").rows == [["1"]], "not in the ledger")
+        var next = batch(events, hotCapacity: 10, number: 3)
+        next.windows = ["a": 4...5, "c": 1...1]
+        #expect(try writer.write(next) == .applied(exactKeys: 2, estimatedKeys: 0))
+        #expect(try writer.reconciledWindows(shard: 0) == ["a": 5, "b": 7, "c": 1])
+    }
+
     @Test func anExactBatchGivesRowsEqualToTheTruthAndIsAppliedOnce() throws {
         let connection = try migratedDatabase()
         var generator = SeededGenerator(seed: 3)

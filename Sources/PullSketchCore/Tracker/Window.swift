@@ -107,6 +107,12 @@ public struct ShardWindow: Hashable, Sendable {
 
     /// No key was used: a tail key that was used always sets usage bits.
     public var isEmpty: Bool { hotEntries.isEmpty && usageBits.isEmpty }
+
+    /// The bytes of argument text a merge of the part sends, roughly: names, numbers and cells.
+    public var approximatePayloadBytes: Int {
+        sketchCells.count * 16 + usageBits.count * 8 + tailRepositories.reduce(0) { $0 + $1.repository.value.utf8.count + 24 }
+            + hotEntries.reduce(0) { $0 + $1.key.repository.value.utf8.count + $1.key.name.utf8.count + 100 }
+    }
 }
 
 /// Everything a tracker recorded between two drains, one part per shard: what the flusher sends
@@ -137,9 +143,6 @@ public struct Window: Hashable, Sendable {
 
     /// The bytes of argument text a merge sends, roughly: names, numbers and cells.
     public var approximatePayloadBytes: Int {
-        shards.reduce(0) { total, part in
-            total + part.sketchCells.count * 16 + part.usageBits.count * 8 + part.tailRepositories.reduce(0) { $0 + $1.repository.value.utf8.count + 24 }
-                + part.hotEntries.reduce(0) { $0 + $1.key.repository.value.utf8.count + $1.key.name.utf8.count + 100 }
-        }
+        shards.reduce(0) { $0 + $1.approximatePayloadBytes }
     }
 }
