@@ -6,7 +6,9 @@ public struct SketchParameters: Hashable, Sendable, CustomStringConvertible {
     /// The version of the wire contract: the hashing and indexing scheme (`KeyHash`,
     /// `CountMinSketch`) and what a window carries. Version 2: the tail sketch holds pulls under
     /// the counting rule, a `UsageFilter` travels with it, and every key has a last-used time.
-    public static let currentFormatVersion: UInt32 = 2
+    /// Version 3: merges name the sequence the node last saw acknowledged, and batches record the
+    /// node windows they hold.
+    public static let currentFormatVersion: UInt32 = 3
 
     /// Counters per row, w. Default 16,384: ε ≈ 1.7·10⁻⁴.
     public var width: Int
