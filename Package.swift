@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
@@ -118,6 +119,8 @@ let package = Package(
                 "PullSketchStore",
                 "PullSketchRedis",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -168,7 +171,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PullSketchEventsTests",
-            dependencies: ["PullSketchEvents", "PullSketchCore"],
+            dependencies: ["PullSketchEvents", "PullSketchCore", "PullSketchTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -178,7 +181,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PullSketchConfigTests",
-            dependencies: ["PullSketchConfig", "PullSketchCore", "PullSketchNode", "PullSketchReconciler", "PullSketchRedis"],
+            dependencies: ["PullSketchConfig", "PullSketchCore", "PullSketchNode", "PullSketchReconciler", "PullSketchRedis", "PullSketchTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -199,6 +202,7 @@ let package = Package(
             dependencies: [
                 "PullSketchNode", "PullSketchCore", "PullSketchEvents", "PullSketchPostgres", "PullSketchStore", "PullSketchTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings

@@ -42,7 +42,8 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     /// - `PULLSKETCH`: `counting_rule` (`resolutions` | `quay`), `hot_capacity`, `stripes`,
     ///   `shards`, `sketch_width`, `sketch_depth`, `merge_interval_ms`, `database_url`,
     ///   `reconcile_interval_ms`, `lease_ms`, `http_host`, `http_port`, `webhook_secret`,
-    ///   `max_body_bytes`, `max_event_delay_ms`, `event_id_horizon_ms`, `read_auth` (`tokens` | `none`), `read_tokens` (list of `token` +
+    ///   `max_body_bytes`, `max_event_delay_ms`, `event_id_horizon_ms`, `statement_timeout_ms`,
+    ///   `http_idle_timeout_ms`, `max_concurrent_requests`, `metrics_token`, `forwarded_proto_header`, `read_auth` (`tokens` | `none`), `read_tokens` (list of `token` +
     ///   `repositories` patterns), `redis` (PullSketch's own Redis, over `PULL_METRICS_REDIS`, when
     ///   Quay's `PULL_METRICS_REDIS` names PullSketch), `resp_listen` (`host:port`), `resp_password`,
     ///   `quay` (`database_url`, `projection`, `names_refresh_ms`)
@@ -112,6 +113,11 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             maxBodyBytes: try integer(environment, "PULLSKETCH_MAX_BODY_BYTES"),
             maxEventDelayMilliseconds: try integer(environment, "PULLSKETCH_MAX_EVENT_DELAY_MS"),
             eventIDHorizonMilliseconds: try integer(environment, "PULLSKETCH_EVENT_ID_HORIZON_MS"),
+            statementTimeoutMilliseconds: try integer(environment, "PULLSKETCH_STATEMENT_TIMEOUT_MS"),
+            httpIdleTimeoutMilliseconds: try integer(environment, "PULLSKETCH_HTTP_IDLE_TIMEOUT_MS"),
+            maxConcurrentRequests: try integer(environment, "PULLSKETCH_MAX_CONCURRENT_REQUESTS"),
+            metricsToken: environment["PULLSKETCH_METRICS_TOKEN"],
+            forwardedProtoHeader: environment["PULLSKETCH_FORWARDED_PROTO_HEADER"],
             readAuth: environment["PULLSKETCH_READ_AUTH"],
             readTokens: try Self.readTokens(environment["PULLSKETCH_READ_TOKENS"]),
             respListen: environment["PULLSKETCH_RESP_LISTEN"]
@@ -155,6 +161,17 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         try set(\.node.maxBodyBytes, section.maxBodyBytes, key: key("max_body_bytes"), valid: 1_024...(64 << 20))
         try set(\.node.maxEventDelay, section.maxEventDelayMilliseconds, key: key("max_event_delay_ms"), valid: 0...604_800_000)
         try set(\.node.eventIDHorizon, section.eventIDHorizonMilliseconds, key: key("event_id_horizon_ms"), valid: 0...86_400_000)
+        try set(\.node.statementTimeout, section.statementTimeoutMilliseconds, key: key("statement_timeout_ms"), valid: 100...600_000)
+        try set(\.node.idleTimeout, section.httpIdleTimeoutMilliseconds, key: key("http_idle_timeout_ms"), valid: 1_000...3_600_000)
+        try set(\.node.maxConcurrentRequests, section.maxConcurrentRequests, key: key("max_concurrent_requests"), valid: 1...100_000)
+        if let token = section.metricsToken {
+            guard token.count >= 16 else { throw ConfigurationError(key("metrics_token"), "shorter than 16 characters") }
+            node.metricsToken = token
+        }
+        if let header = section.forwardedProtoHeader {
+            guard HTTPFieldNameCheck.isValid(header) else { throw ConfigurationError(key("forwarded_proto_header"), "'\(header)' is not a header name") }
+            node.forwardedProtoHeader = header
+        }
         if let tokens = section.readTokens {
             guard tokens.allSatisfy({ $0.token.count >= 16 && !$0.repositories.isEmpty }) else {
                 throw ConfigurationError(key("read_tokens"), "every token needs 16 characters or more and at least one repository pattern")
@@ -271,6 +288,11 @@ private struct PullSketchSection: Decodable {
     var maxBodyBytes: Int?
     var maxEventDelayMilliseconds: Int?
     var eventIDHorizonMilliseconds: Int?
+    var statementTimeoutMilliseconds: Int?
+    var httpIdleTimeoutMilliseconds: Int?
+    var maxConcurrentRequests: Int?
+    var metricsToken: String?
+    var forwardedProtoHeader: String?
     var readAuth: String?
     var readTokens: [ReadTokenSection]?
     var respListen: String?
@@ -295,6 +317,11 @@ private struct PullSketchSection: Decodable {
         case maxBodyBytes = "max_body_bytes"
         case maxEventDelayMilliseconds = "max_event_delay_ms"
         case eventIDHorizonMilliseconds = "event_id_horizon_ms"
+        case statementTimeoutMilliseconds = "statement_timeout_ms"
+        case httpIdleTimeoutMilliseconds = "http_idle_timeout_ms"
+        case maxConcurrentRequests = "max_concurrent_requests"
+        case metricsToken = "metrics_token"
+        case forwardedProtoHeader = "forwarded_proto_header"
         case readAuth = "read_auth"
         case readTokens = "read_tokens"
         case respListen = "resp_listen"
@@ -319,4 +346,14 @@ private struct QuaySection: Decodable {
 private struct ReadTokenSection: Decodable {
     var token: String
     var repositories: [String]
+}
+
+/// RFC 9110 field names: one or more token characters.
+private enum HTTPFieldNameCheck {
+    static func isValid(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                || "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
 }

@@ -22,6 +22,18 @@ public struct NodeConfiguration: Hashable, Sendable {
     /// this, received], so a registry clock that is behind cannot date a pull into the past and
     /// one that is ahead cannot pin a key's times in the future. Default 10 minutes.
     public var maxEventDelay: Duration
+    /// The longest a database read may run before it is cancelled and answered 503. Default 5 s.
+    public var statementTimeout: Duration
+    /// How long a connection may stay idle, or a request take to arrive, before it is closed.
+    /// Default 30 s.
+    public var idleTimeout: Duration
+    /// Requests in flight beyond which the node answers 503 at once. Default 256.
+    public var maxConcurrentRequests: Int
+    /// The bearer token `/metrics` requires; nil: `/metrics` is public.
+    public var metricsToken: String?
+    /// The header a TLS-terminating proxy sets to the client's scheme (`X-Forwarded-Proto`); when
+    /// it says `https`, the sign-in cookie is `Secure`. Nil: no proxy is trusted to say so.
+    public var forwardedProtoHeader: String?
 
     public init(
         host: String = "127.0.0.1",
@@ -31,7 +43,12 @@ public struct NodeConfiguration: Hashable, Sendable {
         maxBodyBytes: Int = 1 << 20,
         recentEventIDs: Int = RecentEventIDs.defaultCapacity,
         eventIDHorizon: Duration = .seconds(900),
-        maxEventDelay: Duration = .seconds(600)
+        maxEventDelay: Duration = .seconds(600),
+        statementTimeout: Duration = .seconds(5),
+        idleTimeout: Duration = .seconds(30),
+        maxConcurrentRequests: Int = 256,
+        metricsToken: String? = nil,
+        forwardedProtoHeader: String? = nil
     ) {
         self.host = host
         self.port = port
@@ -41,6 +58,11 @@ public struct NodeConfiguration: Hashable, Sendable {
         self.recentEventIDs = recentEventIDs
         self.eventIDHorizon = eventIDHorizon
         self.maxEventDelay = maxEventDelay
+        self.statementTimeout = statementTimeout
+        self.idleTimeout = idleTimeout
+        self.maxConcurrentRequests = maxConcurrentRequests
+        self.metricsToken = metricsToken
+        self.forwardedProtoHeader = forwardedProtoHeader
     }
 }
 
@@ -64,15 +86,29 @@ public struct ReaderToken: Hashable, Sendable {
 
     /// Whether `repository` matches one of the patterns; `*` matches any characters, `/` included.
     public func mayRead(_ repository: String) -> Bool {
-        repositories.contains { Self.matches(Array($0.utf8)[...], Array(repository.utf8)[...]) }
+        repositories.contains { Self.matches($0, repository) }
     }
 
-    private static func matches(_ pattern: ArraySlice<UInt8>, _ name: ArraySlice<UInt8>) -> Bool {
-        guard let first = pattern.first else { return name.isEmpty }
-        if first == UInt8(ascii: "*") {
-            let rest = pattern.dropFirst()
-            return name.indices.contains { matches(rest, name[$0...]) } || matches(rest, name[name.endIndex...])
+    /// Glob matching with `*` alone, without backtracking: the text between stars must appear in
+    /// order, the first piece at the start and the last at the end, and taking each piece at its
+    /// first place after the previous one is never wrong. Time: at most pattern × name bytes.
+    static func matches(_ pattern: String, _ name: String) -> Bool {
+        let pieces = pattern.utf8.split(separator: UInt8(ascii: "*"), omittingEmptySubsequences: false).map(Array.init)
+        let name = Array(name.utf8)
+        guard pieces.count > 1 else { return name == pieces[0] }
+        let (first, last) = (pieces[0], pieces[pieces.count - 1])
+        guard name.count >= first.count + last.count, name.starts(with: first), name.reversed().starts(with: last.reversed()) else { return false }
+        var position = first.count
+        let end = name.count - last.count
+        for piece in pieces.dropFirst().dropLast() where !piece.isEmpty {
+            guard let found = firstIndex(of: piece, in: name, from: position, before: end) else { return false }
+            position = found + piece.count
         }
-        return name.first == first && matches(pattern.dropFirst(), name.dropFirst())
+        return true
+    }
+
+    private static func firstIndex(of piece: [UInt8], in name: [UInt8], from start: Int, before end: Int) -> Int? {
+        guard end - start >= piece.count else { return nil }
+        return (start...(end - piece.count)).first { name[$0..<($0 + piece.count)].elementsEqual(piece) }
     }
 }

@@ -24,6 +24,7 @@ public struct PullSketchNode: Sendable {
     /// Nil when `eventIDHorizon` is zero: each node de-duplicates by its own memory alone.
     let eventClaims: EventClaims?
     let pages: WebPages
+    let signIns = SignInLimiter()
     let logger: Logger
 
     public init(
@@ -54,21 +55,42 @@ public struct PullSketchNode: Sendable {
         }
     }
 
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    /// The HTTP server on the configured address: HTTP/1.1, connections closed after
+    /// `idleTimeout` without a byte (slow or idle clients are not held).
+    public func application(logger: Logger) -> some ApplicationProtocol {
+        let idle = configuration.idleTimeout.components
+        return Application(
+            router: router(),
+            server: .http1(configuration: .init(idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "PullSketch"),
+            logger: logger
+        )
+    }
+
+    public func router() -> Router<NodeRequestContext> {
+        let router = Router(context: NodeRequestContext.self)
+        router.add(middleware: SecurityHeadersMiddleware())
+        router.add(middleware: ConcurrencyLimitMiddleware(limit: configuration.maxConcurrentRequests))
         router.add(middleware: MetricsMiddleware())
+        router.add(middleware: DatabaseUnavailableMiddleware())
         router.post("notifications") { request, _ in try await receiveNotifications(request) }
         router.post("api/v1/pulls") { request, _ in try await receivePulls(request) }
         router.get("api/v1/repository/**") { request, context in try await readStatistics(request, context: context) }
         router.get("/") { request, _ in try await searchPage(request) }
         router.get("repository/**") { request, context in try await repositoryPage(request, context: context) }
-        router.post("login") { request, _ in try await login(request) }
-        router.get("metrics") { _, _ in prometheusText() }
+        router.post("login") { request, context in try await login(request, context: context) }
+        router.get("metrics") { request, _ in prometheusText(request) }
         router.get("healthz") { _, _ in try healthResponse() }
         return router
     }
 
-    private func prometheusText() -> Response {
+    /// `/metrics`, behind `metrics_token` when one is configured.
+    private func prometheusText(_ request: Request) -> Response {
+        if let token = configuration.metricsToken {
+            guard let presented = bearerToken(request), constantTimeEqual(presented, token) else {
+                return JSONResponse.error(.unauthorized, "missing or wrong metrics token")
+            }
+        }
         metrics.trackerMemory.set(Int64(tracker.memoryFootprint()))
         return Response(
             status: .ok,

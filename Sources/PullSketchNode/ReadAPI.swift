@@ -30,7 +30,7 @@ extension PullSketchNode {
         return tokens.first { constantTimeEqual($0.token, presented) }.map(Reader.token)
     }
 
-    func readStatistics(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    func readStatistics(_ request: Request, context: NodeRequestContext) async throws -> Response {
         guard statisticsEnabled else { return JSONResponse.error(.notFound, "pull statistics are not enabled") }
         guard let reader = reader(request) else { return JSONResponse.error(.unauthorized, "missing or unknown bearer token") }
         let segments = context.parameters.getCatchAll().map(String.init)

@@ -97,7 +97,7 @@ enum WebTemplates {
 
     static let login = """
         <h1>Sign in</h1>
-        <p class="sub">Statistics need a reader token{{#failed}} — that token is not valid{{/failed}}.</p>
+        <p class="sub">Statistics need a reader token{{#failed}} — that token is not valid{{/failed}}{{#retryAfter}} — too many failed sign-ins from this address: try again in {{retryAfter}} s{{/retryAfter}}.</p>
         <form class="search" method="post" action="/login">
           <input type="password" name="token" placeholder="reader token" autofocus>
           <button type="submit">Sign in</button>

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Mustache
 import PullSketchCore
@@ -47,7 +48,7 @@ extension PullSketchNode {
         return pages.render("search", title: "Repositories", ["query": query, "repositories": rows, "hasRepositories": !rows.isEmpty])
     }
 
-    func repositoryPage(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    func repositoryPage(_ request: Request, context: NodeRequestContext) async throws -> Response {
         guard statisticsEnabled else { return JSONResponse.error(.notFound, "pull statistics are not enabled") }
         guard let reader = reader(request) else { return pages.render("login", title: "Sign in", [:], status: .unauthorized) }
         let name = context.parameters.getCatchAll().joined(separator: "/")
@@ -99,9 +100,18 @@ extension PullSketchNode {
         ])
     }
 
-    /// `POST /login` with `token=…`: a valid reader token is kept in an HttpOnly cookie.
-    func login(_ request: Request) async throws -> Response {
+    /// `POST /login` with `token=…`: a valid reader token is kept in an HttpOnly, SameSite=Strict
+    /// cookie, `Secure` when the request came over TLS per `forwarded_proto_header`. An address
+    /// with too many failed sign-ins is refused (429) until they age out.
+    func login(_ request: Request, context: NodeRequestContext) async throws -> Response {
         guard case .tokens(let tokens) = configuration.readAuth else { return Response(status: .seeOther, headers: [.location: "/"]) }
+        let address = context.remoteAddress?.ipAddress ?? "unknown"
+        if let wait = signIns.wait(for: address) {
+            let seconds = String(max(1, wait.components.seconds + (wait.components.attoseconds > 0 ? 1 : 0)))
+            var response = pages.render("login", title: "Sign in", ["retryAfter": seconds], status: .tooManyRequests)
+            response.headers[.retryAfter] = seconds
+            return response
+        }
         let body = try await request.body.collect(upTo: 4_096)
         let form = String(buffer: body)
         let token = form.split(separator: "&").compactMap { pair -> String? in
@@ -110,11 +120,19 @@ extension PullSketchNode {
             return String(parts[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding
         }.first ?? ""
         guard tokens.contains(where: { constantTimeEqual($0.token, token) }) else {
+            signIns.recordFailure(from: address)
             return pages.render("login", title: "Sign in", ["failed": true], status: .unauthorized)
         }
         var response = Response(status: .seeOther, headers: [.location: "/"])
-        response.setCookie(Cookie(name: "pullsketch_token", value: token, path: "/", httpOnly: true, sameSite: .strict))
+        response.setCookie(Cookie(name: "pullsketch_token", value: token, path: "/", secure: cameOverTLS(request), httpOnly: true, sameSite: .strict))
         return response
+    }
+
+    /// Whether the client reached the node over TLS: a TLS-terminating proxy says so in the
+    /// configured header (`X-Forwarded-Proto: https`); the node itself speaks plain HTTP.
+    func cameOverTLS(_ request: Request) -> Bool {
+        guard let name = configuration.forwardedProtoHeader, let header = HTTPField.Name(name) else { return false }
+        return request.headers[header]?.split(separator: ",").first?.trimmingCharacters(in: .whitespaces).lowercased() == "https"
     }
 
     /// A time as the UI shows it: relative, with the UTC time on hover.

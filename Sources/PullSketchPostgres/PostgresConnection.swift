@@ -18,9 +18,13 @@ public struct PostgresRows: Hashable, Sendable {
 /// its next statement; the statement that met the break is never resent, its error is thrown.
 public final class PostgresConnection {
     private let connection: OpaquePointer
+    /// Session settings applied at every (re)connection, e.g. `statement_timeout`.
+    private let settings: [(name: String, value: String)]
 
-    /// Connects with a libpq connection string, e.g. `host=127.0.0.1 port=5432 dbname=pullsketch`.
-    public init(_ connectionString: String) throws(PostgresError) {
+    /// Connects with a libpq connection string, e.g. `host=127.0.0.1 port=5432 dbname=pullsketch`,
+    /// and applies `settings` (name → value, as `set_config` takes them) to the session, again
+    /// after every reconnection.
+    public init(_ connectionString: String, settings: [String: String] = [:]) throws(PostgresError) {
         guard let connection = PQconnectdb(connectionString) else {
             throw PostgresError(.connection, "out of memory allocating a connection")
         }
@@ -31,6 +35,8 @@ public final class PostgresConnection {
         }
         PQsetNoticeProcessor(connection, { _, _ in }, nil)  // notices are not errors; keep stderr clean
         self.connection = connection
+        self.settings = settings.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        try applySettings()
     }
 
     deinit {
@@ -87,6 +93,13 @@ public final class PostgresConnection {
         PQreset(connection)
         guard PQstatus(connection) == CONNECTION_OK else {
             throw PostgresError(.connection, Self.text(PQerrorMessage(connection)))
+        }
+        try applySettings()
+    }
+
+    private func applySettings() throws(PostgresError) {
+        for (name, value) in settings {
+            try query("SELECT set_config($1, $2, false)", [name, value])
         }
     }
 

@@ -31,7 +31,7 @@ struct ServeCommand: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let tracker = PullTracker(configuration: configuration.tracker)
         let flusher = Flusher(tracker: tracker, redis: configuration.redis, configuration: configuration.flusher)
-        let database = try BlockingDatabase(configuration.database)
+        let database = try BlockingDatabase(configuration.database, statementTimeout: configuration.node.statementTimeout)
         let node = PullSketchNode(
             configuration: configuration.node,
             tracker: tracker,
@@ -40,11 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
             metrics: NodeMetrics(registry: registry),
             logger: logger
         )
-        let application = Application(
-            router: node.router(),
-            configuration: .init(address: .hostname(configuration.node.host, port: configuration.node.port), serverName: "PullSketch"),
-            logger: logger
-        )
+        let application = node.application(logger: logger)
         logger.info("serving", metadata: [
             "address": "\(configuration.node.host):\(configuration.node.port)", "statistics": "\(configuration.tracker.isEnabled)",
             "node": "\(flusher.nodeID)",

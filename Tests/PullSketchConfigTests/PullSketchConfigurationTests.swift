@@ -3,6 +3,7 @@ import PullSketchCore
 import PullSketchNode
 import PullSketchReconciler
 import PullSketchRedis
+import PullSketchTestSupport
 import Testing
 
 @Suite struct PullSketchConfigurationTests {
@@ -155,5 +156,37 @@ import Testing
         } throws: { error in
             (error as? ConfigurationError)?.key == key
         }
+    }
+}
+
+/// Configuration files as an operator might mistype them: every mutation of a full file is read or
+/// refused with a message, never a crash.
+@Suite struct ConfigurationFuzzTests {
+    @Test func theFullExampleIsReadAsWritten() throws {
+        let configuration = try PullSketchConfiguration(yaml: String(decoding: try corpus("config")[0], as: UTF8.self))
+        #expect(configuration.node.statementTimeout == .seconds(3) && configuration.node.idleTimeout == .seconds(20))
+        #expect(configuration.node.maxConcurrentRequests == 64 && configuration.node.metricsToken == "metrics-token-0123456789")
+        #expect(configuration.node.forwardedProtoHeader == "X-Forwarded-Proto")
+    }
+
+    @Test func mutatedFilesAreReadOrRefusedWithAMessage() throws {
+        var mutator = Mutator(seed: 19, corpus: try corpus("config"))
+        var (read, refused) = (0, 0)
+        for _ in 0..<3_000 {
+            let text = String(decoding: mutator.next().prefix(64 << 10), as: UTF8.self)
+            do {
+                _ = try PullSketchConfiguration(yaml: text)
+                read += 1
+            } catch {
+                #expect(!error.description.isEmpty)
+                refused += 1
+            }
+        }
+        #expect(read > 0 && refused > 0, "read \(read), refused \(refused)")
+    }
+
+    @Test func aBadHeaderNameOrAShortMetricsTokenIsRefused() {
+        #expect(throws: ConfigurationError.self) { try PullSketchConfiguration(yaml: "PULLSKETCH: {forwarded_proto_header: 'X Forwarded'}") }
+        #expect(throws: ConfigurationError.self) { try PullSketchConfiguration(yaml: "PULLSKETCH: {metrics_token: short}") }
     }
 }

@@ -11,7 +11,8 @@ import PullSketchTestSupport
 
 /// A node on a fresh migrated database of the suite's PostgreSQL, with its own tracker, driven
 /// in process through its router. Event ids are de-duplicated by the node's memory unless
-/// `eventIDHorizon` turns on claims in the Redis at `redisPort`.
+/// `eventIDHorizon` turns on claims in the Redis at `redisPort`. Reads wait up to 15 s for one of
+/// its two connections, so a loaded test machine queues them rather than failing them.
 struct NodeFixture {
     static let secret = "webhook-secret-0123456789"
     static let teamToken = "reader-team-0123456789"
@@ -26,17 +27,25 @@ struct NodeFixture {
         redisPort: Int? = nil,
         redisTimeout: Double = 1,
         maxBodyBytes: Int = 1 << 20,
-        eventIDHorizon: Duration = .zero
+        eventIDHorizon: Duration = .zero,
+        statementTimeout: Duration = .seconds(5),
+        maxConcurrentRequests: Int = 256,
+        metricsToken: String? = nil,
+        forwardedProtoHeader: String? = nil,
+        idleTimeout: Duration = .seconds(30),
+        postgres: PostgresServer? = nil
     ) throws {
-        database = try PostgresServer.current!.makeDatabase()
+        database = try (postgres ?? PostgresServer.current!).makeDatabase()
         try Schema.migrate(try PostgresConnection(database))
         tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: statisticsEnabled, stripeCount: 1, shardCount: 1))
         node = PullSketchNode(
             configuration: NodeConfiguration(
-                webhookSecret: Self.secret, readAuth: readAuth, maxBodyBytes: maxBodyBytes, eventIDHorizon: eventIDHorizon
+                webhookSecret: Self.secret, readAuth: readAuth, maxBodyBytes: maxBodyBytes, eventIDHorizon: eventIDHorizon,
+                statementTimeout: statementTimeout, idleTimeout: idleTimeout, maxConcurrentRequests: maxConcurrentRequests,
+                metricsToken: metricsToken, forwardedProtoHeader: forwardedProtoHeader
             ),
             tracker: tracker,
-            database: try BlockingDatabase(database, connections: 2),
+            database: try BlockingDatabase(database, connections: 2, statementTimeout: statementTimeout, acquireTimeout: .seconds(15)),
             redis: RedisEndpoint(port: try redisPort ?? freeLoopbackPort(), timeout: redisTimeout),
             metrics: NodeMetrics(registry: registry)
         )

@@ -160,3 +160,26 @@ final class ReplayFile {
         #expect(summary.lastPulledEarlierThanTruth == 0 && summary.lastUsedEarlierThanTruth == 0)
     }
 }
+
+/// Replay files as they come: real registry envelopes, one per line, and seeded mutations of them
+/// are replayed or refused with a message, never a crash.
+@Suite struct ReplayFuzzTests {
+    @Test func mutatedReplayLinesAreReplayedOrRefusedWithAMessage() throws {
+        let lines = try corpus("notifications").map { envelope in
+            Array(try JSONSerialization.data(withJSONObject: try JSONSerialization.jsonObject(with: Data(envelope))))
+        }
+        var mutator = Mutator(seed: 21, corpus: lines)
+        var (replayed, refused) = (0, 0)
+        for _ in 0..<300 {
+            let file = try ReplayFile(lines: [String(decoding: mutator.next(), as: UTF8.self)])
+            do {
+                _ = try file.run(hotCapacity: 64, width: 64, depth: 2)
+                replayed += 1
+            } catch {
+                #expect(!String(describing: error).isEmpty)
+                refused += 1
+            }
+        }
+        #expect(replayed > 0 && refused > 0, "replayed \(replayed), refused \(refused)")
+    }
+}

@@ -1,0 +1,122 @@
+import HTTPTypes
+public import Hummingbird
+public import NIOCore
+import PullSketchStore
+import Synchronization
+
+/// The node's request context: Hummingbird's, plus the peer's address for the sign-in limit.
+public struct NodeRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
+/// At most `limit` requests in flight; beyond it a 503 with `Retry-After` at once, so a flood of
+/// slow requests cannot queue without bound.
+struct ConcurrencyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
+    let limit: Int
+    private let inFlight = InFlight()
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard inFlight.count.add(1, ordering: .relaxed).newValue <= limit else {
+            inFlight.count.subtract(1, ordering: .relaxed)
+            return unavailable("more than \(limit) requests in flight")
+        }
+        defer { inFlight.count.subtract(1, ordering: .relaxed) }
+        return try await next(request, context)
+    }
+
+    private final class InFlight: Sendable {
+        let count = Atomic<Int>(0)
+    }
+}
+
+/// A database that is busy, slow or down is a 503 with `Retry-After`, never a 500 or a stall.
+struct DatabaseUnavailableMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            guard let reason = DatabaseUnavailable(error) else { throw error }
+            context.logger.warning("database unavailable for a request", metadata: ["reason": "\(reason)", "path": "\(request.uri.path)"])
+            return unavailable(reason.description)
+        }
+    }
+}
+
+private func unavailable(_ message: String) -> Response {
+    var response = JSONResponse.error(.serviceUnavailable, message)
+    response.headers[.retryAfter] = "1"
+    return response
+}
+
+/// Headers every response gets; HTML also gets a Content-Security-Policy that allows nothing but
+/// the page's own inline style and forms posting back to the node.
+struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
+    static var contentSecurityPolicy: String {
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        response.headers[.xContentTypeOptions] = "nosniff"
+        response.headers[.frameOptions] = "DENY"
+        response.headers[.referrerPolicy] = "no-referrer"
+        if response.headers[.contentType]?.hasPrefix("text/html") == true {
+            response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
+        }
+        return response
+    }
+}
+
+extension HTTPField.Name {
+    static var frameOptions: Self { Self("X-Frame-Options")! }
+    static var referrerPolicy: Self { Self("Referrer-Policy")! }
+}
+
+/// Failed sign-ins per client address: at most `attempts` in `window`; then the address is refused
+/// until the oldest failure leaves the window. Remembers at most `addresses` addresses (the least
+/// recently failing are forgotten first), so a spray of addresses costs bounded memory.
+final class SignInLimiter: Sendable {
+    private let attempts: Int
+    private let window: Duration
+    private let addresses: Int
+    private let failures = Mutex<[String: [ContinuousClock.Instant]]>([:])
+
+    init(attempts: Int = 10, window: Duration = .seconds(60), addresses: Int = 10_000) {
+        self.attempts = attempts
+        self.window = window
+        self.addresses = addresses
+    }
+
+    /// How long `address` must wait before it may try again; nil when it may try now.
+    func wait(for address: String, now: ContinuousClock.Instant = .now) -> Duration? {
+        failures.withLock { failures in
+            let recent = (failures[address] ?? []).filter { now - $0 < window }
+            failures[address] = recent.isEmpty ? nil : recent
+            guard recent.count >= attempts, let oldest = recent.first else { return nil }
+            return window - (now - oldest)
+        }
+    }
+
+    /// Counts a failed sign-in from `address`.
+    func recordFailure(from address: String, now: ContinuousClock.Instant = .now) {
+        failures.withLock { failures in
+            if failures[address] == nil, failures.count >= addresses,
+                let stalest = failures.min(by: { ($0.value.last ?? now) < ($1.value.last ?? now) })?.key
+            {
+                failures[stalest] = nil
+            }
+            failures[address, default: []].append(now)
+            if failures[address]!.count > attempts { failures[address]!.removeFirst() }
+        }
+    }
+}

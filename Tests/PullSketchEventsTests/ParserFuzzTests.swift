@@ -1,0 +1,72 @@
+import Foundation
+import PullSketchCore
+import PullSketchEvents
+import PullSketchTestSupport
+import Testing
+
+/// The event parsers against real envelopes captured from docker-registry
+/// (`scripts/capture-notifications`) and seeded mutations of them: every input is either read or
+/// refused with a reason, and nothing crashes. `scripts/fuzz` runs libFuzzer for longer.
+@Suite struct ParserFuzzTests {
+    @Test func realEnvelopesFromTheRegistryAreReadEventByEvent() throws {
+        var actions: [String: Int] = [:]
+        for bytes in try corpus("notifications") {
+            let envelope = try JSONDecoder().decode(NotificationEnvelope.self, from: Data(bytes))
+            for item in envelope.events {
+                let event = try #require(item.event, "an event of docker-registry's own shape")
+                switch event.ingested() {
+                case .pull: actions["pull", default: 0] += 1
+                case .catalog: actions["catalog", default: 0] += 1
+                case .ignored: actions["ignored", default: 0] += 1
+                case .invalid(let reason): Issue.record("a real event was refused: \(reason)")
+                }
+            }
+        }
+        #expect(actions["pull", default: 0] > 0 && actions["catalog", default: 0] > 0 && actions["ignored", default: 0] > 0, "\(actions)")
+    }
+
+    @Test func mutatedEnvelopesAreReadOrRefusedWithAReason() throws {
+        var mutator = Mutator(seed: 17, corpus: try corpus("notifications"))
+        var outcomes: [String: Int] = [:]
+        for _ in 0..<5_000 {
+            guard let envelope = try? JSONDecoder().decode(NotificationEnvelope.self, from: Data(mutator.next())) else {
+                outcomes["not an envelope", default: 0] += 1
+                continue
+            }
+            for item in envelope.events {
+                switch item.event?.ingested() {
+                case nil: outcomes["not an event", default: 0] += 1
+                case .invalid(let reason):
+                    #expect(!reason.isEmpty)
+                    outcomes["invalid", default: 0] += 1
+                default: outcomes["read", default: 0] += 1
+                }
+            }
+        }
+        #expect(outcomes.count == 4, "every kind of outcome was reached: \(outcomes)")
+    }
+
+    @Test func mutatedDirectPullsAreReadOrRefusedWithAReason() throws {
+        var mutator = Mutator(seed: 18, corpus: try corpus("pulls"))
+        var read = 0
+        for _ in 0..<5_000 {
+            guard let batch = try? JSONDecoder().decode(DirectPulls.self, from: Data(mutator.next())) else { continue }
+            for item in batch.pulls {
+                if case .invalid(let reason) = item.pull?.ingested(receivedAt: .now()) {
+                    #expect(!reason.isEmpty)
+                } else if item.pull != nil {
+                    read += 1
+                }
+            }
+        }
+        #expect(read > 0)
+    }
+
+    @Test func deeplyNestedJSONIsRefusedNotACrash() {
+        for opening in ["[", "{\"events\":"] {
+            let bytes = Data(String(repeating: opening, count: 200_000).utf8)
+            #expect((try? JSONDecoder().decode(NotificationEnvelope.self, from: bytes)) == nil)
+            #expect((try? JSONDecoder().decode(DirectPulls.self, from: bytes)) == nil)
+        }
+    }
+}

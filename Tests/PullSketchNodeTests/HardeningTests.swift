@@ -1,0 +1,180 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import PullSketchPostgres
+import PullSketchTestSupport
+import Synchronization
+import Testing
+
+/// A node under hostile or misbehaving clients: slow patterns, idle connections, floods, a
+/// restarted database, sign-in guessing, framing and sniffing.
+@Suite(.postgresServer) struct HardeningTests {
+    static let reader: HTTPFields = [.authorization: "Bearer \(NodeFixture.teamToken)"]
+    /// Backtracks for seconds on every tag name.
+    static let slowPattern = "prune_candidates?tag_pattern=" + "^(a?){250}a{250}$".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+
+    /// The tags' names start with 100 `a`s: the slow pattern backtracks for milliseconds on each.
+    static let prefix = String(repeating: "a", count: 100)
+    static let ordinaryRead = "/api/v1/repository/team/app/tag/\(prefix)1/pull_statistics"
+
+    /// 3,000 known tags of `team/app`, pulled long ago, so the pruning dry-run reads every one.
+    func seedTags(_ fixture: NodeFixture) throws {
+        _ = try fixture.sql("INSERT INTO repositories (name) VALUES ('team/app')")
+        _ = try fixture.sql("""
+            INSERT INTO catalog_tags (repository_id, tag) SELECT r.id, repeat('a', 100) || n FROM repositories r, generate_series(1, 3000) n
+            """)
+        _ = try fixture.sql("""
+            INSERT INTO tag_stats (repository_id, tag, pull_count, last_pulled_at, last_used_at)
+            SELECT repository_id, tag, 1, now() - interval '400 days', now() - interval '400 days' FROM catalog_tags
+            """)
+    }
+
+    @Test func aSlowPatternIsCutOffByTheStatementTimeoutWhileAnOrdinaryReadAnswersFirst() async throws {
+        let fixture = try NodeFixture(statementTimeout: .seconds(2))
+        try seedTags(fixture)
+        let order = Log()
+        try await fixture.test { client in
+            async let slow: Void = client.execute(uri: "/api/v1/repository/team/app/\(Self.slowPattern)", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .serviceUnavailable && response.headers[.retryAfter] == "1")
+                #expect(response.text.contains("statement timeout"))
+                order.append("slow")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            try await client.execute(uri: Self.ordinaryRead, method: .get, headers: Self.reader) { response in
+                #expect(response.status == .ok)
+                order.append("ordinary")
+            }
+            try await slow
+        }
+        #expect(order.entries == ["ordinary", "slow"], "the ordinary read did not wait for the slow one")
+    }
+
+    @Test func anInvalidPatternIsA400ThatSaysWhy() async throws {
+        let fixture = try NodeFixture()
+        try seedTags(fixture)
+        try await fixture.test { client in
+            try await client.execute(uri: "/api/v1/repository/team/app/prune_candidates?tag_pattern=%28", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .badRequest && response.text.contains("invalid tag pattern"))
+            }
+        }
+    }
+
+    @Test func requestsBeyondTheConcurrencyLimitAre503AtOnce() async throws {
+        let fixture = try NodeFixture(statementTimeout: .seconds(3), maxConcurrentRequests: 1)
+        try seedTags(fixture)
+        try await fixture.test { client in
+            async let slow: Void = client.execute(uri: "/api/v1/repository/team/app/\(Self.slowPattern)", method: .get, headers: Self.reader) { _ in }
+            try await Task.sleep(for: .milliseconds(300))
+            try await client.execute(uri: Self.ordinaryRead, method: .get, headers: Self.reader) { response in
+                #expect(response.status == .serviceUnavailable && response.text.contains("requests in flight"))
+                #expect(response.headers[.retryAfter] == "1")
+            }
+            try await slow
+        }
+    }
+
+    @Test func theFirstReadAfterAPostgresRestartSucceeds() async throws {
+        let postgres = try PostgresServer()
+        let fixture = try NodeFixture(postgres: postgres)
+        try seedTags(fixture)
+        let read = { @Sendable (client: any TestClientProtocol) in
+            try await client.execute(uri: Self.ordinaryRead, method: .get, headers: Self.reader) { response in
+                #expect(response.status == .ok)
+            }
+        }
+        try await fixture.test { client in
+            try await read(client)
+            postgres.stop()
+            try postgres.start()
+            // Both pooled connections broke; each is reconnected and the read retried.
+            try await read(client)
+            try await read(client)
+        }
+    }
+
+    @Test func idleAndHalfSentConnectionsAreClosed() async throws {
+        let fixture = try NodeFixture(idleTimeout: .seconds(1))
+        let application = fixture.node.application(logger: Logger(label: "test"))
+        try await application.test(.live) { client in
+            let port = try #require(client.port)
+            for opening in ["", "GET /healthz HTTP/1.1\r\nHost: node\r\n"] {
+                let (reply, closed) = try await onOwnThread { try exchange(port: port, Array(opening.utf8), timeout: 20) }
+                #expect(closed && reply.isEmpty, "a connection that sent '\(opening.debugDescription)' and then nothing was closed")
+            }
+        }
+    }
+
+    @Test func htmlGetsSecurityHeadersAndEveryResponseNosniff() async throws {
+        let fixture = try NodeFixture()
+        try await fixture.test { client in
+            try await client.execute(uri: "/", method: .get) { response in
+                #expect(response.headers[.contentType]?.hasPrefix("text/html") == true)
+                #expect(response.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("default-src 'none'") == true)
+                #expect(response.headers[HTTPField.Name("X-Frame-Options")!] == "DENY")
+                #expect(response.headers[HTTPField.Name("X-Content-Type-Options")!] == "nosniff")
+            }
+            try await client.execute(uri: "/api/v1/repository/team/app/pull_statistics", method: .get) { response in
+                #expect(response.status == .unauthorized)
+                #expect(response.headers[HTTPField.Name("X-Content-Type-Options")!] == "nosniff")
+                #expect(response.headers[HTTPField.Name("Content-Security-Policy")!] == nil)
+            }
+        }
+    }
+
+    @Test func theSignInCookieIsSecureWhenTheProxySaysTLS() async throws {
+        let fixture = try NodeFixture(forwardedProtoHeader: "X-Forwarded-Proto")
+        let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+        var overTLS = form
+        overTLS[HTTPField.Name("X-Forwarded-Proto")!] = "https"
+        let tlsHeaders = overTLS
+        try await fixture.test { client in
+            for (headers, secure) in [(form, false), (tlsHeaders, true)] {
+                try await client.execute(uri: "/login", method: .post, headers: headers, body: ByteBuffer(string: "token=\(NodeFixture.teamToken)")) { response in
+                    #expect(response.status == .seeOther)
+                    let cookie = response.headers[.setCookie] ?? ""
+                    #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
+                    #expect(cookie.contains("Secure") == secure, "\(cookie)")
+                }
+            }
+        }
+    }
+
+    @Test func signInsAreRateLimitedPerAddress() async throws {
+        let fixture = try NodeFixture()
+        let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+        try await fixture.test { client in
+            for _ in 0..<10 {
+                try await client.execute(uri: "/login", method: .post, headers: form, body: ByteBuffer(string: "token=guess")) { response in
+                    #expect(response.status == .unauthorized)
+                }
+            }
+            // Even the right token waits now: guessing and knowing look the same from outside.
+            try await client.execute(uri: "/login", method: .post, headers: form, body: ByteBuffer(string: "token=\(NodeFixture.teamToken)")) { response in
+                #expect(response.status == .tooManyRequests)
+                #expect(Int(response.headers[.retryAfter] ?? "") ?? 0 > 0)
+            }
+        }
+    }
+
+    @Test func metricsNeedTheirTokenWhenOneIsConfigured() async throws {
+        let fixture = try NodeFixture(metricsToken: "metrics-token-0123456789")
+        try await fixture.test { client in
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.status == .unauthorized)
+            }
+            try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer metrics-token-0123456789"]) { response in
+                #expect(response.status == .ok && response.text.contains("pullsketch_events_total"))
+            }
+        }
+    }
+}
+
+/// What happened, in order, from any task.
+private final class Log: Sendable {
+    private let state = Mutex<[String]>([])
+
+    func append(_ entry: String) { state.withLock { $0.append(entry) } }
+    var entries: [String] { state.withLock { $0 } }
+}
