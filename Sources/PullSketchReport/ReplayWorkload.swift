@@ -10,9 +10,13 @@ import PullSketchEvents
 /// neither, or an event the node would drop, stops the run with its line number.
 public struct ReplayWorkload: Sendable {
     public let path: String
+    /// The longest line the file may have (a line is one envelope or one pull); a longer one stops
+    /// the run, so memory stays bounded. Default 16 MiB.
+    public let maximumLineBytes: Int
 
-    public init(path: String) {
+    public init(path: String, maximumLineBytes: Int = 16 << 20) {
         self.path = path
+        self.maximumLineBytes = maximumLineBytes
     }
 
     /// Every key the file pulls or pushes, in one pass.
@@ -74,7 +78,8 @@ public struct ReplayWorkload: Sendable {
         }
     }
 
-    /// Calls `body(lineNumber, line)` for every line that is not blank, reading 1 MiB at a time.
+    /// Calls `body(lineNumber, line)` for every line that is not blank, reading 1 MiB at a time;
+    /// a line longer than `maximumLineBytes` stops the run, so memory stays bounded.
     private func forEachLine(_ body: (Int, Data) throws -> Void) throws {
         guard let file = FileHandle(forReadingAtPath: path) else { throw ReportError("cannot read \(path)") }
         defer { try? file.close() }
@@ -85,13 +90,18 @@ public struct ReplayWorkload: Sendable {
             if line.contains(where: { !Self.whitespace.contains($0) }) { try body(number, line) }
         }
         while let chunk = try file.read(upToCount: 1 << 20), !chunk.isEmpty {
+            var searched = pending.endIndex  // what came before holds no newline
             pending.append(chunk)
             var start = pending.startIndex
-            while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            while let newline = pending[searched...].firstIndex(of: UInt8(ascii: "\n")) {
                 try emit(pending[start..<newline])
                 start = newline + 1
+                searched = start
             }
             pending = Data(pending[start...])
+            guard pending.count <= maximumLineBytes else {
+                throw ReportError("\(path):\(number + 1): longer than \(maximumLineBytes) bytes")
+            }
         }
         if !pending.isEmpty { try emit(pending) }
     }

@@ -17,9 +17,9 @@ final class ReplayFile {
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
 
-    func run(hotCapacity: Int = 10_000, width: Int = 2_048, depth: Int = 5) throws -> AccuracyResult {
+    func run(hotCapacity: Int = 10_000, width: Int = 2_048, depth: Int = 5, maximumLineBytes: Int = 16 << 20) throws -> AccuracyResult {
         try AccuracyRun(
-            workload: .replay(ReplayWorkload(path: path)), nodes: 2,
+            workload: .replay(ReplayWorkload(path: path, maximumLineBytes: maximumLineBytes)), nodes: 2,
             tracker: TrackerConfiguration(isEnabled: true, hotCapacity: hotCapacity, sketch: SketchParameters(width: width, depth: depth))
         ).run()
     }
@@ -181,5 +181,11 @@ final class ReplayFile {
             }
         }
         #expect(replayed > 0 && refused > 0, "replayed \(replayed), refused \(refused)")
+    }
+
+    @Test func aLineLongerThanTheLimitIsRefusedBeforeItIsHeldWhole() throws {
+        let file = try ReplayFile(lines: [String(repeating: "a", count: 3 << 20)])
+        let error = #expect(throws: (any Error).self) { try file.run(maximumLineBytes: 1 << 20) }
+        #expect(String(describing: error).contains(":1: longer than 1048576 bytes"), "\(String(describing: error))")
     }
 }
