@@ -43,7 +43,8 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     ///   `shards`, `sketch_width`, `sketch_depth`, `merge_interval_ms`, `database_url`,
     ///   `reconcile_interval_ms`, `lease_ms`, `http_host`, `http_port`, `webhook_secret`,
     ///   `max_body_bytes`, `max_event_delay_ms`, `event_id_horizon_ms`, `statement_timeout_ms`,
-    ///   `http_idle_timeout_ms`, `max_concurrent_requests`, `metrics_token`, `forwarded_proto_header`, `read_auth` (`tokens` | `none`), `read_tokens` (list of `token` +
+    ///   `http_idle_timeout_ms`, `max_concurrent_requests`, `metrics_token`, `catalog_queue_capacity`, `forwarded_proto_header`,
+    ///   `read_auth` (`tokens` | `none`), `read_tokens` (list of `token` +
     ///   `repositories` patterns), `redis` (PullSketch's own Redis, over `PULL_METRICS_REDIS`, when
     ///   Quay's `PULL_METRICS_REDIS` names PullSketch), `resp_listen` (`host:port`), `resp_password`,
     ///   `quay` (`database_url`, `projection`, `names_refresh_ms`)
@@ -117,6 +118,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             httpIdleTimeoutMilliseconds: try integer(environment, "PULLSKETCH_HTTP_IDLE_TIMEOUT_MS"),
             maxConcurrentRequests: try integer(environment, "PULLSKETCH_MAX_CONCURRENT_REQUESTS"),
             metricsToken: environment["PULLSKETCH_METRICS_TOKEN"],
+            catalogQueueCapacity: try integer(environment, "PULLSKETCH_CATALOG_QUEUE_CAPACITY"),
             forwardedProtoHeader: environment["PULLSKETCH_FORWARDED_PROTO_HEADER"],
             readAuth: environment["PULLSKETCH_READ_AUTH"],
             readTokens: try Self.readTokens(environment["PULLSKETCH_READ_TOKENS"]),
@@ -164,6 +166,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         try set(\.node.statementTimeout, section.statementTimeoutMilliseconds, key: key("statement_timeout_ms"), valid: 100...600_000)
         try set(\.node.idleTimeout, section.httpIdleTimeoutMilliseconds, key: key("http_idle_timeout_ms"), valid: 1_000...3_600_000)
         try set(\.node.maxConcurrentRequests, section.maxConcurrentRequests, key: key("max_concurrent_requests"), valid: 1...100_000)
+        try set(\.node.catalogQueueCapacity, section.catalogQueueCapacity, key: key("catalog_queue_capacity"), valid: 1...10_000_000)
         if let token = section.metricsToken {
             guard token.count >= 16 else { throw ConfigurationError(key("metrics_token"), "shorter than 16 characters") }
             node.metricsToken = token
@@ -292,6 +295,7 @@ private struct PullSketchSection: Decodable {
     var httpIdleTimeoutMilliseconds: Int?
     var maxConcurrentRequests: Int?
     var metricsToken: String?
+    var catalogQueueCapacity: Int?
     var forwardedProtoHeader: String?
     var readAuth: String?
     var readTokens: [ReadTokenSection]?
@@ -321,6 +325,7 @@ private struct PullSketchSection: Decodable {
         case httpIdleTimeoutMilliseconds = "http_idle_timeout_ms"
         case maxConcurrentRequests = "max_concurrent_requests"
         case metricsToken = "metrics_token"
+        case catalogQueueCapacity = "catalog_queue_capacity"
         case forwardedProtoHeader = "forwarded_proto_header"
         case readAuth = "read_auth"
         case readTokens = "read_tokens"

@@ -3,45 +3,79 @@ import PullSketchCore
 import PullSketchEvents
 import PullSketchStore
 public import ServiceLifecycle
+import Synchronization
 
-/// Writes catalog changes from push and delete events to PostgreSQL in arrival order, off the
-/// request path: the registry gets its answer at once, and a database outage delays the catalog
-/// instead of blocking the registry's notification queue. Changes wait in a bounded buffer; when
-/// it is full the oldest are dropped, counted and logged.
+/// Writes catalog changes from push and delete events to PostgreSQL off the request path, in bulk:
+/// every pass takes up to `batchSize` waiting changes and applies them in one transaction
+/// (`Catalog.apply`, which orders them by event time, so batching and retries change nothing).
+///
+/// Nothing accepted is dropped. The queue holds at most `capacity` changes; a request whose
+/// catalog changes do not fit is refused before anything of it is applied (`reserve` fails, the
+/// node answers 503 and the registry delivers the envelope again). While PostgreSQL is down the
+/// queue fills and the node pushes back the same way. What the queue holds when the process dies is
+/// lost, as a node's unmerged window is.
 public final class CatalogUpdates: Service, Sendable {
-    private let stream: AsyncStream<CatalogChange>
-    private let continuation: AsyncStream<CatalogChange>.Continuation
+    private struct Queue {
+        var changes: [CatalogChange] = []
+        /// Places promised to requests that have not enqueued yet.
+        var reserved = 0
+    }
+
+    private let queue = Mutex(Queue())
+    private let doorbell: AsyncStream<Void>
+    private let ring: AsyncStream<Void>.Continuation
+    private let capacity: Int
+    private let batchSize: Int
     private let database: BlockingDatabase
     private let metrics: NodeMetrics
     private let logger: Logger
 
-    init(database: BlockingDatabase, metrics: NodeMetrics, capacity: Int = 10_000, logger: Logger) {
-        (stream, continuation) = AsyncStream.makeStream(of: CatalogChange.self, bufferingPolicy: .bufferingNewest(capacity))
+    init(database: BlockingDatabase, metrics: NodeMetrics, capacity: Int = 100_000, batchSize: Int = 5_000, logger: Logger) {
+        (doorbell, ring) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        self.capacity = capacity
+        self.batchSize = batchSize
         self.database = database
         self.metrics = metrics
         self.logger = logger
     }
 
-    func enqueue(_ change: CatalogChange) {
-        if case .dropped = continuation.yield(change) {
-            metrics.catalogChangesDropped.increment()
-            logger.error("catalog buffer full: dropped the oldest change")
+    /// Promises room for `count` changes; false, promising nothing, when they do not fit.
+    func reserve(_ count: Int) -> Bool {
+        guard count > 0 else { return true }
+        let fits = queue.withLock { queue in
+            guard queue.changes.count + queue.reserved + count <= capacity else { return false }
+            queue.reserved += count
+            return true
         }
+        if !fits { metrics.catalogChangesDeferred.increment(by: Int64(count)) }
+        return fits
     }
 
-    /// Applies changes until shutdown; a failed change is retried (0.1 s doubling to 5 s) so the
-    /// order holds.
+    /// Adds `changes` in the room `reserved` promised (unused room is given back).
+    func enqueue(_ changes: [CatalogChange], reserved: Int) {
+        queue.withLock { queue in
+            queue.changes += changes
+            queue.reserved -= reserved
+        }
+        metrics.catalogQueue.set(Int64(queue.withLock { $0.changes.count }))
+        if !changes.isEmpty { ring.yield() }
+    }
+
+    /// Applies waiting changes until shutdown, a batch at a time; a failed batch is retried (0.1 s
+    /// doubling to 5 s) and stays in the queue meanwhile.
     public func run() async throws {
         await cancelWhenGracefulShutdown { [self] in
-            for await change in stream {
+            for await _ in doorbell {
                 var delay = Duration.milliseconds(100)
-                while !Task.isCancelled {
+                while !Task.isCancelled, let batch = nextBatch() {
                     do {
-                        try await database.run { connection in try Catalog(connection: connection).apply(change) }
-                        metrics.catalogChangesApplied.increment()
-                        break
+                        try await database.run { connection in try Catalog(connection: connection).apply(batch.changes) }
+                        queue.withLock { $0.changes.removeFirst(batch.count) }
+                        metrics.catalogChangesApplied.increment(by: Int64(batch.count))
+                        metrics.catalogQueue.set(Int64(queue.withLock { $0.changes.count }))
+                        delay = .milliseconds(100)
                     } catch {
-                        logger.warning("catalog change failed; retrying", metadata: ["error": "\(error)"])
+                        logger.warning("catalog changes failed; retrying", metadata: ["changes": "\(batch.count)", "error": "\(error)"])
                         try? await Task.sleep(for: delay)
                         delay = min(delay * 2, .seconds(5))
                     }
@@ -49,15 +83,20 @@ public final class CatalogUpdates: Service, Sendable {
             }
         }
     }
-}
 
-extension Catalog {
-    func apply(_ change: CatalogChange) throws {
-        switch change {
-        case .pushTag(let repository, let tag, let digest, let time): try upsertTag(repository, tag, digest: digest, pushedAt: time)
-        case .pushManifest(let repository, let digest, let time): try upsertManifest(repository, digest, pushedAt: time)
-        case .deleteTag(let repository, let tag, let time): try deleteTag(repository, tag, at: time)
-        case .deleteManifest(let repository, let digest, let time): try deleteManifest(repository, digest, at: time)
+    /// The oldest waiting changes, up to `batchSize`, collapsed into one catalog batch.
+    private func nextBatch() -> (changes: CatalogBatch, count: Int)? {
+        let changes = queue.withLock { Array($0.changes.prefix(batchSize)) }
+        guard !changes.isEmpty else { return nil }
+        var batch = CatalogBatch()
+        for change in changes {
+            switch change {
+            case .pushTag(let repository, let tag, let digest, let time): batch.pushTag(repository, tag, digest: digest, at: time)
+            case .pushManifest(let repository, let digest, let time): batch.pushManifest(repository, digest, at: time)
+            case .deleteTag(let repository, let tag, let time): batch.deleteTag(repository, tag, at: time)
+            case .deleteManifest(let repository, let digest, let time): batch.deleteManifest(repository, digest, at: time)
+            }
         }
+        return (batch, changes.count)
     }
 }

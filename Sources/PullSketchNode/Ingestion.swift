@@ -6,8 +6,9 @@ import PullSketchEvents
 /// Event ingestion: distribution notifications and direct pull batches. A request that is not a
 /// valid envelope gets a 4xx and changes nothing; inside a valid one, invalid events are dropped
 /// (counted, logged) and the rest recorded — a non-2xx would make the registry retry the whole
-/// envelope forever and hold up its queue. The one 5xx: while Redis cannot claim event ids, the
-/// envelope is deferred (503 with `Retry-After`), changing nothing, so a redelivery is counted once.
+/// envelope forever and hold up its queue. The one 5xx: while Redis cannot claim event ids, or the
+/// catalog queue has no room, the envelope is deferred (503 with `Retry-After`), changing nothing,
+/// so its redelivery is counted once and no catalog change is lost.
 extension PullSketchNode {
     static let notificationContentTypes: Set<String> = [
         "application/vnd.docker.distribution.events.v1+json",
@@ -46,7 +47,7 @@ extension PullSketchNode {
             }
             valid.append((id, meaning))
         }
-        guard await applyOnce(valid, &summary) else { return deferred(valid.count) }
+        if let refusal = await applyOnce(valid, &summary) { return refusal }
         return try JSONResponse.make(.ok, summary)
     }
 
@@ -72,18 +73,27 @@ extension PullSketchNode {
             }
             valid.append((pull.id, meaning))
         }
-        guard await applyOnce(valid, &summary) else { return deferred(valid.count) }
+        if let refusal = await applyOnce(valid, &summary) { return refusal }
         return try JSONResponse.make(.ok, summary)
     }
 
     /// Applies each valid event whose id was not seen within the horizon — claimed in Redis for
     /// every node (`EventClaims`), or remembered by this node when claims are off; events without an
-    /// id are applied as they come. False, applying nothing, when Redis cannot claim the ids.
-    private func applyOnce(_ events: [(id: String?, meaning: IngestedEvent)], _ summary: inout IngestionSummary) async -> Bool {
+    /// id are applied as they come. Answers 503, applying nothing, when the catalog queue has no room
+    /// for the envelope's changes or Redis cannot claim the ids: the registry delivers it again.
+    private func applyOnce(_ events: [(id: String?, meaning: IngestedEvent)], _ summary: inout IngestionSummary) async -> Response? {
+        let catalogEvents = events.count { if case .catalog = $0.meaning { true } else { false } }
+        guard catalogUpdates.reserve(catalogEvents) else {
+            return deferred(events.count, "the catalog queue is full: deliver again later")
+        }
+        var changes: [CatalogChange] = []
+        defer { catalogUpdates.enqueue(changes, reserved: catalogEvents) }
         let fingerprints = events.compactMap { $0.id.map(EventFingerprint.init) }
         let firstSeen: [Bool]
         if let eventClaims {
-            guard let claimed = await eventClaims.claim(fingerprints) else { return false }
+            guard let claimed = await eventClaims.claim(fingerprints) else {
+                return deferred(events.count, "redis is unavailable, so event ids cannot be claimed: deliver again later")
+            }
             firstSeen = claimed
         } else {
             firstSeen = fingerprints.map { recentIDs.insert($0) }
@@ -98,14 +108,14 @@ extension PullSketchNode {
                     continue
                 }
             }
-            apply(meaning, &summary)
+            apply(meaning, &summary, catalog: &changes)
         }
-        return true
+        return nil
     }
 
-    private func deferred(_ events: Int) -> Response {
+    private func deferred(_ events: Int, _ reason: String) -> Response {
         metrics.eventsDeferred.increment(by: Int64(events))
-        var response = JSONResponse.error(.serviceUnavailable, "redis is unavailable, so event ids cannot be claimed: deliver again later")
+        var response = JSONResponse.error(.serviceUnavailable, reason)
         response.headers[.retryAfter] = "5"
         return response
     }
@@ -142,15 +152,16 @@ extension PullSketchNode {
         return nil
     }
 
-    /// Records an event that passed validation and de-duplication, its time clamped first.
-    private func apply(_ meaning: IngestedEvent, _ summary: inout IngestionSummary) {
+    /// Records an event that passed validation and de-duplication, its time clamped first; a
+    /// catalog change is collected for the catalog queue.
+    private func apply(_ meaning: IngestedEvent, _ summary: inout IngestionSummary, catalog: inout [CatalogChange]) {
         switch clampedTime(meaning) {
         case .pull(let event):
             tracker.record(event)
             summary.accepted += 1
             metrics.eventsAccepted.increment()
         case .catalog(let change):
-            catalogUpdates.enqueue(change)
+            catalog.append(change)
             summary.accepted += 1
             metrics.eventsAccepted.increment()
         case .ignored:

@@ -31,6 +31,9 @@ public struct NodeConfiguration: Hashable, Sendable {
     public var maxConcurrentRequests: Int
     /// The bearer token `/metrics` requires; nil: `/metrics` is public.
     public var metricsToken: String?
+    /// Catalog changes waiting to be written beyond which envelopes with push or delete events are
+    /// deferred (503). Default 100,000.
+    public var catalogQueueCapacity: Int
     /// The header a TLS-terminating proxy sets to the client's scheme (`X-Forwarded-Proto`); when
     /// it says `https`, the sign-in cookie is `Secure`. Nil: no proxy is trusted to say so.
     public var forwardedProtoHeader: String?
@@ -48,6 +51,7 @@ public struct NodeConfiguration: Hashable, Sendable {
         idleTimeout: Duration = .seconds(30),
         maxConcurrentRequests: Int = 256,
         metricsToken: String? = nil,
+        catalogQueueCapacity: Int = 100_000,
         forwardedProtoHeader: String? = nil
     ) {
         self.host = host
@@ -62,6 +66,7 @@ public struct NodeConfiguration: Hashable, Sendable {
         self.idleTimeout = idleTimeout
         self.maxConcurrentRequests = maxConcurrentRequests
         self.metricsToken = metricsToken
+        self.catalogQueueCapacity = catalogQueueCapacity
         self.forwardedProtoHeader = forwardedProtoHeader
     }
 }

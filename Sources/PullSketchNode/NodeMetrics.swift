@@ -11,7 +11,8 @@ public final class NodeMetrics: Sendable {
     let eventsClamped: Counter
     let eventsDeferred: Counter
     let catalogChangesApplied: Counter
-    let catalogChangesDropped: Counter
+    let catalogChangesDeferred: Counter
+    let catalogQueue: Gauge
     let trackerMemory: Gauge
 
     public init(registry: PrometheusCollectorRegistry) {
@@ -30,7 +31,10 @@ public final class NodeMetrics: Sendable {
         eventsDeferred = registry.makeCounter(descriptor: events, labels: [("outcome", "deferred")])
         let catalog = MetricNameDescriptor(metricName: "pullsketch_catalog_changes", unitName: "total", helpText: "Catalog changes from push and delete events")
         catalogChangesApplied = registry.makeCounter(descriptor: catalog, labels: [("outcome", "applied")])
-        catalogChangesDropped = registry.makeCounter(descriptor: catalog, labels: [("outcome", "dropped")])
+        catalogChangesDeferred = registry.makeCounter(descriptor: catalog, labels: [("outcome", "deferred")])
+        catalogQueue = registry.makeGauge(
+            descriptor: MetricNameDescriptor(metricName: "pullsketch_catalog_queue", unitName: "changes", helpText: "Catalog changes waiting to be written")
+        )
         trackerMemory = registry.makeGauge(
             descriptor: MetricNameDescriptor(metricName: "pullsketch_tracker_memory", unitName: "bytes", helpText: "Memory the tracker's window holds")
         )

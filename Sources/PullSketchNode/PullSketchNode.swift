@@ -41,7 +41,7 @@ public struct PullSketchNode: Sendable {
         health = HealthMonitor(redis: redis, database: database, logger: logger)
         self.metrics = metrics
         self.logger = logger
-        catalogUpdates = CatalogUpdates(database: database, metrics: metrics, logger: logger)
+        catalogUpdates = CatalogUpdates(database: database, metrics: metrics, capacity: configuration.catalogQueueCapacity, logger: logger)
         recentIDs = RecentEventIDs(capacity: configuration.recentEventIDs)
         eventClaims = configuration.eventIDHorizon > .zero
             ? EventClaims(redis: redis, shardCount: tracker.configuration.shardCount, horizon: configuration.eventIDHorizon, logger: logger)

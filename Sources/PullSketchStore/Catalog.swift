@@ -20,38 +20,75 @@ public struct Catalog {
 
     /// A tag now points at `digest` (a push, or a retarget), pushed at `time`.
     public func upsertTag(_ repository: RepositoryName, _ tag: TagName, digest: Digest, pushedAt time: Timestamp) throws {
-        try connection.transaction {
-            try upsertManifest(repository, digest, pushedAt: time)
-            try connection.query(
-                """
-                INSERT INTO catalog_tags AS c (repository_id, tag, digest, pushed_at)
-                SELECT id, $2, $3, to_timestamp($4::bigint / 1000.0) FROM repositories WHERE name = $1
-                ON CONFLICT (repository_id, tag) DO UPDATE SET
-                    digest = CASE WHEN c.pushed_at IS NULL OR EXCLUDED.pushed_at >= c.pushed_at THEN EXCLUDED.digest ELSE c.digest END,
-                    \(Self.pushed("c"))
-                """,
-                [repository.value, tag.value, digest.value, String(time.millisecondsSinceEpoch)]
-            )
-            try connection.query(
-                """
-                UPDATE tag_stats AS s SET \(Self.pushed("s", at: "to_timestamp($3::bigint / 1000.0)")), updated_at = now()
-                WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND tag = $2
-                """,
-                [repository.value, tag.value, String(time.millisecondsSinceEpoch)]
-            )
-        }
+        var batch = CatalogBatch()
+        batch.pushTag(repository, tag, digest: digest, at: time)
+        try apply(batch)
     }
 
     /// A manifest was pushed (by digest, or as a tag's target).
     public func upsertManifest(_ repository: RepositoryName, _ digest: Digest, pushedAt time: Timestamp) throws {
-        try connection.query("INSERT INTO repositories (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", [repository.value])
+        var batch = CatalogBatch()
+        batch.pushManifest(repository, digest, at: time)
+        try apply(batch)
+    }
+
+    /// Applies a batch of changes in one transaction with a few statements, however many changes it
+    /// holds: pushes, then deletions, each kind in bulk. Changes are ordered by event time, so the
+    /// result is the same as applying them one by one in any order.
+    public func apply(_ batch: CatalogBatch) throws {
+        guard !batch.isEmpty else { return }
+        try connection.transaction {
+            try connection.query(
+                "INSERT INTO repositories (name) SELECT DISTINCT unnest($1::text[]) ORDER BY 1 ON CONFLICT (name) DO NOTHING",
+                [PostgresArray.literal(batch.repositories)]
+            )
+            try pushManifests(batch.manifestPushes)
+            try pushTags(batch.tagPushes)
+            try delete(batch.tagDeletions, table: "catalog_tags", statistics: "tag_stats", column: "tag")
+            try delete(batch.manifestDeletions, table: "catalog_manifests", statistics: "manifest_stats", column: "digest")
+        }
+    }
+
+    private func pushManifests(_ pushes: [CatalogKey: Timestamp]) throws {
+        guard !pushes.isEmpty else { return }
+        let keys = pushes.keys.sorted()
         try connection.query(
             """
             INSERT INTO catalog_manifests AS c (repository_id, digest, pushed_at)
-            SELECT id, $2, to_timestamp($3::bigint / 1000.0) FROM repositories WHERE name = $1
+            SELECT r.id, u.digest, to_timestamp(u.ms / 1000.0)
+            FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(repository, digest, ms) JOIN repositories r ON r.name = u.repository
             ON CONFLICT (repository_id, digest) DO UPDATE SET \(Self.pushed("c"))
             """,
-            [repository.value, digest.value, String(time.millisecondsSinceEpoch)]
+            [PostgresArray.literal(keys.map(\.repository)), PostgresArray.literal(keys.map(\.name)),
+             PostgresArray.literal(keys.map { String(pushes[$0]!.millisecondsSinceEpoch) })]
+        )
+    }
+
+    private func pushTags(_ pushes: [CatalogKey: (digest: Digest, time: Timestamp)]) throws {
+        guard !pushes.isEmpty else { return }
+        let keys = pushes.keys.sorted()
+        let parameters = [
+            PostgresArray.literal(keys.map(\.repository)), PostgresArray.literal(keys.map(\.name)),
+            PostgresArray.literal(keys.map { pushes[$0]!.digest.value }), PostgresArray.literal(keys.map { String(pushes[$0]!.time.millisecondsSinceEpoch) }),
+        ]
+        try connection.query(
+            """
+            INSERT INTO catalog_tags AS c (repository_id, tag, digest, pushed_at)
+            SELECT r.id, u.tag, u.digest, to_timestamp(u.ms / 1000.0)
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(repository, tag, digest, ms) JOIN repositories r ON r.name = u.repository
+            ON CONFLICT (repository_id, tag) DO UPDATE SET
+                digest = CASE WHEN c.pushed_at IS NULL OR EXCLUDED.pushed_at >= c.pushed_at THEN EXCLUDED.digest ELSE c.digest END,
+                \(Self.pushed("c"))
+            """,
+            parameters
+        )
+        try connection.query(
+            """
+            UPDATE tag_stats AS s SET \(Self.pushed("s", at: "to_timestamp(u.ms / 1000.0)")), updated_at = now()
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(repository, tag, digest, ms) JOIN repositories r ON r.name = u.repository
+            WHERE s.repository_id = r.id AND s.tag = u.tag
+            """,
+            parameters
         )
     }
 
@@ -75,34 +112,42 @@ public struct Catalog {
 
     /// The registry deleted a tag: it leaves the catalog and pruning, its statistics are kept.
     public func deleteTag(_ repository: RepositoryName, _ tag: TagName, at time: Timestamp) throws {
-        try markDeleted(table: "catalog_tags", statistics: "tag_stats", column: "tag", repository, tag.value, at: time)
+        var batch = CatalogBatch()
+        batch.deleteTag(repository, tag, at: time)
+        try apply(batch)
     }
 
     /// The registry deleted a manifest; tags that pointed at it keep their statistics.
     public func deleteManifest(_ repository: RepositoryName, _ digest: Digest, at time: Timestamp) throws {
-        try markDeleted(table: "catalog_manifests", statistics: "manifest_stats", column: "digest", repository, digest.value, at: time)
+        var batch = CatalogBatch()
+        batch.deleteManifest(repository, digest, at: time)
+        try apply(batch)
     }
 
-    private func markDeleted(table: String, statistics: String, column: String, _ repository: RepositoryName, _ key: String, at time: Timestamp) throws {
-        let parameters = [repository.value, key, String(time.millisecondsSinceEpoch)]
-        try connection.transaction {
-            try connection.query("INSERT INTO repositories (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", [repository.value])
-            try connection.query(
-                """
-                INSERT INTO \(table) AS c (repository_id, \(column), deleted_at)
-                SELECT id, $2, to_timestamp($3::bigint / 1000.0) FROM repositories WHERE name = $1
-                ON CONFLICT (repository_id, \(column)) DO UPDATE SET \(Self.deleted("c"))
-                """,
-                parameters
-            )
-            try connection.query(
-                """
-                UPDATE \(statistics) AS c SET \(Self.deleted("c", at: "to_timestamp($3::bigint / 1000.0)"))
-                WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND \(column) = $2
-                """,
-                parameters
-            )
-        }
+    private func delete(_ deletions: [CatalogKey: Timestamp], table: String, statistics: String, column: String) throws {
+        guard !deletions.isEmpty else { return }
+        let keys = deletions.keys.sorted()
+        let parameters = [
+            PostgresArray.literal(keys.map(\.repository)), PostgresArray.literal(keys.map(\.name)),
+            PostgresArray.literal(keys.map { String(deletions[$0]!.millisecondsSinceEpoch) }),
+        ]
+        try connection.query(
+            """
+            INSERT INTO \(table) AS c (repository_id, \(column), deleted_at)
+            SELECT r.id, u.key, to_timestamp(u.ms / 1000.0)
+            FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(repository, key, ms) JOIN repositories r ON r.name = u.repository
+            ON CONFLICT (repository_id, \(column)) DO UPDATE SET \(Self.deleted("c"))
+            """,
+            parameters
+        )
+        try connection.query(
+            """
+            UPDATE \(statistics) AS c SET \(Self.deleted("c", at: "to_timestamp(u.ms / 1000.0)"))
+            FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(repository, key, ms) JOIN repositories r ON r.name = u.repository
+            WHERE c.repository_id = r.id AND c.\(column) = u.key
+            """,
+            parameters
+        )
     }
 
     /// The assignments of a push at `time` to row `row`: the latest push time, and no longer
@@ -120,5 +165,56 @@ public struct Catalog {
         deleted_at = CASE WHEN \(row).pushed_at IS NULL OR \(time) >= \(row).pushed_at
             THEN GREATEST(\(row).deleted_at, \(time)) ELSE \(row).deleted_at END
         """
+    }
+}
+
+/// A repository and a tag or digest, as catalog rows key them.
+public struct CatalogKey: Hashable, Comparable, Sendable {
+    public let repository: String
+    public let name: String
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.repository, lhs.name) < (rhs.repository, rhs.name) }
+}
+
+/// Catalog changes to apply together (`Catalog.apply`), collapsed per key as they are added: a
+/// key's latest push (with the digest a tag then pointed at) and its latest deletion. Since the
+/// catalog orders changes by event time, that is all a batch needs to keep.
+public struct CatalogBatch: Sendable {
+    private(set) var tagPushes: [CatalogKey: (digest: Digest, time: Timestamp)] = [:]
+    private(set) var manifestPushes: [CatalogKey: Timestamp] = [:]
+    private(set) var tagDeletions: [CatalogKey: Timestamp] = [:]
+    private(set) var manifestDeletions: [CatalogKey: Timestamp] = [:]
+
+    public init() {}
+
+    public var isEmpty: Bool { tagPushes.isEmpty && manifestPushes.isEmpty && tagDeletions.isEmpty && manifestDeletions.isEmpty }
+
+    /// Every repository a change names, without repeats.
+    var repositories: [String] {
+        let keys = Array(tagPushes.keys) + manifestPushes.keys + tagDeletions.keys + manifestDeletions.keys
+        return Set(keys.map(\.repository)).sorted()
+    }
+
+    /// A tag pushed (or retargeted) to `digest` at `time`; its manifest is pushed with it.
+    public mutating func pushTag(_ repository: RepositoryName, _ tag: TagName, digest: Digest, at time: Timestamp) {
+        let key = CatalogKey(repository: repository.value, name: tag.value)
+        if tagPushes[key].map({ $0.time <= time }) ?? true { tagPushes[key] = (digest, time) }
+        pushManifest(repository, digest, at: time)
+    }
+
+    public mutating func pushManifest(_ repository: RepositoryName, _ digest: Digest, at time: Timestamp) {
+        Self.keepLatest(&manifestPushes, CatalogKey(repository: repository.value, name: digest.value), time)
+    }
+
+    public mutating func deleteTag(_ repository: RepositoryName, _ tag: TagName, at time: Timestamp) {
+        Self.keepLatest(&tagDeletions, CatalogKey(repository: repository.value, name: tag.value), time)
+    }
+
+    public mutating func deleteManifest(_ repository: RepositoryName, _ digest: Digest, at time: Timestamp) {
+        Self.keepLatest(&manifestDeletions, CatalogKey(repository: repository.value, name: digest.value), time)
+    }
+
+    private static func keepLatest(_ times: inout [CatalogKey: Timestamp], _ key: CatalogKey, _ time: Timestamp) {
+        times[key] = max(times[key] ?? time, time)
     }
 }

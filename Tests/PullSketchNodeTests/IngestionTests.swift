@@ -97,6 +97,37 @@ import Testing
         try await waitFor { try fixture.sql("SELECT deleted_at IS NOT NULL FROM catalog_tags WHERE tag = 'v2'") == [["t"]] }
     }
 
+    @Test func envelopesWhoseCatalogChangesDoNotFitAreDeferredAndNothingIsLost() async throws {
+        let fixture = try NodeFixture(catalogQueueCapacity: 2)
+        let digest = "sha256:" + String(repeating: "c", count: 64)
+        let push = { (tag: String) in event(id: "push-\(tag)", action: "push", tag: tag, digest: digest, method: "PUT") }
+        let later = envelope([push("v3"), event(id: "pull-v3", tag: "v3", digest: digest)])
+        let first = envelope([push("v1"), push("v2")])
+        try await fixture.test { client in
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: first) { response in
+                #expect(response.status == .ok && response.integers["accepted"] == 2)
+            }
+            // The queue is full (no writer yet): refused whole, the pull included, for a redelivery.
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: later) { response in
+                #expect(response.status == .serviceUnavailable && response.headers[.retryAfter] == "5")
+                #expect(response.text.contains("catalog queue is full"))
+            }
+            #expect(fixture.tracker.drain().isEmpty)
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.text.contains(#"pullsketch_catalog_changes_total{outcome="deferred"} 1"#))
+            }
+        }
+        let writer = Task { try await fixture.node.catalogUpdates.run() }
+        defer { writer.cancel() }
+        try await waitFor { try fixture.sql("SELECT count(*) FROM catalog_tags") == [["2"]] }
+        try await fixture.test { client in
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: later) { response in
+                #expect(response.status == .ok && response.integers["accepted"] == 2, "the redelivery is not a duplicate")
+            }
+        }
+        try await waitFor { try fixture.sql("SELECT tag FROM catalog_tags ORDER BY tag") == [["v1"], ["v2"], ["v3"]] }
+    }
+
     @Test func directPullsAreValidatedLikeEvents() async throws {
         let fixture = try NodeFixture()
         let body = """

@@ -32,6 +32,7 @@ struct NodeFixture {
         maxConcurrentRequests: Int = 256,
         metricsToken: String? = nil,
         forwardedProtoHeader: String? = nil,
+        catalogQueueCapacity: Int = 100_000,
         idleTimeout: Duration = .seconds(30),
         postgres: PostgresServer? = nil
     ) throws {
@@ -42,7 +43,7 @@ struct NodeFixture {
             configuration: NodeConfiguration(
                 webhookSecret: Self.secret, readAuth: readAuth, maxBodyBytes: maxBodyBytes, eventIDHorizon: eventIDHorizon,
                 statementTimeout: statementTimeout, idleTimeout: idleTimeout, maxConcurrentRequests: maxConcurrentRequests,
-                metricsToken: metricsToken, forwardedProtoHeader: forwardedProtoHeader
+                metricsToken: metricsToken, catalogQueueCapacity: catalogQueueCapacity, forwardedProtoHeader: forwardedProtoHeader
             ),
             tracker: tracker,
             database: try BlockingDatabase(database, connections: 2, statementTimeout: statementTimeout, acquireTimeout: .seconds(15)),

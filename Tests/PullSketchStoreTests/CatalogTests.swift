@@ -61,4 +61,46 @@ import Testing
         try catalog.upsertTag(repository, tag, digest: first, pushedAt: time(1))  // arrived late
         #expect(try row(connection) == [second.value, "false"])
     }
+
+    /// The catalog's rows, tags and manifests, as text.
+    func rows(_ connection: PostgresConnection) throws -> [[String?]] {
+        try connection.query("""
+            SELECT 't', tag, digest, pushed_at::text, deleted_at::text FROM catalog_tags
+            UNION ALL SELECT 'm', digest, NULL, pushed_at::text, deleted_at::text FROM catalog_manifests ORDER BY 1, 2
+            """).rows
+    }
+
+    @Test func aBatchInAnyOrderEndsWhereTheChangesOneByOneEnd() throws {
+        var generator = SeededGenerator(seed: 23)
+        let tags = try (0..<4).map { try TagName("v\($0)") }
+        let digests = [first, second]
+        var changes: [(inout CatalogBatch) -> Void] = []
+        // Distinct times: two pushes of one tag at the same instant are ordered by arrival.
+        for seconds in (0..<200 as Range<Int64>).shuffled(using: &generator) {
+            let at = time(seconds)
+            let (tag, digest) = (tags.randomElement(using: &generator)!, digests.randomElement(using: &generator)!)
+            switch Int.random(in: 0..<4, using: &generator) {
+            case 0: changes.append { $0.pushTag(repository, tag, digest: digest, at: at) }
+            case 1: changes.append { $0.pushManifest(repository, digest, at: at) }
+            case 2: changes.append { $0.deleteTag(repository, tag, at: at) }
+            default: changes.append { $0.deleteManifest(repository, digest, at: at) }
+            }
+        }
+        let (oneByOne, expected) = try catalog()
+        for change in changes {
+            var batch = CatalogBatch()
+            change(&batch)
+            try oneByOne.apply(batch)
+        }
+        for split in [1, 3, 7] {
+            let (catalog, connection) = try catalog()
+            let shuffled = changes.shuffled(using: &generator)
+            for start in stride(from: 0, to: shuffled.count, by: (shuffled.count + split - 1) / split) {
+                var batch = CatalogBatch()
+                for change in shuffled[start..<min(shuffled.count, start + (shuffled.count + split - 1) / split)] { change(&batch) }
+                try catalog.apply(batch)
+            }
+            #expect(try rows(connection) == rows(expected), "\(split) batches")
+        }
+    }
 }
