@@ -66,7 +66,10 @@ import Testing
         try seedTags(fixture)
         try await fixture.test { client in
             async let slow: Void = client.execute(uri: "/api/v1/repository/team/app/\(Self.slowPattern)", method: .get, headers: Self.reader) { _ in }
-            try await Task.sleep(for: .milliseconds(300))
+            // Once its query runs in PostgreSQL, the slow request holds the one place (for 3 s).
+            try await waitFor {
+                try fixture.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%tag ~ $%' AND state = 'active'") == [["1"]]
+            }
             try await client.execute(uri: Self.ordinaryRead, method: .get, headers: Self.reader) { response in
                 #expect(response.status == .serviceUnavailable && response.text.contains("requests in flight"))
                 #expect(response.headers[.retryAfter] == "1")
