@@ -1,4 +1,5 @@
 public import PullSketchPostgres
+import Dispatch
 import PullSketchBlocking
 import Synchronization
 
@@ -120,8 +121,10 @@ private final class IdleLanes: Sendable {
                     return nil
                 }
                 if let ready { return continuation.resume(returning: ready) }
-                Task { [self] in
-                    try? await Task.sleep(for: timeout)
+                // A Dispatch timer, not a task: it fires on time however busy the task pool is.
+                let components = timeout.components
+                let nanoseconds = Int(components.seconds) * 1_000_000_000 + Int(components.attoseconds / 1_000_000_000)
+                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
                     removeWaiter(id)?.resume(throwing: DatabaseUnavailable.busy)
                 }
             }

@@ -28,7 +28,7 @@ import Testing
     @Test func mutatedEnvelopesAreReadOrRefusedWithAReason() throws {
         var mutator = Mutator(seed: 17, corpus: try corpus("notifications"))
         var outcomes: [String: Int] = [:]
-        for _ in 0..<5_000 {
+        for _ in 0..<1_500 {
             guard let envelope = try? JSONDecoder().decode(NotificationEnvelope.self, from: Data(mutator.next())) else {
                 outcomes["not an envelope", default: 0] += 1
                 continue
@@ -49,7 +49,7 @@ import Testing
     @Test func mutatedDirectPullsAreReadOrRefusedWithAReason() throws {
         var mutator = Mutator(seed: 18, corpus: try corpus("pulls"))
         var read = 0
-        for _ in 0..<5_000 {
+        for _ in 0..<1_500 {
             guard let batch = try? JSONDecoder().decode(DirectPulls.self, from: Data(mutator.next())) else { continue }
             for item in batch.pulls {
                 if case .invalid(let reason) = item.pull?.ingested(receivedAt: .now()) {

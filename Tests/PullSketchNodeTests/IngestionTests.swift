@@ -182,7 +182,7 @@ import Testing
             }
         }
         #expect(second.tracker.drain().isEmpty)
-        try redis.start()
+        try await onOwnThread { try redis.start() }
         try await Task.sleep(for: .seconds(2.5))  // claims pause for 2 s after a failure
         try await second.test { client in
             try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: later) { response in

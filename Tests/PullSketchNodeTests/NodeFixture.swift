@@ -11,7 +11,7 @@ import PullSketchTestSupport
 
 /// A node on a fresh migrated database of the suite's PostgreSQL, with its own tracker, driven
 /// in process through its router. Event ids are de-duplicated by the node's memory unless
-/// `eventIDHorizon` turns on claims in the Redis at `redisPort`. Reads wait up to 15 s for one of
+/// `eventIDHorizon` turns on claims in the Redis at `redisPort`. Reads wait up to 120 s for one of
 /// its two connections, so a loaded test machine queues them rather than failing them.
 struct NodeFixture {
     static let secret = "webhook-secret-0123456789"
@@ -46,7 +46,7 @@ struct NodeFixture {
                 metricsToken: metricsToken, catalogQueueCapacity: catalogQueueCapacity, forwardedProtoHeader: forwardedProtoHeader
             ),
             tracker: tracker,
-            database: try BlockingDatabase(database, connections: 2, statementTimeout: statementTimeout, acquireTimeout: .seconds(15)),
+            database: try BlockingDatabase(database, connections: 2, statementTimeout: statementTimeout, acquireTimeout: .seconds(120)),
             redis: RedisEndpoint(port: try redisPort ?? freeLoopbackPort(), timeout: redisTimeout),
             metrics: NodeMetrics(registry: registry)
         )

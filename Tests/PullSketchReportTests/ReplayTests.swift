@@ -170,7 +170,7 @@ final class ReplayFile {
         }
         var mutator = Mutator(seed: 21, corpus: lines)
         var (replayed, refused) = (0, 0)
-        for _ in 0..<300 {
+        for _ in 0..<100 {
             let file = try ReplayFile(lines: [String(decoding: mutator.next(), as: UTF8.self)])
             do {
                 _ = try file.run(hotCapacity: 64, width: 64, depth: 2)
