@@ -53,11 +53,12 @@ public final class CatalogUpdates: Service, Sendable {
 
     /// Adds `changes` in the room `reserved` promised (unused room is given back).
     func enqueue(_ changes: [CatalogChange], reserved: Int) {
-        queue.withLock { queue in
+        let waiting = queue.withLock { queue in
             queue.changes += changes
             queue.reserved -= reserved
+            return queue.changes.count
         }
-        metrics.catalogQueue.set(Int64(queue.withLock { $0.changes.count }))
+        metrics.catalogQueue.set(Int64(waiting))
         if !changes.isEmpty { ring.yield() }
     }
 
@@ -70,9 +71,12 @@ public final class CatalogUpdates: Service, Sendable {
                 while !Task.isCancelled, let batch = nextBatch() {
                     do {
                         try await database.run { connection in try Catalog(connection: connection).apply(batch.changes) }
-                        queue.withLock { $0.changes.removeFirst(batch.count) }
+                        let waiting = queue.withLock { queue in
+                            queue.changes.removeFirst(batch.count)
+                            return queue.changes.count
+                        }
                         metrics.catalogChangesApplied.increment(by: Int64(batch.count))
-                        metrics.catalogQueue.set(Int64(queue.withLock { $0.changes.count }))
+                        metrics.catalogQueue.set(Int64(waiting))
                         delay = .milliseconds(100)
                     } catch {
                         logger.warning("catalog changes failed; retrying", metadata: ["changes": "\(batch.count)", "error": "\(error)"])

@@ -222,19 +222,18 @@ public actor Reconciler: Service {
                 try quarantine(shard: shard, number: number, reason: error.description, store: store, pass: &pass)
                 continue
             }
-            if outcome == .holdsReconciledWindows {
+            metrics.recordBatch(batch, outcome: outcome, duration: ContinuousClock.now - started)
+            switch outcome {
+            case .holdsReconciledWindows:
                 try rewind(shard: shard, batch: batch, store: store)
                 pass.rewound += 1
                 return
+            case .applied: pass.applied += 1
+            case .alreadyReconciled: pass.alreadyReconciled += 1
             }
             try store.deleteBatch(shard: shard, number: number)
             if let floor = floors?[shard], number > floor { floors?[shard] = number }
             try store.confirm(shard: shard, windows: batch.windows.mapValues(\.upperBound))
-            metrics.recordBatch(batch, outcome: outcome, duration: ContinuousClock.now - started)
-            switch outcome {
-            case .applied: pass.applied += 1
-            case .alreadyReconciled, .holdsReconciledWindows: pass.alreadyReconciled += 1
-            }
         }
     }
 
@@ -257,7 +256,6 @@ public actor Reconciler: Service {
     private func rewind(shard: Int, batch: SealedBatch, store: BatchStore) throws {
         let reconciled = try connectedWriter().reconciledWindows(shard: shard)
         try store.rewind(shard: shard, to: reconciled)
-        metrics.recordRewind()
         logger.error(
             "redis went back to an older state: the shard is rewound to what PostgreSQL holds and the nodes send their kept parts again",
             metadata: ["shard": "\(shard)", "batch": "\(batch.number)", "nodes": "\(reconciled.count)"]

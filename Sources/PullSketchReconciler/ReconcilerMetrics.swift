@@ -26,8 +26,10 @@ struct ReconcilerMetrics {
             applied.increment()
             exactRows.increment(by: exact)
             estimatedRows.increment(by: estimated)
-        case .alreadyReconciled, .holdsReconciledWindows:
+        case .alreadyReconciled:
             skipped.increment()
+        case .holdsReconciledWindows:
+            rewinds.increment()
         }
         batchDuration.recordNanoseconds(duration.nanoseconds)
     }
@@ -36,7 +38,6 @@ struct ReconcilerMetrics {
     func recordFailure() { failures.increment() }
     func recordShardFailure() { shardFailures.increment() }
     func recordQuarantine() { quarantined.increment() }
-    func recordRewind() { rewinds.increment() }
 
     /// How long the oldest sealed batch has waited (0 when none waits).
     func recordLag(milliseconds: Int64) { lag.record(Double(milliseconds) / 1_000) }

@@ -18,20 +18,6 @@ public struct Catalog {
         self.connection = connection
     }
 
-    /// A tag now points at `digest` (a push, or a retarget), pushed at `time`.
-    public func upsertTag(_ repository: RepositoryName, _ tag: TagName, digest: Digest, pushedAt time: Timestamp) throws {
-        var batch = CatalogBatch()
-        batch.pushTag(repository, tag, digest: digest, at: time)
-        try apply(batch)
-    }
-
-    /// A manifest was pushed (by digest, or as a tag's target).
-    public func upsertManifest(_ repository: RepositoryName, _ digest: Digest, pushedAt time: Timestamp) throws {
-        var batch = CatalogBatch()
-        batch.pushManifest(repository, digest, at: time)
-        try apply(batch)
-    }
-
     /// Applies a batch of changes in one transaction with a few statements, however many changes it
     /// holds: pushes, then deletions, each kind in bulk. Changes are ordered by event time, so the
     /// result is the same as applying them one by one in any order.
@@ -108,20 +94,6 @@ public struct Catalog {
             """,
             [PostgresArray.literal(repositories), PostgresArray.literal(references)]
         )
-    }
-
-    /// The registry deleted a tag: it leaves the catalog and pruning, its statistics are kept.
-    public func deleteTag(_ repository: RepositoryName, _ tag: TagName, at time: Timestamp) throws {
-        var batch = CatalogBatch()
-        batch.deleteTag(repository, tag, at: time)
-        try apply(batch)
-    }
-
-    /// The registry deleted a manifest; tags that pointed at it keep their statistics.
-    public func deleteManifest(_ repository: RepositoryName, _ digest: Digest, at time: Timestamp) throws {
-        var batch = CatalogBatch()
-        batch.deleteManifest(repository, digest, at: time)
-        try apply(batch)
     }
 
     private func delete(_ deletions: [CatalogKey: Timestamp], table: String, statistics: String, column: String) throws {

@@ -104,3 +104,28 @@ import Testing
         }
     }
 }
+
+/// One change at a time, as a batch of one.
+extension Catalog {
+    func upsertTag(_ repository: RepositoryName, _ tag: TagName, digest: Digest, pushedAt time: Timestamp) throws {
+        try apply { $0.pushTag(repository, tag, digest: digest, at: time) }
+    }
+
+    func upsertManifest(_ repository: RepositoryName, _ digest: Digest, pushedAt time: Timestamp) throws {
+        try apply { $0.pushManifest(repository, digest, at: time) }
+    }
+
+    func deleteTag(_ repository: RepositoryName, _ tag: TagName, at time: Timestamp) throws {
+        try apply { $0.deleteTag(repository, tag, at: time) }
+    }
+
+    func deleteManifest(_ repository: RepositoryName, _ digest: Digest, at time: Timestamp) throws {
+        try apply { $0.deleteManifest(repository, digest, at: time) }
+    }
+
+    private func apply(_ change: (inout CatalogBatch) -> Void) throws {
+        var batch = CatalogBatch()
+        change(&batch)
+        try apply(batch)
+    }
+}
