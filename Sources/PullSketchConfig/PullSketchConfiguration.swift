@@ -39,7 +39,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     /// Reads the keys PullSketch uses from a Quay `config.yaml`; all other keys are ignored.
     /// - `FEATURE_IMAGE_PULL_STATS`: bool
     /// - `PULL_METRICS_REDIS` (falling back to `USER_EVENTS_REDIS`): `host`, `port`, `password`, `db`
-    /// - `PULLSKETCH`: `counting_rule` (`resolutions` | `quay`), `hot_capacity`, `stripes`,
+    /// - `PULLSKETCH`: `counting_rule` (`resolutions` | `quay`), `hot_capacity`, `tail_names`, `stripes`,
     ///   `shards`, `sketch_width`, `sketch_depth`, `merge_interval_ms`, `database_url`,
     ///   `reconcile_interval_ms`, `lease_ms`, `http_host`, `http_port`, `webhook_secret`,
     ///   `max_body_bytes`, `max_event_delay_ms`, `event_id_horizon_ms`, `statement_timeout_ms`,
@@ -100,6 +100,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         let section = PullSketchSection(
             countingRule: environment["PULLSKETCH_COUNTING_RULE"],
             hotCapacity: try integer(environment, "PULLSKETCH_HOT_CAPACITY"),
+            tailNames: try integer(environment, "PULLSKETCH_TAIL_NAMES"),
             stripes: try integer(environment, "PULLSKETCH_STRIPES"),
             shards: try integer(environment, "PULLSKETCH_SHARDS"),
             sketchWidth: try integer(environment, "PULLSKETCH_SKETCH_WIDTH"),
@@ -146,6 +147,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             tracker.countingRule = rule
         }
         try set(\.tracker.hotCapacity, section.hotCapacity, key: key("hot_capacity"), valid: 0...16_777_216)
+        try set(\.tracker.tailNameCapacity, section.tailNames, key: key("tail_names"), valid: 0...16_777_216)
         try set(\.tracker.stripeCount, section.stripes, key: key("stripes"), valid: 1...1_024)
         try set(\.tracker.shardCount, section.shards, key: key("shards"), valid: 1...1_024)
         try set(\.tracker.sketch.width, section.sketchWidth, key: key("sketch_width"), valid: 1...(1 << 26))
@@ -277,6 +279,7 @@ private struct RedisSection: Decodable {
 private struct PullSketchSection: Decodable {
     var countingRule: String?
     var hotCapacity: Int?
+    var tailNames: Int?
     var stripes: Int?
     var shards: Int?
     var sketchWidth: Int?
@@ -307,6 +310,7 @@ private struct PullSketchSection: Decodable {
     enum CodingKeys: String, CodingKey {
         case countingRule = "counting_rule"
         case hotCapacity = "hot_capacity"
+        case tailNames = "tail_names"
         case stripes
         case shards
         case sketchWidth = "sketch_width"

@@ -15,6 +15,7 @@ struct FlusherMetrics {
     private let unprotectedParts = Counter(label: "pullsketch_flusher_parts_unprotected_total")
     private let entries = Counter(label: "pullsketch_flusher_hot_entries_total")
     private let cells = Counter(label: "pullsketch_flusher_sketch_cells_total")
+    private let unnamedPulls = Counter(label: "pullsketch_flusher_pulls_unnamed_total")
     private let bytes = Counter(label: "pullsketch_flusher_payload_bytes_total")
     private let duration = Timer(label: "pullsketch_flusher_merge_duration")
     private let sinceSuccess = Gauge(label: "pullsketch_flusher_seconds_since_last_merge")
@@ -25,6 +26,7 @@ struct FlusherMetrics {
         duplicateParts.increment(by: outcomes.values.filter { $0 == .alreadyApplied }.count)
         entries.increment(by: window.hotEntries.count)
         cells.increment(by: window.shards.reduce(0) { $0 + $1.sketchCells.count })
+        unnamedPulls.increment(by: Int(clamping: window.unnamedPulls))
         bytes.increment(by: window.approximatePayloadBytes)
         duration.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         lastSuccess.instant = .now

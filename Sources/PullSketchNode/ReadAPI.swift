@@ -53,12 +53,16 @@ extension PullSketchNode {
         case .repository:
             do {
                 let page = try TagPage(request.uri.queryParameters)
-                let rows = try await database.run {
-                    try StatisticsQueries(connection: $0).tags(
-                        repository, order: page.order, descending: page.descending, limit: page.limit + 1, offset: page.offset
+                let (rows, unattributed) = try await database.run {
+                    let queries = StatisticsQueries(connection: $0)
+                    return (
+                        try queries.tags(repository, order: page.order, descending: page.descending, limit: page.limit + 1, offset: page.offset),
+                        try queries.unattributedPulls(repository)
                     )
                 }
-                return try JSONResponse.make(.ok, RepositoryStatisticsBody(repository: repository.value, page: page, rows: rows))
+                return try JSONResponse.make(
+                    .ok, RepositoryStatisticsBody(repository: repository.value, page: page, rows: rows, unattributedPulls: unattributed)
+                )
             } catch let error as InvalidParameter {
                 return JSONResponse.error(.badRequest, error.message)
             }

@@ -98,10 +98,13 @@ struct RepositoryStatisticsBody: Encodable {
     let page: Int
     let limit: Int
     let has_more: Bool
+    /// Pulls that reached no tag's or manifest's count (docs/accuracy.md); usually 0.
+    let unattributed_pull_count: Int64
     let tags: [TagStatisticsBody]
 
-    init(repository: String, page: TagPage, rows: [TagStatistics]) {
+    init(repository: String, page: TagPage, rows: [TagStatistics], unattributedPulls: Int64) {
         self.repository = repository
+        unattributed_pull_count = unattributedPulls
         sort = page.order.rawValue
         order = page.descending ? "desc" : "asc"
         self.page = page.page

@@ -34,6 +34,7 @@ enum WebTemplates {
         .approx { color: var(--warn); font-size: 12px; margin-left: 6px; cursor: help; }
         .empty { background: #fff; border: 1px dashed var(--line); border-radius: 10px; padding: 36px; text-align: center; color: var(--muted); }
         .legend { color: var(--muted); font-size: 13px; margin-top: 12px; }
+        .unattributed { color: var(--warn); background: #fff7ed; border: 1px solid #fed7aa; border-radius: 8px; padding: 8px 12px; }
         </style>
         </head>
         <body>
@@ -69,6 +70,7 @@ enum WebTemplates {
     static let repository = """
         <h1>{{repository}}</h1>
         <p class="sub">{{count}} tags shown · sorted by {{sortLabel}}</p>
+        {{#unattributed}}<p class="unattributed" title="{{exact}} pulls">{{count}} pulls of this repository reached no tag's count: the node saw more new tags at once than it could name. Tags pulled in that burst may show fewer pulls than they had.</p>{{/unattributed}}
         {{#hasTags}}
         <table id="tags">
           <thead><tr>

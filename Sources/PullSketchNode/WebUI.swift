@@ -61,9 +61,11 @@ extension PullSketchNode {
         } catch {
             return JSONResponse.error(.badRequest, error.message)
         }
-        let tags = try await database.run {
-            try StatisticsQueries(connection: $0).tags(
-                repository, order: page.order, descending: page.descending, limit: TagPage.maximumLimit, offset: 0
+        let (tags, unattributed) = try await database.run {
+            let queries = StatisticsQueries(connection: $0)
+            return (
+                try queries.tags(repository, order: page.order, descending: page.descending, limit: TagPage.maximumLimit, offset: 0),
+                try queries.unattributedPulls(repository)
             )
         }
         let now = Timestamp.now()
@@ -91,13 +93,15 @@ extension PullSketchNode {
             return ("active", page.descending ? "asc" : "desc")
         }
         let labels: [TagOrder: String] = [.lastPulled: "last pulled", .pullCount: "pull count", .name: "name"]
-        return pages.render("repository", title: repository.value, [
+        var values: [String: Any] = [
             "repository": repository.value, "tags": rows, "hasTags": !rows.isEmpty, "count": rows.count,
             "sortLabel": "\(labels[page.order]!), \(page.descending ? "descending" : "ascending")",
             "nameActive": link(.name).active, "nameOrder": link(.name).order,
             "lastActive": link(.lastPulled).active, "lastOrder": link(.lastPulled).order,
             "countActive": link(.pullCount).active, "countOrder": link(.pullCount).order,
-        ])
+        ]
+        if unattributed > 0 { values["unattributed"] = ["count": CompactPullCount.string(UInt64(unattributed)), "exact": unattributed] }
+        return pages.render("repository", title: repository.value, values)
     }
 
     /// `POST /login` with `token=…`: a valid reader token is kept in an HttpOnly, SameSite=Strict

@@ -10,6 +10,7 @@ struct ReconcilerMetrics {
     private let tailRepositories = Counter(label: "pullsketch_reconciler_tail_repositories_total")
     private let exactRows = Counter(label: "pullsketch_reconciler_rows_total", dimensions: [("kind", "exact")])
     private let estimatedRows = Counter(label: "pullsketch_reconciler_rows_total", dimensions: [("kind", "estimated")])
+    private let unattributedPulls = Counter(label: "pullsketch_reconciler_unattributed_pulls_total")
     private let failures = Counter(label: "pullsketch_reconciler_failures_total")
     private let shardFailures = Counter(label: "pullsketch_reconciler_shard_failures_total")
     private let quarantined = Counter(label: "pullsketch_reconciler_batches_quarantined_total")
@@ -26,6 +27,7 @@ struct ReconcilerMetrics {
             applied.increment()
             exactRows.increment(by: exact)
             estimatedRows.increment(by: estimated)
+            unattributedPulls.increment(by: Int(clamping: batch.content.unnamedPulls))
         case .alreadyReconciled:
             skipped.increment()
         case .holdsReconciledWindows:

@@ -53,8 +53,18 @@ struct BatchReader {
         content.tailLastPulled = try tail["pulled"].map { try time($0, keys.tail, "pulled") } ?? .distantPast
         content.tailLastUsed = try tail["used"].map { try time($0, keys.tail, "used") } ?? .distantPast
         content.tailRepositoriesOverflowed = tail["overflow"] == "1"
+        content.unnamedPullsOfOverflow = try tail["unnamed"].map { try unsigned($0, keys.tail, "unnamed") } ?? 0
+        // SSCAN may return a member twice.
+        content.tailNames = try Set(members(keys.names)).map { field in
+            guard let key = ShardLayout.key(field: field) else {
+                throw BatchStoreError(.malformed, "\(keys.names) has '\(field)', not a key")
+            }
+            return key
+        }
+        .sortedByName()
         let pulls = try hash(keys.tailPulls)
         let pulled = try hash(keys.tailLastPulled)
+        let unnamed = try hash(keys.tailUnnamed)
         content.tailRepositories = try hash(keys.tailLastUsed).map { name, used in
             guard let repository = try? RepositoryName(name) else {
                 throw BatchStoreError(.malformed, "\(keys.tailLastUsed) has field '\(name)', not a repository")
@@ -63,7 +73,8 @@ struct BatchReader {
                 repository: repository,
                 pulls: try pulls[name].map { try unsigned($0, keys.tailPulls, name) } ?? 0,
                 lastPulled: try pulled[name].map { try time($0, keys.tailLastPulled, name) } ?? .distantPast,
-                lastUsed: try time(used, keys.tailLastUsed, name)
+                lastUsed: try time(used, keys.tailLastUsed, name),
+                unnamedPulls: try unnamed[name].map { try unsigned($0, keys.tailUnnamed, name) } ?? 0
             )
         }
         .sorted { $0.repository.value < $1.repository.value }
@@ -94,6 +105,7 @@ struct BatchReader {
             switch type {
             case "none": continue
             case "hash": object[name] = try hash(key)
+            case "set": object[name] = try members(key).sorted()
             case "string":
                 guard case .integer(let length) = try connection.command(["STRLEN", key]) else { continue }
                 object[name] = length <= stringLimit
@@ -194,6 +206,24 @@ struct BatchReader {
             cursor = String(decoding: next, as: UTF8.self)
         } while cursor != "0"
         return fields
+    }
+
+    /// Every member of a set, read with SSCAN.
+    private func members(_ key: String) throws -> [String] {
+        var members: [String] = []
+        var cursor = "0"
+        repeat {
+            let reply = try connection.command(["SSCAN", key, cursor, "COUNT", String(scanCount)])
+            guard case .array(let parts) = reply, parts.count == 2, case .bulk(let next) = parts[0], case .array(let items) = parts[1] else {
+                throw BatchStoreError(.malformed, "SSCAN \(key) answered \(reply)")
+            }
+            for item in items {
+                guard case .bulk(let member) = item else { throw BatchStoreError(.malformed, "SSCAN \(key) answered \(item)") }
+                members.append(String(decoding: member, as: UTF8.self))
+            }
+            cursor = String(decoding: next, as: UTF8.self)
+        } while cursor != "0"
+        return members
     }
 
     private func unsigned(_ text: String, _ key: String, _ field: String) throws -> UInt64 {

@@ -10,8 +10,8 @@ enum BatchScripts {
     /// than PullSketch writes there (another writer in PullSketch's key space): a script error
     /// after its first write would keep the writes made before it.
     private static let checkTypes: String = {
-        let strings: Set<String> = ["sketch", "usage"]
-        let expected = batchKeyNames.map { strings.contains($0) ? "'string'" : "'hash'" } + ["'string'", "'hash'", "'zset'", "'hash'"]
+        let types = ["sketch": "string", "usage": "string", "names": "set"]
+        let expected = batchKeyNames.map { "'\(types[$0] ?? "hash")'" } + ["'string'", "'hash'", "'zset'", "'hash'"]
         return """
             local expected = {\(expected.joined(separator: ", "))}
             for k = 1, #KEYS do
@@ -25,7 +25,8 @@ enum BatchScripts {
 
     /// The Lua names of a batch's keys, in `BatchKeys.all` order.
     private static let batchKeyNames = [
-        "fetches", "checks", "pulls", "pulled", "used", "digest", "sketch", "usage", "tail", "tailpulls", "tailpulled", "tailused", "members",
+        "fetches", "checks", "pulls", "pulled", "used", "digest", "sketch", "usage", "tail", "tailpulls", "tailpulled", "tailused",
+        "tailunnamed", "names", "members",
     ]
     static let batchKeyCount = batchKeyNames.count
     /// The tail hash's place in KEYS, counting from 1.
@@ -34,13 +35,14 @@ enum BatchScripts {
     /// Applies one window part to the shard's live batch, at most once per (node, sequence), and
     /// only if the shard still has every part the node was told it applied.
     ///
-    /// KEYS: the 13 live batch keys (`BatchKeys.all`), fingerprint, ledger, ledger:touched,
+    /// KEYS: the 15 live batch keys (`BatchKeys.all`), fingerprint, ledger, ledger:touched,
     /// confirmed.
     /// ARGV: node, sequence, expected (the node's last acknowledged sequence on this shard),
     /// fingerprint, ledger memory (ms), #hot, #cells, #bits, #tails, tail mass, tail last pulled,
-    /// tail last used, overflow (0/1); then per hot entry field, fetches, checks, pulls, last pulled
-    /// ("" for none), last used, digest time, digest (or ""); per cell index, count; per usage bit
-    /// its index; per tail repository name, pulls, last pulled ("" for none), last used.
+    /// tail last used, overflow (0/1), #names, unnamed pulls of overflowed repositories; then per
+    /// hot entry field, fetches, checks, pulls, last pulled ("" for none), last used, digest time,
+    /// digest (or ""); per cell index, count; per usage bit its index; per tail repository name,
+    /// pulls, last pulled ("" for none), last used, unnamed pulls; per tail name its field.
     ///
     /// Returns {outcome, ledger sequence, confirmed sequence}: outcome 1 applied, 0 the ledger
     /// already had it, 2 rewound: the ledger is behind `expected` (Redis lost merges it had
@@ -79,7 +81,8 @@ enum BatchScripts {
           if value ~= '0' then redis.call('HINCRBY', key, field, value) end
         end
         local hot, cells, bits, tails = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-        local i = 14
+        local nameCount = tonumber(ARGV[14])
+        local i = 16
         for _ = 1, hot do
           local field = ARGV[i]
           add(fetches, field, ARGV[i + 1])
@@ -118,11 +121,16 @@ enum BatchScripts {
           raise(tail, 'used', ARGV[12])
         end
         if ARGV[13] == '1' then redis.call('HSET', tail, 'overflow', '1') end
+        add(tail, 'unnamed', ARGV[15])
         for _ = 1, tails do
           add(tailpulls, ARGV[i], ARGV[i + 1])
           raise(tailpulled, ARGV[i], ARGV[i + 2])
           raise(tailused, ARGV[i], ARGV[i + 3])
-          i = i + 4
+          add(tailunnamed, ARGV[i], ARGV[i + 4])
+          i = i + 5
+        end
+        for first = i, i + nameCount - 1, 4096 do
+          redis.call('SADD', names, unpack(ARGV, first, math.min(first + 4095, i + nameCount - 1)))
         end
         local first = string.match(redis.call('HGET', members, node) or '', '^(%d+) ') or ARGV[2]
         redis.call('HSET', members, node, first .. ' ' .. ARGV[2])
@@ -137,7 +145,7 @@ enum BatchScripts {
     /// batches). The number is one more than the larger of `…:sealseq` and the floor ARGV[1] (the
     /// highest batch the reconciler's ledger has), so a Redis that lost its data never reuses a
     /// reconciled number.
-    /// KEYS: 13 live keys, 13 batch keys with `#` for the number, sealed list, fingerprint, sealseq.
+    /// KEYS: 15 live keys, 15 batch keys with `#` for the number, sealed list, fingerprint, sealseq.
     /// ARGV: floor, now (ms). Returns the batch number, or 0, changing nothing, when the live batch
     /// is empty.
     static let seal = """
@@ -176,7 +184,7 @@ enum BatchScripts {
         return 1
         """
 
-    /// Deletes sealed batch ARGV[1] and unlists it. KEYS: 13 batch keys, sealed list.
+    /// Deletes sealed batch ARGV[1] and unlists it. KEYS: 15 batch keys, sealed list.
     static let delete = """
         redis.call('DEL', unpack(KEYS, 1, \(batchKeyCount)))
         redis.call('LREM', KEYS[\(batchKeyCount + 1)], 0, ARGV[1])
@@ -186,7 +194,7 @@ enum BatchScripts {
     /// Discards everything of the shard PostgreSQL does not hold yet — the live batch and the
     /// listed sealed batches — and sets the ledger to what PostgreSQL holds, so that every node
     /// sends its parts after that again. Used after Redis went back to an older state.
-    /// KEYS: 13 live keys, fingerprint, ledger, ledger:touched, confirmed, sealed list, then 13 keys
+    /// KEYS: 15 live keys, fingerprint, ledger, ledger:touched, confirmed, sealed list, then 15 keys
     /// per listed sealed batch.
     /// ARGV: number of sealed batches, their numbers, then node id and sequence pairs.
     static let rewind = """

@@ -206,10 +206,11 @@ public final class BatchStore {
             node, String(merge.sequence), String(merge.expected), fingerprint, String(ledgerMemoryMilliseconds),
             String(part.hotEntries.count), String(part.sketchCells.count), String(part.usageBits.count), String(part.tailRepositories.count),
             String(part.tailMass), Self.milliseconds(part.tailLastPulled), Self.milliseconds(part.tailLastUsed),
-            part.tailRepositoriesOverflowed ? "1" : "0",
+            part.tailRepositoriesOverflowed ? "1" : "0", String(part.tailNames.count), String(part.unnamedPullsOfOverflow),
         ]
         arguments.reserveCapacity(
-            arguments.count + part.hotEntries.count * 8 + part.sketchCells.count * 2 + part.usageBits.count + part.tailRepositories.count * 4
+            arguments.count + part.hotEntries.count * 8 + part.sketchCells.count * 2 + part.usageBits.count + part.tailRepositories.count * 5
+                + part.tailNames.count
         )
         for entry in part.hotEntries {
             arguments += [
@@ -223,8 +224,12 @@ public final class BatchStore {
         }
         arguments += part.usageBits.map { String($0) }
         for tail in part.tailRepositories {
-            arguments += [tail.repository.value, String(tail.pulls), Self.milliseconds(tail.lastPulled), Self.milliseconds(tail.lastUsed)]
+            arguments += [
+                tail.repository.value, String(tail.pulls), Self.milliseconds(tail.lastPulled), Self.milliseconds(tail.lastUsed),
+                String(tail.unnamedPulls),
+            ]
         }
+        arguments += part.tailNames.map(ShardLayout.field)
         return arguments.map { Array($0.utf8) }
     }
 

@@ -9,8 +9,11 @@ import PullSketchCore
 ///   big-endian, as BITFIELD writes them); `…:live:usage` (the usage filter's bits, as SETBIT
 ///   writes them); `…:live:tail` (hash: `mass`, `pulled`, `used`, `overflow`, and after sealing
 ///   `fingerprint` and `sealed`, the seal time in ms); `…:live:tailpulls`, `…:live:tailpulled`,
-///   `…:live:tailused` (hashes keyed by repository); `…:live:members` (node id → `<first> <last>`,
-///   the window sequences of that node merged into the batch);
+///   `…:live:tailused`, `…:live:tailunnamed` (hashes keyed by repository; `tailunnamed` holds the
+///   tail pulls of keys without a name, `tail`'s field `unnamed` those of repositories lost to an
+///   overflow); `…:live:names` (set of the tail keys' fields, as the hot hashes key them);
+///   `…:live:members` (node id → `<first> <last>`, the window sequences of that node merged into
+///   the batch);
 /// - sealed batch n: the same names with `batch:<n>` instead of `live`, listed in `…:sealed`;
 /// - outside the batches: `…:fingerprint` (the live batch's sketch parameters, moved into the
 ///   batch when it is sealed), `…:ledger` (node id → last applied window sequence),
@@ -62,7 +65,7 @@ public struct ShardLayout: Hashable, Sendable {
 struct BatchKeys: Hashable, Sendable {
     let fetches, checks, pulls, lastPulled, lastUsed, digest: String
     let sketch, usage: String
-    let tail, tailPulls, tailLastPulled, tailLastUsed: String
+    let tail, tailPulls, tailLastPulled, tailLastUsed, tailUnnamed, names: String
     let members: String
 
     init(prefix: String) {
@@ -78,6 +81,8 @@ struct BatchKeys: Hashable, Sendable {
         tailPulls = "\(prefix):tailpulls"
         tailLastPulled = "\(prefix):tailpulled"
         tailLastUsed = "\(prefix):tailused"
+        tailUnnamed = "\(prefix):tailunnamed"
+        names = "\(prefix):names"
         members = "\(prefix):members"
     }
 
@@ -88,6 +93,6 @@ struct BatchKeys: Hashable, Sendable {
 
     /// Every key, in the order the scripts name them (`BatchScripts.batchKeyNames`).
     var all: [String] {
-        [fetches, checks, pulls, lastPulled, lastUsed, digest, sketch, usage, tail, tailPulls, tailLastPulled, tailLastUsed, members]
+        [fetches, checks, pulls, lastPulled, lastUsed, digest, sketch, usage, tail, tailPulls, tailLastPulled, tailLastUsed, tailUnnamed, names, members]
     }
 }

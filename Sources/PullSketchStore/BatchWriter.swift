@@ -8,9 +8,10 @@ public protocol StatisticsProjection {
     func project(_ keys: [PullKey], statistics: PostgresConnection) throws
 }
 
-/// Writes one sealed batch into PostgreSQL in one transaction: exact entries, tail estimates with
-/// their error bound, catalog registration, the projection if any, the ledger row and the last
-/// window of each node the batch holds. A batch the ledger already has changes nothing, and so does
+/// Writes one sealed batch into PostgreSQL in one transaction: exact entries, the tail keys the
+/// batch names registered in the catalog, tail estimates with their error bound, the pulls of
+/// unnamed tail keys as unattributed, the projection if any, the ledger row and the last window
+/// of each node the batch holds. A batch the ledger already has changes nothing, and so does
 /// one holding a node window PostgreSQL already has (a copy that came back with an older Redis). Pulls arrive already counted by the tracker's rule; nothing
 /// here knows it.
 public struct BatchWriter {
@@ -53,6 +54,8 @@ public struct BatchWriter {
                 return .holdsReconciledWindows
             }
             try writeExact(content.hotEntries)
+            try registerTailNames(content.tailNames)
+            try recordUnattributed(content)
             let estimated = try writeEstimates(batch, keepingKeys: projection != nil)
             try projection?.project(content.hotEntries.map(\.key) + estimated.keys, statistics: connection)
             return .applied(exactKeys: content.hotEntries.count, estimatedKeys: estimated.count)
@@ -232,11 +235,12 @@ public struct BatchWriter {
         }
     }
 
-    /// Estimates the catalog keys the batch's tail covers (`TailEstimator`): adds their pulls with
-    /// the error bound and raises their times as inexact, never earlier than the truth. A key used
-    /// without pulls gets only its last-used time. The sketch counts pulls, not requests: fetches
-    /// and checks keep what exact batches counted, and `counters_exact` says they are incomplete.
-    /// Returns how many keys were estimated, and which when `keepingKeys` (for the projection).
+    /// Estimates the keys the batch's tail covers (`TailEstimator`), those it names and those of the
+    /// catalog: adds their pulls with the error bound and raises their times as inexact, never
+    /// earlier than the truth. A key used without pulls gets only its last-used time. The sketch
+    /// counts pulls, not requests: fetches and checks keep what exact batches counted, and
+    /// `counters_exact` says they are incomplete. Returns how many keys were estimated, and which
+    /// when `keepingKeys` (for the projection).
     private func writeEstimates(_ batch: SealedBatch, keepingKeys: Bool) throws -> (count: Int, keys: [PullKey]) {
         guard let estimator = try TailEstimator(batch.content, parameters: batch.parameters, shardCount: shardCount) else { return (0, []) }
         let filter = estimator.repositories == nil ? "true" : "r.name = ANY($1::text[])"
@@ -245,22 +249,23 @@ public struct BatchWriter {
         var estimatedKeys: [PullKey] = []
         for kind in KeyKind.allCases {
             let (table, column) = kind == .tag ? ("catalog_tags", "tag") : ("catalog_manifests", "digest")
-            let keys = try connection.query(
+            let catalogKeys = try connection.query(
                 """
                 SELECT r.name AS repository, c.\(column) AS reference FROM \(table) c JOIN repositories r ON r.id = c.repository_id
                 WHERE c.deleted_at IS NULL AND \(filter)
                 """,
                 parametersList
-            ).namedRows
+            ).namedRows.map { row in CatalogKey(repository: try row.decode("repository"), name: try row.decode("reference")) }
+            // A named key was used in the batch, whatever the catalog says of it.
+            let namedKeys = batch.content.tailNames.filter { $0.kind == kind }.map { CatalogKey(repository: $0.repository.value, name: $0.name) }
             var names: [String] = [], references: [String] = [], counts: [String] = [], errors: [String] = []
             var pulled: [String?] = [], used: [String] = []
-            for row in keys {
-                let repository: String = try row.decode("repository"), reference: String = try row.decode("reference")
-                let hash = KeyHash(kind: kind, repository: repository, reference: reference, seed: estimator.seed)
-                guard let estimate = estimator.estimate(hash, repository: repository) else { continue }
-                if keepingKeys, let key = try? PullKey(kind: kind, repository: repository, reference: reference) { estimatedKeys.append(key) }
-                names.append(repository)
-                references.append(reference)
+            for key in Set(catalogKeys).union(namedKeys).sorted() {
+                let hash = KeyHash(kind: kind, repository: key.repository, reference: key.name, seed: estimator.seed)
+                guard let estimate = estimator.estimate(hash, repository: key.repository) else { continue }
+                if keepingKeys, let key = try? PullKey(kind: kind, repository: key.repository, reference: key.name) { estimatedKeys.append(key) }
+                names.append(key.repository)
+                references.append(key.name)
                 counts.append(String(estimate.pulls))
                 errors.append(String(estimate.error))
                 pulled.append(estimate.lastPulled.map { String($0.millisecondsSinceEpoch) })
@@ -292,6 +297,44 @@ public struct BatchWriter {
             )
         }
         return (estimated, estimatedKeys)
+    }
+
+    /// Registers the tail keys the batch names and the catalog lacks, so that later batches and
+    /// pruning enumerate them.
+    private func registerTailNames(_ keys: [PullKey]) throws {
+        let catalog = Catalog(connection: connection)
+        for kind in KeyKind.allCases {
+            let named = keys.filter { $0.kind == kind }
+            guard !named.isEmpty else { continue }
+            try catalog.register(kind, repositories: named.map(\.repository.value), references: named.map(\.name))
+        }
+    }
+
+    /// Adds the pulls of tail keys the batch could not name to their repository's unattributed
+    /// figure, and those of repositories lost to an overflow to the figure without a repository.
+    private func recordUnattributed(_ content: ShardWindow) throws {
+        let repositories = content.tailRepositories.filter { $0.unnamedPulls > 0 }
+        if !repositories.isEmpty {
+            try upsertRepositories(repositories.map(\.repository.value))
+            try connection.query(
+                """
+                INSERT INTO unattributed_pulls AS a (repository_id, pulls)
+                SELECT r.id, u.pulls FROM unnest($1::text[], $2::bigint[]) AS u(repository, pulls) JOIN repositories r ON r.name = u.repository
+                ORDER BY r.id
+                ON CONFLICT (repository_id) DO UPDATE SET pulls = a.pulls + EXCLUDED.pulls, updated_at = now()
+                """,
+                [PostgresArray.literal(repositories.map(\.repository.value)), PostgresArray.literal(repositories.map { String($0.unnamedPulls) })]
+            )
+        }
+        if content.unnamedPullsOfOverflow > 0 {
+            try connection.query(
+                """
+                INSERT INTO unattributed_pulls AS a (repository_id, pulls) VALUES (NULL, $1)
+                ON CONFLICT (repository_id) DO UPDATE SET pulls = a.pulls + EXCLUDED.pulls, updated_at = now()
+                """,
+                [String(content.unnamedPullsOfOverflow)]
+            )
+        }
     }
 
     private func upsertRepositories(_ names: [String]) throws {

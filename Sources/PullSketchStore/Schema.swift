@@ -116,6 +116,14 @@ public enum Schema {
                 PRIMARY KEY (shard, batch)
             );
             """),
+        Migration(version: 5, name: "unattributed pulls", sql: """
+            CREATE TABLE unattributed_pulls (
+                repository_id bigint REFERENCES repositories (id),
+                pulls bigint NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                UNIQUE NULLS NOT DISTINCT (repository_id)
+            );
+            """),
     ]
 
     /// The advisory lock that makes concurrent migrators wait for each other ("PSMI").

@@ -45,6 +45,16 @@ public struct StatisticsQueries {
         }
     }
 
+    /// Pulls of the repository's keys that reached no key's count: tail pulls of keys whose names
+    /// did not fit their window (docs/accuracy.md). Those keys' counts may be short by this much.
+    public func unattributedPulls(_ repository: RepositoryName) throws -> Int64 {
+        let rows = try connection.query(
+            "SELECT a.pulls FROM unattributed_pulls a JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1",
+            [repository.value]
+        ).namedRows
+        return try rows.first?.decode("pulls", as: Int64.self) ?? 0
+    }
+
     /// A manifest's statistics; nil for a digest the repository never had.
     public func manifest(_ repository: RepositoryName, _ digest: Digest) throws -> ManifestStatistics? {
         let rows = try connection.query(

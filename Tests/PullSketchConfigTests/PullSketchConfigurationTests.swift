@@ -29,6 +29,7 @@ import Testing
             PULLSKETCH:
               counting_rule: quay
               hot_capacity: 1000
+              tail_names: 4096
               shards: 2
               stripes: 4
               merge_interval_ms: 500
@@ -38,7 +39,7 @@ import Testing
             """)
         #expect(configuration.tracker.isEnabled)
         #expect(configuration.tracker.countingRule == .quayAuditLog)
-        #expect(configuration.tracker.hotCapacity == 1_000)
+        #expect(configuration.tracker.hotCapacity == 1_000 && configuration.tracker.tailNameCapacity == 4_096)
         #expect(configuration.tracker.shardCount == 2 && configuration.tracker.stripeCount == 4)
         #expect(configuration.redis == RedisEndpoint(host: "metrics.internal", port: 6390, password: "secret", database: 3))
         #expect(configuration.flusher.mergeInterval == .milliseconds(500))

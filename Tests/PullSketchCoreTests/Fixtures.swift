@@ -18,6 +18,7 @@ enum Fixtures {
         stripes: Int = 8,
         shards: Int = 4,
         tailRepositoriesPerStripe: Int = 1_024,
+        tailNames: Int = 32_768,
         sketch: SketchParameters = SketchParameters(),
         rule: CountingRule = .resolutions
     ) -> TrackerConfiguration {
@@ -28,6 +29,7 @@ enum Fixtures {
             stripeCount: stripes,
             shardCount: shards,
             tailRepositoriesPerStripe: tailRepositoriesPerStripe,
+            tailNameCapacity: tailNames,
             sketch: sketch
         )
     }

@@ -145,6 +145,50 @@ import Testing
         #expect(!tracker.drain().tailRepositoriesOverflowed)
     }
 
+    @Test func tailKeysAreNamedWhileTheyFitAndThePullsOfTheRestAreCountedAsUnnamed() throws {
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 0, stripes: 2, shards: 1, tailNames: 20))
+        let other = Fixtures.repository("team/other")
+        var pullsByKey: [PullKey: UInt64] = [:]
+        for index in 0..<300 {
+            let tag = "t\(index % 60)", repository = index % 3 == 0 ? other : repository
+            tracker.record(headByTag(tag, at: Int64(index), in: repository))
+            pullsByKey[PullKey(repository, .tag(Fixtures.tag(tag))), default: 0] += 1
+        }
+        let part = tracker.drain().shards[0]
+        #expect(part.tailNames.count == 20, "10 names per stripe")
+        #expect(Set(part.tailNames).count == 20 && part.tailNames == part.tailNames.sortedByName())
+        let named = Set(part.tailNames)
+        var unnamed: [String: UInt64] = [:]
+        for (key, pulls) in pullsByKey where !named.contains(key) { unnamed[key.repository.value, default: 0] += pulls }
+        #expect(Dictionary(uniqueKeysWithValues: part.tailRepositories.map { ($0.repository.value, $0.unnamedPulls) }) == unnamed)
+        #expect(part.unnamedPulls == unnamed.values.reduce(0, +) && part.unnamedPulls > 0)
+        #expect(tracker.drain().shards[0].tailNames.isEmpty, "names belong to one window")
+    }
+
+    @Test func unnamedPullsOfRepositoriesLostToAnOverflowAreKeptApart() {
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 0, stripes: 1, shards: 1, tailRepositoriesPerStripe: 1, tailNames: 1))
+        tracker.record(headByTag("a", at: 1, in: Fixtures.repository("team/r0")))
+        tracker.record(headByTag("b", at: 2, in: Fixtures.repository("team/r0")))
+        tracker.record(headByTag("c", at: 3, in: Fixtures.repository("team/r1")))
+        let part = tracker.drain().shards[0]
+        #expect(part.tailNames.map(\.name) == ["a"])
+        #expect(part.tailRepositories.map(\.unnamedPulls) == [1])
+        #expect(part.tailRepositoriesOverflowed && part.unnamedPullsOfOverflow == 1)
+    }
+
+    @Test func aRestoredWindowKeepsItsNamesAndUnnamedPulls() throws {
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 4, stripes: 2, shards: 1, tailRepositoriesPerStripe: 1, tailNames: 8))
+        for index in 0..<40 {
+            tracker.record(headByTag("t\(index % 20)", at: Int64(index), in: Fixtures.repository("team/r\(index % 3)")))
+        }
+        let undelivered = tracker.drain()
+        try tracker.restore(undelivered)
+        let again = tracker.drain()
+        #expect(Set(again.shards[0].tailNames).isSuperset(of: undelivered.shards[0].tailNames))
+        #expect(again.unnamedPulls == undelivered.unnamedPulls)
+        #expect(again.pulls == undelivered.pulls)
+    }
+
     @Test func everyKeyIsDrainedInThePartOfItsShard() {
         let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 64, stripes: 8, shards: 4))
         for index in 0..<300 {

@@ -85,6 +85,27 @@ import Testing
         }
     }
 
+    @Test func unattributedPullsShowInTheRepositoryStatisticsAndPage() async throws {
+        let fixture = try seeded()
+        try await fixture.test { client in
+            try await client.execute(uri: "/api/v1/repository/team/app/pull_statistics", method: .get, headers: Self.reader) { response in
+                #expect(response.json["unattributed_pull_count"] as? Int == 0)
+            }
+            try await client.execute(uri: "/repository/team/app", method: .get, headers: Self.reader) { response in
+                #expect(!response.text.contains("reached no tag"))
+            }
+        }
+        _ = try fixture.sql("INSERT INTO unattributed_pulls (repository_id, pulls) SELECT id, 1234 FROM repositories WHERE name = 'team/app'")
+        try await fixture.test { client in
+            try await client.execute(uri: "/api/v1/repository/team/app/pull_statistics", method: .get, headers: Self.reader) { response in
+                #expect(response.json["unattributed_pull_count"] as? Int == 1_234)
+            }
+            try await client.execute(uri: "/repository/team/app", method: .get, headers: Self.reader) { response in
+                #expect(response.text.contains("1.2K pulls of this repository reached no tag"))
+            }
+        }
+    }
+
     @Test func pruneCandidatesAreADryRunWithReasons() async throws {
         let fixture = try seeded()
         try await fixture.test { client in

@@ -66,17 +66,23 @@ final class Pipeline {
                 servedDigest: digest,
                 time: Timestamp(millisecondsSinceEpoch: clock)
             )
-            tracker.record(event)
-            for touch in CountingRule.resolutions.touches(for: event) {
-                let key = "\(touch.key.kind == .tag ? "tag" : "manifest")|\(repository)|\(touch.key.name)"
-                var row = truth[key] ?? StatsRow()
-                row.fetches += Int64(touch.effect.fetches)
-                row.checks += Int64(touch.effect.checks)
-                row.count += Int64(touch.effect.pulls)
-                if touch.effect.pulls > 0 { row.last = max(row.last, clock) }
-                row.used = max(row.used, clock)
-                truth[key] = row
-            }
+            record(event, into: tracker)
+        }
+    }
+
+    /// Records one pull into `tracker` and into the truth.
+    func record(_ event: PullEvent, into tracker: PullTracker) {
+        tracker.record(event)
+        let time = event.time.millisecondsSinceEpoch
+        for touch in CountingRule.resolutions.touches(for: event) {
+            let key = "\(touch.key.kind == .tag ? "tag" : "manifest")|\(event.repository)|\(touch.key.name)"
+            var row = truth[key] ?? StatsRow()
+            row.fetches += Int64(touch.effect.fetches)
+            row.checks += Int64(touch.effect.checks)
+            row.count += Int64(touch.effect.pulls)
+            if touch.effect.pulls > 0 { row.last = max(row.last, time) }
+            row.used = max(row.used, time)
+            truth[key] = row
         }
     }
 

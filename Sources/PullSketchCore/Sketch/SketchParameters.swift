@@ -7,8 +7,9 @@ public struct SketchParameters: Hashable, Sendable, CustomStringConvertible {
     /// `CountMinSketch`) and what a window carries. Version 2: the tail sketch holds pulls under
     /// the counting rule, a `UsageFilter` travels with it, and every key has a last-used time.
     /// Version 3: merges name the sequence the node last saw acknowledged, and batches record the
-    /// node windows they hold.
-    public static let currentFormatVersion: UInt32 = 3
+    /// node windows they hold. Version 4: windows name their tail keys and count the pulls of those
+    /// they could not name.
+    public static let currentFormatVersion: UInt32 = 4
 
     /// Counters per row, w. Default 16,384: ε ≈ 1.7·10⁻⁴.
     public var width: Int

@@ -39,7 +39,7 @@ public struct TailEstimator: Sendable {
         bound = parameters.errorBound(tailMass: content.tailMass)
         tails = Dictionary(content.tailRepositories.map { ($0.repository.value, $0) }) { first, second in
             var merged = first
-            merged.absorb(pulls: second.pulls, lastPulled: second.lastPulled, lastUsed: second.lastUsed)
+            merged.absorb(second)
             return merged
         }
         repositories = content.tailRepositoriesOverflowed ? nil : content.tailRepositories.map(\.repository.value)

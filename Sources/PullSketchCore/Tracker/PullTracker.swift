@@ -52,6 +52,7 @@ public final class PullTracker: Sendable {
         var sketch = CountMinSketch(parameters: configuration.sketch)
         var usage = UsageFilter(parameters: configuration.sketch)
         var tailRepositories: [RepositoryName: TailRepository] = [:]
+        var names: [PullKey] = []
         for stripe in stripes[stripeRange(ofShard: shard)] {
             var drained = StripeWindow(configuration)
             stripe.withLock { swap(&$0, &drained) }
@@ -65,14 +66,16 @@ public final class PullTracker: Sendable {
             part.tailLastPulled = max(part.tailLastPulled, drained.tailLastPulled)
             part.tailLastUsed = max(part.tailLastUsed, drained.tailLastUsed)
             part.tailRepositoriesOverflowed = part.tailRepositoriesOverflowed || drained.tailRepositories.overflowed
+            part.unnamedPullsOfOverflow &+= drained.unnamedPullsOfOverflow
             for (name, tail) in drained.tailRepositories.repositories {
-                tailRepositories[name, default: TailRepository(repository: name, lastUsed: tail.lastUsed)]
-                    .absorb(pulls: tail.pulls, lastPulled: tail.lastPulled, lastUsed: tail.lastUsed)
+                tailRepositories[name, default: TailRepository(repository: name, lastUsed: tail.lastUsed)].absorb(tail)
             }
+            names += drained.tailNames.keys.values
         }
         part.sketchCells = sketch.nonZeroCells()
         part.usageBits = usage.setBits()
         part.tailRepositories = tailRepositories.values.sorted { $0.repository.value < $1.repository.value }
+        part.tailNames = names.sortedByName()
         return part
     }
 
@@ -83,8 +86,9 @@ public final class PullTracker: Sendable {
     }
 
     /// Folds a window that could not be delivered back in, as if its pulls were recorded now: exact
-    /// entries go back to the hot tables while there is room and to the sketch after that, so every
-    /// count is conserved and memory stays within the configured bound. Refused, changing nothing,
+    /// entries go back to the hot tables while there is room and to the sketch after that (named
+    /// while names fit), tail names go back with the tail, so every count is conserved and memory
+    /// stays within the configured bound. Refused, changing nothing,
     /// when the window's sketch parameters, shards or cells do not fit this tracker.
     public func restore(_ window: Window) throws(SketchError) {
         guard window.parameters == configuration.sketch else {
@@ -122,11 +126,17 @@ public final class PullTracker: Sendable {
                     stripe.tailLastPulled = max(stripe.tailLastPulled, part.tailLastPulled)
                     stripe.tailLastUsed = max(stripe.tailLastUsed, part.tailLastUsed)
                     for tail in part.tailRepositories {
-                        stripe.tailRepositories.add(tail.repository, pulls: tail.pulls, lastPulled: tail.lastPulled, lastUsed: tail.lastUsed)
+                        stripe.addRepository(tail)
                     }
+                    stripe.unnamedPullsOfOverflow &+= part.unnamedPullsOfOverflow
                     if part.tailRepositoriesOverflowed {
                         stripe.tailRepositories.markOverflowed()
                     }
+                }
+                // A name goes back to its own stripe, where the key's next tail use finds it.
+                for key in part.tailNames {
+                    let hash = key.hash(seed: configuration.sketch.seed)
+                    stripes[stripeIndex(hash)].withLock { $0.tailNames.restore(hash, key) }
                 }
             }
         }
@@ -168,7 +178,7 @@ public final class PullTracker: Sendable {
                     currentDigestAt: currentDigestAt
                 )
                 if !isHot {
-                    window.addToTail(hash, repository: key.repository, pulls: counts.pulls, lastPulled: lastPulled, lastUsed: lastUsed)
+                    window.addToTail(hash, key: key, pulls: counts.pulls, lastPulled: lastPulled, lastUsed: lastUsed)
                 }
             }
         }

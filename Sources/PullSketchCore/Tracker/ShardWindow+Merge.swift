@@ -1,7 +1,7 @@
 extension ShardWindow {
     /// Adds another part of the same shard, as merging both into one live batch does: counters
     /// added, times raised, a tag's digest taken from the later request, sketch cells added with
-    /// saturation, usage bits joined, tail repositories summed. Redis runs the same arithmetic in
+    /// saturation, usage bits joined, tail repositories summed, tail names joined. Redis runs the same arithmetic in
     /// its merge script (`BatchScripts.merge`), and a test holds the two to the same result; the
     /// accuracy report runs this one in memory. Refused, changing nothing, when a cell or bit does
     /// not fit `parameters`.
@@ -25,14 +25,22 @@ extension ShardWindow {
 
         var tails = Dictionary(uniqueKeysWithValues: tailRepositories.map { ($0.repository, $0) })
         for tail in other.tailRepositories {
-            tails[tail.repository, default: TailRepository(repository: tail.repository, lastUsed: tail.lastUsed)]
-                .absorb(pulls: tail.pulls, lastPulled: tail.lastPulled, lastUsed: tail.lastUsed)
+            tails[tail.repository, default: TailRepository(repository: tail.repository, lastUsed: tail.lastUsed)].absorb(tail)
         }
         tailRepositories = tails.values.sorted { $0.repository.value < $1.repository.value }
         tailMass &+= other.tailMass
         tailRepositoriesOverflowed = tailRepositoriesOverflowed || other.tailRepositoriesOverflowed
         tailLastPulled = max(tailLastPulled, other.tailLastPulled)
         tailLastUsed = max(tailLastUsed, other.tailLastUsed)
+        tailNames = Set(tailNames).union(other.tailNames).sortedByName()
+        unnamedPullsOfOverflow &+= other.unnamedPullsOfOverflow
+    }
+}
+
+extension Sequence<PullKey> {
+    /// The keys by repository, kind and name: the order parts and batches list tail names in.
+    public func sortedByName() -> [PullKey] {
+        sorted { ($0.repository.value, $0.kind.rawValue, $0.name) < ($1.repository.value, $1.kind.rawValue, $1.name) }
     }
 }
 

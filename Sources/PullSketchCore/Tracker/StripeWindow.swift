@@ -11,6 +11,9 @@ struct StripeWindow {
     var sketch: CountMinSketch
     var usage: UsageFilter
     var tailRepositories: TailRepositoryTable
+    var tailNames: TailNameTable
+    /// Unnamed pulls of repositories the tail repository table had no room for.
+    var unnamedPullsOfOverflow: UInt64 = 0
     var tailMass: UInt64 = 0
     var tailLastPulled = Timestamp.distantPast
     var tailLastUsed = Timestamp.distantPast
@@ -20,15 +23,18 @@ struct StripeWindow {
         sketch = CountMinSketch(parameters: configuration.sketch)
         usage = UsageFilter(parameters: configuration.sketch)
         tailRepositories = TailRepositoryTable(capacity: configuration.tailRepositoriesPerStripe)
+        tailNames = TailNameTable(capacity: configuration.tailNamesPerStripe)
     }
 
     var byteCount: Int {
         hot.byteCount + sketch.parameters.byteCount + UsageFilter.byteCount(sketch.parameters) + tailRepositories.byteCount
+            + tailNames.byteCount
     }
 
     /// Counts a use of a key that is not in the hot table, with its pulls (none for a use that is
-    /// not a pull).
-    mutating func addToTail(_ hash: KeyHash, repository: RepositoryName, pulls: UInt64, lastPulled: Timestamp, lastUsed: Timestamp) {
+    /// not a pull), and names the key while the name table has room.
+    mutating func addToTail(_ hash: KeyHash, key: borrowing PullKey, pulls: UInt64, lastPulled: Timestamp, lastUsed: Timestamp) {
+        let unnamedPulls = tailNames.insert(hash, key) ? 0 : pulls
         var remaining = pulls
         while remaining > 0 {
             let step = UInt32(clamping: remaining)
@@ -39,7 +45,14 @@ struct StripeWindow {
         tailMass &+= pulls
         tailLastPulled = max(tailLastPulled, lastPulled)
         tailLastUsed = max(tailLastUsed, lastUsed)
-        tailRepositories.add(repository, pulls: pulls, lastPulled: lastPulled, lastUsed: lastUsed)
+        addRepository(
+            TailRepository(repository: key.repository, pulls: pulls, lastPulled: lastPulled, lastUsed: lastUsed, unnamedPulls: unnamedPulls)
+        )
+    }
+
+    /// Adds a repository's tail figures; unnamed pulls of one that does not fit are kept apart.
+    mutating func addRepository(_ tail: TailRepository) {
+        if !tailRepositories.add(tail) { unnamedPullsOfOverflow &+= tail.unnamedPulls }
     }
 }
 

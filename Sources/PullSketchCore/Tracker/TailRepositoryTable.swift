@@ -10,13 +10,15 @@ struct TailRepositoryTable {
         repositories = Dictionary(minimumCapacity: capacity)
     }
 
-    mutating func add(_ repository: RepositoryName, pulls: UInt64, lastPulled: Timestamp, lastUsed: Timestamp) {
-        if repositories[repository] == nil, repositories.count >= capacity {
+    /// Adds to the repository's figures; false, setting `overflowed`, when it does not fit.
+    @discardableResult
+    mutating func add(_ tail: TailRepository) -> Bool {
+        if repositories[tail.repository] == nil, repositories.count >= capacity {
             overflowed = true
-            return
+            return false
         }
-        repositories[repository, default: TailRepository(repository: repository, lastUsed: lastUsed)]
-            .absorb(pulls: pulls, lastPulled: lastPulled, lastUsed: lastUsed)
+        repositories[tail.repository, default: TailRepository(repository: tail.repository, lastUsed: tail.lastUsed)].absorb(tail)
+        return true
     }
 
     /// Bytes the table holds: its hash storage plus the heap storage of the names in it.
@@ -31,9 +33,11 @@ struct TailRepositoryTable {
 }
 
 extension TailRepository {
-    mutating func absorb(pulls: UInt64, lastPulled: Timestamp, lastUsed: Timestamp) {
-        self.pulls &+= pulls
-        self.lastPulled = max(self.lastPulled, lastPulled)
-        self.lastUsed = max(self.lastUsed, lastUsed)
+    /// Adds another repository's figures: pulls summed, times raised.
+    mutating func absorb(_ other: TailRepository) {
+        pulls &+= other.pulls
+        unnamedPulls &+= other.unnamedPulls
+        lastPulled = max(lastPulled, other.lastPulled)
+        lastUsed = max(lastUsed, other.lastUsed)
     }
 }

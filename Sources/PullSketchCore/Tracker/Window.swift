@@ -51,12 +51,18 @@ public struct TailRepository: Hashable, Sendable {
     /// `.distantPast` when the repository's tail keys were used but not pulled.
     public var lastPulled: Timestamp
     public var lastUsed: Timestamp
+    /// Of `pulls`, those of keys whose names did not fit the window's name table: counted to their
+    /// key only if the catalog knows it already.
+    public var unnamedPulls: UInt64
 
-    public init(repository: RepositoryName, pulls: UInt64 = 0, lastPulled: Timestamp = .distantPast, lastUsed: Timestamp) {
+    public init(
+        repository: RepositoryName, pulls: UInt64 = 0, lastPulled: Timestamp = .distantPast, lastUsed: Timestamp, unnamedPulls: UInt64 = 0
+    ) {
         self.repository = repository
         self.pulls = pulls
         self.lastPulled = lastPulled
         self.lastUsed = lastUsed
+        self.unnamedPulls = unnamedPulls
     }
 }
 
@@ -77,6 +83,12 @@ public struct ShardWindow: Hashable, Sendable {
     /// The latest tail pull and tail use, for repositories lost to an overflow.
     public var tailLastPulled: Timestamp
     public var tailLastUsed: Timestamp
+    /// The tail keys used in the window, as far as the tracker's name tables held them: the
+    /// reconciler registers them before it estimates, so a key's pulls never wait for its push.
+    public var tailNames: [PullKey]
+    /// Unnamed pulls (`TailRepository.unnamedPulls`) of repositories missing from
+    /// `tailRepositories`.
+    public var unnamedPullsOfOverflow: UInt64
 
     public init(
         shard: Int,
@@ -87,7 +99,9 @@ public struct ShardWindow: Hashable, Sendable {
         tailRepositories: [TailRepository] = [],
         tailRepositoriesOverflowed: Bool = false,
         tailLastPulled: Timestamp = .distantPast,
-        tailLastUsed: Timestamp = .distantPast
+        tailLastUsed: Timestamp = .distantPast,
+        tailNames: [PullKey] = [],
+        unnamedPullsOfOverflow: UInt64 = 0
     ) {
         self.shard = shard
         self.hotEntries = hotEntries
@@ -98,6 +112,8 @@ public struct ShardWindow: Hashable, Sendable {
         self.tailRepositoriesOverflowed = tailRepositoriesOverflowed
         self.tailLastPulled = tailLastPulled
         self.tailLastUsed = tailLastUsed
+        self.tailNames = tailNames
+        self.unnamedPullsOfOverflow = unnamedPullsOfOverflow
     }
 
     /// Every pull of the part: exact ones plus the tail mass.
@@ -108,9 +124,15 @@ public struct ShardWindow: Hashable, Sendable {
     /// No key was used: a tail key that was used always sets usage bits.
     public var isEmpty: Bool { hotEntries.isEmpty && usageBits.isEmpty }
 
+    /// Tail pulls of keys the part does not name.
+    public var unnamedPulls: UInt64 {
+        tailRepositories.reduce(unnamedPullsOfOverflow) { $0 &+ $1.unnamedPulls }
+    }
+
     /// The bytes of argument text a merge of the part sends, roughly: names, numbers and cells.
     public var approximatePayloadBytes: Int {
-        sketchCells.count * 16 + usageBits.count * 8 + tailRepositories.reduce(0) { $0 + $1.repository.value.utf8.count + 24 }
+        sketchCells.count * 16 + usageBits.count * 8 + tailRepositories.reduce(0) { $0 + $1.repository.value.utf8.count + 32 }
+            + tailNames.reduce(0) { $0 + $1.repository.value.utf8.count + $1.name.utf8.count + 4 }
             + hotEntries.reduce(0) { $0 + $1.key.repository.value.utf8.count + $1.key.name.utf8.count + 100 }
     }
 }
@@ -140,6 +162,9 @@ public struct Window: Hashable, Sendable {
 
     /// The tail mass of all shards.
     public var tailMass: UInt64 { shards.reduce(0) { $0 &+ $1.tailMass } }
+
+    /// Tail pulls of keys the window does not name.
+    public var unnamedPulls: UInt64 { shards.reduce(0) { $0 &+ $1.unnamedPulls } }
 
     /// The bytes of argument text a merge sends, roughly: names, numbers and cells.
     public var approximatePayloadBytes: Int {
