@@ -129,6 +129,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "PullSketchSync",
+            dependencies: ["PullSketchCore", "PullSketchEvents", "PullSketchPostgres", "PullSketchStore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PullSketchHistory",
+            dependencies: ["PullSketchCore", "PullSketchEvents", "PullSketchPostgres", "PullSketchRedis", "PullSketchStore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PullSketchReport",
             dependencies: ["PullSketchCore", "PullSketchEvents", "PullSketchPostgres", "PullSketchRedis", "PullSketchStore"],
             swiftSettings: swiftSettings
@@ -150,6 +160,8 @@ let package = Package(
                 "PullSketchNode",
                 "PullSketchQuay",
                 "PullSketchReport",
+                "PullSketchSync",
+                "PullSketchHistory",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -221,6 +233,19 @@ let package = Package(
             name: "PullSketchQuayTests",
             dependencies: [
                 "PullSketchQuay", "PullSketchRESP", "PullSketchCore", "PullSketchPostgres", "PullSketchRedis", "PullSketchStore",
+                "PullSketchTestSupport",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PullSketchSyncTests",
+            dependencies: ["PullSketchSync", "PullSketchStore", "PullSketchPostgres", "PullSketchCore", "PullSketchTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PullSketchHistoryTests",
+            dependencies: [
+                "PullSketchHistory", "PullSketchReconciler", "PullSketchRedis", "PullSketchStore", "PullSketchPostgres", "PullSketchCore",
                 "PullSketchTestSupport",
             ],
             swiftSettings: swiftSettings

@@ -31,7 +31,12 @@ public struct NotificationEvent: Decodable, Sendable {
 
     public struct Request: Decodable, Sendable {
         public var method: String?
+        public var useragent: String?
     }
+
+    /// The user agent of `pullsketch catalog sync`: the `HEAD`s it sends to learn digests are
+    /// not pulls.
+    public static let catalogSyncUserAgent = "pullsketch-catalog-sync/1"
 }
 
 /// What an incoming event means for PullSketch.
@@ -71,6 +76,8 @@ extension NotificationEvent {
         case "mount":
             return .ignored
         case "pull" where !isManifest, "push" where !isManifest:
+            return .ignored
+        case "pull" where request?.useragent == Self.catalogSyncUserAgent:
             return .ignored
         case "pull", "push", "delete":
             break

@@ -12,7 +12,7 @@ public import PullSketchPostgres
 /// before its key's push is kept as a tombstone), and a tag points at the digest of its latest
 /// push.
 public struct Catalog {
-    private let connection: PostgresConnection
+    let connection: PostgresConnection
 
     public init(connection: PostgresConnection) {
         self.connection = connection

@@ -7,7 +7,9 @@ struct PullSketchCommand: AsyncParsableCommand {
         commandName: "pullsketch",
         abstract: "Tracks when container image tags and manifests were last pulled, and how often.",
         version: PullSketchVersion.current,
-        subcommands: [SizingCommand.self, MigrateCommand.self, ReconcileCommand.self, ServeCommand.self, ReportCommand.self, QuayCommand.self]
+        subcommands: [
+            SizingCommand.self, MigrateCommand.self, ReconcileCommand.self, ServeCommand.self, ReportCommand.self, QuayCommand.self, CatalogCommand.self, ImportCommand.self,
+        ]
     )
 }
 

@@ -17,13 +17,16 @@ import Testing
         let node: ChildProcess
         let reconciler: ChildProcess
         let registry: RegistryServer
+        let registryUser: RegistryServer.User?
+        /// What `pullsketch` commands of the stack run with.
+        let environment: [String: String]
         let images = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-images-\(UUID().uuidString)")
 
-        init() throws {
+        init(registryDirectory: URL? = nil, registryUser: RegistryServer.User? = nil) throws {
             redis = try RedisServer(appendOnly: true)
             nodePort = try freeLoopbackPort()
             database = try PostgresServer.current!.makeDatabase()
-            let environment = [
+            environment = [
                 "PULLSKETCH_DATABASE_URL": database,
                 "PULL_METRICS_REDIS_PORT": String(redis.port),
                 "PULLSKETCH_HTTP_PORT": String(nodePort),
@@ -41,7 +44,10 @@ import Testing
             node = try ChildProcess(pullsketch, ["serve"], environment: environment, log: logs.appendingPathComponent("pullsketch-node-\(nodePort).log"))
             reconciler = try ChildProcess(pullsketch, ["reconcile"], environment: environment, log: logs.appendingPathComponent("pullsketch-reconciler-\(nodePort).log"))
             try waitUntilListening(port: nodePort, timeout: 30)
-            registry = try RegistryServer(notificationURL: "http://127.0.0.1:\(nodePort)/notifications", secret: EndToEndTests.secret)
+            self.registryUser = registryUser
+            registry = try RegistryServer(
+                notificationURL: "http://127.0.0.1:\(nodePort)/notifications", secret: EndToEndTests.secret, directory: registryDirectory, user: registryUser
+            )
         }
 
         deinit {
@@ -57,8 +63,12 @@ import Testing
 
         /// `skopeo copy` from the registry: a real pull by tag or digest.
         func pull(_ reference: String) throws {
+            try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
             let target = images.appendingPathComponent("pulled-\(UUID().uuidString)").path
-            try ChildProcess.run("/usr/bin/skopeo", ["copy", "-q", "--src-tls-verify=false", "docker://127.0.0.1:\(registry.port)/\(reference)", "dir:\(target)"])
+            let credentials = registryUser.map { ["--src-creds", "\($0.name):\($0.password)"] } ?? []
+            try ChildProcess.run(
+                "/usr/bin/skopeo", ["copy", "-q", "--src-tls-verify=false"] + credentials + ["docker://127.0.0.1:\(registry.port)/\(reference)", "dir:\(target)"]
+            )
         }
 
         /// `curl -I` of a manifest by tag, as containerd checks a tag.

@@ -63,6 +63,42 @@ import Testing
     }
 
     /// The catalog's rows, tags and manifests, as text.
+    func observe(_ catalog: Catalog, _ digest: Digest, at seconds: Int64) throws {
+        try catalog.observe([ObservedTag(repository: repository, tag: tag, digest: digest, time: time(seconds))])
+    }
+
+    /// The tag's push time in seconds after `time(0)`, or nil.
+    func pushed(_ connection: PostgresConnection) throws -> Int64? {
+        let text = try connection.query(
+            "SELECT (extract(epoch from pushed_at) * 1000)::bigint FROM catalog_tags WHERE tag = $1", [tag.value]
+        ).rows.first?[0] ?? nil
+        return text.flatMap(Int64.init).map { ($0 - 1_800_000_000_000) / 1_000 }
+    }
+
+    @Test func aSyncSeeingAKnownTagKeepsItsPushTimeAndANewDigestIsAPushAtTheObservation() throws {
+        let (catalog, connection) = try catalog()
+        try catalog.upsertTag(repository, tag, digest: first, pushedAt: time(1))
+        try observe(catalog, first, at: 10)
+        #expect(try row(connection) == [first.value, "false"] && pushed(connection) == 1, "seen later, pushed then")
+        try observe(catalog, second, at: 20)
+        #expect(try row(connection) == [second.value, "false"] && pushed(connection) == 20, "retargeted by a push the node missed")
+        let manifests = try connection.query("SELECT digest, (extract(epoch from pushed_at))::bigint - 1800000000 FROM catalog_manifests ORDER BY 1").rows
+        #expect(manifests == [[first.value, "1"], [second.value, "20"]])
+    }
+
+    @Test func whatTheRegistryReportsAfterTheSyncSawATagWins() throws {
+        let (catalog, connection) = try catalog()
+        try catalog.deleteTag(repository, tag, at: time(5))
+        try observe(catalog, first, at: 3)  // listed just before the deletion, written after it
+        #expect(try row(connection) == [nil, "true"], "the newer deletion stands")
+        try catalog.upsertTag(repository, tag, digest: second, pushedAt: time(8))
+        try observe(catalog, first, at: 7)  // a sync that saw the tag before its newer push
+        #expect(try row(connection) == [second.value, "false"] && pushed(connection) == 8)
+        try catalog.deleteTag(repository, tag, at: time(9))
+        try observe(catalog, first, at: 12)  // pushed again after the deletion, unreported
+        #expect(try row(connection) == [first.value, "false"] && pushed(connection) == 12)
+    }
+
     func rows(_ connection: PostgresConnection) throws -> [[String?]] {
         try connection.query("""
             SELECT 't', tag, digest, pushed_at::text, deleted_at::text FROM catalog_tags

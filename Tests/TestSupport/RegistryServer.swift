@@ -1,18 +1,50 @@
 public import Foundation
 
 /// A real CNCF distribution registry (Debian's `docker-registry`) on a free loopback port, storage
-/// in a temporary directory, deletes enabled, sending notifications to `notificationURL` with a
-/// bearer secret.
+/// in a temporary directory (or `directory`, kept when the registry stops, so a second registry
+/// can serve what a first one stored), deletes enabled, sending notifications to
+/// `notificationURL` with a bearer secret; with `user`, clients must sign in with it (basic
+/// authentication against an htpasswd file).
 public final class RegistryServer: @unchecked Sendable {
     public let port: Int
     public let directory: URL
+    private let ownsDirectory: Bool
     private let process: ChildProcess
 
-    public init(notificationURL: String, secret: String) throws {
+    public struct User: Sendable {
+        public var name: String
+        public var password: String
+
+        public init(name: String, password: String) {
+            self.name = name
+            self.password = password
+        }
+    }
+
+    public init(notificationURL: String, secret: String, directory: URL? = nil, user: User? = nil) throws {
         port = try freeLoopbackPort()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-registry-\(UUID().uuidString)")
+        ownsDirectory = directory == nil
+        self.directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-registry-\(UUID().uuidString)")
+        let directory = self.directory
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let config = directory.appendingPathComponent("config.yml")
+        var auth = ""
+        if let user {
+            // distribution reads bcrypt hashes only; glibc's crypt makes them ($2b$), at the lowest
+            // cost (16 rounds), since the registry checks the password on every request.
+            let hash = try ChildProcess.run("/usr/bin/python3", [
+                "-W", "ignore", "-c", "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))",
+                user.password,
+            ])
+            let file = directory.appendingPathComponent("htpasswd-\(port)")
+            try "\(user.name):\(hash.trimmingCharacters(in: .whitespacesAndNewlines))\n".write(to: file, atomically: true, encoding: .utf8)
+            auth = """
+                auth:
+                  htpasswd:
+                    realm: pullsketch-test
+                    path: \(file.path)
+                """
+        }
+        let config = directory.appendingPathComponent("config-\(port).yml")
         try """
             version: 0.1
             log:
@@ -33,15 +65,16 @@ public final class RegistryServer: @unchecked Sendable {
                   timeout: 1s
                   threshold: 10
                   backoff: 1s
+            \(auth)
             """.write(to: config, atomically: true, encoding: .utf8)
         let binary = ProcessInfo.processInfo.environment["PULLSKETCH_DOCKER_REGISTRY"] ?? "/usr/bin/docker-registry"
-        process = try ChildProcess(URL(fileURLWithPath: binary), ["serve", config.path], log: directory.appendingPathComponent("registry.log"))
+        process = try ChildProcess(URL(fileURLWithPath: binary), ["serve", config.path], log: directory.appendingPathComponent("registry-\(port).log"))
         try waitUntilListening(port: port, timeout: 20)
     }
 
     deinit {
         process.kill()
-        try? FileManager.default.removeItem(at: directory)
+        if ownsDirectory { try? FileManager.default.removeItem(at: directory) }
     }
 
     /// The digest a tag points at, read from the registry's storage (an API call would be a pull).

@@ -1,0 +1,165 @@
+public import Foundation
+import PullSketchCore
+import PullSketchEvents
+import Synchronization
+
+/// A file of JSON lines, one entry per line, in chunks of `chunkSize` lines:
+/// - a pull as `POST /api/v1/pulls` takes it (`{"repository", "tag"?, "digest"?, "method", "time"}`),
+/// - a distribution notification envelope (`{"events": [...]}`: manifest pulls count),
+/// - a Quay audit document, from Elasticsearch (`_source` or the document itself) or a log export
+///   (`jq -c '.logs[]'`): `kind` (or `kind_id` equal to `pullKindID`), `metadata` with
+///   `namespace`, `repo` and `tag` or `manifest_digest`, `datetime` (ISO 8601, RFC 822 or epoch
+///   seconds, UTC when it names no zone), and `http_method` where extended logging recorded it.
+///   A tag pull's digest comes from `history` when given.
+public final class LogFileSource: HistorySource {
+    public let identity: String
+    public let chunkSize: Int
+    private let path: String
+    private let pullKindID: Int?
+    private let history: QuayTagHistory?
+    private let reader: Mutex<LineReader?>
+
+    /// `name` overrides the identity (`file:` and a hash of the file's first 64 KiB).
+    public init(path: String, name: String? = nil, chunkSize: Int = 10_000, pullKindID: Int? = nil, history: QuayTagHistory? = nil) throws {
+        guard let file = FileHandle(forReadingAtPath: path) else { throw ImportError("cannot read \(path)") }
+        let head = try file.read(upToCount: 1 << 16) ?? Data()
+        try file.close()
+        identity = name ?? "file:" + String(head.reduce(UInt64(0xcbf2_9ce4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }, radix: 16)
+        self.path = path
+        self.chunkSize = chunkSize
+        self.pullKindID = pullKindID
+        self.history = history
+        reader = Mutex(nil)
+    }
+
+    /// Unknown until the file is read.
+    public var chunkCount: Int? { nil }
+
+    public func chunk(_ index: Int) async throws -> HistoryChunk? {
+        let first = index * chunkSize
+        let lines: [Data]? = try reader.withLock { reader in
+            if reader == nil || reader!.nextLine > first { reader = try LineReader(path: path) }
+            try reader!.skip(to: first)
+            return try reader!.lines(chunkSize)
+        }
+        guard let lines, !lines.isEmpty else { return nil }
+        var chunk = HistoryChunk()
+        chunk.positions = lines.count
+        var entries: [QuayPullEntry] = []
+        for line in lines where line.contains(where: { !Self.whitespace.contains($0) }) {
+            switch entry(line) {
+            case .pull(let pull): chunk.pulls.append(pull)
+            case .quay(let entry): entries.append(entry)
+            case .ignored: chunk.ignored += 1
+            case .invalid: chunk.invalid += 1
+            }
+        }
+        chunk.pulls += try await entries.events(resolvingWith: history, invalid: &chunk.invalid)
+        return chunk
+    }
+
+    private static let whitespace: Set<UInt8> = [UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"), UInt8(ascii: "\n")]
+
+    private enum Entry {
+        case pull(PullEvent)
+        case quay(QuayPullEntry)
+        case ignored
+        case invalid
+    }
+
+    private func entry(_ line: Data) -> Entry {
+        guard var object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] else { return .invalid }
+        if let source = object["_source"] as? [String: Any] { object = source }
+        if object["events"] != nil {
+            guard let envelope = try? JSONDecoder().decode(NotificationEnvelope.self, from: line) else { return .invalid }
+            // An envelope holds one event as distribution sends them; more are counted alike.
+            for item in envelope.events {
+                switch item.event?.ingested() {
+                case .pull(let pull): return .pull(pull)
+                case .invalid, nil: return .invalid
+                default: continue
+                }
+            }
+            return .ignored
+        }
+        if let metadata = object["metadata"] as? [String: Any] {
+            let kind = object["kind"] as? String
+            let kindID = object["kind_id"] as? Int
+            guard kind == "pull_repo" || (kind == nil && kindID != nil && kindID == pullKindID) else { return .ignored }
+            guard let time = Self.time(object["datetime"]) else { return .invalid }
+            let name = (object["namespace_name"] as? String).flatMap { namespace in
+                (object["repository_name"] as? String).map { "\(namespace)/\($0)" }
+            }
+            guard let entry = QuayPullEntry(metadata: metadata, repository: name, method: object["http_method"] as? String, time: time) else {
+                return .ignored
+            }
+            return .quay(entry)
+        }
+        guard let pull = try? JSONDecoder().decode(DirectPull.self, from: line), pull.time != nil,
+            case .pull(let event) = pull.ingested(receivedAt: .distantPast)
+        else { return .invalid }
+        return .pull(event)
+    }
+
+    /// ISO 8601 (UTC when it names no zone), RFC 822, or epoch seconds.
+    static func time(_ value: Any?) -> Timestamp? {
+        if let seconds = value as? Double { return Timestamp(millisecondsSinceEpoch: Int64(seconds * 1_000)) }
+        guard let text = value as? String else { return nil }
+        if let time = RFC3339.parse(text) { return time }
+        let zoned = text.count == 19 || (text.count > 19 && text[text.index(text.startIndex, offsetBy: 19)] == ".") ? text + "Z" : text
+        if let time = RFC3339.parse(zoned) { return time }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        for format in ["EEE, dd MMM yyyy HH:mm:ss Z", "EEE, dd MMM yyyy HH:mm:ss zzz"] {
+            formatter.dateFormat = format
+            if let date = formatter.date(from: text) { return Timestamp(millisecondsSinceEpoch: Int64(date.timeIntervalSince1970 * 1_000)) }
+        }
+        return nil
+    }
+}
+
+/// Reads a file's lines in order, 1 MiB at a time.
+struct LineReader {
+    private let file: FileHandle
+    private var pending = Data()
+    private var atEnd = false
+    private(set) var nextLine = 0
+    static let maximumLineBytes = 16 << 20
+
+    init(path: String) throws {
+        guard let file = FileHandle(forReadingAtPath: path) else { throw ImportError("cannot read \(path)") }
+        self.file = file
+    }
+
+    mutating func skip(to line: Int) throws {
+        while nextLine < line, try next() != nil {}
+    }
+
+    mutating func lines(_ count: Int) throws -> [Data] {
+        var lines: [Data] = []
+        while lines.count < count, let line = try next() { lines.append(line) }
+        return lines
+    }
+
+    /// The next line (blank ones included, so positions stay fixed), or nil at the end.
+    private mutating func next() throws -> Data? {
+        while true {
+            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = pending[pending.startIndex..<newline]
+                pending = Data(pending[(newline + 1)...])
+                nextLine += 1
+                return Data(line)
+            }
+            guard !atEnd else {
+                guard !pending.isEmpty else { return nil }
+                defer { pending = Data() }
+                nextLine += 1
+                return pending
+            }
+            guard pending.count <= Self.maximumLineBytes else { throw ImportError("line \(nextLine + 1) is longer than 16 MiB") }
+            let chunk = try file.read(upToCount: 1 << 20) ?? Data()
+            if chunk.isEmpty { atEnd = true } else { pending.append(chunk) }
+        }
+    }
+}

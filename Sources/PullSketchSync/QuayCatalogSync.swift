@@ -1,0 +1,68 @@
+public import Foundation
+import PullSketchCore
+import PullSketchPostgres
+public import PullSketchStore
+
+/// Reads Quay's live tags from its database — `tag` rows alive now (`lifetime_end_ms` null or in
+/// the future), not hidden, with their manifest's digest and `lifetime_start_ms` as push time,
+/// named through `repository` and `"user"` — in pages by tag id, and records them in the catalog
+/// (`Catalog.observe`). The checkpoint is the last tag id written.
+public struct QuayCatalogSync: Sendable {
+    public let quay: BlockingDatabase
+    public let database: BlockingDatabase
+    public let checkpointFile: URL?
+    public var pageSize = 5_000
+
+    public init(quay: BlockingDatabase, database: BlockingDatabase, checkpointFile: URL?) {
+        self.quay = quay
+        self.database = database
+        self.checkpointFile = checkpointFile
+    }
+
+    public func run(report: @Sendable (SyncProgress) -> Void = { _ in }) async throws -> SyncProgress {
+        var checkpoint = try SyncCheckpoint.load(checkpointFile, source: "quay-database")
+        var progress = SyncProgress()
+        var repositories: Set<String> = []
+        while true {
+            let after = checkpoint.position ?? "0"
+            let size = pageSize
+            let rows = try await quay.run { connection in
+                try connection.query(
+                    """
+                    SELECT t.id, u.username || '/' || r.name AS repository, t.name AS tag, m.digest, t.lifetime_start_ms
+                    FROM tag t JOIN repository r ON r.id = t.repository_id JOIN "user" u ON u.id = r.namespace_user_id
+                    JOIN manifest m ON m.id = t.manifest_id
+                    WHERE t.id > $1 AND NOT t.hidden
+                        AND (t.lifetime_end_ms IS NULL OR t.lifetime_end_ms > (extract(epoch from now()) * 1000)::bigint)
+                    ORDER BY t.id LIMIT $2
+                    """,
+                    [after, String(size)]
+                ).namedRows.map { row in
+                    (
+                        id: try row.decode("id", as: Int64.self), repository: try row.decode("repository", as: String.self),
+                        tag: try row.decode("tag", as: String.self), digest: try row.decode("digest", as: String.self),
+                        start: try row.decode("lifetime_start_ms", as: Int64.self)
+                    )
+                }
+            }
+            guard let last = rows.last else { break }
+            var batch: [ObservedTag] = []
+            for row in rows {
+                guard let repository = try? RepositoryName(row.repository), let tag = try? TagName(row.tag), let digest = try? Digest(row.digest) else {
+                    progress.skipped += 1
+                    continue
+                }
+                repositories.insert(row.repository)
+                batch.append(ObservedTag(repository: repository, tag: tag, digest: digest, time: Timestamp(millisecondsSinceEpoch: row.start)))
+            }
+            let observed = batch
+            try await database.run { try Catalog(connection: $0).observe(observed) }
+            progress.tags += batch.count
+            progress.repositories = repositories.count
+            checkpoint.position = String(last.id)
+            try checkpoint.save(checkpointFile)
+            report(progress)
+        }
+        return progress
+    }
+}
