@@ -239,7 +239,12 @@ let package = Package(
         ),
         .testTarget(
             name: "PullSketchSyncTests",
-            dependencies: ["PullSketchSync", "PullSketchStore", "PullSketchPostgres", "PullSketchCore", "PullSketchTestSupport"],
+            dependencies: [
+                "PullSketchSync", "PullSketchStore", "PullSketchPostgres", "PullSketchCore", "PullSketchTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

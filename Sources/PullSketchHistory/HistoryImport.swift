@@ -37,7 +37,9 @@ public struct HistoryImport: Sendable {
 
     /// What an import did.
     public struct Progress: Sendable {
+        /// Chunks read by this run, and the index of the next chunk.
         public var chunks = 0
+        public var nextChunk = 0
         public var positions = 0
         public var pulls = 0
         /// Pulls of chunks PostgreSQL or Redis already had: not sent again.
@@ -99,8 +101,9 @@ public struct HistoryImport: Sendable {
                     done[part.shard] = sequence
                     sent[part.shard] = sequence
                 }
-                report(progress)
                 index += 1
+                progress.nextChunk = index
+                report(progress)
             }
             // Wait until PostgreSQL holds every part sent; a shard whose Redis went back is sent again.
             guard let restart = try await settle(store, sent: sent) else { return progress }

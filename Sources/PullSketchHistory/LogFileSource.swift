@@ -20,7 +20,7 @@ public final class LogFileSource: HistorySource {
     private let reader: Mutex<LineReader?>
 
     /// `name` overrides the identity (`file:` and a hash of the file's first 64 KiB).
-    public init(path: String, name: String? = nil, chunkSize: Int = 10_000, pullKindID: Int? = nil, history: QuayTagHistory? = nil) throws {
+    public init(path: String, name: String? = nil, chunkSize: Int = 100_000, pullKindID: Int? = nil, history: QuayTagHistory? = nil) throws {
         guard let file = FileHandle(forReadingAtPath: path) else { throw ImportError("cannot read \(path)") }
         let head = try file.read(upToCount: 1 << 16) ?? Data()
         try file.close()

@@ -16,7 +16,7 @@ public struct QuayLogSource: HistorySource {
     private let lastID: Int64
 
     /// Reads the id range and the kind; `name` overrides the identity (`quay-logentry3:<database>`).
-    public static func open(_ database: BlockingDatabase, name: String? = nil, chunkSize: Int = 10_000) async throws -> QuayLogSource {
+    public static func open(_ database: BlockingDatabase, name: String? = nil, chunkSize: Int = 100_000) async throws -> QuayLogSource {
         let (database_, kind, first, last) = try await database.run { connection in
             guard let kind = try connection.query("SELECT id FROM logentrykind WHERE name = 'pull_repo'").namedRows.first else {
                 throw ImportError("logentrykind has no 'pull_repo': is this Quay's database?")

@@ -20,31 +20,48 @@ public struct QuayTagHistory: Sendable {
     }
 
     /// The digest each lookup's tag pointed at then, in order; nil when the history no longer has
-    /// that version (Quay's garbage collection purged it).
+    /// that version (Quay's garbage collection purged it). Reads the whole history of each distinct
+    /// tag once and picks the version in memory.
     public func digests(_ lookups: [Lookup]) async throws -> [String?] {
         guard !lookups.isEmpty else { return [] }
-        let parameters = [
-            PostgresArray.literal(lookups.indices.map { String($0) }), PostgresArray.literal(lookups.map(\.repository)),
-            PostgresArray.literal(lookups.map(\.tag)), PostgresArray.literal(lookups.map { String($0.milliseconds) }),
-        ]
-        let rows = try await database.run { connection in
+        let names = Array(Set(lookups.map { TagKey(repository: $0.repository, tag: $0.tag) }))
+        let parameters = [PostgresArray.literal(names.map(\.repository)), PostgresArray.literal(names.map(\.tag))]
+        let versions = try await database.run { connection in
             try connection.query(
                 """
-                SELECT l.i, (
-                    SELECT m.digest FROM repository r JOIN "user" u ON u.id = r.namespace_user_id
-                    JOIN tag t ON t.repository_id = r.id JOIN manifest m ON m.id = t.manifest_id
-                    WHERE u.username = split_part(l.repository, '/', 1) AND r.name = substr(l.repository, strpos(l.repository, '/') + 1)
-                        AND t.name = l.tag AND t.lifetime_start_ms <= l.ms AND (t.lifetime_end_ms IS NULL OR t.lifetime_end_ms > l.ms)
-                    ORDER BY t.lifetime_start_ms DESC LIMIT 1
-                ) AS digest
-                FROM unnest($1::integer[], $2::text[], $3::text[], $4::bigint[]) AS l(i, repository, tag, ms)
+                SELECT k.repository, k.tag, t.lifetime_start_ms AS start, t.lifetime_end_ms AS end, m.digest
+                FROM unnest($1::text[], $2::text[]) AS k(repository, tag)
+                JOIN "user" u ON u.username = split_part(k.repository, '/', 1)
+                JOIN repository r ON r.namespace_user_id = u.id AND r.name = substr(k.repository, strpos(k.repository, '/') + 1)
+                JOIN tag t ON t.repository_id = r.id AND t.name = k.tag
+                JOIN manifest m ON m.id = t.manifest_id
                 """,
                 parameters
-            ).namedRows.map { (try $0.decode("i", as: Int.self), try $0.decode("digest", as: String?.self)) }
+            ).namedRows.map { row in
+                (
+                    TagKey(repository: try row.decode("repository"), tag: try row.decode("tag")),
+                    Version(start: try row.decode("start"), end: try row.decode("end"), digest: try row.decode("digest"))
+                )
+            }
         }
-        var digests = [String?](repeating: nil, count: lookups.count)
-        for (index, digest) in rows { digests[index] = digest }
-        return digests
+        let history = Dictionary(grouping: versions, by: \.0).mapValues { $0.map(\.1).sorted { $0.start > $1.start } }
+        return lookups.map { lookup in
+            history[TagKey(repository: lookup.repository, tag: lookup.tag)]?.first { version in
+                version.start <= lookup.milliseconds && (version.end.map { lookup.milliseconds < $0 } ?? true)
+            }?.digest
+        }
+    }
+
+    private struct TagKey: Hashable, Sendable {
+        var repository: String
+        var tag: String
+    }
+
+    /// One row of a tag's history: alive from `start` until `end` (ms), pointing at `digest`.
+    private struct Version: Sendable {
+        var start: Int64
+        var end: Int64?
+        var digest: String
     }
 }
 

@@ -123,7 +123,8 @@ public struct BatchWriter {
     /// Deletes ledger rows reconciled before `cutoff`, keeping each shard's newest (the seal floor),
     /// and the last windows of nodes that merged nothing since. A batch is deleted from Redis right
     /// after its commit and a node's windows are forgotten by Redis's ledger after a day, so an old
-    /// row guards nothing.
+    /// row guards nothing. The windows of history imports (`import:` nodes) are kept: they are the
+    /// ledger of what each source has imported, one row per shard and source.
     @discardableResult
     public func forgetLedger(reconciledBefore cutoff: Timestamp) throws -> Int {
         let cutoff = String(cutoff.millisecondsSinceEpoch)
@@ -134,7 +135,9 @@ public struct BatchWriter {
             """,
             [cutoff]
         ).affected
-        try connection.query("DELETE FROM reconciled_windows WHERE reconciled_at < to_timestamp($1::bigint / 1000.0)", [cutoff])
+        try connection.query(
+            "DELETE FROM reconciled_windows WHERE reconciled_at < to_timestamp($1::bigint / 1000.0) AND node NOT LIKE 'import:%'", [cutoff]
+        )
         return batches
     }
 

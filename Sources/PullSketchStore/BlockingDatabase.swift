@@ -19,13 +19,16 @@ public final class BlockingDatabase: Sendable {
 
     /// Opens `connections` connections with `connectionString`; every statement may run for at most
     /// `statementTimeout`, and a statement waits at most `acquireTimeout` for an idle connection.
+    /// `settings` are further session settings (`jit: off`).
     public init(
-        _ connectionString: String, connections: Int = 4, statementTimeout: Duration = .seconds(5), acquireTimeout: Duration = .seconds(2)
+        _ connectionString: String, connections: Int = 4, statementTimeout: Duration = .seconds(5), acquireTimeout: Duration = .seconds(2),
+        settings: [String: String] = [:]
     ) throws {
         let milliseconds = statementTimeout.components.seconds * 1_000 + statementTimeout.components.attoseconds / 1_000_000_000_000_000
+        let settings = settings.merging(["statement_timeout": String(max(1, milliseconds))]) { $1 }
         lanes = try (0..<max(1, connections)).map { index in
             try Lane(
-                connection: PostgresConnection(connectionString, settings: ["statement_timeout": String(max(1, milliseconds))]),
+                connection: PostgresConnection(connectionString, settings: settings),
                 label: "pullsketch.database.\(index)"
             )
         }

@@ -6,7 +6,9 @@ public import PullSketchStore
 /// Reads Quay's live tags from its database — `tag` rows alive now (`lifetime_end_ms` null or in
 /// the future), not hidden, with their manifest's digest and `lifetime_start_ms` as push time,
 /// named through `repository` and `"user"` — in pages by tag id, and records them in the catalog
-/// (`Catalog.observe`). The checkpoint is the last tag id written.
+/// (`Catalog.observe`). The checkpoint is the last tag id written. Progress counts tags; tags of one
+/// repository are spread over the pages, so repositories are not counted (that would hold every
+/// name in memory).
 public struct QuayCatalogSync: Sendable {
     public let quay: BlockingDatabase
     public let database: BlockingDatabase
@@ -22,7 +24,6 @@ public struct QuayCatalogSync: Sendable {
     public func run(report: @Sendable (SyncProgress) -> Void = { _ in }) async throws -> SyncProgress {
         var checkpoint = try SyncCheckpoint.load(checkpointFile, source: "quay-database")
         var progress = SyncProgress()
-        var repositories: Set<String> = []
         while true {
             let after = checkpoint.position ?? "0"
             let size = pageSize
@@ -52,13 +53,11 @@ public struct QuayCatalogSync: Sendable {
                     progress.skipped += 1
                     continue
                 }
-                repositories.insert(row.repository)
                 batch.append(ObservedTag(repository: repository, tag: tag, digest: digest, time: Timestamp(millisecondsSinceEpoch: row.start)))
             }
             let observed = batch
             try await database.run { try Catalog(connection: $0).observe(observed) }
             progress.tags += batch.count
-            progress.repositories = repositories.count
             checkpoint.position = String(last.id)
             try checkpoint.save(checkpointFile)
             report(progress)

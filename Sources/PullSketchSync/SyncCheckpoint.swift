@@ -55,7 +55,8 @@ public struct SyncProgress: Sendable {
         return seconds > 0 ? Double(tags) / seconds : 0
     }
 
+    /// Repositories are counted by the registry sync, which walks them one by one.
     public var line: String {
-        "\(repositories) repositories, \(tags) tags, \(skipped) skipped, \(Int(tagsPerSecond)) tags/s"
+        (repositories > 0 ? "\(repositories) repositories, " : "") + "\(tags) tags, \(skipped) skipped, \(Int(tagsPerSecond)) tags/s"
     }
 }

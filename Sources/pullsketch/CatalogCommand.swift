@@ -64,7 +64,7 @@ struct CatalogCommand: ParsableCommand {
             guard !configuration.database.isEmpty else {
                 throw ValidationError("no database: set PULLSKETCH.database_url or PULLSKETCH_DATABASE_URL")
             }
-            let database = try BlockingDatabase(configuration.database, connections: 1)
+            let database = try BlockingDatabase.forBulkWork(configuration.database)
             let checkpointFile = checkpoint.map { URL(fileURLWithPath: $0) }
             let report: @Sendable (SyncProgress) -> Void = { progress in
                 FileHandle.standardError.write(Data("\rcatalog sync: \(progress.line)   ".utf8))
@@ -82,7 +82,7 @@ struct CatalogCommand: ParsableCommand {
                 guard let url = quayDatabase ?? configuration.quay.databaseURL else {
                     throw ValidationError("no Quay database: pass --quay-database or set PULLSKETCH.quay.database_url")
                 }
-                let quay = try BlockingDatabase(url, connections: 1)
+                let quay = try BlockingDatabase.forBulkWork(url)
                 progress = try await QuayCatalogSync(quay: quay, database: database, checkpointFile: checkpointFile).run(report: report)
             }
             FileHandle.standardError.write(Data("\n".utf8))

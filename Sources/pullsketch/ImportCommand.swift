@@ -34,8 +34,8 @@ struct ImportCommand: AsyncParsableCommand {
     @Option(help: "Names the source across runs (default: derived from the database or the file's beginning).")
     var sourceName: String?
 
-    @Option(help: "Rows per chunk (one window each).")
-    var chunkSize = 10_000
+    @Option(help: "Rows per chunk (one window each; about 200 MB of memory at the default).")
+    var chunkSize = 100_000
 
     @OptionGroup var options: ConfigurationOptions
 
@@ -51,8 +51,10 @@ struct ImportCommand: AsyncParsableCommand {
             throw ValidationError("no database: set PULLSKETCH.database_url or PULLSKETCH_DATABASE_URL")
         }
         let cutover = RFC3339.parse(until)!
-        guard cutover <= Timestamp.now() else { throw ValidationError("--until is in the future: the log may still grow before it") }
-        let quay = try (quayDatabase ?? configuration.quay.databaseURL).map { try BlockingDatabase($0, connections: 1) }
+        guard cutover.millisecondsSinceEpoch <= Timestamp.now().millisecondsSinceEpoch - 60_000 else {
+            throw ValidationError("--until is less than a minute ago: the log may still be written before it")
+        }
+        let quay = try (quayDatabase ?? configuration.quay.databaseURL).map(BlockingDatabase.forBulkWork)
         let source: any HistorySource
         if quayLogs {
             guard let quay else { throw ValidationError("no Quay database: pass --quay-database or set PULLSKETCH.quay.database_url") }
@@ -63,12 +65,12 @@ struct ImportCommand: AsyncParsableCommand {
             )
         }
         let history = HistoryImport(
-            source: source, redis: configuration.redis, database: try BlockingDatabase(configuration.database, connections: 1),
+            source: source, redis: configuration.redis, database: try .forBulkWork(configuration.database),
             tracker: configuration.tracker, cutover: cutover
         )
         let chunks = source.chunkCount
         let progress = try await history.run { progress in
-            FileHandle.standardError.write(Data("\r\(Self.bar(progress.chunks, of: chunks)) \(progress.line)   ".utf8))
+            FileHandle.standardError.write(Data("\r\(Self.bar(progress.nextChunk, of: chunks)) \(progress.line)   ".utf8))
         }
         FileHandle.standardError.write(Data("\n".utf8))
         print("import done (\(history.node)): \(progress.line)")

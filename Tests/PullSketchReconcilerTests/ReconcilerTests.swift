@@ -252,14 +252,17 @@ import Testing
 
     @Test func ledgerRowsOlderThanThirtyDaysAreForgottenButEachShardKeepsItsNewest() async throws {
         let pipeline = try Pipeline(seed: 9)
-        try pipeline.connection.query("""
+        try pipeline.connection.execute(script: """
             INSERT INTO reconciled_batches (shard, batch, pulls, tail_mass, epsilon, delta, reconciled_at) VALUES
                 (0, 1, 1, 0, 0, 0, now() - interval '40 days'), (0, 2, 1, 0, 0, 0, now() - interval '20 days'),
-                (1, 7, 1, 0, 0, 0, now() - interval '40 days')
+                (1, 7, 1, 0, 0, 0, now() - interval '40 days');
+            INSERT INTO reconciled_windows (shard, node, sequence, reconciled_at) VALUES
+                (0, 'node-gone', 9, now() - interval '40 days'), (0, 'import:quay-logentry3:quay', 120, now() - interval '400 days')
             """)
         let writer = BatchWriter(connection: try pipeline.connection, shardCount: Pipeline.shardCount)
         #expect(try writer.forgetLedger(reconciledBefore: Timestamp(millisecondsSinceEpoch: Timestamp.now().millisecondsSinceEpoch - 30 * 86_400_000)) == 1)
         #expect(try writer.lastReconciledBatches() == [2, 7, 0, 0], "shard 1's only row is old but is its seal floor")
+        #expect(try writer.reconciledWindows(shard: 0) == ["import:quay-logentry3:quay": 120], "an import's ledger is kept")
         try pipeline.connection.query("UPDATE reconciled_batches SET reconciled_at = now() - interval '40 days'")
         try pipeline.pull(1_000)
         try await pipeline.reconciler().reconcileOnce()
