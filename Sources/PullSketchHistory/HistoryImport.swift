@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import PullSketchCore
 import PullSketchPostgres
 public import PullSketchRedis
@@ -114,13 +114,16 @@ public struct HistoryImport: Sendable {
 
     /// Per shard, the last chunk that PostgreSQL or the shard's Redis ledger has of this source.
     private func holds(_ store: BatchStore) async throws -> [UInt64] {
+        zip(try await reconciled(), try ledgers(store)).map { max($0, $1) }
+    }
+
+    /// Per shard, the last chunk PostgreSQL holds of this source (`reconciled_windows`).
+    private func reconciled() async throws -> [UInt64] {
         let node = self.node, shards = tracker.shardCount
-        let reconciled = try await database.run { connection in
+        return try await database.run { connection in
             let writer = BatchWriter(connection: connection, shardCount: shards)
             return try (0..<shards).map { try writer.reconciledWindows(shard: $0)[node] ?? 0 }
         }
-        let ledger = try ledgers(store)
-        return zip(reconciled, ledger).map { max($0, $1) }
     }
 
     /// The Redis ledger per shard, asked with an empty part of sequence 0.
@@ -133,16 +136,13 @@ public struct HistoryImport: Sendable {
     /// shard's Redis lost parts PostgreSQL does not hold.
     private func settle(_ store: BatchStore, sent: [UInt64]) async throws -> Int? {
         let deadline = ContinuousClock.now + settleTimeout
-        let node = self.node, shards = tracker.shardCount
+        let shards = tracker.shardCount
         while true {
-            let reconciled = try await database.run { connection in
-                let writer = BatchWriter(connection: connection, shardCount: shards)
-                return try (0..<shards).map { try writer.reconciledWindows(shard: $0)[node] ?? 0 }
-            }
-            if zip(reconciled, sent).allSatisfy({ $0 >= $1 }) { return nil }
+            let held = try await reconciled()
+            if zip(held, sent).allSatisfy({ $0 >= $1 }) { return nil }
             let ledger = try ledgers(store)
-            let lost = (0..<shards).filter { ledger[$0] < sent[$0] && reconciled[$0] < sent[$0] }
-            if let first = lost.map({ reconciled[$0] }).min() { return Int(first) }
+            let lost = (0..<shards).filter { ledger[$0] < sent[$0] && held[$0] < sent[$0] }
+            if let first = lost.map({ held[$0] }).min() { return Int(first) }
             guard ContinuousClock.now < deadline else {
                 throw ImportError("PostgreSQL does not hold the imported chunks after \(settleTimeout): is a reconciler running?")
             }

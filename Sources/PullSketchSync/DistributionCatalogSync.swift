@@ -1,5 +1,5 @@
 public import Foundation
-public import PullSketchCore
+import PullSketchCore
 public import PullSketchStore
 
 /// Walks a distribution registry through its API — every repository of `/v2/_catalog`, every tag
