@@ -48,20 +48,26 @@ extension PullSketchNode {
             return try JSONResponse.make(.ok, TagStatisticsBody(statistics ?? .neverPulled(tag.value)))
         case .manifest(_, let text):
             guard let digest = try? Digest(text) else { return JSONResponse.error(.badRequest, "invalid digest '\(text)'") }
-            let statistics = try await database.run { try StatisticsQueries(connection: $0).manifest(repository, digest) }
-            return try JSONResponse.make(.ok, ManifestStatisticsBody(statistics ?? .neverPulled(digest.value)))
+            let (listing, tags) = try await database.run {
+                let queries = StatisticsQueries(connection: $0)
+                return (try queries.manifestListing(repository, digest), try queries.tags(repository, pointingAt: digest))
+            }
+            let known = listing ?? ManifestListing(statistics: .neverPulled(digest.value), tags: [], lastTagPulled: nil, pushedAt: nil)
+            return try JSONResponse.make(.ok, ManifestStatisticsBody(known, currentTags: tags))
         case .repository:
             do {
                 let page = try TagPage(request.uri.queryParameters)
-                let (rows, unattributed) = try await database.run {
+                let (rows, manifests, unattributed) = try await database.run {
                     let queries = StatisticsQueries(connection: $0)
                     return (
                         try queries.tags(repository, order: page.order, descending: page.descending, limit: page.limit + 1, offset: page.offset),
+                        try queries.manifests(repository, order: page.order, descending: page.descending, limit: page.limit + 1, offset: page.offset),
                         try queries.unattributedPulls(repository)
                     )
                 }
                 return try JSONResponse.make(
-                    .ok, RepositoryStatisticsBody(repository: repository.value, page: page, rows: rows, unattributedPulls: unattributed)
+                    .ok,
+                    RepositoryStatisticsBody(repository: repository.value, page: page, rows: rows, manifests: manifests, unattributedPulls: unattributed)
                 )
             } catch let error as InvalidParameter {
                 return JSONResponse.error(.badRequest, error.message)

@@ -23,9 +23,11 @@ func date(_ time: Timestamp?) -> Nullable<String> {
     Nullable(time.map(RFC3339.format))
 }
 
-/// `GET …/tag/<tag>/pull_statistics`: upstream Quay's field names, then last used, the raw
-/// counters (null once the key was counted in a tail, where only pulls are kept), the error bounds
-/// and whether each figure is exact. Dates are ISO 8601 UTC or null.
+/// `GET …/tag/<tag>/pull_statistics`: upstream Quay's field names, the names the requirement
+/// documents used for the same figures (`manifest_digest`, `manifest_total_pull_count`,
+/// `manifest_last_pull_date`), then last used, the raw counters (null once the key was counted in
+/// a tail, where only pulls are kept), the error bounds and whether each figure is exact. Dates
+/// are ISO 8601 UTC or null.
 struct TagStatisticsBody: Encodable {
     let tag_name: String
     let tag_pull_count: UInt64
@@ -33,6 +35,9 @@ struct TagStatisticsBody: Encodable {
     let current_manifest_digest: Nullable<String>
     let manifest_pull_count: UInt64
     let last_manifest_pull_date: Nullable<String>
+    let manifest_digest: Nullable<String>
+    let manifest_total_pull_count: UInt64
+    let manifest_last_pull_date: Nullable<String>
     let last_tag_used_date: Nullable<String>
     let last_manifest_used_date: Nullable<String>
     let tag_fetches: Nullable<UInt64>
@@ -53,6 +58,9 @@ struct TagStatisticsBody: Encodable {
         current_manifest_digest = Nullable(statistics.currentDigest)
         manifest_pull_count = manifest.pullCount
         last_manifest_pull_date = date(manifest.lastPulledAt)
+        manifest_digest = current_manifest_digest
+        manifest_total_pull_count = manifest_pull_count
+        manifest_last_pull_date = last_manifest_pull_date
         last_tag_used_date = date(statistics.lastUsedAt)
         last_manifest_used_date = date(manifest.lastUsedAt)
         tag_fetches = Nullable(statistics.fetches)
@@ -67,30 +75,69 @@ struct TagStatisticsBody: Encodable {
     }
 }
 
-/// `GET …/manifest/<digest>/pull_statistics`.
-struct ManifestStatisticsBody: Encodable {
+/// A manifest as the API shows it: PullSketch's names, the names of the requirement documents
+/// (`total_pull_count`, `last_pull_date`, `last_tag_pulled`), last used, the bound, whether it is
+/// exact, the live tags pointing at it (none: untagged) and its push time.
+struct ManifestBody: Encodable {
     let manifest_digest: String
     let manifest_pull_count: UInt64
     let last_manifest_pull_date: Nullable<String>
+    let total_pull_count: UInt64
+    let last_pull_date: Nullable<String>
+    let last_tag_pulled: Nullable<String>
     let last_manifest_used_date: Nullable<String>
     let fetches: Nullable<UInt64>
     let checks: Nullable<UInt64>
     let pull_count_error: UInt64
     let exact: Bool
+    let tags: [String]
+    let untagged: Bool
+    let pushed_at: Nullable<String>
 
-    init(_ statistics: ManifestStatistics) {
+    init(_ listing: ManifestListing) {
+        let statistics = listing.statistics
         manifest_digest = statistics.digest
         manifest_pull_count = statistics.pullCount
         last_manifest_pull_date = date(statistics.lastPulledAt)
+        total_pull_count = statistics.pullCount
+        last_pull_date = last_manifest_pull_date
+        last_tag_pulled = Nullable(listing.lastTagPulled)
         last_manifest_used_date = date(statistics.lastUsedAt)
         fetches = Nullable(statistics.fetches)
         checks = Nullable(statistics.checks)
         pull_count_error = statistics.pullCountError
         exact = statistics.isExact
+        tags = listing.tags
+        untagged = listing.tags.isEmpty
+        pushed_at = date(listing.pushedAt)
     }
 }
 
-/// `GET …/pull_statistics`: one page of the repository's tags.
+/// `GET …/manifest/<digest>/pull_statistics`: the manifest, and each tag pointing at it now with
+/// its own pulls (`current_tags`).
+struct ManifestStatisticsBody: Encodable {
+    let manifest: ManifestBody
+    let current_tags: [TagStatisticsBody]
+
+    init(_ listing: ManifestListing, currentTags: [TagStatistics]) {
+        manifest = ManifestBody(listing)
+        current_tags = currentTags.map(TagStatisticsBody.init)
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try manifest.encode(to: encoder)
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encode(current_tags, forKey: .current_tags)
+    }
+
+    private enum Key: CodingKey {
+        case current_tags
+    }
+}
+
+/// `GET …/pull_statistics`: one page of the repository's tags and one of its manifests (tagged or
+/// not), in the same order; `tag_statistics` and `manifest_statistics` as the requirement
+/// documents name them (`tag_statistics` repeats `tags`).
 struct RepositoryStatisticsBody: Encodable {
     let repository: String
     let sort: String
@@ -98,11 +145,15 @@ struct RepositoryStatisticsBody: Encodable {
     let page: Int
     let limit: Int
     let has_more: Bool
+    let has_more_manifests: Bool
     /// Pulls that reached no tag's or manifest's count (docs/accuracy.md); usually 0.
     let unattributed_pull_count: Int64
     let tags: [TagStatisticsBody]
+    let tag_statistics: [TagStatisticsBody]
+    let manifest_statistics: [ManifestBody]
 
-    init(repository: String, page: TagPage, rows: [TagStatistics], unattributedPulls: Int64) {
+    /// `rows` and `manifests` hold up to one more than the page, which says whether more follow.
+    init(repository: String, page: TagPage, rows: [TagStatistics], manifests: [ManifestListing], unattributedPulls: Int64) {
         self.repository = repository
         unattributed_pull_count = unattributedPulls
         sort = page.order.rawValue
@@ -110,7 +161,10 @@ struct RepositoryStatisticsBody: Encodable {
         self.page = page.page
         limit = page.limit
         has_more = rows.count > page.limit
+        has_more_manifests = manifests.count > page.limit
         tags = rows.prefix(page.limit).map(TagStatisticsBody.init)
+        tag_statistics = tags
+        manifest_statistics = manifests.prefix(page.limit).map(ManifestBody.init)
     }
 }
 

@@ -3,7 +3,7 @@ public import PullSketchPostgres
 
 /// The read side's queries, each one statement.
 public struct StatisticsQueries {
-    private let connection: PostgresConnection
+    let connection: PostgresConnection
 
     public init(connection: PostgresConnection) {
         self.connection = connection
@@ -25,6 +25,11 @@ public struct StatisticsQueries {
         case .name: "c.tag \(descending ? "DESC" : "ASC")"
         }
         return try tags(where: "true", [repository.value], order: sort, limit: limit, offset: offset)
+    }
+
+    /// The live tags pointing at `digest` now, by name, with their statistics (at most 1,000).
+    public func tags(_ repository: RepositoryName, pointingAt digest: Digest) throws -> [TagStatistics] {
+        try tags(where: "coalesce(c.digest, t.current_digest) = $2", [repository.value, digest.value], order: "c.tag", limit: 1_000, offset: 0)
     }
 
     /// Repositories whose name contains `text` (all when empty), by name, with their live tag
@@ -53,20 +58,6 @@ public struct StatisticsQueries {
             [repository.value]
         ).namedRows
         return try rows.first?.decode("pulls", as: Int64.self) ?? 0
-    }
-
-    /// A manifest's statistics; nil for a digest the repository never had.
-    public func manifest(_ repository: RepositoryName, _ digest: Digest) throws -> ManifestStatistics? {
-        let rows = try connection.query(
-            """
-            SELECT m.digest AS m_digest, \(Self.statisticsColumns("s", as: "m"))
-            FROM catalog_manifests m JOIN repositories r ON r.id = m.repository_id
-            LEFT JOIN manifest_stats s ON s.repository_id = m.repository_id AND s.digest = m.digest
-            WHERE r.name = $1 AND m.digest = $2 AND m.deleted_at IS NULL
-            """,
-            [repository.value, digest.value]
-        ).namedRows
-        return try rows.first.map { try Self.manifest($0, prefix: "m") }
     }
 
     /// Whether any statistics or catalog row exists.
@@ -240,7 +231,7 @@ public struct StatisticsQueries {
 
     /// The statistics columns of a (possibly absent) row `s`, named `<prefix>_<column>`: zeros and
     /// exact when absent, raw counters NULL when incomplete.
-    private static func statisticsColumns(_ s: String, as prefix: String) -> String {
+    static func statisticsColumns(_ s: String, as prefix: String) -> String {
         """
         CASE WHEN coalesce(\(s).counters_exact, true) THEN coalesce(\(s).fetches, 0) END AS \(prefix)_fetches,
         CASE WHEN coalesce(\(s).counters_exact, true) THEN coalesce(\(s).checks, 0) END AS \(prefix)_checks,
@@ -252,7 +243,7 @@ public struct StatisticsQueries {
     }
 
     /// A manifest's statistics from the columns `statisticsColumns` named with `prefix`.
-    private static func manifest(_ row: PostgresRow, prefix: String) throws -> ManifestStatistics {
+    static func manifest(_ row: PostgresRow, prefix: String) throws -> ManifestStatistics {
         ManifestStatistics(
             digest: try row.decode("\(prefix)_digest"), fetches: try row.decode("\(prefix)_fetches"), checks: try row.decode("\(prefix)_checks"),
             pullCount: try row.decode("\(prefix)_pull_count"), pullCountError: try row.decode("\(prefix)_pull_count_error"),
@@ -262,7 +253,7 @@ public struct StatisticsQueries {
     }
 
     /// A timestamptz expression as milliseconds since the epoch, named `name`.
-    private static func milliseconds(_ expression: String, as name: String) -> String {
+    static func milliseconds(_ expression: String, as name: String) -> String {
         "(extract(epoch FROM \(expression)) * 1000)::bigint AS \(name)"
     }
 }

@@ -62,6 +62,50 @@ import Testing
         }
     }
 
+    @Test func theRequirementDocumentsFieldNamesAreServedAndUntaggedManifestsAreListed() async throws {
+        let fixture = try seeded()
+        let untagged = "sha256:" + String(repeating: "e", count: 64)
+        _ = try fixture.sql("""
+            WITH r AS (SELECT id FROM repositories WHERE name = 'team/app'),
+            m AS (INSERT INTO catalog_manifests (repository_id, digest, pushed_at) SELECT id, $1, '2026-02-01T00:00:00Z' FROM r RETURNING 1)
+            INSERT INTO manifest_stats (repository_id, digest, fetches, pull_count, last_pulled_at, last_used_at)
+            SELECT id, $1, 7, 7, '2026-11-23T00:00:00Z', '2026-11-23T00:00:00Z' FROM r
+            """, [untagged])
+        try await fixture.test { client in
+            try await client.execute(uri: "/api/v1/repository/team/app/tag/v2/pull_statistics", method: .get, headers: Self.reader) { response in
+                let body = response.json
+                #expect(body["manifest_digest"] as? String == Self.digest)
+                #expect(body["manifest_total_pull_count"] as? Int == 900)
+                #expect(body["manifest_last_pull_date"] as? String == "2026-11-21T10:00:00.000Z")
+            }
+            try await client.execute(uri: "/api/v1/repository/team/app/manifest/\(Self.digest)/pull_statistics", method: .get, headers: Self.reader) { response in
+                let body = response.json
+                #expect(body["total_pull_count"] as? Int == 900 && body["last_pull_date"] as? String == "2026-11-21T10:00:00.000Z")
+                #expect(body["last_tag_pulled"] as? String == "v2", "v2's last pull is later than v1's")
+                let current = (body["current_tags"] as? [[String: Any]] ?? []).map { ($0["tag_name"] as? String ?? "", $0["tag_pull_count"] as? Int ?? -1) }
+                #expect(current.map(\.0) == ["v1", "v2", "v3"] && current.map(\.1) == [1_750, 12_000, 0])
+                #expect(body["untagged"] as? Bool == false)
+            }
+            try await client.execute(uri: "/api/v1/repository/team/app/manifest/\(untagged)/pull_statistics", method: .get, headers: Self.reader) { response in
+                #expect(response.json["untagged"] as? Bool == true && response.json["total_pull_count"] as? Int == 7)
+                #expect(response.json["last_tag_pulled"] is NSNull && (response.json["current_tags"] as? [Any])?.isEmpty == true)
+            }
+            try await client.execute(uri: "/api/v1/repository/team/app/pull_statistics?sort=pull_count", method: .get, headers: Self.reader) { response in
+                let body = response.json
+                let manifests = (body["manifest_statistics"] as? [[String: Any]] ?? []).map { $0["manifest_digest"] as? String ?? "" }
+                #expect(manifests == [Self.digest, untagged], "every manifest, the untagged one too, by pull count")
+                let first = (body["manifest_statistics"] as? [[String: Any]])?.first
+                #expect(first?["tags"] as? [String] == ["v1", "v2", "v3"] && first?["last_tag_pulled"] as? String == "v2")
+                let tags = (body["tag_statistics"] as? [[String: Any]] ?? []).map { $0["tag_name"] as? String ?? "" }
+                #expect(tags == ["v2", "v1", "v3"] && body["has_more_manifests"] as? Bool == false)
+            }
+            try await client.execute(uri: "/api/v1/repository/team/app/pull_statistics?sort=name&limit=1&page=2", method: .get, headers: Self.reader) { response in
+                let manifests = (response.json["manifest_statistics"] as? [[String: Any]] ?? []).map { $0["manifest_digest"] as? String ?? "" }
+                #expect(manifests == [untagged] && response.json["has_more_manifests"] as? Bool == false)
+            }
+        }
+    }
+
     @Test func aRepositoryPageIsSortedAndPaginated() async throws {
         let fixture = try seeded()
         @Sendable func tags(_ response: TestResponse) -> [String] {

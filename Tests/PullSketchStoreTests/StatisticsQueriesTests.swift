@@ -48,8 +48,8 @@ import Testing
         #expect(d.pullCount == 0 && d.lastPulledAt == nil && d.manifest?.pullCount == 0)
         #expect(try queries.tag(repository, try TagName("zzz")) == nil)
         #expect(try queries.tag(repository, try TagName("e")) == nil)
-        #expect(try queries.manifest(repository, digest("b"))?.pullCount == 2)
-        #expect(try queries.manifest(repository, digest("f")) == nil)
+        #expect(try queries.manifestListing(repository, digest("b"))?.statistics.pullCount == 2)
+        #expect(try queries.manifestListing(repository, digest("f")) == nil)
     }
 
     @Test func listingsAreSortedAndPaginated() throws {

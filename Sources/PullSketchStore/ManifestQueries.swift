@@ -1,0 +1,71 @@
+public import PullSketchCore
+import PullSketchPostgres
+
+/// A manifest of a repository's listing: its statistics, the live tags pointing at it now, and
+/// the tag it was last pulled through.
+public struct ManifestListing: Hashable, Sendable {
+    public var statistics: ManifestStatistics
+    /// Live tags whose digest is this manifest, by name; empty for an untagged manifest.
+    public var tags: [String]
+    /// Of the tags last served this manifest, the one pulled most recently; nil when no tag
+    /// pull of it is known (pulled by digest only, or its tags moved on since).
+    public var lastTagPulled: String?
+    public var pushedAt: Timestamp?
+
+    public init(statistics: ManifestStatistics, tags: [String], lastTagPulled: String?, pushedAt: Timestamp?) {
+        self.statistics = statistics
+        self.tags = tags
+        self.lastTagPulled = lastTagPulled
+        self.pushedAt = pushedAt
+    }
+}
+
+extension StatisticsQueries {
+    /// One page of a repository's live manifests, tagged or not, sorted like tags (by digest for
+    /// `.name`).
+    public func manifests(_ repository: RepositoryName, order: TagOrder, descending: Bool, limit: Int, offset: Int) throws -> [ManifestListing] {
+        let direction = descending ? "DESC NULLS LAST" : "ASC NULLS FIRST"
+        let sort = switch order {
+        case .lastPulled: "s.last_pulled_at \(direction), m.digest"
+        case .pullCount: "coalesce(s.pull_count, 0) \(descending ? "DESC" : "ASC"), m.digest"
+        case .name: "m.digest \(descending ? "DESC" : "ASC")"
+        }
+        return try manifests(where: "true", [repository.value], order: sort, limit: limit, offset: offset)
+    }
+
+    /// One manifest of the listing; nil for a digest the repository does not have.
+    public func manifestListing(_ repository: RepositoryName, _ digest: Digest) throws -> ManifestListing? {
+        try manifests(where: "m.digest = $2", [repository.value, digest.value], order: "m.digest", limit: 1, offset: 0).first
+    }
+
+    private func manifests(where condition: String, _ parameters: [String], order: String, limit: Int, offset: Int) throws -> [ManifestListing] {
+        try connection.query(
+            """
+            SELECT m.digest AS m_digest, \(Self.statisticsColumns("s", as: "m")), \(Self.milliseconds("m.pushed_at", as: "pushed_ms")),
+                -- Tag names hold no comma.
+                array_to_string(ARRAY(
+                    SELECT c.tag FROM catalog_tags c LEFT JOIN tag_stats t ON t.repository_id = c.repository_id AND t.tag = c.tag
+                    WHERE c.repository_id = m.repository_id AND c.deleted_at IS NULL AND coalesce(c.digest, t.current_digest) = m.digest
+                    ORDER BY c.tag
+                ), ',') AS tags,
+                (
+                    SELECT t.tag FROM tag_stats t
+                    WHERE t.repository_id = m.repository_id AND t.current_digest = m.digest AND t.last_pulled_at IS NOT NULL
+                    ORDER BY t.last_pulled_at DESC, t.tag LIMIT 1
+                ) AS last_tag_pulled
+            FROM catalog_manifests m JOIN repositories r ON r.id = m.repository_id
+            LEFT JOIN manifest_stats s ON s.repository_id = m.repository_id AND s.digest = m.digest
+            WHERE r.name = $1 AND m.deleted_at IS NULL AND \(condition)
+            ORDER BY \(order) LIMIT \(max(0, limit)) OFFSET \(max(0, offset))
+            """,
+            parameters
+        ).namedRows.map { row in
+            ManifestListing(
+                statistics: try Self.manifest(row, prefix: "m"),
+                tags: try row.decode("tags", as: String.self).split(separator: ",").map(String.init),
+                lastTagPulled: try row.decode("last_tag_pulled"),
+                pushedAt: try row.time("pushed_ms")
+            )
+        }
+    }
+}
