@@ -6,7 +6,7 @@ import PullSketchStore
 
 /// The statistics API under `/api/v1/repository/<repository>/`:
 /// `tag/<tag>/pull_statistics`, `manifest/<digest>/pull_statistics`, `pull_statistics` (a sorted
-/// page of every tag) and `prune_candidates`. A repository name may have any number of
+/// page of every tag and manifest), `pull_statistics.csv` (every tag) and `prune_candidates`. A repository name may have any number of
 /// components; a path ending in `tag/<x>/pull_statistics` or `manifest/<x>/pull_statistics` is
 /// read as a tag or manifest route.
 extension PullSketchNode {
@@ -72,6 +72,8 @@ extension PullSketchNode {
             } catch let error as InvalidParameter {
                 return JSONResponse.error(.badRequest, error.message)
             }
+        case .export:
+            return exportCSV(repository)
         case .pruneCandidates:
             do {
                 let policy = try PrunePolicy(request.uri.queryParameters)
@@ -98,6 +100,7 @@ enum StatisticsRoute {
     case tag(repository: String, tag: String)
     case manifest(repository: String, digest: String)
     case repository(String)
+    case export(String)
     case pruneCandidates(String)
 
     init?(_ segments: [String]) {
@@ -109,6 +112,8 @@ enum StatisticsRoute {
             self = .manifest(repository: segments[..<(count - 3)].joined(separator: "/"), digest: segments[count - 2])
         } else if last == "pull_statistics" {
             self = .repository(segments.dropLast().joined(separator: "/"))
+        } else if last == "pull_statistics.csv" {
+            self = .export(segments.dropLast().joined(separator: "/"))
         } else if last == "prune_candidates" {
             self = .pruneCandidates(segments.dropLast().joined(separator: "/"))
         } else {
@@ -118,7 +123,8 @@ enum StatisticsRoute {
 
     var repository: String {
         switch self {
-        case .tag(let repository, _), .manifest(let repository, _), .repository(let repository), .pruneCandidates(let repository):
+        case .tag(let repository, _), .manifest(let repository, _), .repository(let repository), .export(let repository),
+            .pruneCandidates(let repository):
             repository
         }
     }

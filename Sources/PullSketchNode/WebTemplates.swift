@@ -34,6 +34,11 @@ enum WebTemplates {
         .approx { color: var(--warn); font-size: 12px; margin-left: 6px; cursor: help; }
         .empty { background: #fff; border: 1px dashed var(--line); border-radius: 10px; padding: 36px; text-align: center; color: var(--muted); }
         .legend { color: var(--muted); font-size: 13px; margin-top: 12px; }
+        nav.pager { display: flex; gap: 14px; align-items: baseline; margin-top: 14px; }
+        nav.pager span { color: var(--muted); }
+        dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 6px 18px; background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 16px 20px; margin: 0 0 20px; }
+        dl.facts dt { color: var(--muted); }
+        dl.facts dd { margin: 0; }
         .unattributed { color: var(--warn); background: #fff7ed; border: 1px solid #fed7aa; border-radius: 8px; padding: 8px 12px; }
         </style>
         </head>
@@ -69,22 +74,22 @@ enum WebTemplates {
 
     static let repository = """
         <h1>{{repository}}</h1>
-        <p class="sub">{{count}} tags shown · sorted by {{sortLabel}}</p>
+        <p class="sub">{{shown}} · sorted by {{sortLabel}} · <a href="{{csv}}">download CSV</a></p>
         {{#unattributed}}<p class="unattributed" title="{{exact}} pulls">{{count}} pulls of this repository reached no tag's count: the node saw more new tags at once than it could name. Tags pulled in that burst may show fewer pulls than they had.</p>{{/unattributed}}
         {{#hasTags}}
         <table id="tags">
           <thead><tr>
-            <th><a class="{{nameActive}}" href="?sort=name&amp;order={{nameOrder}}">Tag</a></th>
+            <th><a class="{{nameActive}}" href="?sort=name&amp;order={{nameOrder}}&amp;limit={{limit}}">Tag</a></th>
             <th>Manifest</th>
-            <th><a class="{{lastActive}}" href="?sort=last_pulled&amp;order={{lastOrder}}">Last pulled</a></th>
+            <th><a class="{{lastActive}}" href="?sort=last_pulled&amp;order={{lastOrder}}&amp;limit={{limit}}">Last pulled</a></th>
             <th title="the latest GET or HEAD of the tag or its manifest, by tag or by digest">Last used</th>
-            <th class="num"><a class="{{countActive}}" href="?sort=pull_count&amp;order={{countOrder}}">Pulls</a></th>
+            <th class="num"><a class="{{countActive}}" href="?sort=pull_count&amp;order={{countOrder}}&amp;limit={{limit}}">Pulls</a></th>
           </tr></thead>
           <tbody>
           {{#tags}}
             <tr>
               <td><code>{{tag}}</code></td>
-              <td>{{#digest}}<code title="{{full}}">{{short}}</code>{{/digest}}{{^digest}}<span class="never">—</span>{{/digest}}</td>
+              <td>{{#digest}}<a href="{{link}}"><code title="{{full}}">{{short}}</code></a>{{/digest}}{{^digest}}<span class="never">—</span>{{/digest}}</td>
               <td>{{#lastPulled}}<span title="{{utc}}">{{relative}}</span>{{/lastPulled}}{{^lastPulled}}<span class="never">never</span>{{/lastPulled}}</td>
               <td>{{#lastUsed}}<span title="{{utc}}">{{relative}}</span>{{/lastUsed}}{{^lastUsed}}<span class="never">never</span>{{/lastUsed}}</td>
               <td class="num"><span class="count" title="{{exactCount}} pulls">{{count}}</span>{{#approximate}}<span class="approx" title="approximate: between {{low}} and {{high}} pulls">≈ ±{{error}}</span>{{/approximate}}</td>
@@ -92,9 +97,36 @@ enum WebTemplates {
           {{/tags}}
           </tbody>
         </table>
+        {{#pages}}<nav class="pager"><a href="{{first}}">first</a>{{#previous}}<a href="{{previous}}" rel="prev">previous</a>{{/previous}}<span>page {{current}} of {{last}} · {{total}}</span>{{#next}}<a href="{{next}}" rel="next">next</a>{{/next}}<a href="{{final}}">last</a></nav>{{/pages}}
         <p class="legend">Times in UTC on hover. Last used counts every request that resolved the tag or its manifest — a HEAD, or a pull by digest — and is what pruning reads. ≈ marks a count estimated from the sketch: an upper bound, with the most it may exceed the truth.</p>
         {{/hasTags}}
         {{^tags}}<div class="empty">No tags known for this repository yet. Tags appear once the registry reports a push or a pull.</div>{{/tags}}
+        """
+
+    static let manifest = """
+        <h1>{{repository}}</h1>
+        <p class="sub"><code>{{digest}}</code>{{#untagged}} · untagged{{/untagged}}</p>
+        <dl class="facts">
+          <dt>Pulls</dt><dd><span class="count" title="{{exactCount}} pulls">{{count}}</span>{{#approximate}}<span class="approx" title="approximate: between {{low}} and {{high}} pulls">≈ ±{{error}}</span>{{/approximate}}</dd>
+          <dt>Last pulled</dt><dd>{{#manifestLastPulled}}<span title="{{utc}}">{{relative}}</span>{{/manifestLastPulled}}{{^manifestLastPulled}}<span class="never">never</span>{{/manifestLastPulled}}</dd>
+          <dt>Last used</dt><dd>{{#manifestLastUsed}}<span title="{{utc}}">{{relative}}</span>{{/manifestLastUsed}}{{^manifestLastUsed}}<span class="never">never</span>{{/manifestLastUsed}}</dd>
+          <dt>Last pulled by tag</dt><dd>{{#lastTagPulled}}<code>{{lastTagPulled}}</code>{{/lastTagPulled}}{{^lastTagPulled}}<span class="never">—</span>{{/lastTagPulled}}</dd>
+          <dt>Pushed</dt><dd>{{#pushed}}<span title="{{utc}}">{{relative}}</span>{{/pushed}}{{^pushed}}<span class="never">unknown</span>{{/pushed}}</dd>
+        </dl>
+        {{#hasTags}}
+        <table id="manifest-tags">
+          <thead><tr><th>Tag pointing here</th><th>Last pulled</th><th class="num">Pulls</th></tr></thead>
+          <tbody>
+          {{#tags}}
+            <tr><td><code>{{tag}}</code></td>
+            <td>{{#lastPulled}}<span title="{{utc}}">{{relative}}</span>{{/lastPulled}}{{^lastPulled}}<span class="never">never</span>{{/lastPulled}}</td>
+            <td class="num">{{count}}</td></tr>
+          {{/tags}}
+          </tbody>
+        </table>
+        {{/hasTags}}
+        {{^tags}}<div class="empty">No tag points at this manifest: it is untagged.</div>{{/tags}}
+        <p class="legend"><a href="/repository/{{repository}}">All tags of {{repository}}</a></p>
         """
 
     static let login = """

@@ -7,14 +7,18 @@ import PullSketchEvents
 import PullSketchStore
 
 /// The web UI: `/` searches repositories, `/repository/<repository>` lists its tags with last pull
-/// and pull count, sortable. Readers sign in with their token (kept in an HttpOnly cookie) unless
-/// `read_auth` is none.
+/// and pull count, sortable and a page at a time, `/repository/<repository>/manifest/<digest>`
+/// shows one manifest and the tags pointing at it. Readers sign in with their token (kept in an
+/// HttpOnly cookie) unless `read_auth` is none.
 struct WebPages: Sendable {
     private let library: MustacheLibrary
 
     init() {
         var library = MustacheLibrary()
-        for (name, text) in [("layout", WebTemplates.layout), ("search", WebTemplates.search), ("repository", WebTemplates.repository), ("login", WebTemplates.login)] {
+        for (name, text) in [
+            ("layout", WebTemplates.layout), ("search", WebTemplates.search), ("repository", WebTemplates.repository),
+            ("manifest", WebTemplates.manifest), ("login", WebTemplates.login),
+        ] {
             try! library.register(text, named: name)  // fixed templates: a parse error is a programming error
         }
         self.library = library
@@ -51,20 +55,24 @@ extension PullSketchNode {
     func repositoryPage(_ request: Request, context: NodeRequestContext) async throws -> Response {
         guard statisticsEnabled else { return JSONResponse.error(.notFound, "pull statistics are not enabled") }
         guard let reader = reader(request) else { return pages.render("login", title: "Sign in", [:], status: .unauthorized) }
-        let name = context.parameters.getCatchAll().joined(separator: "/")
-        guard let repository = try? RepositoryName(name), reader.mayRead(repository) else {
-            return pages.render("search", title: "Not found", ["query": name, "repositories": [[String: Any]](), "hasRepositories": false], status: .notFound)
+        let segments = context.parameters.getCatchAll().map(String.init)
+        // A digest holds a colon, which no repository name does: `…/manifest/<digest>` is a manifest.
+        if segments.count >= 3, segments[segments.count - 2] == "manifest", let digest = try? Digest(segments[segments.count - 1]) {
+            return try await manifestPage(segments.dropLast(2).joined(separator: "/"), digest, reader: reader)
         }
+        let name = segments.joined(separator: "/")
+        guard let repository = try? RepositoryName(name), reader.mayRead(repository) else { return notFound(name) }
         let page: TagPage
         do {
             page = try TagPage(request.uri.queryParameters)
         } catch {
             return JSONResponse.error(.badRequest, error.message)
         }
-        let (tags, unattributed) = try await database.run {
+        let (tags, total, unattributed) = try await database.run {
             let queries = StatisticsQueries(connection: $0)
             return (
-                try queries.tags(repository, order: page.order, descending: page.descending, limit: TagPage.maximumLimit, offset: 0),
+                try queries.tags(repository, order: page.order, descending: page.descending, limit: page.limit, offset: page.offset),
+                try queries.tagCount(repository),
                 try queries.unattributedPulls(repository)
             )
         }
@@ -76,32 +84,77 @@ extension PullSketchNode {
             if let time = [tag.lastUsedAt, tag.manifest?.lastUsedAt].compactMap({ $0 }).max() {
                 row["lastUsed"] = Self.timeValues(time, now: now)
             }
-            if let digest = tag.currentDigest {
-                row["digest"] = ["full": digest, "short": String(digest.split(separator: ":").last?.prefix(12) ?? "")]
-            }
-            if tag.pullCountError > 0 {
-                row["approximate"] = [
-                    "error": CompactPullCount.string(tag.pullCountError),
-                    "low": tag.pullCount - min(tag.pullCount, tag.pullCountError), "high": tag.pullCount,
-                ]
-            }
+            if let digest = tag.currentDigest { row["digest"] = Self.digestValues(digest, repository: repository) }
+            if tag.pullCountError > 0 { row["approximate"] = Self.approximation(tag.pullCount, tag.pullCountError) }
             return row
         }
+        let sort = "sort=\(page.order.rawValue)&order=\(page.descending ? "desc" : "asc")&limit=\(page.limit)"
         // Each column links to its own sort; the active column's link flips the order.
         func link(_ order: TagOrder) -> (active: String, order: String) {
             guard page.order == order else { return ("", order == .name ? "asc" : "desc") }
             return ("active", page.descending ? "asc" : "desc")
         }
         let labels: [TagOrder: String] = [.lastPulled: "last pulled", .pullCount: "pull count", .name: "name"]
+        let lastPage = max(1, (total + page.limit - 1) / page.limit)
         var values: [String: Any] = [
-            "repository": repository.value, "tags": rows, "hasTags": !rows.isEmpty, "count": rows.count,
+            "repository": repository.value, "tags": rows, "hasTags": !rows.isEmpty,
+            "shown": rows.isEmpty ? "No tags" : "Tags \(page.offset + 1)–\(page.offset + rows.count) of \(total)",
+            "total": "\(total) tag\(total == 1 ? "" : "s")",
             "sortLabel": "\(labels[page.order]!), \(page.descending ? "descending" : "ascending")",
             "nameActive": link(.name).active, "nameOrder": link(.name).order,
             "lastActive": link(.lastPulled).active, "lastOrder": link(.lastPulled).order,
             "countActive": link(.pullCount).active, "countOrder": link(.pullCount).order,
+            "limit": page.limit, "csv": "/api/v1/repository/\(repository.value)/pull_statistics.csv",
         ]
+        if page.page > 1 { values["previous"] = "?\(sort)&page=\(min(page.page - 1, lastPage))" }
+        if page.page < lastPage { values["next"] = "?\(sort)&page=\(page.page + 1)" }
+        if lastPage > 1 {
+            values["pages"] = ["current": page.page, "last": lastPage, "first": "?\(sort)&page=1", "final": "?\(sort)&page=\(lastPage)"]
+        }
         if unattributed > 0 { values["unattributed"] = ["count": CompactPullCount.string(UInt64(unattributed)), "exact": unattributed] }
         return pages.render("repository", title: repository.value, values)
+    }
+
+    /// One manifest: its pulls and uses, and the tags pointing at it now.
+    private func manifestPage(_ name: String, _ digest: Digest, reader: Reader) async throws -> Response {
+        guard let repository = try? RepositoryName(name), reader.mayRead(repository) else { return notFound(name) }
+        let (listing, tags) = try await database.run {
+            let queries = StatisticsQueries(connection: $0)
+            return (try queries.manifestListing(repository, digest), try queries.tags(repository, pointingAt: digest))
+        }
+        guard let listing else { return notFound("\(name)@\(digest.value)") }
+        let now = Timestamp.now()
+        let statistics = listing.statistics
+        var values: [String: Any] = [
+            "repository": repository.value, "digest": digest.value, "count": CompactPullCount.string(statistics.pullCount),
+            "exactCount": statistics.pullCount, "untagged": listing.tags.isEmpty, "hasTags": !tags.isEmpty,
+            "tags": tags.map { tag -> [String: Any] in
+                var row: [String: Any] = ["tag": tag.tag, "count": CompactPullCount.string(tag.pullCount)]
+                if let time = tag.lastPulledAt { row["lastPulled"] = Self.timeValues(time, now: now) }
+                return row
+            },
+        ]
+        // Names the tag rows do not use: Mustache looks a key a row lacks up in the page.
+        if let time = statistics.lastPulledAt { values["manifestLastPulled"] = Self.timeValues(time, now: now) }
+        if let time = statistics.lastUsedAt { values["manifestLastUsed"] = Self.timeValues(time, now: now) }
+        if let time = listing.pushedAt { values["pushed"] = Self.timeValues(time, now: now) }
+        if let tag = listing.lastTagPulled { values["lastTagPulled"] = tag }
+        if statistics.pullCountError > 0 { values["approximate"] = Self.approximation(statistics.pullCount, statistics.pullCountError) }
+        return pages.render("manifest", title: "\(repository.value)@\(String(digest.value.prefix(19)))", values)
+    }
+
+    private func notFound(_ query: String) -> Response {
+        pages.render("search", title: "Not found", ["query": query, "repositories": [[String: Any]](), "hasRepositories": false], status: .notFound)
+    }
+
+    /// A digest as the UI shows it: short, the full one on hover, linking to its manifest page.
+    static func digestValues(_ digest: String, repository: RepositoryName) -> [String: String] {
+        ["full": digest, "short": String(digest.split(separator: ":").last?.prefix(12) ?? ""), "link": "/repository/\(repository.value)/manifest/\(digest)"]
+    }
+
+    /// The ≈ mark of an estimated count: its error and the range the truth lies in.
+    static func approximation(_ count: UInt64, _ error: UInt64) -> [String: Any] {
+        ["error": CompactPullCount.string(error), "low": count - min(count, error), "high": count]
     }
 
     /// `POST /login` with `token=…`: a valid reader token is kept in an HttpOnly, SameSite=Strict

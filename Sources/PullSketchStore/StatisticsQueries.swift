@@ -27,6 +27,23 @@ public struct StatisticsQueries {
         return try tags(where: "true", [repository.value], order: sort, limit: limit, offset: offset)
     }
 
+    /// Up to `limit` live tags named after `name` (from the first when nil), by name: pages of
+    /// an export, each as cheap as the first.
+    public func tags(_ repository: RepositoryName, after name: String?, limit: Int) throws -> [TagStatistics] {
+        try tags(where: "c.tag > $2", [repository.value, name ?? ""], order: "c.tag", limit: limit, offset: 0)
+    }
+
+    /// How many live tags the repository has.
+    public func tagCount(_ repository: RepositoryName) throws -> Int {
+        try connection.query(
+            """
+            SELECT count(*) AS tags FROM catalog_tags c JOIN repositories r ON r.id = c.repository_id
+            WHERE r.name = $1 AND c.deleted_at IS NULL
+            """,
+            [repository.value]
+        ).namedRows[0].decode("tags")
+    }
+
     /// The live tags pointing at `digest` now, by name, with their statistics (at most 1,000).
     public func tags(_ repository: RepositoryName, pointingAt digest: Digest) throws -> [TagStatistics] {
         try tags(where: "coalesce(c.digest, t.current_digest) = $2", [repository.value, digest.value], order: "c.tag", limit: 1_000, offset: 0)

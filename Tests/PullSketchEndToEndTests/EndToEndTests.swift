@@ -217,11 +217,11 @@ import Testing
         }
     }
 
-    /// Polls `condition` for up to 15 s.
-    func eventually(_ condition: () throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(15)
+    /// Polls `condition` for up to `seconds` (the freshness the stack promises, by default).
+    func eventually(within seconds: Double = 15, _ condition: () throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
         while try !condition() {
-            try #require(Date() < deadline, "not within 15 s")
+            try #require(Date() < deadline, "not within \(seconds) s")
             try await Task.sleep(for: .milliseconds(250))
         }
     }

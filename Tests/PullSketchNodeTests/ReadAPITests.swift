@@ -106,6 +106,46 @@ import Testing
         }
     }
 
+    @Test func aRepositoryExportsEveryTagAsCSVInPagesByName() async throws {
+        let fixture = try seeded()
+        _ = try fixture.sql("""
+            INSERT INTO catalog_tags (repository_id, tag) SELECT id, 'w' || lpad(n::text, 4, '0') FROM repositories, generate_series(1, 2100) n
+            WHERE name = 'team/app'
+            """)
+        try await fixture.test { client in
+            try await client.execute(uri: "/api/v1/repository/team/app/pull_statistics.csv", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .ok && response.headers[.contentType] == "text/csv; charset=utf-8")
+                let lines = response.text.split(separator: "\n").map(String.init)
+                #expect(lines.count == 1 + 3 + 2_100, "a header and every tag, over three pages of 1,000")
+                #expect(lines[0].hasPrefix("tag,current_manifest_digest,tag_pull_count,"))
+                #expect(lines[1] == "v1,\(Self.digest),1750,0,2026-11-20T08:00:00.000Z,2026-11-20T08:00:00.000Z,900,0,2026-11-21T10:00:00.000Z,2026-11-22T07:00:00.000Z,2026-01-01T00:00:00.000Z")
+                #expect(lines[4] == "w0001,,0,0,,,0,0,,,", "a tag known only by name")
+                #expect(lines.last?.hasPrefix("w2100,") == true)
+            }
+            try await client.execute(uri: "/api/v1/repository/other/app/pull_statistics.csv", method: .get, headers: Self.reader) {
+                #expect($0.status == .notFound, "outside the token's scope")
+            }
+        }
+    }
+
+    @Test func theManifestPageShowsItsTagsAndAnUnknownDigestIsNotFound() async throws {
+        let fixture = try seeded()
+        try await fixture.test { client in
+            try await client.execute(uri: "/repository/team/app/manifest/\(Self.digest)", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .ok)
+                #expect(response.text.contains("<code>\(Self.digest)</code>") && response.text.contains(">900<"))
+                #expect(["v1", "v2", "v3"].allSatisfy { response.text.contains("<td><code>\($0)</code></td>") })
+            }
+            try await client.execute(uri: "/repository/team/app/manifest/sha256:\(String(repeating: "0", count: 64))", method: .get, headers: Self.reader) {
+                #expect($0.status == .notFound)
+            }
+            try await client.execute(uri: "/repository/team/app", method: .get, headers: Self.reader) { response in
+                #expect(response.text.contains("Tags 1–3 of 3") && response.text.contains("href=\"/repository/team/app/manifest/\(Self.digest)\""))
+                #expect(response.text.contains("/api/v1/repository/team/app/pull_statistics.csv"))
+            }
+        }
+    }
+
     @Test func aRepositoryPageIsSortedAndPaginated() async throws {
         let fixture = try seeded()
         @Sendable func tags(_ response: TestResponse) -> [String] {
