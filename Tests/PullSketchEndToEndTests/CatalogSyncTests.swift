@@ -92,7 +92,7 @@ extension EndToEndTests {
         // their push time (the time the sync saw them).
         let page = try stack.api("history/app2/pull_statistics?sort=name&limit=500")
         #expect((page["tags"] as? [[String: Any]])?.count == 112)
-        let html = try ChildProcess.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(stack.nodePort)/repository/history/app2"])
+        let html = try ChildProcess.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(stack.nodePort)/repository/history/app2?limit=500"])
         #expect(html.components(separatedBy: "<span class=\"never\">never</span>").count - 1 >= 2 * 112, "every tag in the UI, never pulled or used")
         let candidates = try stack.api("history/app2/prune_candidates?not_pulled_days=0")
         #expect((candidates["candidates"] as? [[String: Any]])?.count == 112)
