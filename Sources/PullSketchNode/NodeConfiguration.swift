@@ -37,6 +37,9 @@ public struct NodeConfiguration: Hashable, Sendable {
     /// The header a TLS-terminating proxy sets to the client's scheme (`X-Forwarded-Proto`); when
     /// it says `https`, the sign-in cookie is `Secure`. Nil: no proxy is trusted to say so.
     public var forwardedProtoHeader: String?
+    /// How long a failed sign-in counts against its address (ten refuse the next for the rest of
+    /// it). Default one minute.
+    public var signInWindow: Duration
 
     public init(
         host: String = "127.0.0.1",
@@ -52,7 +55,8 @@ public struct NodeConfiguration: Hashable, Sendable {
         maxConcurrentRequests: Int = 256,
         metricsToken: String? = nil,
         catalogQueueCapacity: Int = 100_000,
-        forwardedProtoHeader: String? = nil
+        forwardedProtoHeader: String? = nil,
+        signInWindow: Duration = .seconds(60)
     ) {
         self.host = host
         self.port = port
@@ -68,6 +72,7 @@ public struct NodeConfiguration: Hashable, Sendable {
         self.metricsToken = metricsToken
         self.catalogQueueCapacity = catalogQueueCapacity
         self.forwardedProtoHeader = forwardedProtoHeader
+        self.signInWindow = signInWindow
     }
 }
 

@@ -24,7 +24,7 @@ public struct PullSketchNode: Sendable {
     /// Nil when `eventIDHorizon` is zero: each node de-duplicates by its own memory alone.
     let eventClaims: EventClaims?
     let pages: WebPages
-    let signIns = SignInLimiter()
+    let signIns: SignInLimiter
     let logger: Logger
 
     public init(
@@ -47,6 +47,7 @@ public struct PullSketchNode: Sendable {
             ? EventClaims(redis: redis, shardCount: tracker.configuration.shardCount, horizon: configuration.eventIDHorizon, logger: logger)
             : nil
         pages = WebPages()
+        signIns = SignInLimiter(window: configuration.signInWindow)
         if configuration.readAuth == .none {
             logger.warning("read_auth is none: anyone who reaches this node can read every repository's statistics")
         }

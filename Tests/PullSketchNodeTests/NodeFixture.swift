@@ -34,6 +34,7 @@ struct NodeFixture {
         forwardedProtoHeader: String? = nil,
         catalogQueueCapacity: Int = 100_000,
         idleTimeout: Duration = .seconds(30),
+        signInWindow: Duration = .seconds(60),
         postgres: PostgresServer? = nil
     ) throws {
         database = try (postgres ?? PostgresServer.current!).makeDatabase()
@@ -43,7 +44,8 @@ struct NodeFixture {
             configuration: NodeConfiguration(
                 webhookSecret: Self.secret, readAuth: readAuth, maxBodyBytes: maxBodyBytes, eventIDHorizon: eventIDHorizon,
                 statementTimeout: statementTimeout, idleTimeout: idleTimeout, maxConcurrentRequests: maxConcurrentRequests,
-                metricsToken: metricsToken, catalogQueueCapacity: catalogQueueCapacity, forwardedProtoHeader: forwardedProtoHeader
+                metricsToken: metricsToken, catalogQueueCapacity: catalogQueueCapacity, forwardedProtoHeader: forwardedProtoHeader,
+                signInWindow: signInWindow
             ),
             tracker: tracker,
             database: try BlockingDatabase(database, connections: 2, statementTimeout: statementTimeout, acquireTimeout: .seconds(120)),
