@@ -1,7 +1,7 @@
 public import Foundation
 
-/// Where a catalog sync or an import got to, kept in a file so a run that stopped resumes there:
-/// the source it reads and the last position it finished (a repository name, a row id).
+/// Where a catalog sync got to, kept in a file so a run that stopped resumes there:
+/// the source it reads and the last position it finished (a repository name, a tag id).
 public struct SyncCheckpoint: Codable, Hashable, Sendable {
     public var source: String
     public var position: String?
