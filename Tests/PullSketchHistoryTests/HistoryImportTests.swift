@@ -25,15 +25,8 @@ import Testing
         let database = try PostgresServer.current!.makeDatabase()
         let connection = try PostgresConnection(database)
         let halfway = start + 20 * 86_400_000
+        try connection.execute(script: QuayTagTables.schema)
         try connection.execute(script: """
-            CREATE TABLE "user" (id serial PRIMARY KEY, username varchar(255) NOT NULL UNIQUE);
-            CREATE TABLE repository (id serial PRIMARY KEY, namespace_user_id integer NOT NULL REFERENCES "user" (id),
-                name varchar(255) NOT NULL, UNIQUE (namespace_user_id, name));
-            CREATE TABLE manifest (id serial PRIMARY KEY, repository_id integer NOT NULL REFERENCES repository (id),
-                digest varchar(255) NOT NULL, UNIQUE (repository_id, digest));
-            CREATE TABLE tag (id serial PRIMARY KEY, name varchar(255) NOT NULL, repository_id integer NOT NULL REFERENCES repository (id),
-                manifest_id integer REFERENCES manifest (id), lifetime_start_ms bigint NOT NULL, lifetime_end_ms bigint,
-                hidden boolean NOT NULL DEFAULT false);
             CREATE TABLE logentrykind (id serial PRIMARY KEY, name varchar(255) NOT NULL UNIQUE);
             CREATE TABLE logentry3 (id bigserial PRIMARY KEY, kind_id integer NOT NULL REFERENCES logentrykind (id),
                 account_id integer NOT NULL, performer_id integer, repository_id integer, datetime timestamp NOT NULL,

@@ -20,15 +20,8 @@ import Testing
     static func quayDatabase(tags: Int) throws -> String {
         let database = try PostgresServer.current!.makeDatabase()
         let connection = try PostgresConnection(database)
+        try connection.execute(script: QuayTagTables.schema)
         try connection.execute(script: """
-            CREATE TABLE "user" (id serial PRIMARY KEY, username varchar(255) NOT NULL UNIQUE);
-            CREATE TABLE repository (id serial PRIMARY KEY, namespace_user_id integer NOT NULL REFERENCES "user" (id),
-                name varchar(255) NOT NULL, UNIQUE (namespace_user_id, name));
-            CREATE TABLE manifest (id serial PRIMARY KEY, repository_id integer NOT NULL REFERENCES repository (id),
-                digest varchar(255) NOT NULL, UNIQUE (repository_id, digest));
-            CREATE TABLE tag (id serial PRIMARY KEY, name varchar(255) NOT NULL, repository_id integer NOT NULL REFERENCES repository (id),
-                manifest_id integer REFERENCES manifest (id), lifetime_start_ms bigint NOT NULL, lifetime_end_ms bigint,
-                hidden boolean NOT NULL DEFAULT false);
             INSERT INTO "user" (id, username) VALUES (1, 'acme');
             INSERT INTO repository (id, namespace_user_id, name) VALUES (1, 1, 'web'), (2, 1, 'legacy');
             """)
