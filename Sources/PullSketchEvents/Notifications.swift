@@ -27,6 +27,14 @@ public struct NotificationEvent: Decodable, Sendable {
         public var digest: String?
         public var repository: String?
         public var tag: String?
+        /// What the manifest lists (`events.includereferences: true`): an index's platform
+        /// manifests, an image's config and layers.
+        public var references: [Reference]?
+    }
+
+    public struct Reference: Decodable, Sendable {
+        public var mediaType: String?
+        public var digest: String?
     }
 
     public struct Request: Decodable, Sendable {
@@ -52,6 +60,8 @@ public enum IngestedEvent: Equatable, Sendable {
 public enum CatalogChange: Hashable, Sendable {
     case pushTag(RepositoryName, TagName, Digest, Timestamp)
     case pushManifest(RepositoryName, Digest, Timestamp)
+    /// An image index pushed (by tag or digest) with the platform manifests it lists.
+    case pushIndex(RepositoryName, TagName?, Digest, children: [Digest], Timestamp)
     case deleteTag(RepositoryName, TagName, Timestamp)
     case deleteManifest(RepositoryName, Digest, Timestamp)
 }
@@ -66,6 +76,21 @@ extension NotificationEvent {
         "application/vnd.docker.distribution.manifest.v1+json",
         "application/vnd.docker.distribution.manifest.v1+prettyjws",
     ]
+
+    /// Media types of manifests that list other manifests (multi-platform images).
+    public static let indexMediaTypes: Set<String> = [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ]
+
+    /// The valid manifest digests an index event's references name; empty for anything else.
+    private var indexChildren: [Digest] {
+        guard let target, target.mediaType.map(Self.indexMediaTypes.contains) == true else { return [] }
+        return (target.references ?? []).compactMap { reference in
+            guard reference.mediaType.map(Self.manifestMediaTypes.contains) ?? true else { return nil }
+            return reference.digest.flatMap { try? Digest($0) }
+        }
+    }
 
     /// Validates the event and says what it means (docs/design.md).
     public func ingested() -> IngestedEvent {
@@ -111,6 +136,8 @@ extension NotificationEvent {
             return .pull(PullEvent(repository: repository, reference: reference, method: method, servedDigest: digest, time: time))
         case "push":
             guard let digest else { return .invalid("push without digest") }
+            let children = indexChildren
+            if !children.isEmpty { return .catalog(.pushIndex(repository, tag, digest, children: children, time)) }
             return .catalog(tag.map { .pushTag(repository, $0, digest, time) } ?? .pushManifest(repository, digest, time))
         default:
             if let tag { return .catalog(.deleteTag(repository, tag, time)) }
@@ -139,6 +166,8 @@ extension IngestedEvent {
             event = .catalog(.pushTag(repository, tag, digest, clamp(time)))
         case .catalog(.pushManifest(let repository, let digest, let time)):
             event = .catalog(.pushManifest(repository, digest, clamp(time)))
+        case .catalog(.pushIndex(let repository, let tag, let digest, let children, let time)):
+            event = .catalog(.pushIndex(repository, tag, digest, children: children, clamp(time)))
         case .catalog(.deleteTag(let repository, let tag, let time)):
             event = .catalog(.deleteTag(repository, tag, clamp(time)))
         case .catalog(.deleteManifest(let repository, let digest, let time)):

@@ -97,6 +97,9 @@ public final class CatalogUpdates: Service, Sendable {
             switch change {
             case .pushTag(let repository, let tag, let digest, let time): batch.pushTag(repository, tag, digest: digest, at: time)
             case .pushManifest(let repository, let digest, let time): batch.pushManifest(repository, digest, at: time)
+            case .pushIndex(let repository, let tag, let digest, let children, let time):
+                if let tag { batch.pushTag(repository, tag, digest: digest, at: time) } else { batch.pushManifest(repository, digest, at: time) }
+                batch.link(children.map { IndexLink(repository: repository, index: digest, child: $0, platform: nil) })
             case .deleteTag(let repository, let tag, let time): batch.deleteTag(repository, tag, at: time)
             case .deleteManifest(let repository, let digest, let time): batch.deleteManifest(repository, digest, at: time)
             }

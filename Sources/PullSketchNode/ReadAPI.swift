@@ -48,12 +48,15 @@ extension PullSketchNode {
             return try JSONResponse.make(.ok, TagStatisticsBody(statistics ?? .neverPulled(tag.value)))
         case .manifest(_, let text):
             guard let digest = try? Digest(text) else { return JSONResponse.error(.badRequest, "invalid digest '\(text)'") }
-            let (listing, tags) = try await database.run {
+            let (listing, tags, platforms) = try await database.run {
                 let queries = StatisticsQueries(connection: $0)
-                return (try queries.manifestListing(repository, digest), try queries.tags(repository, pointingAt: digest))
+                return (
+                    try queries.manifestListing(repository, digest), try queries.tags(repository, pointingAt: digest),
+                    try queries.platforms(repository, index: digest)
+                )
             }
             let known = listing ?? ManifestListing(statistics: .neverPulled(digest.value), tags: [], lastTagPulled: nil, pushedAt: nil)
-            return try JSONResponse.make(.ok, ManifestStatisticsBody(known, currentTags: tags))
+            return try JSONResponse.make(.ok, ManifestStatisticsBody(known, currentTags: tags, platforms: platforms))
         case .repository:
             do {
                 let page = try TagPage(request.uri.queryParameters)

@@ -77,7 +77,8 @@ struct TagStatisticsBody: Encodable {
 
 /// A manifest as the API shows it: PullSketch's names, the names of the requirement documents
 /// (`total_pull_count`, `last_pull_date`, `last_tag_pulled`), last used, the bound, whether it is
-/// exact, the live tags pointing at it (none: untagged) and its push time.
+/// exact, the live tags pointing at it (none: untagged), its push time, and for a platform
+/// manifest the image indexes listing it and its platform.
 struct ManifestBody: Encodable {
     let manifest_digest: String
     let manifest_pull_count: UInt64
@@ -93,6 +94,8 @@ struct ManifestBody: Encodable {
     let tags: [String]
     let untagged: Bool
     let pushed_at: Nullable<String>
+    let index_digests: [String]
+    let platform: Nullable<String>
 
     init(_ listing: ManifestListing) {
         let statistics = listing.statistics
@@ -110,28 +113,56 @@ struct ManifestBody: Encodable {
         tags = listing.tags
         untagged = listing.tags.isEmpty
         pushed_at = date(listing.pushedAt)
+        index_digests = listing.indexes
+        platform = Nullable(listing.platform)
+    }
+}
+
+/// A platform manifest under its image index: the platform (null while unknown) and its pulls.
+struct PlatformBody: Encodable {
+    let platform: Nullable<String>
+    let manifest_digest: String
+    let total_pull_count: UInt64
+    let last_pull_date: Nullable<String>
+    let last_manifest_used_date: Nullable<String>
+    let pull_count_error: UInt64
+    let exact: Bool
+
+    init(_ manifest: PlatformManifest) {
+        let statistics = manifest.statistics
+        platform = Nullable(manifest.platform)
+        manifest_digest = statistics.digest
+        total_pull_count = statistics.pullCount
+        last_pull_date = date(statistics.lastPulledAt)
+        last_manifest_used_date = date(statistics.lastUsedAt)
+        pull_count_error = statistics.pullCountError
+        exact = statistics.isExact
     }
 }
 
 /// `GET …/manifest/<digest>/pull_statistics`: the manifest, and each tag pointing at it now with
-/// its own pulls (`current_tags`).
+/// its own pulls (`current_tags`); for an image index, each platform manifest it lists with its
+/// pulls (`platforms`, empty otherwise).
 struct ManifestStatisticsBody: Encodable {
     let manifest: ManifestBody
     let current_tags: [TagStatisticsBody]
+    let platforms: [PlatformBody]
 
-    init(_ listing: ManifestListing, currentTags: [TagStatistics]) {
+    init(_ listing: ManifestListing, currentTags: [TagStatistics], platforms: [PlatformManifest]) {
         manifest = ManifestBody(listing)
         current_tags = currentTags.map(TagStatisticsBody.init)
+        self.platforms = platforms.map(PlatformBody.init)
     }
 
     func encode(to encoder: any Encoder) throws {
         try manifest.encode(to: encoder)
         var container = encoder.container(keyedBy: Key.self)
         try container.encode(current_tags, forKey: .current_tags)
+        try container.encode(platforms, forKey: .platforms)
     }
 
     private enum Key: CodingKey {
-        case current_tags
+        case current_tags, platforms
     }
 }
 

@@ -21,6 +21,7 @@ enum WebTemplates {
         input[type=search], input[type=password] { flex: 1; padding: 9px 12px; border: 1px solid var(--line); border-radius: 8px; font: inherit; }
         button { padding: 9px 16px; border: 0; border-radius: 8px; background: var(--accent); color: #fff; font: inherit; cursor: pointer; }
         table { width: 100%; border-collapse: collapse; background: #fff; border: 1px solid var(--line); border-radius: 10px; overflow: hidden; }
+        table + table { margin-top: 20px; }
         th, td { text-align: left; padding: 10px 14px; border-bottom: 1px solid var(--line); }
         th { background: #f1f4f9; font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
         th a { color: inherit; text-decoration: none; }
@@ -105,7 +106,8 @@ enum WebTemplates {
 
     static let manifest = """
         <h1>{{repository}}</h1>
-        <p class="sub"><code>{{digest}}</code>{{#untagged}} · untagged{{/untagged}}</p>
+        <p class="sub"><code>{{digest}}</code>{{#ownPlatform}} · <span id="platform">{{ownPlatform}}</span>{{/ownPlatform}}{{#untagged}}{{^hasIndexes}} · untagged{{/hasIndexes}}{{/untagged}}</p>
+        {{#hasIndexes}}<p class="sub" id="indexes">Platform manifest of {{#indexes}}<a href="{{link}}" title="{{full}}"><code>{{short}}</code></a> {{/indexes}}— in use while any of them is.</p>{{/hasIndexes}}
         <dl class="facts">
           <dt>Pulls</dt><dd><span class="count" title="{{exactCount}} pulls">{{count}}</span>{{#approximate}}<span class="approx" title="approximate: between {{low}} and {{high}} pulls">≈ ±{{error}}</span>{{/approximate}}</dd>
           <dt>Last pulled</dt><dd>{{#manifestLastPulled}}<span title="{{utc}}">{{relative}}</span>{{/manifestLastPulled}}{{^manifestLastPulled}}<span class="never">never</span>{{/manifestLastPulled}}</dd>
@@ -125,7 +127,21 @@ enum WebTemplates {
           </tbody>
         </table>
         {{/hasTags}}
-        {{^tags}}<div class="empty">No tag points at this manifest: it is untagged.</div>{{/tags}}
+        {{#hasPlatforms}}
+        <table id="manifest-platforms">
+          <thead><tr><th>Platform</th><th>Manifest</th><th>Last pulled</th><th class="num">Pulls</th></tr></thead>
+          <tbody>
+          {{#platforms}}
+            <tr><td>{{#platformName}}<code>{{platformName}}</code>{{/platformName}}{{^platformName}}<span class="never">unknown</span>{{/platformName}}</td>
+            <td><a href="{{digestLink}}" title="{{digestFull}}"><code>{{digestShort}}</code></a></td>
+            <td>{{#lastPulled}}<span title="{{utc}}">{{relative}}</span>{{/lastPulled}}{{^lastPulled}}<span class="never">never</span>{{/lastPulled}}</td>
+            <td class="num">{{count}}</td></tr>
+          {{/platforms}}
+          </tbody>
+        </table>
+        <p class="legend">An image index is in use, for pruning, while any platform manifest it lists is.</p>
+        {{/hasPlatforms}}
+        {{^tags}}{{^hasIndexes}}<div class="empty">No tag points at this manifest: it is untagged.</div>{{/hasIndexes}}{{/tags}}
         <p class="legend"><a href="/repository/{{repository}}">All tags of {{repository}}</a></p>
         """
 

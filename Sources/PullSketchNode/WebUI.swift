@@ -115,12 +115,16 @@ extension PullSketchNode {
         return pages.render("repository", title: repository.value, values)
     }
 
-    /// One manifest: its pulls and uses, and the tags pointing at it now.
+    /// One manifest: its pulls and uses, the tags pointing at it now, and for an image index its
+    /// platform manifests (for a platform manifest, the indexes listing it).
     private func manifestPage(_ name: String, _ digest: Digest, reader: Reader) async throws -> Response {
         guard let repository = try? RepositoryName(name), reader.mayRead(repository) else { return notFound(name) }
-        let (listing, tags) = try await database.run {
+        let (listing, tags, platforms) = try await database.run {
             let queries = StatisticsQueries(connection: $0)
-            return (try queries.manifestListing(repository, digest), try queries.tags(repository, pointingAt: digest))
+            return (
+                try queries.manifestListing(repository, digest), try queries.tags(repository, pointingAt: digest),
+                try queries.platforms(repository, index: digest)
+            )
         }
         guard let listing else { return notFound("\(name)@\(digest.value)") }
         let now = Timestamp.now()
@@ -133,12 +137,25 @@ extension PullSketchNode {
                 if let time = tag.lastPulledAt { row["lastPulled"] = Self.timeValues(time, now: now) }
                 return row
             },
+            "hasIndexes": !listing.indexes.isEmpty, "indexes": listing.indexes.map { Self.digestValues($0, repository: repository) },
+            "hasPlatforms": !platforms.isEmpty,
+            "platforms": platforms.map { platform -> [String: Any] in
+                let link = Self.digestValues(platform.statistics.digest, repository: repository)
+                var row: [String: Any] = [
+                    "digestLink": link["link"]!, "digestFull": link["full"]!, "digestShort": link["short"]!,
+                    "count": CompactPullCount.string(platform.statistics.pullCount),
+                ]
+                if let name = platform.platform { row["platformName"] = name }
+                if let time = platform.statistics.lastPulledAt { row["lastPulled"] = Self.timeValues(time, now: now) }
+                return row
+            },
         ]
         // Names the tag rows do not use: Mustache looks a key a row lacks up in the page.
         if let time = statistics.lastPulledAt { values["manifestLastPulled"] = Self.timeValues(time, now: now) }
         if let time = statistics.lastUsedAt { values["manifestLastUsed"] = Self.timeValues(time, now: now) }
         if let time = listing.pushedAt { values["pushed"] = Self.timeValues(time, now: now) }
         if let tag = listing.lastTagPulled { values["lastTagPulled"] = tag }
+        if let platform = listing.platform { values["ownPlatform"] = platform }
         if statistics.pullCountError > 0 { values["approximate"] = Self.approximation(statistics.pullCount, statistics.pullCountError) }
         return pages.render("manifest", title: "\(repository.value)@\(String(digest.value.prefix(19)))", values)
     }

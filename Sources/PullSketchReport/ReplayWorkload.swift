@@ -33,6 +33,9 @@ public struct ReplayWorkload: Sendable {
                 keys.insert(.manifest, repository: repository.value, reference: digest.value)
             case .catalog(.pushManifest(let repository, let digest, _)):
                 keys.insert(.manifest, repository: repository.value, reference: digest.value)
+            case .catalog(.pushIndex(let repository, let tag, let digest, _, _)):
+                if let tag { keys.insert(.tag, repository: repository.value, reference: tag.value) }
+                keys.insert(.manifest, repository: repository.value, reference: digest.value)
             default:
                 break
             }

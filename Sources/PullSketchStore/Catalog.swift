@@ -30,6 +30,7 @@ public struct Catalog {
             )
             try pushManifests(batch.manifestPushes)
             try pushTags(batch.tagPushes)
+            try link(batch.indexLinks)
             try delete(batch.tagDeletions, table: "catalog_tags", statistics: "tag_stats", column: "tag")
             try delete(batch.manifestDeletions, table: "catalog_manifests", statistics: "manifest_stats", column: "digest")
         }
@@ -75,6 +76,41 @@ public struct Catalog {
             WHERE s.repository_id = r.id AND s.tag = u.tag
             """,
             parameters
+        )
+    }
+
+    /// Records which platform manifests image indexes list. An index's list never changes (its
+    /// digest is its content), so links are only added; a platform learned later (from reading the
+    /// index) fills in one unknown before (from a push event's references). Indexes and children the
+    /// catalog lacks are added without a push time.
+    public func link(_ links: [IndexLink]) throws {
+        var unique: [IndexLink.Key: String?] = [:]
+        for link in links { unique.updateValue((unique[link.key] ?? nil) ?? link.platform, forKey: link.key) }
+        guard !unique.isEmpty else { return }
+        let keys = unique.keys.sorted()
+        let repositories = PostgresArray.literal(keys.map(\.repository))
+        let indexes = PostgresArray.literal(keys.map(\.index)), children = PostgresArray.literal(keys.map(\.child))
+        try connection.query(
+            "INSERT INTO repositories (name) SELECT DISTINCT unnest($1::text[]) ORDER BY 1 ON CONFLICT (name) DO NOTHING", [repositories]
+        )
+        try connection.query(
+            """
+            INSERT INTO catalog_manifests (repository_id, digest)
+            SELECT DISTINCT r.id, u.digest
+            FROM unnest($1::text[] || $1::text[], $2::text[] || $3::text[]) AS u(repository, digest) JOIN repositories r ON r.name = u.repository
+            ORDER BY 1, 2 ON CONFLICT DO NOTHING
+            """,
+            [repositories, indexes, children]
+        )
+        try connection.query(
+            """
+            INSERT INTO manifest_children AS x (repository_id, index_digest, child_digest, platform)
+            SELECT r.id, u.index, u.child, u.platform
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(repository, index, child, platform)
+            JOIN repositories r ON r.name = u.repository
+            ON CONFLICT (repository_id, index_digest, child_digest) DO UPDATE SET platform = coalesce(EXCLUDED.platform, x.platform)
+            """,
+            [repositories, indexes, children, PostgresArray.literal(keys.map { unique[$0]! })]
         )
     }
 
@@ -148,6 +184,30 @@ public struct CatalogKey: Hashable, Comparable, Sendable {
     public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.repository, lhs.name) < (rhs.repository, rhs.name) }
 }
 
+/// An image index listing a platform manifest: `platform` is `os/architecture[/variant]`, nil
+/// while unknown.
+public struct IndexLink: Hashable, Sendable {
+    public var repository: RepositoryName
+    public var index: Digest
+    public var child: Digest
+    public var platform: String?
+
+    public init(repository: RepositoryName, index: Digest, child: Digest, platform: String?) {
+        self.repository = repository
+        self.index = index
+        self.child = child
+        self.platform = platform
+    }
+
+    struct Key: Hashable, Comparable {
+        let repository: String, index: String, child: String
+
+        static func < (lhs: Self, rhs: Self) -> Bool { (lhs.repository, lhs.index, lhs.child) < (rhs.repository, rhs.index, rhs.child) }
+    }
+
+    var key: Key { Key(repository: repository.value, index: index.value, child: child.value) }
+}
+
 /// Catalog changes to apply together (`Catalog.apply`), collapsed per key as they are added: a
 /// key's latest push (with the digest a tag then pointed at) and its latest deletion. Since the
 /// catalog orders changes by event time, that is all a batch needs to keep.
@@ -156,15 +216,23 @@ public struct CatalogBatch: Sendable {
     private(set) var manifestPushes: [CatalogKey: Timestamp] = [:]
     private(set) var tagDeletions: [CatalogKey: Timestamp] = [:]
     private(set) var manifestDeletions: [CatalogKey: Timestamp] = [:]
+    private(set) var indexLinks: [IndexLink] = []
 
     public init() {}
 
-    public var isEmpty: Bool { tagPushes.isEmpty && manifestPushes.isEmpty && tagDeletions.isEmpty && manifestDeletions.isEmpty }
+    public var isEmpty: Bool {
+        tagPushes.isEmpty && manifestPushes.isEmpty && tagDeletions.isEmpty && manifestDeletions.isEmpty && indexLinks.isEmpty
+    }
 
     /// Every repository a change names, without repeats.
     var repositories: [String] {
         let keys = Array(tagPushes.keys) + manifestPushes.keys + tagDeletions.keys + manifestDeletions.keys
-        return Set(keys.map(\.repository)).sorted()
+        return Set(keys.map(\.repository) + indexLinks.map(\.repository.value)).sorted()
+    }
+
+    /// Platform manifests an index lists.
+    public mutating func link(_ links: [IndexLink]) {
+        indexLinks += links
     }
 
     /// A tag pushed (or retargeted) to `digest` at `time`; its manifest is pushed with it.

@@ -124,6 +124,16 @@ public enum Schema {
                 UNIQUE NULLS NOT DISTINCT (repository_id)
             );
             """),
+        Migration(version: 6, name: "platform manifests of image indexes", sql: """
+            CREATE TABLE manifest_children (
+                repository_id bigint NOT NULL REFERENCES repositories (id),
+                index_digest text NOT NULL,
+                child_digest text NOT NULL,
+                platform text,
+                PRIMARY KEY (repository_id, index_digest, child_digest)
+            );
+            CREATE INDEX manifest_children_by_child ON manifest_children (repository_id, child_digest);
+            """),
     ]
 
     /// The advisory lock that makes concurrent migrators wait for each other ("PSMI").

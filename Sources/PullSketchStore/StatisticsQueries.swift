@@ -101,7 +101,8 @@ public struct StatisticsQueries {
     }
 
     /// The tags `policy` would delete, with the reasons; deleted tags are never listed. A tag is
-    /// listed only when it and the manifest it points to both meet the policy.
+    /// listed only when it and the manifest it points to both meet the policy — for an image index,
+    /// every platform manifest it lists too.
     public func pruneCandidates(_ repository: RepositoryName, policy: PrunePolicy, now: Timestamp) throws -> [PruneCandidate] {
         var conditions = ["true"]
         var parameters = [repository.value]
@@ -109,11 +110,13 @@ public struct StatisticsQueries {
             parameters.append(String(Self.cutoff(days: days, now: now).millisecondsSinceEpoch))
             let cutoff = "to_timestamp($\(parameters.count)::bigint / 1000.0)"
             conditions.append("coalesce(greatest(t.last_used_at, c.pushed_at), '-infinity') < \(cutoff)")
-            conditions.append("(d.digest IS NULL OR coalesce(greatest(m.last_used_at, cm.pushed_at), '-infinity') < \(cutoff))")
+            conditions.append("(d.digest IS NULL OR coalesce(greatest(m.last_used_at, k.last_used_at, cm.pushed_at), '-infinity') < \(cutoff))")
         }
         if let maxPulls = policy.maxPulls {
             parameters.append(String(maxPulls))
-            conditions.append("coalesce(t.pull_count, 0) < $\(parameters.count)::bigint AND coalesce(m.pull_count, 0) < $\(parameters.count)::bigint")
+            conditions.append(
+                "coalesce(t.pull_count, 0) < $\(parameters.count)::bigint AND greatest(m.pull_count, k.pull_count, 0) < $\(parameters.count)::bigint"
+            )
         }
         if let pattern = policy.tagPattern {
             parameters.append(pattern)
@@ -128,14 +131,15 @@ public struct StatisticsQueries {
             SELECT c.tag, coalesce(t.pull_count, 0) AS pull_count, \(Self.milliseconds("t.last_pulled_at", as: "last_pulled_ms")),
                 \(Self.milliseconds("t.last_used_at", as: "last_used_ms")), \(Self.milliseconds("c.pushed_at", as: "pushed_ms")), d.digest,
                 coalesce(m.pull_count, 0) AS manifest_pull_count, \(Self.milliseconds("m.last_used_at", as: "manifest_last_used_ms")),
-                \(Self.milliseconds("cm.pushed_at", as: "manifest_pushed_ms"))
+                \(Self.milliseconds("cm.pushed_at", as: "manifest_pushed_ms")), k.pull_count AS platforms_pull_count
             FROM catalog_tags c JOIN repositories r ON r.id = c.repository_id
             LEFT JOIN tag_stats t ON t.repository_id = c.repository_id AND t.tag = c.tag
             CROSS JOIN LATERAL (SELECT coalesce(c.digest, t.current_digest) AS digest) d
             LEFT JOIN manifest_stats m ON m.repository_id = c.repository_id AND m.digest = d.digest
             LEFT JOIN catalog_manifests cm ON cm.repository_id = c.repository_id AND cm.digest = d.digest
+            CROSS JOIN LATERAL (\(Self.platformUse("c.repository_id", index: "d.digest"))) k
             WHERE r.name = $1 AND c.deleted_at IS NULL AND \(conditions.joined(separator: " AND "))
-            ORDER BY greatest(t.last_used_at, c.pushed_at, m.last_used_at, cm.pushed_at) ASC NULLS FIRST, c.tag
+            ORDER BY greatest(t.last_used_at, c.pushed_at, m.last_used_at, k.last_used_at, cm.pushed_at) ASC NULLS FIRST, c.tag
             """,
             parameters
         ).namedRows
@@ -153,6 +157,9 @@ public struct StatisticsQueries {
                     candidate.reasons.append("manifest \(digest) " + Self.inactivity(candidate.manifestActivity, days: days))
                     let manifestDecided = (candidate.manifestActivity.latest ?? .distantPast) > (candidate.activity.latest ?? .distantPast)
                     candidate.reasons.append("decided by the \(manifestDecided ? "manifest" : "tag"), the more recently active")
+                    if try row.decode("platforms_pull_count", as: Int64?.self) != nil {
+                        candidate.reasons.append("an image index: none of its platform manifests used for \(days) days either")
+                    }
                 } else {
                     candidate.reasons.append("the tag's manifest is not known")
                 }
@@ -165,19 +172,20 @@ public struct StatisticsQueries {
         }
     }
 
-    /// The untagged manifests `policy` would delete (no live tag points to them), by its day and
-    /// pull criteria; empty when it has neither.
+    /// The untagged manifests `policy` would delete (no live tag points to them, no live image index
+    /// lists them), by its day and pull criteria — an index with its platform manifests; empty when
+    /// it has neither.
     public func manifestPruneCandidates(_ repository: RepositoryName, policy: PrunePolicy, now: Timestamp) throws -> [ManifestPruneCandidate] {
         guard policy.notPulledDays != nil || policy.maxPulls != nil else { return [] }
         var conditions: [String] = []
         var parameters = [repository.value]
         if let days = policy.notPulledDays {
             parameters.append(String(Self.cutoff(days: days, now: now).millisecondsSinceEpoch))
-            conditions.append("coalesce(greatest(s.last_used_at, m.pushed_at), '-infinity') < to_timestamp($\(parameters.count)::bigint / 1000.0)")
+            conditions.append("coalesce(greatest(s.last_used_at, k.last_used_at, m.pushed_at), '-infinity') < to_timestamp($\(parameters.count)::bigint / 1000.0)")
         }
         if let maxPulls = policy.maxPulls {
             parameters.append(String(maxPulls))
-            conditions.append("coalesce(s.pull_count, 0) < $\(parameters.count)::bigint")
+            conditions.append("greatest(s.pull_count, k.pull_count, 0) < $\(parameters.count)::bigint")
         }
         let rows = try connection.query(
             """
@@ -185,12 +193,19 @@ public struct StatisticsQueries {
                 \(Self.milliseconds("s.last_used_at", as: "last_used_ms")), \(Self.milliseconds("m.pushed_at", as: "pushed_ms"))
             FROM catalog_manifests m JOIN repositories r ON r.id = m.repository_id
             LEFT JOIN manifest_stats s ON s.repository_id = m.repository_id AND s.digest = m.digest
+            CROSS JOIN LATERAL (\(Self.platformUse("m.repository_id", index: "m.digest"))) k
             WHERE r.name = $1 AND m.deleted_at IS NULL AND \(conditions.joined(separator: " AND "))
                 AND NOT EXISTS (
                     SELECT 1 FROM catalog_tags c LEFT JOIN tag_stats t ON t.repository_id = c.repository_id AND t.tag = c.tag
                     WHERE c.repository_id = m.repository_id AND c.deleted_at IS NULL AND coalesce(c.digest, t.current_digest) = m.digest
                 )
-            ORDER BY greatest(s.last_used_at, m.pushed_at) ASC NULLS FIRST, m.digest
+                -- A platform manifest goes with the live index listing it, never on its own.
+                AND NOT EXISTS (
+                    SELECT 1 FROM manifest_children x
+                    JOIN catalog_manifests p ON p.repository_id = x.repository_id AND p.digest = x.index_digest AND p.deleted_at IS NULL
+                    WHERE x.repository_id = m.repository_id AND x.child_digest = m.digest
+                )
+            ORDER BY greatest(s.last_used_at, k.last_used_at, m.pushed_at) ASC NULLS FIRST, m.digest
             """,
             parameters
         ).namedRows
@@ -203,6 +218,16 @@ public struct StatisticsQueries {
             if let maxPulls = policy.maxPulls { candidate.reasons.append("\(candidate.pullCount) pulls, fewer than \(maxPulls)") }
             return candidate
         }
+    }
+
+    /// The latest use and the most pulls of the platform manifests the index `index` lists (NULLs
+    /// when it is no index): an index is in use while any of them is.
+    private static func platformUse(_ repository: String, index: String) -> String {
+        """
+        SELECT max(ps.last_used_at) AS last_used_at, max(ps.pull_count) AS pull_count
+        FROM manifest_children x JOIN manifest_stats ps ON ps.repository_id = x.repository_id AND ps.digest = x.child_digest
+        WHERE x.repository_id = \(repository) AND x.index_digest = \(index)
+        """
     }
 
     /// `now` less `days` days; `days` is at most `PrunePolicy.maximumDays`, so nothing overflows.

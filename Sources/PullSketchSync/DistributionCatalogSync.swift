@@ -1,9 +1,10 @@
 public import Foundation
 import PullSketchCore
+import PullSketchEvents
 public import PullSketchStore
 
 /// Walks a distribution registry through its API — every repository of `/v2/_catalog`, every tag
-/// of `tags/list`, the digest of each by `HEAD` — and records what it finds in the catalog
+/// of `tags/list`, the digest of each by `HEAD`, the platform manifests of each image index — and records what it finds in the catalog
 /// (`Catalog.observe`), a repository at a time. The API has no push times, so a tag found is
 /// recorded as pushed when it was seen, which errs the safe way: a tag nobody pulls becomes a
 /// prune candidate a full window after the sync, never before. Memory holds one page of names and
@@ -44,36 +45,48 @@ public struct DistributionCatalogSync: Sendable {
             return
         }
         var batch: [ObservedTag] = []
+        var links: [IndexLink] = []
+        /// Indexes of this repository already read: several tags often point at one.
+        var indexesRead: Set<Digest> = []
         var last: String?
         var more = true
         while more {
             let page = try await client.tags(of: name, after: last, pageSize: pageSize)
             for text in page.names {
                 let seen = Timestamp.now()
-                guard let tag = try? TagName(text), let digestText = try await client.digest(of: name, tag: text) else {
-                    progress.skipped += 1
-                    continue
-                }
-                guard let digest = try? Digest(digestText) else {
+                guard let tag = try? TagName(text), let manifest = try await client.manifest(of: name, tag: text),
+                    let digest = try? Digest(manifest.digest)
+                else {
                     progress.skipped += 1
                     continue
                 }
                 batch.append(ObservedTag(repository: repository, tag: tag, digest: digest, time: seen))
-                if batch.count >= batchSize {
-                    try await write(batch, progress: &progress)
+                if let mediaType = manifest.mediaType, NotificationEvent.indexMediaTypes.contains(mediaType), !indexesRead.contains(digest) {
+                    indexesRead.insert(digest)
+                    links += try await client.platforms(of: name, index: digest.value).compactMap { child in
+                        (try? Digest(child.digest)).map { IndexLink(repository: repository, index: digest, child: $0, platform: child.platform) }
+                    }
+                }
+                if batch.count + links.count >= batchSize {
+                    try await write(batch, links, progress: &progress)
                     batch.removeAll(keepingCapacity: true)
+                    links.removeAll(keepingCapacity: true)
                 }
             }
             last = page.names.last
             more = page.more && last != nil
         }
-        try await write(batch, progress: &progress)
+        try await write(batch, links, progress: &progress)
         progress.repositories += 1
     }
 
-    private func write(_ batch: [ObservedTag], progress: inout SyncProgress) async throws {
-        guard !batch.isEmpty else { return }
-        try await database.run { try Catalog(connection: $0).observe(batch) }
+    private func write(_ batch: [ObservedTag], _ links: [IndexLink], progress: inout SyncProgress) async throws {
+        guard !batch.isEmpty || !links.isEmpty else { return }
+        try await database.run { connection in
+            let catalog = Catalog(connection: connection)
+            try catalog.observe(batch)
+            try catalog.link(links)
+        }
         progress.tags += batch.count
     }
 }

@@ -6,7 +6,8 @@ import FoundationNetworking
 #endif
 
 /// The few calls of the distribution registry API a catalog sync makes: the repository catalog and
-/// each repository's tags (both paginated with `Link` headers), and a tag's digest by `HEAD`. Paced
+/// each repository's tags (both paginated with `Link` headers), a tag's digest by `HEAD` and the
+/// platform manifests of an image index. Paced
 /// to at most `requestsPerSecond`, with basic credentials or a bearer token, answering the
 /// registry's bearer challenge through its token service. Every request says it comes from a
 /// catalog sync (`userAgent`), so PullSketch does not count its `HEAD`s as pulls.
@@ -54,17 +55,31 @@ public final class RegistryClient: Sendable {
         return (try decode(TagPage.self, data, path).tags ?? [], Self.hasNextLink(response))
     }
 
-    /// The digest of the manifest `tag` points at, or nil when the tag is gone.
-    public func digest(of repository: String, tag: String) async throws -> String? {
+    /// The digest and media type of the manifest `tag` points at, or nil when the tag is gone.
+    public func manifest(of repository: String, tag: String) async throws -> (digest: String, mediaType: String?)? {
         let path = "/v2/\(repository)/manifests/\(tag)"
         do {
             let (_, response) = try await send(path: path, query: [], method: "HEAD", scope: "repository:\(repository):pull", accept: Self.manifestTypes)
             guard let digest = response.value(forHTTPHeaderField: "Docker-Content-Digest") else {
                 throw RegistryClientError("HEAD \(path) answered without Docker-Content-Digest")
             }
-            return digest
+            let mediaType = response.value(forHTTPHeaderField: "Content-Type")?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) }
+            return (digest, mediaType)
         } catch let error as RegistryClientError where error.status == 404 {
             return nil
+        }
+    }
+
+    /// The manifests an image index lists, each with its platform (`os/architecture[/variant]`,
+    /// nil when the index names none).
+    public func platforms(of repository: String, index digest: String) async throws -> [(digest: String, platform: String?)] {
+        let path = "/v2/\(repository)/manifests/\(digest)"
+        let (data, _) = try await send(path: path, query: [], method: "GET", scope: "repository:\(repository):pull", accept: Self.manifestTypes)
+        return try decode(ImageIndex.self, data, path).manifests.map { entry in
+            let platform = entry.platform.flatMap { platform in
+                platform.os.flatMap { os in platform.architecture.map { ([os, $0] + [platform.variant].compactMap { $0 }).joined(separator: "/") } }
+            }
+            return (entry.digest, platform)
         }
     }
 
@@ -74,6 +89,14 @@ public final class RegistryClient: Sendable {
         "application/vnd.docker.distribution.manifest.v1+prettyjws", "application/vnd.docker.distribution.manifest.v1+json",
     ].joined(separator: ", ")
 
+    private struct ImageIndex: Decodable {
+        struct Entry: Decodable {
+            struct Platform: Decodable { var os: String?, architecture: String?, variant: String? }
+            var digest: String
+            var platform: Platform?
+        }
+        var manifests: [Entry]
+    }
     private struct CatalogPage: Decodable { var repositories: [String]? }
     private struct TagPage: Decodable { var tags: [String]? }
     private struct TokenAnswer: Decodable {

@@ -61,13 +61,16 @@ import Testing
             try ChildProcess.run("/usr/bin/skopeo", ["copy", "-q", "--all", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://127.0.0.1:\(registry.port)/\(reference)"])
         }
 
-        /// `skopeo copy` from the registry: a real pull by tag or digest.
-        func pull(_ reference: String) throws {
+        /// `skopeo copy` from the registry: a real pull by tag or digest; of an image index, the
+        /// index and then the manifest of `architecture` (the machine's by default).
+        func pull(_ reference: String, architecture: String? = nil) throws {
             try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
             let target = images.appendingPathComponent("pulled-\(UUID().uuidString)").path
             let credentials = registryUser.map { ["--src-creds", "\($0.name):\($0.password)"] } ?? []
+            let platform = architecture.map { ["--override-arch", $0] } ?? []
             try ChildProcess.run(
-                "/usr/bin/skopeo", ["copy", "-q", "--src-tls-verify=false"] + credentials + ["docker://127.0.0.1:\(registry.port)/\(reference)", "dir:\(target)"]
+                "/usr/bin/skopeo",
+                platform + ["copy", "-q", "--src-tls-verify=false"] + credentials + ["docker://127.0.0.1:\(registry.port)/\(reference)", "dir:\(target)"]
             )
         }
 

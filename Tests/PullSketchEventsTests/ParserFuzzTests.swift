@@ -25,6 +25,24 @@ import Testing
         #expect(actions["pull", default: 0] > 0 && actions["catalog", default: 0] > 0 && actions["ignored", default: 0] > 0, "\(actions)")
     }
 
+    /// skopeo pushing a two-platform image: the index's push names both platform manifests (its
+    /// `references`); an image manifest's references (config and layers) name no manifest.
+    @Test func theRealPushOfAnImageIndexNamesItsPlatformManifests() throws {
+        var indexes: [(tag: String?, children: [Digest])] = []
+        var otherPushes = 0
+        for bytes in try corpus("notifications") {
+            for item in try JSONDecoder().decode(NotificationEnvelope.self, from: Data(bytes)).events {
+                switch item.event?.ingested() {
+                case .catalog(.pushIndex(_, let tag, _, let children, _)): indexes.append((tag?.value, children))
+                case .catalog(.pushTag), .catalog(.pushManifest): otherPushes += 1
+                default: break
+                }
+            }
+        }
+        #expect(indexes.count == 1 && indexes.first?.tag == "v1" && indexes.first?.children.count == 2)
+        #expect(otherPushes == 3, "the single-platform image and the two platform manifests")
+    }
+
     @Test func mutatedEnvelopesAreReadOrRefusedWithAReason() throws {
         var mutator = Mutator(seed: 17, corpus: try corpus("notifications"))
         var outcomes: [String: Int] = [:]

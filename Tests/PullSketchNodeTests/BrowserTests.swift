@@ -25,16 +25,6 @@ import Testing
         try await body("http://127.0.0.1:\(port)")
     }
 
-    /// Keeps a screenshot as `docs/images/<name>` when `PULLSKETCH_SCREENSHOTS` names that folder.
-    func keep(_ screenshot: URL, as name: String) throws {
-        let png = try Data(contentsOf: screenshot)
-        #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]) && png.count > 5_000)
-        guard let folder = ProcessInfo.processInfo.environment["PULLSKETCH_SCREENSHOTS"] else { return }
-        let target = URL(fileURLWithPath: folder).appendingPathComponent(name)
-        try? FileManager.default.removeItem(at: target)
-        try FileManager.default.copyItem(at: screenshot, to: target)
-    }
-
     @Test func theTagsPageShowsCountsAndFollowsItsSortLinks() async throws {
         let fixture = try ReadAPITests().seeded(readAuth: ReadAuth.none)
         try await serving(fixture) { base in try await checkTagsPage(base) }
@@ -52,13 +42,13 @@ import Testing
         let screenshot = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-ui-\(UUID().uuidString).png")
         defer { try? FileManager.default.removeItem(at: screenshot) }
         _ = try await chromium(["--screenshot=\(screenshot.path)", "--window-size=1100,520", "\(base)/repository/team/app"])
-        try keep(screenshot, as: "ui.png")
+        #expect(try keepScreenshot(screenshot, as: "ui.png"))
         let manifest = try await chromium(["--dump-dom", "\(base)/repository/team/app/manifest/\(ReadAPITests.digest)"])
         #expect(manifest.matches(of: /<td><code>(v\d)<\/code><\/td>/).map { String($0.1) } == ["v1", "v2", "v3"], "the tags pointing at it")
         #expect(manifest.contains("Last pulled by tag") && manifest.contains("<code>v2</code>"))
         #expect(manifest.matches(of: />never</).count == 1, "v3 was never pulled; the manifest's own times do not leak into its row")
         _ = try await chromium(["--screenshot=\(screenshot.path)", "--window-size=1100,560", "\(base)/repository/team/app/manifest/\(ReadAPITests.digest)"])
-        try keep(screenshot, as: "manifest.png")
+        #expect(try keepScreenshot(screenshot, as: "manifest.png"))
     }
 
     @Test func theTagsPagePagesThroughTenThousandTags() async throws {

@@ -11,7 +11,7 @@ import Testing
         #expect(try Schema.migrate(connection) == [])
         let tables = try connection.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").rows.map { $0[0]! }
         #expect(tables == [
-            "catalog_manifests", "catalog_tags", "manifest_stats", "quarantined_batches", "quay_repository_names", "reconciled_batches",
+            "catalog_manifests", "catalog_tags", "manifest_children", "manifest_stats", "quarantined_batches", "quay_repository_names", "reconciled_batches",
             "reconciled_windows", "repositories", "schema_migrations", "tag_stats", "unattributed_pulls",
         ])
         let indexes = try connection.query("SELECT indexdef FROM pg_indexes WHERE tablename = 'tag_stats'").rows.map { $0[0]! }

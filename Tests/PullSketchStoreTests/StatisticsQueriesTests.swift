@@ -113,4 +113,44 @@ import Testing
         #expect(try queries.pruneCandidates(repository, policy: PrunePolicy(maxPulls: 1), now: now).map(\.tag).sorted() == ["c", "d"],
                 "a's manifest has a pull, b's tag has one (a HEAD by tag resolves it); c's manifest was only checked")
     }
+
+    /// Two untagged image indexes pushed 300 days ago, each listing two platform manifests: one
+    /// platform of index 8 was pulled by digest today, nothing of index 9 was.
+    @Test func anUntaggedIndexIsInUseWhileAnyPlatformManifestIsAndPlatformManifestsGoWithTheirIndex() throws {
+        let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
+        try Schema.migrate(connection)
+        let catalog = Catalog(connection: connection)
+        let old = Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 300 * day)
+        for name in ["8", "a", "b", "9", "c", "d"] { try catalog.upsertManifest(repository, digest(name), pushedAt: old) }
+        // Links first from a push event's references (no platform), then from reading the index;
+        // a later link without a platform keeps the one known.
+        try catalog.link([IndexLink(repository: repository, index: digest("8"), child: digest("a"), platform: nil)])
+        try catalog.link([
+            IndexLink(repository: repository, index: digest("8"), child: digest("a"), platform: "linux/amd64"),
+            IndexLink(repository: repository, index: digest("8"), child: digest("b"), platform: nil),
+            IndexLink(repository: repository, index: digest("8"), child: digest("b"), platform: "linux/arm64/v8"),
+            IndexLink(repository: repository, index: digest("9"), child: digest("c"), platform: "linux/amd64"),
+            IndexLink(repository: repository, index: digest("9"), child: digest("d"), platform: "linux/arm64/v8"),
+        ])
+        try catalog.link([IndexLink(repository: repository, index: digest("8"), child: digest("a"), platform: nil)])
+        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
+        for _ in 0..<3 { tracker.record(PullEvent(repository: repository, reference: .digest(digest("b")), method: .get, time: now)) }
+        let window = tracker.drain()
+        _ = try BatchWriter(connection: connection, shardCount: 1).write(SealedBatch(number: 1, parameters: window.parameters, content: window.shards[0]))
+        let queries = StatisticsQueries(connection: connection)
+
+        let platforms = try queries.platforms(repository, index: digest("8"))
+        #expect(platforms.map(\.platform) == ["linux/amd64", "linux/arm64/v8"])
+        #expect(platforms.map(\.statistics.pullCount) == [0, 3])
+        #expect(try queries.manifestListing(repository, digest("b"))?.indexes == [digest("8").value])
+        #expect(try queries.manifestListing(repository, digest("b"))?.platform == "linux/arm64/v8")
+        let byDays = try queries.manifestPruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30), now: now).map(\.digest)
+        #expect(byDays == [digest("9").value], "index 8 is in use through b; no platform manifest is offered alone")
+        let byPulls = try queries.manifestPruneCandidates(repository, policy: PrunePolicy(maxPulls: 2), now: now).map(\.digest)
+        #expect(byPulls == [digest("9").value], "b's 3 pulls keep index 8")
+        // Once index 9 is deleted, its platform manifests stand alone.
+        try catalog.deleteManifest(repository, digest("9"), at: now)
+        let alone = try queries.manifestPruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30), now: now).map(\.digest)
+        #expect(alone == [digest("c").value, digest("d").value])
+    }
 }

@@ -102,4 +102,28 @@ import Testing
         #expect(Set(candidates.map { "acme/web/\($0.tag)" }) == Set(old.keys))
         #expect(!old.isEmpty && old.count < expected.count - 1)
     }
+
+    /// `acme/multi:v1` is an image index listing an amd64 and an arm/v7 manifest (Quay's
+    /// `manifestchild`); the sync links them with the platforms the index names.
+    @Test func theSyncLinksImageIndexesToTheirPlatformManifests() async throws {
+        let database = try PostgresServer.current!.makeDatabase()
+        let connection = try PostgresConnection(database)
+        try connection.execute(script: QuayTagTables.schema)
+        let index = #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"digest":"\#(Self.digest(2))","platform":{"os":"linux","architecture":"amd64"}},{"digest":"\#(Self.digest(3))","platform":{"os":"linux","architecture":"arm","variant":"v7"}}]}"#
+        try connection.execute(script: """
+            INSERT INTO "user" (id, username) VALUES (1, 'acme');
+            INSERT INTO repository (id, namespace_user_id, name) VALUES (1, 1, 'multi');
+            """)
+        try connection.query("INSERT INTO manifest (id, repository_id, digest, manifest_bytes) VALUES (1, 1, $1, $2), (2, 1, $3, '{}'), (3, 1, $4, '{}')",
+                             [Self.digest(1), index, Self.digest(2), Self.digest(3)])
+        try connection.execute(script: """
+            INSERT INTO manifestchild (repository_id, manifest_id, child_manifest_id) VALUES (1, 1, 2), (1, 1, 3);
+            INSERT INTO tag (name, repository_id, manifest_id, lifetime_start_ms) VALUES ('v1', 1, 1, \(Self.now));
+            """)
+        let statistics = try statisticsDatabase()
+        _ = try await QuayCatalogSync(quay: try BlockingDatabase(database, connections: 1), database: try BlockingDatabase(statistics, connections: 1), checkpointFile: nil).run()
+        let platforms = try StatisticsQueries(connection: PostgresConnection(statistics)).platforms(try RepositoryName("acme/multi"), index: try Digest(Self.digest(1)))
+        #expect(platforms.map(\.statistics.digest) == [Self.digest(2), Self.digest(3)])
+        #expect(platforms.map(\.platform) == ["linux/amd64", "linux/arm/v7"])
+    }
 }

@@ -3,7 +3,7 @@ public import Foundation
 /// A real CNCF distribution registry (Debian's `docker-registry`) on a free loopback port, storage
 /// in a temporary directory (or `directory`, kept when the registry stops, so a second registry
 /// can serve what a first one stored), deletes enabled, sending notifications to
-/// `notificationURL` with a bearer secret; with `user`, clients must sign in with it (basic
+/// `notificationURL` with a bearer secret and the manifests' references; with `user`, clients must sign in with it (basic
 /// authentication against an htpasswd file).
 public final class RegistryServer: @unchecked Sendable {
     public let port: Int
@@ -57,6 +57,9 @@ public final class RegistryServer: @unchecked Sendable {
             http:
               addr: 127.0.0.1:\(port)
             notifications:
+              events:
+                # Push events of image indexes name their platform manifests.
+                includereferences: true
               endpoints:
                 - name: pullsketch
                   url: \(notificationURL)
