@@ -200,7 +200,7 @@ let package = Package(
             name: "PullSketchReconcilerTests",
             dependencies: [
                 "PullSketchReconciler", "PullSketchFlusher", "PullSketchStore", "PullSketchPostgres", "PullSketchRedis", "PullSketchCore",
-                "PullSketchTestSupport",
+                "PullSketchConfig", "PullSketchTestSupport",
             ],
             swiftSettings: swiftSettings
         ),

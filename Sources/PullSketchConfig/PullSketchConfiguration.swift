@@ -13,8 +13,14 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     /// What counts and how: the feature flag, the counting rule, shards, memory. Every node and
     /// reconciler of a deployment must agree on the rule and the shards.
     public var tracker: TrackerConfiguration
-    /// Where the live and sealed batches are. Default `127.0.0.1:6379`, database 0.
+    /// Where the live and sealed batches are. Default `127.0.0.1:6379`, database 0; a Redis Cluster
+    /// when `cluster_nodes` lists its nodes.
     public var redis = RedisEndpoint()
+    /// Whether `shards` or `stripes` was configured; if not, a cluster gets `clusterShards`.
+    private var layoutConfigured = false
+    /// The shards and stripes a cluster gets unless configured: 12 shards spread 4/4/4 over the
+    /// three masters `redis-cli --cluster create` makes, and each shard's slot can be moved.
+    public static let clusterShards = (shards: 12, stripes: 24)
     /// libpq connection string or `postgresql://` URI of the statistics database; empty until
     /// configured.
     public var database = ""
@@ -46,7 +52,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     ///   `http_idle_timeout_ms`, `max_concurrent_requests`, `metrics_token`, `catalog_queue_capacity`, `forwarded_proto_header`,
     ///   `read_auth` (`tokens` | `none`), `read_tokens` (list of `token` +
     ///   `repositories` patterns), `redis` (PullSketch's own Redis, over `PULL_METRICS_REDIS`, when
-    ///   Quay's `PULL_METRICS_REDIS` names PullSketch), `resp_listen` (`host:port`), `resp_password`,
+    ///   Quay's `PULL_METRICS_REDIS` names PullSketch; `cluster_nodes` for a Redis Cluster), `resp_listen` (`host:port`), `resp_password`,
     ///   `quay` (`database_url`, `projection`, `names_refresh_ms`)
     public init(yaml: String) throws(ConfigurationError) {
         let file: QuayConfigFile
@@ -73,6 +79,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
                 self.redis = RedisEndpoint(host: redis.host ?? "127.0.0.1", password: redis.password)
                 try set(\.redis.port, redis.port, key: "PULLSKETCH.redis.port", valid: 1...65_535)
                 try set(\.redis.database, redis.db, key: "PULLSKETCH.redis.db", valid: 0...1_000)
+                if let nodes = redis.clusterNodes { self.redis.clusterNodes = try Self.clusterNodes(nodes, key: "PULLSKETCH.redis.cluster_nodes") }
             }
             try apply(section, keyPrefix: "PULLSKETCH.")
         }
@@ -80,7 +87,8 @@ public struct PullSketchConfiguration: Hashable, Sendable {
 
     /// This configuration with environment variables applied over it:
     /// `FEATURE_IMAGE_PULL_STATS`, `PULL_METRICS_REDIS_HOST`, `PULL_METRICS_REDIS_PORT`,
-    /// `PULL_METRICS_REDIS_PASSWORD`, `PULL_METRICS_REDIS_DB`, and `PULLSKETCH_<KEY>` for every
+    /// `PULL_METRICS_REDIS_PASSWORD`, `PULL_METRICS_REDIS_DB`, `PULLSKETCH_REDIS_CLUSTER_NODES`
+    /// (`host:port,host:port`), and `PULLSKETCH_<KEY>` for every
     /// key of the `PULLSKETCH` section (`PULLSKETCH_HOT_CAPACITY`, ...).
     public func applying(environment: [String: String]) throws(ConfigurationError) -> PullSketchConfiguration {
         var result = self
@@ -97,6 +105,10 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         try result.set(\.redis.port, try integer(environment, "PULL_METRICS_REDIS_PORT"), key: "PULL_METRICS_REDIS_PORT", valid: 1...65_535)
         if let password = environment["PULL_METRICS_REDIS_PASSWORD"] { result.redis.password = password }
         try result.set(\.redis.database, try integer(environment, "PULL_METRICS_REDIS_DB"), key: "PULL_METRICS_REDIS_DB", valid: 0...1_000)
+        if let text = environment["PULLSKETCH_REDIS_CLUSTER_NODES"] {
+            let nodes = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            result.redis.clusterNodes = try Self.clusterNodes(nodes, key: "PULLSKETCH_REDIS_CLUSTER_NODES")
+        }
         let section = PullSketchSection(
             countingRule: environment["PULLSKETCH_COUNTING_RULE"],
             hotCapacity: try integer(environment, "PULLSKETCH_HOT_CAPACITY"),
@@ -150,6 +162,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         try set(\.tracker.tailNameCapacity, section.tailNames, key: key("tail_names"), valid: 0...16_777_216)
         try set(\.tracker.stripeCount, section.stripes, key: key("stripes"), valid: 1...1_024)
         try set(\.tracker.shardCount, section.shards, key: key("shards"), valid: 1...1_024)
+        layoutConfigured = layoutConfigured || section.shards != nil || section.stripes != nil
         try set(\.tracker.sketch.width, section.sketchWidth, key: key("sketch_width"), valid: 1...(1 << 26))
         try set(\.tracker.sketch.depth, section.sketchDepth, key: key("sketch_depth"), valid: 1...32)
         try set(\.flusher.mergeInterval, section.mergeIntervalMilliseconds, key: key("merge_interval_ms"), valid: 100...600_000)
@@ -212,9 +225,24 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         guard tracker.sketch.width * tracker.sketch.depth <= 1 << 27 else {
             throw ConfigurationError(key("sketch_width"), "width × depth is \(tracker.sketch.width * tracker.sketch.depth), above Redis's 134217728 counters")
         }
+        if !redis.clusterNodes.isEmpty {
+            guard redis.database == 0 else { throw ConfigurationError("PULLSKETCH.redis.db", "a Redis Cluster has only database 0") }
+            if !layoutConfigured { (tracker.shardCount, tracker.stripeCount) = Self.clusterShards }
+        }
         guard tracker.stripeCount % tracker.shardCount == 0 else {
             throw ConfigurationError(key("stripes"), "\(tracker.stripeCount) stripes are not a multiple of \(tracker.shardCount) shards")
         }
+    }
+
+    /// Cluster nodes as `host:port`, at least one.
+    private static func clusterNodes(_ nodes: [String], key: String) throws(ConfigurationError) -> [String] {
+        guard !nodes.isEmpty else { throw ConfigurationError(key, "no nodes") }
+        for node in nodes {
+            guard let colon = node.lastIndex(of: ":"), colon != node.startIndex, let port = Int(node[node.index(after: colon)...]),
+                (1...65_535).contains(port)
+            else { throw ConfigurationError(key, "'\(node)' is not host:port") }
+        }
+        return nodes
     }
 
     private mutating func set(_ path: WritableKeyPath<Self, Int>, _ value: Int?, key: String, valid: ClosedRange<Int>) throws(ConfigurationError) {
@@ -274,6 +302,12 @@ private struct RedisSection: Decodable {
     var password: String?
     var db: Int?
     var ssl: Bool?
+    var clusterNodes: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case host, port, password, db, ssl
+        case clusterNodes = "cluster_nodes"
+    }
 }
 
 private struct PullSketchSection: Decodable {

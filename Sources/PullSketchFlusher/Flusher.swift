@@ -157,7 +157,7 @@ public actor Flusher: Service {
         if let store { return store }
         let memory = configuration.ledgerMemory.components
         let store = BatchStore(
-            connection: try RedisConnection(redis),
+            connection: try connectRedis(redis),
             shardCount: tracker.configuration.shardCount,
             ledgerMemoryMilliseconds: memory.seconds * 1_000 + memory.attoseconds / 1_000_000_000_000_000
         )

@@ -64,7 +64,7 @@ public struct HistoryImport: Sendable {
     public var node: String { "import:\(source.identity)" }
 
     public func run(report: @Sendable (Progress) -> Void = { _ in }) async throws -> Progress {
-        let store = BatchStore(connection: try RedisConnection(redis), shardCount: tracker.shardCount)
+        let store = BatchStore(connection: try connectRedis(redis), shardCount: tracker.shardCount)
         var progress = Progress()
         var done = try await holds(store)
         var sent = [UInt64](repeating: 0, count: tracker.shardCount)

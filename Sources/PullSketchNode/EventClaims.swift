@@ -21,7 +21,7 @@ actor EventClaims {
     private let logger: Logger
     private nonisolated let executor = BlockingExecutor(label: "pullsketch.event-claims")
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
-    private var connection: RedisConnection?
+    private var connection: (any RedisCommands)?
     /// Until when claims are skipped after Redis failed to answer.
     private var pausedUntil: ContinuousClock.Instant?
     static let pauseAfterFailure: Duration = .seconds(2)
@@ -44,7 +44,7 @@ actor EventClaims {
             return ["SET", "{ps:\(shard)}:event:\(fingerprint.hex)", "1", "NX", "PX", String(horizonMilliseconds)].map { Array($0.utf8) }
         }
         do {
-            let connection = try self.connection ?? RedisConnection(redis)
+            let connection = try self.connection ?? connectRedis(redis)
             self.connection = connection
             return try connection.pipeline(commands).map { reply in
                 switch reply {

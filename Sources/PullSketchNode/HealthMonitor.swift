@@ -77,7 +77,7 @@ public final class HealthMonitor: Service, Sendable {
         func check() async -> (redis: String?, postgres: String?) {
             var redisError: String?
             do {
-                _ = try RedisConnection(redis).command(["PING"])
+                _ = try connectRedis(redis).command(["PING"])
             } catch {
                 redisError = "\(error)"
             }

@@ -20,7 +20,8 @@ import Synchronization
 /// window PostgreSQL already has (Redis went back to an older state) is not written: the shard is
 /// rewound — everything of it PostgreSQL lacks is discarded and the ledger set to what PostgreSQL
 /// holds — and the nodes send what they kept since again. The lease keeps two reconcilers from
-/// doing the same work.
+/// doing the same work; each reconciler announces itself every pass and works at most its share
+/// of the shards (shards ÷ reconcilers alive, rounded up), giving the others up.
 ///
 /// A batch that cannot be read, or whose data PostgreSQL refuses, is quarantined: its keys as they
 /// were go to `quarantined_batches` in PostgreSQL for an operator, it is deleted from Redis and
@@ -133,7 +134,18 @@ public actor Reconciler: Service {
             refreshFloors()
             var leased: [Int] = []
             var waited: Set<Int> = []
-            for shard in 0..<shardCount {
+            // Each reconciler works at most its share of the shards, starting at its own place
+            // among the reconcilers alive, and gives the rest up: several share the shards, and a
+            // new one gets some at once.
+            let alive = try store.announceReconciler(owner, for: configuration.leaseDuration)
+            let share = (shardCount + max(alive.count, 1) - 1) / max(alive.count, 1)
+            let start = (alive.firstIndex(of: owner) ?? 0) * share
+            for shard in (0..<shardCount).map({ (start + $0) % shardCount }) {
+                guard leased.count < share else {
+                    try store.releaseLease(shard: shard, owner: owner)
+                    pass.shardsLeasedElsewhere += 1
+                    continue
+                }
                 guard try store.lease(shard: shard, owner: owner, duration: configuration.leaseDuration) else {
                     pass.shardsLeasedElsewhere += 1
                     continue
@@ -295,6 +307,7 @@ public actor Reconciler: Service {
 
     private func releaseLeases() {
         guard let store = try? connectedStore() else { return }
+        try? store.withdrawReconciler(owner)
         for shard in 0..<shardCount {
             try? store.releaseLease(shard: shard, owner: owner)
         }
@@ -302,7 +315,7 @@ public actor Reconciler: Service {
 
     private func connectedStore() throws -> BatchStore {
         if let store { return store }
-        let store = BatchStore(connection: try RedisConnection(redis), shardCount: shardCount)
+        let store = BatchStore(connection: try connectRedis(redis), shardCount: shardCount)
         self.store = store
         return store
     }

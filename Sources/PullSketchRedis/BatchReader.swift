@@ -4,7 +4,7 @@ import PullSketchCore
 /// Reads one sealed batch's keys in chunks and turns them back into a `ShardWindow`, refusing
 /// anything PullSketch would not have written.
 struct BatchReader {
-    let connection: RedisConnection
+    let connection: any RedisCommands
     let keys: BatchKeys
     /// The reader's shard count; a batch merged under another is refused.
     let shardCount: Int

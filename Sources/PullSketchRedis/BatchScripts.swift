@@ -139,34 +139,34 @@ enum BatchScripts {
         return {1, sequence, stored}
         """
 
-    /// Renames the live batch to the shard's next sealed batch and lists it, moving the live
-    /// batch's fingerprint and the seal time into the batch so it can be read alone (the next live
-    /// batch takes the fingerprint of its first merge, so the sketch shape can change between
-    /// batches). The number is one more than the larger of `…:sealseq` and the floor ARGV[1] (the
-    /// highest batch the reconciler's ledger has), so a Redis that lost its data never reuses a
-    /// reconciled number.
-    /// KEYS: 15 live keys, 15 batch keys with `#` for the number, sealed list, fingerprint, sealseq.
-    /// ARGV: floor, now (ms). Returns the batch number, or 0, changing nothing, when the live batch
-    /// is empty.
+    /// Renames the live batch to sealed batch ARGV[2] and lists it, moving the live batch's
+    /// fingerprint and the seal time into the batch so it can be read alone (the next live batch
+    /// takes the fingerprint of its first merge, so the sketch shape can change between batches).
+    /// The caller chose the number from `…:sealseq` as it read it (ARGV[1], "0" for none) and from
+    /// the reconciler's ledger, so that a Redis that lost its data never reuses a reconciled
+    /// number; if `…:sealseq` changed since, nothing is done. Every key is declared, none built here,
+    /// as a Redis Cluster requires.
+    /// KEYS: 15 live keys, the 15 keys of batch ARGV[2], sealed list, fingerprint, sealseq.
+    /// ARGV: sealseq as read, batch number, now (ms). Returns the batch number; 0, changing nothing,
+    /// when the live batch is empty; -1, changing nothing, when sealseq moved.
     static let seal = """
         local parts = \(batchKeyCount)
         local sealedList, fingerprintKey, sequence = unpack(KEYS, 2 * parts + 1, 2 * parts + 3)
+        if (redis.call('GET', sequence) or '0') ~= ARGV[1] then return -1 end
         local present = 0
         for k = 1, parts do present = present + redis.call('EXISTS', KEYS[k]) end
         if present == 0 then return 0 end
-        local number = math.max(tonumber(redis.call('GET', sequence) or '0'), tonumber(ARGV[1])) + 1
-        redis.call('SET', sequence, number)
-        local function sealedName(k) return (string.gsub(KEYS[parts + k], '#', number)) end
+        redis.call('SET', sequence, ARGV[2])
         for k = 1, parts do
-          if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('RENAME', KEYS[k], sealedName(k)) end
+          if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('RENAME', KEYS[k], KEYS[parts + k]) end
         end
-        local tail = sealedName(\(tailPosition))
+        local tail = KEYS[parts + \(tailPosition)]
         local fingerprint = redis.call('GET', fingerprintKey)
         if fingerprint then redis.call('HSET', tail, 'fingerprint', fingerprint) end
         redis.call('DEL', fingerprintKey)
-        redis.call('HSET', tail, 'sealed', ARGV[2])
-        redis.call('RPUSH', sealedList, number)
-        return number
+        redis.call('HSET', tail, 'sealed', ARGV[3])
+        redis.call('RPUSH', sealedList, ARGV[2])
+        return tonumber(ARGV[2])
         """
 
     /// Takes or renews the shard's lease for owner ARGV[1] for ARGV[2] ms. KEYS: lease. Returns 1
@@ -176,6 +176,20 @@ enum BatchScripts {
         if holder and holder ~= ARGV[1] then return 0 end
         redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
         return 1
+        """
+
+    /// Says reconciler ARGV[1] is alive, by Redis's clock, forgets those silent for ARGV[2] ms, and
+    /// returns the ones alive. KEYS: the reconcilers' sorted set. ARGV[2] "0" removes ARGV[1].
+    static let reconcilers = """
+        local time = redis.call('TIME')
+        local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+        if ARGV[2] == '0' then
+          redis.call('ZREM', KEYS[1], ARGV[1])
+        else
+          redis.call('ZADD', KEYS[1], now, ARGV[1])
+          redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[2])))
+        end
+        return redis.call('ZRANGE', KEYS[1], 0, -1)
         """
 
     /// Gives the lease up if owner ARGV[1] holds it. KEYS: lease.

@@ -44,11 +44,11 @@ public struct MergeReply: Hashable, Sendable {
 /// thread-safe: one store per task.
 public final class BatchStore {
     public let shardCount: Int
-    private let connection: RedisConnection
+    private let connection: any RedisCommands
     /// How long the ledger remembers a node that stopped merging, by Redis's clock. Default one day.
     public let ledgerMemoryMilliseconds: Int64
 
-    public init(connection: RedisConnection, shardCount: Int, ledgerMemoryMilliseconds: Int64 = 86_400_000) {
+    public init(connection: any RedisCommands, shardCount: Int, ledgerMemoryMilliseconds: Int64 = 86_400_000) {
         self.connection = connection
         self.shardCount = shardCount
         self.ledgerMemoryMilliseconds = ledgerMemoryMilliseconds
@@ -123,13 +123,26 @@ public final class BatchStore {
     @discardableResult
     public func seal(shard: Int, floor: Int64 = 0, now: Timestamp = .now()) throws -> Int64? {
         let layout = ShardLayout(shard: shard)
-        let keys = layout.live.all + layout.batch("#").all + [layout.sealed, layout.fingerprint, layout.sealSequence]
-        let arguments = ["EVAL", BatchScripts.seal, String(keys.count)] + keys + [String(floor), String(now.millisecondsSinceEpoch)]
-        switch try connection.command(arguments) {
-        case .integer(0): return nil
-        case .integer(let number): return number
-        case let reply: throw RedisError(.unexpectedReply, "seal shard \(shard) answered \(reply)")
+        // Another sealer may move the sequence between the read and the script; a few tries.
+        for _ in 0..<5 {
+            let read: String
+            switch try connection.command(["GET", layout.sealSequence]) {
+            case .null: read = "0"
+            case .bulk(let bytes): read = String(decoding: bytes, as: UTF8.self)
+            case let reply: throw RedisError(.unexpectedReply, "\(layout.sealSequence) holds \(reply)")
+            }
+            guard let current = Int64(read) else { throw BatchStoreError(.malformed, "\(layout.sealSequence) holds \(read), not a number") }
+            let number = max(current, floor) + 1
+            let keys = layout.live.all + layout.batch(String(number)).all + [layout.sealed, layout.fingerprint, layout.sealSequence]
+            let arguments = ["EVAL", BatchScripts.seal, String(keys.count)] + keys + [read, String(number), String(now.millisecondsSinceEpoch)]
+            switch try connection.command(arguments) {
+            case .integer(-1): continue
+            case .integer(0): return nil
+            case .integer(let sealed): return sealed
+            case let reply: throw RedisError(.unexpectedReply, "seal shard \(shard) answered \(reply)")
+            }
         }
+        throw BatchStoreError(.malformed, "shard \(shard)'s seal sequence kept moving while sealing")
     }
 
     /// Takes the shard's lease for `owner`, or renews it if `owner` holds it, for `duration`.
@@ -140,6 +153,51 @@ public final class BatchStore {
         guard case .integer(let held) = reply else { throw RedisError(.unexpectedReply, "lease on shard \(shard) answered \(reply)") }
         return held == 1
     }
+
+    /// The shard counts, other than this store's, that batches waiting in Redis (live or sealed, in
+    /// any shard a configuration allows) were merged with. While there are any, a process with this
+    /// store's count must not start: the old layout's reconciler has to drain them first.
+    public func otherLayoutsWaiting(maximumShards: Int = 1_024) throws -> Set<Int> {
+        let layouts = (0..<maximumShards).map(ShardLayout.init(shard:))
+        let replies = try connection.pipeline(layouts.flatMap { layout in
+            [["GET", layout.fingerprint], ["LRANGE", layout.sealed, "0", "-1"]].map { $0.map { Array($0.utf8) } }
+        })
+        var stamps: [RedisReply] = []
+        var sealedTails: [String] = []
+        for (index, layout) in layouts.enumerated() {
+            stamps.append(replies[2 * index])
+            guard case .array(let numbers) = replies[2 * index + 1] else { continue }
+            for case .bulk(let number) in numbers { sealedTails.append(layout.batch(String(decoding: number, as: UTF8.self)).tail) }
+        }
+        if !sealedTails.isEmpty {
+            stamps += try connection.pipeline(sealedTails.map { ["HGET", $0, "fingerprint"].map { Array($0.utf8) } })
+        }
+        let counts = stamps.compactMap { stamp -> Int? in
+            guard case .bulk(let bytes) = stamp, let separator = bytes.lastIndex(of: UInt8(ascii: ":")), bytes[(separator + 1)...].first == UInt8(ascii: "n") else {
+                return nil
+            }
+            return Int(String(decoding: bytes[(separator + 2)...], as: UTF8.self))
+        }
+        return Set(counts).subtracting([shardCount])
+    }
+
+    /// Says reconciler `owner` is alive for `duration` and returns the reconcilers alive, by name:
+    /// each works its share of the shards, so a new one gets work within a pass or two and the
+    /// shards of one that stopped are taken once their leases expire.
+    public func announceReconciler(_ owner: String, for duration: Duration) throws -> [String] {
+        let milliseconds = max(1, duration.components.seconds * 1_000 + duration.components.attoseconds / 1_000_000_000_000_000)
+        let reply = try connection.command(["EVAL", BatchScripts.reconcilers, "1", Self.reconcilersKey, owner, String(milliseconds)])
+        guard case .array(let members) = reply else { throw RedisError(.unexpectedReply, "announcing a reconciler answered \(reply)") }
+        return members.compactMap { member in if case .bulk(let name) = member { String(decoding: name, as: UTF8.self) } else { nil } }.sorted()
+    }
+
+    /// Says reconciler `owner` stopped.
+    public func withdrawReconciler(_ owner: String) throws {
+        _ = try connection.command(["EVAL", BatchScripts.reconcilers, "1", Self.reconcilersKey, owner, "0"])
+    }
+
+    /// The sorted set of live reconcilers (owner → last announcement, ms).
+    static let reconcilersKey = "pullsketch:reconcilers"
 
     /// Gives up the shard's lease if `owner` holds it.
     public func releaseLease(shard: Int, owner: String) throws {

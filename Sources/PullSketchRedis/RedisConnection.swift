@@ -16,19 +16,23 @@ public struct RedisEndpoint: Hashable, Sendable {
     public var database: Int
     /// Connect, read and write timeout in seconds. Default 2.
     public var timeout: Double
+    /// The nodes of a Redis Cluster to learn its slots from (`host:port`); empty for a single
+    /// Redis at `host` and `port`. Default empty.
+    public var clusterNodes: [String]
 
-    public init(host: String = "127.0.0.1", port: Int = 6379, password: String? = nil, database: Int = 0, timeout: Double = 2) {
+    public init(host: String = "127.0.0.1", port: Int = 6379, password: String? = nil, database: Int = 0, timeout: Double = 2, clusterNodes: [String] = []) {
         self.host = host
         self.port = port
         self.password = password
         self.database = database
         self.timeout = timeout
+        self.clusterNodes = clusterNodes
     }
 }
 
 /// One blocking connection to Redis over hiredis. Not thread-safe, like the `redisContext` it
 /// owns: use one per task or thread, off any event loop. Arguments are binary-safe argv vectors.
-public final class RedisConnection {
+public final class RedisConnection: RedisCommands {
     public let endpoint: RedisEndpoint
     private let context: UnsafeMutablePointer<redisContext>
     /// Set once an I/O error made the context unusable; every later call fails fast.
@@ -69,18 +73,6 @@ public final class RedisConnection {
 
     deinit {
         redisFree(context)
-    }
-
-    /// Sends one command and waits for its reply; an error reply throws `.server`.
-    public func command(_ arguments: [String]) throws(RedisError) -> RedisReply {
-        try command(bytes: arguments.map { Array($0.utf8) })
-    }
-
-    /// Sends one command of raw byte arguments and waits for its reply.
-    public func command(bytes arguments: [[UInt8]]) throws(RedisError) -> RedisReply {
-        let reply = try pipeline([arguments])[0]
-        if case .error(let message) = reply { throw RedisError(.server, message) }
-        return reply
     }
 
     /// Sends all commands in one write and reads their replies in order. Error replies are

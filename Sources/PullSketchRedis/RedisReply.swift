@@ -5,6 +5,6 @@ public enum RedisReply: Hashable, Sendable {
     case integer(Int64)
     case null
     case array([RedisReply])
-    /// An error reply; `RedisConnection.command` throws it, pipelines return it in place.
+    /// An error reply; `RedisCommands.command` throws it, pipelines return it in place.
     case error(String)
 }

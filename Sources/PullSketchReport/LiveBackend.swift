@@ -8,7 +8,7 @@ import PullSketchRedis
 /// every key) and deleted — the reconciler's steps without its leases and timer.
 struct LiveBackend: Backend {
     private let store: BatchStore
-    private let redis: RedisConnection
+    private let redis: any RedisCommands
     private let connection: PostgresConnection
     private let writer: BatchWriter
     private let keys: KeySpace
@@ -17,11 +17,11 @@ struct LiveBackend: Backend {
     private var counted = Traffic()
 
     init(redis endpoint: RedisEndpoint, database: String, keys: KeySpace, shardCount: Int) throws {
-        redis = try RedisConnection(endpoint)
-        guard try redis.command(["DBSIZE"]) == .integer(0) else {
+        redis = try connectRedis(endpoint)
+        guard try Self.everyNode(redis, ["DBSIZE"]).allSatisfy({ $0 == .integer(0) }) else {
             throw ReportError("Redis database \(endpoint.database) is not empty; --live needs an empty one")
         }
-        store = BatchStore(connection: try RedisConnection(endpoint), shardCount: shardCount)
+        store = BatchStore(connection: try connectRedis(endpoint), shardCount: shardCount)
         connection = try PostgresConnection(database)
         try Schema.migrate(connection)
         guard try StatisticsQueries(connection: connection).isEmpty() else {
@@ -89,15 +89,26 @@ struct LiveBackend: Backend {
         return traffic
     }
 
-    /// Commands processed and bytes received, from Redis's `INFO stats`.
-    private static func info(_ redis: RedisConnection) throws -> (commands: Int64, bytes: Int64) {
-        guard case .bulk(let bytes) = try redis.command(["INFO", "stats"]) else { return (0, 0) }
-        var values: [String: Int64] = [:]
-        for line in String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline) {
-            let parts = line.split(separator: ":", maxSplits: 1)
-            if parts.count == 2, let value = Int64(parts[1]) { values[String(parts[0])] = value }
+    /// Commands processed and bytes received, from `INFO stats` of every Redis (every master of a
+    /// cluster).
+    private static func info(_ redis: any RedisCommands) throws -> (commands: Int64, bytes: Int64) {
+        var total: (commands: Int64, bytes: Int64) = (0, 0)
+        for case .bulk(let bytes) in try everyNode(redis, ["INFO", "stats"]) {
+            var values: [String: Int64] = [:]
+            for line in String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline) {
+                let parts = line.split(separator: ":", maxSplits: 1)
+                if parts.count == 2, let value = Int64(parts[1]) { values[String(parts[0])] = value }
+            }
+            total.commands += values["total_commands_processed"] ?? 0
+            total.bytes += values["total_net_input_bytes"] ?? 0
         }
-        return (values["total_commands_processed"] ?? 0, values["total_net_input_bytes"] ?? 0)
+        return total
+    }
+
+    /// A command's reply from the one Redis, or from every master of a cluster.
+    private static func everyNode(_ redis: any RedisCommands, _ command: [String]) throws -> [RedisReply] {
+        if let cluster = redis as? RedisCluster { return try cluster.everyMaster(command) }
+        return [try redis.command(command)]
     }
 }
 

@@ -14,7 +14,7 @@ extension ReconcilerTests {
         let pipeline = try Pipeline(seed: 21)
         let reconciler = pipeline.reconciler()
         let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, shardCount: Pipeline.shardCount))
-        let flusher = Flusher(tracker: tracker, redis: RedisEndpoint(port: pipeline.redis.port))
+        let flusher = Flusher(tracker: tracker, redis: pipeline.endpoint)
         try pipeline.record(100, into: tracker)
         #expect(await flusher.flushOnce() != .nothingToMerge)
         let snapshot = try pipeline.redis.snapshot()
@@ -44,7 +44,7 @@ extension ReconcilerTests {
         let pipeline = try Pipeline(seed: 22)
         try pipeline.pull(2_000)
         for shard in 0..<Pipeline.shardCount { try pipeline.store.seal(shard: shard) }
-        let redis = try RedisConnection(RedisEndpoint(port: pipeline.redis.port))
+        let redis = try connectRedis(pipeline.endpoint)
         // Shard 0: a count that is no number; shard 1: one PostgreSQL's bigint cannot hold.
         var poisoned: [String] = []
         for (shard, value) in [(0, "many"), (1, String(UInt64.max))] {

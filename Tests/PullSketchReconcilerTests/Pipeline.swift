@@ -19,12 +19,15 @@ struct StatsRow: Hashable, CustomStringConvertible {
     var description: String { "fetches \(fetches) checks \(checks) count \(count)±\(error) last \(last) used \(used)" }
 }
 
-/// The write side of a deployment for one test: a real Redis on its own port, a fresh migrated
-/// database on the suite's PostgreSQL, nodes that record pulls and merge them like flushers do,
-/// and the exact truth of every pull recorded.
+/// The write side of a deployment for one test: a real Redis on its own port (or a given Redis
+/// Cluster), a fresh migrated database on the suite's PostgreSQL, nodes that record pulls and
+/// merge them like flushers do, and the exact truth of every pull recorded.
 final class Pipeline {
     static let shardCount = 4
-    let redis: RedisServer
+    /// The pipeline's own Redis; nil on a cluster.
+    let redis: RedisServer!
+    let endpoint: RedisEndpoint
+    let shards: Int
     let database: String
     let store: BatchStore
     /// key `tag|repository|tag` or `manifest|repository|digest` → expected row.
@@ -32,11 +35,13 @@ final class Pipeline {
     private var generator: SeededGenerator
     private var clock: Int64 = 1_800_000_000_000
 
-    init(seed: UInt64, database: String? = nil) throws {
-        redis = try RedisServer()
+    init(seed: UInt64, database: String? = nil, cluster: RedisEndpoint? = nil, shards: Int = Pipeline.shardCount) throws {
+        redis = cluster == nil ? try RedisServer() : nil
+        endpoint = cluster ?? RedisEndpoint(port: redis.port)
+        self.shards = shards
         self.database = try database ?? PostgresServer.current!.makeDatabase()
         try Schema.migrate(try PostgresConnection(self.database))
-        store = BatchStore(connection: try RedisConnection(RedisEndpoint(port: redis.port)), shardCount: Self.shardCount)
+        store = BatchStore(connection: try connectRedis(endpoint), shardCount: shards)
         generator = SeededGenerator(seed: seed)
     }
 
@@ -46,7 +51,7 @@ final class Pipeline {
     /// recorded by one node whose window is merged into Redis; by default the hot table holds every
     /// key, so every count is exact.
     func pull(_ count: Int, tags: Int = 200, hotCapacity: Int = 1 << 20) throws {
-        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, hotCapacity: hotCapacity, shardCount: Self.shardCount))
+        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, hotCapacity: hotCapacity, stripeCount: 2 * shards, shardCount: shards))
         try record(count, into: tracker, tags: tags)
         try store.merge(tracker.drain(), node: UUID().uuidString)
     }
@@ -98,9 +103,9 @@ final class Pipeline {
 
     func reconciler(lease: Duration = .seconds(15), interval: Duration = .milliseconds(100)) -> Reconciler {
         Reconciler(
-            redis: RedisEndpoint(port: redis.port),
+            redis: endpoint,
             database: database,
-            shardCount: Self.shardCount,
+            shardCount: shards,
             configuration: ReconcilerConfiguration(interval: interval, leaseDuration: lease)
         )
     }
@@ -138,7 +143,7 @@ final class Pipeline {
 
     /// Sealed batches waiting in Redis, over all shards.
     func sealedBatchCount() throws -> Int {
-        try (0..<Self.shardCount).reduce(0) { $0 + (try store.sealedBatches(shard: $1)).count }
+        try (0..<shards).reduce(0) { $0 + (try store.sealedBatches(shard: $1)).count }
     }
 
     func ledgerCount() throws -> Int {

@@ -167,7 +167,7 @@ import Testing
         process.executableURL = builtProduct("pullsketch")
         process.arguments = ["reconcile", "--database", pipeline.database + " application_name=\(application)"]
         process.environment = [
-            "PULL_METRICS_REDIS_PORT": String(pipeline.redis.port),
+            "PULL_METRICS_REDIS_PORT": String(pipeline.endpoint.port),
             "PULLSKETCH_SHARDS": String(Pipeline.shardCount),
             "PULLSKETCH_RECONCILE_INTERVAL_MS": "100",
             "PULLSKETCH_LEASE_MS": "300",
@@ -243,7 +243,7 @@ import Testing
             try pipeline.pull(1_000)
             try await reconciler.reconcileOnce()
         }
-        _ = try RedisConnection(RedisEndpoint(port: pipeline.redis.port)).command(["FLUSHALL"])
+        _ = try connectRedis(pipeline.endpoint).command(["FLUSHALL"])
         try pipeline.pull(1_000)
         let pass = try await reconciler.reconcileOnce()
         #expect(pass.applied == Pipeline.shardCount && pass.alreadyReconciled == 0)

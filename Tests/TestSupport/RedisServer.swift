@@ -7,15 +7,18 @@ public final class RedisServer: @unchecked Sendable {
     public let directory: URL
     private let appendOnly: Bool
     private let password: String?
+    private let options: [String]
     private var process: Process?
 
     /// Starts a server on `port` (default: a free one); `appendOnly` turns on AOF with
-    /// `appendfsync everysec`, as production runs; `password` makes it require AUTH.
-    public init(port: Int? = nil, appendOnly: Bool = false, password: String? = nil) throws {
+    /// `appendfsync everysec`, as production runs; `password` makes it require AUTH; `options` are
+    /// more command-line settings (`--cluster-enabled yes`, …).
+    public init(port: Int? = nil, appendOnly: Bool = false, password: String? = nil, options: [String] = []) throws {
         self.port = try port ?? freeLoopbackPort()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-redis-\(UUID().uuidString)")
         self.appendOnly = appendOnly
         self.password = password
+        self.options = options
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try start()
     }
@@ -36,7 +39,7 @@ public final class RedisServer: @unchecked Sendable {
         process.arguments = [
             "--bind", "127.0.0.1", "--port", String(port), "--dir", directory.path, "--save", "",
             "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "everysec",
-        ] + (password.map { ["--requirepass", $0] } ?? [])
+        ] + (password.map { ["--requirepass", $0] } ?? []) + options
         // Not the test runner's descriptors: a server outliving a crashed test binary would hold
         // them open, and the runner would wait for their end forever instead of reporting.
         process.standardOutput = FileHandle.nullDevice
@@ -78,6 +81,8 @@ public final class RedisServer: @unchecked Sendable {
             enable.waitUntilExit()
         }
     }
+
+    public var isRunning: Bool { process?.isRunning ?? false }
 
     /// SIGKILL: no shutdown, no final fsync. Also how a test's server is stopped: SIGTERM can
     /// stay blocked in a child spawned from a test runner's thread, and nothing here needs a
