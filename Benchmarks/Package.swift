@@ -71,6 +71,17 @@ let package = Package(
             path: "Sources/ReconcilerThroughput"
         ),
         .executableTarget(
+            name: "ClusterThroughput",
+            dependencies: [
+                "BenchmarkSupport",
+                .product(name: "PullSketchCore", package: "PullSketch"),
+                .product(name: "PullSketchPostgres", package: "PullSketch"),
+                .product(name: "PullSketchStore", package: "PullSketch"),
+                .product(name: "PullSketchRedis", package: "PullSketch"),
+            ],
+            path: "Sources/ClusterThroughput"
+        ),
+        .executableTarget(
             name: "QuayWireLoad",
             dependencies: [.product(name: "PullSketchRedis", package: "PullSketch")],
             path: "Sources/QuayWireLoad"

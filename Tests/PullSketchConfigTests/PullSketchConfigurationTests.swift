@@ -115,7 +115,25 @@ import Testing
         #expect(fromEnvironment.quay.endpoint?.host == "127.0.0.1" && fromEnvironment.quay.endpoint?.session.password == "pw")
     }
 
+    @Test func aRedisClusterIsReadWithItsNodesAndGetsTwelveShardsUnlessTold() throws {
+        let cluster = try PullSketchConfiguration(yaml: """
+            PULLSKETCH:
+              redis: {host: redis-0.internal, port: 7000, cluster_nodes: ['redis-0.internal:7000', 'redis-1.internal:7000']}
+            """)
+        #expect(cluster.redis.clusterNodes == ["redis-0.internal:7000", "redis-1.internal:7000"])
+        #expect(cluster.tracker.shardCount == 12 && cluster.tracker.stripeCount == 24)
+        let told = try PullSketchConfiguration(yaml: "PULLSKETCH: {shards: 4, stripes: 8, redis: {cluster_nodes: ['a:1']}}")
+        #expect(told.tracker.shardCount == 4 && told.tracker.stripeCount == 8)
+        let fromEnvironment = try PullSketchConfiguration().applying(environment: ["PULLSKETCH_REDIS_CLUSTER_NODES": "10.0.0.1:7000, 10.0.0.2:7000"])
+        #expect(fromEnvironment.redis.clusterNodes == ["10.0.0.1:7000", "10.0.0.2:7000"] && fromEnvironment.tracker.shardCount == 12)
+        #expect(PullSketchConfiguration().tracker.shardCount == 4, "a single Redis keeps 4 shards")
+    }
+
     @Test(arguments: [
+        ("PULLSKETCH: {redis: {db: 2, cluster_nodes: ['a:7000']}}", "PULLSKETCH.redis.db"),
+        ("PULLSKETCH: {redis: {cluster_nodes: []}}", "PULLSKETCH.redis.cluster_nodes"),
+        ("PULLSKETCH: {redis: {cluster_nodes: ['no-port']}}", "PULLSKETCH.redis.cluster_nodes"),
+        ("PULLSKETCH: {redis: {cluster_nodes: [':7000']}}", "PULLSKETCH.redis.cluster_nodes"),
         ("PULL_METRICS_REDIS: {host: a, ssl: true}", "PULL_METRICS_REDIS.ssl"),
         ("PULLSKETCH: {resp_listen: 6380}", "PULLSKETCH.resp_listen"),
         ("PULLSKETCH: {resp_listen: 'host:99999'}", "PULLSKETCH.resp_listen"),
@@ -150,6 +168,7 @@ import Testing
         ("PULLSKETCH_RESP_PORT", "0"),
         ("PULLSKETCH_RESP_PORT", "redis"),
         ("PULLSKETCH_QUAY_PROJECTION", "perhaps"),
+        ("PULLSKETCH_REDIS_CLUSTER_NODES", "a:7000,b"),
     ])
     func badEnvironmentValuesAreRefusedByKey(key: String, value: String) {
         #expect {

@@ -177,6 +177,36 @@ import Testing
         return process
     }
 
+    @Test func aReconcilerWithAnotherShardCountRefusesToStartUntilTheOldBatchesAreDrained() async throws {
+        let pipeline = try Pipeline(seed: 7)
+        try pipeline.pull(300)
+        for shard in 0..<Pipeline.shardCount { try pipeline.store.seal(shard: shard) }
+        try pipeline.pull(100)  // live batches too
+        func reconcile(shards: Int) throws -> String {
+            try ChildProcess.run(builtProduct("pullsketch").path, ["reconcile", "--database", pipeline.database], environment: [
+                "PULL_METRICS_REDIS_PORT": String(pipeline.endpoint.port), "PULLSKETCH_SHARDS": String(shards), "PULLSKETCH_STRIPES": "8",
+            ])
+        }
+        #expect {
+            try reconcile(shards: 8)
+        } throws: { error in
+            "\(error)".contains("merged with 4 shards, and this process runs with 8")
+        }
+        #expect(try pipeline.ledgerCount() == 0, "the refused reconciler wrote nothing")
+        // Drained by a reconciler of the old count, the batches no longer stand in the way.
+        let old = try startReconcilerProcess(pipeline, application: "old-layout")
+        defer { old.terminate() }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try pipeline.rows() != pipeline.truth {
+            try #require(ContinuousClock.now < deadline, "not drained")
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        old.terminate()
+        old.waitUntilExit()
+        #expect(try pipeline.store.otherLayoutsWaiting().isEmpty)
+        #expect(try BatchStore(connection: try connectRedis(pipeline.endpoint), shardCount: 8).otherLayoutsWaiting().isEmpty)
+    }
+
     @Test func twoReconcilersWhoseLeasesNeverHoldStillNeverApplyABatchTwice() async throws {
         let pipeline = try Pipeline(seed: 5)
         // A 1 ms lease has expired by the next call: both reconcilers work every shard, and only
