@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "PullSketchRESP", targets: ["PullSketchRESP"]),
         .library(name: "PullSketchQuay", targets: ["PullSketchQuay"]),
         .executable(name: "pullsketch", targets: ["pullsketch"]),
+        /// `libPullSketchEmbed.so`: the C ABI of `Sources/PullSketchEmbed/include/pullsketch.h`.
+        .library(name: "PullSketchEmbed", type: .dynamic, targets: ["PullSketchEmbed"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -148,6 +150,15 @@ let package = Package(
             dependencies: ["PullSketchCore", "PullSketchRedis", "PullSketchFlusher", "PullSketchReconciler", "PullSketchNode", "PullSketchQuay", "Yams"],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "PullSketchEmbed",
+            dependencies: ["PullSketchConfig", "PullSketchCore", "PullSketchFlusher"],
+            exclude: ["include", "python"],
+            swiftSettings: swiftSettings,
+            // The Swift runtime libraries are found beside the library first (the Python package
+            // carries them there).
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-rpath=$ORIGIN"])]
+        ),
         .executableTarget(
             name: "pullsketch",
             dependencies: [
@@ -202,6 +213,11 @@ let package = Package(
                 "PullSketchReconciler", "PullSketchFlusher", "PullSketchStore", "PullSketchPostgres", "PullSketchRedis", "PullSketchCore",
                 "PullSketchConfig", "PullSketchTestSupport",
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PullSketchEmbedTests",
+            dependencies: ["PullSketchReconciler", "PullSketchStore", "PullSketchPostgres", "PullSketchRedis", "PullSketchTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -29,6 +29,16 @@ public final class ChildProcess: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// SIGTERM, then waits up to `timeout` seconds for the exit (SIGKILL after). The program
+    /// must unblock SIGTERM itself if it was started from a thread that blocks it.
+    public func terminate(timeout: TimeInterval = 30) {
+        guard process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        kill()
+    }
+
     /// Runs a program to completion; returns its standard output, throws with its output when it
     /// fails.
     @discardableResult
