@@ -68,11 +68,21 @@ struct WebhookLoad {
         return latencies
     }
 
-    /// One event: a GET by tag of a tag no other event names.
+    /// When the load started, as the events' time: a registry stamps events with the time of the
+    /// request, and the node clamps times far from the arrival.
+    static let started: String = {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date())
+    }()
+
+    /// One event: a GET by tag of a tag no other event names, served a digest no other event
+    /// names (64 hex digits of the worker and index; `%x` would keep only 32 bits).
     static func envelope(worker: Int, index: Int) -> String {
-        let digest = String(format: "%064x", worker << 40 | index)
+        let hex = String(UInt64(worker) << 40 | UInt64(index), radix: 16)
+        let digest = String(repeating: "0", count: 64 - hex.count) + hex
         return """
-            {"events":[{"id":"w\(worker)-\(index)","timestamp":"2027-01-01T00:00:00.000000000Z","action":"pull",\
+            {"events":[{"id":"w\(worker)-\(index)","timestamp":"\(started)","action":"pull",\
             "target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:\(digest)",\
             "repository":"load/repo\(index % 1_000)","tag":"w\(worker)-\(index)"},"request":{"method":"GET"}}]}
             """
