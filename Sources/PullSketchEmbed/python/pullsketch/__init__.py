@@ -112,7 +112,8 @@ class Tracker:
         ))
 
     def close(self) -> Result:
-        """Merges what is left (for at most the flusher's grace period) and frees the tracker."""
+        """Merges what is left (for at most the flusher's grace period) and frees the tracker.
+        Call it once no other thread records with this tracker (at worker exit)."""
         if self._handle is None:
             return Result.INVALID_HANDLE
         code = Result(_library().pullsketch_close(self._handle))
