@@ -38,12 +38,7 @@ extension StatisticsQueries {
     /// One page of a repository's live manifests, tagged or not, sorted like tags (by digest for
     /// `.name`).
     public func manifests(_ repository: RepositoryName, order: TagOrder, descending: Bool, limit: Int, offset: Int) throws -> [ManifestListing] {
-        let direction = descending ? "DESC NULLS LAST" : "ASC NULLS FIRST"
-        let sort = switch order {
-        case .lastPulled: "s.last_pulled_at \(direction), m.digest"
-        case .pullCount: "coalesce(s.pull_count, 0) \(descending ? "DESC" : "ASC"), m.digest"
-        case .name: "m.digest \(descending ? "DESC" : "ASC")"
-        }
+        let sort = Self.orderBy(order, descending: descending, statistics: "s", name: "m.digest")
         return try manifests(where: "true", [repository.value], order: sort, limit: limit, offset: offset)
     }
 

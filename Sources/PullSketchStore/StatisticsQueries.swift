@@ -18,13 +18,19 @@ public struct StatisticsQueries {
     /// One page of a repository's tags with their current manifests' statistics (zeros for a
     /// manifest never pulled).
     public func tags(_ repository: RepositoryName, order: TagOrder, descending: Bool, limit: Int, offset: Int) throws -> [TagStatistics] {
-        let direction = descending ? "DESC NULLS LAST" : "ASC NULLS FIRST"
-        let sort = switch order {
-        case .lastPulled: "t.last_pulled_at \(direction), c.tag"
-        case .pullCount: "coalesce(t.pull_count, 0) \(descending ? "DESC" : "ASC"), c.tag"
-        case .name: "c.tag \(descending ? "DESC" : "ASC")"
-        }
+        let sort = Self.orderBy(order, descending: descending, statistics: "t", name: "c.tag")
         return try tags(where: "true", [repository.value], order: sort, limit: limit, offset: offset)
+    }
+
+    /// The `ORDER BY` of a sorted page: by last pull or pull count of statistics row `statistics`
+    /// (never-pulled first when ascending), ties broken by `name`; or by `name` alone.
+    static func orderBy(_ order: TagOrder, descending: Bool, statistics s: String, name: String) -> String {
+        let direction = descending ? "DESC" : "ASC"
+        return switch order {
+        case .lastPulled: "\(s).last_pulled_at \(descending ? "DESC NULLS LAST" : "ASC NULLS FIRST"), \(name)"
+        case .pullCount: "coalesce(\(s).pull_count, 0) \(direction), \(name)"
+        case .name: "\(name) \(direction)"
+        }
     }
 
     /// Up to `limit` live tags named after `name` (from the first when nil), by name: pages of
