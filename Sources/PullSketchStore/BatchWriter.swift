@@ -142,98 +142,94 @@ public struct BatchWriter {
     }
 
     /// The assignments that raise a statistics row `s`'s time column `<time>_at` to the incoming
-    /// one (NULL: no time) and set `<time>_exact`: an exact time that wins is exact; an estimated
-    /// time that is later than the stored one makes it inexact.
-    private static func raise(_ time: String, exact: Bool) -> String {
+    /// row `n`'s (NULL: no time) and set `<time>_exact`: an exact time that wins is exact; an
+    /// estimated time that is later than the stored one makes it inexact.
+    private static func raise(_ time: String, exact: Bool, from n: String = "EXCLUDED") -> String {
         let marks = exact
-            ? "WHEN s.\(time)_at IS NULL OR EXCLUDED.\(time)_at >= s.\(time)_at THEN true"
-            : "WHEN s.\(time)_at IS NULL OR EXCLUDED.\(time)_at > s.\(time)_at THEN false"
+            ? "WHEN s.\(time)_at IS NULL OR \(n).\(time)_at >= s.\(time)_at THEN true"
+            : "WHEN s.\(time)_at IS NULL OR \(n).\(time)_at > s.\(time)_at THEN false"
         return """
-            \(time)_exact = CASE WHEN EXCLUDED.\(time)_at IS NULL THEN s.\(time)_exact \(marks) ELSE s.\(time)_exact END,
-            \(time)_at = GREATEST(s.\(time)_at, EXCLUDED.\(time)_at)
+            \(time)_exact = CASE WHEN \(n).\(time)_at IS NULL THEN s.\(time)_exact \(marks) ELSE s.\(time)_exact END,
+            \(time)_at = GREATEST(s.\(time)_at, \(n).\(time)_at)
             """
     }
 
-    /// The upsert assignments that add a batch's exact counts to a statistics row `s` and raise its
-    /// times; shared by tags and manifests.
-    private static let addExactCounts = """
-        fetches = s.fetches + EXCLUDED.fetches,
-        checks = s.checks + EXCLUDED.checks,
-        pull_count = s.pull_count + EXCLUDED.pull_count,
-        \(raise("last_pulled", exact: true)),
-        \(raise("last_used", exact: true))
-        """
-
-    /// The columns both exact upserts take, as `unnest` turns the shared arrays into them.
-    private static let exactColumns = "repository, reference, fetches, checks, pulls, pulled_ms, used_ms"
-
-    /// The shared arrays of the exact upserts: names, counters and times (NULL for never pulled).
-    private static func exactArrays(_ entries: [HotEntry]) -> [String] {
-        [
-            PostgresArray.literal(entries.map(\.key.repository.value)), PostgresArray.literal(entries.map(\.key.name)),
-            PostgresArray.literal(entries.map { String($0.fetches) }), PostgresArray.literal(entries.map { String($0.checks) }),
-            PostgresArray.literal(entries.map { String($0.pulls) }),
-            PostgresArray.literal(entries.map { $0.lastPulled == .distantPast ? nil : String($0.lastPulled.millisecondsSinceEpoch) }),
-            PostgresArray.literal(entries.map { String($0.lastUsed.millisecondsSinceEpoch) }),
-        ]
+    /// The assignments that add a batch's exact counts in row `n` to a statistics row `s`, raise
+    /// its times and, for a tag, move it to the newer current digest.
+    private static func addExactCounts(_ kind: KeyKind, from n: String) -> String {
+        let digest = kind == .manifest ? "" : """
+            current_digest = CASE WHEN \(n).current_digest IS NOT NULL AND (s.current_digest_at IS NULL
+                OR \(n).current_digest_at >= s.current_digest_at) THEN \(n).current_digest ELSE s.current_digest END,
+            current_digest_at = GREATEST(s.current_digest_at, \(n).current_digest_at),
+            """
+        return """
+            fetches = s.fetches + \(n).fetches, checks = s.checks + \(n).checks, pull_count = s.pull_count + \(n).pull_count,
+            \(raise("last_pulled", exact: true, from: n)),
+            \(raise("last_used", exact: true, from: n)),
+            \(digest)
+            updated_at = now()
+            """
     }
 
-    /// Adds exact counts and raises last-pulled and last-used times; registers keys the catalog
-    /// lacks.
+    /// Adds exact counts and raises last-pulled and last-used times, one statement per kind: an
+    /// `UPDATE` of the rows that exist (most of them, once a deployment runs), then an upsert of the
+    /// rest, which registers them in the catalog too. A key with a statistics row has a catalog row
+    /// already (schema version 7), so updated keys never touch the catalog.
     private func writeExact(_ entries: [HotEntry]) throws {
-        let tags = entries.filter { $0.key.kind == .tag }
-        let manifests = entries.filter { $0.key.kind == .manifest }
         try upsertRepositories(entries.map(\.key.repository.value))
-        if !tags.isEmpty {
-            try connection.query(
-                """
-                WITH input AS (
-                    SELECT r.id, u.* FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-                        $7::bigint[], $8::text[], $9::bigint[]) AS u(\(Self.exactColumns), digest, digest_ms)
-                    JOIN repositories r ON r.name = u.repository
-                ), stats AS (
-                    INSERT INTO tag_stats AS s (repository_id, tag, fetches, checks, pull_count, last_pulled_at, last_pulled_exact,
-                        last_used_at, last_used_exact, current_digest, current_digest_at)
-                    SELECT id, reference, fetches, checks, pulls, to_timestamp(pulled_ms / 1000.0), true,
-                        to_timestamp(used_ms / 1000.0), true, digest,
-                        CASE WHEN digest IS NULL THEN NULL ELSE to_timestamp(digest_ms / 1000.0) END
-                    FROM input ORDER BY id, reference
-                    ON CONFLICT (repository_id, tag) DO UPDATE SET
-                        \(Self.addExactCounts),
-                        current_digest = CASE WHEN EXCLUDED.current_digest IS NOT NULL AND (s.current_digest_at IS NULL
-                            OR EXCLUDED.current_digest_at >= s.current_digest_at) THEN EXCLUDED.current_digest ELSE s.current_digest END,
-                        current_digest_at = GREATEST(s.current_digest_at, EXCLUDED.current_digest_at),
-                        updated_at = now()
-                )
-                INSERT INTO catalog_tags (repository_id, tag, digest)
-                SELECT id, reference, digest FROM input ON CONFLICT DO NOTHING
-                """,
-                Self.exactArrays(tags) + [
-                    PostgresArray.literal(tags.map { $0.currentDigest?.value }),
-                    PostgresArray.literal(tags.map { String($0.currentDigestAt.millisecondsSinceEpoch) }),
+        for kind in KeyKind.allCases {
+            let entries = entries.filter { $0.key.kind == kind }
+            guard !entries.isEmpty else { continue }
+            let isTag = kind == .tag
+            let (table, column, catalog) = isTag
+                ? ("tag_stats", "tag", "catalog_tags (repository_id, tag, digest)")
+                : ("manifest_stats", "digest", "catalog_manifests (repository_id, digest)")
+            // A tag also carries the digest it served and when.
+            let digestArrays = isTag ? ", $8::text[], $9::bigint[]" : ""
+            let digestFields = isTag ? ", digest, digest_ms" : ""
+            let digestInput = isTag
+                ? ", u.digest AS current_digest, CASE WHEN u.digest IS NULL THEN NULL ELSE to_timestamp(u.digest_ms / 1000.0) END AS current_digest_at"
+                : ""
+            let digestColumns = isTag ? ", current_digest, current_digest_at" : ""
+            var arrays = [
+                PostgresArray.literal(entries.map(\.key.repository.value)), PostgresArray.literal(entries.map(\.key.name)),
+                PostgresArray.literal(entries.map { String($0.fetches) }), PostgresArray.literal(entries.map { String($0.checks) }),
+                PostgresArray.literal(entries.map { String($0.pulls) }),
+                PostgresArray.literal(entries.map { $0.lastPulled == .distantPast ? nil : String($0.lastPulled.millisecondsSinceEpoch) }),
+                PostgresArray.literal(entries.map { String($0.lastUsed.millisecondsSinceEpoch) }),
+            ]
+            if isTag {
+                arrays += [
+                    PostgresArray.literal(entries.map { $0.currentDigest?.value }),
+                    PostgresArray.literal(entries.map { String($0.currentDigestAt.millisecondsSinceEpoch) }),
                 ]
-            )
-        }
-        if !manifests.isEmpty {
+            }
             try connection.query(
                 """
                 WITH input AS (
-                    SELECT r.id, u.* FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-                        $7::bigint[]) AS u(\(Self.exactColumns))
+                    SELECT r.id AS repository_id, u.reference AS \(column), u.fetches, u.checks, u.pulls AS pull_count,
+                        to_timestamp(u.pulled_ms / 1000.0) AS last_pulled_at, to_timestamp(u.used_ms / 1000.0) AS last_used_at\(digestInput)
+                    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]\(digestArrays))
+                        AS u(repository, reference, fetches, checks, pulls, pulled_ms, used_ms\(digestFields))
                     JOIN repositories r ON r.name = u.repository
-                ), stats AS (
-                    INSERT INTO manifest_stats AS s (repository_id, digest, fetches, checks, pull_count, last_pulled_at, last_pulled_exact,
-                        last_used_at, last_used_exact)
-                    SELECT id, reference, fetches, checks, pulls, to_timestamp(pulled_ms / 1000.0), true, to_timestamp(used_ms / 1000.0), true
-                    FROM input ORDER BY id, reference
-                    ON CONFLICT (repository_id, digest) DO UPDATE SET
-                        \(Self.addExactCounts),
-                        updated_at = now()
+                ), updated AS (
+                    UPDATE \(table) AS s SET \(Self.addExactCounts(kind, from: "n"))
+                    FROM input n WHERE s.repository_id = n.repository_id AND s.\(column) = n.\(column)
+                    RETURNING s.repository_id, s.\(column)
+                ), inserted AS (
+                    INSERT INTO \(table) AS s (repository_id, \(column), fetches, checks, pull_count, last_pulled_at, last_pulled_exact,
+                        last_used_at, last_used_exact\(digestColumns))
+                    SELECT repository_id, \(column), fetches, checks, pull_count, last_pulled_at, true, last_used_at, true\(digestColumns)
+                    FROM input n WHERE NOT EXISTS (
+                        SELECT 1 FROM updated d WHERE d.repository_id = n.repository_id AND d.\(column) = n.\(column))
+                    ORDER BY repository_id, \(column)
+                    -- A row another writer inserted since this statement began.
+                    ON CONFLICT (repository_id, \(column)) DO UPDATE SET \(Self.addExactCounts(kind, from: "EXCLUDED"))
+                    RETURNING repository_id, \(column)\(isTag ? ", current_digest" : "")
                 )
-                INSERT INTO catalog_manifests (repository_id, digest)
-                SELECT id, reference FROM input ON CONFLICT DO NOTHING
+                INSERT INTO \(catalog) SELECT * FROM inserted ON CONFLICT DO NOTHING
                 """,
-                Self.exactArrays(manifests)
+                arrays
             )
         }
     }

@@ -134,6 +134,22 @@ public enum Schema {
             );
             CREATE INDEX manifest_children_by_child ON manifest_children (repository_id, child_digest);
             """),
+        // Every batch raises counts and times of the same hot rows. No index may cover a column a
+        // batch changes, or no update is HOT (docs/performance.md): no read used these eight.
+        // `current_digest` changes only when a tag moves, and serves "the last tag pulled" of a
+        // manifest. Free space on each page keeps the new version on its page. The writer adds
+        // catalog rows for new statistics rows only, so every statistics row gets one here.
+        Migration(version: 7, name: "statistics updated in place", sql: """
+            DROP INDEX tag_stats_by_repository_last_pulled, tag_stats_by_last_pulled, tag_stats_by_repository_pull_count,
+                tag_stats_by_repository_last_used, manifest_stats_by_repository_last_pulled, manifest_stats_by_last_pulled,
+                manifest_stats_by_repository_pull_count, manifest_stats_by_repository_last_used;
+            CREATE INDEX tag_stats_by_current_digest ON tag_stats (repository_id, current_digest);
+            ALTER TABLE tag_stats SET (fillfactor = 80);
+            ALTER TABLE manifest_stats SET (fillfactor = 80);
+            INSERT INTO catalog_tags (repository_id, tag, digest) SELECT repository_id, tag, current_digest FROM tag_stats
+            ON CONFLICT DO NOTHING;
+            INSERT INTO catalog_manifests (repository_id, digest) SELECT repository_id, digest FROM manifest_stats ON CONFLICT DO NOTHING;
+            """),
     ]
 
     /// The advisory lock that makes concurrent migrators wait for each other ("PSMI").
@@ -169,6 +185,48 @@ public enum Schema {
             newlyApplied.append(migration.version)
         }
         return newlyApplied
+    }
+
+    /// The partition counts `partitionStatistics` accepts.
+    public static let partitionCounts = 2...1_024
+
+    /// Turns `tag_stats` and `manifest_stats` into `partitions` hash partitions by repository
+    /// (`<table>_p0`, …), keeping every row, key, index and page fill. One transaction holding
+    /// each table's exclusive lock while its rows are copied: run it with the reconcilers stopped
+    /// (docs/operations.md). Returns false, changing nothing, when they are partitioned already.
+    @discardableResult
+    public static func partitionStatistics(_ connection: PostgresConnection, partitions: Int) throws -> Bool {
+        precondition(partitionCounts.contains(partitions), "partitions must be in \(partitionCounts)")
+        try connection.query("SELECT pg_advisory_lock($1::bigint)", [lockKey])
+        defer { _ = try? connection.query("SELECT pg_advisory_unlock($1::bigint)", [lockKey]) }
+        let partitioned = try connection.query(
+            "SELECT count(*) AS n FROM pg_partitioned_table WHERE partrelid IN ('tag_stats'::regclass, 'manifest_stats'::regclass)"
+        ).namedRows[0].decode("n", as: Int.self)
+        guard partitioned == 0 else { return false }
+        try connection.transaction {
+            for (table, key, indexes) in [
+                ("tag_stats", "repository_id, tag", "CREATE INDEX tag_stats_by_current_digest ON tag_stats (repository_id, current_digest);"),
+                ("manifest_stats", "repository_id, digest", ""),
+            ] {
+                let parts = (0..<partitions).map { part in
+                    """
+                    CREATE TABLE \(table)_p\(part) PARTITION OF \(table)
+                        FOR VALUES WITH (MODULUS \(partitions), REMAINDER \(part)) WITH (fillfactor = 80);
+                    """
+                }
+                try connection.execute(script: """
+                    ALTER TABLE \(table) RENAME TO \(table)_unpartitioned;
+                    CREATE TABLE \(table) (LIKE \(table)_unpartitioned INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
+                        PARTITION BY HASH (repository_id);
+                    \(parts.joined(separator: "\n"))
+                    INSERT INTO \(table) SELECT * FROM \(table)_unpartitioned;
+                    DROP TABLE \(table)_unpartitioned;
+                    ALTER TABLE \(table) ADD PRIMARY KEY (\(key)), ADD FOREIGN KEY (repository_id) REFERENCES repositories (id);
+                    \(indexes)
+                    """)
+            }
+        }
+        return true
     }
 
     /// Creates the first schema of the `search_path` when no schema on it exists.

@@ -12,14 +12,13 @@ public struct StatisticsQueries {
     /// A tag's statistics; zeros for a known tag never pulled; nil for a tag the registry never
     /// reported (or deleted).
     public func tag(_ repository: RepositoryName, _ tag: TagName) throws -> TagStatistics? {
-        try tags(where: "c.tag = $2", [repository.value, tag.value], order: "c.tag", limit: 1, offset: 0).first
+        try tags(where: "c.tag = $2", [repository.value, tag.value], order: { "\($1)" }, limit: 1, offset: 0).first
     }
 
     /// One page of a repository's tags with their current manifests' statistics (zeros for a
     /// manifest never pulled).
     public func tags(_ repository: RepositoryName, order: TagOrder, descending: Bool, limit: Int, offset: Int) throws -> [TagStatistics] {
-        let sort = Self.orderBy(order, descending: descending, statistics: "t", name: "c.tag")
-        return try tags(where: "true", [repository.value], order: sort, limit: limit, offset: offset)
+        try tags(where: "true", [repository.value], order: { Self.orderBy(order, descending: descending, statistics: $0, name: $1) }, limit: limit, offset: offset)
     }
 
     /// The `ORDER BY` of a sorted page: by last pull or pull count of statistics row `statistics`
@@ -36,7 +35,7 @@ public struct StatisticsQueries {
     /// Up to `limit` live tags named after `name` (from the first when nil), by name: pages of
     /// an export, each as cheap as the first.
     public func tags(_ repository: RepositoryName, after name: String?, limit: Int) throws -> [TagStatistics] {
-        try tags(where: "c.tag > $2", [repository.value, name ?? ""], order: "c.tag", limit: limit, offset: 0)
+        try tags(where: "c.tag > $2", [repository.value, name ?? ""], order: { "\($1)" }, limit: limit, offset: 0)
     }
 
     /// How many live tags the repository has.
@@ -52,7 +51,7 @@ public struct StatisticsQueries {
 
     /// The live tags pointing at `digest` now, by name, with their statistics (at most 1,000).
     public func tags(_ repository: RepositoryName, pointingAt digest: Digest) throws -> [TagStatistics] {
-        try tags(where: "coalesce(c.digest, t.current_digest) = $2", [repository.value, digest.value], order: "c.tag", limit: 1_000, offset: 0)
+        try tags(where: "coalesce(c.digest, t.current_digest) = $2", [repository.value, digest.value], order: { "\($1)" }, limit: 1_000, offset: 0)
     }
 
     /// Repositories whose name contains `text` (all when empty), by name, with their live tag
@@ -256,17 +255,27 @@ public struct StatisticsQueries {
         }
     }
 
-    private func tags(where condition: String, _ parameters: [String], order: String, limit: Int, offset: Int) throws -> [TagStatistics] {
+    /// A page of live tags meeting `condition` (over catalog row `c` and statistics row `t`) in
+    /// the order `order(statistics, name)` gives. The page is cut before the manifests are joined,
+    /// so a page of 50 looks up 50 manifests, not one per tag of the repository (`t` travels as a
+    /// whole row to be read and sorted again outside).
+    private func tags(
+        where condition: String, _ parameters: [String], order: (_ statistics: String, _ name: String) -> String, limit: Int, offset: Int
+    ) throws -> [TagStatistics] {
         let rows = try connection.query(
             """
-            SELECT c.tag, \(Self.statisticsColumns("t", as: "t")), coalesce(c.digest, t.current_digest) AS current_digest,
-                \(Self.milliseconds("c.pushed_at", as: "pushed_ms")), coalesce(c.digest, t.current_digest) AS m_digest,
+            SELECT p.tag, \(Self.statisticsColumns("(p.t)", as: "t")), coalesce(p.digest, (p.t).current_digest) AS current_digest,
+                \(Self.milliseconds("p.pushed_at", as: "pushed_ms")), coalesce(p.digest, (p.t).current_digest) AS m_digest,
                 \(Self.statisticsColumns("m", as: "m"))
-            FROM catalog_tags c JOIN repositories r ON r.id = c.repository_id
-            LEFT JOIN tag_stats t ON t.repository_id = c.repository_id AND t.tag = c.tag
-            LEFT JOIN manifest_stats m ON m.repository_id = c.repository_id AND m.digest = coalesce(c.digest, t.current_digest)
-            WHERE r.name = $1 AND c.deleted_at IS NULL AND \(condition)
-            ORDER BY \(order) LIMIT \(max(0, limit)) OFFSET \(max(0, offset))
+            FROM (
+                SELECT c.repository_id, c.tag, c.digest, c.pushed_at, t
+                FROM catalog_tags c JOIN repositories r ON r.id = c.repository_id
+                LEFT JOIN tag_stats t ON t.repository_id = c.repository_id AND t.tag = c.tag
+                WHERE r.name = $1 AND c.deleted_at IS NULL AND \(condition)
+                ORDER BY \(order("t", "c.tag")) LIMIT \(max(0, limit)) OFFSET \(max(0, offset))
+            ) p
+            LEFT JOIN manifest_stats m ON m.repository_id = p.repository_id AND m.digest = coalesce(p.digest, (p.t).current_digest)
+            ORDER BY \(order("(p.t)", "p.tag"))
             """,
             parameters
         ).namedRows

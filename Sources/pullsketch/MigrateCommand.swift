@@ -12,7 +12,16 @@ struct MigrateCommand: ParsableCommand {
     @Option(help: "libpq connection string, e.g. 'host=127.0.0.1 port=5432 dbname=pullsketch'; overrides PULLSKETCH.database_url and $PULLSKETCH_DATABASE_URL.")
     var database: String?
 
+    @Option(help: "After migrating, split the statistics tables into this many hash partitions by repository (2 to 1024; once, with the reconcilers stopped: see docs/operations.md).")
+    var statisticsPartitions: Int?
+
     @OptionGroup var options: ConfigurationOptions
+
+    func validate() throws {
+        if let statisticsPartitions, !Schema.partitionCounts.contains(statisticsPartitions) {
+            throw ValidationError("--statistics-partitions must be 2 to 1024, not \(statisticsPartitions)")
+        }
+    }
 
     func run() throws {
         let connectionString = try database ?? options.load().database
@@ -23,5 +32,9 @@ struct MigrateCommand: ParsableCommand {
         let applied = try Schema.migrate(connection)
         let current = Schema.migrations.last.map { "version \($0.version)" } ?? "empty"
         print(applied.isEmpty ? "schema is current (\(current))" : "applied \(applied.map(String.init).joined(separator: ", ")); schema is at \(current)")
+        if let statisticsPartitions {
+            let done = try Schema.partitionStatistics(connection, partitions: statisticsPartitions)
+            print(done ? "statistics split into \(statisticsPartitions) partitions" : "statistics are partitioned already: nothing changed")
+        }
     }
 }

@@ -46,6 +46,11 @@ import Testing
         ("Bearer wrong-secret-0123456789", "application/vnd.docker.distribution.events.v1+json", 401),
         (nil, "application/vnd.docker.distribution.events.v1+json", 401),
         ("Bearer \(NodeFixture.secret)", "text/plain", 415),
+        ("Bearer\(NodeFixture.secret)", "application/vnd.docker.distribution.events.v1+json", 401),
+        ("Basic \(NodeFixture.secret)", "application/vnd.docker.distribution.events.v1+json", 401),
+        ("Bearer \(NodeFixture.secret)x", "application/vnd.docker.distribution.events.v1+json", 401),
+        ("Bearer \(NodeFixture.secret)", "application/vnd.docker.distribution.events.v1+jsonx", 415),
+        ("Bearer \(NodeFixture.secret)", "application/vnd.docker.distribution.events.v3+json", 415),
     ] as [(String?, String, Int)])
     func aRequestWithoutTheSecretOrOfAnotherTypeIsRefusedAndChangesNothing(authorization: String?, contentType: String, status: Int) async throws {
         let fixture = try NodeFixture()
@@ -59,6 +64,22 @@ import Testing
             }
         }
         #expect(fixture.tracker.drain().isEmpty)
+    }
+
+    @Test(arguments: [
+        ("bEaReR \(NodeFixture.secret)", "Application/VND.Docker.Distribution.Events.V1+JSON"),
+        ("Bearer  \t\(NodeFixture.secret) \t", " application/vnd.docker.distribution.events.v2+json ; charset=utf-8"),
+    ])
+    func theSchemeAndMediaTypeAreReadWithoutRegardToCaseOrSpaces(authorization: String, contentType: String) async throws {
+        let fixture = try NodeFixture()
+        let headers: HTTPFields = [.authorization: authorization, .contentType: contentType]
+        try await fixture.test { client in
+            try await client.execute(uri: "/notifications", method: .post, headers: headers, body: envelope([event(id: "x")])) { response in
+                #expect(response.status == .ok)
+                #expect(response.text == #"{"accepted":1,"dropped":0,"duplicates":0,"ignored":0}"#)
+            }
+        }
+        #expect(!fixture.tracker.drain().isEmpty)
     }
 
     @Test func malformedOrOversizedBodiesAre4xxAndChangeNothing() async throws {

@@ -101,6 +101,68 @@ import Testing
         #expect(again.mapValues { $0.count } == first.mapValues { $0.count })
     }
 
+    @Test func laterBatchesUpdateStatisticsRowsInPlaceAndRegisterOnlyNewKeys() throws {
+        let connection = try migratedDatabase()
+        let writer = BatchWriter(connection: connection, shardCount: 1)
+        let day: Int64 = 1_800_000_000_000
+        let first = (0..<300).map { pull($0, .get, at: day + Int64($0)) }
+        _ = try writer.write(batch(first, hotCapacity: 1_000, number: 1))
+        // A key the catalog forgot (deleted by hand) is not registered again by an update.
+        try connection.query("DELETE FROM catalog_tags WHERE tag = 'v0'")
+        /// Updates and HOT updates of the tag and manifest statistics so far.
+        func updates() throws -> [(all: Int, hot: Int)] {
+            _ = try connection.query("SELECT pg_stat_force_next_flush()")
+            return try connection.query(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname IN ('tag_stats', 'manifest_stats') ORDER BY relname"
+            ).rows.map { (Int($0[0]!)!, Int($0[1]!)!) }
+        }
+        var before = try updates()
+        for number: Int64 in 2...6 {
+            // HEADs by tag of the same 300 tags and 10 new ones.
+            let events = (0..<310).map { pull($0, .head, at: day + 1_000 * number + Int64($0)) }
+            _ = try writer.write(batch(events, hotCapacity: 1_000, number: number))
+            let after = try updates()
+            #expect(zip(before, after).allSatisfy { $1.all - $0.all == (number == 2 ? 300 : 310) })
+            if number == 6 {
+                // With the counters indexed no update could be HOT; free space left by earlier
+                // batches and page pruning make most of them HOT by now.
+                #expect(zip(before, after).allSatisfy { ($1.hot - $0.hot) * 2 >= 310 }, "\(before) → \(after)")
+            }
+            before = after
+        }
+        // Only keys that gained a statistics row were registered: v0 stays forgotten.
+        let catalog = try connection.query("SELECT (SELECT count(*) FROM catalog_tags), (SELECT count(*) FROM catalog_manifests)").rows
+        #expect(catalog == [["309", "310"]])
+        #expect(try connection.query("SELECT pull_count, checks FROM tag_stats WHERE tag = 'v7'").rows == [["6", "5"]])
+    }
+
+    @Test func statisticsSplitIntoPartitionsKeepEveryRowAndTakeLaterBatches() throws {
+        let connection = try migratedDatabase()
+        let writer = BatchWriter(connection: connection, shardCount: 1)
+        let day: Int64 = 1_800_000_000_000
+        let first = (0..<200).map { pull($0, .get, at: day + Int64($0)) }
+        _ = try writer.write(batch(first, hotCapacity: 1_000, number: 1))
+        let before = try rows(connection)
+        #expect(try Schema.partitionStatistics(connection, partitions: 4))
+        #expect(try !Schema.partitionStatistics(connection, partitions: 8), "once")
+        let partitions = try connection.query(
+            "SELECT c.relname, c.reloptions FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'tag_stats'::regclass ORDER BY 1"
+        ).rows
+        #expect(partitions.map { $0[0] } == ["tag_stats_p0", "tag_stats_p1", "tag_stats_p2", "tag_stats_p3"])
+        #expect(partitions.allSatisfy { $0[1] == "{fillfactor=80}" })
+        #expect(try rows(connection).mapValues(\.count) == before.mapValues(\.count))
+        // Updates of existing rows and inserts of new ones go to the partitions.
+        let second = (100..<300).map { pull($0, .get, at: day + 10_000 + Int64($0)) }
+        _ = try writer.write(batch(second, hotCapacity: 1_000, number: 2))
+        let truth = Truth(first + second).pulls
+        let after = try rows(connection)
+        #expect(after.count == truth.count && truth.allSatisfy { after[$0.key]?.count == $0.value.count })
+        let queries = StatisticsQueries(connection: connection)
+        #expect(try queries.tag(repository, try TagName("v150"))?.pullCount == 2)
+        let now = Timestamp(millisecondsSinceEpoch: day + 40 * 86_400_000)
+        #expect(try queries.pruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30), now: now).count == 300)
+    }
+
     @Test func tailEstimatesNeverUndercountStayWithinTheirBoundAndNeverDateAPullEarly() throws {
         let connection = try migratedDatabase()
         var generator = SeededGenerator(seed: 4)
