@@ -9,6 +9,7 @@ let package = Package(
     dependencies: [
         .package(name: "PullSketch", path: "../"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .target(
@@ -50,14 +51,14 @@ let package = Package(
             path: "Sources/PostgresTraffic"
         ),
         .executableTarget(
-            name: "PruningQuery",
+            name: "PostgresAtScale",
             dependencies: [
                 "BenchmarkSupport",
                 .product(name: "PullSketchCore", package: "PullSketch"),
                 .product(name: "PullSketchPostgres", package: "PullSketch"),
                 .product(name: "PullSketchStore", package: "PullSketch"),
             ],
-            path: "Sources/PruningQuery"
+            path: "Sources/PostgresAtScale"
         ),
         .executableTarget(
             name: "ReconcilerThroughput",
@@ -89,6 +90,11 @@ let package = Package(
         .executableTarget(
             name: "WebhookLoad",
             path: "Sources/WebhookLoad"
+        ),
+        .executableTarget(
+            name: "BareWebhookServer",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            path: "Sources/BareWebhookServer"
         ),
         .executableTarget(
             name: "TrackerBenchmarks",

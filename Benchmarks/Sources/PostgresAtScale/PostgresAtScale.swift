@@ -4,14 +4,16 @@ import PullSketchCore
 import PullSketchPostgres
 import PullSketchStore
 
-/// The pruning dry-run over 10 M tag rows (1,000 repositories × 10,000 tags), next to the same
-/// question asked of an audit log of the same pulls: which tags of one repository were not pulled
-/// for 90 days. The audit log's cost grows with a repository's pulls, PullSketch's with its tags,
-/// so it is asked of a repository with about one pull row per tag and of one with 100. Medians of
-/// 7 runs, after one warm-up, in one run. (The audit log cannot list never-pulled tags.)
-/// Usage: PruningQuery 'libpq connection string of the server (no dbname)'
+/// PostgreSQL at 10 M tag rows and 10 M manifest rows (1,000 repositories × 10,000 tags, each
+/// tag's manifest): first the reconciler's batch writes (latency, WAL bytes, HOT updates, table
+/// and index sizes), then the pruning dry-run next to the same question asked of an audit log of
+/// the same pulls: which tags of one repository were not pulled for 90 days. The audit log's cost
+/// grows with a repository's pulls, PullSketch's with its tags, so it is asked of a repository
+/// with about one pull row per tag and of one with 100. Medians of 7 runs, after one warm-up, in
+/// one run. (The audit log cannot list never-pulled tags.)
+/// Usage: PostgresAtScale 'libpq connection string of the server (no dbname)'
 @main
-struct PruningQuery {
+struct PostgresAtScale {
     static let repositories = 1_000
     static let tagsPerRepository = 10_000
     static let now = Timestamp(millisecondsSinceEpoch: 1_800_000_000_000)
@@ -19,7 +21,7 @@ struct PruningQuery {
 
     static func main() throws {
         guard CommandLine.arguments.count == 2 else {
-            print("usage: PruningQuery 'libpq connection string of the server (no dbname)'")
+            print("usage: PostgresAtScale 'libpq connection string of the server (no dbname)'")
             exit(2)
         }
         let server = CommandLine.arguments[1]
@@ -28,7 +30,7 @@ struct PruningQuery {
         let loading = ContinuousClock.now
         // A bulk load: secondary indexes dropped first and built after, as one would load a dump.
         let indexes = try connection.query(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN ('tag_stats', 'catalog_tags') AND indexname NOT LIKE '%pkey'"
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN ('tag_stats', 'manifest_stats', 'catalog_tags') AND indexname NOT LIKE '%pkey'"
         ).rows
         for index in indexes { _ = try connection.query("DROP INDEX \(index[0]!)") }
         // Last pulls spread over the year before `now`; a tenth of the tags never pulled. The audit
@@ -43,9 +45,13 @@ struct PruningQuery {
                 SELECT r.id, 't' || t, 'sha256:' || md5(r.id || ':' || t) || md5(t || ':' || r.id),
                        to_timestamp(\(now.millisecondsSinceEpoch / 1000) - 400 * 86400)
                 FROM repositories r CROSS JOIN generate_series(0, \(tagsPerRepository - 1)) t;
-            INSERT INTO tag_stats (repository_id, tag, fetches, checks, pull_count, last_pulled_at)
-                SELECT repository_id, tag, n, 0, n, to_timestamp(\(now.millisecondsSinceEpoch / 1000) - (random() * 365 * 86400)::bigint)
-                FROM (SELECT repository_id, tag, (1 + random() * 1000)::bigint AS n FROM catalog_tags WHERE random() < 0.9) s;
+            INSERT INTO tag_stats (repository_id, tag, fetches, checks, pull_count, last_pulled_at, current_digest)
+                SELECT repository_id, tag, n, 0, n, to_timestamp(\(now.millisecondsSinceEpoch / 1000) - (random() * 365 * 86400)::bigint), digest
+                FROM (SELECT repository_id, tag, digest, (1 + random() * 1000)::bigint AS n FROM catalog_tags WHERE random() < 0.9) s;
+            INSERT INTO catalog_manifests (repository_id, digest, pushed_at) SELECT repository_id, digest, pushed_at FROM catalog_tags;
+            INSERT INTO manifest_stats (repository_id, digest, fetches, checks, pull_count, last_pulled_at, last_used_at)
+                SELECT c.repository_id, c.digest, t.pull_count, 0, t.pull_count, t.last_pulled_at, t.last_pulled_at
+                FROM catalog_tags c JOIN tag_stats t USING (repository_id, tag);
             CREATE TABLE logentry3 (
                 id bigserial PRIMARY KEY, kind_id integer NOT NULL, account_id integer NOT NULL, performer_id integer,
                 repository_id integer, datetime timestamp NOT NULL, ip varchar(255), metadata_json text NOT NULL);
@@ -60,8 +66,23 @@ struct PruningQuery {
             \(indexes.map { $0[1]! + ";" }.joined(separator: "\n"))
             ANALYZE;
             """)
-        let counts = try connection.query("SELECT (SELECT count(*) FROM tag_stats), (SELECT count(*) FROM catalog_tags), (SELECT count(*) FROM logentry3)").rows[0]
-        print("loaded \(counts[0]!) tag_stats rows, \(counts[1]!) catalog tags, \(counts[2]!) audit log rows in \(Int((ContinuousClock.now - loading).components.seconds)) s")
+        let counts = try connection.query(
+            "SELECT (SELECT count(*) FROM tag_stats), (SELECT count(*) FROM manifest_stats), (SELECT count(*) FROM catalog_tags), (SELECT count(*) FROM logentry3)"
+        ).rows[0]
+        print("""
+            loaded \(counts[0]!) tag_stats rows, \(counts[1]!) manifest_stats rows, \(counts[2]!) catalog tags, \(counts[3]!) audit log rows \
+            in \(Int((ContinuousClock.now - loading).components.seconds)) s
+            """)
+        try measureBatchWrites(connection, settings: "PostgreSQL's defaults (`max_wal_size` 1 GB, no WAL compression)", first: 1)
+        // Fewer checkpoints mean fewer first touches of a page after one (each writes the whole
+        // page to the WAL), and compression shrinks those that remain. Reset afterwards.
+        for statement in ["ALTER SYSTEM SET max_wal_size = '16GB'", "ALTER SYSTEM SET wal_compression = 'lz4'", "SELECT pg_reload_conf()"] {
+            try connection.query(statement)
+        }
+        try measureBatchWrites(connection, settings: "`max_wal_size` 16 GB, `wal_compression` lz4", first: batches + 1)
+        for statement in ["ALTER SYSTEM RESET max_wal_size", "ALTER SYSTEM RESET wal_compression", "SELECT pg_reload_conf()"] {
+            try connection.query(statement)
+        }
 
         let queries = StatisticsQueries(connection: connection)
         let cutoff = String(now.millisecondsSinceEpoch / 1000 - 90 * 86_400)
@@ -70,10 +91,10 @@ struct PruningQuery {
             let repository = try RepositoryName(name)
             let repositoryID = try connection.query("SELECT id FROM repositories WHERE name = $1", [name]).rows[0][0]!
             var found = (0, 0)
-            let prune = try median {
+            let prune = try timings {
                 found.0 = try queries.pruneCandidates(repository, policy: PrunePolicy(notPulledDays: 90), now: now).count
             }
-            let audit = try median {
+            let audit = try timings {
                 found.1 = try connection.query(
                     """
                     SELECT metadata_json::json->>'tag' AS tag, max(datetime) FROM logentry3
@@ -83,20 +104,85 @@ struct PruningQuery {
                 ).rows.count
             }
             rows.append(
-                "| not pulled for 90 days (prune dry-run), audit log with \(log) | \(format(prune)) ms (\(found.0) tags) | "
-                    + "\(format(audit)) ms (\(found.1) tags) | \(String(format: "%.2f", audit / prune))× |"
+                "| not pulled for 90 days (prune dry-run), audit log with \(log) | \(format(prune.median)) ms (slowest \(format(prune.slowest))) "
+                    + "(\(found.0) tags) | \(format(audit.median)) ms (slowest \(format(audit.slowest))) (\(found.1) tags) | "
+                    + "\(String(format: "%.2f", audit.median / prune.median))× |"
             )
         }
-        let page = try median { _ = try queries.tags(try RepositoryName("prune/repo500"), order: .lastPulled, descending: false, limit: 50, offset: 0) }
+        let page = try timings { _ = try queries.tags(try RepositoryName("prune/repo500"), order: .lastPulled, descending: false, limit: 50, offset: 0) }
         print("""
             | one repository of 10,000 tags; 10 M tag rows, 11 M audit log rows; median of \(runs) | PullSketch (`tag_stats` + catalog) | audit log (`logentry3`) | audit ÷ PullSketch |
             |---|---:|---:|---:|
             \(rows.joined(separator: "\n"))
-            | least recently pulled 50 tags (the UI's sorted page) | \(format(page)) ms | — | |
+            | least recently pulled 50 tags (the UI's sorted page) | \(format(page.median)) ms (slowest \(format(page.slowest))) | — | |
             """)
     }
-    /// Median milliseconds of `runs` runs after one warm-up.
-    static func median(_ body: () throws -> Void) throws -> Double {
+    static let batches = 20
+    static let pullsPerBatch = 15_000
+
+    /// The reconciler's writes into the loaded tables: `batches` batches (numbered from `first`) of
+    /// `pullsPerBatch` GETs by tag of tags drawn uniformly from all 10 M (the worst case for
+    /// locality; a tenth of the tags have no statistics row yet), each a tag and a manifest
+    /// update, written by `BatchWriter`.
+    static func measureBatchWrites(_ connection: PostgresConnection, settings: String, first: Int) throws {
+        let writer = BatchWriter(connection: connection, shardCount: 1)
+        let sampleRate = String(format: "%.4f", Double(pullsPerBatch) * 100 / Double(repositories * tagsPerRepository))
+        func updates() throws -> [Int] {
+            _ = try connection.query("SELECT pg_stat_force_next_flush()")
+            return try connection.query(
+                "SELECT sum(n_tup_upd), sum(n_tup_hot_upd) FROM pg_stat_user_tables WHERE relname IN ('tag_stats', 'manifest_stats')"
+            ).rows[0].map { Int($0!)! }
+        }
+        var latencies: [Double] = [], walBytes: [Int] = [], keys: [Int] = []
+        let before = try updates()
+        for number in first..<first + batches {
+            let sample = try connection.query(
+                """
+                SELECT r.name, c.tag, c.digest FROM catalog_tags c TABLESAMPLE BERNOULLI (\(sampleRate))
+                JOIN repositories r ON r.id = c.repository_id LIMIT \(pullsPerBatch)
+                """
+            ).rows
+            let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, hotCapacity: 1 << 16, stripeCount: 1, shardCount: 1))
+            for row in sample {
+                tracker.record(PullEvent(
+                    repository: try RepositoryName(row[0]!), reference: .tag(try TagName(row[1]!)), method: .get,
+                    servedDigest: try Digest(row[2]!), time: now
+                ))
+            }
+            let window = tracker.drain()
+            let batch = SealedBatch(number: Int64(number), parameters: window.parameters, content: window.shards[0])
+            let lsn = try connection.query("SELECT pg_current_wal_lsn()::text").rows[0][0]!
+            let began = ContinuousClock.now
+            _ = try writer.write(batch)
+            let elapsed = ContinuousClock.now - began
+            latencies.append(Double(elapsed.components.seconds) * 1_000 + Double(elapsed.components.attoseconds) / 1e15)
+            walBytes.append(Int(try connection.query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint", [lsn]).rows[0][0]!)!)
+            keys.append(batch.content.hotEntries.count)
+        }
+        let after = try updates()
+        let sizes = try connection.query(
+            """
+            SELECT relname, pg_table_size(oid), pg_indexes_size(oid) FROM pg_class
+            WHERE relname IN ('tag_stats', 'manifest_stats', 'catalog_tags', 'catalog_manifests') ORDER BY relname
+            """
+        ).rows
+        let sortedLatencies = latencies.sorted()
+        let medianKeys = keys.sorted()[keys.count / 2]
+        let megabytes = { (bytes: String?) in String(format: "%.0f MB", Double(bytes!)! / 1_048_576) }
+        print("""
+            | \(batches) batches of \(pullsPerBatch) GETs by tag into 10 M + 10 M rows (\(medianKeys) key updates each, median); \(settings) | |
+            |---|---:|
+            | batch latency, median / slowest | \(format(sortedLatencies[batches / 2])) ms / \(format(sortedLatencies.last!)) ms |
+            | key updates/s, median batch | \(Int(Double(medianKeys) / sortedLatencies[batches / 2] * 1_000)) |
+            | WAL per batch, median | \(String(format: "%.1f MB", Double(walBytes.sorted()[batches / 2]) / 1_048_576)) (\(walBytes.sorted()[batches / 2] / medianKeys) bytes per key update) |
+            | HOT updates | \(after[1] - before[1]) of \(after[0] - before[0]) (\(String(format: "%.0f %%", Double(after[1] - before[1]) * 100 / Double(max(1, after[0] - before[0]))))) |
+            \(sizes.map { "| `\($0[0]!)` table / indexes | \(megabytes($0[1])) / \(megabytes($0[2])) |" }.joined(separator: "\n"))
+
+            """)
+    }
+
+    /// Median and slowest milliseconds of `runs` runs after one warm-up.
+    static func timings(_ body: () throws -> Void) throws -> (median: Double, slowest: Double) {
         try body()
         var samples: [Double] = []
         for _ in 0..<runs {
@@ -105,7 +191,8 @@ struct PruningQuery {
             let elapsed = ContinuousClock.now - began
             samples.append(Double(elapsed.components.seconds) * 1_000 + Double(elapsed.components.attoseconds) / 1e15)
         }
-        return samples.sorted()[runs / 2]
+        samples.sort()
+        return (samples[runs / 2], samples[runs - 1])
     }
 
     static func format(_ milliseconds: Double) -> String { String(format: milliseconds >= 100 ? "%.0f" : "%.1f", milliseconds) }

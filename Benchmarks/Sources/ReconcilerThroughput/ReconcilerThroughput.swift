@@ -8,8 +8,9 @@ import PullSketchRedis
 /// Key updates per second into PostgreSQL: the reconciler's bulk path (`BatchWriter`, one
 /// transaction per batch, a few `unnest` statements) next to one upsert per key (the same rows,
 /// one `INSERT … ON CONFLICT` statement per key, one transaction per batch: the upstream flush
-/// worker's shape, given a transaction it does not have). Same batches, same server, one run;
-/// each path writes into its own fresh database.
+/// worker's shape, given a transaction it does not have), and next to the bare limit: an
+/// `UPDATE` adding pulls to rows that exist. Same batches, same server, one run; each path writes
+/// into its own fresh database.
 /// Usage: ReconcilerThroughput 'host=127.0.0.1 port=… user=postgres'
 @main
 struct ReconcilerThroughput {
@@ -33,16 +34,25 @@ struct ReconcilerThroughput {
         let bulk = try database(server, "bench_bulk")
         let writer = BatchWriter(connection: bulk, shardCount: 1)
         let perKey = try database(server, "bench_per_key")
+        let bare = try database(server, "bench_bare")
         let bulkRates = try sealed.map { batch in try rate(batch) { _ = try writer.write(batch) } }
+        // The same batches again under new numbers: every key known, a running reconciler's state.
+        let again = sealed.map { SealedBatch(number: $0.number + Int64(batches), parameters: $0.parameters, content: $0.content) }
+        let steadyRates = try again.map { batch in try rate(batch) { _ = try writer.write(batch) } }
         let perKeyRates = try sealed.map { batch in try rate(batch) { try upsertEachKey(batch, perKey) } }
+        for batch in sealed { _ = try BatchWriter(connection: bare, shardCount: 1).write(batch) }
+        let bareRates = try sealed.map { batch in try rate(batch) { try addPullsInPlace(batch, bare) } }
         let keys = sealed.map(\.content.hotEntries.count).sorted()
-        let bulkMedian = median(bulkRates)
-        let perKeyMedian = median(perKeyRates)
+        func row(_ name: String, _ rates: [Double]) -> String {
+            "| \(name) | \(Int(median(rates))) | \(Int(rates.min()!)) | \(String(format: "%.2f×", median(rates) / median(bulkRates))) |"
+        }
         print("""
-            | key updates/s into PostgreSQL (\(batches) batches of \(pullsPerBatch) pulls, median \(keys[keys.count / 2]) keys each) | bulk (unnest) | one upsert per key | ratio |
+            | key updates/s into PostgreSQL (\(batches) batches of \(pullsPerBatch) pulls, median \(keys[keys.count / 2]) keys each) | median batch | slowest batch | ÷ bulk, first pass |
             |---|---:|---:|---:|
-            | median over batches | \(Int(bulkMedian)) | \(Int(perKeyMedian)) | \(String(format: "%.1f×", bulkMedian / perKeyMedian)) |
-            | slowest batch | \(Int(bulkRates.min()!)) | \(Int(perKeyRates.min()!)) | \(String(format: "%.1f×", bulkRates.min()! / perKeyRates.min()!)) |
+            \(row("PullSketch bulk (`BatchWriter`), first pass: new keys inserted", bulkRates))
+            \(row("PullSketch bulk, the same batches again: every key known", steadyRates))
+            \(row("baseline: one upsert per key, first pass", perKeyRates))
+            \(row("bare limit: one `UPDATE … FROM unnest` per kind adding pulls to existing rows", bareRates))
             """)
     }
 
@@ -81,6 +91,30 @@ struct ReconcilerThroughput {
                     [
                         entry.key.repository.value, entry.key.name, String(entry.fetches), String(entry.checks), String(entry.pulls),
                         entry.pulls > 0 ? String(entry.lastPulled.millisecondsSinceEpoch) : nil, String(entry.lastUsed.millisecondsSinceEpoch),
+                    ]
+                )
+            }
+        }
+    }
+
+    /// The bare operation under any writer of these rows: one `UPDATE` per kind that finds each
+    /// existing row by its primary key and adds the batch's pulls (no times, no catalog, no
+    /// conflict handling), in one transaction.
+    static func addPullsInPlace(_ batch: SealedBatch, _ connection: PostgresConnection) throws {
+        try connection.transaction {
+            for kind in KeyKind.allCases {
+                let entries = batch.content.hotEntries.filter { $0.key.kind == kind }
+                let (table, column) = kind == .tag ? ("tag_stats", "tag") : ("manifest_stats", "digest")
+                try connection.query(
+                    """
+                    UPDATE \(table) s SET pull_count = s.pull_count + u.pulls
+                    FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(repository, reference, pulls)
+                    JOIN repositories r ON r.name = u.repository
+                    WHERE s.repository_id = r.id AND s.\(column) = u.reference
+                    """,
+                    [
+                        PostgresArray.literal(entries.map(\.key.repository.value)), PostgresArray.literal(entries.map(\.key.name)),
+                        PostgresArray.literal(entries.map { String($0.pulls) }),
                     ]
                 )
             }
