@@ -12,13 +12,16 @@ public struct StatisticsQueries {
     /// A tag's statistics; zeros for a known tag never pulled; nil for a tag the registry never
     /// reported (or deleted).
     public func tag(_ repository: RepositoryName, _ tag: TagName) throws -> TagStatistics? {
-        try tags(where: "c.tag = $2", [repository.value, tag.value], order: { "\($1)" }, limit: 1, offset: 0).first
+        try tags(where: "c.tag = $2", [repository.value, tag.value], order: { _, tag in tag }, limit: 1, offset: 0).first
     }
 
     /// One page of a repository's tags with their current manifests' statistics (zeros for a
     /// manifest never pulled).
     public func tags(_ repository: RepositoryName, order: TagOrder, descending: Bool, limit: Int, offset: Int) throws -> [TagStatistics] {
-        try tags(where: "true", [repository.value], order: { Self.orderBy(order, descending: descending, statistics: $0, name: $1) }, limit: limit, offset: offset)
+        try tags(
+            where: "true", [repository.value], order: { Self.orderBy(order, descending: descending, statistics: $0, name: $1) },
+            limit: limit, offset: offset
+        )
     }
 
     /// The `ORDER BY` of a sorted page: by last pull or pull count of statistics row `statistics`
@@ -35,7 +38,7 @@ public struct StatisticsQueries {
     /// Up to `limit` live tags named after `name` (from the first when nil), by name: pages of
     /// an export, each as cheap as the first.
     public func tags(_ repository: RepositoryName, after name: String?, limit: Int) throws -> [TagStatistics] {
-        try tags(where: "c.tag > $2", [repository.value, name ?? ""], order: { "\($1)" }, limit: limit, offset: 0)
+        try tags(where: "c.tag > $2", [repository.value, name ?? ""], order: { _, tag in tag }, limit: limit, offset: 0)
     }
 
     /// How many live tags the repository has.
@@ -51,7 +54,7 @@ public struct StatisticsQueries {
 
     /// The live tags pointing at `digest` now, by name, with their statistics (at most 1,000).
     public func tags(_ repository: RepositoryName, pointingAt digest: Digest) throws -> [TagStatistics] {
-        try tags(where: "coalesce(c.digest, t.current_digest) = $2", [repository.value, digest.value], order: { "\($1)" }, limit: 1_000, offset: 0)
+        try tags(where: "coalesce(c.digest, t.current_digest) = $2", [repository.value, digest.value], order: { _, tag in tag }, limit: 1_000, offset: 0)
     }
 
     /// Repositories whose name contains `text` (all when empty), by name, with their live tag
