@@ -60,6 +60,30 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    Benchmark("floor: 2 lock round trips + 2 record updates in a window-sized table, 1 thread", configuration: .init(scalingFactor: .mega)) {
+        benchmark in
+        let floor = HotPathFloor(getByTag)
+        benchmark.startMeasurement()
+        for index in benchmark.scaledIterations { floor.record(index) }
+    }
+
+    Benchmark("floor: the same, 2 threads (time per event per thread)", configuration: .init(scalingFactor: .mega)) { benchmark in
+        let floor = HotPathFloor(getByTag)
+        let count = benchmark.scaledIterations.count
+        benchmark.startMeasurement()
+        onTwoThreads { thread in
+            for index in 0..<count { floor.record(index &+ thread &* 7_919) }
+        }
+    }
+
+    Benchmark("baseline: Dictionary of PullKey behind 8 mutexes, GET by tag, 1 thread", configuration: .init(scalingFactor: .mega)) {
+        benchmark in
+        let map = LockedDictionaryBaseline()
+        for event in getByTag.events { map.record(event) }
+        benchmark.startMeasurement()
+        for index in benchmark.scaledIterations { map.record(getByTag.events[index & mask]) }
+    }
+
     Benchmark("validate names + record GET by tag, 1 thread", configuration: .init(scalingFactor: .mega)) { benchmark in
         let tracker = warmTracker(getByTag)
         let raw = getByTag.events.prefix(1_000).map { ($0.repository.value, $0.reference, $0.servedDigest!.value) }
