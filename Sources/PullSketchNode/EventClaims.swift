@@ -1,14 +1,22 @@
 import Foundation
 import Logging
+import Prometheus
 import PullSketchBlocking
 import PullSketchEvents
 import PullSketchRedis
+import Synchronization
 
 /// Event ids claimed in Redis, shared by every node, for the registry's retry horizon: a
 /// redelivered notification counts once even when it reaches another node or a restarted one.
 /// An id is claimed when it is received (`SET {ps:<shard>}:event:<hash> 1 NX PX <horizon>`), so a
 /// node that crashes before merging loses the pulls it claimed — as it loses its unmerged window —
 /// but no redelivery ever doubles them.
+///
+/// Claims of concurrent requests share round trips: while one pipeline is out, the claims that
+/// arrive wait together and go in the next one. One round trip at a time per node made the claims
+/// the webhook's limit (each request waited for every request before it); gathered, a round trip
+/// serves as many requests as arrived during the one before. Within a pipeline Redis runs the
+/// `SET NX`s in order, so an id claimed twice in one is first once.
 ///
 /// When Redis does not answer, the node answers 503 for a few seconds without trying again, and
 /// the registry delivers the envelope later: counting it by one node's memory alone could count it
@@ -18,6 +26,8 @@ actor EventClaims {
     private let redis: RedisEndpoint
     private let shardCount: Int
     private let horizonMilliseconds: Int64
+    private let roundTrips: Counter
+    private nonisolated let waitingRequests: Gauge
     private let logger: Logger
     private nonisolated let executor = BlockingExecutor(label: "pullsketch.event-claims")
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
@@ -25,19 +35,69 @@ actor EventClaims {
     /// Until when claims are skipped after Redis failed to answer.
     private var pausedUntil: ContinuousClock.Instant?
     static let pauseAfterFailure: Duration = .seconds(2)
+    /// Ids sent in one round trip at most (a request's claim is never split).
+    static let idsPerRoundTrip = 4_096
+    private nonisolated let waiting = Mutex(Waiting())
 
-    init(redis: RedisEndpoint, shardCount: Int, horizon: Duration, logger: Logger) {
+    /// Claims that arrived since the last round trip left, and whether one is being sent.
+    private struct Waiting {
+        var claims: [(fingerprints: [EventFingerprint], answer: CheckedContinuation<[Bool]?, Never>)] = []
+        var sending = false
+    }
+
+    init(redis: RedisEndpoint, shardCount: Int, horizon: Duration, roundTrips: Counter, waitingRequests: Gauge, logger: Logger) {
         self.redis = redis
         self.shardCount = shardCount
         let components = horizon.components
         horizonMilliseconds = components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000
+        self.roundTrips = roundTrips
+        self.waitingRequests = waitingRequests
         self.logger = logger
     }
 
     /// Per fingerprint, whether this claim was the first within the horizon; nil, claiming nothing
     /// it can tell, when Redis did not answer (or claims are paused after it did not).
-    func claim(_ fingerprints: [EventFingerprint]) -> [Bool]? {
+    nonisolated func claim(_ fingerprints: [EventFingerprint]) async -> [Bool]? {
         guard !fingerprints.isEmpty else { return [] }
+        return await withCheckedContinuation { answer in
+            let startSending = waiting.withLock { waiting in
+                waiting.claims.append((fingerprints, answer))
+                waitingRequests.set(Int64(waiting.claims.count))
+                defer { waiting.sending = true }
+                return !waiting.sending
+            }
+            if startSending {
+                Task { await self.sendWaitingClaims() }
+            }
+        }
+    }
+
+    /// Sends what waits, one round trip after another, until nothing does.
+    private func sendWaitingClaims() {
+        while true {
+            let claims = waiting.withLock { waiting in
+                var ids = 0
+                let taken = waiting.claims.prefix { claim in
+                    defer { ids += claim.fingerprints.count }
+                    return ids == 0 || ids + claim.fingerprints.count <= Self.idsPerRoundTrip
+                }
+                waiting.claims.removeFirst(taken.count)
+                waitingRequests.set(Int64(waiting.claims.count))
+                if taken.isEmpty { waiting.sending = false }
+                return taken
+            }
+            guard !claims.isEmpty else { return }
+            let answers = firstClaims(claims.flatMap(\.fingerprints))
+            var next = 0
+            for (fingerprints, answer) in claims {
+                answer.resume(returning: answers.map { Array($0[next..<next + fingerprints.count]) })
+                next += fingerprints.count
+            }
+        }
+    }
+
+    /// One pipeline of `SET NX`: per fingerprint whether it was first; nil when Redis did not answer.
+    private func firstClaims(_ fingerprints: [EventFingerprint]) -> [Bool]? {
         if let pausedUntil, ContinuousClock.now < pausedUntil { return nil }
         let commands = fingerprints.map { fingerprint in
             let shard = Int(fingerprint.low % UInt64(shardCount))
@@ -46,6 +106,7 @@ actor EventClaims {
         do {
             let connection = try self.connection ?? connectRedis(redis)
             self.connection = connection
+            roundTrips.increment()
             return try connection.pipeline(commands).map { reply in
                 switch reply {
                 case .status: return true

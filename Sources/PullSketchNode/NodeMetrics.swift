@@ -10,6 +10,8 @@ public final class NodeMetrics: Sendable {
     let eventsDropped: Counter
     let eventsClamped: Counter
     let eventsDeferred: Counter
+    let eventClaimRoundTrips: Counter
+    let eventClaimsWaiting: Gauge
     let catalogChangesApplied: Counter
     let catalogChangesDeferred: Counter
     let catalogQueue: Gauge
@@ -29,6 +31,18 @@ public final class NodeMetrics: Sendable {
             )
         )
         eventsDeferred = registry.makeCounter(descriptor: events, labels: [("outcome", "deferred")])
+        eventClaimRoundTrips = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "pullsketch_event_claim_round_trips", unitName: "total",
+                helpText: "Pipelines of event-id claims sent to Redis; the claims of concurrent requests share one"
+            )
+        )
+        eventClaimsWaiting = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                metricName: "pullsketch_event_claims_waiting", unitName: "requests",
+                helpText: "Requests whose event-id claims wait for the round trip that is out"
+            )
+        )
         let catalog = MetricNameDescriptor(metricName: "pullsketch_catalog_changes", unitName: "total", helpText: "Catalog changes from push and delete events")
         catalogChangesApplied = registry.makeCounter(descriptor: catalog, labels: [("outcome", "applied")])
         catalogChangesDeferred = registry.makeCounter(descriptor: catalog, labels: [("outcome", "deferred")])

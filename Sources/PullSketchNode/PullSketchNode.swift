@@ -44,7 +44,10 @@ public struct PullSketchNode: Sendable {
         catalogUpdates = CatalogUpdates(database: database, metrics: metrics, capacity: configuration.catalogQueueCapacity, logger: logger)
         recentIDs = RecentEventIDs(capacity: configuration.recentEventIDs)
         eventClaims = configuration.eventIDHorizon > .zero
-            ? EventClaims(redis: redis, shardCount: tracker.configuration.shardCount, horizon: configuration.eventIDHorizon, logger: logger)
+            ? EventClaims(
+                redis: redis, shardCount: tracker.configuration.shardCount, horizon: configuration.eventIDHorizon,
+                roundTrips: metrics.eventClaimRoundTrips, waitingRequests: metrics.eventClaimsWaiting, logger: logger
+            )
             : nil
         pages = WebPages()
         signIns = SignInLimiter(window: configuration.signInWindow)

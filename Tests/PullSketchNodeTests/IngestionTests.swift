@@ -2,6 +2,7 @@ import Hummingbird
 import HummingbirdTesting
 import PullSketchCore
 import PullSketchEvents
+import PullSketchRedis
 import PullSketchTestSupport
 import Testing
 
@@ -212,6 +213,43 @@ import Testing
         }
     }
 
+    @Test func claimsArrivingWhileARoundTripIsOutGoTogetherInTheNextAndCountEachIDOnce() async throws {
+        let redis = try RedisServer()
+        let fixture = try NodeFixture(redisPort: redis.port, redisTimeout: 60, eventIDHorizon: .seconds(900))
+        let redisEndpoint = RedisEndpoint(port: redis.port)
+        _ = try RedisConnection(redisEndpoint).command(["CLIENT", "PAUSE", "60000", "WRITE"])
+        let later = 40
+        let summaries = try await fixture.test { client in
+            @Sendable func post(_ id: Int) async throws -> [String: Int] {
+                let body = envelope([event(id: "e\(id)", tag: "t\(id)")])
+                return try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: body) { $0.integers }
+            }
+            @Sendable func metric(_ name: String) async throws -> Int {
+                try await client.execute(uri: "/metrics", method: .get) { response in
+                    response.text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]).map(Int.init) } ?? -1
+                }
+            }
+            return try await withThrowingTaskGroup(of: [String: Int].self) { group in
+                // The first claim goes out and waits in the paused Redis...
+                group.addTask { try await post(0) }
+                try await waitFor { try await metric("pullsketch_event_claim_round_trips_total") == 1 }
+                // ...while the next requests' claims (each id twice, the first one's among them) wait behind it.
+                for index in 0..<later {
+                    group.addTask { try await post(index % (later / 2)) }
+                }
+                try await waitFor { try await metric("pullsketch_event_claims_waiting_requests") == later }
+                _ = try RedisConnection(redisEndpoint).command(["CLIENT", "UNPAUSE"])
+                let summaries = try await group.reduce(into: []) { $0.append($1) }
+                #expect(try await metric("pullsketch_event_claim_round_trips_total") == 2)
+                #expect(try await metric("pullsketch_event_claims_waiting_requests") == 0)
+                return summaries
+            }
+        }
+        #expect(summaries.map { $0["accepted"] ?? 0 }.reduce(0, +) == later / 2)
+        #expect(summaries.map { $0["duplicates"] ?? 0 }.reduce(0, +) == later / 2 + 1)
+        #expect(Set(fixture.tracker.drain().hotEntries.filter { $0.key.kind == .tag }.map(\.key.name)).count == later / 2)
+    }
+
     @Test func eventTimesAreClampedToTheMaximumDelayBeforeArrival() async throws {
         let fixture = try NodeFixture()
         let before = Timestamp.now()
@@ -242,9 +280,9 @@ import Testing
 
 /// Polls `condition` for up to 60 s: the bound only ends a failing test; the whole suite on two
 /// cores can keep a background task from running for more than 10 s.
-func waitFor(_ condition: () throws -> Bool) async throws {
+func waitFor(_ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + .seconds(60)
-    while try !condition() {
+    while try await !condition() {
         try #require(ContinuousClock.now < deadline, "condition not met within 60 s")
         try await Task.sleep(for: .milliseconds(50))
     }
