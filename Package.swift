@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "PullSketchCore", targets: ["PullSketchCore"]),
         .library(name: "PullSketchRedis", targets: ["PullSketchRedis"]),
+        .library(name: "PullSketchEvents", targets: ["PullSketchEvents"]),
         .library(name: "PullSketchFlusher", targets: ["PullSketchFlusher"]),
         .library(name: "PullSketchPostgres", targets: ["PullSketchPostgres"]),
         .library(name: "PullSketchStore", targets: ["PullSketchStore"]),

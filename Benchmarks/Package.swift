@@ -102,6 +102,7 @@ let package = Package(
                 "BenchmarkSupport",
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "PullSketchCore", package: "PullSketch"),
+                .product(name: "PullSketchEvents", package: "PullSketch"),
                 .product(name: "PullSketchRedis", package: "PullSketch"),
             ],
             path: "Benchmarks/TrackerBenchmarks",

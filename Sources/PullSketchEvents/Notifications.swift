@@ -2,27 +2,59 @@ public import PullSketchCore
 
 /// A distribution notification envelope (`{"events": [...]}`). Each event decodes on its own, so
 /// one malformed event cannot make the envelope invalid.
-public struct NotificationEnvelope: Decodable, Sendable {
+///
+/// Two readers give the same answers (the tests compare them): `init?(json:)` for the node and log
+/// files, where it is the cost of every notification, and `Decodable` for replay files, whose
+/// lines are envelopes or direct pulls.
+public struct NotificationEnvelope: Decodable, Equatable, Sendable {
     public var events: [LenientEvent]
 
-    public struct LenientEvent: Decodable, Sendable {
+    public struct LenientEvent: Decodable, Equatable, Sendable {
         public var event: NotificationEvent?
 
         public init(from decoder: any Decoder) {
             event = try? NotificationEvent(from: decoder)
         }
+
+        init(event: NotificationEvent?) {
+            self.event = event
+        }
+    }
+}
+
+extension NotificationEnvelope {
+    /// The envelope in `json`, as `JSONDecoder` reads it; nil when `json` is not JSON or not
+    /// `{"events": [...]}`. An event of another shape is nil, its envelope still read.
+    public init?(json: UnsafeRawBufferPointer) {
+        var scanner = JSONScanner(json)
+        var events: [LenientEvent]?
+        do {
+            try scanner.object { scanner, key throws(JSONScanner.Failure) in
+                guard key == "events" else { return try scanner.skipValue() }
+                var read: [LenientEvent] = []
+                try scanner.array { scanner throws(JSONScanner.Failure) in
+                    read.append(LenientEvent(event: try scanner.lenient(NotificationEvent.init(scanning:))))
+                }
+                events = read
+            }
+            try scanner.end()
+        } catch {
+            return nil
+        }
+        guard let events else { return nil }
+        self.init(events: events)
     }
 }
 
 /// The fields of a distribution notification event that PullSketch reads.
-public struct NotificationEvent: Decodable, Sendable {
+public struct NotificationEvent: Decodable, Equatable, Sendable {
     public var id: String?
     public var timestamp: String?
     public var action: String?
     public var target: Target?
     public var request: Request?
 
-    public struct Target: Decodable, Sendable {
+    public struct Target: Decodable, Equatable, Sendable {
         public var mediaType: String?
         public var digest: String?
         public var repository: String?
@@ -32,12 +64,12 @@ public struct NotificationEvent: Decodable, Sendable {
         public var references: [Reference]?
     }
 
-    public struct Reference: Decodable, Sendable {
+    public struct Reference: Decodable, Equatable, Sendable {
         public var mediaType: String?
         public var digest: String?
     }
 
-    public struct Request: Decodable, Sendable {
+    public struct Request: Decodable, Equatable, Sendable {
         public var method: String?
         public var useragent: String?
     }
@@ -45,6 +77,76 @@ public struct NotificationEvent: Decodable, Sendable {
     /// The user agent of `pullsketch catalog sync`: the `HEAD`s it sends to learn digests are
     /// not pulls.
     public static let catalogSyncUserAgent = "pullsketch-catalog-sync/1"
+}
+
+extension NotificationEvent {
+    /// Reads an event object's fields as the synthesized `Decodable` does: each may be absent or
+    /// `null`; one of another type makes the event another shape.
+    init(scanning scanner: inout JSONScanner) throws(JSONScanner.Failure) {
+        var event = NotificationEvent()
+        try scanner.object { scanner, key throws(JSONScanner.Failure) in
+            switch key {
+            case "id": event.id = try scanner.optionalString()
+            case "timestamp": event.timestamp = try scanner.optionalString()
+            case "action": event.action = try scanner.optionalString()
+            case "target": event.target = try scanner.null() ? nil : Target(scanning: &scanner)
+            case "request": event.request = try scanner.null() ? nil : Request(scanning: &scanner)
+            default: try scanner.skipValue()
+            }
+        }
+        self = event
+    }
+}
+
+extension NotificationEvent.Target {
+    init(scanning scanner: inout JSONScanner) throws(JSONScanner.Failure) {
+        var target = Self()
+        try scanner.object { scanner, key throws(JSONScanner.Failure) in
+            switch key {
+            case "mediaType": target.mediaType = try scanner.optionalString()
+            case "digest": target.digest = try scanner.optionalString()
+            case "repository": target.repository = try scanner.optionalString()
+            case "tag": target.tag = try scanner.optionalString()
+            case "references":
+                guard try !scanner.null() else { return target.references = nil }
+                var references: [NotificationEvent.Reference] = []
+                try scanner.array { scanner throws(JSONScanner.Failure) in
+                    references.append(try NotificationEvent.Reference(scanning: &scanner))
+                }
+                target.references = references
+            default: try scanner.skipValue()
+            }
+        }
+        self = target
+    }
+}
+
+extension NotificationEvent.Reference {
+    init(scanning scanner: inout JSONScanner) throws(JSONScanner.Failure) {
+        var reference = Self()
+        try scanner.object { scanner, key throws(JSONScanner.Failure) in
+            switch key {
+            case "mediaType": reference.mediaType = try scanner.optionalString()
+            case "digest": reference.digest = try scanner.optionalString()
+            default: try scanner.skipValue()
+            }
+        }
+        self = reference
+    }
+}
+
+extension NotificationEvent.Request {
+    init(scanning scanner: inout JSONScanner) throws(JSONScanner.Failure) {
+        var request = Self()
+        try scanner.object { scanner, key throws(JSONScanner.Failure) in
+            switch key {
+            case "method": request.method = try scanner.optionalString()
+            case "useragent": request.useragent = try scanner.optionalString()
+            default: try scanner.skipValue()
+            }
+        }
+        self = request
+    }
 }
 
 /// What an incoming event means for PullSketch.

@@ -71,7 +71,7 @@ public final class LogFileSource: HistorySource {
         guard var object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] else { return .invalid }
         if let source = object["_source"] as? [String: Any] { object = source }
         if object["events"] != nil {
-            guard let envelope = try? JSONDecoder().decode(NotificationEnvelope.self, from: line) else { return .invalid }
+            guard let envelope = line.withUnsafeBytes({ NotificationEnvelope(json: $0) }) else { return .invalid }
             // An envelope holds one event as distribution sends them; more are counted alike.
             for item in envelope.events {
                 switch item.event?.ingested() {

@@ -33,7 +33,7 @@ extension PullSketchNode {
     func receiveNotifications(_ request: Request) async throws -> Response {
         if let refusal = refuseIngestion(request, contentTypes: Self.notificationContentTypes) { return refusal }
         guard let body = await boundedBody(request) else { return tooLarge }
-        guard let envelope = try? JSONDecoder().decode(NotificationEnvelope.self, from: Data(buffer: body)) else {
+        guard let envelope = body.withUnsafeReadableBytes({ NotificationEnvelope(json: $0) }) else {
             return JSONResponse.error(.badRequest, "not a notification envelope: expected {\"events\": [...]}")
         }
         var summary = IngestionSummary()

@@ -64,6 +64,38 @@ import Testing
         #expect(outcomes.count == 4, "every kind of outcome was reached: \(outcomes)")
     }
 
+    /// The node's byte reader against `JSONDecoder` on the real envelopes, their mutations and
+    /// the corners of JSON: the same envelope, the same events of another shape, the same refusals.
+    @Test func theByteReaderReadsEnvelopesAsJSONDecoderDoes() throws {
+        let real = try corpus("notifications")
+        let event = #"{"id":"a","timestamp":"2026-11-22T01:02:03Z","action":"pull","target":{"mediaType":"m","digest":"d","repository":"r","tag":"t"},"request":{"method":"GET"}}"#
+        let corners = [
+            #"{"events":[]}"#, #"{"events":null}"#, #"{}"#, #"[]"#, #"{"events":[1,"x",null,true,{}]}"#, "\u{feff}{\"events\":[]}",
+            #"{"events":[\#(event)]} x"#, #"{"events":[\#(event),]}"#, #"{"events":[\#(event)],}"#, #"{"events" :[ \#(event) ] }"#,
+            #"{"events":[{"id":5}]}"#, #"{"events":[{"id":null,"target":null,"request":null}]}"#, #"{"events":[{"target":{"tag":[]}}]}"#,
+            #"{"events":[{"target":{"references":[{"digest":"d"},null]}}]}"#, #"{"events":[{"target":{"references":null}}]}"#,
+            #"{"events":[{"ta\u0072get":{"t\u0061g":"v\u00e9\ud83d\ude00\n\/"}}]}"#, #"{"events":[{"id":"\ud800"}]}"#,
+            #"{"events":[{"id":"\udc00"}]}"#, #"{"events":[{"id":"\ud800\u0041"}]}"#, #"{"events":[{"id":"\x"}]}"#, "{\"events\":[{\"id\":\"\t\"}]}",
+            #"{"events":[{"size":-0.5e+3,"n":[0,-1,1.0E2,true,false,null,{"a":{}}]}]}"#, #"{"events":[{"size":01}]}"#,
+            #"{"events":[{"size":1.}]}"#, #"{"events":[{"size":-}]}"#, #"{"events":[{"size":.5}]}"#, #"{"events":[{"size":1e}]}"#,
+            #"{"events":[{"id":"a","id":"b"}]}"#, #"{"events":[{"id":5,"id":"b"}]}"#, #"{"events":[],"events":[{}]}"#,
+            #"{"events":[nul]}"#, #"{"events":[tru]}"#, #"{"events":[{"id":"a"}]"#, #"{"events":[{"id":"a}]}"#, "",
+            String(repeating: "[", count: 511) + String(repeating: "]", count: 511),
+            #"{"events":"# + String(repeating: "[", count: 510) + String(repeating: "]", count: 510) + "}",
+            #"{"events":"# + String(repeating: "[", count: 511) + String(repeating: "]", count: 511) + "}",
+        ].map { Array($0.utf8) } + [Array(#"{"events":[{"id":""#.utf8) + [0xC3, 0x28] + Array(#""}]}"#.utf8)]
+        var mutator = Mutator(seed: 19, corpus: real)
+        let inputs = real + corners + (0..<20_000).map { _ in mutator.next() }
+        var outcomes: [String: Int] = [:]
+        for bytes in inputs {
+            let expected = try? JSONDecoder().decode(NotificationEnvelope.self, from: Data(bytes))
+            let read = bytes.withUnsafeBytes { NotificationEnvelope(json: $0) }
+            #expect(read == expected, "\(String(decoding: bytes.prefix(300), as: UTF8.self))")
+            outcomes[expected == nil ? "refused" : expected!.events.contains { $0.event == nil } ? "read, some events of another shape" : "read", default: 0] += 1
+        }
+        #expect(outcomes.count == 3, "every kind of outcome was reached: \(outcomes)")
+    }
+
     @Test func mutatedDirectPullsAreReadOrRefusedWithAReason() throws {
         var mutator = Mutator(seed: 18, corpus: try corpus("pulls"))
         var read = 0
@@ -84,6 +116,7 @@ import Testing
         for opening in ["[", "{\"events\":"] {
             let bytes = Data(String(repeating: opening, count: 200_000).utf8)
             #expect((try? JSONDecoder().decode(NotificationEnvelope.self, from: bytes)) == nil)
+            #expect(bytes.withUnsafeBytes { NotificationEnvelope(json: $0) } == nil)
             #expect((try? JSONDecoder().decode(DirectPulls.self, from: bytes)) == nil)
         }
     }

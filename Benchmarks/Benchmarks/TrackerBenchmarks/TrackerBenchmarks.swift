@@ -1,6 +1,7 @@
 import Benchmark
 import Foundation
 import PullSketchCore
+import PullSketchEvents
 import PullSketchRedis
 import BenchmarkSupport
 
@@ -27,6 +28,12 @@ func onTwoThreads(_ body: @escaping @Sendable (Int) -> Void) {
     done.wait()
     done.wait()
 }
+
+/// A pull notification as docker-registry sends it (1.5 KB, references included), from the tests' corpus.
+let pullEnvelope = try! Data(
+    contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../../Tests/Corpus/notifications/envelope-010.json")
+)
 
 let redisEndpoint = ProcessInfo.processInfo.environment["PULLSKETCH_BENCH_REDIS_PORT"]
     .flatMap(Int.init)
@@ -119,6 +126,18 @@ let benchmarks: @Sendable () -> Void = {
         try! target.merge(source)
         benchmark.stopMeasurement()
         blackHole(target)
+    }
+
+    Benchmark("read a pull notification: byte reader (the node's)", configuration: .init(scalingFactor: .kilo)) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(pullEnvelope.withUnsafeBytes { NotificationEnvelope(json: $0) })
+        }
+    }
+
+    Benchmark("baseline: read a pull notification with JSONDecoder", configuration: .init(scalingFactor: .kilo)) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try? JSONDecoder().decode(NotificationEnvelope.self, from: pullEnvelope))
+        }
     }
 
     Benchmark(
