@@ -7,13 +7,19 @@ let package = Package(
     name: "PullSketchFuzz",
     dependencies: [.package(name: "PullSketch", path: "../..")],
     targets: [
+        .target(name: "FuzzDriver"),
         .executableTarget(
             name: "QuayWireFuzz",
             dependencies: [
+                "FuzzDriver",
                 .product(name: "PullSketchCore", package: "PullSketch"),
                 .product(name: "PullSketchRESP", package: "PullSketch"),
                 .product(name: "PullSketchQuay", package: "PullSketch"),
             ]
+        ),
+        .executableTarget(
+            name: "NotificationFuzz",
+            dependencies: ["FuzzDriver", .product(name: "PullSketchEvents", package: "PullSketch")]
         ),
     ],
     swiftLanguageModes: [.v6]

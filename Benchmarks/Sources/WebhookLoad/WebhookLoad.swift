@@ -6,7 +6,9 @@ import Glibc
 /// Distribution notifications into one node as fast as it answers: keep-alive connections on
 /// loopback, one event per POST (what docker-registry 2.8 sends), every event a manifest pull of a
 /// tag never seen before. Bounded: stops after EVENTS events or SECONDS seconds, whichever first.
-/// Prints events/s and latency percentiles, and the node's resident memory if its pid is given.
+/// Prints events/s and latency percentiles, and, if the node's pid is given, the node's CPU time per
+/// event (user and system, from `/proc`: steadier than the rate on a shared machine) and its peak
+/// resident memory.
 /// Usage: WebhookLoad PORT SECRET EVENTS SECONDS CONNECTIONS [NODE_PID]
 @main
 struct WebhookLoad {
@@ -19,6 +21,8 @@ struct WebhookLoad {
             exit(2)
         }
         let secret = arguments[2]
+        let nodePID = arguments.count > 6 ? arguments[6] : nil
+        let cpuBefore = nodePID.flatMap(cpuSeconds)
         let deadline = Date().addingTimeInterval(seconds)
         let perConnection = events / connections
         let results = Results(connections: connections)
@@ -36,15 +40,27 @@ struct WebhookLoad {
         let latencies = results.all.sorted()
         guard !latencies.isEmpty else { exit(1) }
         func percentile(_ p: Int) -> String { String(format: "%.2f ms", latencies[(latencies.count - 1) * p / 100] * 1_000) }
-        var memory = ""
-        if arguments.count > 6, let status = try? String(contentsOfFile: "/proc/\(arguments[6])/status", encoding: .utf8) {
+        var node = ""
+        if let nodePID, let before = cpuBefore, let after = cpuSeconds(nodePID) {
+            node += String(format: ", node CPU %.0f µs per event", (after - before) / Double(latencies.count) * 1e6)
+        }
+        if let nodePID, let status = try? String(contentsOfFile: "/proc/\(nodePID)/status", encoding: .utf8) {
             let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
-            memory = ", node peak resident memory \(line.dropFirst(6).trimmingCharacters(in: .whitespaces))"
+            node += ", node peak resident memory \(line.dropFirst(6).trimmingCharacters(in: .whitespaces))"
         }
         print("""
             \(latencies.count) events in \(String(format: "%.1f", elapsed)) s over \(connections) connections: \
-            \(Int(Double(latencies.count) / elapsed)) events/s, latency p50 \(percentile(50)), p99 \(percentile(99))\(memory)
+            \(Int(Double(latencies.count) / elapsed)) events/s, latency p50 \(percentile(50)), p99 \(percentile(99))\(node)
             """)
+    }
+
+    /// The user and system CPU time process `pid` has used, in seconds.
+    static func cpuSeconds(_ pid: String) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let fields = stat.split(separator: ")").last?.split(separator: " "), fields.count > 13,
+            let user = Double(fields[11]), let system = Double(fields[12])
+        else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// One connection's requests, one at a time; their latencies in seconds.

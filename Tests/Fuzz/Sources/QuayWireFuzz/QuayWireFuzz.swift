@@ -1,23 +1,12 @@
+import FuzzDriver
 import PullSketchCore
 import PullSketchQuay
 import PullSketchRESP
 
-/// libFuzzer's entry point when the program has its own `main` (SwiftPM names every executable's).
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzer(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-    _ test: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
-
 @main
 struct QuayWireFuzz {
     static func main() {
-        var argc = CommandLine.argc
-        var argv = CommandLine.unsafeArgv
-        _ = runFuzzer(&argc, &argv) { start, count in
-            quayWireFuzz(UnsafeRawBufferPointer(start: start, count: count))
-        }
+        runLibFuzzer { start, count in quayWireFuzz(UnsafeRawBufferPointer(start: start, count: count)) }
     }
 }
 
