@@ -1,20 +1,49 @@
 public import PullSketchCore
 
-/// The body of `POST /api/v1/pulls`; each pull decodes on its own.
-public struct DirectPulls: Decodable, Sendable {
+/// The body of `POST /api/v1/pulls`; each pull decodes on its own. Read by `init?(json:)` on the
+/// node and by `Decodable` in replay files, with the same answers (as for notification envelopes).
+public struct DirectPulls: Decodable, Equatable, Sendable {
     public var pulls: [LenientPull]
 
-    public struct LenientPull: Decodable, Sendable {
+    public struct LenientPull: Decodable, Equatable, Sendable {
         public var pull: DirectPull?
 
         public init(from decoder: any Decoder) {
             pull = try? DirectPull(from: decoder)
         }
+
+        init(pull: DirectPull?) {
+            self.pull = pull
+        }
+    }
+}
+
+extension DirectPulls {
+    /// The pulls in `json`, as `JSONDecoder` reads them; nil when `json` is not JSON or not
+    /// `{"pulls": [...]}`. A pull of another shape is nil, the others still read.
+    public init?(json: UnsafeRawBufferPointer) {
+        var scanner = JSONScanner(json)
+        var pulls: [LenientPull]?
+        do {
+            try scanner.object { scanner, key throws(JSONScanner.Failure) in
+                guard key == "pulls" else { return try scanner.skipValue() }
+                var read: [LenientPull] = []
+                try scanner.array { scanner throws(JSONScanner.Failure) in
+                    read.append(LenientPull(pull: try scanner.lenient(DirectPull.init(scanning:))))
+                }
+                pulls = read
+            }
+            try scanner.end()
+        } catch {
+            return nil
+        }
+        guard let pulls else { return nil }
+        self.init(pulls: pulls)
     }
 }
 
 /// One pull a registry reports itself (`POST /api/v1/pulls`, replay files).
-public struct DirectPull: Decodable, Sendable {
+public struct DirectPull: Decodable, Equatable, Sendable {
     public var id: String?
     public var repository: String
     public var tag: String?
@@ -46,5 +75,26 @@ public struct DirectPull: Decodable, Sendable {
         }
         guard let digest else { return .invalid("a pull needs a tag or a digest") }
         return .pull(PullEvent(repository: repository, reference: .digest(digest), method: method, time: time))
+    }
+}
+
+extension DirectPull {
+    /// Reads a pull object's fields as the synthesized `Decodable` does: `repository` and `method`
+    /// must be strings, the others may be absent or `null`.
+    init(scanning scanner: inout JSONScanner) throws(JSONScanner.Failure) {
+        var id, repository, tag, digest, method, time: String?
+        try scanner.object { scanner, key throws(JSONScanner.Failure) in
+            switch key {
+            case "id": id = try scanner.optionalString()
+            case "repository": repository = try scanner.optionalString()
+            case "tag": tag = try scanner.optionalString()
+            case "digest": digest = try scanner.optionalString()
+            case "method": method = try scanner.optionalString()
+            case "time": time = try scanner.optionalString()
+            default: try scanner.skipValue()
+            }
+        }
+        guard let repository, let method else { throw .mismatch }
+        self.init(id: id, repository: repository, tag: tag, digest: digest, method: method, time: time)
     }
 }

@@ -1,4 +1,3 @@
-import Foundation
 import Hummingbird
 import PullSketchCore
 import PullSketchEvents
@@ -63,7 +62,7 @@ extension PullSketchNode {
     func receivePulls(_ request: Request) async throws -> Response {
         if let refusal = refuseIngestion(request, contentTypes: ["application/json"]) { return refusal }
         guard let body = await boundedBody(request) else { return tooLarge }
-        guard let batch = try? JSONDecoder().decode(DirectPulls.self, from: Data(buffer: body)) else {
+        guard let batch = body.withUnsafeReadableBytes({ DirectPulls(json: $0) }) else {
             return JSONResponse.error(.badRequest, "expected {\"pulls\": [{\"repository\": ..., \"tag\" or \"digest\": ..., \"method\": \"GET\" or \"HEAD\"}]}")
         }
         var summary = IngestionSummary()

@@ -18,7 +18,7 @@ let package = Package(
             ]
         ),
         .executableTarget(
-            name: "NotificationFuzz",
+            name: "IngestionFuzz",
             dependencies: ["FuzzDriver", .product(name: "PullSketchEvents", package: "PullSketch")]
         ),
     ],

@@ -67,7 +67,6 @@ import Testing
     /// The node's byte reader against `JSONDecoder` on the real envelopes, their mutations and
     /// the corners of JSON: the same envelope, the same events of another shape, the same refusals.
     @Test func theByteReaderReadsEnvelopesAsJSONDecoderDoes() throws {
-        let real = try corpus("notifications")
         let event = #"{"id":"a","timestamp":"2026-11-22T01:02:03Z","action":"pull","target":{"mediaType":"m","digest":"d","repository":"r","tag":"t"},"request":{"method":"GET"}}"#
         let corners = [
             #"{"events":[]}"#, #"{"events":null}"#, #"{}"#, #"[]"#, #"{"events":[1,"x",null,true,{}]}"#, "\u{feff}{\"events\":[]}",
@@ -84,16 +83,39 @@ import Testing
             #"{"events":"# + String(repeating: "[", count: 510) + String(repeating: "]", count: 510) + "}",
             #"{"events":"# + String(repeating: "[", count: 511) + String(repeating: "]", count: 511) + "}",
         ].map { Array($0.utf8) } + [Array(#"{"events":[{"id":""#.utf8) + [0xC3, 0x28] + Array(#""}]}"#.utf8)]
-        var mutator = Mutator(seed: 19, corpus: real)
-        let inputs = real + corners + (0..<20_000).map { _ in mutator.next() }
-        var outcomes: [String: Int] = [:]
-        for bytes in inputs {
-            let expected = try? JSONDecoder().decode(NotificationEnvelope.self, from: Data(bytes))
-            let read = bytes.withUnsafeBytes { NotificationEnvelope(json: $0) }
-            #expect(read == expected, "\(String(decoding: bytes.prefix(300), as: UTF8.self))")
-            outcomes[expected == nil ? "refused" : expected!.events.contains { $0.event == nil } ? "read, some events of another shape" : "read", default: 0] += 1
+        let outcomes = try expectReadAsJSONDecoderDoes(corpus: "notifications", corners: corners, seed: 19, NotificationEnvelope.init(json:)) {
+            $0.events.contains { $0.event == nil }
         }
-        #expect(outcomes.count == 3, "every kind of outcome was reached: \(outcomes)")
+        #expect(outcomes == ["refused", "read", "read, some of another shape"], "every kind of outcome was reached")
+    }
+
+    @Test func theByteReaderReadsDirectPullsAsJSONDecoderDoes() throws {
+        let corners = [
+            #"{"pulls":[{"repository":"r","method":"GET"},{"repository":null,"method":"GET"},{"method":"GET"},{"repository":"r","method":5}]}"#,
+            #"{"pulls":[{"repository":"r","method":"GET","tag":null,"digest":null,"time":null,"id":null,"extra":[1,{}]},]}"#,
+            #"{"pulls":[{"repository":"r","repository":5,"method":"GET"}]}"#, #"{"pulls":{}}"#, #"{"pull":[]}"#,
+        ].map { Array($0.utf8) }
+        let outcomes = try expectReadAsJSONDecoderDoes(corpus: "pulls", corners: corners, seed: 20, DirectPulls.init(json:)) {
+            $0.pulls.contains { $0.pull == nil }
+        }
+        #expect(outcomes == ["refused", "read", "read, some of another shape"], "every kind of outcome was reached")
+    }
+
+    /// Checks that `read` answers as `JSONDecoder` on the corpus, `corners` and 20,000 mutations of
+    /// both; returns the kinds of outcome reached.
+    private func expectReadAsJSONDecoderDoes<Body: Decodable & Equatable>(
+        corpus name: String, corners: [[UInt8]], seed: UInt64, _ read: (UnsafeRawBufferPointer) -> Body?,
+        hasItemOfAnotherShape: (Body) -> Bool
+    ) throws -> Set<String> {
+        let real = try corpus(name)
+        var mutator = Mutator(seed: seed, corpus: real + corners)
+        var outcomes: Set<String> = []
+        for bytes in real + corners + (0..<20_000).map({ _ in mutator.next() }) {
+            let expected = try? JSONDecoder().decode(Body.self, from: Data(bytes))
+            #expect(bytes.withUnsafeBytes(read) == expected, "\(String(decoding: bytes.prefix(300), as: UTF8.self))")
+            outcomes.insert(expected.map { hasItemOfAnotherShape($0) ? "read, some of another shape" : "read" } ?? "refused")
+        }
+        return outcomes
     }
 
     @Test func mutatedDirectPullsAreReadOrRefusedWithAReason() throws {
@@ -118,6 +140,7 @@ import Testing
             #expect((try? JSONDecoder().decode(NotificationEnvelope.self, from: bytes)) == nil)
             #expect(bytes.withUnsafeBytes { NotificationEnvelope(json: $0) } == nil)
             #expect((try? JSONDecoder().decode(DirectPulls.self, from: bytes)) == nil)
+            #expect(bytes.withUnsafeBytes { DirectPulls(json: $0) } == nil)
         }
     }
 }
