@@ -22,23 +22,8 @@ extension DirectPulls {
     /// The pulls in `json`, as `JSONDecoder` reads them; nil when `json` is not JSON or not
     /// `{"pulls": [...]}`. A pull of another shape is nil, the others still read.
     public init?(json: UnsafeRawBufferPointer) {
-        var scanner = JSONScanner(json)
-        var pulls: [LenientPull]?
-        do {
-            try scanner.object { scanner, key throws(JSONScanner.Failure) in
-                guard key == "pulls" else { return try scanner.skipValue() }
-                var read: [LenientPull] = []
-                try scanner.array { scanner throws(JSONScanner.Failure) in
-                    read.append(LenientPull(pull: try scanner.lenient(DirectPull.init(scanning:))))
-                }
-                pulls = read
-            }
-            try scanner.end()
-        } catch {
-            return nil
-        }
-        guard let pulls else { return nil }
-        self.init(pulls: pulls)
+        guard let pulls = JSONScanner.lenientArray(in: json, under: "pulls", DirectPull.init(scanning:)) else { return nil }
+        self.init(pulls: pulls.map(LenientPull.init(pull:)))
     }
 }
 

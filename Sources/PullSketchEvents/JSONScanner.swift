@@ -26,6 +26,27 @@ struct JSONScanner {
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { position = 3 }  // a UTF-8 byte order mark
     }
 
+    /// The array under `key` in the top-level object of `json`, each element read by `read`, or nil
+    /// when of a shape `read` does not expect; nil when `json` is not JSON or has no such array.
+    static func lenientArray<Element>(
+        in json: UnsafeRawBufferPointer, under key: String, _ read: (inout JSONScanner) throws(Failure) -> Element
+    ) -> [Element?]? {
+        var scanner = JSONScanner(json)
+        var elements: [Element?]?
+        do {
+            try scanner.object { scanner, name throws(Failure) in
+                guard name == key else { return try scanner.skipValue() }
+                var found: [Element?] = []
+                try scanner.array { scanner throws(Failure) in found.append(try scanner.lenient(read)) }
+                elements = found
+            }
+            try scanner.end()
+        } catch {
+            return nil
+        }
+        return elements
+    }
+
     /// After the document's value: nothing but whitespace may follow.
     mutating func end() throws(Failure) {
         skipWhitespace()

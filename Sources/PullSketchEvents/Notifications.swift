@@ -26,23 +26,8 @@ extension NotificationEnvelope {
     /// The envelope in `json`, as `JSONDecoder` reads it; nil when `json` is not JSON or not
     /// `{"events": [...]}`. An event of another shape is nil, its envelope still read.
     public init?(json: UnsafeRawBufferPointer) {
-        var scanner = JSONScanner(json)
-        var events: [LenientEvent]?
-        do {
-            try scanner.object { scanner, key throws(JSONScanner.Failure) in
-                guard key == "events" else { return try scanner.skipValue() }
-                var read: [LenientEvent] = []
-                try scanner.array { scanner throws(JSONScanner.Failure) in
-                    read.append(LenientEvent(event: try scanner.lenient(NotificationEvent.init(scanning:))))
-                }
-                events = read
-            }
-            try scanner.end()
-        } catch {
-            return nil
-        }
-        guard let events else { return nil }
-        self.init(events: events)
+        guard let events = JSONScanner.lenientArray(in: json, under: "events", NotificationEvent.init(scanning:)) else { return nil }
+        self.init(events: events.map(LenientEvent.init(event:)))
     }
 }
 
