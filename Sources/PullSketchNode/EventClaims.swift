@@ -13,10 +13,9 @@ import Synchronization
 /// but no redelivery ever doubles them.
 ///
 /// Claims of concurrent requests share round trips: while one pipeline is out, the claims that
-/// arrive wait together and go in the next one. One round trip at a time per node made the claims
-/// the webhook's limit (each request waited for every request before it); gathered, a round trip
-/// serves as many requests as arrived during the one before. Within a pipeline Redis runs the
-/// `SET NX`s in order, so an id claimed twice in one is first once.
+/// arrive wait together and go in the next one. A round trip per request cost Redis four times the
+/// CPU of everything else the node sends it, and each request waited for those before it. Within a
+/// pipeline Redis runs the `SET NX`s in order, so an id claimed twice in one is first once.
 ///
 /// When Redis does not answer, the node answers 503 for a few seconds without trying again, and
 /// the registry delivers the envelope later: counting it by one node's memory alone could count it
