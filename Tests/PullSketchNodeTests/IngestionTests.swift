@@ -215,9 +215,12 @@ import Testing
 
     @Test func claimsArrivingWhileARoundTripIsOutGoTogetherInTheNextAndCountEachIDOnce() async throws {
         let redis = try RedisServer()
-        let fixture = try NodeFixture(redisPort: redis.port, redisTimeout: 60, eventIDHorizon: .seconds(900))
+        // Redis holds writes until the test lets go (the pause's own bound only ends a failing
+        // run), and the claims' connection waits for it: no step depends on how fast the machine is.
+        let fixture = try NodeFixture(redisPort: redis.port, redisTimeout: 900, eventIDHorizon: .seconds(900))
         let redisEndpoint = RedisEndpoint(port: redis.port)
-        _ = try RedisConnection(redisEndpoint).command(["CLIENT", "PAUSE", "60000", "WRITE"])
+        _ = try RedisConnection(redisEndpoint).command(["CLIENT", "PAUSE", "600000", "WRITE"])
+        let unpause: @Sendable () throws -> Void = { _ = try RedisConnection(redisEndpoint).command(["CLIENT", "UNPAUSE"]) }
         let later = 40
         let summaries = try await fixture.test { client in
             @Sendable func post(_ id: Int) async throws -> [String: Int] {
@@ -230,15 +233,24 @@ import Testing
                 }
             }
             return try await withThrowingTaskGroup(of: [String: Int].self) { group in
-                // The first claim goes out and waits in the paused Redis...
-                group.addTask { try await post(0) }
-                try await waitFor { try await metric("pullsketch_event_claim_round_trips_total") == 1 }
-                // ...while the next requests' claims (each id twice, the first one's among them) wait behind it.
-                for index in 0..<later {
-                    group.addTask { try await post(index % (later / 2)) }
+                do {
+                    // The first claim goes out and waits in the paused Redis...
+                    group.addTask { try await post(0) }
+                    try await waitFor("the first round trip is out", within: .seconds(300)) {
+                        try await metric("pullsketch_event_claim_round_trips_total") == 1
+                    }
+                    // ...while the next requests' claims (each id twice, the first one's among them) wait behind it.
+                    for index in 0..<later {
+                        group.addTask { try await post(index % (later / 2)) }
+                    }
+                    try await waitFor("\(later) requests wait", within: .seconds(300)) {
+                        try await metric("pullsketch_event_claims_waiting_requests") == later
+                    }
+                    try unpause()
+                } catch {
+                    try unpause()
+                    throw error
                 }
-                try await waitFor { try await metric("pullsketch_event_claims_waiting_requests") == later }
-                _ = try RedisConnection(redisEndpoint).command(["CLIENT", "UNPAUSE"])
                 let summaries = try await group.reduce(into: []) { $0.append($1) }
                 #expect(try await metric("pullsketch_event_claim_round_trips_total") == 2)
                 #expect(try await metric("pullsketch_event_claims_waiting_requests") == 0)
@@ -278,12 +290,12 @@ import Testing
     }
 }
 
-/// Polls `condition` for up to 60 s: the bound only ends a failing test; the whole suite on two
-/// cores can keep a background task from running for more than 10 s.
-func waitFor(_ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(60)
+/// Polls `condition` for up to `timeout`: the bound only ends a failing test; the whole suite on
+/// two cores can keep a background task from running for more than 10 s.
+func waitFor(_ what: String = "condition", within timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
     while try await !condition() {
-        try #require(ContinuousClock.now < deadline, "condition not met within 60 s")
+        try #require(ContinuousClock.now < deadline, "\(what): not within \(timeout)")
         try await Task.sleep(for: .milliseconds(50))
     }
 }
