@@ -14,8 +14,9 @@ import Testing
     }
 
     /// a: 10 pulls today; b: 2 pulls 100 days ago; c: never pulled, pushed 200 days ago;
-    /// d: never pulled, pushed yesterday; e: pulled, then deleted.
-    func seeded() throws -> StatisticsQueries {
+    /// d: never pulled, pushed yesterday; e: pulled, then deleted. `alsoWrite` adds to the database
+    /// afterwards.
+    func seeded(alsoWrite: (PostgresConnection) throws -> Void = { _ in }) throws -> StatisticsQueries {
         let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
         try Schema.migrate(connection)
         let catalog = Catalog(connection: connection)
@@ -34,6 +35,7 @@ import Testing
         let window = tracker.drain()
         _ = try BatchWriter(connection: connection, shardCount: 1).write(SealedBatch(number: 1, parameters: window.parameters, content: window.shards[0]))
         try catalog.deleteTag(repository, try TagName("e"), at: now)
+        try alsoWrite(connection)
         return StatisticsQueries(connection: connection)
     }
 
@@ -83,6 +85,31 @@ import Testing
         } throws: { error in
             (error as? PostgresError)?.kind == .statement
         }
+    }
+
+    /// Another repository holds tags of the same names pointing at the same digests, all pulled
+    /// today: none of its rows may make team/app's unused tags look used, or the reverse.
+    @Test func eachRepositorysAnswersReadOnlyItsOwnRows() throws {
+        let other = try RepositoryName("team/other")
+        let queries = try seeded { connection in
+            let catalog = Catalog(connection: connection)
+            let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
+            for tag in ["b", "c"] {
+                try catalog.upsertTag(other, try TagName(tag), digest: digest(tag), pushedAt: now)
+                for _ in 0..<5 {
+                    tracker.record(PullEvent(repository: other, reference: .tag(try TagName(tag)), method: .get, servedDigest: digest(tag), time: now))
+                }
+            }
+            let window = tracker.drain()
+            _ = try BatchWriter(connection: connection, shardCount: 1).write(SealedBatch(number: 2, parameters: window.parameters, content: window.shards[0]))
+        }
+        let stale = try queries.pruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30), now: now)
+        #expect(stale.map(\.tag) == ["c", "b"])
+        #expect(stale.map(\.manifestPullCount) == [0, 2])
+        #expect(try queries.pruneCandidates(repository, policy: PrunePolicy(maxPulls: 3), now: now).map(\.tag).sorted() == ["b", "c", "d"])
+        #expect(try queries.tags(repository, order: .lastPulled, descending: false, limit: 10, offset: 0).map(\.pullCount) == [0, 0, 2, 10])
+        #expect(try queries.pruneCandidates(other, policy: PrunePolicy(notPulledDays: 30), now: now).isEmpty)
+        #expect(try queries.pruneCandidates(try RepositoryName("team/none"), policy: PrunePolicy(maxPulls: 3), now: now).isEmpty)
     }
 
     /// a is pulled only by digest, b only resolved with HEAD by tag, c's manifest only polled with

@@ -9,8 +9,9 @@ import PullSketchStore
 /// and index sizes), then the pruning dry-run next to the same question asked of an audit log of
 /// the same pulls: which tags of one repository were not pulled for 90 days. The audit log's cost
 /// grows with a repository's pulls, PullSketch's with its tags, so it is asked of a repository
-/// with about one pull row per tag and of one with 100. Medians of 7 runs, after one warm-up, in
-/// one run. (The audit log cannot list never-pulled tags.)
+/// with about one pull row per tag and of one with 100; asked of the rows as written, then again
+/// after `CLUSTER` has put each repository's rows together. Medians of 7 runs, after one warm-up,
+/// in one run. (The audit log cannot list never-pulled tags.)
 /// Usage: PostgresAtScale 'libpq connection string of the server (no dbname)'
 @main
 struct PostgresAtScale {
@@ -84,6 +85,22 @@ struct PostgresAtScale {
             try connection.query(statement)
         }
 
+        try measurePruning(connection, layout: "rows as written (each repository's rows spread over the tables)")
+        // Keeping each repository's rows together: `CLUSTER` rewrites a table in its primary key's
+        // order (repository first) under an exclusive lock; the time it takes is part of the answer.
+        var clustering: [String] = []
+        for table in ["catalog_tags", "tag_stats", "manifest_stats", "catalog_manifests"] {
+            let began = ContinuousClock.now
+            try connection.execute(script: "SET maintenance_work_mem = '1GB'; CLUSTER \(table) USING \(table)_pkey; ANALYZE \(table);")
+            clustering.append("`\(table)` \(Int((ContinuousClock.now - began).components.seconds)) s")
+        }
+        print("CLUSTER (and ANALYZE) by primary key: \(clustering.joined(separator: ", "))\n")
+        try measurePruning(connection, layout: "after `CLUSTER` by primary key (each repository's rows together)")
+    }
+
+    /// The pruning dry-run and the UI's sorted page of one repository next to the audit log's
+    /// answer and to the limit (the repository's rows read once from each table, no join).
+    static func measurePruning(_ connection: PostgresConnection, layout: String) throws {
         let queries = StatisticsQueries(connection: connection)
         let cutoff = String(now.millisecondsSinceEpoch / 1000 - 90 * 86_400)
         var rows: [String] = []
@@ -119,7 +136,7 @@ struct PostgresAtScale {
         }
         let page = try timings { _ = try queries.tags(try RepositoryName("prune/repo500"), order: .lastPulled, descending: false, limit: 50, offset: 0) }
         print("""
-            | one repository of 10,000 tags; 10 M tag rows, 11 M audit log rows; median of \(runs) | PullSketch (`tag_stats` + catalog) | audit log (`logentry3`) | audit ÷ PullSketch | limit: the repository's rows read once from each of the 4 tables |
+            | one repository of 10,000 tags; 10 M tag rows, 11 M audit log rows; \(layout); median of \(runs) | PullSketch (`tag_stats` + catalog) | audit log (`logentry3`) | audit ÷ PullSketch | limit: the repository's rows read once from each of the 4 tables |
             |---|---:|---:|---:|---:|
             \(rows.joined(separator: "\n"))
             | least recently pulled 50 tags (the UI's sorted page) | \(format(page.median)) ms (slowest \(format(page.slowest))) | — | | |
