@@ -1,16 +1,21 @@
 /// One row of a result, read by column name. A missing column, an unexpected NULL or text that is
 /// not a value of the asked type throws a `.decoding` error naming the column; nothing traps.
+/// Inlinable, so a caller reads each column as its concrete type: generic across modules, each
+/// read looked up the type's metadata at run time (a third of a 7,800-row dry run's client time).
+/// A column is found by comparing names in select order, the first of a repeated name: for the
+/// dozen columns of a result that is cheaper than hashing the name.
 public struct PostgresRow: Sendable {
-    private let columns: [String: Int]
-    private let values: [String?]
+    @usableFromInline let columns: [String]
+    @usableFromInline let values: [String?]
 
-    init(columns: [String: Int], values: [String?]) {
+    init(columns: [String], values: [String?]) {
         self.columns = columns
         self.values = values
     }
 
+    @inlinable
     public func decode<Value: PostgresDecodable>(_ column: String, as type: Value.Type = Value.self) throws(PostgresError) -> Value {
-        guard let index = columns[column] else { throw PostgresError(.decoding, "the result has no column \(column)") }
+        guard let index = columns.firstIndex(of: column) else { throw PostgresError(.decoding, "the result has no column \(column)") }
         guard let value = Value(postgresText: values[index]) else {
             throw PostgresError(.decoding, "column \(column) holds \(values[index].map { "'\($0)'" } ?? "NULL"), not \(Value.self)")
         }
@@ -21,8 +26,7 @@ public struct PostgresRow: Sendable {
 extension PostgresRows {
     /// The rows, each readable by column name.
     public var namedRows: [PostgresRow] {
-        let indices = Dictionary(columns.enumerated().map { ($1, $0) }) { first, _ in first }
-        return rows.map { PostgresRow(columns: indices, values: $0) }
+        rows.map { PostgresRow(columns: columns, values: $0) }
     }
 }
 
@@ -33,6 +37,7 @@ public protocol PostgresDecodable {
 
 extension Optional: PostgresDecodable where Wrapped: PostgresDecodable {
     /// NULL is `.none`; other text must be a `Wrapped`.
+    @inlinable
     public init?(postgresText: String?) {
         guard let text = postgresText else {
             self = .none
@@ -45,6 +50,7 @@ extension Optional: PostgresDecodable where Wrapped: PostgresDecodable {
 
 extension PostgresDecodable where Self: LosslessStringConvertible {
     /// Numbers and text read as Swift parses them.
+    @inlinable
     public init?(postgresText: String?) {
         guard let value = postgresText.flatMap(Self.init) else { return nil }
         self = value
@@ -59,6 +65,7 @@ extension Double: PostgresDecodable {}
 
 extension Bool: PostgresDecodable {
     /// PostgreSQL writes booleans as `t` and `f`.
+    @inlinable
     public init?(postgresText: String?) {
         switch postgresText {
         case "t": self = true

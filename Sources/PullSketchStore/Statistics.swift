@@ -127,7 +127,11 @@ public struct Activity: Hashable, Sendable {
     }
 
     /// The later of the two; nil when neither is known.
-    public var latest: Timestamp? { [lastUsedAt, pushedAt].compactMap { $0 }.max() }
+    public var latest: Timestamp? {
+        guard let lastUsedAt else { return pushedAt }
+        guard let pushedAt else { return lastUsedAt }
+        return max(lastUsedAt, pushedAt)
+    }
 }
 
 /// A tag a policy would delete, and why.

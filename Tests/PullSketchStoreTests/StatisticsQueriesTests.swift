@@ -87,6 +87,21 @@ import Testing
         }
     }
 
+    /// Times are read back as milliseconds computed in `float8`: every millisecond comes back as
+    /// written, from before 1970 to the end of year 9999.
+    @Test func timesComeBackToTheMillisecond() throws {
+        let times: [Int64] = [-86_400_001, 0, 1, 999, 1_800_000_000_123, 1_800_000_000_999, 4_102_444_800_001, 253_402_300_799_999]
+        let queries = try seeded { connection in
+            let catalog = Catalog(connection: connection)
+            for (index, time) in times.enumerated() {
+                try catalog.upsertTag(repository, try TagName("time\(index)"), digest: digest("f"), pushedAt: Timestamp(millisecondsSinceEpoch: time))
+            }
+        }
+        for (index, time) in times.enumerated() {
+            #expect(try queries.tag(repository, try TagName("time\(index)"))?.pushedAt?.millisecondsSinceEpoch == time)
+        }
+    }
+
     /// Another repository holds tags of the same names pointing at the same digests, all pulled
     /// today: none of its rows may make team/app's unused tags look used, or the reverse.
     @Test func eachRepositorysAnswersReadOnlyItsOwnRows() throws {
