@@ -164,9 +164,12 @@ public struct StatisticsQueries {
             parameters
         ).namedRows
         // The reasons that do not name the candidate are built once, not once per candidate.
-        let tagInactivity = policy.notPulledDays.map { InactivityReasons("tag ", days: $0) }
-        let manifestInactivity = policy.notPulledDays.map { InactivityReasons("", days: $0) }
-        let platformsInactivity = policy.notPulledDays.map { "an image index: none of its platform manifests used for \($0) days either" }
+        let inactivity = policy.notPulledDays.map { days in
+            (
+                tag: InactivityReasons("tag ", days: days), manifest: InactivityReasons("", days: days),
+                platforms: "an image index: none of its platform manifests used for \(days) days either"
+            )
+        }
         let match = policy.tagPattern.map { "matches \($0)" }
         return try rows.map { row in
             var candidate = PruneCandidate(
@@ -176,14 +179,14 @@ public struct StatisticsQueries {
                 manifestActivity: Activity(lastUsedAt: try row.time("manifest_last_used_ms"), pushedAt: try row.time("manifest_pushed_ms")),
                 reasons: []
             )
-            if let tagInactivity, let manifestInactivity, let platformsInactivity {
-                candidate.reasons.append(tagInactivity.reason(candidate.activity))
+            if let inactivity {
+                candidate.reasons.append(inactivity.tag.reason(candidate.activity))
                 if let digest = candidate.digest {
-                    candidate.reasons.append("manifest \(digest) " + manifestInactivity.reason(candidate.manifestActivity))
+                    candidate.reasons.append("manifest \(digest) " + inactivity.manifest.reason(candidate.manifestActivity))
                     let manifestDecided = (candidate.manifestActivity.latest ?? .distantPast) > (candidate.activity.latest ?? .distantPast)
                     candidate.reasons.append(manifestDecided ? "decided by the manifest, the more recently active" : "decided by the tag, the more recently active")
                     if try row.decode("platforms_pull_count", as: Int64?.self) != nil {
-                        candidate.reasons.append(platformsInactivity)
+                        candidate.reasons.append(inactivity.platforms)
                     }
                 } else {
                     candidate.reasons.append("the tag's manifest is not known")
@@ -330,7 +333,7 @@ public struct StatisticsQueries {
     }
 
     /// A timestamptz expression as milliseconds since the epoch, named `name`. `date_part` works
-    /// in `float8`, exact to the millisecond for any time within 30,000 years of 1970; `extract` works in
+    /// in `float8`, exact to the millisecond within 30,000 years of 1970; `extract` works in
     /// `numeric`, which cost a seventh of a 7,800-row dry run's time in PostgreSQL. A time with
     /// microseconds (a registry's push time) rounds to the nearest millisecond either way.
     static func milliseconds(_ expression: String, as name: String) -> String {

@@ -87,6 +87,27 @@ import Testing
         }
     }
 
+    /// Each reason says what is known: a tag pulled long ago is "not used", and when its manifest
+    /// was used later by digest, the manifest decides.
+    @Test func reasonsSayWhatWasLastUsedAndWhatDecided() throws {
+        let queries = try seeded { connection in
+            let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
+            let fiftyDaysAgo = Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 50 * day)
+            tracker.record(PullEvent(repository: repository, reference: .digest(digest("c")), method: .get, servedDigest: nil, time: fiftyDaysAgo))
+            let window = tracker.drain()
+            _ = try BatchWriter(connection: connection, shardCount: 1).write(SealedBatch(number: 2, parameters: window.parameters, content: window.shards[0]))
+        }
+        let reasons = Dictionary(uniqueKeysWithValues: try queries.pruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30), now: now).map { ($0.tag, $0.reasons) })
+        #expect(reasons["b"] == [
+            "tag not used or pushed for 30 days", "manifest \(digest("b").value) not used or pushed for 30 days",
+            "decided by the tag, the more recently active",
+        ])
+        #expect(reasons["c"] == [
+            "tag never used, pushed more than 30 days ago", "manifest \(digest("c").value) not used or pushed for 30 days",
+            "decided by the manifest, the more recently active",
+        ])
+    }
+
     /// Times are read back as milliseconds computed in `float8`: every millisecond comes back as
     /// written, from before 1970 to the end of year 9999.
     @Test func timesComeBackToTheMillisecond() throws {
