@@ -13,6 +13,14 @@ import Testing
         try! Digest("sha256:" + String(repeating: name, count: 64))
     }
 
+    /// Writes `events` into `connection` as reconciled batch `number`: one tracker window, one shard.
+    func reconcile(_ events: [PullEvent], batch number: Int64, into connection: PostgresConnection) throws {
+        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
+        for event in events { tracker.record(event) }
+        let window = tracker.drain()
+        _ = try BatchWriter(connection: connection, shardCount: 1).write(SealedBatch(number: number, parameters: window.parameters, content: window.shards[0]))
+    }
+
     /// a: 10 pulls today; b: 2 pulls 100 days ago; c: never pulled, pushed 200 days ago;
     /// d: never pulled, pushed yesterday; e: pulled, then deleted. `alsoWrite` adds to the database
     /// afterwards.
@@ -25,15 +33,14 @@ import Testing
             try catalog.upsertTag(repository, try TagName(tag), digest: digest(tag), pushedAt: Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - daysAgo * day))
         }
         let pulls: [(String, Int, Int64)] = [("a", 10, 0), ("b", 2, 100), ("e", 1, 5)]
-        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
-        for (tag, count, daysAgo) in pulls {
-            for _ in 0..<count {
-                tracker.record(PullEvent(repository: repository, reference: .tag(try TagName(tag)), method: .get, servedDigest: digest(tag),
-                                         time: Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - daysAgo * day)))
-            }
-        }
-        let window = tracker.drain()
-        _ = try BatchWriter(connection: connection, shardCount: 1).write(SealedBatch(number: 1, parameters: window.parameters, content: window.shards[0]))
+        try reconcile(
+            try pulls.flatMap { tag, count, daysAgo in
+                let event = PullEvent(repository: repository, reference: .tag(try TagName(tag)), method: .get, servedDigest: digest(tag),
+                                      time: Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - daysAgo * day))
+                return Array(repeating: event, count: count)
+            },
+            batch: 1, into: connection
+        )
         try catalog.deleteTag(repository, try TagName("e"), at: now)
         try alsoWrite(connection)
         return StatisticsQueries(connection: connection)
@@ -91,11 +98,8 @@ import Testing
     /// was used later by digest, the manifest decides.
     @Test func reasonsSayWhatWasLastUsedAndWhatDecided() throws {
         let queries = try seeded { connection in
-            let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
             let fiftyDaysAgo = Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 50 * day)
-            tracker.record(PullEvent(repository: repository, reference: .digest(digest("c")), method: .get, servedDigest: nil, time: fiftyDaysAgo))
-            let window = tracker.drain()
-            _ = try BatchWriter(connection: connection, shardCount: 1).write(SealedBatch(number: 2, parameters: window.parameters, content: window.shards[0]))
+            try reconcile([PullEvent(repository: repository, reference: .digest(digest("c")), method: .get, time: fiftyDaysAgo)], batch: 2, into: connection)
         }
         let reasons = Dictionary(uniqueKeysWithValues: try queries.pruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30), now: now).map { ($0.tag, $0.reasons) })
         #expect(reasons["b"] == [
@@ -129,15 +133,12 @@ import Testing
         let other = try RepositoryName("team/other")
         let queries = try seeded { connection in
             let catalog = Catalog(connection: connection)
-            let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
+            var pulls: [PullEvent] = []
             for tag in ["b", "c"] {
                 try catalog.upsertTag(other, try TagName(tag), digest: digest(tag), pushedAt: now)
-                for _ in 0..<5 {
-                    tracker.record(PullEvent(repository: other, reference: .tag(try TagName(tag)), method: .get, servedDigest: digest(tag), time: now))
-                }
+                pulls += Array(repeating: PullEvent(repository: other, reference: .tag(try TagName(tag)), method: .get, servedDigest: digest(tag), time: now), count: 5)
             }
-            let window = tracker.drain()
-            _ = try BatchWriter(connection: connection, shardCount: 1).write(SealedBatch(number: 2, parameters: window.parameters, content: window.shards[0]))
+            try reconcile(pulls, batch: 2, into: connection)
         }
         let stale = try queries.pruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30), now: now)
         #expect(stale.map(\.tag) == ["c", "b"])
@@ -160,13 +161,15 @@ import Testing
         }
         try catalog.upsertManifest(repository, digest("0"), pushedAt: old)
         try catalog.upsertManifest(repository, digest("1"), pushedAt: old)
-        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
-        tracker.record(PullEvent(repository: repository, reference: .digest(digest("a")), method: .get, time: now))
-        tracker.record(PullEvent(repository: repository, reference: .tag(try TagName("b")), method: .head, servedDigest: digest("b"), time: now))
-        tracker.record(PullEvent(repository: repository, reference: .digest(digest("c")), method: .head, time: now))
-        tracker.record(PullEvent(repository: repository, reference: .digest(digest("1")), method: .head, time: now))
-        let window = tracker.drain()
-        _ = try BatchWriter(connection: connection, shardCount: 1).write(SealedBatch(number: 1, parameters: window.parameters, content: window.shards[0]))
+        try reconcile(
+            [
+                PullEvent(repository: repository, reference: .digest(digest("a")), method: .get, time: now),
+                PullEvent(repository: repository, reference: .tag(try TagName("b")), method: .head, servedDigest: digest("b"), time: now),
+                PullEvent(repository: repository, reference: .digest(digest("c")), method: .head, time: now),
+                PullEvent(repository: repository, reference: .digest(digest("1")), method: .head, time: now),
+            ],
+            batch: 1, into: connection
+        )
         let queries = StatisticsQueries(connection: connection)
         let policy = PrunePolicy(notPulledDays: 30)
         #expect(try queries.pruneCandidates(repository, policy: policy, now: now).map(\.tag) == ["d"])
@@ -196,10 +199,7 @@ import Testing
             IndexLink(repository: repository, index: digest("9"), child: digest("d"), platform: "linux/arm64/v8"),
         ])
         try catalog.link([IndexLink(repository: repository, index: digest("8"), child: digest("a"), platform: nil)])
-        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
-        for _ in 0..<3 { tracker.record(PullEvent(repository: repository, reference: .digest(digest("b")), method: .get, time: now)) }
-        let window = tracker.drain()
-        _ = try BatchWriter(connection: connection, shardCount: 1).write(SealedBatch(number: 1, parameters: window.parameters, content: window.shards[0]))
+        try reconcile(Array(repeating: PullEvent(repository: repository, reference: .digest(digest("b")), method: .get, time: now), count: 3), batch: 1, into: connection)
         let queries = StatisticsQueries(connection: connection)
 
         let platforms = try queries.platforms(repository, index: digest("8"))
