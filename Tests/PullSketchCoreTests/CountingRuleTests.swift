@@ -1,7 +1,8 @@
 import PullSketchCore
+import PullSketchTestSupport
 import Testing
 
-@Suite struct CountingRuleTests {
+@Suite(.testThreads) struct CountingRuleTests {
     let repository = Fixtures.repository("team/app")
     let digest = Fixtures.digest(7)
 

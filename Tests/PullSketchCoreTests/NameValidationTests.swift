@@ -1,7 +1,8 @@
 import PullSketchCore
+import PullSketchTestSupport
 import Testing
 
-@Suite struct NameValidationTests {
+@Suite(.testThreads) struct NameValidationTests {
     @Test(arguments: ["app", "team/app", "a/b/c", "my-org/my_app", "a.b__c--d/e", "0/9", "library/ubuntu"])
     func acceptsRepositoriesOfTheGrammar(_ name: String) throws {
         #expect(try RepositoryName(name).value == name)

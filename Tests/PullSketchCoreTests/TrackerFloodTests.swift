@@ -3,7 +3,7 @@ import PullSketchTestSupport
 import Synchronization
 import Testing
 
-@Suite struct TrackerFloodTests {
+@Suite(.cpuBoundTestThreads) struct TrackerFloodTests {
     @Test func tenMillionDistinctKeysStayWithinTheMemoryBoundAndEveryPullIsAccountedFor() {
         let distinctKeys = 10_000_000
         let recorders = 2

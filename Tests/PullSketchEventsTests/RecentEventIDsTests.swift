@@ -1,7 +1,8 @@
 import PullSketchEvents
+import PullSketchTestSupport
 import Testing
 
-@Suite struct RecentEventIDsTests {
+@Suite(.testThreads) struct RecentEventIDsTests {
     @Test func aRedeliveredIdIsRefusedAndTheOldestIsForgottenFirst() {
         let ids = RecentEventIDs(capacity: 2)
         #expect(ids.insert("a") && ids.insert("b"))

@@ -2,7 +2,7 @@ import PullSketchPostgres
 import PullSketchTestSupport
 import Testing
 
-@Suite(.postgresServer) struct PostgresConnectionTests {
+@Suite(.testThreads, .postgresServer) struct PostgresConnectionTests {
     func connect() throws -> PostgresConnection {
         try PostgresConnection(try PostgresServer.current!.makeDatabase())
     }

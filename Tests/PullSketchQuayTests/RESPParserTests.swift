@@ -2,7 +2,7 @@ import PullSketchRESP
 import PullSketchTestSupport
 import Testing
 
-@Suite struct RESPParserTests {
+@Suite(.testThreads) struct RESPParserTests {
     let parser = RESPParser()
 
     func command(_ arguments: String...) -> [UInt8] {

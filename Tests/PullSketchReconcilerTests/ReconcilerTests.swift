@@ -7,7 +7,7 @@ import PullSketchStore
 import PullSketchTestSupport
 import Testing
 
-@Suite(.postgresServer) struct ReconcilerTests {
+@Suite(.testThreads, .postgresServer) struct ReconcilerTests {
     @Test func passesSealWriteAndDeleteEveryBatchAndRowsEqualTheTruth() async throws {
         let pipeline = try Pipeline(seed: 1)
         let reconciler = pipeline.reconciler()

@@ -6,11 +6,12 @@ import Foundation
 import Testing
 
 /// Merge and seal against a real redis-server, started per test on a free loopback port.
-@Suite struct BatchStoreTests {
+@Suite(.testThreads) struct BatchStoreTests {
     let repository = try! RepositoryName("team/app")
 
     func store(_ server: RedisServer, shards: Int = 4) throws -> BatchStore {
-        BatchStore(connection: try RedisConnection(RedisEndpoint(port: server.port)), shardCount: shards)
+        // A timeout long enough for a Redis the whole suite keeps busy: merges here must not fail.
+        BatchStore(connection: try RedisConnection(RedisEndpoint(port: server.port, timeout: 60)), shardCount: shards)
     }
 
     func tracker(hotCapacity: Int = 32_768, sketch: SketchParameters = SketchParameters(width: 4_096, depth: 4)) -> PullTracker {
@@ -347,7 +348,7 @@ import Testing
     }
 }
 
-@Suite struct RedisConnectionTests {
+@Suite(.testThreads) struct RedisConnectionTests {
     @Test func authenticatesAndSelectsTheConfiguredDatabase() throws {
         let server = try RedisServer(password: "s3cret")
         #expect {

@@ -7,7 +7,7 @@ import ServiceLifecycle
 import Testing
 
 /// The flusher against a real redis-server: lost replies, Redis down, Redis killed, shutdown.
-@Suite struct FlusherTests {
+@Suite(.testThreads) struct FlusherTests {
     let repository = try! RepositoryName("team/app")
 
     func tracker() -> PullTracker {

@@ -4,7 +4,7 @@ import PullSketchStore
 import PullSketchTestSupport
 import Testing
 
-@Suite(.postgresServer) struct BatchWriterTests {
+@Suite(.testThreads, .postgresServer) struct BatchWriterTests {
     let repository = try! RepositoryName("team/app")
 
     func migratedDatabase() throws -> PostgresConnection {
