@@ -6,7 +6,7 @@ import PullSketchRedis
 import PullSketchTestSupport
 import Testing
 
-@Suite(.testThreads) struct PullSketchConfigurationTests {
+@Suite struct PullSketchConfigurationTests {
     @Test func defaultsAreDocumented() {
         let configuration = PullSketchConfiguration()
         #expect(configuration.tracker.isEnabled == false)
@@ -181,7 +181,7 @@ import Testing
 
 /// Configuration files as an operator might mistype them: every mutation of a full file is read or
 /// refused with a message, never a crash.
-@Suite(.testThreads) struct ConfigurationFuzzTests {
+@Suite struct ConfigurationFuzzTests {
     @Test func theFullExampleIsReadAsWritten() throws {
         let configuration = try PullSketchConfiguration(yaml: String(decoding: try corpus("config")[0], as: UTF8.self))
         #expect(configuration.node.statementTimeout == .seconds(3) && configuration.node.idleTimeout == .seconds(20))

@@ -2,7 +2,7 @@ import PullSketchCore
 import PullSketchTestSupport
 import Testing
 
-@Suite(.testThreads) struct CountMinSketchTests {
+@Suite struct CountMinSketchTests {
     let parameters = SketchParameters(width: 256, depth: 4, seed: 42)
 
     func key(_ number: Int) -> KeyHash {
@@ -115,7 +115,7 @@ import Testing
     }
 }
 
-@Suite(.testThreads) struct SketchParametersTests {
+@Suite struct SketchParametersTests {
     @Test func sizingFollowsEpsilonAndDelta() {
         let parameters = SketchParameters(epsilon: 0.001, delta: 0.01)
         #expect(parameters.width == 2_719)  // ⌈e / 0.001⌉
@@ -141,7 +141,7 @@ import Testing
     }
 }
 
-@Suite(.testThreads) struct CompactPullCountTests {
+@Suite struct CompactPullCountTests {
     @Test(arguments: [
         (0, "0"), (7, "7"), (999, "999"), (1_000, "1K"), (1_750, "1.7K"), (1_799, "1.7K"), (9_999, "9.9K"),
         (10_000, "10K+"), (49_999, "10K+"), (50_000, "50K+"), (100_000, "100K+"), (500_000, "500K+"),

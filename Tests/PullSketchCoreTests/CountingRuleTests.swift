@@ -1,8 +1,7 @@
 import PullSketchCore
-import PullSketchTestSupport
 import Testing
 
-@Suite(.testThreads) struct CountingRuleTests {
+@Suite struct CountingRuleTests {
     let repository = Fixtures.repository("team/app")
     let digest = Fixtures.digest(7)
 

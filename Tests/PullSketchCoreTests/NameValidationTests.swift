@@ -1,8 +1,7 @@
 import PullSketchCore
-import PullSketchTestSupport
 import Testing
 
-@Suite(.testThreads) struct NameValidationTests {
+@Suite struct NameValidationTests {
     @Test(arguments: ["app", "team/app", "a/b/c", "my-org/my_app", "a.b__c--d/e", "0/9", "library/ubuntu"])
     func acceptsRepositoriesOfTheGrammar(_ name: String) throws {
         #expect(try RepositoryName(name).value == name)

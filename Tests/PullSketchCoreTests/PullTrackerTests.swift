@@ -3,7 +3,7 @@ import PullSketchTestSupport
 import Synchronization
 import Testing
 
-@Suite(.cpuBoundTestThreads) struct PullTrackerTests {
+@Suite(.cpuBound) struct PullTrackerTests {
     let repository = Fixtures.repository("team/app")
 
     func getByTag(_ tag: String, _ digest: Digest, at time: Int64, in repository: RepositoryName? = nil) -> PullEvent {

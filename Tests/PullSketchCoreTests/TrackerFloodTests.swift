@@ -3,7 +3,7 @@ import PullSketchTestSupport
 import Synchronization
 import Testing
 
-@Suite(.cpuBoundTestThreads) struct TrackerFloodTests {
+@Suite(.cpuBound) struct TrackerFloodTests {
     @Test func tenMillionDistinctKeysStayWithinTheMemoryBoundAndEveryPullIsAccountedFor() {
         let distinctKeys = 10_000_000
         let recorders = 2

@@ -9,7 +9,7 @@ import Testing
 /// libpullsketch from outside Swift: a C program and Python processes record from many threads
 /// into a real Redis, the reconciler writes PostgreSQL, and every count must be exact; a real
 /// gunicorn serving a manifest route counts exactly the GETs and HEADs curl sends it.
-@Suite(.testThreads, .postgresServer) struct EmbedTests {
+@Suite(.postgresServer) struct EmbedTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let library = builtProduct("libPullSketchEmbed.so")
     static let python = root.appendingPathComponent("Sources/PullSketchEmbed/python")

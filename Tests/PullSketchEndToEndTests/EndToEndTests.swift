@@ -5,7 +5,7 @@ import Testing
 /// The whole stack as an operator runs it: `docker-registry` sending notifications to a
 /// `pullsketch serve` process, Redis, `pullsketch reconcile`, PostgreSQL — real processes on their
 /// own loopback ports, default merge and reconcile intervals — with skopeo and curl as clients.
-@Suite(.testThreads, .postgresServer) struct EndToEndTests {
+@Suite(.postgresServer) struct EndToEndTests {
     static let secret = "end-to-end-secret-0123456789"
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 

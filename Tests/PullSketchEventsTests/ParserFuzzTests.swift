@@ -7,7 +7,7 @@ import Testing
 /// The event parsers against real envelopes captured from docker-registry
 /// (`scripts/capture-notifications`) and seeded mutations of them: every input is either read or
 /// refused with a reason, and nothing crashes. `scripts/fuzz` runs libFuzzer for longer.
-@Suite(.testThreads) struct ParserFuzzTests {
+@Suite struct ParserFuzzTests {
     @Test func realEnvelopesFromTheRegistryAreReadEventByEvent() throws {
         var actions: [String: Int] = [:]
         for bytes in try corpus("notifications") {

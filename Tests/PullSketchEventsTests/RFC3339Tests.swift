@@ -1,9 +1,8 @@
 import PullSketchEvents
 import PullSketchCore
-import PullSketchTestSupport
 import Testing
 
-@Suite(.testThreads) struct RFC3339Tests {
+@Suite struct RFC3339Tests {
     @Test(arguments: [
         ("2026-11-22T01:02:03.123456789Z", 1_795_309_323_123),
         ("2026-11-22T01:02:03Z", 1_795_309_323_000),

@@ -1,8 +1,7 @@
 import PullSketchEvents
-import PullSketchTestSupport
 import Testing
 
-@Suite(.testThreads) struct RecentEventIDsTests {
+@Suite struct RecentEventIDsTests {
     @Test func aRedeliveredIdIsRefusedAndTheOldestIsForgottenFirst() {
         let ids = RecentEventIDs(capacity: 2)
         #expect(ids.insert("a") && ids.insert("b"))

@@ -10,7 +10,7 @@ import Testing
 
 /// `pullsketch import` of Quay's audit log: a real PostgreSQL holding Quay's tables (the columns
 /// the import reads), a real Redis and the reconciler, with a synthetic history of retags.
-@Suite(.testThreads, .postgresServer) struct HistoryImportTests {
+@Suite(.postgresServer) struct HistoryImportTests {
     static let shardCount = 4
     static let start: Int64 = 1_700_000_000_000
     static let cutover = Timestamp(millisecondsSinceEpoch: start + 30 * 86_400_000)

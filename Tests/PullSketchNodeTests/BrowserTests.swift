@@ -8,7 +8,7 @@ import Testing
 /// The UI in real headless Chromium (Debian's `chromium`): a live node on a free loopback port
 /// (`read_auth: none`: headless Chromium cannot present a token; sign-in is covered by
 /// `ReadAPITests`), pages loaded and their DOM read back after rendering.
-@Suite(.testThreads, .postgresServer) struct BrowserTests {
+@Suite(.postgresServer) struct BrowserTests {
     /// Serves the fixture's node on a free loopback port while `body` runs with its base URL.
     func serving(_ fixture: NodeFixture, _ body: (String) async throws -> Void) async throws {
         // Port 0: the kernel picks a free port when the server binds; the server reports it.

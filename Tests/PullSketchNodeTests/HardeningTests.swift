@@ -11,7 +11,7 @@ import Testing
 
 /// A node under hostile or misbehaving clients: slow patterns, idle connections, floods, a
 /// restarted database, sign-in guessing, framing and sniffing.
-@Suite(.testThreads, .postgresServer) struct HardeningTests {
+@Suite(.postgresServer) struct HardeningTests {
     static let reader: HTTPFields = [.authorization: "Bearer \(NodeFixture.teamToken)"]
     /// Backtracks for seconds on every tag name.
     static let slowPattern = "prune_candidates?tag_pattern=" + "^(a?){250}a{250}$".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!

@@ -6,7 +6,7 @@ import PullSketchRedis
 import PullSketchTestSupport
 import Testing
 
-@Suite(.testThreads, .postgresServer) struct IngestionTests {
+@Suite(.postgresServer) struct IngestionTests {
     static let v1: HTTPFields = [.authorization: "Bearer \(NodeFixture.secret)", .contentType: "application/vnd.docker.distribution.events.v1+json"]
     static let v2: HTTPFields = [.authorization: "Bearer \(NodeFixture.secret)", .contentType: "application/vnd.docker.distribution.events.v2+json"]
 

@@ -5,7 +5,7 @@ import PullSketchNode
 import PullSketchTestSupport
 import Testing
 
-@Suite(.testThreads, .postgresServer) struct ReadAPITests {
+@Suite(.postgresServer) struct ReadAPITests {
     static let reader: HTTPFields = [.authorization: "Bearer \(NodeFixture.teamToken)"]
     static let digest = "sha256:" + String(repeating: "d", count: 64)
 

@@ -2,7 +2,7 @@
 import PullSketchTestSupport
 import Testing
 
-@Suite(.testThreads) struct ReaderTokenTests {
+@Suite struct ReaderTokenTests {
     @Test func readerPatternsMatchWholeNames() {
         let token = ReaderToken(token: "t", repositories: ["team/*", "ci/app"])
         #expect(token.mayRead("team/app") && token.mayRead("team/sub/app") && token.mayRead("ci/app"))

@@ -2,7 +2,7 @@ import PullSketchPostgres
 import PullSketchTestSupport
 import Testing
 
-@Suite(.testThreads, .postgresServer) struct PostgresConnectionTests {
+@Suite(.postgresServer) struct PostgresConnectionTests {
     func connect() throws -> PostgresConnection {
         try PostgresConnection(try PostgresServer.current!.makeDatabase())
     }

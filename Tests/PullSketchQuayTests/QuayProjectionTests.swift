@@ -6,7 +6,7 @@ import PullSketchTestSupport
 import Testing
 
 /// The projection inside the reconciler's transaction, on sealed batches built by a real tracker.
-@Suite(.testThreads, .postgresServer) struct QuayProjectionTests {
+@Suite(.postgresServer) struct QuayProjectionTests {
     let repository = try! RepositoryName("team/app")
 
     /// A database with Quay's tables in `public` and PullSketch's schema beside them, where the

@@ -1,10 +1,9 @@
 import PullSketchCore
 import PullSketchQuay
 import PullSketchRESP
-import PullSketchTestSupport
 import Testing
 
-@Suite(.testThreads) struct QuaySessionTests {
+@Suite struct QuaySessionTests {
     static let digest = "sha256:" + String(repeating: "ab", count: 32)
     static let tagKey = "pull_events:repo:42:tag:v1.2:\(digest)"
     static let digestKey = "pull_events:repo:42:digest:\(digest)"

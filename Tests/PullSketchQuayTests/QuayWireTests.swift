@@ -6,7 +6,7 @@ import Testing
 /// (3.5.3 in v3.16, 7.1.0 now; each in its own virtual environment from PyPI), one new client and
 /// connection per pull, against `pullsketch serve` with its Redis endpoint on, `pullsketch
 /// reconcile` projecting into Quay's tables, and PullSketch's schema inside the "Quay" database.
-@Suite(.testThreads, .postgresServer, .serialized) struct QuayWireTests {
+@Suite(.postgresServer, .serialized) struct QuayWireTests {
     static let redisPyVersions = ["3.5.3", "7.1.0"]
     static let shapes = ["eval", "evalsha", "hmset", "pipeline"]
     static let password = "quay-resp-password-0123"

@@ -2,7 +2,7 @@ import PullSketchRESP
 import PullSketchTestSupport
 import Testing
 
-@Suite(.testThreads) struct RESPParserTests {
+@Suite struct RESPParserTests {
     let parser = RESPParser()
 
     func command(_ arguments: String...) -> [UInt8] {

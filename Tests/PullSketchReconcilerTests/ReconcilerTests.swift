@@ -7,7 +7,7 @@ import PullSketchStore
 import PullSketchTestSupport
 import Testing
 
-@Suite(.testThreads, .postgresServer) struct ReconcilerTests {
+@Suite(.postgresServer) struct ReconcilerTests {
     @Test func passesSealWriteAndDeleteEveryBatchAndRowsEqualTheTruth() async throws {
         let pipeline = try Pipeline(seed: 1)
         let reconciler = pipeline.reconciler()

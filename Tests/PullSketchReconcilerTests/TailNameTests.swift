@@ -6,7 +6,7 @@ import Testing
 
 /// Tail pulls of keys the catalog has never heard of: a flood of new tags pulled before (or
 /// without) their push, as a mirror sync or a burst of CI makes.
-@Suite(.testThreads, .postgresServer) struct TailNameTests {
+@Suite(.postgresServer) struct TailNameTests {
     /// Rounds of a flood into one node, as the issue measured it scaled down: every round pulls
     /// each of `tags` tags once by tag, and their `tags / 8` manifests 8 times each; windows of
     /// `window` pulls are merged as a flusher would, and a reconciler pass follows each round.

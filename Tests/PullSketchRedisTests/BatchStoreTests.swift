@@ -6,7 +6,7 @@ import Foundation
 import Testing
 
 /// Merge and seal against a real redis-server, started per test on a free loopback port.
-@Suite(.testThreads) struct BatchStoreTests {
+@Suite struct BatchStoreTests {
     let repository = try! RepositoryName("team/app")
 
     func store(_ server: RedisServer, shards: Int = 4) throws -> BatchStore {
@@ -348,7 +348,7 @@ import Testing
     }
 }
 
-@Suite(.testThreads) struct RedisConnectionTests {
+@Suite struct RedisConnectionTests {
     @Test func authenticatesAndSelectsTheConfiguredDatabase() throws {
         let server = try RedisServer(password: "s3cret")
         #expect {

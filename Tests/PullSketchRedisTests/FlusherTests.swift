@@ -7,7 +7,7 @@ import ServiceLifecycle
 import Testing
 
 /// The flusher against a real redis-server: lost replies, Redis down, Redis killed, shutdown.
-@Suite(.testThreads) struct FlusherTests {
+@Suite struct FlusherTests {
     let repository = try! RepositoryName("team/app")
 
     func tracker() -> PullTracker {

@@ -7,7 +7,7 @@ import Testing
 /// provoked one at a time: a slot in the middle of a migration (`ASK`, `TRYAGAIN`), a slot whose
 /// owner changed after the client read the map (`MOVED`), a master killed (lost connection, then the promoted
 /// replica).
-@Suite(.testThreads) struct RedisClusterTests {
+@Suite struct RedisClusterTests {
     @Test func mergesSealsAndReadsFollowAskMovedAndAFailover() throws {
         let cluster = try RedisClusterServer()
         // The slots the client computes are the server's, hash tags and their edge cases included.

@@ -1,11 +1,10 @@
 import PullSketchCore
 @testable import PullSketchFlusher
 import PullSketchRedis
-import PullSketchTestSupport
 import Testing
 
 /// What a node keeps of what it merged, and what it sends again when a shard lost it.
-@Suite(.testThreads) struct RetainedPartsTests {
+@Suite struct RetainedPartsTests {
     /// A part of shard 0 with one hot key, so parts differ and have a size.
     func part(_ tag: String) -> ShardWindow {
         var part = ShardWindow(shard: 0)

@@ -4,7 +4,7 @@ import PullSketchRedis
 import PullSketchTestSupport
 import Testing
 
-@Suite(.cpuBoundTestThreads) struct AccuracyRunTests {
+@Suite(.cpuBound) struct AccuracyRunTests {
     func run(_ shape: SyntheticWorkload.Shape = .zipf, pulls: Int = 60_000, hotCapacity: Int, seed: UInt64 = 1) throws -> AccuracyResult {
         try AccuracyRun(
             workload: .synthetic(SyntheticWorkload(shape: shape, pulls: pulls, keys: 5_000, repositories: 50, seed: seed)),
@@ -42,7 +42,7 @@ import Testing
     }
 }
 
-@Suite(.cpuBoundTestThreads, .postgresServer) struct LiveAccuracyRunTests {
+@Suite(.cpuBound, .postgresServer) struct LiveAccuracyRunTests {
     /// The in-process run keeps Redis's and PostgreSQL's arithmetic in memory; a live run through
     /// both must give the same accuracy figures (only memory and traffic are measured differently).
     @Test func aLiveRunThroughRedisAndPostgresGivesTheInProcessFigures() throws {

@@ -4,7 +4,7 @@ import PullSketchReport
 import PullSketchTestSupport
 import Testing
 
-@Suite(.testThreads, .postgresServer) struct DeploymentAccuracyTests {
+@Suite(.postgresServer) struct DeploymentAccuracyTests {
     @Test func countsExactAndApproximateRowsAndListsTheWidestBounds() throws {
         let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
         try Schema.migrate(connection)

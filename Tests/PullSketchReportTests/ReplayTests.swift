@@ -47,7 +47,7 @@ final class ReplayFile {
     }
 }
 
-@Suite(.cpuBoundTestThreads) struct ReplayTests {
+@Suite(.cpuBound) struct ReplayTests {
     /// What counts is docs/design.md §1: a tag counts GETs and HEADs, a manifest GETs only; a HEAD by tag
     /// does not count for the manifest; an id seen before is a retry.
     @Test func aReplayOfPullsCountsWhatDesignCallsAPullAndGetsEveryKeyExact() throws {
@@ -163,7 +163,7 @@ final class ReplayFile {
 
 /// Replay files as they come: real registry envelopes, one per line, and seeded mutations of them
 /// are replayed or refused with a message, never a crash.
-@Suite(.testThreads) struct ReplayFuzzTests {
+@Suite struct ReplayFuzzTests {
     @Test func mutatedReplayLinesAreReplayedOrRefusedWithAMessage() throws {
         let lines = try corpus("notifications").map { envelope in
             Array(try JSONSerialization.data(withJSONObject: try JSONSerialization.jsonObject(with: Data(envelope))))

@@ -4,7 +4,7 @@ import PullSketchStore
 import PullSketchTestSupport
 import Testing
 
-@Suite(.testThreads, .postgresServer) struct BatchWriterTests {
+@Suite(.postgresServer) struct BatchWriterTests {
     let repository = try! RepositoryName("team/app")
 
     func migratedDatabase() throws -> PostgresConnection {

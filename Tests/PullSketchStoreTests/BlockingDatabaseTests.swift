@@ -4,7 +4,7 @@ import PullSketchTestSupport
 import Synchronization
 import Testing
 
-@Suite(.testThreads, .postgresServer) struct BlockingDatabaseTests {
+@Suite(.postgresServer) struct BlockingDatabaseTests {
     @Test func aStatementWaitsForAnIdleConnectionOnlySoLong() async throws {
         let url = try PostgresServer.current!.makeDatabase()
         let database = try BlockingDatabase(url, connections: 1, statementTimeout: .seconds(60), acquireTimeout: .milliseconds(200))

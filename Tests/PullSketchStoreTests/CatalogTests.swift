@@ -5,7 +5,7 @@ import PullSketchTestSupport
 import Testing
 
 /// Catalog changes from several nodes arrive in any order; the catalog orders them by event time.
-@Suite(.testThreads, .postgresServer) struct CatalogTests {
+@Suite(.postgresServer) struct CatalogTests {
     let repository = try! RepositoryName("team/app")
     let tag = try! TagName("v1")
     let first = try! Digest("sha256:" + String(repeating: "a", count: 64))

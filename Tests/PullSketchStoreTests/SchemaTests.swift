@@ -4,7 +4,7 @@ import PullSketchTestSupport
 import Synchronization
 import Testing
 
-@Suite(.testThreads, .postgresServer) struct SchemaTests {
+@Suite(.postgresServer) struct SchemaTests {
     @Test func migrateCreatesTheSchemaOnceAndIsIdempotent() throws {
         let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
         #expect(try Schema.migrate(connection) == Schema.migrations.map(\.version))

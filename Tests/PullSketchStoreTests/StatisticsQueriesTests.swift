@@ -4,7 +4,7 @@ import PullSketchStore
 import PullSketchTestSupport
 import Testing
 
-@Suite(.testThreads, .postgresServer) struct StatisticsQueriesTests {
+@Suite(.postgresServer) struct StatisticsQueriesTests {
     let repository = try! RepositoryName("team/app")
     let day: Int64 = 86_400_000
     let now = Timestamp(millisecondsSinceEpoch: 1_800_000_000_000)

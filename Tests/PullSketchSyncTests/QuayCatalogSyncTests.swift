@@ -8,7 +8,7 @@ import Testing
 
 /// `QuayCatalogSync` against Quay's tables (the columns it reads, as Quay's migrations create
 /// them) with a tag history: retargets, deletions, a future expiry, a hidden tag.
-@Suite(.testThreads, .postgresServer) struct QuayCatalogSyncTests {
+@Suite(.postgresServer) struct QuayCatalogSyncTests {
     static let day: Int64 = 86_400_000
     static let now = Timestamp.now().millisecondsSinceEpoch
 

@@ -3,14 +3,13 @@ import Hummingbird
 import HTTPTypes
 import HummingbirdTesting
 @testable import PullSketchSync
-import PullSketchTestSupport
 import Testing
 
 /// The registry client's bearer token flow, against a stand-in registry and token service: a real
 /// token service needs signing keys and a server this machine does not have, so this small fake
 /// answers the way distribution's token authentication does (a 401 with a `Bearer` challenge, a
 /// token for basic credentials at the realm).
-@Suite(.testThreads) struct RegistryClientTests {
+@Suite struct RegistryClientTests {
     static let token = "t0k3n-for-sync"
 
     static func registry() -> Application<RouterResponder<BasicRequestContext>> {
