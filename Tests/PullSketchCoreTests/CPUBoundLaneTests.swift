@@ -1,3 +1,4 @@
+import Foundation
 import PullSketchTestSupport
 import Synchronization
 import Testing
@@ -9,16 +10,18 @@ import Testing
     }
 
     @Test func busyTestsOnTheLaneLeaveTheCooperativePoolFree() async {
-        // Two tasks each start a task on the cooperative pool and keep their core busy until it
-        // has run: on that pool (two threads here) they would hold both threads to their deadline.
+        // Two tasks each start a task on the cooperative pool and stay runnable (yielding the core)
+        // until it has run: on that pool (two threads here) they would hold both threads to their
+        // deadline. The deadline is long because the whole suite can queue the pool's work for a
+        // minute; it only ends a failing run.
         final class Flag: Sendable { let raised = Atomic(false) }
         let flag = Flag()
         let sawIt = await withTaskGroup(of: Bool.self) { group in
             for _ in 0..<2 {
                 group.addTask {
                     Task.detached { flag.raised.store(true, ordering: .releasing) }
-                    let deadline = ContinuousClock.now + .seconds(30)
-                    while !flag.raised.load(ordering: .acquiring), ContinuousClock.now < deadline {}
+                    let deadline = ContinuousClock.now + .seconds(300)
+                    while !flag.raised.load(ordering: .acquiring), ContinuousClock.now < deadline { sched_yield() }
                     return flag.raised.load(ordering: .acquiring)
                 }
             }
