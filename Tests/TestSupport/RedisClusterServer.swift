@@ -106,8 +106,9 @@ public final class RedisClusterServer: @unchecked Sendable {
     }
 
     /// Waits (up to 90 s) until every running node says the cluster is ok and `condition` holds.
-    /// A failover takes a few seconds alone; with the whole suite running on two cores it once
-    /// took more than 30, so the bound only ends a wait that will not succeed.
+    /// Alone a start or a failover takes a few seconds; with the whole suite running on two cores
+    /// one of these waits (which one was not recorded) once took more than 30, so the bound only
+    /// ends a wait that will not succeed.
     private func waitUntilServing(_ condition: ([Master]) -> Bool) throws {
         let deadline = Date().addingTimeInterval(90)
         while Date() < deadline {
