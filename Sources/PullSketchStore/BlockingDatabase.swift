@@ -6,15 +6,17 @@ import Synchronization
 /// PostgreSQL for async code: a few blocking libpq connections, each owned by an actor on its own
 /// `BlockingExecutor`, so no event-loop or cooperative thread ever waits on the database.
 ///
-/// A statement goes to an idle connection; when none is idle it waits for one, at most
+/// A statement goes to an idle connection; when none is idle it joins a waiting line, at most
 /// `acquireTimeout`, then fails with `DatabaseUnavailable.busy` — one slow query never holds up the
-/// others queued behind it. Every statement runs under the session's `statement_timeout`, so a
-/// query the database cannot finish in time is cancelled (SQLSTATE 57014) instead of holding its
+/// others queued behind it. A connection that finishes a statement takes the next one from the line
+/// itself, on its own thread: a busy cooperative pool delays only the delivery of results, never
+/// the next statement. Every statement runs under the session's `statement_timeout`, so a query
+/// the database cannot finish in time is cancelled (SQLSTATE 57014) instead of holding its
 /// connection. A body that met a broken connection (the database restarted) runs once more on the
 /// reconnected connection before its error reaches the caller.
 public final class BlockingDatabase: Sendable {
     private let lanes: [Lane]
-    private let idle: IdleLanes
+    private let line: WaitingLine
     private let acquireTimeout: Duration
 
     /// Opens `connections` connections with `connectionString`; every statement may run for at most
@@ -26,43 +28,87 @@ public final class BlockingDatabase: Sendable {
     ) throws {
         let milliseconds = statementTimeout.components.seconds * 1_000 + statementTimeout.components.attoseconds / 1_000_000_000_000_000
         let settings = settings.merging(["statement_timeout": String(max(1, milliseconds))]) { $1 }
-        lanes = try (0..<max(1, connections)).map { index in
+        let count = max(1, connections)
+        let line = WaitingLine(lanes: count)
+        lanes = try (0..<count).map { index in
             try Lane(
                 connection: PostgresConnection(connectionString, settings: settings),
-                label: "pullsketch.database.\(index)"
+                index: index, line: line, label: "pullsketch.database.\(index)"
             )
         }
-        idle = IdleLanes(count: lanes.count)
+        self.line = line
         self.acquireTimeout = acquireTimeout
     }
 
     /// Runs `body` with an idle connection, on that connection's executor; once more if the
     /// connection turned out to be broken.
     public func run<Value: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> Value) async throws -> Value {
-        let index = try await idle.acquire(timeout: acquireTimeout)
-        defer { idle.release(index) }
-        do {
-            return try await lanes[index].run(body)
-        } catch let error as PostgresError where error.kind == .connection {
-            return try await lanes[index].run(body)
+        let id = line.nextID()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let statement = Statement(
+                    id: id,
+                    run: { connection in
+                        continuation.resume(
+                            with: Result {
+                                do {
+                                    return try body(connection)
+                                } catch let error as PostgresError where error.kind == .connection {
+                                    return try body(connection)
+                                }
+                            })
+                    },
+                    fail: { continuation.resume(throwing: $0) }
+                )
+                if let index = line.submit(statement) {
+                    let lane = lanes[index]
+                    // Straight onto the connection's thread, without waiting for a cooperative one.
+                    Task.immediate { await lane.serve(statement) }
+                } else {
+                    // A Dispatch timer, not a task: it fires on time however busy the task pool is.
+                    let components = acquireTimeout.components
+                    let nanoseconds = Int(components.seconds) * 1_000_000_000 + Int(components.attoseconds / 1_000_000_000)
+                    DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [line] in
+                        line.withdraw(id)?.fail(DatabaseUnavailable.busy)
+                    }
+                }
+            }
+        } onCancel: {
+            line.withdraw(id)?.fail(CancellationError())
         }
     }
 
     /// One connection, reachable only through the actor that owns it.
     private actor Lane {
         private let connection: PostgresConnection
+        private let index: Int
+        private let line: WaitingLine
         private nonisolated let executor: BlockingExecutor
         nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
-        init(connection: PostgresConnection, label: String) {
+        init(connection: PostgresConnection, index: Int, line: WaitingLine, label: String) {
             self.connection = connection
+            self.index = index
+            self.line = line
             executor = BlockingExecutor(label: label)
         }
 
-        func run<Value: Sendable>(_ body: @Sendable (PostgresConnection) throws -> Value) throws -> Value {
-            try body(connection)
+        /// Runs `first`, then every statement that waits for a connection, until none is left.
+        func serve(_ first: Statement) {
+            var next: Statement? = first
+            while let statement = next {
+                statement.run(connection)
+                next = line.next(for: index)
+            }
         }
     }
+}
+
+/// A caller's body bound to its continuation: run it with a connection, or fail it unrun.
+private struct Statement: Sendable {
+    let id: UInt64
+    let run: @Sendable (PostgresConnection) -> Void
+    let fail: @Sendable (any Error) -> Void
 }
 
 /// Why the database did not answer a read; the node turns it into a 503 with `Retry-After`.
@@ -96,61 +142,52 @@ public enum DatabaseUnavailable: Error, Hashable, Sendable, CustomStringConverti
     }
 }
 
-/// The indices of idle connections, and the callers waiting for one in arrival order.
-private final class IdleLanes: Sendable {
+/// The indices of idle connections, and the statements waiting for one in arrival order.
+private final class WaitingLine: Sendable {
     private struct State {
         var idle: [Int]
-        var waiters: [(id: UInt64, continuation: CheckedContinuation<Int, any Error>)] = []
-        var nextID: UInt64 = 0
+        var waiting: [Statement] = []
+        var lastID: UInt64 = 0
     }
 
     private let state: Mutex<State>
 
-    init(count: Int) {
-        state = Mutex(State(idle: Array(0..<count)))
+    init(lanes: Int) {
+        state = Mutex(State(idle: Array(0..<lanes)))
     }
 
-    func acquire(timeout: Duration) async throws -> Int {
-        if let index = state.withLock({ $0.idle.popLast() }) { return index }
-        let id = state.withLock { state in
-            state.nextID += 1
-            return state.nextID
-        }
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                let ready = state.withLock { state -> Int? in
-                    if let index = state.idle.popLast() { return index }
-                    state.waiters.append((id, continuation))
-                    return nil
-                }
-                if let ready { return continuation.resume(returning: ready) }
-                // A Dispatch timer, not a task: it fires on time however busy the task pool is.
-                let components = timeout.components
-                let nanoseconds = Int(components.seconds) * 1_000_000_000 + Int(components.attoseconds / 1_000_000_000)
-                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
-                    removeWaiter(id)?.resume(throwing: DatabaseUnavailable.busy)
-                }
-            }
-        } onCancel: {
-            removeWaiter(id)?.resume(throwing: CancellationError())
-        }
-    }
-
-    func release(_ index: Int) {
-        let waiter = state.withLock { state in
-            guard !state.waiters.isEmpty else {
-                state.idle.append(index)
-                return nil as CheckedContinuation<Int, any Error>?
-            }
-            return state.waiters.removeFirst().continuation
-        }
-        waiter?.resume(returning: index)
-    }
-
-    private func removeWaiter(_ id: UInt64) -> CheckedContinuation<Int, any Error>? {
+    func nextID() -> UInt64 {
         state.withLock { state in
-            guard let position = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-            return state.waiters.remove(at: position).continuation
+            state.lastID += 1
+            return state.lastID
+        }
+    }
+
+    /// The idle connection that runs `statement` now, or nil once it waits in line.
+    func submit(_ statement: Statement) -> Int? {
+        state.withLock { state in
+            if let index = state.idle.popLast() { return index }
+            state.waiting.append(statement)
+            return nil
+        }
+    }
+
+    /// The statement that connection `index` runs next, or nil once the connection is idle.
+    func next(for index: Int) -> Statement? {
+        state.withLock { state in
+            guard !state.waiting.isEmpty else {
+                state.idle.append(index)
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+    }
+
+    /// Takes statement `id` out of the line, if it still waits there.
+    func withdraw(_ id: UInt64) -> Statement? {
+        state.withLock { state in
+            guard let position = state.waiting.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.waiting.remove(at: position)
         }
     }
 }

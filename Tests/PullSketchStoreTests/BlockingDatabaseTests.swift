@@ -1,3 +1,4 @@
+import Foundation
 import PullSketchPostgres
 import PullSketchStore
 import PullSketchTestSupport
@@ -8,14 +9,14 @@ import Testing
     @Test func aStatementWaitsForAnIdleConnectionOnlySoLong() async throws {
         let url = try PostgresServer.current!.makeDatabase()
         let database = try BlockingDatabase(url, connections: 1, statementTimeout: .seconds(60), acquireTimeout: .milliseconds(200))
-        let started = Flag()
+        let started = Counter()
         let slow = Task {
             try await database.run {
-                started.set()
+                started.add()
                 _ = try $0.query("SELECT pg_sleep(60)")
             }
         }
-        while !started.isSet { try await Task.sleep(for: .milliseconds(10)) }  // the one connection is taken
+        while started.count == 0 { try await Task.sleep(for: .milliseconds(10)) }  // the one connection is taken
         await #expect(throws: DatabaseUnavailable.busy) { try await database.run { try $0.query("SELECT 1") } }
         let cancel = "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(60)'"
         try await onOwnThread { _ = try PostgresConnection(url).query(cancel) }
@@ -29,12 +30,42 @@ import Testing
         #expect(error.map { DatabaseUnavailable($0) } == .timedOut, "cancelled by statement_timeout: \(String(describing: error))")
         #expect(try await database.run { try $0.query("SELECT 1").rows } == [["1"]])
     }
+
+    /// A connection that finished a statement hands itself to the next one in line on its own
+    /// thread: were it to wait for a cooperative thread, a busy pool would leave the line waiting
+    /// past `acquireTimeout` (reads answered 503 on a node whose pool was busy).
+    @Test func statementsInLineRunWhileEveryCooperativeThreadIsBusy() async throws {
+        let database = try BlockingDatabase(try PostgresServer.current!.makeDatabase(), connections: 1, acquireTimeout: .seconds(5))
+        let submitted = Counter()
+        let ran = Counter()
+        let reads = (0..<4).map { _ in
+            Task {
+                submitted.add()  // nothing suspends between here and the statement joining the line
+                try await database.run { connection in
+                    _ = try connection.query("SELECT pg_sleep(0.2)")
+                    ran.add()
+                }
+            }
+        }
+        while submitted.count < reads.count { try await Task.sleep(for: .milliseconds(10)) }
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<ProcessInfo.processInfo.activeProcessorCount {
+                group.addTask {
+                    // Runnable, so the thread stays taken, yet yielding the core to the connection.
+                    let deadline = ContinuousClock.now + .seconds(15)
+                    while ran.count < reads.count && ContinuousClock.now < deadline { sched_yield() }
+                }
+            }
+        }
+        for read in reads { try await read.value }
+        #expect(ran.count == reads.count)
+    }
 }
 
-/// Set once, read from any task.
-private final class Flag: Sendable {
-    private let value = Atomic<Bool>(false)
+/// Counted from any thread.
+private final class Counter: Sendable {
+    private let value = Atomic<Int>(0)
 
-    func set() { value.store(true, ordering: .releasing) }
-    var isSet: Bool { value.load(ordering: .acquiring) }
+    func add() { value.add(1, ordering: .releasing) }
+    var count: Int { value.load(ordering: .acquiring) }
 }
