@@ -18,6 +18,10 @@ public final class BlockingDatabase: Sendable {
     private let lanes: [Lane]
     private let line: WaitingLine
     private let acquireTimeout: Duration
+    /// Where waits for a connection end: a serial queue, so a thread of its own. Not a sleeping task,
+    /// nor `DispatchQueue.global()`: on Linux both wait for a thread of the cooperative pool, and
+    /// while busy tasks hold it a waiter sat past its limit (5 s for a 100 ms timer, measured).
+    private static let timers = DispatchQueue(label: "pullsketch.database.timeouts")
 
     /// Opens `connections` connections with `connectionString`; every statement may run for at most
     /// `statementTimeout`, and a statement waits at most `acquireTimeout` for an idle connection.
@@ -65,10 +69,9 @@ public final class BlockingDatabase: Sendable {
                     // Straight onto the connection's thread, without waiting for a cooperative one.
                     Task.immediate { await lane.serve(statement) }
                 } else {
-                    // A Dispatch timer, not a task: it fires on time however busy the task pool is.
                     let components = acquireTimeout.components
                     let nanoseconds = Int(components.seconds) * 1_000_000_000 + Int(components.attoseconds / 1_000_000_000)
-                    DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [line] in
+                    Self.timers.asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [line] in
                         line.withdraw(id)?.fail(DatabaseUnavailable.busy)
                     }
                 }

@@ -31,6 +31,42 @@ import Testing
         #expect(try await database.run { try $0.query("SELECT 1").rows } == [["1"]])
     }
 
+    /// The wait for a connection ends at its limit while busy tasks hold every cooperative thread:
+    /// a timer on `DispatchQueue.global()` waited for those threads too (on Linux they are one pool).
+    @Test func aWaitForAConnectionEndsOnTimeWhileEveryCooperativeThreadIsBusy() async throws {
+        let url = try PostgresServer.current!.makeDatabase()
+        let database = try BlockingDatabase(url, connections: 1, statementTimeout: .seconds(60), acquireTimeout: .milliseconds(200))
+        let started = Counter()
+        let slow = Task {
+            try await database.run {
+                started.add()
+                _ = try $0.query("SELECT pg_sleep(60)")
+            }
+        }
+        while started.count == 0 { try await Task.sleep(for: .milliseconds(10)) }  // the one connection is taken
+        let answered = Counter()
+        // On a thread of its own, so that the answer reaches the waiting task without a cooperative one.
+        let waiting = Task(executorPreference: CPUBoundLane()) {
+            defer { answered.add() }
+            try await database.run { try $0.query("SELECT 1") }
+        }
+        let spinnersTimedOut = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<ProcessInfo.processInfo.activeProcessorCount {
+                group.addTask {
+                    let deadline = ContinuousClock.now + .seconds(20)
+                    while answered.count == 0 && ContinuousClock.now < deadline { sched_yield() }
+                    return answered.count == 0
+                }
+            }
+            return await group.reduce(false) { $0 || $1 }
+        }
+        #expect(!spinnersTimedOut, "no answer within 20 s while the cooperative threads were busy")
+        await #expect(throws: DatabaseUnavailable.busy) { try await waiting.value }
+        let cancel = "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(60)'"
+        try await onOwnThread { _ = try PostgresConnection(url).query(cancel) }
+        await #expect(throws: PostgresError.self) { try await slow.value }
+    }
+
     /// A connection that finished a statement hands itself to the next one in line on its own
     /// thread: were it to wait for a cooperative thread, a busy pool would leave the line waiting
     /// past `acquireTimeout` (reads answered 503 on a node whose pool was busy).

@@ -16,7 +16,8 @@ public final class CPUBoundLane: TaskExecutor, @unchecked Sendable {
     /// Guarded by `condition`.
     private var jobs: [UnownedJob] = []
 
-    private init() {
+    /// A lane of its own, for a test whose task must not wait for the cooperative pool.
+    public init() {
         let thread = Thread { [self] in work() }
         thread.stackSize = 1 << 22
         thread.start()
