@@ -65,6 +65,7 @@ struct BatchReader {
         let pulls = try hash(keys.tailPulls)
         let pulled = try hash(keys.tailLastPulled)
         let unnamed = try hash(keys.tailUnnamed)
+        let unnamedUses = try hash(keys.tailUnnamedUses)
         content.tailRepositories = try hash(keys.tailLastUsed).map { name, used in
             guard let repository = try? RepositoryName(name) else {
                 throw BatchStoreError(.malformed, "\(keys.tailLastUsed) has field '\(name)', not a repository")
@@ -74,7 +75,8 @@ struct BatchReader {
                 pulls: try pulls[name].map { try unsigned($0, keys.tailPulls, name) } ?? 0,
                 lastPulled: try pulled[name].map { try time($0, keys.tailLastPulled, name) } ?? .distantPast,
                 lastUsed: try time(used, keys.tailLastUsed, name),
-                unnamedPulls: try unnamed[name].map { try unsigned($0, keys.tailUnnamed, name) } ?? 0
+                unnamedPulls: try unnamed[name].map { try unsigned($0, keys.tailUnnamed, name) } ?? 0,
+                unnamedUses: try unnamedUses[name].map { try unsigned($0, keys.tailUnnamedUses, name) } ?? 0
             )
         }
         .sorted { $0.repository.value < $1.repository.value }

@@ -26,7 +26,7 @@ enum BatchScripts {
     /// The Lua names of a batch's keys, in `BatchKeys.all` order.
     private static let batchKeyNames = [
         "fetches", "checks", "pulls", "pulled", "used", "digest", "sketch", "usage", "tail", "tailpulls", "tailpulled", "tailused",
-        "tailunnamed", "names", "members",
+        "tailunnamed", "tailunnameduses", "names", "members",
     ]
     static let batchKeyCount = batchKeyNames.count
     /// The tail hash's place in KEYS, counting from 1.
@@ -35,14 +35,15 @@ enum BatchScripts {
     /// Applies one window part to the shard's live batch, at most once per (node, sequence), and
     /// only if the shard still has every part the node was told it applied.
     ///
-    /// KEYS: the 15 live batch keys (`BatchKeys.all`), fingerprint, ledger, ledger:touched,
+    /// KEYS: the 16 live batch keys (`BatchKeys.all`), fingerprint, ledger, ledger:touched,
     /// confirmed.
     /// ARGV: node, sequence, expected (the node's last acknowledged sequence on this shard),
     /// fingerprint, ledger memory (ms), #hot, #cells, #bits, #tails, tail mass, tail last pulled,
     /// tail last used, overflow (0/1), #names, unnamed pulls of overflowed repositories; then per
     /// hot entry field, fetches, checks, pulls, last pulled ("" for none), last used, digest time,
     /// digest (or ""); per cell index, count; per usage bit its index; per tail repository name,
-    /// pulls, last pulled ("" for none), last used, unnamed pulls; per tail name its field.
+    /// pulls, last pulled ("" for none), last used, unnamed pulls, unnamed uses; per tail name its
+    /// field.
     ///
     /// Returns {outcome, ledger sequence, confirmed sequence}: outcome 1 applied, 0 the ledger
     /// already had it, 2 rewound: the ledger is behind `expected` (Redis lost merges it had
@@ -127,7 +128,8 @@ enum BatchScripts {
           raise(tailpulled, ARGV[i], ARGV[i + 2])
           raise(tailused, ARGV[i], ARGV[i + 3])
           add(tailunnamed, ARGV[i], ARGV[i + 4])
-          i = i + 5
+          add(tailunnameduses, ARGV[i], ARGV[i + 5])
+          i = i + 6
         end
         for first = i, i + nameCount - 1, 4096 do
           redis.call('SADD', names, unpack(ARGV, first, math.min(first + 4095, i + nameCount - 1)))
@@ -146,7 +148,7 @@ enum BatchScripts {
     /// the reconciler's ledger, so that a Redis that lost its data never reuses a reconciled
     /// number; if `…:sealseq` changed since, nothing is done. Every key is declared, none built here,
     /// as a Redis Cluster requires.
-    /// KEYS: 15 live keys, the 15 keys of batch ARGV[2], sealed list, fingerprint, sealseq.
+    /// KEYS: 16 live keys, the 16 keys of batch ARGV[2], sealed list, fingerprint, sealseq.
     /// ARGV: sealseq as read, batch number, now (ms). Returns the batch number; 0, changing nothing,
     /// when the live batch is empty; -1, changing nothing, when sealseq moved.
     static let seal = """
@@ -198,7 +200,7 @@ enum BatchScripts {
         return 1
         """
 
-    /// Deletes sealed batch ARGV[1] and unlists it. KEYS: 15 batch keys, sealed list.
+    /// Deletes sealed batch ARGV[1] and unlists it. KEYS: 16 batch keys, sealed list.
     static let delete = """
         redis.call('DEL', unpack(KEYS, 1, \(batchKeyCount)))
         redis.call('LREM', KEYS[\(batchKeyCount + 1)], 0, ARGV[1])
@@ -208,7 +210,7 @@ enum BatchScripts {
     /// Discards everything of the shard PostgreSQL does not hold yet — the live batch and the
     /// listed sealed batches — and sets the ledger to what PostgreSQL holds, so that every node
     /// sends its parts after that again. Used after Redis went back to an older state.
-    /// KEYS: 15 live keys, fingerprint, ledger, ledger:touched, confirmed, sealed list, then 15 keys
+    /// KEYS: 16 live keys, fingerprint, ledger, ledger:touched, confirmed, sealed list, then 16 keys
     /// per listed sealed batch.
     /// ARGV: number of sealed batches, their numbers, then node id and sequence pairs.
     static let rewind = """

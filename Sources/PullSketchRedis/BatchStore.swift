@@ -267,7 +267,7 @@ public final class BatchStore {
             part.tailRepositoriesOverflowed ? "1" : "0", String(part.tailNames.count), String(part.unnamedPullsOfOverflow),
         ]
         arguments.reserveCapacity(
-            arguments.count + part.hotEntries.count * 8 + part.sketchCells.count * 2 + part.usageBits.count + part.tailRepositories.count * 5
+            arguments.count + part.hotEntries.count * 8 + part.sketchCells.count * 2 + part.usageBits.count + part.tailRepositories.count * 6
                 + part.tailNames.count
         )
         for entry in part.hotEntries {
@@ -284,7 +284,7 @@ public final class BatchStore {
         for tail in part.tailRepositories {
             arguments += [
                 tail.repository.value, String(tail.pulls), Self.milliseconds(tail.lastPulled), Self.milliseconds(tail.lastUsed),
-                String(tail.unnamedPulls),
+                String(tail.unnamedPulls), String(tail.unnamedUses),
             ]
         }
         arguments += part.tailNames.map(ShardLayout.field)

@@ -9,9 +9,10 @@ import PullSketchCore
 ///   big-endian, as BITFIELD writes them); `…:live:usage` (the usage filter's bits, as SETBIT
 ///   writes them); `…:live:tail` (hash: `mass`, `pulled`, `used`, `overflow`, and after sealing
 ///   `fingerprint` and `sealed`, the seal time in ms); `…:live:tailpulls`, `…:live:tailpulled`,
-///   `…:live:tailused`, `…:live:tailunnamed` (hashes keyed by repository; `tailunnamed` holds the
-///   tail pulls of keys without a name, `tail`'s field `unnamed` those of repositories lost to an
-///   overflow); `…:live:names` (set of the tail keys' fields, as the hot hashes key them);
+///   `…:live:tailused`, `…:live:tailunnamed`, `…:live:tailunnameduses` (hashes keyed by
+///   repository; `tailunnamed` holds the tail pulls of keys without a name, `tail`'s field
+///   `unnamed` those of repositories lost to an overflow, `tailunnameduses` the uses of keys
+///   without a name); `…:live:names` (set of the tail keys' fields, as the hot hashes key them);
 ///   `…:live:members` (node id → `<first> <last>`, the window sequences of that node merged into
 ///   the batch);
 /// - sealed batch n: the same names with `batch:<n>` instead of `live`, listed in `…:sealed`;
@@ -65,7 +66,7 @@ public struct ShardLayout: Hashable, Sendable {
 struct BatchKeys: Hashable, Sendable {
     let fetches, checks, pulls, lastPulled, lastUsed, digest: String
     let sketch, usage: String
-    let tail, tailPulls, tailLastPulled, tailLastUsed, tailUnnamed, names: String
+    let tail, tailPulls, tailLastPulled, tailLastUsed, tailUnnamed, tailUnnamedUses, names: String
     let members: String
 
     init(prefix: String) {
@@ -82,6 +83,7 @@ struct BatchKeys: Hashable, Sendable {
         tailLastPulled = "\(prefix):tailpulled"
         tailLastUsed = "\(prefix):tailused"
         tailUnnamed = "\(prefix):tailunnamed"
+        tailUnnamedUses = "\(prefix):tailunnameduses"
         names = "\(prefix):names"
         members = "\(prefix):members"
     }
@@ -93,6 +95,9 @@ struct BatchKeys: Hashable, Sendable {
 
     /// Every key, in the order the scripts name them (`BatchScripts.batchKeyNames`).
     var all: [String] {
-        [fetches, checks, pulls, lastPulled, lastUsed, digest, sketch, usage, tail, tailPulls, tailLastPulled, tailLastUsed, tailUnnamed, names, members]
+        [
+            fetches, checks, pulls, lastPulled, lastUsed, digest, sketch, usage, tail, tailPulls, tailLastPulled, tailLastUsed, tailUnnamed,
+            tailUnnamedUses, names, members,
+        ]
     }
 }

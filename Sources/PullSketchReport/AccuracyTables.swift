@@ -86,17 +86,28 @@ struct StoredTable {
             rows += 1
         }
         guard let estimator = try TailEstimator(batch, parameters: parameters, shardCount: shardCount) else { return rows }
+        // The keys the batch names, then the catalog's keys of the repositories it could not name
+        // every tail key of; each once.
+        var estimated = Set<Int>()
+        func estimate(slot: Int, key: Int, repository: String) {
+            guard estimated.insert(key << 1 | slot).inserted,
+                let estimate = estimator.estimate(catalog.hashes[slot][key], repository: repository)
+            else { return }
+            count[slot][key] += estimate.pulls
+            error[slot][key] += estimate.error
+            times.raise(slot, key, pulled: estimate.lastPulled, used: estimate.lastUsed)
+            rows += 1
+        }
+        for name in batch.tailNames {
+            guard let key = keys.index(name) else { continue }
+            estimate(slot: name.kind.slot, key: key, repository: name.repository.value)
+        }
         let byRepository = catalog.keysByShard[batch.shard]
-        let repositories = estimator.repositories.map { $0.compactMap(keys.repositoryIndex) } ?? Array(byRepository.indices)
+        let repositories = estimator.catalogRepositories.map { $0.compactMap(keys.repositoryIndex) } ?? Array(byRepository.indices)
         for repository in repositories {
             let name = keys.repositoryName(repository)
             for packed in byRepository[repository] {
-                let key = packed >> 1, slot = packed & 1
-                guard let estimate = estimator.estimate(catalog.hashes[slot][key], repository: name) else { continue }
-                count[slot][key] += estimate.pulls
-                error[slot][key] += estimate.error
-                times.raise(slot, key, pulled: estimate.lastPulled, used: estimate.lastUsed)
-                rows += 1
+                estimate(slot: packed & 1, key: packed >> 1, repository: name)
             }
         }
         return rows

@@ -234,27 +234,32 @@ public struct BatchWriter {
         }
     }
 
-    /// Estimates the keys the batch's tail covers (`TailEstimator`), those it names and those of the
-    /// catalog: adds their pulls with the error bound and raises their times as inexact, never
+    /// Estimates the keys the batch's tail covers (`TailEstimator`), those it names and the catalog's
+    /// keys of repositories whose tail keys it could not all name: adds their pulls with the error bound and raises their times as inexact, never
     /// earlier than the truth. A key used without pulls gets only its last-used time. The sketch
     /// counts pulls, not requests: fetches and checks keep what exact batches counted, and
     /// `counters_exact` says they are incomplete. Returns how many keys were estimated, and which
     /// when `keepingKeys` (for the projection).
     private func writeEstimates(_ batch: SealedBatch, keepingKeys: Bool) throws -> (count: Int, keys: [PullKey]) {
         guard let estimator = try TailEstimator(batch.content, parameters: batch.parameters, shardCount: shardCount) else { return (0, []) }
-        let filter = estimator.repositories == nil ? "true" : "r.name = ANY($1::text[])"
-        let parametersList = estimator.repositories.map { [PostgresArray.literal($0)] } ?? []
+        let filter = estimator.catalogRepositories == nil ? "true" : "r.name = ANY($1::text[])"
+        let parametersList = estimator.catalogRepositories.map { [PostgresArray.literal($0)] } ?? []
         var estimated = 0
         var estimatedKeys: [PullKey] = []
         for kind in KeyKind.allCases {
             let (table, column) = kind == .tag ? ("catalog_tags", "tag") : ("catalog_manifests", "digest")
-            let catalogKeys = try connection.query(
-                """
-                SELECT r.name AS repository, c.\(column) AS reference FROM \(table) c JOIN repositories r ON r.id = c.repository_id
-                WHERE c.deleted_at IS NULL AND \(filter)
-                """,
-                parametersList
-            ).namedRows.map { row in CatalogKey(repository: try row.decode("repository"), name: try row.decode("reference")) }
+            // Every tail key of a repository whose keys all fit the name tables is named: its other
+            // catalog keys were not used in the tail, and reading them would only add collisions.
+            let catalogKeys =
+                estimator.catalogRepositories?.isEmpty == true
+                ? []
+                : try connection.query(
+                    """
+                    SELECT r.name AS repository, c.\(column) AS reference FROM \(table) c JOIN repositories r ON r.id = c.repository_id
+                    WHERE c.deleted_at IS NULL AND \(filter)
+                    """,
+                    parametersList
+                ).namedRows.map { row in CatalogKey(repository: try row.decode("repository"), name: try row.decode("reference")) }
             // A named key was used in the batch, whatever the catalog says of it.
             let namedKeys = batch.content.tailNames.filter { $0.kind == kind }.map { CatalogKey(repository: $0.repository.value, name: $0.name) }
             var names: [String] = [], references: [String] = [], counts: [String] = [], errors: [String] = []

@@ -101,7 +101,8 @@ import Testing
     }
 
     /// The merge script and `ShardWindow.merge` (what the accuracy report runs in memory) are one
-    /// arithmetic: parts of three nodes, every request kind, hot and tail keys, out-of-order times.
+    /// arithmetic: parts of three nodes, every request kind, hot and tail keys, named and unnamed,
+    /// out-of-order times.
     @Test func aSealedBatchIsWhatShardWindowMergeMakesOfItsParts() throws {
         let server = try RedisServer()
         let store = try store(server, shards: 2)
@@ -110,7 +111,8 @@ import Testing
         var generator = SeededGenerator(seed: 5)
         for node in 0..<3 {
             let tracker = PullTracker(configuration: TrackerConfiguration(
-                isEnabled: true, hotCapacity: 40, stripeCount: 2, shardCount: 2, tailRepositoriesPerStripe: 3, sketch: parameters
+                isEnabled: true, hotCapacity: 40, stripeCount: 2, shardCount: 2, tailRepositoriesPerStripe: 3, tailNameCapacity: 60,
+                sketch: parameters
             ))
             for _ in 0..<600 {
                 let number = Int.random(in: 0..<120, using: &generator)
@@ -132,6 +134,7 @@ import Testing
         for batch in sealed {
             var content = batch.content, want = try #require(expected[batch.content.shard])
             #expect(content.tailMass > 0 && !content.hotEntries.isEmpty, "both hot and tail keys")
+            #expect(!content.tailNames.isEmpty && content.tailRepositories.contains { $0.unnamedUses > 0 }, "both named and unnamed tail keys")
             content.hotEntries.sort { $0.key.description < $1.key.description }
             want.hotEntries.sort { $0.key.description < $1.key.description }
             #expect(content == want, "shard \(batch.content.shard)")

@@ -8,8 +8,9 @@ public struct SketchParameters: Hashable, Sendable, CustomStringConvertible {
     /// the counting rule, a `UsageFilter` travels with it, and every key has a last-used time.
     /// Version 3: merges name the sequence the node last saw acknowledged, and batches record the
     /// node windows they hold. Version 4: windows name their tail keys and count the pulls of those
-    /// they could not name.
-    public static let currentFormatVersion: UInt32 = 4
+    /// they could not name. Version 5: windows count, per repository, the uses of tail keys they
+    /// could not name.
+    public static let currentFormatVersion: UInt32 = 5
 
     /// Counters per row, w. Default 16,384: ε ≈ 1.7·10⁻⁴.
     public var width: Int

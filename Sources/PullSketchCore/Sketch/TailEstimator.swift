@@ -1,6 +1,7 @@
-/// How a sealed shard batch estimates the catalog's keys: a key of the batch's shard whose
-/// repository had tail keys (every repository when the tail table overflowed) and that the usage
-/// filter may have seen gets
+/// How a sealed shard batch estimates keys: those it names, and the catalog's keys of the
+/// repositories whose tail keys it could not all name (`catalogRepositories`). A key of the batch's
+/// shard whose repository had tail keys (every repository when the tail table overflowed) and that
+/// the usage filter may have seen gets
 /// - pulls: its sketch estimate, capped by its repository's tail pulls (no key of a repository can
 ///   have more), with error ⌈ε·N⌉ when above zero (a zero estimate is exact: a count-min sketch
 ///   never undercounts);
@@ -11,8 +12,11 @@
 public struct TailEstimator: Sendable {
     /// ⌈ε·N⌉ for the batch's tail mass N.
     public let bound: UInt64
-    /// The repositories with tail keys; nil when the tail table overflowed (then: all).
-    public let repositories: [String]?
+    /// The repositories whose catalog keys the batch may have used in the tail without naming them:
+    /// those with unnamed tail uses; nil when the tail table overflowed (then: all). A catalog key
+    /// of any other repository was either named or not used in the tail.
+    public let catalogRepositories: [String]?
+    private let overflowed: Bool
     private let sketch: CountMinSketch
     private let usage: UsageFilter
     private let tails: [String: TailRepository]
@@ -42,7 +46,8 @@ public struct TailEstimator: Sendable {
             merged.absorb(second)
             return merged
         }
-        repositories = content.tailRepositoriesOverflowed ? nil : content.tailRepositories.map(\.repository.value)
+        overflowed = content.tailRepositoriesOverflowed
+        catalogRepositories = overflowed ? nil : content.tailRepositories.filter { $0.unnamedUses > 0 }.map(\.repository.value)
         fallbackLastPulled = content.tailLastPulled
         fallbackLastUsed = content.tailLastUsed
         shard = content.shard
@@ -55,7 +60,7 @@ public struct TailEstimator: Sendable {
     public func estimate(_ key: KeyHash, repository: String) -> Estimate? {
         guard key.shard(count: shardCount) == shard else { return nil }
         let tail = tails[repository]
-        guard tail != nil || repositories == nil, usage.contains(key) else { return nil }
+        guard tail != nil || overflowed, usage.contains(key) else { return nil }
         let pulls = min(UInt64(sketch.estimate(key)), tail?.pulls ?? .max)
         return Estimate(
             pulls: pulls,

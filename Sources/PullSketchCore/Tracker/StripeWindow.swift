@@ -34,7 +34,7 @@ struct StripeWindow {
     /// Counts a use of a key that is not in the hot table, with its pulls (none for a use that is
     /// not a pull), and names the key while the name table has room.
     mutating func addToTail(_ hash: KeyHash, key: borrowing PullKey, pulls: UInt64, lastPulled: Timestamp, lastUsed: Timestamp) {
-        let unnamedPulls = tailNames.insert(hash, key) ? 0 : pulls
+        let named = tailNames.insert(hash, key)
         var remaining = pulls
         while remaining > 0 {
             let step = UInt32(clamping: remaining)
@@ -46,7 +46,10 @@ struct StripeWindow {
         tailLastPulled = max(tailLastPulled, lastPulled)
         tailLastUsed = max(tailLastUsed, lastUsed)
         addRepository(
-            TailRepository(repository: key.repository, pulls: pulls, lastPulled: lastPulled, lastUsed: lastUsed, unnamedPulls: unnamedPulls)
+            TailRepository(
+                repository: key.repository, pulls: pulls, lastPulled: lastPulled, lastUsed: lastUsed, unnamedPulls: named ? 0 : pulls,
+                unnamedUses: named ? 0 : 1
+            )
         )
     }
 

@@ -37,6 +37,7 @@ extension TailRepository {
     mutating func absorb(_ other: TailRepository) {
         pulls &+= other.pulls
         unnamedPulls &+= other.unnamedPulls
+        unnamedUses &+= other.unnamedUses
         lastPulled = max(lastPulled, other.lastPulled)
         lastUsed = max(lastUsed, other.lastUsed)
     }

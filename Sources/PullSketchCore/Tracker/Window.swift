@@ -54,15 +54,21 @@ public struct TailRepository: Hashable, Sendable {
     /// Of `pulls`, those of keys whose names did not fit the window's name table: counted to their
     /// key only if the catalog knows it already.
     public var unnamedPulls: UInt64
+    /// Uses, pulls or not, of keys whose names did not fit: only then can a catalog key the window
+    /// does not name have been used in the tail, so only then does the reconciler estimate the
+    /// repository's catalog keys.
+    public var unnamedUses: UInt64
 
     public init(
-        repository: RepositoryName, pulls: UInt64 = 0, lastPulled: Timestamp = .distantPast, lastUsed: Timestamp, unnamedPulls: UInt64 = 0
+        repository: RepositoryName, pulls: UInt64 = 0, lastPulled: Timestamp = .distantPast, lastUsed: Timestamp, unnamedPulls: UInt64 = 0,
+        unnamedUses: UInt64 = 0
     ) {
         self.repository = repository
         self.pulls = pulls
         self.lastPulled = lastPulled
         self.lastUsed = lastUsed
         self.unnamedPulls = unnamedPulls
+        self.unnamedUses = unnamedUses
     }
 }
 
