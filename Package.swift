@@ -39,9 +39,10 @@ let package = Package(
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CCurrentCPU"),
         .target(
             name: "PullSketchCore",
-            dependencies: ["CXXHash"],
+            dependencies: ["CXXHash", "CCurrentCPU"],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -46,7 +46,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     /// - `FEATURE_IMAGE_PULL_STATS`: bool
     /// - `PULL_METRICS_REDIS` (falling back to `USER_EVENTS_REDIS`): `host`, `port`, `password`, `db`
     /// - `PULLSKETCH`: `counting_rule` (`resolutions` | `quay`), `hot_capacity`, `tail_names`, `stripes`,
-    ///   `shards`, `sketch_width`, `sketch_depth`, `merge_interval_ms`, `database_url`,
+    ///   `core_windows`, `shards`, `sketch_width`, `sketch_depth`, `merge_interval_ms`, `database_url`,
     ///   `reconcile_interval_ms`, `lease_ms`, `http_host`, `http_port`, `webhook_secret`,
     ///   `max_body_bytes`, `max_event_delay_ms`, `event_id_horizon_ms`, `statement_timeout_ms`,
     ///   `http_idle_timeout_ms`, `max_concurrent_requests`, `metrics_token`, `catalog_queue_capacity`, `forwarded_proto_header`,
@@ -114,6 +114,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             hotCapacity: try integer(environment, "PULLSKETCH_HOT_CAPACITY"),
             tailNames: try integer(environment, "PULLSKETCH_TAIL_NAMES"),
             stripes: try integer(environment, "PULLSKETCH_STRIPES"),
+            coreWindows: try integer(environment, "PULLSKETCH_CORE_WINDOWS"),
             shards: try integer(environment, "PULLSKETCH_SHARDS"),
             sketchWidth: try integer(environment, "PULLSKETCH_SKETCH_WIDTH"),
             sketchDepth: try integer(environment, "PULLSKETCH_SKETCH_DEPTH"),
@@ -161,6 +162,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         try set(\.tracker.hotCapacity, section.hotCapacity, key: key("hot_capacity"), valid: 0...16_777_216)
         try set(\.tracker.tailNameCapacity, section.tailNames, key: key("tail_names"), valid: 0...16_777_216)
         try set(\.tracker.stripeCount, section.stripes, key: key("stripes"), valid: 1...1_024)
+        try set(\.tracker.coreWindowCount, section.coreWindows, key: key("core_windows"), valid: 1...256)
         try set(\.tracker.shardCount, section.shards, key: key("shards"), valid: 1...1_024)
         layoutConfigured = layoutConfigured || section.shards != nil || section.stripes != nil
         try set(\.tracker.sketch.width, section.sketchWidth, key: key("sketch_width"), valid: 1...(1 << 26))
@@ -315,6 +317,7 @@ private struct PullSketchSection: Decodable {
     var hotCapacity: Int?
     var tailNames: Int?
     var stripes: Int?
+    var coreWindows: Int?
     var shards: Int?
     var sketchWidth: Int?
     var sketchDepth: Int?
@@ -346,6 +349,7 @@ private struct PullSketchSection: Decodable {
         case hotCapacity = "hot_capacity"
         case tailNames = "tail_names"
         case stripes
+        case coreWindows = "core_windows"
         case shards
         case sketchWidth = "sketch_width"
         case sketchDepth = "sketch_depth"

@@ -33,7 +33,9 @@ struct SizingCommand: ParsableCommand {
         let configured = try options.load().tracker
         let sketch = SketchParameters(epsilon: epsilon, delta: delta)
         let stripes = stripes ?? configured.stripeCount, hotCapacity = hotCapacity ?? configured.hotCapacity
-        let tracker = TrackerConfiguration(hotCapacity: hotCapacity, stripeCount: stripes, shardCount: 1, sketch: sketch)
+        let tracker = TrackerConfiguration(
+            hotCapacity: hotCapacity, stripeCount: stripes, coreWindowCount: configured.coreWindowCount, shardCount: 1, sketch: sketch
+        )
         print("""
             width w             \(sketch.width)
             depth d             \(sketch.depth)
@@ -41,7 +43,7 @@ struct SizingCommand: ParsableCommand {
             delta (e^-d)        \(sketch.delta)
             bound per 1M tail   \(sketch.errorBound(tailMass: 1_000_000)) pulls
             sketch bytes        \(sketch.byteCount)
-            window bytes (max)  \(tracker.windowByteBound) with \(stripes) stripes, \(hotCapacity) hot keys
+            window bytes (max)  \(tracker.windowByteBound) with \(stripes) stripes, \(hotCapacity) hot keys, \(tracker.coreWindowCount) core window(s)
             """)
     }
 }

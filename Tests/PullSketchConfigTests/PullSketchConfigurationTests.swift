@@ -32,6 +32,7 @@ import Testing
               tail_names: 4096
               shards: 2
               stripes: 4
+              core_windows: 2
               merge_interval_ms: 500
               database_url: postgresql://stats@db.internal/pullsketch
               reconcile_interval_ms: 2500
@@ -41,6 +42,7 @@ import Testing
         #expect(configuration.tracker.countingRule == .quayAuditLog)
         #expect(configuration.tracker.hotCapacity == 1_000 && configuration.tracker.tailNameCapacity == 4_096)
         #expect(configuration.tracker.shardCount == 2 && configuration.tracker.stripeCount == 4)
+        #expect(configuration.tracker.coreWindowCount == 2)
         #expect(configuration.redis == RedisEndpoint(host: "metrics.internal", port: 6390, password: "secret", database: 3))
         #expect(configuration.flusher.mergeInterval == .milliseconds(500))
         #expect(configuration.database == "postgresql://stats@db.internal/pullsketch")
@@ -163,6 +165,7 @@ import Testing
         ("PULL_METRICS_REDIS_DB", "one"),
         ("PULLSKETCH_MERGE_INTERVAL_MS", "5"),
         ("PULLSKETCH_HOT_CAPACITY", "-1"),
+        ("PULLSKETCH_CORE_WINDOWS", "0"),
         ("PULLSKETCH_RECONCILE_INTERVAL_MS", "10"),
         ("PULLSKETCH_LEASE_MS", "forever"),
         ("PULLSKETCH_RESP_PORT", "0"),

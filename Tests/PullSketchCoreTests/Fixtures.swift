@@ -16,6 +16,7 @@ enum Fixtures {
     static func enabled(
         hotCapacity: Int = 32_768,
         stripes: Int = 8,
+        coreWindows: Int = 1,
         shards: Int = 4,
         tailRepositoriesPerStripe: Int = 1_024,
         tailNames: Int = 32_768,
@@ -27,6 +28,7 @@ enum Fixtures {
             countingRule: rule,
             hotCapacity: hotCapacity,
             stripeCount: stripes,
+            coreWindowCount: coreWindows,
             shardCount: shards,
             tailRepositoriesPerStripe: tailRepositoriesPerStripe,
             tailNameCapacity: tailNames,

@@ -1,5 +1,6 @@
-import PullSketchCore
+@testable import PullSketchCore
 import PullSketchTestSupport
+import Foundation
 import Synchronization
 import Testing
 
@@ -39,6 +40,46 @@ import Testing
         #expect(window.shards.allSatisfy { $0.sketchCells.isEmpty })
         #expect(totals.exact == truth.counts)
         #expect(window.pulls == truth.pulls)
+    }
+
+    @Test func coreWindowsRecordedFromSeveralThreadsAreMergedIntoOneExactWindow() {
+        let tracker = PullTracker(configuration: Fixtures.enabled(coreWindows: 2))
+        let events = (0..<20_000).map { index in
+            let tag = "v\(index * 7_919 % 500)"
+            return index % 3 == 0 ? headByTag(tag, at: Int64(index)) : getByTag(tag, Fixtures.digest(UInt64(index % 40)), at: Int64(index))
+        }
+        // Half into each window, as threads on two CPUs would put them; then all once more from
+        // four threads, into the windows of the CPUs the scheduler runs them on.
+        for (index, event) in events.enumerated() { tracker.record(event, inCoreWindow: index % 2) }
+        DispatchQueue.concurrentPerform(iterations: 4) { thread in
+            for event in events[(thread * 5_000)..<((thread + 1) * 5_000)] { tracker.record(event) }
+        }
+        var truth = Truth()
+        for event in events + events { truth.record(event) }
+        let window = tracker.drain()
+        var totals = DrainedTotals(parameters: tracker.configuration.sketch)
+        totals.add(window)
+        #expect(window.tailMass == 0)
+        #expect(Set(window.hotEntries.map(\.key)).count == window.hotEntries.count, "one entry per key")
+        #expect(totals.exact == truth.counts)
+        #expect(tracker.memoryFootprint() <= tracker.configuration.windowByteBound)
+        #expect(tracker.configuration.windowByteBound == 2 * Fixtures.enabled().windowByteBound)
+    }
+
+    @Test func aKeyHotInOneCoreWindowAndInTheTailOfAnotherKeepsItsExactPartAndABoundedRest() throws {
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 1, stripes: 1, coreWindows: 2, shards: 1))
+        for time in 0..<3 { tracker.record(headByTag("a", at: Int64(time)), inCoreWindow: 0) }
+        tracker.record(headByTag("b", at: 10), inCoreWindow: 1)
+        for time in 20..<22 { tracker.record(headByTag("a", at: Int64(time)), inCoreWindow: 1) }
+        let window = tracker.drain()
+        let a = PullKey(repository, .tag(Fixtures.tag("a")))
+        let exact = try #require(window.hotEntries.first { $0.key == a })
+        #expect(exact.pulls == 3 && exact.lastPulled == Fixtures.time(2))
+        #expect(window.hotEntries.contains { $0.key == PullKey(repository, .tag(Fixtures.tag("b"))) })
+        #expect(window.tailMass == 2 && window.pulls == 3 + 1 + 2)
+        #expect(window.shards[0].tailNames.contains(a))
+        #expect(window.summedSketch.estimate(a.hash(seed: window.parameters.seed)) >= 2)
+        #expect(window.tailLastPulled == Fixtures.time(21))
     }
 
     @Test(arguments: CountingRule.allCases)

@@ -10,9 +10,13 @@ let getByTag = Workload(tags: 10_000, repositories: 100, length: 1 << 16, method
 let headByTag = Workload(tags: 10_000, repositories: 100, length: 1 << 16, method: .head, seed: 2)
 let mask = (1 << 16) - 1
 
-func warmTracker(_ workload: Workload) -> PullTracker {
-    let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true))
-    for event in workload.events { tracker.record(event) }
+func warmTracker(_ workload: Workload, coreWindows: Int = 1) -> PullTracker {
+    let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, coreWindowCount: coreWindows))
+    if coreWindows == 1 {
+        for event in workload.events { tracker.record(event) }
+    } else {
+        onTwoThreads { _ in for event in workload.events { tracker.record(event) } }
+    }
     return tracker
 }
 
@@ -67,6 +71,22 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    Benchmark("record GET by tag, 1 thread, 2 core windows", configuration: .init(scalingFactor: .mega)) { benchmark in
+        let tracker = warmTracker(getByTag, coreWindows: 2)
+        benchmark.startMeasurement()
+        for index in benchmark.scaledIterations { tracker.record(getByTag.events[index & mask]) }
+    }
+
+    Benchmark("record GET by tag, 2 threads, 2 core windows (time per event per thread)", configuration: .init(scalingFactor: .mega)) {
+        benchmark in
+        let tracker = warmTracker(getByTag, coreWindows: 2)
+        let count = benchmark.scaledIterations.count
+        benchmark.startMeasurement()
+        onTwoThreads { thread in
+            for index in 0..<count { tracker.record(getByTag.events[(index &+ thread &* 7_919) & mask]) }
+        }
+    }
+
     Benchmark("floor: 2 lock round trips + 2 record updates in a window-sized table, 1 thread", configuration: .init(scalingFactor: .mega)) {
         benchmark in
         let floor = HotPathFloor(getByTag)
@@ -80,6 +100,16 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.startMeasurement()
         onTwoThreads { thread in
             for index in 0..<count { floor.record(index &+ thread &* 7_919) }
+        }
+    }
+
+    Benchmark("floor: the same, 2 threads with a table each, nothing shared (time per event per thread)", configuration: .init(scalingFactor: .mega)) {
+        benchmark in
+        let floors = [HotPathFloor(getByTag), HotPathFloor(getByTag)]
+        let count = benchmark.scaledIterations.count
+        benchmark.startMeasurement()
+        onTwoThreads { thread in
+            for index in 0..<count { floors[thread].record(index &+ thread &* 7_919) }
         }
     }
 
@@ -111,6 +141,14 @@ let benchmarks: @Sendable () -> Void = {
 
     Benchmark("drain a window of 20,000 hot keys", configuration: .init(maxIterations: 200)) { benchmark in
         let tracker = warmTracker(getByTag)
+        benchmark.startMeasurement()
+        blackHole(tracker.drain())
+        benchmark.stopMeasurement()
+    }
+
+    Benchmark("drain a window of 20,000 hot keys recorded on 2 threads, 2 core windows", configuration: .init(maxIterations: 200)) {
+        benchmark in
+        let tracker = warmTracker(getByTag, coreWindows: 2)
         benchmark.startMeasurement()
         blackHole(tracker.drain())
         benchmark.stopMeasurement()

@@ -1,3 +1,4 @@
+import CCurrentCPU
 import Synchronization
 
 /// The per-process pull tracker a registry embeds (docs/tracker.md). `record` is the hot path: no I/O,
@@ -6,13 +7,14 @@ import Synchronization
 /// sends the window to Redis; a window that certainly never arrived goes back in with `restore`.
 public final class PullTracker: Sendable {
     public let configuration: TrackerConfiguration
+    /// The stripes of every core window, one window's after another's.
     private let stripes: [Stripe]
     /// The next window sequence; holding it also keeps drains and restores one at a time.
     private let nextSequence = Mutex<UInt64>(1)
 
     public init(configuration: TrackerConfiguration) {
         self.configuration = configuration
-        stripes = (0..<configuration.stripeCount).map { _ in Stripe(configuration) }
+        stripes = (0..<configuration.coreWindowCount * configuration.stripeCount).map { _ in Stripe(configuration) }
     }
 
     /// Counts one manifest request under the configured `CountingRule`: every key it resolves is
@@ -20,40 +22,61 @@ public final class PullTracker: Sendable {
     /// flag is off.
     public func record(_ event: borrowing PullEvent) {
         guard configuration.isEnabled else { return }
+        record(event, inCoreWindow: currentCoreWindow())
+    }
+
+    /// `record` into one core window.
+    func record(_ event: borrowing PullEvent, inCoreWindow window: Int) {
         let rule = configuration.countingRule
         let time = event.time
+        let firstStripe = window * configuration.stripeCount
         switch event.reference {
         case .tag(let tag):
             let counts = rule.effect(of: event.method, on: .tag, byTag: true)
-            add(PullKey(event.repository, .tag(tag)), counts, time, event.servedDigest, time)
+            add(PullKey(event.repository, .tag(tag)), counts, time, event.servedDigest, time, firstStripe)
             if let digest = event.servedDigest {
                 let served = rule.effect(of: event.method, on: .manifest, byTag: true)
-                add(PullKey(event.repository, .manifest(digest)), served, time, nil, time)
+                add(PullKey(event.repository, .manifest(digest)), served, time, nil, time, firstStripe)
             }
         case .digest(let digest):
             let counts = rule.effect(of: event.method, on: .manifest, byTag: false)
-            add(PullKey(event.repository, .manifest(digest)), counts, time, nil, time)
+            add(PullKey(event.repository, .manifest(digest)), counts, time, nil, time, firstStripe)
         }
     }
 
-    /// Swaps every stripe's window for an empty one and returns what they held, summed per shard.
+    /// The core window of the CPU the calling thread runs on (`sched_getcpu`, a read of the
+    /// thread's restartable-sequence area on current glibc); the first where that is not known.
+    @inline(__always)
+    private func currentCoreWindow() -> Int {
+        let count = configuration.coreWindowCount
+        guard count > 1 else { return 0 }
+        return Int(max(pullsketch_current_cpu(), 0)) % count
+    }
+
+    /// Swaps every stripe's window for an empty one and returns what they held, summed per shard;
+    /// core windows are merged as parts of two nodes are.
     public func drain() -> Window {
         nextSequence.withLock { sequence in
             defer { sequence += 1 }
             let shards = (0..<configuration.shardCount).map { shard in
-                drainShard(shard)
+                var part = drainShard(shard, coreWindow: 0)
+                for window in 1..<configuration.coreWindowCount {
+                    // Same configuration, same parameters.
+                    try! part.merge(drainShard(shard, coreWindow: window), parameters: configuration.sketch)
+                }
+                return part
             }
             return Window(sequence: sequence, parameters: configuration.sketch, shards: shards)
         }
     }
 
-    private func drainShard(_ shard: Int) -> ShardWindow {
+    private func drainShard(_ shard: Int, coreWindow: Int) -> ShardWindow {
         var part = ShardWindow(shard: shard)
         var sketch = CountMinSketch(parameters: configuration.sketch)
         var usage = UsageFilter(parameters: configuration.sketch)
         var tailRepositories: [RepositoryName: TailRepository] = [:]
         var names: [PullKey] = []
-        for stripe in stripes[stripeRange(ofShard: shard)] {
+        for stripe in stripes[stripeRange(ofShard: shard, coreWindow: coreWindow)] {
             var drained = StripeWindow(configuration)
             stripe.withLock { swap(&$0, &drained) }
             part.hotEntries += drained.hot.occupiedEntries
@@ -85,10 +108,10 @@ public final class PullTracker: Sendable {
         stripes.reduce(0) { total, stripe in total + stripe.withLock { $0.byteCount } }
     }
 
-    /// Folds a window that could not be delivered back in, as if its pulls were recorded now: exact
-    /// entries go back to the hot tables while there is room and to the sketch after that (named
-    /// while names fit), tail names go back with the tail, so every count is conserved and memory
-    /// stays within the configured bound. Refused, changing nothing,
+    /// Folds a window that could not be delivered back in, into the first core window, as if its
+    /// pulls were recorded now: exact entries go back to the hot tables while there is room and to
+    /// the sketch after that (named while names fit), tail names go back with the tail, so every
+    /// count is conserved and memory stays within the configured bound. Refused, changing nothing,
     /// when the window's sketch parameters, shards or cells do not fit this tracker.
     public func restore(_ window: Window) throws(SketchError) {
         guard window.parameters == configuration.sketch else {
@@ -114,7 +137,8 @@ public final class PullTracker: Sendable {
                         lastPulled: entry.lastPulled,
                         lastUsed: entry.lastUsed,
                         entry.currentDigest,
-                        entry.currentDigestAt
+                        entry.currentDigestAt,
+                        0
                     )
                 }
                 // A shard's tail belongs to that shard: fold it into the shard's first stripe.
@@ -143,15 +167,17 @@ public final class PullTracker: Sendable {
     }
 
     /// One request's effect on one key, at `time`: a pull raises last pulled, any use last used.
+    /// `firstStripe` is the first stripe of the core window recorded into.
     @inline(__always)
     private func add(
         _ key: borrowing PullKey,
         _ counts: KeyEffect,
         _ time: Timestamp,
         _ currentDigest: borrowing Digest?,
-        _ currentDigestAt: Timestamp
+        _ currentDigestAt: Timestamp,
+        _ firstStripe: Int
     ) {
-        add(key, counts, lastPulled: counts.pulls > 0 ? time : .distantPast, lastUsed: time, currentDigest, currentDigestAt)
+        add(key, counts, lastPulled: counts.pulls > 0 ? time : .distantPast, lastUsed: time, currentDigest, currentDigestAt, firstStripe)
     }
 
     @inline(__always)
@@ -161,11 +187,12 @@ public final class PullTracker: Sendable {
         lastPulled: Timestamp,
         lastUsed: Timestamp,
         _ currentDigest: borrowing Digest?,
-        _ currentDigestAt: Timestamp
+        _ currentDigestAt: Timestamp,
+        _ firstStripe: Int
     ) {
         let hash = key.hash(seed: configuration.sketch.seed)
         // The tracker owns its stripes for its whole life: borrow one without retaining it.
-        let stripe = Unmanaged.passUnretained(stripes[stripeIndex(hash)])
+        let stripe = Unmanaged.passUnretained(stripes[firstStripe + stripeIndex(hash)])
         stripe._withUnsafeGuaranteedRef { stripe in
             stripe.withLock { window in
                 let isHot = window.hot.add(
@@ -184,10 +211,11 @@ public final class PullTracker: Sendable {
         }
     }
 
-    /// The stripes of one shard.
-    private func stripeRange(ofShard shard: Int) -> Range<Int> {
+    /// The stripes of one shard in one core window.
+    private func stripeRange(ofShard shard: Int, coreWindow: Int = 0) -> Range<Int> {
         let perShard = configuration.stripeCount / configuration.shardCount
-        return shard * perShard..<(shard + 1) * perShard
+        let first = coreWindow * configuration.stripeCount + shard * perShard
+        return first..<first + perShard
     }
 
     /// The key's shard picks a group of stripes; other bits of the hash pick one within it.

@@ -11,6 +11,13 @@ public struct TrackerConfiguration: Hashable, Sendable {
     /// Lock stripes, a multiple of `shardCount`. Default 8. Each stripe owns `hotCapacity /
     /// stripeCount` (rounded up) hot keys and a full sketch, so sketch memory grows with it.
     public var stripeCount: Int
+    /// Windows recorded side by side, each with `stripeCount` stripes of its own, merged at drain:
+    /// a thread records into the window of the CPU it runs on (CPU number modulo this count), so
+    /// threads recording at once on different cores write different memory instead of moving the
+    /// same lines between them. Default 1. Memory grows with it, since each window has its full
+    /// hot capacity; a key hot in one window and in another's tail is merged as parts from two
+    /// nodes are (exact part plus bounded estimate).
+    public var coreWindowCount: Int
     /// Redis shards (`{ps:<shard>}`) the key space is split into; every node and the reconciler
     /// must use the same number. Default 4.
     public var shardCount: Int
@@ -29,17 +36,19 @@ public struct TrackerConfiguration: Hashable, Sendable {
         countingRule: CountingRule = .resolutions,
         hotCapacity: Int = 32_768,
         stripeCount: Int = 8,
+        coreWindowCount: Int = 1,
         shardCount: Int = 4,
         tailRepositoriesPerStripe: Int = 1_024,
         tailNameCapacity: Int = 32_768,
         sketch: SketchParameters = SketchParameters()
     ) {
-        precondition(hotCapacity >= 0 && stripeCount > 0 && tailRepositoriesPerStripe >= 0 && tailNameCapacity >= 0)
+        precondition(hotCapacity >= 0 && stripeCount > 0 && coreWindowCount > 0 && tailRepositoriesPerStripe >= 0 && tailNameCapacity >= 0)
         precondition(shardCount > 0 && stripeCount % shardCount == 0, "stripeCount must be a multiple of shardCount")
         self.isEnabled = isEnabled
         self.countingRule = countingRule
         self.hotCapacity = hotCapacity
         self.stripeCount = stripeCount
+        self.coreWindowCount = coreWindowCount
         self.shardCount = shardCount
         self.tailRepositoriesPerStripe = tailRepositoriesPerStripe
         self.tailNameCapacity = tailNameCapacity
@@ -52,8 +61,8 @@ public struct TrackerConfiguration: Hashable, Sendable {
     /// Tail names per stripe.
     public var tailNamesPerStripe: Int { (tailNameCapacity + stripeCount - 1) / stripeCount }
 
-    /// An upper bound on the bytes one window of the tracker can hold, names at their maximum
-    /// length included. The tracker holds one window; a drain briefly holds a second.
+    /// An upper bound on the bytes one window of the tracker (all its core windows) can hold, names
+    /// at their maximum length included. The tracker holds one window; a drain briefly holds a second.
     public var windowByteBound: Int {
         let heapString = 32  // a native String's heap header
         let hotKey = RepositoryName.maximumLength + Digest.maximumLength * 2 + 3 * heapString
@@ -62,6 +71,6 @@ public struct TrackerConfiguration: Hashable, Sendable {
         let tailRepository = MemoryLayout<TailRepository>.stride + RepositoryName.maximumLength + heapString
         let tailTable = 2 * tailRepositoriesPerStripe * (tailRepository + MemoryLayout<Int>.stride)
         let tailNames = 2 * tailNamesPerStripe * (TailNameTable.entryByteCount + hotKey)
-        return stripeCount * (hotTable + sketch.byteCount + UsageFilter.byteCount(sketch) + tailTable + tailNames)
+        return coreWindowCount * stripeCount * (hotTable + sketch.byteCount + UsageFilter.byteCount(sketch) + tailTable + tailNames)
     }
 }
