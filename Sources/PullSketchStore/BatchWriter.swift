@@ -234,12 +234,14 @@ public struct BatchWriter {
         }
     }
 
-    /// Estimates the keys the batch's tail covers (`TailEstimator`), those it names and the catalog's
-    /// keys of repositories whose tail keys it could not all name: adds their pulls with the error bound and raises their times as inexact, never
-    /// earlier than the truth. A key used without pulls gets only its last-used time. The sketch
-    /// counts pulls, not requests: fetches and checks keep what exact batches counted, and
-    /// `counters_exact` says they are incomplete. Returns how many keys were estimated, and which
-    /// when `keepingKeys` (for the projection).
+    /// Estimates the keys the batch's tail covers (`TailEstimator`), those it names and the
+    /// catalog's keys of repositories whose tail keys it could not all name: adds their pulls with
+    /// the error bound and raises their times as inexact, never earlier than the truth. A key used
+    /// without pulls gets only its last-used time. The sketch counts pulls, not requests: fetches
+    /// and checks keep what exact batches counted, and `counters_exact` says they are incomplete.
+    /// The catalog is read and the estimates written `estimateBatchSize` keys at a time, so memory
+    /// stays bounded however many keys a repository (or, on a tail-table overflow, the registry)
+    /// holds. Returns how many keys were estimated, and which when `keepingKeys` (for the projection).
     private func writeEstimates(_ batch: SealedBatch, keepingKeys: Bool) throws -> (count: Int, keys: [PullKey]) {
         guard let estimator = try TailEstimator(batch.content, parameters: batch.parameters, shardCount: shardCount) else { return (0, []) }
         let filter = estimator.catalogRepositories == nil ? "true" : "r.name = ANY($1::text[])"
@@ -248,59 +250,87 @@ public struct BatchWriter {
         var estimatedKeys: [PullKey] = []
         for kind in KeyKind.allCases {
             let (table, column) = kind == .tag ? ("catalog_tags", "tag") : ("catalog_manifests", "digest")
+            var pending = PendingEstimates()
+            func estimate(_ key: CatalogKey) throws {
+                let hash = KeyHash(kind: kind, repository: key.repository, reference: key.name, seed: estimator.seed)
+                guard let estimate = estimator.estimate(hash, repository: key.repository) else { return }
+                if keepingKeys, let key = try? PullKey(kind: kind, repository: key.repository, reference: key.name) { estimatedKeys.append(key) }
+                pending.append(key, estimate)
+                estimated += 1
+                if pending.count == Self.estimateBatchSize { try write(&pending, kind: kind) }
+            }
+            // A named key was used in the batch, whatever the catalog says of it; it is estimated
+            // once, with the named keys, not again when the catalog lists it.
+            let namedKeys = Set(batch.content.tailNames.filter { $0.kind == kind }.map { CatalogKey(repository: $0.repository.value, name: $0.name) })
             // Every tail key of a repository whose keys all fit the name tables is named: its other
             // catalog keys were not used in the tail, and reading them would only add collisions.
-            let catalogKeys =
-                estimator.catalogRepositories?.isEmpty == true
-                ? []
-                : try connection.query(
+            if estimator.catalogRepositories?.isEmpty != true {
+                try connection.forEachBatch(
                     """
                     SELECT r.name AS repository, c.\(column) AS reference FROM \(table) c JOIN repositories r ON r.id = c.repository_id
                     WHERE c.deleted_at IS NULL AND \(filter)
                     """,
-                    parametersList
-                ).namedRows.map { row in CatalogKey(repository: try row.decode("repository"), name: try row.decode("reference")) }
-            // A named key was used in the batch, whatever the catalog says of it.
-            let namedKeys = batch.content.tailNames.filter { $0.kind == kind }.map { CatalogKey(repository: $0.repository.value, name: $0.name) }
-            var names: [String] = [], references: [String] = [], counts: [String] = [], errors: [String] = []
-            var pulled: [String?] = [], used: [String] = []
-            for key in Set(catalogKeys).union(namedKeys).sorted() {
-                let hash = KeyHash(kind: kind, repository: key.repository, reference: key.name, seed: estimator.seed)
-                guard let estimate = estimator.estimate(hash, repository: key.repository) else { continue }
-                if keepingKeys, let key = try? PullKey(kind: kind, repository: key.repository, reference: key.name) { estimatedKeys.append(key) }
-                names.append(key.repository)
-                references.append(key.name)
-                counts.append(String(estimate.pulls))
-                errors.append(String(estimate.error))
-                pulled.append(estimate.lastPulled.map { String($0.millisecondsSinceEpoch) })
-                used.append(String(estimate.lastUsed.millisecondsSinceEpoch))
+                    parametersList, batchSize: Self.estimateBatchSize
+                ) { rows in
+                    for row in rows.namedRows {
+                        let key = CatalogKey(repository: try row.decode("repository"), name: try row.decode("reference"))
+                        if !namedKeys.contains(key) { try estimate(key) }
+                    }
+                }
             }
-            guard !names.isEmpty else { continue }
-            estimated += names.count
-            try connection.query(
-                """
-                INSERT INTO \(kind == .tag ? "tag_stats" : "manifest_stats") AS s (repository_id, \(column), pull_count,
-                    pull_count_error, last_pulled_at, last_pulled_exact, last_used_at, last_used_exact, counters_exact)
-                SELECT r.id, u.reference, u.estimate, u.error, to_timestamp(u.pulled_ms / 1000.0), u.pulled_ms IS NULL,
-                    to_timestamp(u.used_ms / 1000.0), false, false
-                FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
-                    AS u(repository, reference, estimate, error, pulled_ms, used_ms)
-                JOIN repositories r ON r.name = u.repository
-                ON CONFLICT (repository_id, \(column)) DO UPDATE SET
-                    pull_count = s.pull_count + EXCLUDED.pull_count,
-                    pull_count_error = s.pull_count_error + EXCLUDED.pull_count_error,
-                    \(Self.raise("last_pulled", exact: false)),
-                    \(Self.raise("last_used", exact: false)),
-                    counters_exact = false,
-                    updated_at = now()
-                """,
-                [
-                    PostgresArray.literal(names), PostgresArray.literal(references), PostgresArray.literal(counts),
-                    PostgresArray.literal(errors), PostgresArray.literal(pulled), PostgresArray.literal(used),
-                ]
-            )
+            for key in namedKeys.sorted() { try estimate(key) }
+            try write(&pending, kind: kind)
         }
         return (estimated, estimatedKeys)
+    }
+
+    /// Keys estimated at most at once: catalog rows fetched, and estimates written, per statement.
+    static let estimateBatchSize = 50_000
+
+    /// Estimates waiting to be written, as the arrays of one statement.
+    private struct PendingEstimates {
+        var names: [String] = [], references: [String] = [], counts: [String] = [], errors: [String] = []
+        var pulled: [String?] = [], used: [String] = []
+
+        var count: Int { names.count }
+
+        mutating func append(_ key: CatalogKey, _ estimate: TailEstimator.Estimate) {
+            names.append(key.repository)
+            references.append(key.name)
+            counts.append(String(estimate.pulls))
+            errors.append(String(estimate.error))
+            pulled.append(estimate.lastPulled.map { String($0.millisecondsSinceEpoch) })
+            used.append(String(estimate.lastUsed.millisecondsSinceEpoch))
+        }
+    }
+
+    /// Adds the pending estimates to their keys' statistics and empties `pending`.
+    private func write(_ pending: inout PendingEstimates, kind: KeyKind) throws {
+        guard pending.count > 0 else { return }
+        defer { pending = PendingEstimates() }
+        let column = kind == .tag ? "tag" : "digest"
+        try connection.query(
+            """
+            INSERT INTO \(kind == .tag ? "tag_stats" : "manifest_stats") AS s (repository_id, \(column), pull_count,
+                pull_count_error, last_pulled_at, last_pulled_exact, last_used_at, last_used_exact, counters_exact)
+            SELECT r.id, u.reference, u.estimate, u.error, to_timestamp(u.pulled_ms / 1000.0), u.pulled_ms IS NULL,
+                to_timestamp(u.used_ms / 1000.0), false, false
+            FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+                AS u(repository, reference, estimate, error, pulled_ms, used_ms)
+            JOIN repositories r ON r.name = u.repository
+            ON CONFLICT (repository_id, \(column)) DO UPDATE SET
+                pull_count = s.pull_count + EXCLUDED.pull_count,
+                pull_count_error = s.pull_count_error + EXCLUDED.pull_count_error,
+                \(Self.raise("last_pulled", exact: false)),
+                \(Self.raise("last_used", exact: false)),
+                counters_exact = false,
+                updated_at = now()
+            """,
+            [
+                PostgresArray.literal(pending.names), PostgresArray.literal(pending.references), PostgresArray.literal(pending.counts),
+                PostgresArray.literal(pending.errors), PostgresArray.literal(pending.pulled), PostgresArray.literal(pending.used),
+            ]
+        )
     }
 
     /// Registers the tail keys the batch names and the catalog lacks, so that later batches and

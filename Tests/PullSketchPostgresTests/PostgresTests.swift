@@ -51,6 +51,20 @@ import Testing
         #expect(try connection.query("SELECT k FROM t").rows == [["2"]])
     }
 
+    @Test func aLargeResultArrivesInBatchesOfAtMostTheGivenSize() throws {
+        let connection = try connect()
+        var batches: [[String?]] = []
+        try connection.transaction {
+            try connection.forEachBatch("SELECT n FROM generate_series(1, $1::int) AS n ORDER BY n", ["25"], batchSize: 10) { rows in
+                batches.append(rows.rows.map { $0[0] })
+            }
+            try connection.forEachBatch("SELECT 1 WHERE false", batchSize: 10) { _ in Issue.record("an empty result has no batch") }
+        }
+        #expect(batches.map(\.count) == [10, 10, 5])
+        #expect(batches.joined().map { $0.flatMap(Int.init) } == Array(1...25))
+        #expect { try connection.forEachBatch("SELECT 1", batchSize: 10) { _ in } } throws: { ($0 as? PostgresError)?.kind == .statement }
+    }
+
     @Test func arrayLiteralsCarryAnyTextThroughUnnest() throws {
         let connection = try connect()
         let values: [String?] = ["plain", "with,comma", "with \"quotes\"", "back\\slash", "{braces}", "", nil, "naïve ✓", "NULL"]

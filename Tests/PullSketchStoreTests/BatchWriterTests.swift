@@ -1,6 +1,6 @@
 import PullSketchCore
 import PullSketchPostgres
-import PullSketchStore
+@testable import PullSketchStore
 import PullSketchTestSupport
 import Testing
 
@@ -195,32 +195,36 @@ import Testing
     /// add collisions (and, under a flood over a large catalog, made the reconciler fall behind).
     /// Uses of keys whose names did not fit count whether or not they were pulls (a HEAD by tag pulls
     /// the tag and only uses its manifest), and then every catalog key of the repository is dated.
+    /// A batch of `events` all in the tail, with room for `tailNames` names. Eight cells: a few
+    /// tail keys set every bit of the usage filter, so it says "maybe" of every key of the catalog
+    /// and only the choice of repositories keeps them out.
+    func tailBatch(_ events: [PullEvent], tailNames: Int) -> SealedBatch {
+        let tracker = PullTracker(configuration: TrackerConfiguration(
+            isEnabled: true, hotCapacity: 0, stripeCount: 1, shardCount: 1, tailNameCapacity: tailNames, sketch: SketchParameters(width: 8, depth: 1)
+        ))
+        for event in events { tracker.record(event) }
+        let window = tracker.drain()
+        return SealedBatch(number: 1, parameters: window.parameters, content: window.shards[0])
+    }
+
+    /// A database whose catalog holds tags `v0`… of the repository.
+    func catalog(ofTags count: Int) throws -> PostgresConnection {
+        let connection = try migratedDatabase()
+        try connection.query("INSERT INTO repositories (name) VALUES ($1)", [repository.value])
+        try connection.query("INSERT INTO catalog_tags (repository_id, tag) SELECT r.id, 'v' || n FROM repositories r, generate_series(0, $1::int - 1) n", [String(count)])
+        return connection
+    }
+
     @Test func catalogKeysAreEstimatedOnlyForRepositoriesWhoseTailKeysWereNotAllNamed() throws {
-        // Eight cells: a few tail keys set every bit of the usage filter, so it says "maybe" of
-        // every key of the catalog and only the choice of repositories keeps them out.
-        func batch(_ events: [PullEvent], tailNames: Int) -> SealedBatch {
-            let tracker = PullTracker(configuration: TrackerConfiguration(
-                isEnabled: true, hotCapacity: 0, stripeCount: 1, shardCount: 1, tailNameCapacity: tailNames, sketch: SketchParameters(width: 8, depth: 1)
-            ))
-            for event in events { tracker.record(event) }
-            let window = tracker.drain()
-            return SealedBatch(number: 1, parameters: window.parameters, content: window.shards[0])
-        }
-        func catalogOf100Tags() throws -> PostgresConnection {
-            let connection = try migratedDatabase()
-            try connection.query("INSERT INTO repositories (name) VALUES ($1)", [repository.value])
-            try connection.query("INSERT INTO catalog_tags (repository_id, tag) SELECT r.id, 'v' || n FROM repositories r, generate_series(0, 99) n")
-            return connection
-        }
         let checks = (1...10).map { pull($0, .head, at: 1_800_000_000_000 + Int64($0)) }
-        let named = try catalogOf100Tags()
-        let allNamed = batch(checks, tailNames: 100)
+        let named = try catalog(ofTags: 100)
+        let allNamed = tailBatch(checks, tailNames: 100)
         #expect(allNamed.content.usageBits.count == 8 && allNamed.content.tailNames.count == 20)
         #expect(try BatchWriter(connection: named, shardCount: 1).write(allNamed) == .applied(exactKeys: 0, estimatedKeys: 20))
         #expect(try named.query("SELECT count(*) FROM tag_stats").rows == [["10"]], "the ten tags checked, no other")
 
-        let unnamed = try catalogOf100Tags()
-        let oneNamed = batch(checks, tailNames: 1)
+        let unnamed = try catalog(ofTags: 100)
+        let oneNamed = tailBatch(checks, tailNames: 1)
         #expect(oneNamed.content.tailNames.count == 1)
         #expect(oneNamed.content.tailRepositories.map(\.unnamedUses) == [19] && oneNamed.content.tailRepositories.map(\.unnamedPulls) == [9])
         try BatchWriter(connection: unnamed, shardCount: 1).write(oneNamed)
@@ -228,6 +232,22 @@ import Testing
             "SELECT count(*) FROM tag_stats WHERE last_used_at >= to_timestamp(1800000000.010) AND NOT last_used_exact"
         ).rows
         #expect(dated == [["100"]], "every catalog tag dated no earlier than the last check, as inexact")
+    }
+
+    @Test func aCatalogLargerThanOneEstimateBatchHasEveryKeyEstimatedOnce() throws {
+        let tags = 2 * BatchWriter.estimateBatchSize + 7
+        let connection = try catalog(ofTags: tags)
+        let batch = tailBatch((1...10).map { pull($0, .get, at: 1_800_000_000_000 + Int64($0)) }, tailNames: 4)
+        let named = batch.content.tailNames.filter { $0.kind == .tag }
+        #expect(named.count == 2 && named.allSatisfy { $0.name.hasPrefix("v") }, "named keys the catalog lists too")
+        let estimator = try #require(try TailEstimator(batch.content, parameters: batch.parameters, shardCount: 1))
+        let expected = (0..<tags).reduce(UInt64(0)) { total, tag in
+            let hash = KeyHash(kind: .tag, repository: repository.value, reference: "v\(tag)", seed: estimator.seed)
+            return total + (estimator.estimate(hash, repository: repository.value)?.pulls ?? 0)
+        }
+        try BatchWriter(connection: connection, shardCount: 1).write(batch)
+        let written = try connection.query("SELECT count(*), sum(pull_count) FROM tag_stats").rows
+        #expect(written == [[String(tags), String(expected)]], "every catalog tag once, each with its own estimate, none twice")
     }
 
     @Test func aRetargetedTagKeepsItsStatisticsWhenItsOldManifestIsDeleted() throws {
