@@ -239,9 +239,10 @@ public struct BatchWriter {
     /// the error bound and raises their times as inexact, never earlier than the truth. A key used
     /// without pulls gets only its last-used time. The sketch counts pulls, not requests: fetches
     /// and checks keep what exact batches counted, and `counters_exact` says they are incomplete.
-    /// The catalog is read and the estimates written `estimateBatchSize` keys at a time, so memory
-    /// stays bounded however many keys a repository (or, on a tail-table overflow, the registry)
-    /// holds. Returns how many keys were estimated, and which when `keepingKeys` (for the projection).
+    /// The catalog is read and the estimates written `estimateBatchSize` keys at a time, so the
+    /// catalog is never held whole, however many keys a repository (or, on a tail-table overflow,
+    /// the registry) holds. Returns how many keys were estimated, and which when `keepingKeys` (for
+    /// the projection, which then holds the estimated keys, not the catalog's).
     private func writeEstimates(_ batch: SealedBatch, keepingKeys: Bool) throws -> (count: Int, keys: [PullKey]) {
         guard let estimator = try TailEstimator(batch.content, parameters: batch.parameters, shardCount: shardCount) else { return (0, []) }
         let filter = estimator.catalogRepositories == nil ? "true" : "r.name = ANY($1::text[])"
