@@ -54,6 +54,15 @@ public final class RedisClusterServer: @unchecked Sendable {
         return master
     }
 
+    /// Waits (up to 10 s) until the replica of the master serving `slot` has every write the master
+    /// acknowledged (`WAIT`): replication is asynchronous, so a master killed before that takes
+    /// acknowledged writes with it.
+    public func waitUntilReplicated(slot: Int) throws {
+        let master = try master(of: slot)
+        let replicas = try cli(master.port, ["WAIT", "1", "10000"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let count = Int(replicas), count >= 1 else { throw ClusterError("the replica of slot \(slot) did not catch up within 10 s") }
+    }
+
     /// Kills the master serving `slot` (SIGKILL) and waits until its replica serves the slot.
     public func killMaster(of slot: Int) throws {
         let victim = try master(of: slot)
