@@ -66,7 +66,9 @@ actor EventClaims {
                 return !waiting.sending
             }
             if startSending {
-                Task { await self.sendWaitingClaims() }
+                // Immediate: its first step, the hop to this actor's executor, happens here, so
+                // sending never waits for a thread of the cooperative pool that busy requests hold.
+                Task.immediate { await self.sendWaitingClaims() }
             }
         }
     }

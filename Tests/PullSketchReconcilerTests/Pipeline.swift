@@ -53,24 +53,31 @@ final class Pipeline {
 
     /// `count` pulls by tag and by digest, GET and HEAD, over `tags` tags in each of 3 repositories,
     /// recorded by one node whose window is merged into Redis; by default the hot table holds every
-    /// key, so every count is exact.
-    func pull(_ count: Int, tags: Int = 200, hotCapacity: Int = 1 << 20) throws {
-        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, hotCapacity: hotCapacity, stripeCount: 2 * shards, shardCount: shards))
+    /// key (with room to spare in each stripe), so every count is exact.
+    func pull(_ count: Int, tags: Int = 200, hotCapacity: Int? = nil) throws {
+        // Sized to the keys, not generously: a table of a million slots made allocating and
+        // draining it most of these suites' CPU time in a debug build.
+        let keys = Self.repositories * tags * 2  // a tag and its manifest
+        let capacity = hotCapacity ?? 4 * keys
+        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, hotCapacity: capacity, stripeCount: 2 * shards, shardCount: shards))
         try record(count, into: tracker, tags: tags)
         try store.merge(tracker.drain(), node: UUID().uuidString)
     }
 
     /// Records `count` pulls (as `pull` makes them) into `tracker`, which a flusher merges.
     func record(_ count: Int, into tracker: PullTracker, tags: Int = 200) throws {
+        let repositories = try (0..<Self.repositories).map { try RepositoryName("team/app\($0)") }
+        let tagNames = try (0..<tags).map { try TagName("v\($0)") }
+        let digests = (0..<tags).map(Self.digest)
         for _ in 0..<count {
             clock += Int64.random(in: 0...3, using: &generator)
-            let repository = try RepositoryName("team/app\(Int.random(in: 0..<Self.repositories, using: &generator))")
+            let repository = repositories[Int.random(in: 0..<Self.repositories, using: &generator)]
             let tag = Int.random(in: 0..<tags, using: &generator)
-            let digest = Self.digest(tag)
+            let digest = digests[tag]
             let byDigest = Int.random(in: 0..<4, using: &generator) == 0
             let event = PullEvent(
                 repository: repository,
-                reference: byDigest ? .digest(digest) : .tag(try TagName("v\(tag)")),
+                reference: byDigest ? .digest(digest) : .tag(tagNames[tag]),
                 method: Bool.random(using: &generator) ? .get : .head,
                 servedDigest: digest,
                 time: Timestamp(millisecondsSinceEpoch: clock)

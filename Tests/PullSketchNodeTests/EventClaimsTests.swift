@@ -1,0 +1,65 @@
+import Foundation
+import Logging
+import Prometheus
+@testable import PullSketchNode
+import PullSketchEvents
+import PullSketchRedis
+import PullSketchTestSupport
+import Synchronization
+import Testing
+
+@Suite struct EventClaimsTests {
+    /// Tasks that keep every thread of the cooperative pool busy until stopped, or for 10 s at most;
+    /// made from a thread outside the pool, it returns once they hold one thread per core.
+    final class BusyPool: Sendable {
+        private let stopped = Atomic<Bool>(false)
+        private let expired = Atomic<Bool>(false)
+        private let running = Atomic<Int>(0)
+
+        init() {
+            let deadline = ContinuousClock.now + .seconds(10)
+            // More than the pool has threads: the rest queue up ahead of any later job.
+            for _ in 0..<64 {
+                Task.detached { [self] in
+                    running.add(1, ordering: .relaxed)
+                    while !stopped.load(ordering: .relaxed) {
+                        if ContinuousClock.now >= deadline {
+                            expired.store(true, ordering: .relaxed)
+                            return
+                        }
+                    }
+                }
+            }
+            while running.load(ordering: .relaxed) < ProcessInfo.processInfo.activeProcessorCount, ContinuousClock.now < deadline {
+                usleep(1_000)
+            }
+        }
+
+        /// Whether the pool was still held: the bound had not run out.
+        func stop() -> Bool {
+            stopped.store(true, ordering: .relaxed)
+            return !expired.load(ordering: .relaxed)
+        }
+    }
+
+    /// A request waiting for its claim must not need a free thread of the cooperative pool, which
+    /// busy requests may hold: the round trip goes out on the claims' own executor.
+    @Test func claimsGoOutWhileTheCooperativePoolIsBusy() async throws {
+        let redis = try RedisServer()
+        let registry = PrometheusCollectorRegistry()
+        let claims = EventClaims(
+            redis: RedisEndpoint(port: redis.port, timeout: 60), shardCount: 1, horizon: .seconds(60),
+            roundTrips: registry.makeCounter(name: "round_trips"), waitingRequests: registry.makeGauge(name: "waiting"),
+            logger: Logger(label: "test")
+        )
+        // The test waits on a lane of its own, so that it needs no pool thread either.
+        let (answer, poolWasHeld) = await withTaskExecutorPreference(CPUBoundLane()) {
+            await Task.yield()  // onto the lane
+            let busy = BusyPool()  // no Task.sleep from here on: its wake-up goes through the pool
+            let answer = await claims.claim([EventFingerprint("first"), EventFingerprint("first")])
+            return (answer, busy.stop())
+        }
+        #expect(poolWasHeld, "the claim was answered only once the cooperative pool was free again")
+        #expect(answer == [true, false])
+    }
+}
