@@ -65,6 +65,19 @@ import Testing
         #expect { try connection.forEachBatch("SELECT 1", batchSize: 10) { _ in } } throws: { ($0 as? PostgresError)?.kind == .statement }
     }
 
+    @Test func aBatchReadWhoseBodyThrowsLeavesTheTransactionFreeForTheNext() throws {
+        let connection = try connect()
+        struct Stop: Error {}
+        let sql = "SELECT n FROM generate_series(1, 25) AS n ORDER BY n"
+        let rows = try connection.transaction {
+            #expect(throws: Stop.self) { try connection.forEachBatch(sql, batchSize: 10) { _ in throw Stop() } }
+            var rows: [String?] = []
+            try connection.forEachBatch(sql, batchSize: 10) { rows += $0.rows.map { $0[0] } }
+            return rows
+        }
+        #expect(rows.count == 25)
+    }
+
     @Test func arrayLiteralsCarryAnyTextThroughUnnest() throws {
         let connection = try connect()
         let values: [String?] = ["plain", "with,comma", "with \"quotes\"", "back\\slash", "{braces}", "", nil, "naïve ✓", "NULL"]

@@ -33,6 +33,13 @@ func onTwoThreads(_ body: @escaping @Sendable (Int) -> Void) {
     done.wait()
 }
 
+/// Each of two threads records `count` events of `getByTag` into `tracker`, from its own start.
+func recordOnTwoThreads(_ tracker: PullTracker, count: Int) {
+    onTwoThreads { thread in
+        for index in 0..<count { tracker.record(getByTag.events[(index &+ thread &* 7_919) & mask]) }
+    }
+}
+
 /// A pull notification as docker-registry sends it (1.5 KB, references included), from the tests' corpus.
 let pullEnvelope = try! Data(
     contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -66,9 +73,7 @@ let benchmarks: @Sendable () -> Void = {
         let tracker = warmTracker(getByTag)
         let count = benchmark.scaledIterations.count
         benchmark.startMeasurement()
-        onTwoThreads { thread in
-            for index in 0..<count { tracker.record(getByTag.events[(index &+ thread &* 7_919) & mask]) }
-        }
+        recordOnTwoThreads(tracker, count: count)
     }
 
     Benchmark("record GET by tag, 1 thread, 2 core windows", configuration: .init(scalingFactor: .mega)) { benchmark in
@@ -82,9 +87,7 @@ let benchmarks: @Sendable () -> Void = {
         let tracker = warmTracker(getByTag, coreWindows: 2)
         let count = benchmark.scaledIterations.count
         benchmark.startMeasurement()
-        onTwoThreads { thread in
-            for index in 0..<count { tracker.record(getByTag.events[(index &+ thread &* 7_919) & mask]) }
-        }
+        recordOnTwoThreads(tracker, count: count)
     }
 
     Benchmark("floor: 2 lock round trips + 2 record updates in a window-sized table, 1 thread", configuration: .init(scalingFactor: .mega)) {
