@@ -9,28 +9,34 @@ import Synchronization
 import Testing
 
 @Suite struct EventClaimsTests {
-    /// Tasks that keep every thread of the cooperative pool busy until stopped, or for 10 s at most;
-    /// made from a thread outside the pool, it returns once they hold one thread per core.
+    /// Tasks that keep every thread of the cooperative pool busy until stopped, or for 10 s after the
+    /// first of them starts at most; made from a thread outside the pool, it returns once they hold
+    /// one thread per core.
     final class BusyPool: Sendable {
         private let stopped = Atomic<Bool>(false)
         private let expired = Atomic<Bool>(false)
         private let running = Atomic<Int>(0)
+        /// Counted from the first task's start, not from here: the pool may be busy with other tests.
+        private let deadline = Mutex<ContinuousClock.Instant?>(nil)
 
         init() {
-            let deadline = ContinuousClock.now + .seconds(10)
             // More than the pool has threads: the rest queue up ahead of any later job.
             for _ in 0..<64 {
                 Task.detached { [self] in
                     running.add(1, ordering: .relaxed)
+                    let end = deadline.withLock { deadline in
+                        if deadline == nil { deadline = .now + .seconds(10) }
+                        return deadline!
+                    }
                     while !stopped.load(ordering: .relaxed) {
-                        if ContinuousClock.now >= deadline {
+                        if ContinuousClock.now >= end {
                             expired.store(true, ordering: .relaxed)
                             return
                         }
                     }
                 }
             }
-            while running.load(ordering: .relaxed) < ProcessInfo.processInfo.activeProcessorCount, ContinuousClock.now < deadline {
+            while running.load(ordering: .relaxed) < ProcessInfo.processInfo.activeProcessorCount, !expired.load(ordering: .relaxed) {
                 usleep(1_000)
             }
         }
