@@ -16,14 +16,17 @@ import Testing
         var unnamed: UInt64 = 0
         var time: Int64 = 1_800_000_000_000
         var recorded = 0
+        let repositories = try (0..<Pipeline.repositories).map { try RepositoryName("mirror/app\($0)") }
+        let tagNames = try (0..<tags).map { try TagName("t\($0)") }
+        let digests = (0..<(tags + 7) / 8).map(Pipeline.digest)
         for _ in 0..<rounds {
             for tag in 0..<tags {
                 time += 1
                 let event = PullEvent(
-                    repository: try RepositoryName("mirror/app\(tag % Pipeline.repositories)"),
-                    reference: .tag(try TagName("t\(tag)")),
+                    repository: repositories[tag % Pipeline.repositories],
+                    reference: .tag(tagNames[tag]),
                     method: .get,
-                    servedDigest: Pipeline.digest(tag / 8),
+                    servedDigest: digests[tag / 8],
                     time: Timestamp(millisecondsSinceEpoch: time)
                 )
                 pipeline.record(event, into: tracker)
