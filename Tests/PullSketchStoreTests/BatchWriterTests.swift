@@ -102,7 +102,9 @@ import Testing
     }
 
     @Test func laterBatchesUpdateStatisticsRowsInPlaceAndRegisterOnlyNewKeys() throws {
-        let connection = try migratedDatabase()
+        let database = try PostgresServer.current!.makeDatabase()
+        let connection = try PostgresConnection(database)
+        try Schema.migrate(connection)
         let writer = BatchWriter(connection: connection, shardCount: 1)
         let day: Int64 = 1_800_000_000_000
         let first = (0..<300).map { pull($0, .get, at: day + Int64($0)) }
@@ -116,20 +118,25 @@ import Testing
                 "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname IN ('tag_stats', 'manifest_stats') ORDER BY relname"
             ).rows.map { (Int($0[0]!)!, Int($0[1]!)!) }
         }
-        let initial = try updates()
-        var before = initial
+        // A snapshot held open keeps every page from being pruned, whatever else the server runs: an
+        // update is HOT only where the fillfactor left room on its row's page.
+        let snapshot = try PostgresConnection(database)
+        try snapshot.query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        try snapshot.query("SELECT count(*) FROM tag_stats")
+        var before = try updates()
         for number: Int64 in 2...6 {
             // HEADs by tag of the same 300 tags and 10 new ones.
             let events = (0..<310).map { pull($0, .head, at: day + 1_000 * number + Int64($0)) }
             _ = try writer.write(batch(events, hotCapacity: 1_000, number: number))
             let after = try updates()
-            #expect(zip(before, after).allSatisfy { $1.all - $0.all == (number == 2 ? 300 : 310) })
+            let batch = zip(before, after).map { (all: $1.all - $0.all, hot: $1.hot - $0.hot) }
+            #expect(batch.allSatisfy { $0.all == (number == 2 ? 300 : 310) })
+            // At least a seventh of each table's updates are HOT (84–87 of 300 in the first batch,
+            // 58–70 of 310 in later ones); with an index on a counter, none of manifest_stats'.
+            #expect(batch.allSatisfy { $0.hot * 7 >= $0.all }, "batch \(number), tag and manifest updates: \(batch)")
             before = after
         }
-        // With the counters indexed no update could be HOT. How many are depends on page pruning,
-        // which the connections of the rest of the suite hold back (half of the last batch's were
-        // alone; 70 of 310 under CI load): the fillfactor's free space alone makes some HOT.
-        #expect(zip(initial, before).allSatisfy { $1.hot > $0.hot }, "\(initial) → \(before)")
+        try snapshot.query("ROLLBACK")
         // Only keys that gained a statistics row were registered: v0 stays forgotten.
         let catalog = try connection.query("SELECT (SELECT count(*) FROM catalog_tags), (SELECT count(*) FROM catalog_manifests)").rows
         #expect(catalog == [["309", "310"]])
