@@ -46,16 +46,32 @@ public final class PostgresConnection {
     /// Runs one statement with text parameters and returns its rows.
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws(PostgresError) -> PostgresRows {
+        let result = try run(sql, parameters, binary: false)
+        defer { PQclear(result) }
+        return Self.rows(result)
+    }
+
+    /// Runs one query with text parameters and hands its result, in binary format, to `body`.
+    public func withBinaryResult<Result>(
+        _ sql: String, _ parameters: [String?] = [], _ body: (PostgresBinaryResult) throws -> Result
+    ) throws -> Result {
+        let result = try run(sql, parameters, binary: true)
+        defer { PQclear(result) }
+        return try body(PostgresBinaryResult(result))
+    }
+
+    /// The successful result of one statement, to be cleared by the caller.
+    private func run(_ sql: String, _ parameters: [String?], binary: Bool) throws(PostgresError) -> OpaquePointer {
         try reconnectIfBroken()
         let result = Self.withCStrings(parameters) { values in
-            PQexecParams(connection, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+            PQexecParams(connection, sql, Int32(parameters.count), nil, values, nil, nil, binary ? 1 : 0)
         }
         guard let result else { throw PostgresError(.connection, Self.text(PQerrorMessage(connection))) }
-        defer { PQclear(result) }
         switch PQresultStatus(result) {
         case PGRES_TUPLES_OK, PGRES_COMMAND_OK:
-            return Self.rows(result)
+            return result
         default:
+            defer { PQclear(result) }
             let sqlState = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
             let kind: PostgresError.Kind = PQstatus(connection) == CONNECTION_OK ? .statement : .connection
             throw PostgresError(kind, sqlState: sqlState, Self.text(PQresultErrorMessage(result)))

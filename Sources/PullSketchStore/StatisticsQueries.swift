@@ -135,16 +135,46 @@ public struct StatisticsQueries {
             parameters.append(pattern)
             tagConditions.append("c.tag !~ $\(parameters.count)")
         }
+        // The reasons that do not name the candidate are built once, not once per candidate.
+        let inactivity = policy.notPulledDays.map { days in
+            (
+                tag: InactivityReasons("tag ", days: days), manifest: InactivityReasons("", days: days),
+                platforms: "an image index: none of its platform manifests used for \(days) days either"
+            )
+        }
+        let match = policy.tagPattern.map { "matches \($0)" }
+        /// Why `candidate` is one; `isIndex` when its manifest is an image index.
+        func reasons(_ candidate: PruneCandidate, isIndex: Bool) -> [String] {
+            var reasons: [String] = []
+            reasons.reserveCapacity(5)
+            if let inactivity {
+                reasons.append(inactivity.tag.reason(candidate.activity))
+                if let digest = candidate.digest {
+                    reasons.append("manifest \(digest) " + inactivity.manifest.reason(candidate.manifestActivity))
+                    let manifestDecided = (candidate.manifestActivity.latest ?? .distantPast) > (candidate.activity.latest ?? .distantPast)
+                    reasons.append(manifestDecided ? "decided by the manifest, the more recently active" : "decided by the tag, the more recently active")
+                    if isIndex {
+                        reasons.append(inactivity.platforms)
+                    }
+                } else {
+                    reasons.append("the tag's manifest is not known")
+                }
+            }
+            if let maxPulls = policy.maxPulls {
+                reasons.append("tag \(candidate.pullCount) pulls and manifest \(candidate.manifestPullCount) pulls, fewer than \(maxPulls)")
+            }
+            if let match { reasons.append(match) }
+            return reasons
+        }
         // Every live tag is joined first and the policy applied to the joined rows: behind the fence
         // (`OFFSET 0`) the planner sees all the repository's tags and reads each table's share once,
         // by primary-key range, into hash joins; with the policy inside, it guessed a third of them
         // and probed the manifest tables once per tag — 1.3–3× slower on 2 M rows (docs/decisions.md).
-        let rows = try connection.query(
+        // The rows, thousands of them, are read in binary: numbers and times as eight bytes, not text.
+        return try connection.withBinaryResult(
             """
-            SELECT tag, coalesce(tag_pulls, 0) AS pull_count, \(Self.milliseconds("last_pulled_at", as: "last_pulled_ms")),
-                \(Self.milliseconds("tag_used", as: "last_used_ms")), \(Self.milliseconds("tag_pushed", as: "pushed_ms")), digest,
-                coalesce(manifest_pulls, 0) AS manifest_pull_count, \(Self.milliseconds("manifest_used", as: "manifest_last_used_ms")),
-                \(Self.milliseconds("manifest_pushed", as: "manifest_pushed_ms")), platforms_pulls AS platforms_pull_count
+            SELECT tag, coalesce(tag_pulls, 0) AS pull_count, last_pulled_at, tag_used, tag_pushed, digest,
+                coalesce(manifest_pulls, 0) AS manifest_pull_count, manifest_used, manifest_pushed, platforms_pulls
             FROM (
                 SELECT c.tag, t.pull_count AS tag_pulls, t.last_pulled_at, t.last_used_at AS tag_used, c.pushed_at AS tag_pushed, d.digest,
                     m.pull_count AS manifest_pulls, m.last_used_at AS manifest_used, cm.pushed_at AS manifest_pushed,
@@ -162,41 +192,35 @@ public struct StatisticsQueries {
             ORDER BY greatest(tag_used, tag_pushed, manifest_used, platforms_used, manifest_pushed) ASC NULLS FIRST, tag
             """,
             parameters
-        ).namedRows
-        // The reasons that do not name the candidate are built once, not once per candidate.
-        let inactivity = policy.notPulledDays.map { days in
-            (
-                tag: InactivityReasons("tag ", days: days), manifest: InactivityReasons("", days: days),
-                platforms: "an image index: none of its platform manifests used for \(days) days either"
-            )
-        }
-        let match = policy.tagPattern.map { "matches \($0)" }
-        return try rows.map { row in
-            var candidate = PruneCandidate(
-                tag: try row.decode("tag"), pullCount: try row.decode("pull_count"), lastPulledAt: try row.time("last_pulled_ms"),
-                activity: Activity(lastUsedAt: try row.time("last_used_ms"), pushedAt: try row.time("pushed_ms")), digest: try row.decode("digest"),
-                manifestPullCount: try row.decode("manifest_pull_count"),
-                manifestActivity: Activity(lastUsedAt: try row.time("manifest_last_used_ms"), pushedAt: try row.time("manifest_pushed_ms")),
-                reasons: []
-            )
-            if let inactivity {
-                candidate.reasons.append(inactivity.tag.reason(candidate.activity))
-                if let digest = candidate.digest {
-                    candidate.reasons.append("manifest \(digest) " + inactivity.manifest.reason(candidate.manifestActivity))
-                    let manifestDecided = (candidate.manifestActivity.latest ?? .distantPast) > (candidate.activity.latest ?? .distantPast)
-                    candidate.reasons.append(manifestDecided ? "decided by the manifest, the more recently active" : "decided by the tag, the more recently active")
-                    if try row.decode("platforms_pull_count", as: Int64?.self) != nil {
-                        candidate.reasons.append(inactivity.platforms)
-                    }
-                } else {
-                    candidate.reasons.append("the tag's manifest is not known")
+        ) { result in
+            let tag = try result.column("tag", .text), pullCount = try result.column("pull_count", .int8)
+            let lastPulled = try result.column("last_pulled_at", .timestamptz), used = try result.column("tag_used", .timestamptz)
+            let pushed = try result.column("tag_pushed", .timestamptz), digest = try result.column("digest", .text)
+            let manifestPullCount = try result.column("manifest_pull_count", .int8)
+            let manifestUsed = try result.column("manifest_used", .timestamptz), manifestPushed = try result.column("manifest_pushed", .timestamptz)
+            let platformsPulls = try result.column("platforms_pulls", .int8)
+            func time(_ row: Int, _ column: PostgresBinaryResult.Column) throws -> Timestamp? {
+                try result.milliseconds(row, column).map(Timestamp.init(millisecondsSinceEpoch:))
+            }
+            func count(_ row: Int, _ column: PostgresBinaryResult.Column) throws -> UInt64 {
+                let value = try result.int64(row, column)
+                guard let count = value.flatMap(UInt64.init(exactly:)) else {
+                    throw PostgresError(.decoding, "column \(column.name) holds \(value.map(String.init) ?? "NULL"), not a count")
                 }
+                return count
             }
-            if let maxPulls = policy.maxPulls {
-                candidate.reasons.append("tag \(candidate.pullCount) pulls and manifest \(candidate.manifestPullCount) pulls, fewer than \(maxPulls)")
+            return try (0..<result.count).map { row in
+                guard let name = try result.text(row, tag) else { throw PostgresError(.decoding, "column tag holds NULL") }
+                var candidate = PruneCandidate(
+                    tag: name, pullCount: try count(row, pullCount), lastPulledAt: try time(row, lastPulled),
+                    activity: Activity(lastUsedAt: try time(row, used), pushedAt: try time(row, pushed)), digest: try result.text(row, digest),
+                    manifestPullCount: try count(row, manifestPullCount),
+                    manifestActivity: Activity(lastUsedAt: try time(row, manifestUsed), pushedAt: try time(row, manifestPushed)),
+                    reasons: []
+                )
+                candidate.reasons = reasons(candidate, isIndex: try result.int64(row, platformsPulls) != nil)
+                return candidate
             }
-            if let match { candidate.reasons.append(match) }
-            return candidate
         }
     }
 

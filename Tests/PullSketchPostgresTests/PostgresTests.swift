@@ -24,6 +24,45 @@ import Testing
         }
     }
 
+    @Test func aBinaryResultReadsNumbersTextAndTimesInPlace() throws {
+        let (numbers, texts, times) = try connect().withBinaryResult(
+            """
+            SELECT n, t, at FROM (VALUES
+                (-42::bigint, 'tag é'::text, '1969-12-31 23:59:59.9985+00'::timestamptz),
+                (9223372036854775807, NULL, '2027-01-15 08:00:00.000499+00'),
+                (NULL, '', '9999-12-31 23:59:59.9995+00'),
+                (0, 'x', NULL)
+            ) v (n, t, at)
+            """
+        ) { result in
+            let n = try result.column("n", .int8), t = try result.column("t", .text), at = try result.column("at", .timestamptz)
+            return (
+                try (0..<result.count).map { try result.int64($0, n) }, try (0..<result.count).map { try result.text($0, t) },
+                try (0..<result.count).map { try result.milliseconds($0, at) }
+            )
+        }
+        #expect(numbers == [-42, .max, nil, 0])
+        #expect(texts == ["tag é", nil, "", "x"])
+        // To the nearest millisecond (a half rounds to the later one), before 1970 and after 2000.
+        #expect(times == [-1, 1_800_000_000_000, 253_402_300_800_000, nil])
+    }
+
+    @Test func aBinaryResultRefusesAColumnOfAnotherTypeAnAbsentOneAndInfiniteTimes() throws {
+        let connection = try connect()
+        let attempts: [(PostgresBinaryResult) throws -> Void] = [
+            { _ = try $0.column("n", .text) },
+            { _ = try $0.column("absent", .int8) },
+            { _ = try $0.int64(0, try $0.column("t", .text)) },
+            { _ = try $0.milliseconds(0, try $0.column("at", .timestamptz)) },
+        ]
+        for attempt in attempts {
+            #expect {
+                try connection.withBinaryResult("SELECT 1::bigint AS n, 'x'::text AS t, 'infinity'::timestamptz AS at", [], attempt)
+            } throws: { ($0 as? PostgresError)?.kind == .decoding }
+        }
+        #expect(try connection.withBinaryResult("SELECT $1::bigint + 1 AS n", ["41"]) { try $0.int64(0, try $0.column("n", .int8)) } == 42)
+    }
+
     @Test func aRefusedStatementSaysWhyWithItsSQLState() throws {
         let connection = try connect()
         try connection.query("CREATE TABLE t (k int PRIMARY KEY)")
