@@ -13,9 +13,10 @@ public struct PostgresRows: Hashable, Sendable {
 }
 
 /// One blocking connection to PostgreSQL over libpq. Not thread-safe, like the `PGconn` it owns:
-/// one per task, off any event loop. Every statement is parameterized (`$1`, `$2`, …); values
-/// travel as text, so SQL is never assembled from data. A connection that broke reconnects before
-/// its next statement; the statement that met the break is never resent, its error is thrown.
+/// one per task, off any event loop. Every statement is parameterized (`$1`, `$2`, …); parameters
+/// travel as text, so SQL is never assembled from data, and results as text or, for large reads,
+/// in binary (`withBinaryResult`). A connection that broke reconnects before its next statement;
+/// the statement that met the break is never resent, its error is thrown.
 public final class PostgresConnection {
     private let connection: OpaquePointer
     /// Session settings applied at every (re)connection, e.g. `statement_timeout`.
