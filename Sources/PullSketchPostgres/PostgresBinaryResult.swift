@@ -43,6 +43,21 @@ public struct PostgresBinaryResult {
         try bytes(row, column, .text).map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// The text in `column` of `row`, which must not be NULL.
+    public func nonNullText(_ row: Int, _ column: Column) throws(PostgresError) -> String {
+        guard let text = try text(row, column) else { throw PostgresError(.decoding, "column \(column.name) holds NULL, not text") }
+        return text
+    }
+
+    /// The `bigint` in `column` of `row`, which must be neither NULL nor negative: a count.
+    public func uint64(_ row: Int, _ column: Column) throws(PostgresError) -> UInt64 {
+        let value = try int64(row, column)
+        guard let count = value.flatMap(UInt64.init(exactly:)) else {
+            throw PostgresError(.decoding, "column \(column.name) holds \(value.map(String.init) ?? "NULL"), not a count")
+        }
+        return count
+    }
+
     /// The `bigint` in `column` of `row`; nil for NULL.
     public func int64(_ row: Int, _ column: Column) throws(PostgresError) -> Int64? {
         guard let bytes = try bytes(row, column, .int8) else { return nil }

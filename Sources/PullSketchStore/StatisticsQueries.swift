@@ -202,19 +202,11 @@ public struct StatisticsQueries {
             func time(_ row: Int, _ column: PostgresBinaryResult.Column) throws -> Timestamp? {
                 try result.milliseconds(row, column).map(Timestamp.init(millisecondsSinceEpoch:))
             }
-            func count(_ row: Int, _ column: PostgresBinaryResult.Column) throws -> UInt64 {
-                let value = try result.int64(row, column)
-                guard let count = value.flatMap(UInt64.init(exactly:)) else {
-                    throw PostgresError(.decoding, "column \(column.name) holds \(value.map(String.init) ?? "NULL"), not a count")
-                }
-                return count
-            }
             return try (0..<result.count).map { row in
-                guard let name = try result.text(row, tag) else { throw PostgresError(.decoding, "column tag holds NULL") }
                 var candidate = PruneCandidate(
-                    tag: name, pullCount: try count(row, pullCount), lastPulledAt: try time(row, lastPulled),
+                    tag: try result.nonNullText(row, tag), pullCount: try result.uint64(row, pullCount), lastPulledAt: try time(row, lastPulled),
                     activity: Activity(lastUsedAt: try time(row, used), pushedAt: try time(row, pushed)), digest: try result.text(row, digest),
-                    manifestPullCount: try count(row, manifestPullCount),
+                    manifestPullCount: try result.uint64(row, manifestPullCount),
                     manifestActivity: Activity(lastUsedAt: try time(row, manifestUsed), pushedAt: try time(row, manifestPushed)),
                     reasons: []
                 )

@@ -47,20 +47,30 @@ import Testing
         #expect(times == [-1, 1_800_000_000_000, 253_402_300_800_000, nil])
     }
 
-    @Test func aBinaryResultRefusesAColumnOfAnotherTypeAnAbsentOneAndInfiniteTimes() throws {
+    @Test func aBinaryResultRefusesAColumnOfAnotherTypeAnAbsentOneInfiniteTimesAndMissingOrNegativeCounts() throws {
         let connection = try connect()
         let attempts: [(PostgresBinaryResult) throws -> Void] = [
             { _ = try $0.column("n", .text) },
             { _ = try $0.column("absent", .int8) },
             { _ = try $0.int64(0, try $0.column("t", .text)) },
             { _ = try $0.milliseconds(0, try $0.column("at", .timestamptz)) },
+            { _ = try $0.uint64(0, try $0.column("negative", .int8)) },
+            { _ = try $0.uint64(0, try $0.column("null", .int8)) },
+            { _ = try $0.nonNullText(0, try $0.column("nothing", .text)) },
         ]
         for attempt in attempts {
             #expect {
-                try connection.withBinaryResult("SELECT 1::bigint AS n, 'x'::text AS t, 'infinity'::timestamptz AS at", [], attempt)
+                try connection.withBinaryResult(
+                    "SELECT 1::bigint AS n, 'x'::text AS t, 'infinity'::timestamptz AS at, -1::bigint AS negative, NULL::bigint AS null, NULL::text AS nothing",
+                    [], attempt
+                )
             } throws: { ($0 as? PostgresError)?.kind == .decoding }
         }
         #expect(try connection.withBinaryResult("SELECT $1::bigint + 1 AS n", ["41"]) { try $0.int64(0, try $0.column("n", .int8)) } == 42)
+        let (count, text) = try connection.withBinaryResult("SELECT 42::bigint AS n, 'x'::text AS t") { result in
+            (try result.uint64(0, try result.column("n", .int8)), try result.nonNullText(0, try result.column("t", .text)))
+        }
+        #expect(count == 42 && text == "x")
     }
 
     @Test func aRefusedStatementSaysWhyWithItsSQLState() throws {
