@@ -84,7 +84,7 @@ import Testing
         #expect(try candidates(PrunePolicy(notPulledDays: 30, tagPattern: "^[bc]$", excludePattern: "^b$")) == ["c"])
         let never = try queries.pruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30), now: now)[0]
         #expect(never.reasons == [
-            "tag never used, pushed more than 30 days ago", "manifest \(digest("c").value) never used, pushed more than 30 days ago",
+            "tag never used, pushed more than 30 days ago", "manifest never used, pushed more than 30 days ago",
             "decided by the tag, the more recently active",
         ])
         #expect {
@@ -103,13 +103,42 @@ import Testing
         }
         let reasons = Dictionary(uniqueKeysWithValues: try queries.pruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30), now: now).map { ($0.tag, $0.reasons) })
         #expect(reasons["b"] == [
-            "tag not used or pushed for 30 days", "manifest \(digest("b").value) not used or pushed for 30 days",
+            "tag not used or pushed for 30 days", "manifest not used or pushed for 30 days",
             "decided by the tag, the more recently active",
         ])
         #expect(reasons["c"] == [
-            "tag never used, pushed more than 30 days ago", "manifest \(digest("c").value) not used or pushed for 30 days",
+            "tag never used, pushed more than 30 days ago", "manifest not used or pushed for 30 days",
             "decided by the manifest, the more recently active",
         ])
+    }
+
+    /// Candidates whose reasons differ only in their counts, or not at all, each get their whole
+    /// list, in order: activity, counts, pattern.
+    @Test func everyCandidateGetsItsOwnCountsAndTheSharedPhrasesOnce() throws {
+        let queries = try seeded { connection in
+            let catalog = Catalog(connection: connection)
+            for tag in ["f", "9"] {
+                try catalog.upsertTag(repository, try TagName(tag), digest: digest(tag), pushedAt: Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 400 * day))
+            }
+            _ = try connection.query("UPDATE catalog_tags SET digest = NULL WHERE tag = 'f'")
+            let hundredDaysAgo = Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 100 * day)
+            let pull = PullEvent(repository: repository, reference: .tag(try TagName("9")), method: .get, servedDigest: digest("9"), time: hundredDaysAgo)
+            try reconcile(Array(repeating: pull, count: 3), batch: 2, into: connection)
+        }
+        let counted = Dictionary(uniqueKeysWithValues: try queries.pruneCandidates(
+            repository, policy: PrunePolicy(notPulledDays: 30, maxPulls: 5, tagPattern: "^[bf9]$"), now: now
+        ).map { ($0.tag, $0.reasons) })
+        let inactive = ["tag not used or pushed for 30 days", "manifest not used or pushed for 30 days", "decided by the tag, the more recently active"]
+        #expect(counted == [
+            "b": inactive + ["tag 2 pulls and manifest 2 pulls, fewer than 5", "matches ^[bf9]$"],
+            "9": inactive + ["tag 3 pulls and manifest 3 pulls, fewer than 5", "matches ^[bf9]$"],
+            "f": ["tag never used, pushed more than 30 days ago", "the tag's manifest is not known", "tag 0 pulls and manifest 0 pulls, fewer than 5", "matches ^[bf9]$"],
+        ])
+        let uncounted = try queries.pruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30, tagPattern: "^[b9]$"), now: now)
+        #expect(uncounted.map(\.tag).sorted() == ["9", "b"])
+        #expect(uncounted.allSatisfy { $0.reasons == inactive + ["matches ^[b9]$"] })
+        let patternOnly = try queries.pruneCandidates(repository, policy: PrunePolicy(tagPattern: "^[b9]$"), now: now)
+        #expect(patternOnly.count == 2 && patternOnly.allSatisfy { $0.reasons == ["matches ^[b9]$"] })
     }
 
     /// Times are read back as milliseconds computed in `float8`: every millisecond comes back as
