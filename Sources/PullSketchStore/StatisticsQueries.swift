@@ -336,14 +336,14 @@ extension PostgresRow {
     }
 }
 
-/// Why tags are candidates under one policy. A candidate's reasons name no key, so candidates with
-/// the same ones share one array (copy-on-write): a dry run makes thousands of candidates and a few
-/// dozen distinct lists, and building a list per candidate was a fifth of its time in Swift.
+/// Why tags are candidates under one policy. Reasons name no key, so candidates with the same ones
+/// share one array (copy-on-write): a dry run makes thousands of candidates and at most 48 distinct
+/// lists, and building a list per candidate was a fifth of its time in Swift.
 private struct TagPruneReasons {
     private let inactivity: (tag: InactivityReasons, manifest: InactivityReasons, platforms: String)?
     private let maxPulls: UInt64?
     private let match: String?
-    /// The lists built so far, by `key`.
+    /// The lists built so far, by the key `sharedReasons` computes.
     private var built: [[String]?] = Array(repeating: nil, count: 3 * 16)
 
     init(_ policy: PrunePolicy) {
