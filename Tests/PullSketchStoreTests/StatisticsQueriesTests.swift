@@ -112,18 +112,27 @@ import Testing
         ])
     }
 
-    /// Candidates whose reasons differ only in their counts, or not at all, each get their whole
-    /// list, in order: activity, counts, pattern.
+    /// Candidates whose reasons differ only in their counts, in which key decided, in whether the
+    /// manifest is an image index, or not at all, each get their whole list, in order: activity,
+    /// counts, pattern. b, 9, 7 and 8: tags pushed long ago and pulled 100 days ago; 7's manifest was
+    /// pulled by digest 50 days ago, 8's manifest is an index listing b's; f's manifest is unknown.
     @Test func everyCandidateGetsItsOwnCountsAndTheSharedPhrasesOnce() throws {
         let queries = try seeded { connection in
             let catalog = Catalog(connection: connection)
-            for tag in ["f", "9"] {
+            for tag in ["f", "9", "7", "8"] {
                 try catalog.upsertTag(repository, try TagName(tag), digest: digest(tag), pushedAt: Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 400 * day))
             }
             _ = try connection.query("UPDATE catalog_tags SET digest = NULL WHERE tag = 'f'")
-            let hundredDaysAgo = Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 100 * day)
-            let pull = PullEvent(repository: repository, reference: .tag(try TagName("9")), method: .get, servedDigest: digest("9"), time: hundredDaysAgo)
-            try reconcile(Array(repeating: pull, count: 3), batch: 2, into: connection)
+            try catalog.link([IndexLink(repository: repository, index: digest("8"), child: digest("b"), platform: "linux/amd64")])
+            func daysAgo(_ days: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - days * day) }
+            func byTag(_ tag: String) throws -> PullEvent {
+                PullEvent(repository: repository, reference: .tag(try TagName(tag)), method: .get, servedDigest: digest(tag), time: daysAgo(100))
+            }
+            try reconcile(
+                Array(repeating: try byTag("9"), count: 3) + [try byTag("7"), try byTag("8")]
+                    + [PullEvent(repository: repository, reference: .digest(digest("7")), method: .get, time: daysAgo(50))],
+                batch: 2, into: connection
+            )
         }
         let counted = Dictionary(uniqueKeysWithValues: try queries.pruneCandidates(
             repository, policy: PrunePolicy(notPulledDays: 30, maxPulls: 5, tagPattern: "^[bf9]$"), now: now
@@ -134,9 +143,15 @@ import Testing
             "9": inactive + ["tag 3 pulls and manifest 3 pulls, fewer than 5", "matches ^[bf9]$"],
             "f": ["tag never used, pushed more than 30 days ago", "the tag's manifest is not known", "tag 0 pulls and manifest 0 pulls, fewer than 5", "matches ^[bf9]$"],
         ])
-        let uncounted = try queries.pruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30, tagPattern: "^[b9]$"), now: now)
-        #expect(uncounted.map(\.tag).sorted() == ["9", "b"])
-        #expect(uncounted.allSatisfy { $0.reasons == inactive + ["matches ^[b9]$"] })
+        let uncounted = Dictionary(uniqueKeysWithValues: try queries.pruneCandidates(
+            repository, policy: PrunePolicy(notPulledDays: 30, tagPattern: "^[b978]$"), now: now
+        ).map { ($0.tag, $0.reasons) })
+        #expect(uncounted == [
+            "b": inactive + ["matches ^[b978]$"],
+            "9": inactive + ["matches ^[b978]$"],
+            "7": ["tag not used or pushed for 30 days", "manifest not used or pushed for 30 days", "decided by the manifest, the more recently active", "matches ^[b978]$"],
+            "8": inactive + ["an image index: none of its platform manifests used for 30 days either", "matches ^[b978]$"],
+        ])
         let patternOnly = try queries.pruneCandidates(repository, policy: PrunePolicy(tagPattern: "^[b9]$"), now: now)
         #expect(patternOnly.count == 2 && patternOnly.allSatisfy { $0.reasons == ["matches ^[b9]$"] })
     }
