@@ -104,7 +104,7 @@ public final class QuayProjection: StatisticsProjection {
         case .tag:
             """
             INSERT INTO public.tagpullstatistics AS t (repository_id, tag_name, tag_pull_count, last_tag_pull_date, current_manifest_digest)
-            SELECT u.quay_repository_id, u.reference, u.pulls, to_timestamp(u.pulled_ms / 1000.0) AT TIME ZONE 'UTC', u.digest
+            SELECT u.quay_repository_id, u.reference, u.pulls, \(PostgresTime.timestamp(milliseconds: "u.pulled_ms")) AT TIME ZONE 'UTC', u.digest
             \(input)
             ON CONFLICT (repository_id, tag_name) DO UPDATE SET
                 tag_pull_count = EXCLUDED.tag_pull_count,
@@ -114,7 +114,7 @@ public final class QuayProjection: StatisticsProjection {
         case .manifest:
             """
             INSERT INTO public.manifestpullstatistics AS m (repository_id, manifest_digest, manifest_pull_count, last_manifest_pull_date)
-            SELECT u.quay_repository_id, u.reference, u.pulls, to_timestamp(u.pulled_ms / 1000.0) AT TIME ZONE 'UTC'
+            SELECT u.quay_repository_id, u.reference, u.pulls, \(PostgresTime.timestamp(milliseconds: "u.pulled_ms")) AT TIME ZONE 'UTC'
             \(input)
             ON CONFLICT (repository_id, manifest_digest) DO UPDATE SET
                 manifest_pull_count = EXCLUDED.manifest_pull_count,

@@ -74,7 +74,7 @@ public struct BatchWriter {
             SELECT 1 FROM unnest($2::text[], $3::bigint[]) AS b(node, first)
             JOIN reconciled_windows w ON w.shard = $1 AND w.node = b.node AND w.sequence >= b.first LIMIT 1
             """,
-            [shard, nodes, PostgresArray.literal(windows.map { String($0.value.lowerBound) })]
+            [shard, nodes, PostgresArray.literal(windows.map(\.value.lowerBound))]
         )
         guard seen.rows.isEmpty else { return false }
         try connection.query(
@@ -82,7 +82,7 @@ public struct BatchWriter {
             INSERT INTO reconciled_windows (shard, node, sequence) SELECT $1, node, last FROM unnest($2::text[], $3::bigint[]) AS b(node, last)
             ON CONFLICT (shard, node) DO UPDATE SET sequence = EXCLUDED.sequence, reconciled_at = now()
             """,
-            [shard, nodes, PostgresArray.literal(windows.map { String($0.value.upperBound) })]
+            [shard, nodes, PostgresArray.literal(windows.map(\.value.upperBound))]
         )
         return true
     }
@@ -130,13 +130,13 @@ public struct BatchWriter {
         let cutoff = String(cutoff.millisecondsSinceEpoch)
         let batches = try connection.query(
             """
-            DELETE FROM reconciled_batches l WHERE reconciled_at < to_timestamp($1::bigint / 1000.0)
+            DELETE FROM reconciled_batches l WHERE reconciled_at < \(PostgresTime.timestamp(milliseconds: "$1::bigint"))
                 AND batch < (SELECT max(batch) FROM reconciled_batches m WHERE m.shard = l.shard)
             """,
             [cutoff]
         ).affected
         try connection.query(
-            "DELETE FROM reconciled_windows WHERE reconciled_at < to_timestamp($1::bigint / 1000.0) AND node NOT LIKE 'import:%'", [cutoff]
+            "DELETE FROM reconciled_windows WHERE reconciled_at < \(PostgresTime.timestamp(milliseconds: "$1::bigint")) AND node NOT LIKE 'import:%'", [cutoff]
         )
         return batches
     }
@@ -188,27 +188,27 @@ public struct BatchWriter {
             let digestArrays = isTag ? ", $8::text[], $9::bigint[]" : ""
             let digestFields = isTag ? ", digest, digest_ms" : ""
             let digestInput = isTag
-                ? ", u.digest AS current_digest, CASE WHEN u.digest IS NULL THEN NULL ELSE to_timestamp(u.digest_ms / 1000.0) END AS current_digest_at"
+                ? ", u.digest AS current_digest, CASE WHEN u.digest IS NULL THEN NULL ELSE \(PostgresTime.timestamp(milliseconds: "u.digest_ms")) END AS current_digest_at"
                 : ""
             let digestColumns = isTag ? ", current_digest, current_digest_at" : ""
             var arrays = [
                 PostgresArray.literal(entries.map(\.key.repository.value)), PostgresArray.literal(entries.map(\.key.name)),
-                PostgresArray.literal(entries.map { String($0.fetches) }), PostgresArray.literal(entries.map { String($0.checks) }),
-                PostgresArray.literal(entries.map { String($0.pulls) }),
-                PostgresArray.literal(entries.map { $0.lastPulled == .distantPast ? nil : String($0.lastPulled.millisecondsSinceEpoch) }),
-                PostgresArray.literal(entries.map { String($0.lastUsed.millisecondsSinceEpoch) }),
+                PostgresArray.literal(entries.map(\.fetches)), PostgresArray.literal(entries.map(\.checks)),
+                PostgresArray.literal(entries.map(\.pulls)),
+                PostgresArray.literal(entries.map { $0.lastPulled == .distantPast ? nil : $0.lastPulled.millisecondsSinceEpoch }),
+                PostgresArray.literal(entries.map(\.lastUsed.millisecondsSinceEpoch)),
             ]
             if isTag {
                 arrays += [
                     PostgresArray.literal(entries.map { $0.currentDigest?.value }),
-                    PostgresArray.literal(entries.map { String($0.currentDigestAt.millisecondsSinceEpoch) }),
+                    PostgresArray.literal(entries.map(\.currentDigestAt.millisecondsSinceEpoch)),
                 ]
             }
             try connection.query(
                 """
                 WITH input AS (
                     SELECT r.id AS repository_id, u.reference AS \(column), u.fetches, u.checks, u.pulls AS pull_count,
-                        to_timestamp(u.pulled_ms / 1000.0) AS last_pulled_at, to_timestamp(u.used_ms / 1000.0) AS last_used_at\(digestInput)
+                        \(PostgresTime.timestamp(milliseconds: "u.pulled_ms")) AS last_pulled_at, \(PostgresTime.timestamp(milliseconds: "u.used_ms")) AS last_used_at\(digestInput)
                     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]\(digestArrays))
                         AS u(repository, reference, fetches, checks, pulls, pulled_ms, used_ms\(digestFields))
                     JOIN repositories r ON r.name = u.repository
@@ -290,18 +290,18 @@ public struct BatchWriter {
 
     /// Estimates waiting to be written, as the arrays of one statement.
     private struct PendingEstimates {
-        var names: [String] = [], references: [String] = [], counts: [String] = [], errors: [String] = []
-        var pulled: [String?] = [], used: [String] = []
+        var names: [String] = [], references: [String] = [], counts: [UInt64] = [], errors: [UInt64] = []
+        var pulled: [Int64?] = [], used: [Int64] = []
 
         var count: Int { names.count }
 
         mutating func append(_ key: CatalogKey, _ estimate: TailEstimator.Estimate) {
             names.append(key.repository)
             references.append(key.name)
-            counts.append(String(estimate.pulls))
-            errors.append(String(estimate.error))
-            pulled.append(estimate.lastPulled.map { String($0.millisecondsSinceEpoch) })
-            used.append(String(estimate.lastUsed.millisecondsSinceEpoch))
+            counts.append(estimate.pulls)
+            errors.append(estimate.error)
+            pulled.append(estimate.lastPulled?.millisecondsSinceEpoch)
+            used.append(estimate.lastUsed.millisecondsSinceEpoch)
         }
     }
 
@@ -314,8 +314,8 @@ public struct BatchWriter {
             """
             INSERT INTO \(kind == .tag ? "tag_stats" : "manifest_stats") AS s (repository_id, \(column), pull_count,
                 pull_count_error, last_pulled_at, last_pulled_exact, last_used_at, last_used_exact, counters_exact)
-            SELECT r.id, u.reference, u.estimate, u.error, to_timestamp(u.pulled_ms / 1000.0), u.pulled_ms IS NULL,
-                to_timestamp(u.used_ms / 1000.0), false, false
+            SELECT r.id, u.reference, u.estimate, u.error, \(PostgresTime.timestamp(milliseconds: "u.pulled_ms")), u.pulled_ms IS NULL,
+                \(PostgresTime.timestamp(milliseconds: "u.used_ms")), false, false
             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
                 AS u(repository, reference, estimate, error, pulled_ms, used_ms)
             JOIN repositories r ON r.name = u.repository
@@ -358,7 +358,7 @@ public struct BatchWriter {
                 ORDER BY r.id
                 ON CONFLICT (repository_id) DO UPDATE SET pulls = a.pulls + EXCLUDED.pulls, updated_at = now()
                 """,
-                [PostgresArray.literal(repositories.map(\.repository.value)), PostgresArray.literal(repositories.map { String($0.unnamedPulls) })]
+                [PostgresArray.literal(repositories.map(\.repository.value)), PostgresArray.literal(repositories.map(\.unnamedPulls))]
             )
         }
         if content.unnamedPullsOfOverflow > 0 {

@@ -42,12 +42,12 @@ public struct Catalog {
         try connection.query(
             """
             INSERT INTO catalog_manifests AS c (repository_id, digest, pushed_at)
-            SELECT r.id, u.digest, to_timestamp(u.ms / 1000.0)
+            SELECT r.id, u.digest, \(PostgresTime.timestamp(milliseconds: "u.ms"))
             FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(repository, digest, ms) JOIN repositories r ON r.name = u.repository
             ON CONFLICT (repository_id, digest) DO UPDATE SET \(Self.pushed("c"))
             """,
             [PostgresArray.literal(keys.map(\.repository)), PostgresArray.literal(keys.map(\.name)),
-             PostgresArray.literal(keys.map { String(pushes[$0]!.millisecondsSinceEpoch) })]
+             PostgresArray.literal(keys.map { pushes[$0]!.millisecondsSinceEpoch })]
         )
     }
 
@@ -56,12 +56,12 @@ public struct Catalog {
         let keys = pushes.keys.sorted()
         let parameters = [
             PostgresArray.literal(keys.map(\.repository)), PostgresArray.literal(keys.map(\.name)),
-            PostgresArray.literal(keys.map { pushes[$0]!.digest.value }), PostgresArray.literal(keys.map { String(pushes[$0]!.time.millisecondsSinceEpoch) }),
+            PostgresArray.literal(keys.map { pushes[$0]!.digest.value }), PostgresArray.literal(keys.map { pushes[$0]!.time.millisecondsSinceEpoch }),
         ]
         try connection.query(
             """
             INSERT INTO catalog_tags AS c (repository_id, tag, digest, pushed_at)
-            SELECT r.id, u.tag, u.digest, to_timestamp(u.ms / 1000.0)
+            SELECT r.id, u.tag, u.digest, \(PostgresTime.timestamp(milliseconds: "u.ms"))
             FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(repository, tag, digest, ms) JOIN repositories r ON r.name = u.repository
             ON CONFLICT (repository_id, tag) DO UPDATE SET
                 digest = CASE WHEN c.pushed_at IS NULL OR EXCLUDED.pushed_at >= c.pushed_at THEN EXCLUDED.digest ELSE c.digest END,
@@ -71,7 +71,7 @@ public struct Catalog {
         )
         try connection.query(
             """
-            UPDATE tag_stats AS s SET \(Self.pushed("s", at: "to_timestamp(u.ms / 1000.0)")), updated_at = now()
+            UPDATE tag_stats AS s SET \(Self.pushed("s", at: PostgresTime.timestamp(milliseconds: "u.ms"))), updated_at = now()
             FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(repository, tag, digest, ms) JOIN repositories r ON r.name = u.repository
             WHERE s.repository_id = r.id AND s.tag = u.tag
             """,
@@ -137,12 +137,12 @@ public struct Catalog {
         let keys = deletions.keys.sorted()
         let parameters = [
             PostgresArray.literal(keys.map(\.repository)), PostgresArray.literal(keys.map(\.name)),
-            PostgresArray.literal(keys.map { String(deletions[$0]!.millisecondsSinceEpoch) }),
+            PostgresArray.literal(keys.map { deletions[$0]!.millisecondsSinceEpoch }),
         ]
         try connection.query(
             """
             INSERT INTO \(table) AS c (repository_id, \(column), deleted_at)
-            SELECT r.id, u.key, to_timestamp(u.ms / 1000.0)
+            SELECT r.id, u.key, \(PostgresTime.timestamp(milliseconds: "u.ms"))
             FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(repository, key, ms) JOIN repositories r ON r.name = u.repository
             ON CONFLICT (repository_id, \(column)) DO UPDATE SET \(Self.deleted("c"))
             """,
@@ -150,7 +150,7 @@ public struct Catalog {
         )
         try connection.query(
             """
-            UPDATE \(statistics) AS c SET \(Self.deleted("c", at: "to_timestamp(u.ms / 1000.0)"))
+            UPDATE \(statistics) AS c SET \(Self.deleted("c", at: PostgresTime.timestamp(milliseconds: "u.ms")))
             FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(repository, key, ms) JOIN repositories r ON r.name = u.repository
             WHERE c.repository_id = r.id AND c.\(column) = u.key
             """,

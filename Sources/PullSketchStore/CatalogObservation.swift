@@ -34,7 +34,7 @@ extension Catalog {
         let rows = keys.map { latest[$0]! }
         let parameters = [
             PostgresArray.literal(rows.map(\.repository.value)), PostgresArray.literal(rows.map(\.tag.value)),
-            PostgresArray.literal(rows.map(\.digest.value)), PostgresArray.literal(rows.map { String($0.time.millisecondsSinceEpoch) }),
+            PostgresArray.literal(rows.map(\.digest.value)), PostgresArray.literal(rows.map(\.time.millisecondsSinceEpoch)),
         ]
         try connection.transaction {
             try connection.query(
@@ -46,7 +46,7 @@ extension Catalog {
             try connection.query(
                 """
                 INSERT INTO catalog_tags AS c (repository_id, tag, digest, pushed_at)
-                SELECT r.id, u.tag, u.digest, to_timestamp(u.ms / 1000.0)
+                SELECT r.id, u.tag, u.digest, \(PostgresTime.timestamp(milliseconds: "u.ms"))
                 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(repository, tag, digest, ms)
                 JOIN repositories r ON r.name = u.repository
                 ON CONFLICT (repository_id, tag) DO UPDATE SET
@@ -61,7 +61,7 @@ extension Catalog {
             try connection.query(
                 """
                 INSERT INTO catalog_manifests AS c (repository_id, digest, pushed_at)
-                SELECT r.id, u.digest, min(to_timestamp(u.ms / 1000.0))
+                SELECT r.id, u.digest, min(\(PostgresTime.timestamp(milliseconds: "u.ms")))
                 FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(repository, digest, ms) JOIN repositories r ON r.name = u.repository
                 GROUP BY r.id, u.digest ORDER BY r.id, u.digest
                 ON CONFLICT (repository_id, digest) DO UPDATE SET

@@ -116,7 +116,7 @@ public struct StatisticsQueries {
         var parameters = [repository.value]
         if let days = policy.notPulledDays {
             parameters.append(String(Self.cutoff(days: days, now: now).millisecondsSinceEpoch))
-            let cutoff = "to_timestamp($\(parameters.count)::bigint / 1000.0)"
+            let cutoff = PostgresTime.timestamp(milliseconds: "$\(parameters.count)::bigint")
             conditions.append("coalesce(greatest(tag_used, tag_pushed), '-infinity') < \(cutoff)")
             conditions.append("(digest IS NULL OR coalesce(greatest(manifest_used, platforms_used, manifest_pushed), '-infinity') < \(cutoff))")
         }
@@ -195,7 +195,7 @@ public struct StatisticsQueries {
         var parameters = [repository.value]
         if let days = policy.notPulledDays {
             parameters.append(String(Self.cutoff(days: days, now: now).millisecondsSinceEpoch))
-            conditions.append("coalesce(greatest(s.last_used_at, k.last_used_at, m.pushed_at), '-infinity') < to_timestamp($\(parameters.count)::bigint / 1000.0)")
+            conditions.append("coalesce(greatest(s.last_used_at, k.last_used_at, m.pushed_at), '-infinity') < \(PostgresTime.timestamp(milliseconds: "$\(parameters.count)::bigint"))")
         }
         if let maxPulls = policy.maxPulls {
             parameters.append(String(maxPulls))

@@ -127,11 +127,41 @@ import Testing
         #expect(rows.count == 25)
     }
 
+    @Test func millisecondsBecomeTheExactTimeTheyName() throws {
+        // Against whole milliseconds added to the epoch: every millisecond of 20 seconds now and
+        // around 1970, every 999,983rd of a year now, the extremes a `Timestamp` reaches in practice.
+        let mismatches = try connect().query(
+            """
+            SELECT count(*) FILTER (WHERE \(PostgresTime.timestamp(milliseconds: "ms")) IS DISTINCT FROM timestamptz 'epoch' + ms * interval '1 millisecond')
+                AS mismatches, count(*) AS checked
+            FROM (
+                SELECT generate_series(1800000000000, 1800000020000) UNION ALL SELECT generate_series(-10000, 10000)
+                UNION ALL SELECT generate_series(1800000000000, 1800000000000 + 365 * 86400000::bigint, 999983)
+                UNION ALL VALUES (-62135596800000), (253402300799999), (NULL)
+            ) t (ms)
+            """
+        ).namedRows[0]
+        #expect(try mismatches.decode("checked", as: Int64.self) == 71_542)
+        #expect(try mismatches.decode("mismatches", as: Int64.self) == 0)
+    }
+
     @Test func arrayLiteralsCarryAnyTextThroughUnnest() throws {
         let connection = try connect()
         let values: [String?] = ["plain", "with,comma", "with \"quotes\"", "back\\slash", "{braces}", "", nil, "naïve ✓", "NULL"]
         let rows = try connection.query("SELECT value FROM unnest($1::text[]) WITH ORDINALITY AS u(value, n) ORDER BY n", [PostgresArray.literal(values)])
         #expect(rows.rows.map { $0[0] } == values)
+    }
+
+    @Test func arrayLiteralsCarryNumbersThroughUnnest() throws {
+        let connection = try connect()
+        func values(_ literal: String, as type: String) throws -> [String?] {
+            try connection.query("SELECT value::text FROM unnest($1::\(type)[]) WITH ORDINALITY AS u(value, n) ORDER BY n", [literal]).rows.map { $0[0] }
+        }
+        let signed: [Int64?] = [0, -1, 7, nil, .min, .max, 1_800_000_000_123]
+        #expect(try values(PostgresArray.literal(signed), as: "bigint") == signed.map { $0.map(String.init) })
+        #expect(try values(PostgresArray.literal([Int64]([-10, 10, 0])), as: "bigint") == ["-10", "10", "0"])
+        #expect(try values(PostgresArray.literal([UInt64]([0, 9, 10, .max])), as: "numeric") == ["0", "9", "10", "18446744073709551615"])
+        #expect(try values(PostgresArray.literal([Int64]()), as: "bigint") == [])
     }
 
     @Test func aBrokenConnectionFailsItsStatementThenReconnects() throws {
