@@ -6,16 +6,13 @@ public enum PostgresArray {
     /// `{"a","b\"c",NULL}`: every element quoted, `"` and `\` escaped, nil as NULL.
     public static func literal(_ elements: [String?]) -> String {
         build(elements) { text, element in
-            guard var element else { return text.append(contentsOf: "NULL".utf8) }
-            element.withUTF8 { appendQuoted(&text, $0) }
+            guard let element else { return text.append(contentsOf: "NULL".utf8) }
+            appendQuoted(&text, element)
         }
     }
 
     public static func literal(_ elements: [String]) -> String {
-        build(elements) { text, element in
-            var element = element
-            element.withUTF8 { appendQuoted(&text, $0) }
-        }
+        build(elements, appendQuoted)
     }
 
     /// `{1,-2,NULL}`: nil as NULL. Counts and times (milliseconds) cross as `bigint`.
@@ -45,17 +42,20 @@ public enum PostgresArray {
         return String(decoding: text, as: UTF8.self)
     }
 
-    /// `bytes` in double quotes; `"` and `\`, never part of a longer UTF-8 sequence, escaped.
-    private static func appendQuoted(_ text: inout [UInt8], _ bytes: UnsafeBufferPointer<UInt8>) {
+    /// `element` in double quotes; `"` and `\`, never part of a longer UTF-8 sequence, escaped.
+    private static func appendQuoted(_ text: inout [UInt8], _ element: String) {
         func isSpecial(_ byte: UInt8) -> Bool { byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") }
+        var element = element
         text.append(UInt8(ascii: "\""))
-        if bytes.contains(where: isSpecial) {
-            for byte in bytes {
-                if isSpecial(byte) { text.append(UInt8(ascii: "\\")) }
-                text.append(byte)
+        element.withUTF8 { bytes in
+            if bytes.contains(where: isSpecial) {
+                for byte in bytes {
+                    if isSpecial(byte) { text.append(UInt8(ascii: "\\")) }
+                    text.append(byte)
+                }
+            } else {
+                text.append(contentsOf: bytes)
             }
-        } else {
-            text.append(contentsOf: bytes)
         }
         text.append(UInt8(ascii: "\""))
     }

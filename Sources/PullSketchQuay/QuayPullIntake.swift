@@ -177,7 +177,7 @@ public final class QuayPullIntake: Service, Sendable {
     private func lookUp(_ ids: [Int64]) async throws -> [Int64: Result<RepositoryName, ValidationError>] {
         var names: [Int64: Result<RepositoryName, ValidationError>] = [:]
         for start in stride(from: 0, to: ids.count, by: Self.idsPerQuery) {
-            let chunk = ids[start..<min(start + Self.idsPerQuery, ids.count)].map(String.init)
+            let chunk = Array(ids[start..<min(start + Self.idsPerQuery, ids.count)])
             let rows = try await quay.run { connection in
                 try connection.query(
                     """
@@ -192,7 +192,7 @@ public final class QuayPullIntake: Service, Sendable {
                 names[id] = Result { () throws(ValidationError) in try RepositoryName(name) }
             }
         }
-        let valid = names.compactMap { id, name in (try? name.get()).map { (String(id), $0.value) } }
+        let valid = names.compactMap { id, name in (try? name.get()).map { (id, $0.value) } }
         if !valid.isEmpty {
             _ = try await statistics.run { connection in
                 try connection.query(
