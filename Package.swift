@@ -149,7 +149,10 @@ let package = Package(
         ),
         .target(
             name: "PullSketchConfig",
-            dependencies: ["PullSketchCore", "PullSketchRedis", "PullSketchFlusher", "PullSketchReconciler", "PullSketchNode", "PullSketchQuay", "Yams"],
+            dependencies: [
+                "PullSketchCore", "PullSketchEvents", "PullSketchRedis", "PullSketchFlusher", "PullSketchReconciler", "PullSketchNode", "PullSketchQuay", "Yams",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -191,7 +194,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PullSketchCoreTests",
-            dependencies: ["PullSketchCore", "PullSketchTestSupport"],
+            dependencies: ["PullSketchCore", "CXXHash", "PullSketchTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -206,7 +209,10 @@ let package = Package(
         ),
         .testTarget(
             name: "PullSketchConfigTests",
-            dependencies: ["PullSketchConfig", "PullSketchCore", "PullSketchNode", "PullSketchReconciler", "PullSketchRedis", "PullSketchTestSupport"],
+            dependencies: [
+                "PullSketchConfig", "PullSketchCore", "PullSketchEvents", "PullSketchNode", "PullSketchReconciler", "PullSketchRedis", "PullSketchTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Logging
+import PullSketchConfig
 import PullSketchCore
 
 @main
@@ -11,6 +13,12 @@ struct PullSketchCommand: AsyncParsableCommand {
             SizingCommand.self, MigrateCommand.self, ReconcileCommand.self, ServeCommand.self, ReportCommand.self, QuayCommand.self, CatalogCommand.self, ImportCommand.self,
         ]
     )
+
+    /// Every log line in UTC (`UTCLogHandler`), then the command.
+    static func main() async {
+        LoggingSystem.bootstrap { UTCLogHandler(label: $0) }
+        await main(nil)
+    }
 }
 
 enum PullSketchVersion {

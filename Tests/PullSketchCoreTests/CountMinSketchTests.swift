@@ -1,4 +1,5 @@
-import PullSketchCore
+import CXXHash
+@testable import PullSketchCore
 import PullSketchTestSupport
 import Testing
 
@@ -112,6 +113,34 @@ import Testing
         #expect(tag != KeyHash(kind: .tag, repository: "a/bx", reference: "", seed: 1))
         #expect(tag != KeyHash(kind: .tag, repository: "a/b", reference: "x", seed: 2))
         #expect(tag == KeyHash(kind: .tag, repository: "a/b", reference: "x", seed: 1))
+    }
+
+    /// Name and key hashes are part of the wire contract (shards, sketch cells, Redis fields):
+    /// computed by xxHash's inline code, they must equal what the shared library computes.
+    @Test func hashesAreTheSharedLibrarysXXH3() {
+        var state: UInt64 = 7
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state ^ (state >> 29)
+        }
+        for round in 0..<20_000 {
+            let (repository, reference) = (next(), next())
+            let seed = round.isMultiple(of: 2) ? next() : UInt64(round % 7)
+            let kind: KeyKind = round.isMultiple(of: 3) ? .manifest : .tag
+            var names = (repository.littleEndian, reference.littleEndian)
+            let library = withUnsafeBytes(of: &names) { XXH3_64bits_withSeed($0.baseAddress, 16, seed &+ UInt64(kind.rawValue)) }
+            let key = KeyHash(kind: kind, repositoryHash: repository, referenceHash: reference, seed: seed)
+            guard key.value == library else {
+                Issue.record("key hash \(key.value) differs from the library's \(library) for \(repository), \(reference), seed \(seed)")
+                return
+            }
+        }
+        // Every length up to past the longest name, each of xxHash's length classes included.
+        for length in 0...300 {
+            let name = String(decoding: (0..<length).map { _ in UInt8(truncatingIfNeeded: next() % 94 + 33) }, as: UTF8.self)
+            let library = Array(name.utf8).withUnsafeBytes { XXH3_64bits($0.baseAddress, $0.count) }
+            #expect(KeyHash.xxh3(name) == library, "a name of \(length) bytes")
+        }
     }
 }
 

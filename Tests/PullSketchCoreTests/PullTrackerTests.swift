@@ -119,6 +119,18 @@ import Testing
         #expect(tag?.fetches == 2 && tag?.checks == 1)
     }
 
+    @Test func aTagThatMovesBackKeepsTheDigestItMovedBackTo() {
+        let tracker = PullTracker(configuration: Fixtures.enabled())
+        for (digest, time) in [(1, 100), (2, 200), (1, 300)] as [(UInt64, Int64)] {
+            tracker.record(getByTag("v1", Fixtures.digest(digest), at: time))
+        }
+        let tag = tracker.drain().hotEntries.first { $0.key.kind == .tag }
+        #expect(tag?.currentDigest == Fixtures.digest(1))
+        #expect(tag?.currentDigestAt == Fixtures.time(300))
+        tracker.record(getByTag("v1", Fixtures.digest(2), at: 400))
+        #expect(tracker.drain().hotEntries.first { $0.key.kind == .tag }?.currentDigest == Fixtures.digest(2))
+    }
+
     @Test func withTheFeatureFlagOffNothingIsRecorded() {
         var configuration = Fixtures.enabled()
         configuration.isEnabled = false

@@ -15,7 +15,7 @@ public struct KeyHash: Hashable, Sendable {
 
     init(kind: KeyKind, repositoryHash: UInt64, referenceHash: UInt64, seed: UInt64) {
         var names = (repositoryHash.littleEndian, referenceHash.littleEndian)
-        value = withUnsafeBytes(of: &names) { XXH3_64bits_withSeed($0.baseAddress, 16, seed &+ UInt64(kind.rawValue)) }
+        value = withUnsafeBytes(of: &names) { pullsketch_xxh3_64bits_16_withSeed($0.baseAddress, seed &+ UInt64(kind.rawValue)) }
     }
 
     /// The Redis shard of the key, in `0..<count`: the high half of the hash remixed, reduced by
@@ -36,9 +36,9 @@ public struct KeyHash: Hashable, Sendable {
 
     /// `n(s)`: XXH3-64 of a string's UTF-8 bytes with seed 0.
     static func xxh3(_ string: String) -> UInt64 {
-        if let hash = string.utf8.withContiguousStorageIfAvailable({ XXH3_64bits($0.baseAddress, $0.count) }) {
+        if let hash = string.utf8.withContiguousStorageIfAvailable({ pullsketch_xxh3_64bits($0.baseAddress, $0.count) }) {
             return hash
         }
-        return Array(string.utf8).withUnsafeBytes { XXH3_64bits($0.baseAddress, $0.count) }
+        return Array(string.utf8).withUnsafeBytes { pullsketch_xxh3_64bits($0.baseAddress, $0.count) }
     }
 }

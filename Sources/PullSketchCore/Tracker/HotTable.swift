@@ -1,14 +1,13 @@
 /// A bounded open-addressing table of exactly counted keys, keyed by `KeyHash` with the names
 /// compared on a hash match, so two keys never share counts. Not synchronized: one per stripe.
 ///
-/// Storage is split so that a hit touches no reference-counted memory and few cache lines: the hash
-/// and plain counters of a slot share one array, the keys (compared in place, never copied) and
-/// the tag digests have their own.
+/// A hit reads one slot — hash marker, counters, times and the key, compared in place, never
+/// copied — and the names' bytes the comparison needs. A tag's current digest has an array of its
+/// own, read only when the tag moves: the slot knows the digest by its hash.
 struct HotTable {
     let capacity: Int
     private(set) var count = 0
     private var slots: [Slot]
-    private var keys: [PullKey?]
     private var currentDigests: [Digest?]
     private let mask: Int
 
@@ -19,6 +18,11 @@ struct HotTable {
         var lastPulled = Timestamp.distantPast
         var lastUsed = Timestamp.distantPast
         var currentDigestAt = Timestamp.distantPast
+        /// `nameHash | 1` of the current digest, 0 while there is none: a pull of a tag whose
+        /// digest did not change then leaves `currentDigests` (a cache line elsewhere) unread.
+        var currentDigestMarker: UInt64 = 0
+        /// Beside the marker, so a hit finds it in the lines it already reads.
+        var key: PullKey?
     }
 
     init(capacity: Int) {
@@ -26,7 +30,6 @@ struct HotTable {
         let slots = Self.slotCount(forCapacity: capacity)
         mask = slots - 1
         self.slots = Array(repeating: Slot(), count: slots)
-        keys = Array(repeating: nil, count: slots)
         currentDigests = Array(repeating: nil, count: slots)
     }
 
@@ -57,7 +60,9 @@ struct HotTable {
             guard let currentDigest, currentDigestAt >= slots[index].currentDigestAt else { return }
             slots[index].currentDigestAt = currentDigestAt
             // Digests are content hashes: equal name hashes mean the same digest, no string compare.
-            if currentDigests[index]?.nameHash != currentDigest.nameHash {
+            let digestMarker = currentDigest.nameHash | 1
+            if slots[index].currentDigestMarker != digestMarker {
+                slots[index].currentDigestMarker = digestMarker
                 currentDigests[index] = currentDigest
             }
         }
@@ -69,17 +74,20 @@ struct HotTable {
         let marker = hash.value | 1
         var index = Int(truncatingIfNeeded: hash.value >> 1) & mask
         while true {
-            let occupant = slots[index].marker
+            // Through the buffer pointer: reading through the array's subscript measured slower.
+            let (occupant, matches) = slots.withUnsafeBufferPointer { slots in
+                let occupant = slots[index].marker
+                return (occupant, occupant == marker && slots[index].key == key)
+            }
+            if matches { return index }
             if occupant == 0 {
                 guard count < capacity else { return nil }
                 count += 1
-                slots[index].marker = marker
-                keys[index] = key
+                slots.withUnsafeMutableBufferPointer { slots in
+                    slots[index].marker = marker
+                    slots[index].key = key
+                }
                 return index
-            }
-            if occupant == marker {
-                let matches = keys.withUnsafeBufferPointer { $0[index] == key }
-                if matches { return index }
             }
             index = (index &+ 1) & mask
         }
@@ -90,7 +98,7 @@ struct HotTable {
         var result: [HotEntry] = []
         result.reserveCapacity(count)
         for (index, slot) in slots.enumerated() where slot.marker != 0 {
-            guard let key = keys[index] else { continue }
+            guard let key = slot.key else { continue }
             result.append(
                 HotEntry(
                     key: key,
@@ -107,10 +115,9 @@ struct HotTable {
 
     /// Bytes the table holds: its buffers plus the heap storage of the names and digests in it.
     var byteCount: Int {
-        var bytes = slots.capacity * MemoryLayout<Slot>.stride + keys.capacity * MemoryLayout<PullKey?>.stride
-            + currentDigests.capacity * MemoryLayout<Digest?>.stride
+        var bytes = slots.capacity * MemoryLayout<Slot>.stride + currentDigests.capacity * MemoryLayout<Digest?>.stride
         for index in slots.indices where slots[index].marker != 0 {
-            bytes += (keys[index].map { $0.repository.value.heapByteCount + $0.name.heapByteCount } ?? 0)
+            bytes += (slots[index].key.map { $0.repository.value.heapByteCount + $0.name.heapByteCount } ?? 0)
                 + (currentDigests[index]?.value.heapByteCount ?? 0)
         }
         return bytes
@@ -118,6 +125,6 @@ struct HotTable {
 
     /// Bytes of one slot, not counting the heap storage of long names.
     static var slotByteCount: Int {
-        MemoryLayout<Slot>.stride + MemoryLayout<PullKey?>.stride + MemoryLayout<Digest?>.stride
+        MemoryLayout<Slot>.stride + MemoryLayout<Digest?>.stride
     }
 }
