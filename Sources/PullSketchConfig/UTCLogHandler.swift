@@ -49,6 +49,7 @@ public struct UTCLogHandler: LogHandler {
             var written = 0
             while written < bytes.count {
                 let result = systemWrite(STDERR_FILENO, bytes.baseAddress! + written, bytes.count - written)
+                if result < 0, errno == EINTR { continue }
                 guard result > 0 else { return }
                 written += result
             }
