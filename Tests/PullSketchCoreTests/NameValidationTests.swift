@@ -45,6 +45,28 @@ import Testing
         #expect(throws: ValidationError.self) { try Digest(digest) }
     }
 
+    /// Every byte of a sha256 digest's hex part replaced by every printable ASCII byte and a few
+    /// others: valid exactly when it stays lowercase hex. Plus prefixes one byte off.
+    @Test func aSHA256DigestIsValidExactlyWhenItsHexIsLowercaseHex() {
+        let hex = Array("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".utf8)
+        let lowercaseHex = Set("0123456789abcdef".utf8)
+        for position in hex.indices {
+            for byte in Array(0x20...0x7E) + [0x00, 0x0A, 0x80, 0xFF] as [UInt8] {
+                var mutated = hex
+                mutated[position] = byte
+                let digest = "sha256:" + String(decoding: mutated, as: UTF8.self)
+                #expect(((try? Digest(digest)) != nil) == lowercaseHex.contains(byte), "byte \(byte) at \(position)")
+            }
+        }
+        let encoded = String(decoding: hex, as: UTF8.self)
+        for invalid in ["shA256:", "sha256;", "sha256_", "Sha256:"] {
+            #expect(throws: ValidationError.self) { try Digest(invalid + encoded) }
+        }
+        #expect((try? Digest("sha257:" + encoded)) != nil)  // another algorithm, accepted by grammar
+        #expect(throws: ValidationError.self) { try Digest("sha256:" + encoded.dropLast()) }
+        #expect(throws: ValidationError.self) { try Digest("sha256:" + encoded + "0") }
+    }
+
     @Test func errorsNameTheFieldAndTheReason() {
         do {
             _ = try RepositoryName("Team/app")
