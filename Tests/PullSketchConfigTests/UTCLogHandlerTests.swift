@@ -35,7 +35,7 @@ import Testing
         #expect(line.dropFirst(stamp.count) == " warning pullsketch.test: attempt=2 error=connection refused shard=3 [Flusher] merge failed\n")
     }
 
-    @Test func aLoggerWithoutMetadataAndBelowItsLevelWritesAsExpected() {
+    @Test func debugIsNotWrittenAndALineWithoutMetadataHasNoFields() {
         let lines = Lines()
         let logger = lines.logger(label: "pullsketch.test")
         logger.debug("not written at the default level")
