@@ -36,8 +36,8 @@ public struct Digest: Hashable, Sendable, CustomStringConvertible {
         return nil
     }
 
-    /// `sha256:` and 64 lowercase hex characters, what nearly every digest is: accepted in one pass
-    /// (the grammar below accepts exactly these too).
+    /// `sha256:` and 64 lowercase hex characters, what nearly every digest is: accepted in one pass.
+    /// The grammar accepts everything this accepts; anything else is left to it.
     private static func isSHA256(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         bytes.count == 71 && equals(bytes[..<7], "sha256:") && bytes[7...].allSatisfy(ASCIIGrammar.isLowerHex)
     }
