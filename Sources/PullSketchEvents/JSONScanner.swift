@@ -56,6 +56,7 @@ struct JSONScanner {
     /// An object; `member` gets each key the first time it appears and must read or skip its value.
     mutating func object(_ member: (inout JSONScanner, String) throws(Failure) -> Void) throws(Failure) {
         var seen: [String] = []
+        seen.reserveCapacity(8)  // a usual object's keys: one allocation instead of one per doubling
         try members { scanner throws(Failure) in
             let key = try scanner.string()
             try scanner.colon()
@@ -118,8 +119,9 @@ struct JSONScanner {
 
     /// A string, decoded.
     mutating func string() throws(Failure) -> String {
-        let content = try stringBounds()
-        return try Self.decode(UnsafeRawBufferPointer(rebasing: bytes[content]))
+        let (bounds, isVerbatim) = try stringBounds()
+        let content = UnsafeRawBufferPointer(rebasing: bytes[bounds])
+        return isVerbatim ? String(decoding: content, as: UTF8.self) : try Self.decode(content)
     }
 
     // MARK: Structure
@@ -169,16 +171,22 @@ struct JSONScanner {
 
     /// The bytes between a string's quotes, consumed: up to the first quote no backslash escapes;
     /// `\u` must be followed by four bytes that are not a quote. Nothing else is checked here.
-    private mutating func stringBounds() throws(Failure) -> Range<Int> {
+    /// `isVerbatim`: the bytes are their own decoding — ASCII, no backslash, no control character
+    /// below 0x20 — so the string is made without escapes or UTF-8 validation (the generic
+    /// `String(validating:)` cost more than the scan).
+    private mutating func stringBounds() throws(Failure) -> (Range<Int>, isVerbatim: Bool) {
         guard try next() == UInt8(ascii: "\"") else { throw .mismatch }
         position += 1
         let start = position
+        var isVerbatim = true
         while position < bytes.count {
-            switch bytes[position] {
+            let byte = bytes[position]
+            switch byte {
             case UInt8(ascii: "\""):
                 position += 1
-                return start..<position - 1
+                return (start..<position - 1, isVerbatim)
             case UInt8(ascii: "\\"):
+                isVerbatim = false
                 guard position + 1 < bytes.count else { throw .syntax }
                 position += 2
                 if bytes[position - 1] == UInt8(ascii: "u") {
@@ -186,6 +194,7 @@ struct JSONScanner {
                     position += 4
                 }
             default:
+                if byte < 0x20 || byte >= 0x80 { isVerbatim = false }
                 position += 1
             }
         }

@@ -74,6 +74,7 @@ import Testing
             #"{"events":[{"id":5}]}"#, #"{"events":[{"id":null,"target":null,"request":null}]}"#, #"{"events":[{"target":{"tag":[]}}]}"#,
             #"{"events":[{"target":{"references":[{"digest":"d"},null]}}]}"#, #"{"events":[{"target":{"references":null}}]}"#,
             #"{"events":[{"ta\u0072get":{"t\u0061g":"v\u00e9\ud83d\ude00\n\/"}}]}"#, #"{"events":[{"id":"\ud800"}]}"#,
+            #"{"events":[{"id":"vé😀\#u{7F}","té":1,"target":{"tag":"é"}}]}"#,
             #"{"events":[{"id":"\udc00"}]}"#, #"{"events":[{"id":"\ud800\u0041"}]}"#, #"{"events":[{"id":"\x"}]}"#, "{\"events\":[{\"id\":\"\t\"}]}",
             #"{"events":[{"size":-0.5e+3,"n":[0,-1,1.0E2,true,false,null,{"a":{}}]}]}"#, #"{"events":[{"size":01}]}"#,
             #"{"events":[{"size":1.}]}"#, #"{"events":[{"size":-}]}"#, #"{"events":[{"size":.5}]}"#, #"{"events":[{"size":1e}]}"#,
