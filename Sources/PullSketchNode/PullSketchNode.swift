@@ -1,6 +1,7 @@
 import Foundation
 public import Hummingbird
 public import Logging
+import Prometheus
 public import PullSketchCore
 import PullSketchEvents
 public import PullSketchRedis
@@ -75,7 +76,7 @@ public struct PullSketchNode: Sendable {
         let router = Router(context: NodeRequestContext.self)
         router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: ConcurrencyLimitMiddleware(limit: configuration.maxConcurrentRequests))
-        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: RequestMetricsMiddleware(factory: PrometheusMetricsFactory(registry: metrics.registry)))
         router.add(middleware: DatabaseUnavailableMiddleware())
         router.post("notifications") { request, _ in try await receiveNotifications(request) }
         router.post("api/v1/pulls") { request, _ in try await receivePulls(request) }

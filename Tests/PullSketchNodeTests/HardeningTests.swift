@@ -188,7 +188,32 @@ import Testing
             }
         }
     }
+
+    /// Request series per route, method and status under Hummingbird's names; a request counts
+    /// when its response is made, and `/metrics` sees itself in flight.
+    @Test func requestsAreCountedPerRouteMethodAndStatus() async throws {
+        let fixture = try NodeFixture()
+        try await fixture.test { client in
+            try await client.execute(uri: "/notifications", method: .post, headers: IngestionTests.v1, body: envelope([event(id: "m1")])) { response in
+                #expect(response.status == .ok)
+            }
+            for id in ["m2", "m3"] {
+                try await client.execute(uri: "/notifications", method: .post, body: envelope([event(id: id)])) { response in
+                    #expect(response.status == .unauthorized)
+                }
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let notifications = #"http_route="/notifications",http_request_method="POST",http_response_status_code="#
+                #expect(response.text.contains(#"hb_requests{\#(notifications)"200"} 1"#))
+                #expect(response.text.contains(#"hb_requests{\#(notifications)"401"} 2"#))
+                #expect(response.text.contains(#"http_server_request_duration_count{\#(notifications)"200"} 1"#))
+                #expect(response.text.contains(#"http_server_active_requests{http_request_method="POST"} 0.0"#))
+                #expect(response.text.contains(#"http_server_active_requests{http_request_method="GET"} 1.0"#))
+            }
+        }
+    }
 }
+
 
 /// What happened, in order, from any task.
 private final class Log: Sendable {
