@@ -10,9 +10,9 @@ import Synchronization
 ///
 /// Recorded when the handler returns its response, not after the body is written: Hummingbird's
 /// middleware wraps every body in a closure to learn that, and a closure body is written as three
-/// writes to the channel (head, body, end) where a buffer is one. That cost a fifth of the node's
-/// notifications per second. A duration here is up to the response head; a streamed body's
-/// transfer (CSV exports) is not in it.
+/// writes to the channel (head, body, end) where a buffer is one. That cost about a fifth of
+/// the requests per second the node's HTTP side serves. A duration here is up to the response
+/// head; a streamed body's transfer (CSV exports) is not in it.
 struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     private let series: RequestSeries
 
@@ -43,7 +43,6 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
 
 /// The series, made once per label set: making one goes through the metrics backend's registry.
 private final class RequestSeries: Sendable {
-    private let factory: any MetricsFactory
     struct Route: Sendable {
         let requests: Counter
         let duration: Timer
@@ -56,6 +55,7 @@ private final class RequestSeries: Sendable {
         let status: HTTPResponse.Status
     }
 
+    private let factory: any MetricsFactory
     private let routes = Mutex<[RouteKey: Route]>([:])
     private let methods = Mutex<[HTTPRequest.Method: Meter]>([:])
 
