@@ -69,12 +69,10 @@ private final class RequestSeries: Sendable {
             if let route = routes[key] { return route }
             let labels = [("http.route", path), ("http.request.method", method.rawValue)]
             let code = String(status.code)
+            let byStatus = labels + [("http.response.status_code", code)]
             let route = Route(
-                requests: Counter(label: "hb.requests", dimensions: labels + [("http.response.status_code", code)], factory: factory),
-                duration: Timer(
-                    label: "http.server.request.duration", dimensions: labels + [("http.response.status_code", code)],
-                    preferredDisplayUnit: .seconds, factory: factory
-                ),
+                requests: Counter(label: "hb.requests", dimensions: byStatus, factory: factory),
+                duration: Timer(label: "http.server.request.duration", dimensions: byStatus, preferredDisplayUnit: .seconds, factory: factory),
                 errors: Counter(label: "hb.request.errors", dimensions: labels + [("error.type", code)], factory: factory)
             )
             routes[key] = route
