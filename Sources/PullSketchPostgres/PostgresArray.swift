@@ -71,3 +71,77 @@ public enum PostgresArray {
         text[first...].reverse()
     }
 }
+
+extension PostgresArray {
+    /// A one-dimensional `text[]` in PostgreSQL's binary format, nil as NULL: the server reads
+    /// each element by its length, without parsing quotes, escapes and commas.
+    public static func binary(_ elements: [String?]) -> PostgresParameter {
+        binary(elements, type: textType) { bytes, element in
+            guard let element else { return appendInt32(&bytes, -1) }
+            appendText(&bytes, element)
+        }
+    }
+
+    public static func binary(_ elements: [String]) -> PostgresParameter {
+        binary(elements, type: textType, appendText)
+    }
+
+    /// A one-dimensional `bigint[]` in binary format, nil as NULL.
+    public static func binary(_ numbers: [Int64?]) -> PostgresParameter {
+        binary(numbers, type: bigintType) { bytes, number in
+            guard let number else { return appendInt32(&bytes, -1) }
+            appendBigint(&bytes, number)
+        }
+    }
+
+    public static func binary(_ numbers: [Int64]) -> PostgresParameter {
+        binary(numbers, type: bigintType, appendBigint)
+    }
+
+    /// Counts as `bigint[]`. An array holding a count beyond `bigint` goes as text, for
+    /// PostgreSQL to reject (22003) as it rejects any such input.
+    public static func binary(_ numbers: [UInt64]) -> PostgresParameter {
+        guard numbers.allSatisfy({ $0 <= Int64.max }) else { return .text(literal(numbers)) }
+        return binary(numbers, type: bigintType) { appendBigint(&$0, Int64($1)) }
+    }
+
+    /// Element types' object ids (`pg_type`).
+    private static let textType: Int32 = 25
+    private static let bigintType: Int32 = 20
+
+    /// The array header — dimensions (none when empty), a flag saying it may hold NULLs, the
+    /// element type, then the length and lower bound 1 — followed by each element as its length
+    /// in bytes (-1: NULL) and its bytes. Integers are big-endian.
+    private static func binary<Element>(
+        _ elements: [Element], type: Int32, _ append: (inout [UInt8], Element) -> Void
+    ) -> PostgresParameter {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(20 + elements.count * 16)
+        appendInt32(&bytes, elements.isEmpty ? 0 : 1)
+        appendInt32(&bytes, 1)
+        appendInt32(&bytes, type)
+        if !elements.isEmpty {
+            appendInt32(&bytes, Int32(elements.count))
+            appendInt32(&bytes, 1)
+        }
+        for element in elements { append(&bytes, element) }
+        return .binary(bytes)
+    }
+
+    private static func appendText(_ bytes: inout [UInt8], _ element: String) {
+        var element = element
+        element.withUTF8 { utf8 in
+            appendInt32(&bytes, Int32(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
+    private static func appendBigint(_ bytes: inout [UInt8], _ number: Int64) {
+        appendInt32(&bytes, 8)
+        withUnsafeBytes(of: number.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    private static func appendInt32(_ bytes: inout [UInt8], _ value: Int32) {
+        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+}

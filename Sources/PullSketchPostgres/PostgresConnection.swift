@@ -12,11 +12,19 @@ public struct PostgresRows: Hashable, Sendable {
     public let affected: Int
 }
 
+/// One parameter of a statement: text in PostgreSQL's input syntax (nil: NULL), or a value in
+/// PostgreSQL's binary format, whose type the statement gives (`$1::bigint[]`).
+public enum PostgresParameter: Hashable, Sendable {
+    case text(String?)
+    case binary([UInt8])
+}
+
 /// One blocking connection to PostgreSQL over libpq. Not thread-safe, like the `PGconn` it owns:
-/// one per task, off any event loop. Every statement is parameterized (`$1`, `$2`, …); parameters
-/// travel as text, so SQL is never assembled from data, and results as text or, for large reads,
-/// in binary (`withBinaryResult`). A connection that broke reconnects before its next statement;
-/// the statement that met the break is never resent, its error is thrown.
+/// one per task, off any event loop. Every statement is parameterized (`$1`, `$2`, …), so SQL is
+/// never assembled from data; parameters travel as text or, for bulk arrays, in binary
+/// (`PostgresArray.binary`), and results as text or, for large reads, in binary (`withBinaryResult`).
+/// A connection that broke reconnects before its next statement; the statement that met the break
+/// is never resent, its error is thrown.
 public final class PostgresConnection {
     private let connection: OpaquePointer
     /// Session settings applied at every (re)connection, e.g. `statement_timeout`.
@@ -47,6 +55,13 @@ public final class PostgresConnection {
     /// Runs one statement with text parameters and returns its rows.
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws(PostgresError) -> PostgresRows {
+        try query(sql, parameters.map(PostgresParameter.text))
+    }
+
+    /// Runs one statement whose parameters are text or binary (bulk arrays, `PostgresArray.binary`)
+    /// and returns its rows.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [PostgresParameter]) throws(PostgresError) -> PostgresRows {
         let result = try run(sql, parameters, binary: false)
         defer { PQclear(result) }
         return Self.rows(result)
@@ -56,16 +71,16 @@ public final class PostgresConnection {
     public func withBinaryResult<Result>(
         _ sql: String, _ parameters: [String?] = [], _ body: (PostgresBinaryResult) throws -> Result
     ) throws -> Result {
-        let result = try run(sql, parameters, binary: true)
+        let result = try run(sql, parameters.map(PostgresParameter.text), binary: true)
         defer { PQclear(result) }
         return try body(PostgresBinaryResult(result))
     }
 
     /// The successful result of one statement, to be cleared by the caller.
-    private func run(_ sql: String, _ parameters: [String?], binary: Bool) throws(PostgresError) -> OpaquePointer {
+    private func run(_ sql: String, _ parameters: [PostgresParameter], binary: Bool) throws(PostgresError) -> OpaquePointer {
         try reconnectIfBroken()
-        let result = Self.withCStrings(parameters) { values in
-            PQexecParams(connection, sql, Int32(parameters.count), nil, values, nil, nil, binary ? 1 : 0)
+        let result = Self.withValues(parameters) { values, lengths, formats in
+            PQexecParams(connection, sql, Int32(parameters.count), nil, values, lengths, formats, binary ? 1 : 0)
         }
         guard let result else { throw PostgresError(.connection, Self.text(PQerrorMessage(connection))) }
         switch PQresultStatus(result) {
@@ -154,14 +169,35 @@ public final class PostgresConnection {
         return PostgresRows(columns: columns, rows: rows, affected: Int(String(cString: PQcmdTuples(result))) ?? 0)
     }
 
-    private static func withCStrings<Result>(
-        _ strings: [String?],
-        _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> Result
+    /// `parameters` as libpq takes them: values (text NUL-terminated, NULL as a null pointer),
+    /// lengths and formats (0 text, 1 binary; libpq reads lengths of binary values only).
+    private static func withValues<Result>(
+        _ parameters: [PostgresParameter],
+        _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> Result
     ) -> Result {
-        let copies = strings.map { $0.flatMap { strdup($0) } }
+        let copies = parameters.map { parameter -> UnsafeMutablePointer<CChar>? in
+            switch parameter {
+            case .text(let text): return text.flatMap { strdup($0) }
+            case .binary(let bytes):
+                let copy = malloc(max(bytes.count, 1))!
+                bytes.withUnsafeBytes { if let base = $0.baseAddress { copy.copyMemory(from: base, byteCount: $0.count) } }
+                return copy.assumingMemoryBound(to: CChar.self)
+            }
+        }
         defer { copies.forEach { free($0) } }
-        let pointers = copies.map { UnsafePointer($0) }
-        return pointers.withUnsafeBufferPointer { body($0.baseAddress) }
+        let lengths = parameters.map { parameter -> Int32 in
+            guard case .binary(let bytes) = parameter else { return 0 }
+            return Int32(bytes.count)
+        }
+        let formats = parameters.map { parameter -> Int32 in
+            guard case .binary = parameter else { return 0 }
+            return 1
+        }
+        return copies.map { UnsafePointer($0) }.withUnsafeBufferPointer { values in
+            lengths.withUnsafeBufferPointer { lengths in
+                formats.withUnsafeBufferPointer { formats in body(values.baseAddress, lengths.baseAddress, formats.baseAddress) }
+            }
+        }
     }
 
     private static func text(_ message: UnsafePointer<CChar>?) -> String {

@@ -192,16 +192,16 @@ public struct BatchWriter {
                 : ""
             let digestColumns = isTag ? ", current_digest, current_digest_at" : ""
             var arrays = [
-                PostgresArray.literal(entries.map(\.key.repository.value)), PostgresArray.literal(entries.map(\.key.name)),
-                PostgresArray.literal(entries.map(\.fetches)), PostgresArray.literal(entries.map(\.checks)),
-                PostgresArray.literal(entries.map(\.pulls)),
-                PostgresArray.literal(entries.map { $0.lastPulled == .distantPast ? nil : $0.lastPulled.millisecondsSinceEpoch }),
-                PostgresArray.literal(entries.map(\.lastUsed.millisecondsSinceEpoch)),
+                PostgresArray.binary(entries.map(\.key.repository.value)), PostgresArray.binary(entries.map(\.key.name)),
+                PostgresArray.binary(entries.map(\.fetches)), PostgresArray.binary(entries.map(\.checks)),
+                PostgresArray.binary(entries.map(\.pulls)),
+                PostgresArray.binary(entries.map { $0.lastPulled == .distantPast ? nil : $0.lastPulled.millisecondsSinceEpoch }),
+                PostgresArray.binary(entries.map(\.lastUsed.millisecondsSinceEpoch)),
             ]
             if isTag {
                 arrays += [
-                    PostgresArray.literal(entries.map { $0.currentDigest?.value }),
-                    PostgresArray.literal(entries.map(\.currentDigestAt.millisecondsSinceEpoch)),
+                    PostgresArray.binary(entries.map { $0.currentDigest?.value }),
+                    PostgresArray.binary(entries.map(\.currentDigestAt.millisecondsSinceEpoch)),
                 ]
             }
             try connection.query(
@@ -328,8 +328,8 @@ public struct BatchWriter {
                 updated_at = now()
             """,
             [
-                PostgresArray.literal(pending.names), PostgresArray.literal(pending.references), PostgresArray.literal(pending.counts),
-                PostgresArray.literal(pending.errors), PostgresArray.literal(pending.pulled), PostgresArray.literal(pending.used),
+                PostgresArray.binary(pending.names), PostgresArray.binary(pending.references), PostgresArray.binary(pending.counts),
+                PostgresArray.binary(pending.errors), PostgresArray.binary(pending.pulled), PostgresArray.binary(pending.used),
             ]
         )
     }
@@ -376,7 +376,7 @@ public struct BatchWriter {
         guard !names.isEmpty else { return }
         try connection.query(
             "INSERT INTO repositories (name) SELECT DISTINCT unnest($1::text[]) ON CONFLICT (name) DO NOTHING",
-            [PostgresArray.literal(names)]
+            [PostgresArray.binary(names)]
         )
     }
 }

@@ -164,6 +164,29 @@ import Testing
         #expect(try values(PostgresArray.literal([Int64]()), as: "bigint") == [])
     }
 
+    @Test func binaryArraysCarryTheSameValuesAsLiterals() throws {
+        let connection = try connect()
+        // A text parameter beside the binary one: each is sent in its own format.
+        func values(_ parameter: PostgresParameter, as type: String) throws -> [String?] {
+            try connection.query(
+                "SELECT value::text FROM unnest($1::\(type)[]) WITH ORDINALITY AS u(value, n) WHERE n <= $2::bigint ORDER BY n",
+                [parameter, .text("100")]
+            ).rows.map { $0[0] }
+        }
+        let texts: [String?] = ["plain", "with,comma", "with \"quotes\"", "back\\slash", "{braces}", "", nil, "naïve ✓", "NULL"]
+        #expect(try values(PostgresArray.binary(texts), as: "text") == texts)
+        #expect(try values(PostgresArray.binary(["a", "ü"]), as: "text") == ["a", "ü"])
+        let signed: [Int64?] = [0, -1, 7, nil, .min, .max, 1_800_000_000_123]
+        #expect(try values(PostgresArray.binary(signed), as: "bigint") == signed.map { $0.map(String.init) })
+        #expect(try values(PostgresArray.binary([Int64]([-10, 256, 0])), as: "bigint") == ["-10", "256", "0"])
+        #expect(try values(PostgresArray.binary([UInt64]([0, 9, UInt64(Int64.max)])), as: "bigint") == ["0", "9", String(Int64.max)])
+        #expect(try values(PostgresArray.binary([String]()), as: "text") == [])
+        #expect(try values(PostgresArray.binary([Int64]()), as: "bigint") == [])
+        // Beyond bigint, a count is refused by PostgreSQL, as in text.
+        #expect(PostgresArray.binary([UInt64]([1, .max])) == .text("{1,18446744073709551615}"))
+        #expect(throws: PostgresError.self) { try values(PostgresArray.binary([UInt64]([1, .max])), as: "bigint") }
+    }
+
     @Test func aBrokenConnectionFailsItsStatementThenReconnects() throws {
         let database = try PostgresServer.current!.makeDatabase()
         let connection = try PostgresConnection(database)
