@@ -1,7 +1,8 @@
-/// Text literals of PostgreSQL arrays, for bulk statements (`unnest($1::text[], $2::bigint[])`):
-/// one parameter carries a whole column, so a batch is one statement, not one per key. A batch's
-/// arrays hold hundreds of thousands of elements, so each literal is written as UTF-8 bytes into
-/// one buffer, numbers digit by digit, without a string per element.
+/// PostgreSQL arrays for bulk statements (`unnest($1::text[], $2::bigint[])`): one parameter
+/// carries a whole column, so a batch is one statement, not one per key. As text literals
+/// (`literal`), written as UTF-8 bytes into one buffer, numbers digit by digit, without a string
+/// per element; or in PostgreSQL's binary format (`binary`), which neither side has to parse, for
+/// the reconciler's batches of hundreds of thousands of elements.
 public enum PostgresArray {
     /// `{"a","b\"c",NULL}`: every element quoted, `"` and `\` escaped, nil as NULL.
     public static func literal(_ elements: [String?]) -> String {
