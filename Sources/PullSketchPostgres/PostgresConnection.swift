@@ -62,7 +62,7 @@ public final class PostgresConnection {
     /// and returns its rows.
     @discardableResult
     public func query(_ sql: String, _ parameters: [PostgresParameter]) throws(PostgresError) -> PostgresRows {
-        let result = try run(sql, parameters, binary: false)
+        let result = try run(sql, parameters, binaryResult: false)
         defer { PQclear(result) }
         return Self.rows(result)
     }
@@ -71,16 +71,16 @@ public final class PostgresConnection {
     public func withBinaryResult<Result>(
         _ sql: String, _ parameters: [String?] = [], _ body: (PostgresBinaryResult) throws -> Result
     ) throws -> Result {
-        let result = try run(sql, parameters.map(PostgresParameter.text), binary: true)
+        let result = try run(sql, parameters.map(PostgresParameter.text), binaryResult: true)
         defer { PQclear(result) }
         return try body(PostgresBinaryResult(result))
     }
 
     /// The successful result of one statement, to be cleared by the caller.
-    private func run(_ sql: String, _ parameters: [PostgresParameter], binary: Bool) throws(PostgresError) -> OpaquePointer {
+    private func run(_ sql: String, _ parameters: [PostgresParameter], binaryResult: Bool) throws(PostgresError) -> OpaquePointer {
         try reconnectIfBroken()
         let result = Self.withValues(parameters) { values, lengths, formats in
-            PQexecParams(connection, sql, Int32(parameters.count), nil, values, lengths, formats, binary ? 1 : 0)
+            PQexecParams(connection, sql, Int32(parameters.count), nil, values, lengths, formats, binaryResult ? 1 : 0)
         }
         guard let result else { throw PostgresError(.connection, Self.text(PQerrorMessage(connection))) }
         switch PQresultStatus(result) {
@@ -185,14 +185,8 @@ public final class PostgresConnection {
             }
         }
         defer { copies.forEach { free($0) } }
-        let lengths = parameters.map { parameter -> Int32 in
-            guard case .binary(let bytes) = parameter else { return 0 }
-            return Int32(bytes.count)
-        }
-        let formats = parameters.map { parameter -> Int32 in
-            guard case .binary = parameter else { return 0 }
-            return 1
-        }
+        let lengths = parameters.map { parameter -> Int32 in if case .binary(let bytes) = parameter { Int32(bytes.count) } else { 0 } }
+        let formats = parameters.map { parameter -> Int32 in if case .binary = parameter { 1 } else { 0 } }
         return copies.map { UnsafePointer($0) }.withUnsafeBufferPointer { values in
             lengths.withUnsafeBufferPointer { lengths in
                 formats.withUnsafeBufferPointer { formats in body(values.baseAddress, lengths.baseAddress, formats.baseAddress) }
