@@ -96,11 +96,3 @@ struct ClusterThroughput {
 
     static func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 }
-
-struct BenchmarkFailure: Error, CustomStringConvertible {
-    let description: String
-
-    init(_ description: String) {
-        self.description = description
-    }
-}

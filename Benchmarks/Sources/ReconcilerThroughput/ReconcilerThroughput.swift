@@ -4,13 +4,16 @@ import PullSketchCore
 import PullSketchPostgres
 import PullSketchStore
 import PullSketchRedis
+import Synchronization
 
 /// Key updates per second into PostgreSQL: the reconciler's bulk path (`BatchWriter`, one
 /// transaction per batch, a few `unnest` statements) next to one upsert per key (the same rows,
 /// one `INSERT … ON CONFLICT` statement per key, one transaction per batch: the upstream flush
 /// worker's shape, given a transaction it does not have), and next to the bare limit: an
 /// `UPDATE` adding pulls to rows that exist. Same batches, same server, one run; each path writes
-/// into its own fresh database.
+/// into its own fresh database. Then two reconcilers' share of the work: the same pulls in batches
+/// of two shards, each shard's batch written on its own connection, both at once, next to the bare
+/// `UPDATE` on two connections at once.
 /// Usage: ReconcilerThroughput 'host=127.0.0.1 port=… user=postgres'
 @main
 struct ReconcilerThroughput {
@@ -25,12 +28,7 @@ struct ReconcilerThroughput {
         }
         let server = CommandLine.arguments[1]
         let workload = Workload(tags: 100_000, repositories: 100, length: batches * pullsPerBatch, method: .get, seed: 11)
-        let sealed = (0..<batches).map { index in
-            let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, hotCapacity: 1 << 20, stripeCount: 1, shardCount: 1))
-            for event in workload.events[index * pullsPerBatch..<(index + 1) * pullsPerBatch] { tracker.record(event) }
-            let window = tracker.drain()
-            return SealedBatch(number: Int64(index + 1), parameters: window.parameters, content: window.shards[0])
-        }
+        let sealed = sealedBatches(workload, shards: 1).map { $0[0] }
         let bulk = try database(server, "bench_bulk")
         let writer = BatchWriter(connection: bulk, shardCount: 1)
         let perKey = try database(server, "bench_per_key")
@@ -54,6 +52,56 @@ struct ReconcilerThroughput {
             \(row("baseline: one upsert per key, first pass", perKeyRates))
             \(row("bare limit: one `UPDATE … FROM unnest` per kind adding pulls to existing rows", bareRates))
             """)
+        try writeTwoShardsAtOnce(workload, server)
+    }
+
+    /// Per batch index, one sealed batch per shard of the same pulls.
+    static func sealedBatches(_ workload: Workload, shards: Int) -> [[SealedBatch]] {
+        (0..<batches).map { index in
+            let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, hotCapacity: 1 << 20, stripeCount: shards, shardCount: shards))
+            for event in workload.events[index * pullsPerBatch..<(index + 1) * pullsPerBatch] { tracker.record(event) }
+            let window = tracker.drain()
+            return window.shards.map { SealedBatch(number: Int64(index + 1), parameters: window.parameters, content: $0) }
+        }
+    }
+
+    /// Two reconcilers each holding one of two shards: every batch's two shards written at once,
+    /// each by its own `BatchWriter` on its own connection; the bare `UPDATE` likewise.
+    static func writeTwoShardsAtOnce(_ workload: Workload, _ server: String) throws {
+        let split = sealedBatches(workload, shards: 2)
+        _ = try database(server, "bench_parallel")
+        // Each writer and connection is used by its shard's thread only.
+        nonisolated(unsafe) let writers = try (0..<2).map { _ in BatchWriter(connection: try PostgresConnection(server + " dbname=bench_parallel"), shardCount: 2) }
+        let firstRates = try split.map { shards in try rateAtOnce(shards) { _ = try writers[$0].write(shards[$0]) } }
+        let again = split.map { $0.map { SealedBatch(number: $0.number + Int64(batches), parameters: $0.parameters, content: $0.content) } }
+        let steadyRates = try again.map { shards in try rateAtOnce(shards) { _ = try writers[$0].write(shards[$0]) } }
+        let bare = try database(server, "bench_bare_parallel")
+        for shards in split { for batch in shards { _ = try BatchWriter(connection: bare, shardCount: 2).write(batch) } }
+        nonisolated(unsafe) let bareConnections = try (0..<2).map { _ in try PostgresConnection(server + " dbname=bench_bare_parallel") }
+        let bareRates = try split.map { shards in try rateAtOnce(shards) { try addPullsInPlace(shards[$0], bareConnections[$0]) } }
+        func row(_ name: String, _ rates: [Double]) -> String {
+            "| \(name) | \(Int(median(rates))) | \(Int(rates.min()!)) | \(String(format: "%.2f×", median(rates) / median(bareRates))) |"
+        }
+        print("""
+            | key updates/s, each batch's 2 shards written at once on 2 connections | median batch | slowest batch | ÷ bare, 2 connections |
+            |---|---:|---:|---:|
+            \(row("PullSketch bulk, 2 writers, first pass: new keys inserted", firstRates))
+            \(row("PullSketch bulk, 2 writers, every key known", steadyRates))
+            \(row("bare limit on 2 connections at once", bareRates))
+            """)
+    }
+
+    /// Key updates per second of writing every shard's batch at once, each on a thread of its own.
+    static func rateAtOnce(_ shards: [SealedBatch], _ write: @Sendable (Int) throws -> Void) throws -> Double {
+        let failures = Mutex<[String]>([])
+        let began = ContinuousClock.now
+        DispatchQueue.concurrentPerform(iterations: shards.count) { shard in
+            do { try write(shard) } catch { failures.withLock { $0.append("\(error)") } }
+        }
+        let elapsed = ContinuousClock.now - began
+        if let failure = failures.withLock({ $0.first }) { throw BenchmarkFailure(failure) }
+        let keys = shards.map(\.content.hotEntries.count).reduce(0, +)
+        return Double(keys) / (Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds))
     }
 
     /// A fresh, migrated database on `server`.
