@@ -1,7 +1,9 @@
+import Foundation
 import PullSketchCore
 import PullSketchPostgres
 @testable import PullSketchStore
 import PullSketchTestSupport
+import Synchronization
 import Testing
 
 @Suite(.postgresServer) struct BatchWriterTests {
@@ -275,5 +277,55 @@ import Testing
         try catalog.deleteTag(repository, v1, at: Timestamp(millisecondsSinceEpoch: 1_800_000_300_000))
         #expect(try connection.query("SELECT deleted_at IS NOT NULL FROM catalog_tags WHERE tag = 'v1'").rows == [["t"]])
         #expect(try connection.query("SELECT pull_count FROM tag_stats WHERE tag = 'v1'").rows == [["2"]])
+    }
+
+    /// Two reconcilers' batches that both name two new repositories, each one's exact keys in the
+    /// repository of the other's tail keys: inserting names statement by statement, each took its
+    /// exact keys' repository and then waited for the other's, and PostgreSQL aborted one as a
+    /// deadlock. A lock on `tag_stats` holds both writers between their first statements and the
+    /// rest, so the two always meet there.
+    @Test func twoWritersNamingTheSameNewRepositoriesInOppositeRolesBothCommit() throws {
+        let database = try PostgresServer.current!.makeDatabase()
+        try Schema.migrate(try PostgresConnection(database))
+        func batch(hot: String, tail: String, number: Int64) -> SealedBatch {
+            let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, hotCapacity: 2, stripeCount: 1, shardCount: 1))
+            for (index, name) in [hot, tail].enumerated() {
+                let hex = String(index + 1, radix: 16)
+                tracker.record(PullEvent(
+                    repository: try! RepositoryName(name), reference: .tag(try! TagName("v1")), method: .get,
+                    servedDigest: try! Digest("sha256:" + String(repeating: "0", count: 64 - hex.count) + hex),
+                    time: Timestamp(millisecondsSinceEpoch: 1_800_000_000_000)
+                ))
+            }
+            let window = tracker.drain()
+            return SealedBatch(number: number, parameters: window.parameters, content: window.shards[0])
+        }
+        let batches = [batch(hot: "team/b", tail: "team/a", number: 1), batch(hot: "team/a", tail: "team/b", number: 2)]
+        for (batch, (hot, tail)) in zip(batches, [("team/b", "team/a"), ("team/a", "team/b")]) {
+            #expect(Set(batch.content.hotEntries.map(\.key.repository.value)) == [hot])
+            #expect(Set(batch.content.tailNames.map(\.repository.value)) == [tail])
+        }
+        let blocker = try PostgresConnection(database)
+        try blocker.query("BEGIN")
+        try blocker.query("LOCK TABLE tag_stats IN SHARE MODE")
+        let outcomes = Mutex<[String]>([])
+        let writing = DispatchGroup()
+        for batch in batches {
+            DispatchQueue.global().async(group: writing) {
+                let outcome = Result { try BatchWriter(connection: try PostgresConnection(database), shardCount: 1).write(batch) }
+                outcomes.withLock { $0.append("\(outcome)") }
+            }
+        }
+        let observer = try PostgresConnection(database)
+        let deadline = Date().addingTimeInterval(10)
+        func waiting() throws -> String? {
+            try observer.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").rows.first?.first ?? nil
+        }
+        while try waiting() != "2", Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(try waiting() == "2", "both writers wait, one behind the lock on tag_stats")
+        try blocker.query("COMMIT")
+        #expect(writing.wait(timeout: .now() + 30) == .success)
+        #expect(outcomes.withLock { $0 } == Array(repeating: "\(Result<BatchWriter.Outcome, any Error>.success(.applied(exactKeys: 2, estimatedKeys: 2)))", count: 2))
+        #expect(try observer.query("SELECT name FROM repositories ORDER BY name").rows == [["team/a"], ["team/b"]])
     }
 }
