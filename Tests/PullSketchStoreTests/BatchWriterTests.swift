@@ -318,11 +318,12 @@ import Testing
         }
         let observer = try PostgresConnection(database)
         let deadline = Date().addingTimeInterval(10)
-        func waiting() throws -> String? {
-            try observer.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").rows.first?.first ?? nil
+        func bothWait() throws -> Bool {
+            let waiting = "SELECT count(*) >= 2 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            return try observer.query(waiting).rows == [["t"]]
         }
-        while try waiting() != "2", Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        #expect(try waiting() == "2", "both writers wait, one behind the lock on tag_stats")
+        while try !bothWait(), Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(try bothWait(), "both writers wait, one behind the lock on tag_stats")
         try blocker.query("COMMIT")
         #expect(writing.wait(timeout: .now() + 30) == .success)
         #expect(outcomes.withLock { $0 } == Array(repeating: "\(Result<BatchWriter.Outcome, any Error>.success(.applied(exactKeys: 2, estimatedKeys: 2)))", count: 2))
