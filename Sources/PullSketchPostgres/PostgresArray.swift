@@ -77,10 +77,7 @@ extension PostgresArray {
     /// A one-dimensional `text[]` in PostgreSQL's binary format, nil as NULL: the server reads
     /// each element by its length, without parsing quotes, escapes and commas.
     public static func binary(_ elements: [String?]) -> PostgresParameter {
-        binary(elements, type: textType) { bytes, element in
-            guard let element else { return appendInt32(&bytes, -1) }
-            appendText(&bytes, element)
-        }
+        binary(elements, type: textType, orNull(appendText))
     }
 
     public static func binary(_ elements: [String]) -> PostgresParameter {
@@ -89,10 +86,7 @@ extension PostgresArray {
 
     /// A one-dimensional `bigint[]` in binary format, nil as NULL.
     public static func binary(_ numbers: [Int64?]) -> PostgresParameter {
-        binary(numbers, type: bigintType) { bytes, number in
-            guard let number else { return appendInt32(&bytes, -1) }
-            appendBigint(&bytes, number)
-        }
+        binary(numbers, type: bigintType, orNull(appendBigint))
     }
 
     public static func binary(_ numbers: [Int64]) -> PostgresParameter {
@@ -127,6 +121,14 @@ extension PostgresArray {
         }
         for element in elements { append(&bytes, element) }
         return .binary(bytes)
+    }
+
+    /// `append` for a value, the length -1 (NULL) for nil.
+    private static func orNull<Element>(_ append: @escaping (inout [UInt8], Element) -> Void) -> (inout [UInt8], Element?) -> Void {
+        { bytes, element in
+            guard let element else { return appendInt32(&bytes, -1) }
+            append(&bytes, element)
+        }
     }
 
     private static func appendText(_ bytes: inout [UInt8], _ element: String) {

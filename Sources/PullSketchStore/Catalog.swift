@@ -119,7 +119,7 @@ public struct Catalog {
     public func register(_ kind: KeyKind, repositories: [String], references: [String]) throws {
         let (table, column) = kind == .tag ? ("catalog_tags", "tag") : ("catalog_manifests", "digest")
         try connection.query(
-            "INSERT INTO repositories (name) SELECT DISTINCT unnest($1::text[]) ORDER BY 1 ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO repositories (name) SELECT DISTINCT unnest($1::text[]) ON CONFLICT (name) DO NOTHING",
             [PostgresArray.literal(repositories)]
         )
         try connection.query(
