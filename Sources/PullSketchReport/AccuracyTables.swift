@@ -89,9 +89,9 @@ struct StoredTable {
         // The keys the batch names, then the catalog's keys of the repositories it could not name
         // every tail key of; each once.
         var estimated = Set<Int>()
-        func estimate(slot: Int, key: Int, repository: String) {
+        func estimate(slot: Int, key: Int, repository: String, isNamed: Bool) {
             guard estimated.insert(key << 1 | slot).inserted,
-                let estimate = estimator.estimate(catalog.hashes[slot][key], repository: repository)
+                let estimate = estimator.estimate(catalog.hashes[slot][key], repository: repository, isNamed: isNamed)
             else { return }
             count[slot][key] += estimate.pulls
             error[slot][key] += estimate.error
@@ -100,14 +100,14 @@ struct StoredTable {
         }
         for name in batch.tailNames {
             guard let key = keys.index(name) else { continue }
-            estimate(slot: name.kind.slot, key: key, repository: name.repository.value)
+            estimate(slot: name.kind.slot, key: key, repository: name.repository.value, isNamed: true)
         }
         let byRepository = catalog.keysByShard[batch.shard]
         let repositories = estimator.catalogRepositories.map { $0.compactMap(keys.repositoryIndex) } ?? Array(byRepository.indices)
         for repository in repositories {
             let name = keys.repositoryName(repository)
             for packed in byRepository[repository] {
-                estimate(slot: packed & 1, key: packed >> 1, repository: name)
+                estimate(slot: packed & 1, key: packed >> 1, repository: name, isNamed: false)
             }
         }
         return rows

@@ -252,9 +252,9 @@ public struct BatchWriter {
         for kind in KeyKind.allCases {
             let (table, column) = kind == .tag ? ("catalog_tags", "tag") : ("catalog_manifests", "digest")
             var pending = PendingEstimates()
-            func estimate(_ key: CatalogKey) throws {
+            func estimate(_ key: CatalogKey, isNamed: Bool) throws {
                 let hash = KeyHash(kind: kind, repository: key.repository, reference: key.name, seed: estimator.seed)
-                guard let estimate = estimator.estimate(hash, repository: key.repository) else { return }
+                guard let estimate = estimator.estimate(hash, repository: key.repository, isNamed: isNamed) else { return }
                 if keepingKeys, let key = try? PullKey(kind: kind, repository: key.repository, reference: key.name) { estimatedKeys.append(key) }
                 pending.append(key, estimate)
                 estimated += 1
@@ -275,11 +275,11 @@ public struct BatchWriter {
                 ) { rows in
                     for row in rows.namedRows {
                         let key = CatalogKey(repository: try row.decode("repository"), name: try row.decode("reference"))
-                        if !namedKeys.contains(key) { try estimate(key) }
+                        if !namedKeys.contains(key) { try estimate(key, isNamed: false) }
                     }
                 }
             }
-            for key in namedKeys.sorted() { try estimate(key) }
+            for key in namedKeys.sorted() { try estimate(key, isNamed: true) }
             try write(&pending, kind: kind)
         }
         return (estimated, estimatedKeys)

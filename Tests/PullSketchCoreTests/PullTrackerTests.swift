@@ -176,7 +176,7 @@ import Testing
         #expect(part.tailMass == 4, "HEAD by digest is no pull under .resolutions")
         let estimator = try #require(try TailEstimator(part, parameters: tracker.configuration.sketch, shardCount: 1))
         func estimate(_ digest: Digest) -> TailEstimator.Estimate? {
-            estimator.estimate(KeyHash(kind: .manifest, repository: repository.value, reference: digest.value, seed: estimator.seed), repository: repository.value)
+            estimator.estimate(KeyHash(kind: .manifest, repository: repository.value, reference: digest.value, seed: estimator.seed), repository: repository.value, isNamed: true)
         }
         let head = try #require(estimate(polled))
         #expect(head.pulls == 0 && head.error == 0 && head.lastPulled == nil && head.lastUsed == Fixtures.time(299))

@@ -250,9 +250,10 @@ import Testing
         let named = batch.content.tailNames.filter { $0.kind == .tag }
         #expect(named.count == 2 && named.allSatisfy { $0.name.hasPrefix("v") }, "named keys the catalog lists too")
         let estimator = try #require(try TailEstimator(batch.content, parameters: batch.parameters, shardCount: 1))
+        let namedTags = Set(named.map(\.name))
         let expected = (0..<tags).reduce(UInt64(0)) { total, tag in
             let hash = KeyHash(kind: .tag, repository: repository.value, reference: "v\(tag)", seed: estimator.seed)
-            return total + (estimator.estimate(hash, repository: repository.value)?.pulls ?? 0)
+            return total + (estimator.estimate(hash, repository: repository.value, isNamed: namedTags.contains("v\(tag)"))?.pulls ?? 0)
         }
         try BatchWriter(connection: connection, shardCount: 1).write(batch)
         let written = try connection.query("SELECT count(*), sum(pull_count) FROM tag_stats").rows

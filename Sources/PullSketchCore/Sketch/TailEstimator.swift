@@ -2,13 +2,16 @@
 /// repositories whose tail keys it could not all name (`catalogRepositories`). A key of the batch's
 /// shard whose repository had tail keys (every repository when the tail table overflowed) and that
 /// the usage filter may have seen gets
-/// - pulls: its sketch estimate, capped by its repository's tail pulls (no key of a repository can
-///   have more), with error ⌈ε·N⌉ when above zero (a zero estimate is exact: a count-min sketch
-///   never undercounts);
+/// - pulls: its sketch estimate, with error ⌈ε·N⌉ when above zero (a zero estimate is exact: a
+///   count-min sketch never undercounts), capped by what its repository's figures say it can have
+///   at most: a named key, its repository's tail pulls; a key the batch does not name, whose every
+///   tail use was unnamed, its repository's unnamed pulls. After a tail table overflow a
+///   repository's figure misses the pulls of the windows that had no room for it: a named key is
+///   then not capped, and an unnamed one also by the unnamed pulls of the repositories lost;
 /// - last pulled: its repository's latest tail pull, when it has pulls;
-/// - last used: its repository's latest tail use.
-/// Both times are never earlier than the truth. The reconciler and the accuracy report share it,
-/// so they cannot disagree.
+/// - last used: its repository's latest tail use;
+/// after an overflow, the batch's latest tail pull and use. Both times are never earlier than the
+/// truth. The reconciler and the accuracy report share it, so they cannot disagree.
 public struct TailEstimator: Sendable {
     /// ⌈ε·N⌉ for the batch's tail mass N.
     public let bound: UInt64
@@ -20,6 +23,7 @@ public struct TailEstimator: Sendable {
     private let sketch: CountMinSketch
     private let usage: UsageFilter
     private let tails: [String: TailRepository]
+    private let unnamedPullsOfOverflow: UInt64
     private let fallbackLastPulled: Timestamp
     private let fallbackLastUsed: Timestamp
     private let shard: Int
@@ -48,6 +52,7 @@ public struct TailEstimator: Sendable {
         }
         overflowed = content.tailRepositoriesOverflowed
         catalogRepositories = overflowed ? nil : content.tailRepositories.filter { $0.unnamedUses > 0 }.map(\.repository.value)
+        unnamedPullsOfOverflow = content.unnamedPullsOfOverflow
         fallbackLastPulled = content.tailLastPulled
         fallbackLastUsed = content.tailLastUsed
         shard = content.shard
@@ -56,17 +61,23 @@ public struct TailEstimator: Sendable {
 
     public var seed: UInt64 { sketch.parameters.seed }
 
-    /// The estimate for one catalog key, or nil when this batch does not say the key was used.
-    public func estimate(_ key: KeyHash, repository: String) -> Estimate? {
+    /// The estimate for one key, or nil when this batch does not say the key was used. `isNamed`:
+    /// the batch's `tailNames` hold the key.
+    public func estimate(_ key: KeyHash, repository: String, isNamed: Bool) -> Estimate? {
         guard key.shard(count: shardCount) == shard else { return nil }
         let tail = tails[repository]
         guard tail != nil || overflowed, usage.contains(key) else { return nil }
-        let pulls = min(UInt64(sketch.estimate(key)), tail?.pulls ?? .max)
-        return Estimate(
-            pulls: pulls,
-            error: pulls > 0 ? bound : 0,
-            lastPulled: pulls > 0 ? tail?.lastPulled ?? fallbackLastPulled : nil,
-            lastUsed: tail?.lastUsed ?? fallbackLastUsed
-        )
+        // Without an overflow the repository's figures hold every tail use of its keys; after one
+        // they miss the windows that had no room for the repository.
+        let most: UInt64, lastPulled: Timestamp, lastUsed: Timestamp
+        if let tail, !overflowed {
+            most = isNamed ? tail.pulls : tail.unnamedPulls
+            (lastPulled, lastUsed) = (tail.lastPulled, tail.lastUsed)
+        } else {
+            most = isNamed ? .max : (tail?.unnamedPulls ?? 0) &+ unnamedPullsOfOverflow
+            (lastPulled, lastUsed) = (fallbackLastPulled, fallbackLastUsed)
+        }
+        let pulls = min(UInt64(sketch.estimate(key)), most)
+        return Estimate(pulls: pulls, error: pulls > 0 ? bound : 0, lastPulled: pulls > 0 ? lastPulled : nil, lastUsed: lastUsed)
     }
 }
