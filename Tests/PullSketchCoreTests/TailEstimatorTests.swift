@@ -38,6 +38,27 @@ import Testing
         #expect(estimate.lastUsed >= Fixtures.time(7))
     }
 
+    /// A window that could not be delivered goes back into the shard's first stripe, whose tail
+    /// table may not hold all the repositories the window's stripes held between them.
+    @Test func aRestoredWindowThatOverflowsOneStripesTableKeepsEveryNamedKeysPullsAndTimes() throws {
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 0, stripes: 4, shards: 1, tailRepositoriesPerStripe: 2))
+        let repositories = (0..<3).map { Fixtures.repository("team/r\($0)") }
+        for (index, repository) in repositories.enumerated() {
+            for time in 0...index { tracker.record(pull(Fixtures.digest(UInt64(index)), in: repository, at: Int64(10 * index + time))) }
+        }
+        let undelivered = tracker.drain()
+        #expect(!undelivered.tailRepositoriesOverflowed, "the three repositories fit their stripes")
+        try tracker.restore(undelivered)
+        let part = tracker.drain().shards[0]
+        #expect(part.tailRepositoriesOverflowed, "one stripe's table holds two of the three")
+
+        for (index, repository) in repositories.enumerated() {
+            let estimate = try #require(try estimate(Fixtures.digest(UInt64(index)), in: repository, of: part, tracker.configuration.sketch, isNamed: true))
+            #expect(estimate.pulls >= UInt64(index + 1))
+            #expect(estimate.lastUsed >= Fixtures.time(Int64(11 * index)))
+        }
+    }
+
     /// Every tail use of a key the batch does not name was unnamed, so its pulls are within its
     /// repository's unnamed pulls, however much a sketch too small for the tail says.
     @Test func aKeyTheBatchDoesNotNameIsCappedByItsRepositorysUnnamedPulls() throws {
