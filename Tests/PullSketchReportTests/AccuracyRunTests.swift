@@ -76,6 +76,27 @@ import Testing
         #expect(Self.figures(live) == Self.figures(inProcess))
     }
 
+    /// The same with name tables too small for the tail, through the reconciler's own writer: keys
+    /// named and unnamed, each capped by its own figure of a sketch too small to tell them apart;
+    /// and with tail repository tables too small as well, repositories kept by some windows and
+    /// lost by others.
+    @Test(arguments: [1_024, 2])
+    func aLiveRunWithOverflowingTailTablesGivesTheInProcessFigures(tailRepositoriesPerStripe: Int) throws {
+        let redis = try RedisServer()
+        let run = AccuracyRun(
+            workload: .synthetic(SyntheticWorkload(shape: .mix, pulls: 20_000, keys: 2_000, repositories: 30, seed: 4)),
+            nodes: 3,
+            tracker: TrackerConfiguration(
+                isEnabled: true, hotCapacity: 16, tailRepositoriesPerStripe: tailRepositoriesPerStripe, tailNameCapacity: 64,
+                sketch: SketchParameters(width: 16, depth: 4)
+            )
+        )
+        let inProcess = try run.run().summary
+        let live = try run.run(on: .live(redis: RedisEndpoint(port: redis.port), database: PostgresServer.current!.makeDatabase())).summary
+        #expect(Self.figures(live) == Self.figures(inProcess))
+        #expect(live.undercounts == 0 && live.lastPulledEarlierThanTruth == 0 && live.lastUsedEarlierThanTruth == 0)
+    }
+
     /// The same for a replay, whose keys have arbitrary names.
     @Test func aLiveReplayGivesTheInProcessFigures() throws {
         let redis = try RedisServer()
