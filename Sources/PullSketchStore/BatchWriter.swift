@@ -341,7 +341,8 @@ public struct BatchWriter {
         for kind in KeyKind.allCases {
             let named = keys.filter { $0.kind == kind }
             guard !named.isEmpty else { continue }
-            try catalog.register(kind, repositories: named.map(\.repository.value), references: named.map(\.name))
+            // `upsertRepositories` put their repositories in first.
+            try catalog.registerKeys(kind, repositories: named.map(\.repository.value), references: named.map(\.name))
         }
     }
 

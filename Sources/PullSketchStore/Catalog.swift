@@ -117,11 +117,17 @@ public struct Catalog {
     /// Registers keys the catalog lacks, with no push time: in bulk, one statement for the names
     /// and one for the keys.
     public func register(_ kind: KeyKind, repositories: [String], references: [String]) throws {
-        let (table, column) = kind == .tag ? ("catalog_tags", "tag") : ("catalog_manifests", "digest")
         try connection.query(
             "INSERT INTO repositories (name) SELECT DISTINCT unnest($1::text[]) ON CONFLICT (name) DO NOTHING",
             [PostgresArray.literal(repositories)]
         )
+        try registerKeys(kind, repositories: repositories, references: references)
+    }
+
+    /// `register` for keys whose repositories are all in `repositories` already (a key of another
+    /// repository is not registered): the keys' statement alone.
+    public func registerKeys(_ kind: KeyKind, repositories: [String], references: [String]) throws {
+        let (table, column) = kind == .tag ? ("catalog_tags", "tag") : ("catalog_manifests", "digest")
         try connection.query(
             """
             INSERT INTO \(table) (repository_id, \(column))

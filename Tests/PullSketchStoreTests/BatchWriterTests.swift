@@ -243,6 +243,19 @@ import Testing
         #expect(dated == [["100"]], "every catalog tag dated no earlier than the last check, as inexact")
     }
 
+    /// A tag pulled before PostgreSQL heard of its repository (its push not delivered yet): the
+    /// batch's names bring the repository, the tag and its manifest into the catalog, estimated.
+    @Test func tailKeysOfARepositoryPostgresHasNeverSeenAreRegisteredAndEstimated() throws {
+        let connection = try migratedDatabase()
+        let batch = tailBatch((1...5).map { pull($0, .get, at: 1_800_000_000_000 + Int64($0)) }, tailNames: 100)
+        #expect(batch.content.tailNames.count == 10 && batch.content.tailRepositories.allSatisfy { $0.unnamedPulls == 0 })
+        #expect(try BatchWriter(connection: connection, shardCount: 1).write(batch) == .applied(exactKeys: 0, estimatedKeys: 10))
+        let catalog = try connection.query("SELECT (SELECT count(*) FROM catalog_tags), (SELECT count(*) FROM catalog_manifests)").rows
+        #expect(catalog == [["5", "5"]])
+        let pulled = try connection.query("SELECT count(*) FROM tag_stats WHERE pull_count >= 1").rows
+        #expect(pulled == [["5"]], "every tag counted, none below its one pull")
+    }
+
     @Test func aCatalogLargerThanOneEstimateBatchHasEveryKeyEstimatedOnce() throws {
         let tags = 2 * BatchWriter.estimateBatchSize + 7
         let connection = try catalog(ofTags: tags)
