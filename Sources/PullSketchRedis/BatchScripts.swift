@@ -116,7 +116,7 @@ enum BatchScripts {
           redis.call('SETBIT', usage, ARGV[i], 1)
           i = i + 1
         end
-        if bits > 0 then
+        if bits > 0 or nameCount > 0 then
           add(tail, 'mass', ARGV[10])
           raise(tail, 'pulled', ARGV[11])
           raise(tail, 'used', ARGV[12])

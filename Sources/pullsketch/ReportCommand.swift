@@ -61,13 +61,18 @@ struct ReportCommand: ParsableCommand {
             shape: SyntheticWorkload.Shape(rawValue: workload)!, pulls: pulls, keys: keys, repositories: repositories,
             exponent: exponent, pullsPerSecond: rate, seed: seed
         ))
+        // The configured tracker (counting rule, tail names, stripes, shards …) with this command's
+        // hot capacity and sketch, and one core window: a simulated node records from one thread,
+        // so the run stays the same for a seed.
+        var tracker = configuration.tracker
+        tracker.isEnabled = true
+        tracker.hotCapacity = hotCapacity
+        tracker.sketch = SketchParameters(width: width, depth: depth)
+        tracker.coreWindowCount = 1
         let run = AccuracyRun(
             workload: source,
             nodes: nodes,
-            tracker: TrackerConfiguration(
-                isEnabled: true, countingRule: configuration.tracker.countingRule, hotCapacity: hotCapacity,
-                sketch: SketchParameters(width: width, depth: depth)
-            ),
+            tracker: tracker,
             mergeIntervalMilliseconds: mergeIntervalMs,
             reconcileIntervalMilliseconds: reconcileIntervalMs
         )

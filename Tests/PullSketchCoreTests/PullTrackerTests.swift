@@ -163,8 +163,11 @@ import Testing
         }
     }
 
-    @Test func aTailKeyUsedWithoutAPullIsMarkedUsedButAddsNothingToTheSketch() throws {
-        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 0, stripes: 1, shards: 1))
+    /// Named (room for names) or found through the usage filter (none): either way a tail key used
+    /// without a pull gets its last use and no pulls, and a key never used gets nothing.
+    @Test(arguments: [32_768, 0])
+    func aTailKeyUsedWithoutAPullIsMarkedUsedButAddsNothingToTheSketch(tailNames: Int) throws {
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 0, stripes: 1, shards: 1, tailNames: tailNames))
         let polled = Fixtures.digest(1), fetched = Fixtures.digest(2), unused = Fixtures.digest(3)
         for index in 0..<300 {
             tracker.record(PullEvent(repository: repository, reference: .digest(polled), method: .head, time: Fixtures.time(Int64(index))))
@@ -174,15 +177,42 @@ import Testing
         }
         let part = tracker.drain().shards[0]
         #expect(part.tailMass == 4, "HEAD by digest is no pull under .resolutions")
+        #expect(part.tailNames.count == (tailNames > 0 ? 2 : 0))
         let estimator = try #require(try TailEstimator(part, parameters: tracker.configuration.sketch, shardCount: 1))
-        func estimate(_ digest: Digest) -> TailEstimator.Estimate? {
-            estimator.estimate(KeyHash(kind: .manifest, repository: repository.value, reference: digest.value, seed: estimator.seed), repository: repository.value, isNamed: true)
+        func estimate(_ digest: Digest) throws -> TailEstimator.Estimate? {
+            let key = try PullKey(kind: .manifest, repository: repository.value, reference: digest.value)
+            return estimator.estimate(key.hash(seed: estimator.seed), repository: repository.value, isNamed: part.tailNames.contains(key))
         }
-        let head = try #require(estimate(polled))
+        let head = try #require(try estimate(polled))
         #expect(head.pulls == 0 && head.error == 0 && head.lastPulled == nil && head.lastUsed == Fixtures.time(299))
-        let get = try #require(estimate(fetched))
+        let get = try #require(try estimate(fetched))
         #expect(get.pulls == 4 && get.lastPulled == Fixtures.time(3) && get.lastUsed == Fixtures.time(299))
-        #expect(estimate(unused) == nil, "a key never used is not estimated")
+        #expect(try estimate(unused) == nil, "a key never used is not estimated")
+    }
+
+    /// The usage filter is how the reconciler finds catalog keys a window used without naming; the
+    /// named keys stay out of it, so however many there are they cannot make it say "maybe" of
+    /// keys nobody used (under a flood they filled it and every catalog key was estimated).
+    @Test func onlyTailKeysThatWereNotNamedSetUsageBits() throws {
+        let sketch = SketchParameters(width: 64, depth: 2)
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 0, stripes: 1, shards: 1, tailNames: 1_000, sketch: sketch))
+        for index in 0..<1_001 {
+            tracker.record(PullEvent(repository: repository, reference: .digest(Fixtures.digest(UInt64(index))), method: .get, time: Fixtures.time(Int64(index))))
+        }
+        let part = tracker.drain().shards[0]
+        #expect(part.tailNames.count == 1_000 && part.tailRepositories.map(\.unnamedPulls) == [1])
+        let last = try PullKey(kind: .manifest, repository: repository.value, reference: Fixtures.digest(1_000).value)
+        var lastBits: Set<UInt32> = []
+        CountMinSketch.forEachIndex(of: last.hash(seed: sketch.seed), sketch) { lastBits.insert(UInt32($0)) }
+        #expect(Set(part.usageBits) == lastBits, "the unnamed key's bits alone")
+        let estimator = try #require(try TailEstimator(part, parameters: sketch, shardCount: 1))
+        let never = (2_000..<3_000).filter { index in
+            let key = KeyHash(kind: .manifest, repository: repository.value, reference: Fixtures.digest(UInt64(index)).value, seed: sketch.seed)
+            return estimator.estimate(key, repository: repository.value, isNamed: false) != nil
+        }
+        #expect(never.count < 10, "keys never used are estimated only on the unnamed key's collisions")
+        let unnamed = try #require(estimator.estimate(last.hash(seed: sketch.seed), repository: repository.value, isNamed: false))
+        #expect(unnamed.pulls == 1 && unnamed.lastUsed == Fixtures.time(1_000))
     }
 
     @Test func aFullTailRepositoryTableIsFlagged() {

@@ -9,8 +9,8 @@ public struct SketchParameters: Hashable, Sendable, CustomStringConvertible {
     /// Version 3: merges name the sequence the node last saw acknowledged, and batches record the
     /// node windows they hold. Version 4: windows name their tail keys and count the pulls of those
     /// they could not name. Version 5: windows count, per repository, the uses of tail keys they
-    /// could not name.
-    public static let currentFormatVersion: UInt32 = 5
+    /// could not name. Version 6: the usage filter marks only the tail keys a window does not name.
+    public static let currentFormatVersion: UInt32 = 6
 
     /// Counters per row, w. Default 16,384: ε ≈ 1.7·10⁻⁴.
     public var width: Int

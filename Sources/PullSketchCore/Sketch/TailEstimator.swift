@@ -1,7 +1,7 @@
 /// How a sealed shard batch estimates keys: those it names, and the catalog's keys of the
 /// repositories whose tail keys it could not all name (`catalogRepositories`). A key of the batch's
 /// shard whose repository had tail keys (every repository when the tail table overflowed) and that
-/// the usage filter may have seen gets
+/// the batch names or the usage filter (of the keys used unnamed) may have seen gets
 /// - pulls: its sketch estimate, with error ⌈ε·N⌉ when above zero (a zero estimate is exact: a
 ///   count-min sketch never undercounts), capped by what its repository's figures say it can have
 ///   at most: a named key, its repository's tail pulls; a key the batch does not name, whose every
@@ -39,9 +39,9 @@ public struct TailEstimator: Sendable {
         public var lastUsed: Timestamp
     }
 
-    /// Nil when the batch used no tail key, so nothing is to be estimated.
+    /// Nil when the batch used no tail key (named none, marked none), so nothing is to be estimated.
     public init?(_ content: ShardWindow, parameters: SketchParameters?, shardCount: Int) throws(SketchError) {
-        guard !content.usageBits.isEmpty, let parameters else { return nil }
+        guard !content.usageBits.isEmpty || !content.tailNames.isEmpty, let parameters else { return nil }
         sketch = try CountMinSketch(parameters: parameters, cells: content.sketchCells)
         usage = try UsageFilter(parameters: parameters, bits: content.usageBits)
         bound = parameters.errorBound(tailMass: content.tailMass)
@@ -66,7 +66,7 @@ public struct TailEstimator: Sendable {
     public func estimate(_ key: KeyHash, repository: String, isNamed: Bool) -> Estimate? {
         guard key.shard(count: shardCount) == shard else { return nil }
         let tail = tails[repository]
-        guard tail != nil || overflowed, usage.contains(key) else { return nil }
+        guard tail != nil || overflowed, isNamed || usage.contains(key) else { return nil }
         // Without an overflow the repository's figures hold every tail use of its keys; after one
         // they miss the windows that had no room for the repository.
         let most: UInt64, lastPulled: Timestamp, lastUsed: Timestamp

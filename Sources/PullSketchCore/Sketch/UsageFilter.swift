@@ -1,7 +1,9 @@
-/// Which tail keys were used in a window, one bit per sketch cell: a key sets the bit of every cell
-/// the count-min sketch gives it, so a used key always tests positive and an unused one does only
-/// when each of its bits was set by other keys (the sketch's own collision case). It records the
-/// keys a sketch cannot: those used without being pulled (a HEAD by digest under `.resolutions`).
+/// Which tail keys a window used without naming them, one bit per sketch cell: a key sets the bit of
+/// every cell the count-min sketch gives it, so a marked key always tests positive and another does
+/// only when each of its bits was set by other keys (the sketch's own collision case). Through it
+/// the reconciler finds, among the catalog's keys, those the window's name tables had no room for —
+/// pulled or only used (a HEAD by digest under `.resolutions`, which the sketch does not count).
+/// Named keys stay out of it, so it fills with the unnamed keys alone.
 public struct UsageFilter: Hashable, Sendable {
     public let parameters: SketchParameters
     private var words: [UInt64]

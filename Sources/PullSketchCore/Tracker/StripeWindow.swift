@@ -32,7 +32,8 @@ struct StripeWindow {
     }
 
     /// Counts a use of a key that is not in the hot table, with its pulls (none for a use that is
-    /// not a pull), and names the key while the name table has room.
+    /// not a pull), and names the key while the name table has room; a key it cannot name is marked
+    /// in the usage filter instead, so the reconciler finds it among the catalog's keys.
     mutating func addToTail(_ hash: KeyHash, key: borrowing PullKey, pulls: UInt64, lastPulled: Timestamp, lastUsed: Timestamp) {
         let named = tailNames.insert(hash, key)
         var remaining = pulls
@@ -41,7 +42,7 @@ struct StripeWindow {
             sketch.add(hash, count: step)
             remaining -= UInt64(step)
         }
-        usage.mark(hash)
+        if !named { usage.mark(hash) }
         tailMass &+= pulls
         tailLastPulled = max(tailLastPulled, lastPulled)
         tailLastUsed = max(tailLastUsed, lastUsed)

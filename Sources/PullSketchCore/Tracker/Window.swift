@@ -79,7 +79,8 @@ public struct ShardWindow: Hashable, Sendable {
     public var hotEntries: [HotEntry]
     /// The non-zero cells of the shard's tail sketch: the tail keys' pulls.
     public var sketchCells: [SketchCell]
-    /// The set bits of the shard's `UsageFilter`: every tail key used, pulled or not.
+    /// The set bits of the shard's `UsageFilter`: every tail key used, pulled or not, that
+    /// `tailNames` does not hold.
     public var usageBits: [UInt32]
     /// Pulls that went into the sketch, N.
     public var tailMass: UInt64
@@ -127,8 +128,8 @@ public struct ShardWindow: Hashable, Sendable {
         hotEntries.reduce(tailMass) { $0 &+ $1.pulls }
     }
 
-    /// No key was used: a tail key that was used always sets usage bits.
-    public var isEmpty: Bool { hotEntries.isEmpty && usageBits.isEmpty }
+    /// No key was used: a tail key that was used is named or sets usage bits.
+    public var isEmpty: Bool { hotEntries.isEmpty && usageBits.isEmpty && tailNames.isEmpty }
 
     /// Tail pulls of keys the part does not name.
     public var unnamedPulls: UInt64 {
