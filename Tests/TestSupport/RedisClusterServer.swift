@@ -54,13 +54,32 @@ public final class RedisClusterServer: @unchecked Sendable {
         return master
     }
 
-    /// Waits (up to 10 s) until the replica of the master serving `slot` has every write the master
-    /// acknowledged (`WAIT`): replication is asynchronous, so a master killed before that takes
-    /// acknowledged writes with it.
+    /// Waits (up to 10 s) until the replica of the master serving `slot` has processed the
+    /// master's whole replication stream as it stands now: replication is asynchronous, so a master
+    /// killed before that takes acknowledged writes with it. (Not `WAIT`: it waits only for the
+    /// writes of the connection that sends it, and a fresh `redis-cli` has sent none.)
     public func waitUntilReplicated(slot: Int) throws {
-        let master = try master(of: slot)
-        let replicas = try cli(master.port, ["WAIT", "1", "10000"]).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let count = Int(replicas), count >= 1 else { throw ClusterError("the replica of slot \(slot) did not catch up within 10 s") }
+        let master = try self.master(of: slot)
+        let info = try replicationInfo(master.port)
+        guard let offset = info["master_repl_offset"].flatMap({ Int($0) }),
+            let replica = info["slave0"]?.split(separator: ",").first(where: { $0.hasPrefix("port=") }).flatMap({ Int($0.dropFirst(5)) })
+        else { throw ClusterError("the master of slot \(slot) lists no replica") }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if let processed = try replicationInfo(replica)["slave_repl_offset"].flatMap({ Int($0) }), processed >= offset { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw ClusterError("the replica of slot \(slot) did not catch up within 10 s")
+    }
+
+    /// `INFO replication` as fields.
+    private func replicationInfo(_ port: Int) throws -> [String: String] {
+        var fields: [String: String] = [:]
+        for line in try cli(port, ["INFO", "replication"]).split(whereSeparator: \.isNewline) {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[String(line[..<colon])] = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+        }
+        return fields
     }
 
     /// Kills the master serving `slot` (SIGKILL) and waits until its replica serves the slot.
