@@ -116,11 +116,9 @@ enum BatchScripts {
           redis.call('SETBIT', usage, ARGV[i], 1)
           i = i + 1
         end
-        if bits > 0 or nameCount > 0 then
-          add(tail, 'mass', ARGV[10])
-          raise(tail, 'pulled', ARGV[11])
-          raise(tail, 'used', ARGV[12])
-        end
+        add(tail, 'mass', ARGV[10])
+        raise(tail, 'pulled', ARGV[11])
+        raise(tail, 'used', ARGV[12])
         if ARGV[13] == '1' then redis.call('HSET', tail, 'overflow', '1') end
         add(tail, 'unnamed', ARGV[15])
         for _ = 1, tails do

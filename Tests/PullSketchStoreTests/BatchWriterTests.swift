@@ -226,9 +226,14 @@ import Testing
 
     @Test func catalogKeysAreEstimatedOnlyForRepositoriesWhoseTailKeysWereNotAllNamed() throws {
         let checks = (1...10).map { pull($0, .head, at: 1_800_000_000_000 + Int64($0)) }
+        // The repository's twenty keys take every name; another repository's keys, checked after,
+        // go unnamed and set every bit of the usage filter.
+        let other = try RepositoryName("team/other")
+        let otherChecks = checks.map { PullEvent(repository: other, reference: $0.reference, method: .head, servedDigest: $0.servedDigest, time: $0.time) }
         let named = try catalog(ofTags: 100)
-        let allNamed = tailBatch(checks, tailNames: 100)
-        #expect(allNamed.content.usageBits.isEmpty && allNamed.content.tailNames.count == 20)
+        let allNamed = tailBatch(checks + otherChecks, tailNames: 20)
+        #expect(allNamed.content.usageBits.count == 8 && allNamed.content.tailNames.count == 20)
+        #expect(allNamed.content.tailRepositories.map(\.unnamedUses) == [0, 20], "team/app, then team/other")
         #expect(try BatchWriter(connection: named, shardCount: 1).write(allNamed) == .applied(exactKeys: 0, estimatedKeys: 20))
         #expect(try named.query("SELECT count(*) FROM tag_stats").rows == [["10"]], "the ten tags checked, no other")
 
