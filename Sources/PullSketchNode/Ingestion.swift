@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import PullSketchCore
 import PullSketchEvents
@@ -149,7 +150,7 @@ extension PullSketchNode {
         else {
             return JSONResponse.error(.unauthorized, "missing or wrong bearer secret")
         }
-        let contentType = request.headers[.contentType].map { lowercasedASCII(trimmingSpaces($0.prefix { $0 != ";" })) }
+        let contentType = onlyValue(of: .contentType, in: request.headers).map { lowercasedASCII(trimmingSpaces($0.utf8.prefix { $0 != UInt8(ascii: ";") })) }
         guard let contentType, contentTypes.contains(contentType) else {
             return JSONResponse.error(.unsupportedMediaType, "content type must be one of \(contentTypes.sorted().joined(separator: ", "))")
         }
@@ -183,23 +184,39 @@ extension PullSketchNode {
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header. Read on every notification, so by
-/// bytes: Foundation's case folding and character sets cost more than the rest of the check.
+/// The token of an `Authorization: Bearer <token>` header. Read on every request, so by bytes:
+/// Foundation's case folding and character sets, and `Character`s, cost more than the rest of the check.
 func bearerToken(_ request: Request) -> String? {
-    guard let header = request.headers[.authorization], lowercasedASCII(header.prefix(7)) == "bearer " else { return nil }
-    return String(trimmingSpaces(header.dropFirst(7)))
+    guard let header = onlyValue(of: .authorization, in: request.headers), lowercasedASCII(header.utf8.prefix(7)) == "bearer " else {
+        return nil
+    }
+    return String(decoding: trimmingSpaces(header.utf8.dropFirst(7)), as: UTF8.self)
 }
 
-/// `text` without leading and trailing spaces and tabs (HTTP's optional whitespace).
-func trimmingSpaces(_ text: Substring) -> Substring {
-    let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
-    guard let first = text.firstIndex(where: { !isSpace($0) }), let last = text.lastIndex(where: { !isSpace($0) }) else { return "" }
-    return text[first...last]
+/// The value of the field `name` when the request has exactly one; nil when it has none or several
+/// (which `HTTPFields`' subscript would join with commas, a value no check here accepts). One pass
+/// over the fields, with no joined copy.
+func onlyValue(of name: HTTPField.Name, in fields: HTTPFields) -> String? {
+    var found: String?
+    for field in fields where field.name == name {
+        guard found == nil else { return nil }
+        found = field.value
+    }
+    return found
 }
 
-/// `text` with ASCII letters lowercased; other characters as they are.
-func lowercasedASCII(_ text: Substring) -> String {
-    String(decoding: text.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+/// `bytes` without leading and trailing spaces and tabs (HTTP's optional whitespace).
+func trimmingSpaces(_ bytes: Substring.UTF8View) -> Substring.UTF8View {
+    let isSpace = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+    guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) }) else {
+        return bytes[bytes.startIndex..<bytes.startIndex]
+    }
+    return bytes[first...last]
+}
+
+/// `bytes` as text with ASCII letters lowercased; other bytes as they are.
+func lowercasedASCII(_ bytes: Substring.UTF8View) -> String {
+    String(decoding: bytes.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
 }
 
 /// Compares secrets in time independent of where they differ.

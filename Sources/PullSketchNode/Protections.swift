@@ -70,7 +70,7 @@ struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
         response.headers[.xContentTypeOptions] = "nosniff"
         response.headers[.frameOptions] = "DENY"
         response.headers[.referrerPolicy] = "no-referrer"
-        if response.headers[.contentType]?.hasPrefix("text/html") == true {
+        if response.headers.first(where: { $0.name == .contentType })?.value.hasPrefix("text/html") == true {
             response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
         }
         return response
@@ -78,8 +78,9 @@ struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
 }
 
 extension HTTPField.Name {
-    static var frameOptions: Self { Self("X-Frame-Options")! }
-    static var referrerPolicy: Self { Self("Referrer-Policy")! }
+    /// Built once: a name is parsed and lowercased when it is made, and these go on every response.
+    static let frameOptions = Self("X-Frame-Options")!
+    static let referrerPolicy = Self("Referrer-Policy")!
 }
 
 /// Failed sign-ins per client address: at most `attempts` in `window`; then the address is refused

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import PullSketchCore
@@ -57,6 +58,23 @@ import Testing
         let fixture = try NodeFixture()
         var fields: HTTPFields = [.contentType: contentType]
         if let authorization { fields[.authorization] = authorization }
+        let headers = fields
+        try await fixture.test { client in
+            try await client.execute(uri: "/notifications", method: .post, headers: headers, body: envelope([event(id: "x")])) { response in
+                #expect(response.status.code == status)
+                #expect(response.json["error"] is String)
+            }
+        }
+        #expect(fixture.tracker.drain().isEmpty)
+    }
+
+    /// Two `Authorization` or two `Content-Type` fields are refused even when each alone is right:
+    /// which one the sender meant is not for the node to guess.
+    @Test(arguments: [(HTTPField.Name.authorization, 401), (.contentType, 415)])
+    func aRepeatedAuthorizationOrContentTypeFieldIsRefusedAndChangesNothing(repeated: HTTPField.Name, status: Int) async throws {
+        let fixture = try NodeFixture()
+        var fields = Self.v1
+        fields.append(HTTPField(name: repeated, value: Self.v1[repeated]!))
         let headers = fields
         try await fixture.test { client in
             try await client.execute(uri: "/notifications", method: .post, headers: headers, body: envelope([event(id: "x")])) { response in
