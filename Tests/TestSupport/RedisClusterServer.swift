@@ -64,12 +64,9 @@ public final class RedisClusterServer: @unchecked Sendable {
         guard let offset = info["master_repl_offset"].flatMap({ Int($0) }),
             let replica = info["slave0"]?.split(separator: ",").first(where: { $0.hasPrefix("port=") }).flatMap({ Int($0.dropFirst(5)) })
         else { throw ClusterError("the master of slot \(slot) lists no replica") }
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if let processed = try replicationInfo(replica)["slave_repl_offset"].flatMap({ Int($0) }), processed >= offset { return }
-            Thread.sleep(forTimeInterval: 0.05)
+        try poll(seconds: 10, every: 0.05, failure: "the replica of slot \(slot) did not catch up within 10 s") {
+            try replicationInfo(replica)["slave_repl_offset"].flatMap { Int($0) }.map { $0 >= offset } ?? false
         }
-        throw ClusterError("the replica of slot \(slot) did not catch up within 10 s")
     }
 
     /// `INFO replication` as fields.
@@ -138,17 +135,23 @@ public final class RedisClusterServer: @unchecked Sendable {
     /// one of these waits (which one was not recorded) once took more than 30, so the bound only
     /// ends a wait that will not succeed.
     private func waitUntilServing(_ condition: ([Master]) -> Bool) throws {
-        let deadline = Date().addingTimeInterval(90)
-        while Date() < deadline {
+        try poll(seconds: 90, every: 0.1, failure: "the cluster did not become ready within 90 s") {
             let healthy = servers.filter(\.isRunning).allSatisfy { server in
                 (try? cli(server.port, ["CLUSTER", "INFO"]))?.contains("cluster_state:ok") ?? false
             }
-            if healthy, let masters = try? masters(), masters.reduce(0, { $0 + $1.slots.reduce(0) { $0 + $1.count } }) == 16_384, condition(masters) {
-                return
-            }
-            Thread.sleep(forTimeInterval: 0.1)
+            guard healthy, let masters = try? masters() else { return false }
+            return masters.reduce(0, { $0 + $1.slots.reduce(0) { $0 + $1.count } }) == 16_384 && condition(masters)
         }
-        throw ClusterError("the cluster did not become ready within 90 s")
+    }
+
+    /// Checks `condition` every `interval` seconds until it holds; throws `failure` after `seconds`.
+    private func poll(seconds: TimeInterval, every interval: TimeInterval, failure: String, until condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return }
+            Thread.sleep(forTimeInterval: interval)
+        }
+        throw ClusterError(failure)
     }
 
     /// `redis-cli -p port command…`; an error reply fails.
