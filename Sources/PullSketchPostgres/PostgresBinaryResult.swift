@@ -40,7 +40,13 @@ public struct PostgresBinaryResult {
 
     /// The text in `column` of `row`; nil for NULL.
     public func text(_ row: Int, _ column: Column) throws(PostgresError) -> String? {
-        try bytes(row, column, .text).map { String(decoding: $0, as: UTF8.self) }
+        try utf8(row, column).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The UTF-8 bytes of the text in `column` of `row`, in place (valid as long as the result);
+    /// nil for NULL. For a reader that needs a string of only some of the rows it reads.
+    public func utf8(_ row: Int, _ column: Column) throws(PostgresError) -> UnsafeRawBufferPointer? {
+        try bytes(row, column, .text)
     }
 
     /// The text in `column` of `row`, which must not be NULL.

@@ -95,20 +95,21 @@ public final class PostgresConnection {
     }
 
     /// Runs one query through a cursor and hands its rows to `body` at most `batchSize` at a time,
-    /// so a result of any size is never held whole. Inside a transaction only (PostgreSQL's rule
-    /// for cursors), and not nested: the cursor has one name. The cursor is closed when `body`
-    /// throws too, so the transaction can go on.
+    /// in binary (`PostgresBinaryResult`), so a result of any size is never held whole. Inside a
+    /// transaction only (PostgreSQL's rule for cursors), and not nested: the cursor has one name.
+    /// The cursor is closed when `body` throws too, so the transaction can go on.
     public func forEachBatch(
-        _ sql: String, _ parameters: [String?] = [], batchSize: Int, _ body: (PostgresRows) throws -> Void
+        _ sql: String, _ parameters: [String?] = [], batchSize: Int, _ body: (PostgresBinaryResult) throws -> Void
     ) throws {
         precondition(batchSize > 0)
         try query("DECLARE pullsketch_batches NO SCROLL CURSOR FOR \(sql)", parameters)
         do {
             var fetched = batchSize
             while fetched == batchSize {
-                let rows = try query("FETCH FORWARD \(batchSize) FROM pullsketch_batches")
-                fetched = rows.rows.count
-                if fetched > 0 { try body(rows) }
+                fetched = try withBinaryResult("FETCH FORWARD \(batchSize) FROM pullsketch_batches") { rows in
+                    if rows.count > 0 { try body(rows) }
+                    return rows.count
+                }
             }
         } catch {
             _ = try? query("CLOSE pullsketch_batches")  // fails only in a transaction already aborted

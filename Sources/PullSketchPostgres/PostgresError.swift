@@ -14,8 +14,7 @@ public struct PostgresError: Error, Hashable, Sendable, CustomStringConvertible 
     public let sqlState: String?
     public let message: String
 
-    @usableFromInline
-    init(_ kind: Kind, sqlState: String? = nil, _ message: String) {
+    public init(_ kind: Kind, sqlState: String? = nil, _ message: String) {
         self.kind = kind
         self.sqlState = sqlState
         self.message = message

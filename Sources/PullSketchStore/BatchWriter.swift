@@ -245,15 +245,15 @@ public struct BatchWriter {
     /// the projection, which then holds the estimated keys, not the catalog's).
     private func writeEstimates(_ batch: SealedBatch, keepingKeys: Bool) throws -> (count: Int, keys: [PullKey]) {
         guard let estimator = try TailEstimator(batch.content, parameters: batch.parameters, shardCount: shardCount) else { return (0, []) }
-        let filter = estimator.catalogRepositories == nil ? "true" : "r.name = ANY($1::text[])"
-        let parametersList = estimator.catalogRepositories.map { [PostgresArray.literal($0)] } ?? []
+        // Every tail key of a repository whose keys all fit the name tables is named: its other
+        // catalog keys were not used in the tail, and reading them would only add collisions.
+        let repositories = estimator.catalogRepositories?.isEmpty == true ? [:] : try repositoriesByID(named: estimator.catalogRepositories)
         var estimated = 0
         var estimatedKeys: [PullKey] = []
         for kind in KeyKind.allCases {
             let (table, column) = kind == .tag ? ("catalog_tags", "tag") : ("catalog_manifests", "digest")
             var pending = PendingEstimates()
-            func estimate(_ key: CatalogKey, isNamed: Bool) throws {
-                let hash = KeyHash(kind: kind, repository: key.repository, reference: key.name, seed: estimator.seed)
+            func estimate(_ key: CatalogKey, _ hash: KeyHash, isNamed: Bool) throws {
                 guard let estimate = estimator.estimate(hash, repository: key.repository, isNamed: isNamed) else { return }
                 if keepingKeys, let key = try? PullKey(kind: kind, repository: key.repository, reference: key.name) { estimatedKeys.append(key) }
                 pending.append(key, estimate)
@@ -263,26 +263,44 @@ public struct BatchWriter {
             // A named key was used in the batch, whatever the catalog says of it; it is estimated
             // once, with the named keys, not again when the catalog lists it.
             let namedKeys = Set(batch.content.tailNames.filter { $0.kind == kind }.map { CatalogKey(repository: $0.repository.value, name: $0.name) })
-            // Every tail key of a repository whose keys all fit the name tables is named: its other
-            // catalog keys were not used in the tail, and reading them would only add collisions.
-            if estimator.catalogRepositories?.isEmpty != true {
+            if !repositories.isEmpty {
+                // Read in binary and hashed in place: a catalog of millions of keys (a flood that
+                // ran out of names) costs a hash per key, and strings only for the few the batch
+                // may have used.
                 try connection.forEachBatch(
-                    """
-                    SELECT r.name AS repository, c.\(column) AS reference FROM \(table) c JOIN repositories r ON r.id = c.repository_id
-                    WHERE c.deleted_at IS NULL AND \(filter)
-                    """,
-                    parametersList, batchSize: Self.estimateBatchSize
+                    "SELECT repository_id, \(column) AS reference FROM \(table) WHERE deleted_at IS NULL AND repository_id = ANY($1::bigint[])",
+                    [PostgresArray.literal(Array(repositories.keys))], batchSize: Self.estimateBatchSize
                 ) { rows in
-                    for row in rows.namedRows {
-                        let key = CatalogKey(repository: try row.decode("repository"), name: try row.decode("reference"))
-                        if !namedKeys.contains(key) { try estimate(key, isNamed: false) }
+                    let repositoryID = try rows.column("repository_id", .int8), reference = try rows.column("reference", .text)
+                    for row in 0..<rows.count {
+                        guard let id = try rows.int64(row, repositoryID), let repository = repositories[id], let name = try rows.utf8(row, reference) else {
+                            throw PostgresError(.decoding, "a catalog row of a repository not asked for, or without a name")
+                        }
+                        let hash = KeyHash(kind: kind, repositoryHash: repository.hash, referenceHash: KeyHash.nameHash(utf8: name), seed: estimator.seed)
+                        guard estimator.mayHaveUsedUnnamed(hash) else { continue }
+                        let key = CatalogKey(repository: repository.name, name: String(decoding: name, as: UTF8.self))
+                        if !namedKeys.contains(key) { try estimate(key, hash, isNamed: false) }
                     }
                 }
             }
-            for key in namedKeys.sorted() { try estimate(key, isNamed: true) }
+            for key in namedKeys.sorted() {
+                try estimate(key, KeyHash(kind: kind, repository: key.repository, reference: key.name, seed: estimator.seed), isNamed: true)
+            }
             try write(&pending, kind: kind)
         }
         return (estimated, estimatedKeys)
+    }
+
+    /// The repositories named (all when nil) by id, each with its name and the name's hash `n`.
+    private func repositoriesByID(named names: [String]?) throws -> [Int64: (name: String, hash: UInt64)] {
+        let rows = try connection.query(
+            "SELECT id, name FROM repositories WHERE \(names == nil ? "true" : "name = ANY($1::text[])")",
+            names.map { [PostgresArray.literal($0)] } ?? []
+        ).namedRows
+        return try Dictionary(uniqueKeysWithValues: rows.map { row in
+            let name: String = try row.decode("name")
+            return (try row.decode("id"), (name, KeyHash.nameHash(name)))
+        })
     }
 
     /// Keys estimated at most at once: catalog rows fetched, and estimates written, per statement.

@@ -139,7 +139,7 @@ import Testing
         for length in 0...300 {
             let name = String(decoding: (0..<length).map { _ in UInt8(truncatingIfNeeded: next() % 94 + 33) }, as: UTF8.self)
             let library = Array(name.utf8).withUnsafeBytes { XXH3_64bits($0.baseAddress, $0.count) }
-            #expect(KeyHash.xxh3(name) == library, "a name of \(length) bytes")
+            #expect(KeyHash.nameHash(name) == library, "a name of \(length) bytes")
         }
     }
 }

@@ -93,4 +93,36 @@ import Testing
         #expect(estimate.pulls == 3)
         #expect(estimate.lastPulled == Fixtures.time(22) && estimate.lastUsed == Fixtures.time(22))
     }
+
+    /// The hash-only check a catalog reader runs on every key before it builds names: it passes
+    /// every key an unnamed estimate would cover (all the shard's keys used without a name), so
+    /// skipping the keys it fails loses none, and never a key of another shard.
+    @Test func theHashOnlyCheckPassesEveryKeyAnUnnamedEstimateCovers() throws {
+        // A filter small enough to say "maybe" of keys nobody used, another shard's among them.
+        let small = SketchParameters(width: 64, depth: 2)
+        let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 0, stripes: 4, shards: 4, tailNames: 8, sketch: small))
+        let used = (0..<400).map { Fixtures.digest(UInt64($0)) }, unused = (400..<2_000).map { Fixtures.digest(UInt64($0)) }
+        for (time, digest) in used.enumerated() { tracker.record(pull(digest, in: first, at: Int64(time))) }
+        let parts = tracker.drain().shards
+        var unnamedUsed = 0, otherShardsInFilter = 0
+        for part in parts {
+            let estimator = try #require(try TailEstimator(part, parameters: tracker.configuration.sketch, shardCount: 4))
+            for digest in used + unused {
+                let key = PullKey(first, .manifest(digest))
+                let hash = key.hash(seed: estimator.seed)
+                let passes = estimator.mayHaveUsedUnnamed(hash)
+                if estimator.estimate(hash, repository: first.value, isNamed: false) != nil { #expect(passes, "\(digest.value)") }
+                if hash.shard(count: 4) != part.shard {
+                    #expect(!passes, "a key of shard \(hash.shard(count: 4)) in shard \(part.shard)")
+                    if try UsageFilter(parameters: small, bits: part.usageBits).contains(hash) { otherShardsInFilter += 1 }
+                }
+                if used.contains(digest), hash.shard(count: 4) == part.shard, !part.tailNames.contains(key) {
+                    #expect(passes, "used unnamed: \(digest.value)")
+                    unnamedUsed += 1
+                }
+            }
+        }
+        #expect(unnamedUsed > 300, "most of the 400 keys went unnamed (8 names in each of 4 stripes)")
+        #expect(otherShardsInFilter > 0, "the filters alone would have let other shards' keys through")
+    }
 }

@@ -100,28 +100,34 @@ import Testing
         #expect(try connection.query("SELECT k FROM t").rows == [["2"]])
     }
 
-    @Test func aLargeResultArrivesInBatchesOfAtMostTheGivenSize() throws {
+    /// The numbers in the first column of each row of a batch (`bigint`).
+    private func numbers(_ rows: PostgresBinaryResult) throws -> [Int64?] {
+        let column = try rows.column("n", .int8)
+        return try (0..<rows.count).map { try rows.int64($0, column) }
+    }
+
+    @Test func aLargeResultArrivesInBatchesOfAtMostTheGivenSizeInBinary() throws {
         let connection = try connect()
-        var batches: [[String?]] = []
+        var batches: [[Int64?]] = []
         try connection.transaction {
-            try connection.forEachBatch("SELECT n FROM generate_series(1, $1::int) AS n ORDER BY n", ["25"], batchSize: 10) { rows in
-                batches.append(rows.rows.map { $0[0] })
+            try connection.forEachBatch("SELECT n::bigint FROM generate_series(1, $1::int) AS n ORDER BY n", ["25"], batchSize: 10) { rows in
+                batches.append(try numbers(rows))
             }
             try connection.forEachBatch("SELECT 1 WHERE false", batchSize: 10) { _ in Issue.record("an empty result has no batch") }
         }
         #expect(batches.map(\.count) == [10, 10, 5])
-        #expect(batches.joined().map { $0.flatMap(Int.init) } == Array(1...25))
+        #expect(batches.joined().compactMap { $0 } == Array(1...25))
         #expect { try connection.forEachBatch("SELECT 1", batchSize: 10) { _ in } } throws: { ($0 as? PostgresError)?.kind == .statement }
     }
 
     @Test func aBatchReadWhoseBodyThrowsLeavesTheTransactionFreeForTheNext() throws {
         let connection = try connect()
         struct Stop: Error {}
-        let sql = "SELECT n FROM generate_series(1, 25) AS n ORDER BY n"
+        let sql = "SELECT n::bigint FROM generate_series(1, 25) AS n ORDER BY n"
         let rows = try connection.transaction {
             #expect(throws: Stop.self) { try connection.forEachBatch(sql, batchSize: 10) { _ in throw Stop() } }
-            var rows: [String?] = []
-            try connection.forEachBatch(sql, batchSize: 10) { rows += $0.rows.map { $0[0] } }
+            var rows: [Int64?] = []
+            try connection.forEachBatch(sql, batchSize: 10) { rows += try numbers($0) }
             return rows
         }
         #expect(rows.count == 25)

@@ -13,7 +13,7 @@ public struct Digest: Hashable, Sendable, CustomStringConvertible {
             throw ValidationError(.digest, reason)
         }
         self.value = value
-        nameHash = KeyHash.xxh3(value)
+        nameHash = KeyHash.nameHash(value)
     }
 
     private static func problem(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {

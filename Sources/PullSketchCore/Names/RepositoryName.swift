@@ -13,7 +13,7 @@ public struct RepositoryName: Hashable, Sendable, CustomStringConvertible {
             throw ValidationError(.repository, reason)
         }
         self.value = value
-        nameHash = KeyHash.xxh3(value)
+        nameHash = KeyHash.nameHash(value)
     }
 
     private static func problem(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
@@ -50,7 +50,7 @@ extension RepositoryName {
     /// For placeholders and names read back from PullSketch's own stores, already validated.
     init(unchecked value: String) {
         self.value = value
-        nameHash = KeyHash.xxh3(value)
+        nameHash = KeyHash.nameHash(value)
     }
 }
 

@@ -11,7 +11,7 @@ public struct TagName: Hashable, Sendable, CustomStringConvertible {
             throw ValidationError(.tag, reason)
         }
         self.value = value
-        nameHash = KeyHash.xxh3(value)
+        nameHash = KeyHash.nameHash(value)
     }
 
     private static func problem(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {

@@ -10,10 +10,12 @@ public struct KeyHash: Hashable, Sendable {
     public let value: UInt64
 
     public init(kind: KeyKind, repository: String, reference: String, seed: UInt64) {
-        self.init(kind: kind, repositoryHash: Self.xxh3(repository), referenceHash: Self.xxh3(reference), seed: seed)
+        self.init(kind: kind, repositoryHash: Self.nameHash(repository), referenceHash: Self.nameHash(reference), seed: seed)
     }
 
-    init(kind: KeyKind, repositoryHash: UInt64, referenceHash: UInt64, seed: UInt64) {
+    /// The hash of a key from its names' `n` (`nameHash`), for a reader that meets many keys of one
+    /// repository and hashes its name once.
+    public init(kind: KeyKind, repositoryHash: UInt64, referenceHash: UInt64, seed: UInt64) {
         var names = (repositoryHash.littleEndian, referenceHash.littleEndian)
         value = withUnsafeBytes(of: &names) { pullsketch_xxh3_64bits_16_withSeed($0.baseAddress, seed &+ UInt64(kind.rawValue)) }
     }
@@ -35,10 +37,15 @@ public struct KeyHash: Hashable, Sendable {
     }
 
     /// `n(s)`: XXH3-64 of a string's UTF-8 bytes with seed 0.
-    static func xxh3(_ string: String) -> UInt64 {
-        if let hash = string.utf8.withContiguousStorageIfAvailable({ pullsketch_xxh3_64bits($0.baseAddress, $0.count) }) {
+    public static func nameHash(_ string: String) -> UInt64 {
+        if let hash = string.utf8.withContiguousStorageIfAvailable({ nameHash(utf8: UnsafeRawBufferPointer($0)) }) {
             return hash
         }
-        return Array(string.utf8).withUnsafeBytes { pullsketch_xxh3_64bits($0.baseAddress, $0.count) }
+        return Array(string.utf8).withUnsafeBytes { nameHash(utf8: $0) }
+    }
+
+    /// `n(s)` of a name given as its UTF-8 bytes, so a name read in place needs no `String`.
+    public static func nameHash(utf8: UnsafeRawBufferPointer) -> UInt64 {
+        pullsketch_xxh3_64bits(utf8.baseAddress, utf8.count)
     }
 }

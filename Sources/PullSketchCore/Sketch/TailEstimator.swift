@@ -61,6 +61,13 @@ public struct TailEstimator: Sendable {
 
     public var seed: UInt64 { sketch.parameters.seed }
 
+    /// Whether the batch may have used `key` without naming it, from its hash alone: a key of the
+    /// batch's shard that the usage filter holds. A reader of the catalog asks this of every key
+    /// first and builds names only for the few that pass (`estimate` then decides).
+    public func mayHaveUsedUnnamed(_ key: KeyHash) -> Bool {
+        key.shard(count: shardCount) == shard && usage.contains(key)
+    }
+
     /// The estimate for one key, or nil when this batch does not say the key was used. `isNamed`:
     /// the batch's `tailNames` hold the key.
     public func estimate(_ key: KeyHash, repository: String, isNamed: Bool) -> Estimate? {
