@@ -2,9 +2,10 @@ import CLibPQ
 
 /// A result in PostgreSQL's binary format, read in place: a number or a time crosses as eight
 /// bytes, with no text made on either side and no string per value, which is most of the cost of
-/// reading thousands of rows as text (the dry run). Valid only inside the body of
-/// `PostgresConnection.withBinaryResult` that received it. A column is looked up once, by name
-/// and type; a value that is not what its column promised throws a `.decoding` error.
+/// reading thousands of rows as text (the dry run, the reconciler's catalog reads). Valid only
+/// inside the body that received it (`PostgresConnection.withBinaryResult`, `forEachBatch`). A
+/// column is looked up once, by name and type; a value that is not what its column promised
+/// throws a `.decoding` error.
 public struct PostgresBinaryResult {
     /// The column types read in binary.
     public enum ColumnType: UInt32, Sendable {
