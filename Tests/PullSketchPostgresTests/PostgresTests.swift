@@ -100,7 +100,7 @@ import Testing
         #expect(try connection.query("SELECT k FROM t").rows == [["2"]])
     }
 
-    /// The numbers in the first column of each row of a batch (`bigint`).
+    /// Column `n` (`bigint`) of a batch's rows.
     private func numbers(_ rows: PostgresBinaryResult) throws -> [Int64?] {
         let column = try rows.column("n", .int8)
         return try (0..<rows.count).map { try rows.int64($0, column) }
