@@ -54,14 +54,17 @@ struct BatchReader {
         content.tailLastUsed = try tail["used"].map { try time($0, keys.tail, "used") } ?? .distantPast
         content.tailRepositoriesOverflowed = tail["overflow"] == "1"
         content.unnamedPullsOfOverflow = try tail["unnamed"].map { try unsigned($0, keys.tail, "unnamed") } ?? 0
-        // SSCAN may return a member twice.
-        content.tailNames = try Set(members(keys.names)).map { field in
+        // SSCAN may return a member twice: sorted, a repeated key follows itself and is dropped.
+        content.tailNames = try members(keys.names).map { field in
             guard let key = ShardLayout.key(field: field) else {
                 throw BatchStoreError(.malformed, "\(keys.names) has '\(field)', not a key")
             }
             return key
         }
         .sortedByName()
+        .reduce(into: []) { names, key in
+            if names.last != key { names.append(key) }
+        }
         let pulls = try hash(keys.tailPulls)
         let pulled = try hash(keys.tailLastPulled)
         let unnamed = try hash(keys.tailUnnamed)

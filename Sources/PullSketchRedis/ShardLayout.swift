@@ -50,15 +50,18 @@ public struct ShardLayout: Hashable, Sendable {
 
     /// The key of a hash field; nil when the field is not one `field(_:)` writes.
     static func key(field: String) -> PullKey? {
-        let parts = field.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3 else { return nil }
+        // Split at the first two `|` by bytes (an ASCII byte never occurs inside a longer character).
+        let utf8 = field.utf8, separator = UInt8(ascii: "|")
+        guard let first = utf8.firstIndex(of: separator),
+            let second = utf8[utf8.index(after: first)...].firstIndex(of: separator)
+        else { return nil }
         let kind: KeyKind
-        switch parts[0] {
+        switch field[..<first] {
         case "t": kind = .tag
         case "m": kind = .manifest
         default: return nil
         }
-        return try? PullKey(kind: kind, repository: String(parts[1]), reference: String(parts[2]))
+        return try? PullKey(kind: kind, repository: String(field[utf8.index(after: first)..<second]), reference: String(field[utf8.index(after: second)...]))
     }
 }
 

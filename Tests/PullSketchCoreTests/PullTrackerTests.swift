@@ -228,6 +228,17 @@ import Testing
         #expect(!tracker.drain().tailRepositoriesOverflowed)
     }
 
+    @Test func namesAreListedByRepositoryThenTagsBeforeManifestsThenName() {
+        func tag(_ repository: String, _ name: String) -> PullKey { PullKey(Fixtures.repository(repository), .tag(Fixtures.tag(name))) }
+        func manifest(_ repository: String, _ number: UInt64) -> PullKey { PullKey(Fixtures.repository(repository), .manifest(Fixtures.digest(number))) }
+        let ordered = [
+            tag("a/b", "v10"), tag("a/b", "v9"), tag("a/b", "z"), manifest("a/b", 1), manifest("a/b", 2),
+            manifest("a/b-c", 1), tag("a/bc", "latest"), manifest("a/bc", 1), tag("b", "a"),
+        ]
+        #expect(ordered.reversed().sortedByName() == ordered)
+        #expect(Set(ordered).sortedByName() == ordered)
+    }
+
     @Test func tailKeysAreNamedWhileTheyFitAndThePullsOfTheRestAreCountedAsUnnamed() throws {
         let tracker = PullTracker(configuration: Fixtures.enabled(hotCapacity: 0, stripes: 2, shards: 1, tailNames: 20))
         let other = Fixtures.repository("team/other")

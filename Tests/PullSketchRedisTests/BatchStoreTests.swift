@@ -351,6 +351,40 @@ import Testing
         _ = try raw.command(["HSET", "{ps:0}:batch:\(number):seen", "t|Team/App|v1", "5"])
         #expect(throws: BatchStoreError.self) { try store.readBatch(shard: 0, number: number) }
     }
+
+    @Test func aFieldIsAKeyOnlyAsKindRepositoryAndNameBetweenTwoBars() throws {
+        let server = try RedisServer()
+        let store = try store(server, shards: 1)
+        let raw = try RedisConnection(RedisEndpoint(port: server.port))
+        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
+        tracker.record(pull("v1", at: 1))
+        try store.merge(tracker.drain(), node: "n")
+        let number = try #require(try store.seal(shard: 0))
+        let digest = "sha256:" + String(repeating: "a", count: 64)
+        for (set, hash) in [("names", nil), (nil, "used")] as [(String?, String?)] {
+            let key = "{ps:0}:batch:\(number):\(set ?? hash!)"
+            // Well-formed: read back as the key it names.
+            for (field, expected) in [
+                ("t|team/app|v2.0_rc-1", PullKey(repository, .tag(try TagName("v2.0_rc-1")))),
+                ("m|team/app|\(digest)", PullKey(repository, .manifest(try Digest(digest)))),
+            ] {
+                _ = try raw.command(set != nil ? ["SADD", key, field] : ["HSET", key, field, "7"])
+                let batch = try #require(try store.readBatch(shard: 0, number: number))
+                #expect(set != nil ? batch.content.tailNames.contains(expected) : batch.content.hotEntries.contains { $0.key == expected })
+                _ = try raw.command(set != nil ? ["SREM", key, field] : ["HDEL", key, field])
+            }
+            for field in [
+                "", "t", "t|team/app", "x|team/app|v1", "tt|team/app|v1", "|team/app|v1", "t||v1", "t|team/app|", "t|team/app|v1|v2",
+                "m|team/app|v1", "t|Team/App|v1", "t|tëam/app|v1", "t|team/app|\(digest)",
+            ] {
+                _ = try raw.command(set != nil ? ["SADD", key, field] : ["HSET", key, field, "7"])
+                #expect("\(field)") { try store.readBatch(shard: 0, number: number) } throws: { error in
+                    (error as? BatchStoreError)?.kind == .malformed && "\(error)".contains("'\(field)', not a key")
+                }
+                _ = try raw.command(set != nil ? ["SREM", key, field] : ["HDEL", key, field])
+            }
+        }
+    }
 }
 
 @Suite struct RedisConnectionTests {

@@ -38,9 +38,14 @@ extension ShardWindow {
 }
 
 extension Sequence<PullKey> {
-    /// The keys by repository, kind and name: the order parts and batches list tail names in.
+    /// The keys by repository, kind (tags first) and name: the order parts and batches list tail
+    /// names in. Sorted as an array of keys, not by `Sequence.sorted`: called from another module,
+    /// that ran the standard library's unspecialized sort, which copied every key through value
+    /// witnesses on each comparison (a quarter of the reconciler's CPU under a flood of tail names).
     public func sortedByName() -> [PullKey] {
-        sorted { ($0.repository.value, $0.kind.rawValue, $0.name) < ($1.repository.value, $1.kind.rawValue, $1.name) }
+        var keys = Array(self)
+        keys.sort { ($0.repository.value, $0.kind.rawValue, $0.name) < ($1.repository.value, $1.kind.rawValue, $1.name) }
+        return keys
     }
 }
 
