@@ -361,27 +361,30 @@ import Testing
         try store.merge(tracker.drain(), node: "n")
         let number = try #require(try store.seal(shard: 0))
         let digest = "sha256:" + String(repeating: "a", count: 64)
-        for (set, hash) in [("names", nil), (nil, "used")] as [(String?, String?)] {
-            let key = "{ps:0}:batch:\(number):\(set ?? hash!)"
-            // Well-formed: read back as the key it names.
+        // Each field as a tail name (a member of the names set) and as a hot key (a field of the
+        // last-used hash).
+        for isName in [true, false] {
+            let key = "{ps:0}:batch:\(number):\(isName ? "names" : "used")"
+            func add(_ field: String) throws { _ = try raw.command(isName ? ["SADD", key, field] : ["HSET", key, field, "7"]) }
+            func remove(_ field: String) throws { _ = try raw.command(isName ? ["SREM", key, field] : ["HDEL", key, field]) }
             for (field, expected) in [
                 ("t|team/app|v2.0_rc-1", PullKey(repository, .tag(try TagName("v2.0_rc-1")))),
                 ("m|team/app|\(digest)", PullKey(repository, .manifest(try Digest(digest)))),
             ] {
-                _ = try raw.command(set != nil ? ["SADD", key, field] : ["HSET", key, field, "7"])
+                try add(field)
                 let batch = try #require(try store.readBatch(shard: 0, number: number))
-                #expect(set != nil ? batch.content.tailNames.contains(expected) : batch.content.hotEntries.contains { $0.key == expected })
-                _ = try raw.command(set != nil ? ["SREM", key, field] : ["HDEL", key, field])
+                #expect(isName ? batch.content.tailNames.contains(expected) : batch.content.hotEntries.contains { $0.key == expected })
+                try remove(field)
             }
             for field in [
                 "", "t", "t|team/app", "x|team/app|v1", "tt|team/app|v1", "|team/app|v1", "t||v1", "t|team/app|", "t|team/app|v1|v2",
                 "m|team/app|v1", "t|Team/App|v1", "t|tëam/app|v1", "t|team/app|\(digest)",
             ] {
-                _ = try raw.command(set != nil ? ["SADD", key, field] : ["HSET", key, field, "7"])
+                try add(field)
                 #expect("\(field)") { try store.readBatch(shard: 0, number: number) } throws: { error in
                     (error as? BatchStoreError)?.kind == .malformed && "\(error)".contains("'\(field)', not a key")
                 }
-                _ = try raw.command(set != nil ? ["SREM", key, field] : ["HDEL", key, field])
+                try remove(field)
             }
         }
     }
