@@ -144,7 +144,8 @@ struct PostgresAtScale {
                 )
             }
             // The limit of any layout: as many rows as the dry run answers, of its ten types (NULL where
-            // its rows are), read from one table and sent in binary — one row per tag holding everything.
+            // its rows are), read from one table and sent in binary, no policy, no sort — one row per
+            // tag holding everything.
             let answerOnly = try timings {
                 _ = try connection.withBinaryResult(
                     """
