@@ -13,10 +13,14 @@ public struct EventFingerprint: Hashable, Sendable {
         (low, high) = (hash.low64, hash.high64)
     }
 
-    /// 32 lowercase hex digits.
-    public var hex: String {
-        let digits = String(high, radix: 16), lowDigits = String(low, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits + String(repeating: "0", count: 16 - lowDigits.count) + lowDigits
+    /// Appends the hash as 32 lowercase hex digits, `high` first.
+    public func appendHex(to bytes: inout [UInt8]) {
+        for word in [high, low] {
+            for shift in stride(from: 60, through: 0, by: -4) {
+                let digit = UInt8(truncatingIfNeeded: word >> UInt64(shift)) & 0xF
+                bytes.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
+            }
+        }
     }
 }
 

@@ -24,7 +24,10 @@ import Synchronization
 actor EventClaims {
     private let redis: RedisEndpoint
     private let shardCount: Int
-    private let horizonMilliseconds: Int64
+    /// `{ps:<shard>}:event:` per shard, and the horizon in milliseconds, as the bytes sent.
+    private let keyPrefixes: [[UInt8]]
+    private let horizon: [UInt8]
+    private static let set = Array("SET".utf8), one = Array("1".utf8), notExisting = Array("NX".utf8), expiresIn = Array("PX".utf8)
     private let roundTrips: Counter
     private nonisolated let waitingRequests: Gauge
     private let logger: Logger
@@ -47,8 +50,9 @@ actor EventClaims {
     init(redis: RedisEndpoint, shardCount: Int, horizon: Duration, roundTrips: Counter, waitingRequests: Gauge, logger: Logger) {
         self.redis = redis
         self.shardCount = shardCount
+        keyPrefixes = (0..<shardCount).map { Array("{ps:\($0)}:event:".utf8) }
         let components = horizon.components
-        horizonMilliseconds = components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000
+        self.horizon = Array(String(components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000).utf8)
         self.roundTrips = roundTrips
         self.waitingRequests = waitingRequests
         self.logger = logger
@@ -101,8 +105,9 @@ actor EventClaims {
     private func firstClaims(_ fingerprints: [EventFingerprint]) -> [Bool]? {
         if let pausedUntil, ContinuousClock.now < pausedUntil { return nil }
         let commands = fingerprints.map { fingerprint in
-            let shard = Int(fingerprint.low % UInt64(shardCount))
-            return ["SET", "{ps:\(shard)}:event:\(fingerprint.hex)", "1", "NX", "PX", String(horizonMilliseconds)].map { Array($0.utf8) }
+            var key = keyPrefixes[Int(fingerprint.low % UInt64(shardCount))]
+            fingerprint.appendHex(to: &key)
+            return [Self.set, key, Self.one, Self.notExisting, Self.expiresIn, horizon]
         }
         do {
             let connection = try self.connection ?? connectRedis(redis)

@@ -79,9 +79,12 @@ public final class RedisConnection: RedisCommands {
     /// returned in place, so one failing command does not hide the others' results.
     public func pipeline(_ commands: [[[UInt8]]]) throws(RedisError) -> [RedisReply] {
         if let brokenReason { throw RedisError(.connection, "not sent, the connection is broken: \(brokenReason)") }
-        for arguments in commands {
-            try append(arguments)
+        guard !commands.isEmpty else { return [] }
+        let request = Self.encode(commands)
+        let status = request.withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
         }
+        guard status == REDIS_OK else { throw markBroken() }
         var replies: [RedisReply] = []
         replies.reserveCapacity(commands.count)
         for _ in commands {
@@ -93,22 +96,36 @@ public final class RedisConnection: RedisCommands {
         return replies
     }
 
-    private func append(_ arguments: [[UInt8]]) throws(RedisError) {
-        var flat: [CChar] = []
-        flat.reserveCapacity(arguments.reduce(1) { $0 + $1.count })
-        var offsets: [Int] = []
-        var lengths: [Int] = []
-        for argument in arguments {
-            offsets.append(flat.count)
-            lengths.append(argument.count)
-            flat.append(contentsOf: argument.lazy.map { CChar(bitPattern: $0) })
+    /// The commands in Redis's request protocol, one after another: `*<count>\r\n`, then
+    /// `$<length>\r\n<bytes>\r\n` per argument. Written in Swift into one buffer that hiredis
+    /// sends as it is, rather than formatted argument by argument through hiredis's `sds` strings.
+    private static func encode(_ commands: [[[UInt8]]]) -> [UInt8] {
+        var request: [UInt8] = []
+        request.reserveCapacity(commands.reduce(0) { total, arguments in arguments.reduce(total + 16) { $0 + $1.count + 16 } })
+        func endLine() {
+            request.append(UInt8(ascii: "\r"))
+            request.append(UInt8(ascii: "\n"))
         }
-        flat.append(0)  // never empty, so the base address exists
-        let status = flat.withUnsafeBufferPointer { buffer in
-            var argv: [UnsafePointer<CChar>?] = offsets.map { buffer.baseAddress! + $0 }
-            return redisAppendCommandArgv(context, Int32(arguments.count), &argv, lengths)
+        func header(_ marker: UInt8, _ count: Int) {
+            request.append(marker)
+            let digits = request.count
+            var rest = count
+            repeat {
+                request.append(UInt8(ascii: "0") + UInt8(rest % 10))
+                rest /= 10
+            } while rest > 0
+            request[digits...].reverse()
+            endLine()
         }
-        guard status == REDIS_OK else { throw markBroken() }
+        for arguments in commands {
+            header(UInt8(ascii: "*"), arguments.count)
+            for argument in arguments {
+                header(UInt8(ascii: "$"), argument.count)
+                request.append(contentsOf: argument)
+                endLine()
+            }
+        }
+        return request
     }
 
     private func markBroken() -> RedisError {

@@ -49,16 +49,20 @@ import Testing
         }
     }
 
+    func claims(in redis: RedisServer, shardCount: Int, horizon: Duration) -> EventClaims {
+        let registry = PrometheusCollectorRegistry()
+        return EventClaims(
+            redis: RedisEndpoint(port: redis.port, timeout: 60), shardCount: shardCount, horizon: horizon,
+            roundTrips: registry.makeCounter(name: "round_trips"), waitingRequests: registry.makeGauge(name: "waiting"),
+            logger: Logger(label: "test")
+        )
+    }
+
     /// A request waiting for its claim must not need a free thread of the cooperative pool, which
     /// busy requests may hold: the round trip goes out on the claims' own executor.
     @Test func claimsGoOutWhileTheCooperativePoolIsBusy() async throws {
         let redis = try RedisServer()
-        let registry = PrometheusCollectorRegistry()
-        let claims = EventClaims(
-            redis: RedisEndpoint(port: redis.port, timeout: 60), shardCount: 1, horizon: .seconds(60),
-            roundTrips: registry.makeCounter(name: "round_trips"), waitingRequests: registry.makeGauge(name: "waiting"),
-            logger: Logger(label: "test")
-        )
+        let claims = claims(in: redis, shardCount: 1, horizon: .seconds(60))
         // The test waits on a lane of its own, so that it needs no pool thread either.
         let (answer, poolWasHeld) = await withTaskExecutorPreference(CPUBoundLane()) {
             await Task.yield()  // onto the lane
@@ -68,5 +72,25 @@ import Testing
         }
         #expect(poolWasHeld, "the claim was answered only once the cooperative pool was free again")
         #expect(answer == [true, false])
+    }
+
+    /// Nodes of two versions share their claims while a deployment rolls, so the key never changes:
+    /// `{ps:<low mod shards>}:event:` and the fingerprint in 32 lowercase hex digits, `high` first,
+    /// expiring after the horizon.
+    @Test func aClaimSetsTheKeyEveryVersionOfTheNodeSets() async throws {
+        let redis = try RedisServer()
+        let claims = claims(in: redis, shardCount: 8, horizon: .seconds(86_400))
+        let ids = (0..<200).map { EventFingerprint("event-\($0)") }
+        #expect(ids.contains { $0.high >> 60 == 0 } && ids.contains { $0.low >> 60 == 0 }, "no fingerprint to pad")
+        #expect(await claims.claim(ids) == ids.map { _ in true })
+        let connection = try RedisConnection(RedisEndpoint(port: redis.port))
+        for id in ids {
+            let hex = [id.high, id.low].map { String(repeating: "0", count: 16 - String($0, radix: 16).count) + String($0, radix: 16) }.joined()
+            let key = "{ps:\(id.low % 8)}:event:\(hex)"
+            guard case .integer(let remaining) = try connection.command(["PTTL", key]) else { Issue.record("PTTL of \(key)"); continue }
+            // A day, less what a busy machine may take between the claim and this question.
+            #expect((86_400_000 - 600_000...86_400_000).contains(remaining), "\(key)")
+        }
+        #expect(try connection.command(["DBSIZE"]) == .integer(Int64(ids.count)))
     }
 }

@@ -426,4 +426,18 @@ import Testing
         guard case .error = replies[1] else { Issue.record("INCR of binary data should fail in place"); return }
         #expect(replies[2] == .bulk([0, 255, 10]))
     }
+
+    @Test func argumentsOfAnyBytesAndLengthReachRedisAsSent() throws {
+        let server = try RedisServer()
+        let connection = try RedisConnection(RedisEndpoint(port: server.port))
+        // Empty, protocol-like, control bytes, and a length of six digits.
+        let values: [[UInt8]] = [
+            [], Array("\r\n*1\r\n$3\r\nGET\r\n".utf8), [0, 13, 10, 36, 42, 255], (0..<123_457).map { UInt8(truncatingIfNeeded: $0 &* 31) },
+        ]
+        let sets = values.indices.map { [Array("SET".utf8), Array("k\($0)".utf8), values[$0]] }
+        let gets = values.indices.map { [Array("GET".utf8), Array("k\($0)".utf8)] }
+        #expect(try connection.pipeline(sets + gets) == values.map { _ in .status("OK") } + values.map { .bulk($0) })
+        // A command of twelve arguments: a count of two digits.
+        #expect(try connection.pipeline([[Array("DEL".utf8)] + (0..<11).map { Array("k\($0)".utf8) }]) == [.integer(4)])
+    }
 }
