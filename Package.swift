@@ -51,7 +51,7 @@ let package = Package(
         ),
         .target(
             name: "PullSketchRedis",
-            dependencies: ["PullSketchCore", "CHiredis"],
+            dependencies: ["PullSketchCore", "PullSketchRESP", "CHiredis"],
             swiftSettings: swiftSettings
         ),
         .target(

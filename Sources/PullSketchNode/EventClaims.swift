@@ -23,7 +23,6 @@ import Synchronization
 /// an actor on its own `BlockingExecutor`, since hiredis blocks.
 actor EventClaims {
     private let redis: RedisEndpoint
-    private let shardCount: Int
     /// `{ps:<shard>}:event:` per shard, and the horizon in milliseconds, as the bytes sent.
     private let keyPrefixes: [[UInt8]]
     private let horizon: [UInt8]
@@ -49,7 +48,6 @@ actor EventClaims {
 
     init(redis: RedisEndpoint, shardCount: Int, horizon: Duration, roundTrips: Counter, waitingRequests: Gauge, logger: Logger) {
         self.redis = redis
-        self.shardCount = shardCount
         keyPrefixes = (0..<shardCount).map { Array("{ps:\($0)}:event:".utf8) }
         let components = horizon.components
         self.horizon = Array(String(components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000).utf8)
@@ -105,7 +103,7 @@ actor EventClaims {
     private func firstClaims(_ fingerprints: [EventFingerprint]) -> [Bool]? {
         if let pausedUntil, ContinuousClock.now < pausedUntil { return nil }
         let commands = fingerprints.map { fingerprint in
-            var key = keyPrefixes[Int(fingerprint.low % UInt64(shardCount))]
+            var key = keyPrefixes[Int(fingerprint.low % UInt64(keyPrefixes.count))]
             fingerprint.appendHex(to: &key)
             return [Self.set, key, Self.one, Self.notExisting, Self.expiresIn, horizon]
         }

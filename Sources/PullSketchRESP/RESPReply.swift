@@ -30,13 +30,9 @@ public indirect enum RESPReply: Hashable, Sendable {
         case .bulk(nil):
             buffer.append(contentsOf: "$-1\r\n".utf8)
         case .bulk(let bytes?):
-            buffer.append(UInt8(ascii: "$"))
-            Self.appendLine(String(bytes.count), to: &buffer)
-            buffer.append(contentsOf: bytes)
-            buffer.append(contentsOf: "\r\n".utf8)
+            appendBulk(bytes, to: &buffer)
         case .array(let elements):
-            buffer.append(UInt8(ascii: "*"))
-            Self.appendLine(String(elements.count), to: &buffer)
+            appendHeader(UInt8(ascii: "*"), elements.count, to: &buffer)
             for element in elements { element.encode(into: &buffer) }
         }
     }
@@ -51,4 +47,34 @@ public indirect enum RESPReply: Hashable, Sendable {
         buffer.append(contentsOf: text.utf8.lazy.map { $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") ? UInt8(ascii: " ") : $0 })
         buffer.append(contentsOf: "\r\n".utf8)
     }
+}
+
+/// A command as a client sends it: an array of bulk strings.
+public enum RESPCommand {
+    /// Appends the command's bytes to `buffer`; arguments are binary-safe.
+    public static func encode(_ arguments: [[UInt8]], into buffer: inout [UInt8]) {
+        appendHeader(UInt8(ascii: "*"), arguments.count, to: &buffer)
+        for argument in arguments { appendBulk(argument, to: &buffer) }
+    }
+}
+
+/// `<marker><count>\r\n`, the header of a bulk string or an array, digits written in place.
+private func appendHeader(_ marker: UInt8, _ count: Int, to buffer: inout [UInt8]) {
+    buffer.append(marker)
+    let digits = buffer.count
+    var rest = count
+    repeat {
+        buffer.append(UInt8(ascii: "0") + UInt8(rest % 10))
+        rest /= 10
+    } while rest > 0
+    buffer[digits...].reverse()
+    buffer.append(UInt8(ascii: "\r"))
+    buffer.append(UInt8(ascii: "\n"))
+}
+
+private func appendBulk(_ bytes: [UInt8], to buffer: inout [UInt8]) {
+    appendHeader(UInt8(ascii: "$"), bytes.count, to: &buffer)
+    buffer.append(contentsOf: bytes)
+    buffer.append(UInt8(ascii: "\r"))
+    buffer.append(UInt8(ascii: "\n"))
 }

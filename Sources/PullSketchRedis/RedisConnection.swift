@@ -1,4 +1,5 @@
 import CHiredis
+import PullSketchRESP
 
 #if canImport(Glibc)
 import Glibc
@@ -96,35 +97,12 @@ public final class RedisConnection: RedisCommands {
         return replies
     }
 
-    /// The commands in Redis's request protocol, one after another: `*<count>\r\n`, then
-    /// `$<length>\r\n<bytes>\r\n` per argument. Written in Swift into one buffer that hiredis
+    /// The commands in Redis's request protocol, one after another, in one buffer that hiredis
     /// sends as it is, rather than formatted argument by argument through hiredis's `sds` strings.
     private static func encode(_ commands: [[[UInt8]]]) -> [UInt8] {
         var request: [UInt8] = []
         request.reserveCapacity(commands.reduce(0) { total, arguments in arguments.reduce(total + 16) { $0 + $1.count + 16 } })
-        func endLine() {
-            request.append(UInt8(ascii: "\r"))
-            request.append(UInt8(ascii: "\n"))
-        }
-        func header(_ marker: UInt8, _ count: Int) {
-            request.append(marker)
-            let digits = request.count
-            var rest = count
-            repeat {
-                request.append(UInt8(ascii: "0") + UInt8(rest % 10))
-                rest /= 10
-            } while rest > 0
-            request[digits...].reverse()
-            endLine()
-        }
-        for arguments in commands {
-            header(UInt8(ascii: "*"), arguments.count)
-            for argument in arguments {
-                header(UInt8(ascii: "$"), argument.count)
-                request.append(contentsOf: argument)
-                endLine()
-            }
-        }
+        for arguments in commands { RESPCommand.encode(arguments, into: &request) }
         return request
     }
 
