@@ -147,7 +147,7 @@ struct ReconcilerThroughput {
 
     /// The bare operation under any writer of these rows: one `UPDATE` per kind that finds each
     /// existing row by its primary key and adds the batch's pulls (no times, no catalog, no
-    /// conflict handling), in one transaction.
+    /// conflict handling), in one transaction, its arrays in binary as the reconciler sends them.
     static func addPullsInPlace(_ batch: SealedBatch, _ connection: PostgresConnection) throws {
         try connection.transaction {
             for kind in KeyKind.allCases {
@@ -161,8 +161,8 @@ struct ReconcilerThroughput {
                     WHERE s.repository_id = r.id AND s.\(column) = u.reference
                     """,
                     [
-                        PostgresArray.literal(entries.map(\.key.repository.value)), PostgresArray.literal(entries.map(\.key.name)),
-                        PostgresArray.literal(entries.map { String($0.pulls) }),
+                        PostgresArray.binary(entries.map(\.key.repository.value)), PostgresArray.binary(entries.map(\.key.name)),
+                        PostgresArray.binary(entries.map(\.pulls)),
                     ]
                 )
             }
