@@ -6,7 +6,8 @@ import PullSketchStore
 
 /// PostgreSQL at 10 M tag rows and 10 M manifest rows (1,000 repositories × 10,000 tags, each
 /// tag's manifest): first the reconciler's batch writes (latency, WAL bytes, HOT updates, table
-/// and index sizes), then the pruning dry-run next to the same question asked of an audit log of
+/// and index sizes, pages read and the time reading them) into tables vacuumed and read into
+/// memory, then the pruning dry-run next to the same question asked of an audit log of
 /// the same pulls: which tags of one repository were not pulled for 90 days. The audit log's cost
 /// grows with a repository's pulls, PullSketch's with its tags, so it is asked of a repository
 /// with about one pull row per tag and of one with 100; asked of the rows as written, then again
@@ -28,6 +29,7 @@ struct PostgresAtScale {
         let server = CommandLine.arguments[1]
         let connection = try freshDatabase(server, "pruning")
         try Schema.migrate(connection)
+        try connection.query("CREATE EXTENSION pg_prewarm")
         let loading = ContinuousClock.now
         // A bulk load: secondary indexes dropped first and built after, as one would load a dump.
         let indexes = try connection.query(
@@ -65,7 +67,6 @@ struct PostgresAtScale {
             CREATE INDEX logentry3_performer_datetime ON logentry3 (performer_id, datetime);
             CREATE INDEX logentry3_repository_datetime_kind ON logentry3 (repository_id, datetime, kind_id);
             \(indexes.map { $0[1]! + ";" }.joined(separator: "\n"))
-            ANALYZE;
             """)
         let counts = try connection.query(
             "SELECT (SELECT count(*) FROM tag_stats), (SELECT count(*) FROM manifest_stats), (SELECT count(*) FROM catalog_tags), (SELECT count(*) FROM logentry3)"
@@ -74,6 +75,7 @@ struct PostgresAtScale {
             loaded \(counts[0]!) tag_stats rows, \(counts[1]!) manifest_stats rows, \(counts[2]!) catalog tags, \(counts[3]!) audit log rows \
             in \(Int((ContinuousClock.now - loading).components.seconds)) s
             """)
+        print("VACUUM (ANALYZE) after the load, then a checkpoint: \(try vacuum(connection, tables: loadedTables))\n")
         try measureBatchWrites(connection, settings: "PostgreSQL's defaults (`max_wal_size` 1 GB, no WAL compression)", first: 1)
         // Fewer checkpoints mean fewer first touches of a page after one (each writes the whole
         // page to the WAL), and compression shrinks those that remain. Reset afterwards.
@@ -89,13 +91,37 @@ struct PostgresAtScale {
         // Keeping each repository's rows together: `CLUSTER` rewrites a table in its primary key's
         // order (repository first) under an exclusive lock; the time it takes is part of the answer.
         var clustering: [String] = []
-        for table in ["catalog_tags", "tag_stats", "manifest_stats", "catalog_manifests"] {
+        for table in clusteredTables {
             let began = ContinuousClock.now
-            try connection.execute(script: "SET maintenance_work_mem = '1GB'; CLUSTER \(table) USING \(table)_pkey; ANALYZE \(table);")
+            try connection.execute(script: "SET maintenance_work_mem = '1GB'; CLUSTER \(table) USING \(table)_pkey;")
             clustering.append("`\(table)` \(Int((ContinuousClock.now - began).components.seconds)) s")
         }
-        print("CLUSTER (and ANALYZE) by primary key: \(clustering.joined(separator: ", "))\n")
+        print("""
+            CLUSTER by primary key: \(clustering.joined(separator: ", ")); then VACUUM (ANALYZE) and a checkpoint: \
+            \(try vacuum(connection, tables: clusteredTables))
+
+            """)
         try measurePruning(connection, layout: "after `CLUSTER` by primary key (each repository's rows together)")
+    }
+
+    static let clusteredTables = ["catalog_tags", "tag_stats", "manifest_stats", "catalog_manifests"]
+    static let loadedTables = clusteredTables + ["repositories", "logentry3"]
+
+    /// Vacuums and analyzes `tables`, then checkpoints, and says how long each took. Tables just
+    /// loaded or rewritten are what autovacuum goes for next — minutes of reading and writing every
+    /// page, on 2 cores — so without this the measurements after a load share the machine with it,
+    /// more or less by chance; a production database's tables have long been vacuumed.
+    static func vacuum(_ connection: PostgresConnection, tables: [String]) throws -> String {
+        var took: [String] = []
+        for table in tables {
+            let began = ContinuousClock.now
+            try connection.query("VACUUM (ANALYZE) \(table)")
+            took.append("`\(table)` \(Int((ContinuousClock.now - began).components.seconds)) s")
+        }
+        let began = ContinuousClock.now
+        try connection.query("CHECKPOINT")
+        took.append("checkpoint \(Int((ContinuousClock.now - began).components.seconds)) s")
+        return took.joined(separator: ", ")
     }
 
     /// The pruning dry-run and the UI's sorted page of one repository next to the audit log's
@@ -186,7 +212,28 @@ struct PostgresAtScale {
                 "SELECT sum(n_tup_upd), sum(n_tup_hot_upd) FROM pg_stat_user_tables WHERE relname IN ('tag_stats', 'manifest_stats')"
             ).rows[0].map { Int($0!)! }
         }
-        var latencies: [Double] = [], walBytes: [Int] = [], keys: [Int] = []
+        // A batch reads pages all over the tables: from memory on a server that holds them, from the
+        // disk, one random read at a time, where it does not — tens of seconds a batch at this VM's
+        // few hundred reads/s. The tables and their indexes are read into the kernel's page cache
+        // first, the state of a server sized for them; what a batch still waits for the disk, as
+        // PostgreSQL times every read of a page outside its shared buffers, is shown beside it.
+        let tables = (clusteredTables + ["repositories"]).map { "'\($0)'" }.joined(separator: ", ")
+        let warming = ContinuousClock.now
+        let warmed = try connection.query(
+            """
+            SELECT sum(pg_prewarm(c.oid, 'read')) FROM pg_class c
+            WHERE c.relname IN (\(tables))
+                OR c.oid IN (SELECT i.indexrelid FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname IN (\(tables)))
+            """
+        ).rows[0][0]!
+        let warmingTook = ContinuousClock.now - warming
+        try connection.query("SET track_io_timing = on")
+        func reads() throws -> (blocks: Int, milliseconds: Double) {
+            _ = try connection.query("SELECT pg_stat_force_next_flush()")
+            let row = try connection.query("SELECT blks_read, blk_read_time FROM pg_stat_database WHERE datname = current_database()").rows[0]
+            return (Int(row[0]!)!, Double(row[1]!)!)
+        }
+        var latencies: [Double] = [], walBytes: [Int] = [], keys: [Int] = [], blocksRead: [Int] = [], readTimes: [Double] = []
         let before = try updates()
         for number in first..<first + batches {
             let sample = try connection.query(
@@ -205,11 +252,15 @@ struct PostgresAtScale {
             let window = tracker.drain()
             let batch = SealedBatch(number: Int64(number), parameters: window.parameters, content: window.shards[0])
             let lsn = try connection.query("SELECT pg_current_wal_lsn()::text").rows[0][0]!
+            let readsBefore = try reads()
             let began = ContinuousClock.now
             _ = try writer.write(batch)
             let elapsed = ContinuousClock.now - began
             latencies.append(Double(elapsed.components.seconds) * 1_000 + Double(elapsed.components.attoseconds) / 1e15)
             walBytes.append(Int(try connection.query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint", [lsn]).rows[0][0]!)!)
+            let readsAfter = try reads()
+            blocksRead.append(readsAfter.blocks - readsBefore.blocks)
+            readTimes.append(readsAfter.milliseconds - readsBefore.milliseconds)
             keys.append(batch.content.hotEntries.count)
         }
         let after = try updates()
@@ -225,8 +276,10 @@ struct PostgresAtScale {
         print("""
             | \(batches) batches of \(pullsPerBatch) GETs by tag into 10 M + 10 M rows (\(medianKeys) key updates each, median); \(settings) | |
             |---|---:|
+            | the tables and indexes read into the page cache first (`pg_prewarm`) | \(Int(warmed)! / 128) MB in \(warmingTook.components.seconds) s |
             | batch latency, median / slowest | \(format(sortedLatencies[batches / 2])) ms / \(format(sortedLatencies.last!)) ms |
             | key updates/s, median batch | \(Int(Double(medianKeys) / sortedLatencies[batches / 2] * 1_000)) |
+            | pages read from outside shared buffers per batch, median; time spent reading them | \(blocksRead.sorted()[batches / 2]) pages; \(format(readTimes.sorted()[batches / 2])) ms |
             | WAL per batch, median | \(String(format: "%.1f MB", Double(walBytes.sorted()[batches / 2]) / 1_048_576)) (\(walBytes.sorted()[batches / 2] / medianKeys) bytes per key update) |
             | HOT updates | \(after[1] - before[1]) of \(after[0] - before[0]) (\(String(format: "%.0f %%", Double(after[1] - before[1]) * 100 / Double(max(1, after[0] - before[0]))))) |
             \(sizes.map { "| `\($0[0]!)` table / indexes | \(megabytes($0[1])) / \(megabytes($0[2])) |" }.joined(separator: "\n"))
