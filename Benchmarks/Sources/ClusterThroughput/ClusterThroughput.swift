@@ -69,7 +69,7 @@ struct ClusterThroughput {
                 failures.withLock { $0.append("\(error)") }
             }
         }
-        let elapsed = seconds(ContinuousClock.now - began)
+        let elapsed = (ContinuousClock.now - began).inSeconds
         if let failure = failures.withLock({ $0.first }) { throw BenchmarkFailure(failure) }
         return Double(windows.count * pullsPerWindow) / elapsed
     }
@@ -87,11 +87,7 @@ struct ClusterThroughput {
             try store.deleteBatch(shard: shard, number: number)
             keys += batch.content.hotEntries.count
         }
-        return Double(keys) / seconds(ContinuousClock.now - began)
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        return Double(keys) / (ContinuousClock.now - began).inSeconds
     }
 
     static func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }

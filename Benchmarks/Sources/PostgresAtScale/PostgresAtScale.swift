@@ -255,8 +255,7 @@ struct PostgresAtScale {
             let readsBefore = try reads()
             let began = ContinuousClock.now
             _ = try writer.write(batch)
-            let elapsed = ContinuousClock.now - began
-            latencies.append(Double(elapsed.components.seconds) * 1_000 + Double(elapsed.components.attoseconds) / 1e15)
+            latencies.append((ContinuousClock.now - began).inMilliseconds)
             walBytes.append(Int(try connection.query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint", [lsn]).rows[0][0]!)!)
             let readsAfter = try reads()
             blocksRead.append(readsAfter.blocks - readsBefore.blocks)
@@ -294,8 +293,7 @@ struct PostgresAtScale {
         for _ in 0..<runs {
             let began = ContinuousClock.now
             try body()
-            let elapsed = ContinuousClock.now - began
-            samples.append(Double(elapsed.components.seconds) * 1_000 + Double(elapsed.components.attoseconds) / 1e15)
+            samples.append((ContinuousClock.now - began).inMilliseconds)
         }
         samples.sort()
         return (samples[runs / 2], samples[runs - 1])

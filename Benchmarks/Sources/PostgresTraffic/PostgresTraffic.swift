@@ -71,7 +71,7 @@ struct PostgresTraffic {
         try reconcile()
         rows.append(Row(
             design: "PullSketch: merge every 2 s, reconcile every 5 s", statements: Double(try statements(sketchDatabase)),
-            seconds: seconds(writing), note: "\(batches) batches"
+            seconds: writing.inSeconds, note: "\(batches) batches"
         ))
         try check(sketchDatabase, "SELECT sum(pull_count) FROM tag_stats", equals: pulls)
 
@@ -84,7 +84,7 @@ struct PostgresTraffic {
         let scale = Double(pulls) / Double(sample)
         rows.append(Row(
             design: "a database write per pull (2 upserts)", statements: Double(try statements(perPullDatabase)) * scale,
-            seconds: seconds(perPullTime) * scale, note: "\(sample) pulls × \(Int(scale))"
+            seconds: perPullTime.inSeconds * scale, note: "\(sample) pulls × \(Int(scale))"
         ))
         try check(perPullDatabase, "SELECT sum(tag_pull_count) FROM tagpullstatistics", equals: sample)
 
@@ -107,7 +107,7 @@ struct PostgresTraffic {
         }
         let hours = Double(cycles * QuayFlushWorkerBaseline.cycleSeconds) / 3_600
         rows.append(Row(
-            design: "Quay upstream: EVAL per pull, flush worker", statements: Double(try statements(quayDatabase)), seconds: seconds(flushTime),
+            design: "Quay upstream: EVAL per pull, flush worker", statements: Double(try statements(quayDatabase)), seconds: flushTime.inSeconds,
             note: "\(flushed) keys in \(cycles) cycles of ≤ 1,000 = \(String(format: "%.1f", hours)) h at one cycle per 300 s"
         ))
         try check(quayDatabase, "SELECT sum(tag_pull_count) FROM tagpullstatistics", equals: pulls)
@@ -121,7 +121,7 @@ struct PostgresTraffic {
         let auditTime = try timed { while try audit.aggregate() > 0 {} }
         rows.append(Row(
             design: "audit log: log row per pull, get-or-create worker", statements: (Double(try statements(auditDatabase)) + Double(sample)) * scale,
-            seconds: seconds(auditTime) * scale, note: "\(sample) pulls × \(Int(scale)); 1 log INSERT per pull counted, its time not"
+            seconds: auditTime.inSeconds * scale, note: "\(sample) pulls × \(Int(scale)); 1 log INSERT per pull counted, its time not"
         ))
         try check(auditDatabase, "SELECT sum(tag_pull_count) FROM tagpullstatistics", equals: sample)
 
@@ -168,9 +168,5 @@ struct PostgresTraffic {
         let began = ContinuousClock.now
         try body()
         return .now - began
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

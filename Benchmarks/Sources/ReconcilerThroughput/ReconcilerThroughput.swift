@@ -101,7 +101,7 @@ struct ReconcilerThroughput {
         let elapsed = ContinuousClock.now - began
         if let failure = failures.withLock({ $0.first }) { throw BenchmarkFailure(failure) }
         let keys = shards.map(\.content.hotEntries.count).reduce(0, +)
-        return Double(keys) / (Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds))
+        return Double(keys) / elapsed.inSeconds
     }
 
     /// A fresh, migrated database on `server`.
@@ -116,7 +116,7 @@ struct ReconcilerThroughput {
         let began = ContinuousClock.now
         try write()
         let elapsed = ContinuousClock.now - began
-        return Double(batch.content.hotEntries.count) / (Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds))
+        return Double(batch.content.hotEntries.count) / elapsed.inSeconds
     }
 
     /// The baseline: every hot entry as its own upsert statement.
