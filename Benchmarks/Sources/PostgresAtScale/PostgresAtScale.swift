@@ -73,7 +73,7 @@ struct PostgresAtScale {
         ).rows[0]
         print("""
             loaded \(counts[0]!) tag_stats rows, \(counts[1]!) manifest_stats rows, \(counts[2]!) catalog tags, \(counts[3]!) audit log rows \
-            in \(Int((ContinuousClock.now - loading).components.seconds)) s
+            in \(wholeSeconds(since: loading)) s
             """)
         print("VACUUM (ANALYZE) after the load, then a checkpoint: \(try vacuum(connection, tables: loadedTables))\n")
         try measureBatchWrites(connection, settings: "PostgreSQL's defaults (`max_wal_size` 1 GB, no WAL compression)", first: 1)
@@ -94,7 +94,7 @@ struct PostgresAtScale {
         for table in clusteredTables {
             let began = ContinuousClock.now
             try connection.execute(script: "SET maintenance_work_mem = '1GB'; CLUSTER \(table) USING \(table)_pkey;")
-            clustering.append("`\(table)` \(Int((ContinuousClock.now - began).components.seconds)) s")
+            clustering.append("`\(table)` \(wholeSeconds(since: began)) s")
         }
         print("""
             CLUSTER by primary key: \(clustering.joined(separator: ", ")); then VACUUM (ANALYZE) and a checkpoint: \
@@ -102,6 +102,11 @@ struct PostgresAtScale {
 
             """)
         try measurePruning(connection, layout: "after `CLUSTER` by primary key (each repository's rows together)")
+    }
+
+    /// Whole seconds from `began` until now, for the progress lines of steps that take seconds to minutes.
+    static func wholeSeconds(since began: ContinuousClock.Instant) -> Int64 {
+        (ContinuousClock.now - began).components.seconds
     }
 
     static let clusteredTables = ["catalog_tags", "tag_stats", "manifest_stats", "catalog_manifests"]
@@ -116,11 +121,11 @@ struct PostgresAtScale {
         for table in tables {
             let began = ContinuousClock.now
             try connection.query("VACUUM (ANALYZE) \(table)")
-            took.append("`\(table)` \(Int((ContinuousClock.now - began).components.seconds)) s")
+            took.append("`\(table)` \(wholeSeconds(since: began)) s")
         }
         let began = ContinuousClock.now
         try connection.query("CHECKPOINT")
-        took.append("checkpoint \(Int((ContinuousClock.now - began).components.seconds)) s")
+        took.append("checkpoint \(wholeSeconds(since: began)) s")
         return took.joined(separator: ", ")
     }
 
@@ -226,7 +231,7 @@ struct PostgresAtScale {
                 OR c.oid IN (SELECT i.indexrelid FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname IN (\(tables)))
             """
         ).rows[0][0]!
-        let warmingTook = ContinuousClock.now - warming
+        let warmingTook = wholeSeconds(since: warming)
         try connection.query("SET track_io_timing = on")
         func reads() throws -> (blocks: Int, milliseconds: Double) {
             _ = try connection.query("SELECT pg_stat_force_next_flush()")
@@ -275,7 +280,7 @@ struct PostgresAtScale {
         print("""
             | \(batches) batches of \(pullsPerBatch) GETs by tag into 10 M + 10 M rows (\(medianKeys) key updates each, median); \(settings) | |
             |---|---:|
-            | the tables and indexes read into the page cache first (`pg_prewarm`) | \(Int(warmed)! / 128) MB in \(warmingTook.components.seconds) s |
+            | the tables and indexes read into the page cache first (`pg_prewarm`) | \(Int(warmed)! / 128) MB in \(warmingTook) s |
             | batch latency, median / slowest | \(format(sortedLatencies[batches / 2])) ms / \(format(sortedLatencies.last!)) ms |
             | key updates/s, median batch | \(Int(Double(medianKeys) / sortedLatencies[batches / 2] * 1_000)) |
             | pages read from outside shared buffers per batch, median; time spent reading them | \(blocksRead.sorted()[batches / 2]) pages; \(format(readTimes.sorted()[batches / 2])) ms |
