@@ -97,6 +97,13 @@ let benchmarks: @Sendable () -> Void = {
         for index in benchmark.scaledIterations { floor.record(index) }
     }
 
+    Benchmark("floor with names: the same, each key's names compared with its record's, 1 thread", configuration: .init(scalingFactor: .mega)) {
+        benchmark in
+        let floor = NamedHotPathFloor(getByTag)
+        benchmark.startMeasurement()
+        for index in benchmark.scaledIterations { floor.record(index) }
+    }
+
     Benchmark("floor: the same, 2 threads (time per event per thread)", configuration: .init(scalingFactor: .mega)) { benchmark in
         let floor = HotPathFloor(getByTag)
         let count = benchmark.scaledIterations.count

@@ -60,6 +60,106 @@ public final class HotPathFloor: @unchecked Sendable {
     }
 }
 
+/// The bare operation under an exact `record` of a GET by tag: `HotPathFloor`'s two lock round
+/// trips and read-modify-writes, with each key's record found by its hash and the names it holds
+/// (a copy of their own, as a tracker window keeps them) compared with the event's, which an
+/// exact table must do so that two keys never share counts. Keys are built and hashed before the
+/// measurement; nothing else a tracker does (three counters, two times, the current digest, the
+/// tail) is done: the floor under any exact, lock-striped window of this size.
+public final class NamedHotPathFloor: @unchecked Sendable {
+    private struct Record {
+        var marker: UInt64 = 0
+        var pulls: UInt64 = 0
+        var lastPulled: UInt64 = 0
+        var key: PullKey?
+    }
+
+    /// An event's two keys and their hashes, and its time.
+    private struct Target {
+        let tag: PullKey
+        let tagHash: UInt64
+        let manifest: PullKey
+        let manifestHash: UInt64
+        let time: UInt64
+    }
+
+    private static let stripes = 8
+    private let records: UnsafeMutablePointer<Record>
+    private let recordCount: Int
+    private let locks: UnsafeMutablePointer<pthread_mutex_t>
+    private let targets: [Target]
+
+    /// A table of `recordCount` records (a power of two) holding every key of `workload`, all GETs by tag.
+    public init(_ workload: Workload, recordCount: Int = 1 << 17) {
+        precondition(recordCount > 0 && recordCount & (recordCount - 1) == 0)
+        precondition(workload.events.count & (workload.events.count - 1) == 0, "a power of two events")
+        self.recordCount = recordCount
+        records = .allocate(capacity: recordCount)
+        records.initialize(repeating: Record(), count: recordCount)
+        locks = .allocate(capacity: Self.stripes)
+        for stripe in 0..<Self.stripes { pthread_mutex_init(locks + stripe, nil) }
+        targets = workload.events.map { event in
+            guard case .tag(let tag) = event.reference, let digest = event.servedDigest else { preconditionFailure("GETs by tag only") }
+            let tagKey = PullKey(event.repository, .tag(tag))
+            let manifestKey = PullKey(event.repository, .manifest(digest))
+            return Target(
+                tag: tagKey, tagHash: tagKey.hash(seed: 0).value, manifest: manifestKey, manifestHash: manifestKey.hash(seed: 0).value,
+                time: UInt64(event.time.millisecondsSinceEpoch)
+            )
+        }
+        for target in targets {
+            insert(target.tag, target.tagHash)
+            insert(target.manifest, target.manifestHash)
+        }
+    }
+
+    deinit {
+        for stripe in 0..<Self.stripes { pthread_mutex_destroy(locks + stripe) }
+        locks.deallocate()
+        records.deinitialize(count: recordCount)
+        records.deallocate()
+    }
+
+    /// The two updates of event `index` (modulo the workload's length).
+    @inline(__always)
+    public func record(_ index: Int) {
+        targets.withUnsafeBufferPointer { targets in
+            let target = targets[index & (targets.count - 1)]
+            update(target.tag, target.tagHash, target.time)
+            update(target.manifest, target.manifestHash, target.time)
+        }
+    }
+
+    @inline(__always)
+    private func update(_ key: PullKey, _ hash: UInt64, _ time: UInt64) {
+        let lock = locks + Int(truncatingIfNeeded: hash >> 56) & (Self.stripes - 1)
+        pthread_mutex_lock(lock)
+        let record = records + slot(of: key, hash)
+        record.pointee.pulls &+= 1
+        record.pointee.lastPulled = max(record.pointee.lastPulled, time)
+        pthread_mutex_unlock(lock)
+    }
+
+    /// The record holding the key, or the empty one where it belongs.
+    @inline(__always)
+    private func slot(of key: PullKey, _ hash: UInt64) -> Int {
+        var index = Int(truncatingIfNeeded: hash) & (recordCount - 1)
+        while records[index].marker != 0, records[index].marker != hash | 1 || records[index].key != key {
+            index = (index &+ 1) & (recordCount - 1)
+        }
+        return index
+    }
+
+    /// Stores a copy of the key's names that shares no storage with the events'.
+    private func insert(_ key: PullKey, _ hash: UInt64) {
+        let index = slot(of: key, hash)
+        guard records[index].marker == 0 else { return }
+        func copy(_ name: String) -> String { String(decoding: Array(name.utf8), as: UTF8.self) }
+        records[index].marker = hash | 1
+        records[index].key = try! PullKey(kind: key.kind, repository: copy(key.repository.value), reference: copy(key.name))
+    }
+}
+
 /// The textbook exact map: a `Dictionary` from key to pulls and last pull per stripe, behind a
 /// mutex; a GET by tag updates its tag and its manifest, one lookup each, names compared.
 public final class LockedDictionaryBaseline: @unchecked Sendable {
