@@ -11,8 +11,8 @@ import Testing
 @Suite struct EventClaimsTests {
     /// Tasks that keep every thread of the cooperative pool busy until stopped, or for 10 s at most
     /// once they hold one thread per core; made from a thread outside the pool, it returns when they
-    /// do. The 10 s count from then, not from the first task's start: the other threads of the pool
-    /// may stay busy with other tests for longer than that before they come free.
+    /// do. Only for a process of its own: while it waits for the last thread, the ones it holds are
+    /// lost to everything else.
     final class BusyPool: Sendable {
         private let stopped = Atomic<Bool>(false)
         private let expired = Atomic<Bool>(false)
@@ -24,8 +24,8 @@ import Testing
             // More than the pool has threads: the rest queue up ahead of any later job.
             for _ in 0..<64 {
                 Task.detached { [self] in
-                    // Never held whole in 5 minutes: a pool narrower than the cores; give up.
-                    let giveUp = ContinuousClock.now + .seconds(300)
+                    // Never held whole in a minute: a pool narrower than the cores; give up.
+                    let giveUp = ContinuousClock.now + .seconds(60)
                     if running.add(1, ordering: .relaxed).newValue == threads {
                         deadline.withLock { $0 = .now + .seconds(10) }
                     }
@@ -49,29 +49,33 @@ import Testing
         }
     }
 
-    func claims(in redis: RedisServer, shardCount: Int, horizon: Duration) -> EventClaims {
+    static func claims(in port: Int, shardCount: Int, horizon: Duration) -> EventClaims {
         let registry = PrometheusCollectorRegistry()
         return EventClaims(
-            redis: RedisEndpoint(port: redis.port, timeout: 60), shardCount: shardCount, horizon: horizon,
+            redis: RedisEndpoint(port: port, timeout: 60), shardCount: shardCount, horizon: horizon,
             roundTrips: registry.makeCounter(name: "round_trips"), waitingRequests: registry.makeGauge(name: "waiting"),
             logger: Logger(label: "test")
         )
     }
 
     /// A request waiting for its claim must not need a free thread of the cooperative pool, which
-    /// busy requests may hold: the round trip goes out on the claims' own executor.
+    /// busy requests may hold: the round trip goes out on the claims' own executor. The pool is
+    /// held in a process of its own, where no other test waits on it or holds a thread of it.
     @Test func claimsGoOutWhileTheCooperativePoolIsBusy() async throws {
         let redis = try RedisServer()
-        let claims = claims(in: redis, shardCount: 1, horizon: .seconds(60))
-        // The test waits on a lane of its own, so that it needs no pool thread either.
-        let (answer, poolWasHeld) = await withTaskExecutorPreference(CPUBoundLane()) {
-            await Task.yield()  // onto the lane
-            let busy = BusyPool()  // no Task.sleep from here on: its wake-up goes through the pool
-            let answer = await claims.claim([EventFingerprint("first"), EventFingerprint("first")])
-            return (answer, busy.stop())
+        await #expect(processExitsWith: .success) { [port = redis.port as Int] in
+            let claims = Self.claims(in: port, shardCount: 1, horizon: .seconds(60))
+            // The test waits on a lane of its own, so that it needs no pool thread either.
+            let (answer, poolWasHeld) = await withTaskExecutorPreference(CPUBoundLane()) {
+                await Task.yield()  // onto the lane
+                let busy = BusyPool()  // no Task.sleep from here on: its wake-up goes through the pool
+                let answer = await claims.claim([EventFingerprint("first"), EventFingerprint("first")])
+                return (answer, busy.stop())
+            }
+            #expect(poolWasHeld, "the claim was answered only once the cooperative pool was free again")
+            #expect(answer == [true, false])
         }
-        #expect(poolWasHeld, "the claim was answered only once the cooperative pool was free again")
-        #expect(answer == [true, false])
+        extendLifetime(redis)
     }
 
     /// Nodes of two versions share their claims while a deployment rolls, so the key never changes:
@@ -79,7 +83,7 @@ import Testing
     /// expiring after the horizon.
     @Test func aClaimSetsTheKeyEveryVersionOfTheNodeSets() async throws {
         let redis = try RedisServer()
-        let claims = claims(in: redis, shardCount: 8, horizon: .seconds(86_400))
+        let claims = Self.claims(in: redis.port, shardCount: 8, horizon: .seconds(86_400))
         let ids = (0..<200).map { EventFingerprint("event-\($0)") }
         #expect(ids.contains { $0.high >> 60 == 0 } && ids.contains { $0.low >> 60 == 0 }, "no fingerprint to pad")
         #expect(await claims.claim(ids) == ids.map { _ in true })
