@@ -10,6 +10,7 @@ let package = Package(
         .package(name: "PullSketch", path: "../"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .target(
@@ -95,6 +96,15 @@ let package = Package(
             name: "BareWebhookServer",
             dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
             path: "Sources/BareWebhookServer"
+        ),
+        .executableTarget(
+            name: "EventLoopWebhookServer",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Sources/EventLoopWebhookServer"
         ),
         .executableTarget(
             name: "TrackerBenchmarks",
