@@ -42,7 +42,7 @@ actor EventClaims {
 
     /// Claims that arrived since the last round trip left, and whether one is being sent.
     private struct Waiting {
-        var claims: [(fingerprints: [EventFingerprint], answer: CheckedContinuation<[Bool]?, Never>)] = []
+        var claims: [(fingerprints: [EventFingerprint], answer: @Sendable ([Bool]?) -> Void)] = []
         var sending = false
     }
 
@@ -59,19 +59,26 @@ actor EventClaims {
     /// Per fingerprint, whether this claim was the first within the horizon; nil, claiming nothing
     /// it can tell, when Redis did not answer (or claims are paused after it did not).
     nonisolated func claim(_ fingerprints: [EventFingerprint]) async -> [Bool]? {
-        guard !fingerprints.isEmpty else { return [] }
-        return await withCheckedContinuation { answer in
-            let startSending = waiting.withLock { waiting in
-                waiting.claims.append((fingerprints, answer))
-                waitingRequests.set(Int64(waiting.claims.count))
-                defer { waiting.sending = true }
-                return !waiting.sending
-            }
-            if startSending {
-                // Immediate: its first step, the hop to this actor's executor, happens here, so
-                // sending never waits for a thread of the cooperative pool that busy requests hold.
-                Task.immediate { await self.sendWaitingClaims() }
-            }
+        await withCheckedContinuation { continuation in
+            claim(fingerprints) { continuation.resume(returning: $0) }
+        }
+    }
+
+    /// `claim`, calling `answer` with what it returns: at once for no fingerprints, else on the
+    /// claims' executor once the round trip that carried them is back. For callers on an event
+    /// loop, which must not wait.
+    nonisolated func claim(_ fingerprints: [EventFingerprint], then answer: @escaping @Sendable ([Bool]?) -> Void) {
+        guard !fingerprints.isEmpty else { return answer([]) }
+        let startSending = waiting.withLock { waiting in
+            waiting.claims.append((fingerprints, answer))
+            waitingRequests.set(Int64(waiting.claims.count))
+            defer { waiting.sending = true }
+            return !waiting.sending
+        }
+        if startSending {
+            // Immediate: its first step, the hop to this actor's executor, happens here, so
+            // sending never waits for a thread of the cooperative pool that busy requests hold.
+            Task.immediate { await self.sendWaitingClaims() }
         }
     }
 
@@ -93,7 +100,7 @@ actor EventClaims {
             let answers = firstClaims(claims.flatMap(\.fingerprints))
             var next = 0
             for (fingerprints, answer) in claims {
-                answer.resume(returning: answers.map { Array($0[next..<next + fingerprints.count]) })
+                answer(answers.map { Array($0[next..<next + fingerprints.count]) })
                 next += fingerprints.count
             }
         }

@@ -10,10 +10,35 @@ import PullSketchEvents
 /// catalog queue has no room, the envelope is deferred (503 with `Retry-After`), changing nothing,
 /// so its redelivery is counted once and no catalog change is lost.
 extension PullSketchNode {
-    static let notificationContentTypes: Set<String> = [
-        "application/vnd.docker.distribution.events.v1+json",
-        "application/vnd.docker.distribution.events.v2+json",
-    ]
+    /// The two ingestion endpoints: what each accepts and how its body is read.
+    enum IngestionRoute: Sendable {
+        /// `POST /notifications`: a distribution notification envelope.
+        case notifications
+        /// `POST /api/v1/pulls`: `{"pulls": [{"repository", "tag"?, "digest"?, "method", "time"?, "id"?}]}`
+        /// for registries that report pulls themselves.
+        case pulls
+
+        static let notificationContentTypes: Set<String> = [
+            "application/vnd.docker.distribution.events.v1+json",
+            "application/vnd.docker.distribution.events.v2+json",
+        ]
+
+        var contentTypes: Set<String> {
+            switch self {
+            case .notifications: Self.notificationContentTypes
+            case .pulls: ["application/json"]
+            }
+        }
+
+        /// The route of a request target (`/notifications`, `/api/v1/pulls`, query ignored).
+        init?(path: Substring) {
+            switch path {
+            case "/notifications": self = .notifications
+            case "/api/v1/pulls": self = .pulls
+            default: return nil
+            }
+        }
+    }
 
     /// What became of an envelope's events.
     struct IngestionSummary {
@@ -24,89 +49,142 @@ extension PullSketchNode {
 
         /// 200 with the summary as JSON, keys sorted like every other body; written by hand, as
         /// one is sent per notification and `JSONEncoder` cost more than the rest of the answer.
+        var answer: IngestionAnswer {
+            IngestionAnswer(
+                status: .ok,
+                json: #"{"accepted":\#(accepted),"dropped":\#(dropped),"duplicates":\#(duplicates),"ignored":\#(ignored)}"#
+            )
+        }
+    }
+
+    /// An ingestion request's answer, for Hummingbird's route and for `EventLoopIngestion` alike.
+    struct IngestionAnswer: Sendable {
+        var status: HTTPResponse.Status
+        /// The body, JSON.
+        var json: String
+        /// `Retry-After` in seconds, for answers that ask the sender to deliver again.
+        var retryAfter: String?
+
+        /// `{"error": message}` with `status`.
+        static func error(_ status: HTTPResponse.Status, _ message: String, retryAfter: String? = nil) -> Self {
+            let json = (try? JSONResponse.encoder.encode(["error": message])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+            return Self(status: status, json: json, retryAfter: retryAfter)
+        }
+
         var response: Response {
-            let json = #"{"accepted":\#(accepted),"dropped":\#(dropped),"duplicates":\#(duplicates),"ignored":\#(ignored)}"#
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: json)))
+            var headers: HTTPFields = [.contentType: "application/json"]
+            headers[.retryAfter] = retryAfter
+            return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json)))
         }
     }
 
-    func receiveNotifications(_ request: Request) async throws -> Response {
-        if let refusal = refuseIngestion(request, contentTypes: Self.notificationContentTypes) { return refusal }
-        guard let body = await boundedBody(request) else { return tooLarge }
-        guard let envelope = body.withUnsafeReadableBytes({ NotificationEnvelope(json: $0) }) else {
-            return JSONResponse.error(.badRequest, "not a notification envelope: expected {\"events\": [...]}")
+    /// A request's valid events, admitted but not yet applied: what is left once their ids are
+    /// claimed (`complete`). Room for their catalog changes is reserved.
+    struct AdmittedEvents: Sendable {
+        fileprivate let events: [(id: String?, meaning: IngestedEvent)]
+        fileprivate let summary: IngestionSummary
+        fileprivate let reservedCatalogChanges: Int
+        /// The fingerprints of the events' ids, in order, to claim.
+        let fingerprints: [EventFingerprint]
+    }
+
+    enum Admission: Sendable {
+        case answered(IngestionAnswer)
+        case admitted(AdmittedEvents)
+    }
+
+    /// `route` through Hummingbird: what `EventLoopIngestion` does on the event loop, for the
+    /// requests it leaves to the router (one that arrives while another on its connection is
+    /// still being answered) and for tests that call the router directly.
+    func receive(_ route: IngestionRoute, _ request: Request) async -> Response {
+        if let refusal = refusal(route, request.headers) { return refusal.response }
+        let body = try? await request.body.collect(upTo: configuration.maxBodyBytes)
+        switch admit(route, body: body) {
+        case .answered(let answer):
+            return answer.response
+        case .admitted(let events):
+            let firstSeen: [Bool]? = if let eventClaims { await eventClaims.claim(events.fingerprints) } else { firstSeenHere(events.fingerprints) }
+            return complete(events, firstSeen: firstSeen).response
+        }
+    }
+
+    /// Reads the body of a request `refusal` let through (nil: larger than `max_body_bytes`): an
+    /// answer now — a 4xx that changes nothing, or 503 when the catalog queue has no room for the
+    /// events' changes — or the valid events, with invalid ones dropped (counted, logged). A
+    /// non-2xx for one bad event would make the registry retry the whole envelope forever.
+    func admit(_ route: IngestionRoute, body: ByteBuffer?) -> Admission {
+        guard let body else {
+            return .answered(.error(.contentTooLarge, "body larger than \(configuration.maxBodyBytes) bytes"))
         }
         var summary = IngestionSummary()
         var valid: [(id: String?, meaning: IngestedEvent)] = []
-        for item in envelope.events {
-            guard let event = item.event else {
-                drop("event is not an object of the expected shape", &summary)
-                continue
+        switch route {
+        case .notifications:
+            guard let envelope = body.withUnsafeReadableBytes({ NotificationEnvelope(json: $0) }) else {
+                return .answered(.error(.badRequest, "not a notification envelope: expected {\"events\": [...]}"))
             }
-            let meaning = event.ingested()
-            if case .invalid(let reason) = meaning {
-                drop(reason, &summary)
-                continue
+            for item in envelope.events {
+                guard let event = item.event else {
+                    drop("event is not an object of the expected shape", &summary)
+                    continue
+                }
+                let meaning = event.ingested()
+                if case .invalid(let reason) = meaning {
+                    drop(reason, &summary)
+                    continue
+                }
+                guard let id = event.id, !id.isEmpty else {
+                    drop("event without id", &summary)
+                    continue
+                }
+                valid.append((id, meaning))
             }
-            guard let id = event.id, !id.isEmpty else {
-                drop("event without id", &summary)
-                continue
+        case .pulls:
+            guard let batch = body.withUnsafeReadableBytes({ DirectPulls(json: $0) }) else {
+                return .answered(.error(
+                    .badRequest, "expected {\"pulls\": [{\"repository\": ..., \"tag\" or \"digest\": ..., \"method\": \"GET\" or \"HEAD\"}]}"
+                ))
             }
-            valid.append((id, meaning))
+            for item in batch.pulls {
+                guard let pull = item.pull else {
+                    drop("pull is not an object of the expected shape", &summary)
+                    continue
+                }
+                let meaning = pull.ingested(receivedAt: .now())
+                if case .invalid(let reason) = meaning {
+                    drop(reason, &summary)
+                    continue
+                }
+                valid.append((pull.id, meaning))
+            }
         }
-        if let refusal = await applyOnce(valid, &summary) { return refusal }
-        return summary.response
+        let catalogChanges = valid.count { if case .catalog = $0.meaning { true } else { false } }
+        guard catalogUpdates.reserve(catalogChanges) else {
+            return .answered(deferred(valid.count, "the catalog queue is full: deliver again later"))
+        }
+        let fingerprints = valid.compactMap { $0.id.map(EventFingerprint.init) }
+        return .admitted(AdmittedEvents(events: valid, summary: summary, reservedCatalogChanges: catalogChanges, fingerprints: fingerprints))
     }
 
-    /// `POST /api/v1/pulls`: `{"pulls": [{"repository", "tag"?, "digest"?, "method", "time"?, "id"?}]}`
-    /// for registries that report pulls themselves.
-    func receivePulls(_ request: Request) async throws -> Response {
-        if let refusal = refuseIngestion(request, contentTypes: ["application/json"]) { return refusal }
-        guard let body = await boundedBody(request) else { return tooLarge }
-        guard let batch = body.withUnsafeReadableBytes({ DirectPulls(json: $0) }) else {
-            return JSONResponse.error(.badRequest, "expected {\"pulls\": [{\"repository\": ..., \"tag\" or \"digest\": ..., \"method\": \"GET\" or \"HEAD\"}]}")
-        }
-        var summary = IngestionSummary()
-        var valid: [(id: String?, meaning: IngestedEvent)] = []
-        for item in batch.pulls {
-            guard let pull = item.pull else {
-                drop("pull is not an object of the expected shape", &summary)
-                continue
-            }
-            let meaning = pull.ingested(receivedAt: .now())
-            if case .invalid(let reason) = meaning {
-                drop(reason, &summary)
-                continue
-            }
-            valid.append((pull.id, meaning))
-        }
-        if let refusal = await applyOnce(valid, &summary) { return refusal }
-        return summary.response
+    /// Per fingerprint whether this node saw it first, by its own memory: when claims are off.
+    func firstSeenHere(_ fingerprints: [EventFingerprint]) -> [Bool] {
+        fingerprints.map { recentIDs.insert($0) }
     }
 
-    /// Applies each valid event whose id was not seen within the horizon — claimed in Redis for
-    /// every node (`EventClaims`), or remembered by this node when claims are off; events without an
-    /// id are applied as they come. Answers 503, applying nothing, when the catalog queue has no room
-    /// for the envelope's changes or Redis cannot claim the ids: the registry delivers it again.
-    private func applyOnce(_ events: [(id: String?, meaning: IngestedEvent)], _ summary: inout IngestionSummary) async -> Response? {
-        let catalogEvents = events.count { if case .catalog = $0.meaning { true } else { false } }
-        guard catalogUpdates.reserve(catalogEvents) else {
-            return deferred(events.count, "the catalog queue is full: deliver again later")
-        }
+    /// Applies each admitted event whose id was seen first (`firstSeen`, per fingerprint) and each
+    /// without an id, and gives back the catalog room not used. With `firstSeen` nil — Redis could
+    /// not claim the ids — applies nothing and answers 503: the registry delivers it again. Must
+    /// run once for every admission, whatever became of its request: claimed ids not applied
+    /// would be lost, as their redelivery is a duplicate.
+    func complete(_ admitted: AdmittedEvents, firstSeen: [Bool]?) -> IngestionAnswer {
         var changes: [CatalogChange] = []
-        defer { catalogUpdates.enqueue(changes, reserved: catalogEvents) }
-        let fingerprints = events.compactMap { $0.id.map(EventFingerprint.init) }
-        let firstSeen: [Bool]
-        if let eventClaims {
-            guard let claimed = await eventClaims.claim(fingerprints) else {
-                return deferred(events.count, "redis is unavailable, so event ids cannot be claimed: deliver again later")
-            }
-            firstSeen = claimed
-        } else {
-            firstSeen = fingerprints.map { recentIDs.insert($0) }
+        defer { catalogUpdates.enqueue(changes, reserved: admitted.reservedCatalogChanges) }
+        guard let firstSeen else {
+            return deferred(admitted.events.count, "redis is unavailable, so event ids cannot be claimed: deliver again later")
         }
+        var summary = admitted.summary
         var next = 0
-        for (id, meaning) in events {
+        for (id, meaning) in admitted.events {
             if id != nil {
                 defer { next += 1 }
                 guard firstSeen[next] else {
@@ -117,14 +195,12 @@ extension PullSketchNode {
             }
             apply(meaning, &summary, catalog: &changes)
         }
-        return nil
+        return summary.answer
     }
 
-    private func deferred(_ events: Int, _ reason: String) -> Response {
+    private func deferred(_ events: Int, _ reason: String) -> IngestionAnswer {
         metrics.eventsDeferred.increment(by: Int64(events))
-        var response = JSONResponse.error(.serviceUnavailable, reason)
-        response.headers[.retryAfter] = "5"
-        return response
+        return .error(.serviceUnavailable, reason, retryAfter: "5")
     }
 
     /// The event with its time inside `[now − max_event_delay, now]`; a moved time is counted.
@@ -134,25 +210,18 @@ extension PullSketchNode {
         return clamped
     }
 
-    /// The request body, or nil when it is larger than `max_body_bytes`.
-    private func boundedBody(_ request: Request) async -> ByteBuffer? {
-        try? await request.body.collect(upTo: configuration.maxBodyBytes)
-    }
-
-    private var tooLarge: Response {
-        JSONResponse.error(.contentTooLarge, "body larger than \(configuration.maxBodyBytes) bytes")
-    }
-
-    /// 401 without the webhook secret, 415 for another content type; nil when the request may go on.
-    private func refuseIngestion(_ request: Request, contentTypes: Set<String>) -> Response? {
-        guard let secret = configuration.webhookSecret, let presented = bearerToken(request),
+    /// 401 without the webhook secret, 415 for another content type; nil when the request may go
+    /// on. Checked before the body is read.
+    func refusal(_ route: IngestionRoute, _ headers: HTTPFields) -> IngestionAnswer? {
+        guard let secret = configuration.webhookSecret, let presented = bearerToken(headers),
             constantTimeEqual(presented, secret)
         else {
-            return JSONResponse.error(.unauthorized, "missing or wrong bearer secret")
+            return .error(.unauthorized, "missing or wrong bearer secret")
         }
-        let contentType = onlyValue(of: .contentType, in: request.headers).map { lowercasedASCII(trimmingSpaces($0.utf8.prefix { $0 != UInt8(ascii: ";") })) }
+        let contentTypes = route.contentTypes
+        let contentType = onlyValue(of: .contentType, in: headers).map { lowercasedASCII(trimmingSpaces($0.utf8.prefix { $0 != UInt8(ascii: ";") })) }
         guard let contentType, contentTypes.contains(contentType) else {
-            return JSONResponse.error(.unsupportedMediaType, "content type must be one of \(contentTypes.sorted().joined(separator: ", "))")
+            return .error(.unsupportedMediaType, "content type must be one of \(contentTypes.sorted().joined(separator: ", "))")
         }
         return nil
     }
@@ -186,8 +255,8 @@ extension PullSketchNode {
 
 /// The token of an `Authorization: Bearer <token>` header. Read on every request, so by bytes:
 /// Foundation's case folding and character sets, and `Character`s, cost more than the rest of the check.
-func bearerToken(_ request: Request) -> String? {
-    guard let header = onlyValue(of: .authorization, in: request.headers), lowercasedASCII(header.utf8.prefix(7)) == "bearer " else {
+func bearerToken(_ headers: HTTPFields) -> String? {
+    guard let header = onlyValue(of: .authorization, in: headers), lowercasedASCII(header.utf8.prefix(7)) == "bearer " else {
         return nil
     }
     return String(decoding: trimmingSpaces(header.utf8.dropFirst(7)), as: UTF8.self)

@@ -15,27 +15,42 @@ public struct NodeRequestContext: RequestContext, RemoteAddressRequestContext {
     }
 }
 
-/// At most `limit` requests in flight; beyond it a 503 with `Retry-After` at once, so a flood of
-/// slow requests cannot queue without bound.
-struct ConcurrencyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
+/// The requests a node is answering, held to `max_concurrent_requests`: one count for the router
+/// and for `EventLoopIngestion`, which answers ingestion requests without it.
+final class RequestsInFlight: Sendable {
     let limit: Int
-    private let inFlight = InFlight()
+    private let count = Atomic<Int>(0)
 
     init(limit: Int) {
         self.limit = limit
     }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard inFlight.count.add(1, ordering: .relaxed).newValue <= limit else {
-            inFlight.count.subtract(1, ordering: .relaxed)
-            return unavailable("more than \(limit) requests in flight")
+    /// Counts a request in; false, counting nothing, when `limit` are in flight already.
+    func enter() -> Bool {
+        guard count.add(1, ordering: .relaxed).newValue <= limit else {
+            count.subtract(1, ordering: .relaxed)
+            return false
         }
-        defer { inFlight.count.subtract(1, ordering: .relaxed) }
-        return try await next(request, context)
+        return true
     }
 
-    private final class InFlight: Sendable {
-        let count = Atomic<Int>(0)
+    func leave() {
+        count.subtract(1, ordering: .relaxed)
+    }
+
+    /// Why a request beyond the limit is refused.
+    var refusal: String { "more than \(limit) requests in flight" }
+}
+
+/// At most `RequestsInFlight.limit` requests in flight; beyond it a 503 with `Retry-After` at once,
+/// so a flood of slow requests cannot queue without bound.
+struct ConcurrencyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
+    let inFlight: RequestsInFlight
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard inFlight.enter() else { return unavailable(inFlight.refusal) }
+        defer { inFlight.leave() }
+        return try await next(request, context)
     }
 }
 
@@ -67,14 +82,17 @@ struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response = try await next(request, context)
-        response.headers[.xContentTypeOptions] = "nosniff"
-        response.headers[.frameOptions] = "DENY"
-        response.headers[.referrerPolicy] = "no-referrer"
+        for field in HTTPFields.securityHeaders { response.headers[field.name] = field.value }
         if response.headers.first(where: { $0.name == .contentType })?.value.hasPrefix("text/html") == true {
             response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
         }
         return response
     }
+}
+
+extension HTTPFields {
+    /// What every response carries (`SecurityHeadersMiddleware`, `EventLoopIngestion`).
+    static let securityHeaders: HTTPFields = [.xContentTypeOptions: "nosniff", .frameOptions: "DENY", .referrerPolicy: "no-referrer"]
 }
 
 extension HTTPField.Name {

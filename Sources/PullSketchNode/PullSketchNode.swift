@@ -1,5 +1,6 @@
 import Foundation
 public import Hummingbird
+import HummingbirdCore
 public import Logging
 import Prometheus
 public import PullSketchCore
@@ -26,7 +27,11 @@ public struct PullSketchNode: Sendable {
     let eventClaims: EventClaims?
     let pages: WebPages
     let signIns: SignInLimiter
+    let requestsInFlight: RequestsInFlight
+    let requestSeries: RequestSeries
     let logger: Logger
+    /// The `Server` header of every response.
+    static let serverName = "PullSketch"
 
     public init(
         configuration: NodeConfiguration,
@@ -52,6 +57,8 @@ public struct PullSketchNode: Sendable {
             : nil
         pages = WebPages()
         signIns = SignInLimiter(window: configuration.signInWindow)
+        requestsInFlight = RequestsInFlight(limit: configuration.maxConcurrentRequests)
+        requestSeries = RequestSeries(factory: PrometheusMetricsFactory(registry: metrics.registry))
         if configuration.readAuth == .none {
             logger.warning("read_auth is none: anyone who reaches this node can read every repository's statistics")
         }
@@ -61,13 +68,17 @@ public struct PullSketchNode: Sendable {
     }
 
     /// The HTTP server on the configured address: HTTP/1.1, connections closed after
-    /// `idleTimeout` without a byte (slow or idle clients are not held).
+    /// `idleTimeout` without a byte (slow or idle clients are not held), ingestion answered on the
+    /// event loop (`EventLoopIngestion`).
     public func application(logger: Logger) -> some ApplicationProtocol {
         let idle = configuration.idleTimeout.components
+        let http1 = HTTP1Channel.Configuration(idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))
         return Application(
             router: router(),
-            server: .http1(configuration: .init(idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "PullSketch"),
+            server: HTTPServerBuilder { responder in
+                IngestingHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: http1), node: self)
+            },
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: Self.serverName),
             logger: logger
         )
     }
@@ -75,11 +86,11 @@ public struct PullSketchNode: Sendable {
     public func router() -> Router<NodeRequestContext> {
         let router = Router(context: NodeRequestContext.self)
         router.add(middleware: SecurityHeadersMiddleware())
-        router.add(middleware: ConcurrencyLimitMiddleware(limit: configuration.maxConcurrentRequests))
-        router.add(middleware: RequestMetricsMiddleware(factory: PrometheusMetricsFactory(registry: metrics.registry)))
+        router.add(middleware: ConcurrencyLimitMiddleware(inFlight: requestsInFlight))
+        router.add(middleware: RequestMetricsMiddleware(series: requestSeries))
         router.add(middleware: DatabaseUnavailableMiddleware())
-        router.post("notifications") { request, _ in try await receiveNotifications(request) }
-        router.post("api/v1/pulls") { request, _ in try await receivePulls(request) }
+        router.post("notifications") { request, _ in await receive(.notifications, request) }
+        router.post("api/v1/pulls") { request, _ in await receive(.pulls, request) }
         router.get("api/v1/repository/**") { request, context in try await readStatistics(request, context: context) }
         router.get("/") { request, _ in try await searchPage(request) }
         router.get("repository/**") { request, context in try await repositoryPage(request, context: context) }
@@ -92,7 +103,7 @@ public struct PullSketchNode: Sendable {
     /// `/metrics`, behind `metrics_token` when one is configured.
     private func prometheusText(_ request: Request) -> Response {
         if let token = configuration.metricsToken {
-            guard let presented = bearerToken(request), constantTimeEqual(presented, token) else {
+            guard let presented = bearerToken(request.headers), constantTimeEqual(presented, token) else {
                 return JSONResponse.error(.unauthorized, "missing or wrong metrics token")
             }
         }

@@ -26,7 +26,7 @@ extension PullSketchNode {
     /// The reader a request authenticates as, by `Authorization: Bearer` or the UI's cookie.
     func reader(_ request: Request) -> Reader? {
         guard case .tokens(let tokens) = configuration.readAuth else { return .everything }
-        guard let presented = bearerToken(request) ?? request.cookies["pullsketch_token"]?.value else { return nil }
+        guard let presented = bearerToken(request.headers) ?? request.cookies["pullsketch_token"]?.value else { return nil }
         return tokens.first { constantTimeEqual($0.token, presented) }.map(Reader.token)
     }
 

@@ -14,11 +14,7 @@ import Synchronization
 /// the requests per second the node's HTTP side serves. A duration here is up to the response
 /// head; a streamed body's transfer (CSV exports) is not in it.
 struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
-    private let series: RequestSeries
-
-    init(factory: any MetricsFactory) {
-        series = RequestSeries(factory: factory)
-    }
+    let series: RequestSeries
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = DispatchTime.now().uptimeNanoseconds
@@ -42,7 +38,8 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
 }
 
 /// The series, made once per label set: making one goes through the metrics backend's registry.
-private final class RequestSeries: Sendable {
+/// One per node, for the router's middleware and `EventLoopIngestion` alike.
+final class RequestSeries: Sendable {
     struct Route: Sendable {
         let requests: Counter
         let duration: Timer

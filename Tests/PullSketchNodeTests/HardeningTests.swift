@@ -68,7 +68,7 @@ import Testing
 
     /// The limiter alone, with a handler that holds its place until the test lets it go: no timing.
     @Test func requestsBeyondTheConcurrencyLimitAre503AtOnce() async throws {
-        let limiter = ConcurrencyLimitMiddleware<PlainContext>(limit: 1)
+        let limiter = ConcurrencyLimitMiddleware<PlainContext>(inFlight: RequestsInFlight(limit: 1))
         let request = Request(head: HTTPRequest(method: .get, scheme: "http", authority: "node", path: "/"), body: RequestBody(buffer: ByteBuffer()))
         let context = PlainContext(source: PlainSource(logger: Logger(label: "test")))
         let (entered, enter) = AsyncStream.makeStream(of: Void.self)

@@ -243,8 +243,10 @@ import Testing
             let redisEndpoint = RedisEndpoint(port: redis.port)
             _ = try RedisConnection(redisEndpoint).command(["CLIENT", "PAUSE", "600000", "WRITE"])
             let unpause: @Sendable () throws -> Void = { _ = try RedisConnection(redisEndpoint).command(["CLIENT", "UNPAUSE"]) }
-            let later = 40
-            let summaries = try await fixture.test { client in
+            // The test client holds 8 connections: the first request's, the later ones' and one for the metrics.
+            let later = 6
+            // Each request on a connection of its own: one connection answers one request at a time.
+            let summaries = try await fixture.test(.ahc()) { client in
                 @Sendable func post(_ id: Int) async throws -> [String: Int] {
                     let body = envelope([event(id: "e\(id)", tag: "t\(id)")])
                     return try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: body) { $0.integers }

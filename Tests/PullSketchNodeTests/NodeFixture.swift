@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Logging
 import HummingbirdTesting
 import Prometheus
 import PullSketchCore
@@ -10,7 +11,7 @@ import PullSketchRedis
 import PullSketchTestSupport
 
 /// A node on a fresh migrated database of the suite's PostgreSQL, with its own tracker, driven
-/// in process through its router. Event ids are de-duplicated by the node's memory unless
+/// through its server on loopback. Event ids are de-duplicated by the node's memory unless
 /// `eventIDHorizon` turns on claims in the Redis at `redisPort`. Reads wait up to 120 s for one of
 /// its two connections, so a loaded test machine queues them rather than failing them.
 struct NodeFixture {
@@ -54,8 +55,11 @@ struct NodeFixture {
         )
     }
 
-    func test<Value>(_ body: @Sendable (any TestClientProtocol) async throws -> Value) async throws -> Value {
-        try await Application(router: node.router()).test(.router, body)
+    /// `body` against the node's own server on a free loopback port: ingestion answered on the
+    /// event loop, the rest by the router. `.live` sends one request at a time on one connection;
+    /// `.ahc()` sends requests made at once on connections of their own.
+    func test<Value>(_ setup: TestingSetup = .live, _ body: @Sendable (any TestClientProtocol) async throws -> Value) async throws -> Value {
+        try await node.application(logger: Logger(label: "test")).test(setup, body)
     }
 
     func sql(_ statement: String, _ parameters: [String?] = []) throws -> [[String?]] {

@@ -1,0 +1,251 @@
+import Dispatch
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTPTypes
+
+/// `POST /notifications` and `POST /api/v1/pulls` answered on the connection's event loop, in
+/// front of Hummingbird: its request task, its middlewares and the hops between the event loop and
+/// the task pool cost more CPU than everything the node does with a notification. Every other
+/// request — and an ingestion request that arrives while an earlier one on its connection is still
+/// with the router, so that answers keep their order — goes on to the router, which answers
+/// ingestion the same way (`PullSketchNode.receive`).
+///
+/// What the router's middlewares do for a request, this does too: the concurrency limit, the
+/// request metrics, the security headers, and `Date` and `Server`. The event-id claim is the one
+/// wait; the request's events are applied on the claims' executor when the claim is back, whatever
+/// became of the connection, and the answer is written on the event loop. While a request waits,
+/// the connection is not read: a client that sends more behind it waits for its answer first.
+final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private enum State {
+        case idle
+        /// Passing a request on to the router, up to its end.
+        case forwarding
+        case reading(Reading)
+        /// Read; the answer waits for the event-id claim.
+        case answering(Reading)
+    }
+
+    /// A request answered here.
+    private struct Reading {
+        let route: PullSketchNode.IngestionRoute
+        let started: UInt64
+        let closeAfterAnswer: Bool
+        /// Whether the request counts toward the concurrency limit (it was under it).
+        let counted: Bool
+        /// The answer when the head alone decided it: the body is read and dropped.
+        let refusal: PullSketchNode.IngestionAnswer?
+        /// Nil once it is larger than `max_body_bytes`.
+        var body: ByteBuffer? = ByteBuffer()
+    }
+
+    private let node: PullSketchNode
+    private var state = State.idle
+    /// Requests passed on to the router whose answers have not been written to their end.
+    private var unanswered = 0
+    /// Parts that arrived while a request here was answered, read once it is.
+    private var held = CircularBuffer<HTTPRequestPart>()
+    /// Whether the channel asked for a read while a request here was answered.
+    private var readWithheld = false
+    private var date = HTTPDate()
+
+    init(node: PullSketchNode) {
+        self.node = node
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if case .answering = state {
+            held.append(part)
+        } else if !held.isEmpty {
+            held.append(part)
+        } else {
+            read(part, context: context)
+        }
+    }
+
+    private func read(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        switch (state, part) {
+        case (.idle, .head(let head)):
+            guard unanswered == 0, head.method == .post, head.headerFields[.expect] == nil,
+                let path = head.path?.prefix(while: { $0 != "?" }), let route = PullSketchNode.IngestionRoute(path: path)
+            else {
+                unanswered += 1
+                state = .forwarding
+                return context.fireChannelRead(wrapInboundOut(part))
+            }
+            state = .reading(start(route, head))
+        case (.forwarding, .end):
+            state = .idle
+            context.fireChannelRead(wrapInboundOut(part))
+        case (.forwarding, _):
+            context.fireChannelRead(wrapInboundOut(part))
+        case (.reading(var reading), .body(var chunk)):
+            if reading.refusal == nil, var body = reading.body, body.readableBytes + chunk.readableBytes <= node.configuration.maxBodyBytes {
+                reading.body = nil  // the buffer is uniquely referenced while it grows
+                body.writeBuffer(&chunk)
+                reading.body = body
+            } else {
+                reading.body = nil
+            }
+            state = .reading(reading)
+        case (.reading(let reading), .end):
+            state = .answering(reading)
+            answer(reading, context: context)
+        default:
+            // A head inside a request, or a body or end outside one, which the decoder never
+            // passes: the router's reader refuses them and closes the connection.
+            context.fireChannelRead(wrapInboundOut(part))
+        }
+    }
+
+    /// The head of a request answered here: counted in, and refused at once when it must be.
+    private func start(_ route: PullSketchNode.IngestionRoute, _ head: HTTPRequest) -> Reading {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let closeAfterAnswer = head.headerFields[values: .connection].contains { $0.lowercased() == "close" }
+        guard node.requestsInFlight.enter() else {
+            let refusal = PullSketchNode.IngestionAnswer.error(.serviceUnavailable, node.requestsInFlight.refusal, retryAfter: "1")
+            return Reading(route: route, started: started, closeAfterAnswer: closeAfterAnswer, counted: false, refusal: refusal)
+        }
+        node.requestSeries.inFlight(.post).increment()
+        let refusal = node.refusal(route, head.headerFields)
+        return Reading(route: route, started: started, closeAfterAnswer: closeAfterAnswer, counted: true, refusal: refusal)
+    }
+
+    private func answer(_ reading: Reading, context: ChannelHandlerContext) {
+        if let refusal = reading.refusal { return send(refusal, for: reading, context: context) }
+        switch node.admit(reading.route, body: reading.body) {
+        case .answered(let answer):
+            send(answer, for: reading, context: context)
+        case .admitted(let events):
+            guard let claims = node.eventClaims else {
+                return send(node.complete(events, firstSeen: node.firstSeenHere(events.fingerprints)), for: reading, context: context)
+            }
+            let node = node
+            let eventLoop = context.eventLoop
+            let handler = NIOLoopBound((self, context), eventLoop: eventLoop)
+            claims.claim(events.fingerprints) { firstSeen in
+                let answer = node.complete(events, firstSeen: firstSeen)
+                eventLoop.execute {
+                    let (ingestion, context) = handler.value
+                    ingestion.send(answer, for: reading, context: context)
+                }
+            }
+        }
+    }
+
+    private func send(_ answer: PullSketchNode.IngestionAnswer, for reading: Reading, context: ChannelHandlerContext) {
+        let body = ByteBuffer(string: answer.json)
+        var fields = HTTPFields.securityHeaders
+        fields[.contentType] = "application/json"
+        fields[.contentLength] = String(body.readableBytes)
+        fields[.retryAfter] = answer.retryAfter
+        fields[.date] = date.now()
+        fields[.server] = PullSketchNode.serverName
+        if reading.closeAfterAnswer { fields[.connection] = "close" }
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: fields))), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        if reading.counted {
+            node.requestsInFlight.leave()
+            node.requestSeries.inFlight(.post).decrement()
+            let route = node.requestSeries.route(reading.route.path, .post, answer.status)
+            route.requests.increment()
+            route.duration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - reading.started))
+        }
+        state = .idle
+        if reading.closeAfterAnswer {
+            held.removeAll()
+            return context.close(promise: nil)
+        }
+        if !held.isEmpty {
+            while !held.isEmpty {
+                if case .answering = state { break }
+                read(held.removeFirst(), context: context)
+            }
+            // What was passed on reaches the router when a read completes.
+            context.fireChannelReadComplete()
+        }
+        if case .answering = state { return }
+        if readWithheld {
+            readWithheld = false
+            context.read()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if case .answering = state {
+            readWithheld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { unanswered -= 1 }
+        context.write(data, promise: promise)
+    }
+}
+
+extension PullSketchNode.IngestionRoute {
+    /// The router's path of the route, as request metrics label it.
+    var path: String {
+        switch self {
+        case .notifications: "/notifications"
+        case .pulls: "/api/v1/pulls"
+        }
+    }
+}
+
+/// Hummingbird's HTTP/1 channel with `EventLoopIngestion` placed right behind its connection-state
+/// handler, so that idle timeouts and graceful shutdown see the requests answered on the event
+/// loop as they see the router's.
+struct IngestingHTTP1Channel: HTTPChannelHandler {
+    typealias Value = HTTP1Channel.Value
+
+    let http1: HTTP1Channel
+    let node: PullSketchNode
+
+    var responder: Responder { http1.responder }
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        http1.setup(channel: channel, logger: logger).flatMapThrowing { value in
+            let operations = channel.pipeline.syncOperations
+            let connectionState = try operations.handler(type: HTTPConnectionStateHandler.self)
+            try operations.addHandler(EventLoopIngestion(node: node), position: .after(connectionState))
+            return value
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await http1.handle(value: value, logger: logger)
+    }
+}
+
+/// `Date` header values (RFC 9110's IMF-fixdate, always GMT), made once a second.
+struct HTTPDate {
+    private var second = -1
+    private var text = ""
+    private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    mutating func now() -> String {
+        var now = time(nil)
+        guard now != second else { return text }
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        func twoDigits(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        text = "\(Self.days[Int(parts.tm_wday)]), \(twoDigits(parts.tm_mday)) \(Self.months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+            + "\(twoDigits(parts.tm_hour)):\(twoDigits(parts.tm_min)):\(twoDigits(parts.tm_sec)) GMT"
+        second = now
+        return text
+    }
+}

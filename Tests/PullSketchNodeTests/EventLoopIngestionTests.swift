@@ -1,0 +1,118 @@
+import Foundation
+import HummingbirdTesting
+import Logging
+import NIOCore
+@testable import PullSketchNode
+import PullSketchRedis
+import PullSketchTestSupport
+import Testing
+
+/// Ingestion answered on the event loop, seen from a client's socket: what only a real
+/// connection shows (the node's other suites check what the answers say).
+@Suite(.postgresServer) struct EventLoopIngestionTests {
+    /// A POST of one pull event with `id`, as bytes on the wire.
+    static func post(_ id: String, path: String = "/notifications", close: Bool = false) -> String {
+        let body = String(buffer: envelope([event(id: id, tag: "t-\(id)")]))
+        return "POST \(path) HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer \(NodeFixture.secret)\r\n"
+            + "Content-Type: application/vnd.docker.distribution.events.v1+json\r\nContent-Length: \(body.utf8.count)\r\n"
+            + (close ? "Connection: close\r\n" : "") + "\r\n" + body
+    }
+
+    static let httpDate = {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter
+    }()
+
+    static func get(_ path: String, close: Bool = false) -> String {
+        "GET \(path) HTTP/1.1\r\nHost: node\r\n" + (close ? "Connection: close\r\n" : "") + "\r\n"
+    }
+
+    /// The responses in `reply`, in order: status, headers (names lowercased), body.
+    static func responses(_ reply: [UInt8]) -> [(status: Int, headers: [String: String], body: String)] {
+        var rest = Substring(String(decoding: reply, as: UTF8.self))
+        var found: [(Int, [String: String], String)] = []
+        while let end = rest.range(of: "\r\n\r\n") {
+            let lines = rest[..<end.lowerBound].split(separator: "\r\n")
+            let status = lines.first.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+            var headers: [String: String] = [:]
+            for line in lines.dropFirst() {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+            let length = Int(headers["content-length"] ?? "0") ?? 0
+            let body = rest[end.upperBound...].utf8.prefix(length)
+            found.append((status, headers, String(decoding: body, as: UTF8.self)))
+            rest = rest[body.endIndex...]
+        }
+        return found
+    }
+
+    /// Requests sent back to back on one connection are answered in the order sent, whichever
+    /// answers them: an ingestion request waits behind one the router still has, and everything
+    /// behind an ingestion request waits for its event-id claim. With claims in Redis and by the
+    /// node's memory.
+    @Test(arguments: [false, true]) func requestsSentBackToBackAreAnsweredInOrder(claimsInRedis: Bool) async throws {
+        let redis = try RedisServer()
+        let fixture = try NodeFixture(redisPort: redis.port, eventIDHorizon: claimsInRedis ? .seconds(60) : .zero)
+        let application = fixture.node.application(logger: Logger(label: "test"))
+        try await application.test(.live) { client in
+            let port = try #require(client.port)
+            let requests = [Self.post("e1"), Self.get("/healthz"), Self.post("e1"), Self.post("e2", path: "/api/v1/pulls"), Self.get("/metrics", close: true)]
+            let (reply, closed) = try await onOwnThread { try exchange(port: port, Array(requests.joined().utf8), timeout: 60) }
+            let answers = Self.responses(reply)
+            #expect(closed)
+            try #require(answers.count == 5, "\(String(decoding: reply, as: UTF8.self))")
+            #expect(answers[0].status == 200 && answers[0].body.contains(#""accepted":1"#))
+            #expect(answers[1].body.contains(#""status""#), "the health check's answer second")
+            #expect(answers[2].status == 200 && answers[2].body.contains(#""duplicates":1"#))
+            #expect(answers[3].status == 415, "a pull batch must be application/json: \(answers[3].body)")
+            #expect(answers[4].body.contains("hb_requests"), "the metrics last")
+            for answer in answers {
+                #expect(answer.headers["x-content-type-options"] == "nosniff" && answer.headers["server"] == "PullSketch")
+                let date = answer.headers["date"].flatMap(Self.httpDate.date(from:))
+                #expect(date.map { abs($0.timeIntervalSinceNow) < 120 } == true, "Date: \(answer.headers["date"] ?? "none")")
+            }
+            // Both notifications counted in the router's series, whichever answered them.
+            #expect(answers[4].body.contains(#"hb_requests{http_route="/notifications",http_request_method="POST",http_response_status_code="200"} 2"#))
+            #expect(answers[4].body.contains(#"http_server_active_requests{http_request_method="POST"} 0.0"#))
+        }
+        #expect(Set(fixture.tracker.drain().hotEntries.filter { $0.key.kind == .tag }.map(\.key.name)) == ["t-e1"])
+    }
+
+    /// An ingestion request waiting for its claim counts toward `max_concurrent_requests`: another
+    /// is refused at once with 503 and `Retry-After`, and the first is answered once Redis is.
+    @Test func anIngestionRequestWaitingForItsClaimCountsTowardTheConcurrencyLimit() async throws {
+        let redis = try RedisServer()
+        let fixture = try NodeFixture(redisPort: redis.port, redisTimeout: 300, eventIDHorizon: .seconds(60), maxConcurrentRequests: 1)
+        let redisEndpoint = RedisEndpoint(port: redis.port)
+        let application = fixture.node.application(logger: Logger(label: "test"))
+        try await application.test(.live) { client in
+            let port = try #require(client.port)
+            _ = try RedisConnection(redisEndpoint).command(["CLIENT", "PAUSE", "600000", "WRITE"])
+            let first = Task { try await onOwnThread { try exchange(port: port, Array(Self.post("held", close: true).utf8), timeout: 300) } }
+            try await waitFor("the first claim is out", within: .seconds(300)) {
+                String(decoding: fixture.registry.emitToBuffer(), as: UTF8.self).contains("pullsketch_event_claim_round_trips_total 1")
+            }
+            let (refused, _) = try await onOwnThread { try exchange(port: port, Array(Self.post("refused", close: true).utf8), timeout: 60) }
+            _ = try RedisConnection(redisEndpoint).command(["CLIENT", "UNPAUSE"])
+            let refusal = try #require(Self.responses(refused).first)
+            #expect(refusal.status == 503 && refusal.headers["retry-after"] == "1" && refusal.body.contains("requests in flight"))
+            let answered = try #require(Self.responses(try await first.value.reply).first)
+            #expect(answered.status == 200 && answered.body.contains(#""accepted":1"#))
+        }
+    }
+
+    /// A connection that only sends ingestion requests is still closed once idle.
+    @Test func anIdleConnectionIsClosedAfterIngestionRequests() async throws {
+        let fixture = try NodeFixture(idleTimeout: .seconds(1))
+        let application = fixture.node.application(logger: Logger(label: "test"))
+        try await application.test(.live) { client in
+            let port = try #require(client.port)
+            let (reply, closed) = try await onOwnThread { try exchange(port: port, Array(Self.post("e1").utf8), timeout: 20) }
+            #expect(closed && Self.responses(reply).first?.status == 200)
+        }
+    }
+}
