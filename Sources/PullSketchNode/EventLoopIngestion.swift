@@ -56,6 +56,8 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
     /// Whether the channel asked for a read while a request here was answered.
     private var readWithheld = false
     private var date = HTTPDate()
+    /// Whether the connection is gone: an answer that comes later is not written.
+    private var removed = false
 
     init(node: PullSketchNode) {
         self.node = node
@@ -73,6 +75,15 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func read(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        if case .body(var chunk) = part, case .reading(var reading) = state {
+            state = .idle  // so that the body's storage is not shared while it grows
+            if reading.refusal == nil, var body = reading.body.take(), body.readableBytes + chunk.readableBytes <= node.configuration.maxBodyBytes {
+                body.writeBuffer(&chunk)
+                reading.body = body
+            }
+            state = .reading(reading)
+            return
+        }
         switch (state, part) {
         case (.idle, .head(let head)):
             guard unanswered == 0, head.method == .post, head.headerFields[.expect] == nil,
@@ -88,15 +99,6 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireChannelRead(wrapInboundOut(part))
         case (.forwarding, _):
             context.fireChannelRead(wrapInboundOut(part))
-        case (.reading(var reading), .body(var chunk)):
-            if reading.refusal == nil, var body = reading.body, body.readableBytes + chunk.readableBytes <= node.configuration.maxBodyBytes {
-                reading.body = nil  // the buffer is uniquely referenced while it grows
-                body.writeBuffer(&chunk)
-                reading.body = body
-            } else {
-                reading.body = nil
-            }
-            state = .reading(reading)
         case (.reading(let reading), .end):
             state = .answering(reading)
             answer(reading, context: context)
@@ -143,6 +145,7 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func send(_ answer: PullSketchNode.IngestionAnswer, for reading: Reading, context: ChannelHandlerContext) {
+        guard !removed else { return leave(reading) }
         let body = ByteBuffer(string: answer.json)
         var fields = HTTPFields.securityHeaders
         fields[.contentType] = "application/json"
@@ -154,9 +157,8 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: fields))), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        leave(reading)
         if reading.counted {
-            node.requestsInFlight.leave()
-            node.requestSeries.inFlight(.post).decrement()
             let route = node.requestSeries.route(reading.route.path, .post, answer.status)
             route.requests.increment()
             route.duration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - reading.started))
@@ -179,6 +181,25 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
             readWithheld = false
             context.read()
         }
+    }
+
+    /// When the connection is gone (its pipeline taken down; the connection-state handler in
+    /// front does not pass `channelInactive` on), a request whose body never came in full gives
+    /// its place back, nothing held is read, and a request waiting for its claim is still
+    /// applied but not answered.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        removed = true
+        if case .reading(let reading) = state {
+            leave(reading)
+            state = .idle
+        }
+        held.removeAll()
+    }
+
+    private func leave(_ reading: Reading) {
+        guard reading.counted else { return }
+        node.requestsInFlight.leave()
+        node.requestSeries.inFlight(.post).decrement()
     }
 
     func read(context: ChannelHandlerContext) {

@@ -105,6 +105,44 @@ import Testing
         }
     }
 
+    /// A client that goes away before its body is in full gives its place under
+    /// `max_concurrent_requests` back.
+    @Test func aRequestCutOffMidBodyGivesItsPlaceBack() async throws {
+        let fixture = try NodeFixture(maxConcurrentRequests: 1)
+        let application = fixture.node.application(logger: Logger(label: "test"))
+        try await application.test(.live) { client in
+            let port = try #require(client.port)
+            let cutOff = Array(Self.post("cut").utf8.dropLast(10))
+            let (nothing, _) = try await onOwnThread { try exchange(port: port, cutOff, timeout: 0.5) }
+            #expect(nothing.isEmpty)
+            try await waitFor("the cut-off request is let go") {
+                let (reply, _) = try await onOwnThread { try exchange(port: port, Array(Self.post("next", close: true).utf8), timeout: 60) }
+                return Self.responses(reply).first?.status == 200
+            }
+        }
+    }
+
+    /// A client that goes away while its request waits for the event-id claim: the claimed event
+    /// is still recorded (its redelivery would be a duplicate), and its place is given back.
+    @Test func aRequestWhoseClientLeftWhileItsClaimWasOutIsStillApplied() async throws {
+        let redis = try RedisServer()
+        let fixture = try NodeFixture(redisPort: redis.port, redisTimeout: 300, eventIDHorizon: .seconds(60), maxConcurrentRequests: 1)
+        let redisEndpoint = RedisEndpoint(port: redis.port)
+        let application = fixture.node.application(logger: Logger(label: "test"))
+        try await application.test(.live) { client in
+            let port = try #require(client.port)
+            _ = try RedisConnection(redisEndpoint).command(["CLIENT", "PAUSE", "600000", "WRITE"])
+            let (nothing, _) = try await onOwnThread { try exchange(port: port, Array(Self.post("gone").utf8), timeout: 1) }
+            _ = try RedisConnection(redisEndpoint).command(["CLIENT", "UNPAUSE"])
+            #expect(nothing.isEmpty, "answered only once the claim was back")
+            try await waitFor("the left request's place is given back") {
+                let (reply, _) = try await onOwnThread { try exchange(port: port, Array(Self.post("next", close: true).utf8), timeout: 60) }
+                return Self.responses(reply).first?.status == 200
+            }
+        }
+        #expect(Set(fixture.tracker.drain().hotEntries.filter { $0.key.kind == .tag }.map(\.key.name)) == ["t-gone", "t-next"])
+    }
+
     /// A connection that only sends ingestion requests is still closed once idle.
     @Test func anIdleConnectionIsClosedAfterIngestionRequests() async throws {
         let fixture = try NodeFixture(idleTimeout: .seconds(1))
