@@ -1,7 +1,5 @@
-import Dispatch
 import Foundation
 import HTTPTypes
-import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
