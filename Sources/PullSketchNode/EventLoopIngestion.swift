@@ -214,16 +214,6 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-extension PullSketchNode.IngestionRoute {
-    /// The router's path of the route, as request metrics label it.
-    var path: String {
-        switch self {
-        case .notifications: "/notifications"
-        case .pulls: "/api/v1/pulls"
-        }
-    }
-}
-
 /// Hummingbird's HTTP/1 channel with `EventLoopIngestion` placed right behind its connection-state
 /// handler, so that idle timeouts and graceful shutdown see the requests answered on the event
 /// loop as they see the router's.

@@ -11,7 +11,7 @@ import PullSketchEvents
 /// so its redelivery is counted once and no catalog change is lost.
 extension PullSketchNode {
     /// The two ingestion endpoints: what each accepts and how its body is read.
-    enum IngestionRoute: Sendable {
+    enum IngestionRoute: CaseIterable, Sendable {
         /// `POST /notifications`: a distribution notification envelope.
         case notifications
         /// `POST /api/v1/pulls`: `{"pulls": [{"repository", "tag"?, "digest"?, "method", "time"?, "id"?}]}`
@@ -30,13 +30,18 @@ extension PullSketchNode {
             }
         }
 
-        /// The route of a request target (`/notifications`, `/api/v1/pulls`, query ignored).
-        init?(path: Substring) {
-            switch path {
-            case "/notifications": self = .notifications
-            case "/api/v1/pulls": self = .pulls
-            default: return nil
+        /// The router's path of the route, as request metrics label it.
+        var path: String {
+            switch self {
+            case .notifications: "/notifications"
+            case .pulls: "/api/v1/pulls"
             }
+        }
+
+        /// The route of a request target's path (its query left out).
+        init?(path: Substring) {
+            guard let route = Self.allCases.first(where: { $0.path == path }) else { return nil }
+            self = route
         }
     }
 

@@ -1,6 +1,5 @@
 import Foundation
 import HummingbirdTesting
-import Logging
 import NIOCore
 @testable import PullSketchNode
 import PullSketchRedis
@@ -55,10 +54,9 @@ import Testing
     /// behind an ingestion request waits for its event-id claim. With claims in Redis and by the
     /// node's memory.
     @Test(arguments: [false, true]) func requestsSentBackToBackAreAnsweredInOrder(claimsInRedis: Bool) async throws {
-        let redis = try RedisServer()
-        let fixture = try NodeFixture(redisPort: redis.port, eventIDHorizon: claimsInRedis ? .seconds(60) : .zero)
-        let application = fixture.node.application(logger: Logger(label: "test"))
-        try await application.test(.live) { client in
+        let redis = claimsInRedis ? try RedisServer() : nil
+        let fixture = try NodeFixture(redisPort: redis?.port, eventIDHorizon: claimsInRedis ? .seconds(60) : .zero)
+        try await fixture.test { client in
             let port = try #require(client.port)
             let requests = [Self.post("e1"), Self.get("/healthz"), Self.post("e1"), Self.post("e2", path: "/api/v1/pulls"), Self.get("/metrics", close: true)]
             let (reply, closed) = try await onOwnThread { try exchange(port: port, Array(requests.joined().utf8), timeout: 60) }
@@ -88,8 +86,7 @@ import Testing
         let redis = try RedisServer()
         let fixture = try NodeFixture(redisPort: redis.port, redisTimeout: 300, eventIDHorizon: .seconds(60), maxConcurrentRequests: 1)
         let redisEndpoint = RedisEndpoint(port: redis.port)
-        let application = fixture.node.application(logger: Logger(label: "test"))
-        try await application.test(.live) { client in
+        try await fixture.test { client in
             let port = try #require(client.port)
             _ = try RedisConnection(redisEndpoint).command(["CLIENT", "PAUSE", "600000", "WRITE"])
             let first = Task { try await onOwnThread { try exchange(port: port, Array(Self.post("held", close: true).utf8), timeout: 300) } }
@@ -109,8 +106,7 @@ import Testing
     /// `max_concurrent_requests` back.
     @Test func aRequestCutOffMidBodyGivesItsPlaceBack() async throws {
         let fixture = try NodeFixture(maxConcurrentRequests: 1)
-        let application = fixture.node.application(logger: Logger(label: "test"))
-        try await application.test(.live) { client in
+        try await fixture.test { client in
             let port = try #require(client.port)
             let cutOff = Array(Self.post("cut").utf8.dropLast(10))
             let (nothing, _) = try await onOwnThread { try exchange(port: port, cutOff, timeout: 0.5) }
@@ -128,8 +124,7 @@ import Testing
         let redis = try RedisServer()
         let fixture = try NodeFixture(redisPort: redis.port, redisTimeout: 300, eventIDHorizon: .seconds(60), maxConcurrentRequests: 1)
         let redisEndpoint = RedisEndpoint(port: redis.port)
-        let application = fixture.node.application(logger: Logger(label: "test"))
-        try await application.test(.live) { client in
+        try await fixture.test { client in
             let port = try #require(client.port)
             _ = try RedisConnection(redisEndpoint).command(["CLIENT", "PAUSE", "600000", "WRITE"])
             let (nothing, _) = try await onOwnThread { try exchange(port: port, Array(Self.post("gone").utf8), timeout: 1) }
@@ -143,14 +138,17 @@ import Testing
         #expect(Set(fixture.tracker.drain().hotEntries.filter { $0.key.kind == .tag }.map(\.key.name)) == ["t-gone", "t-next"])
     }
 
-    /// A connection that only sends ingestion requests is still closed once idle.
-    @Test func anIdleConnectionIsClosedAfterIngestionRequests() async throws {
+    /// Ingestion requests keep their connection from counting as idle, and once they stop the
+    /// connection is closed after the idle timeout, as the router's requests do.
+    @Test func ingestionRequestsKeepTheirConnectionUntilItIsIdle() async throws {
         let fixture = try NodeFixture(idleTimeout: .seconds(1))
-        let application = fixture.node.application(logger: Logger(label: "test"))
-        try await application.test(.live) { client in
+        try await fixture.test { client in
             let port = try #require(client.port)
-            let (reply, closed) = try await onOwnThread { try exchange(port: port, Array(Self.post("e1").utf8), timeout: 20) }
-            #expect(closed && Self.responses(reply).first?.status == 200)
+            let posts = (0..<4).map { Array(Self.post("e\($0)").utf8) }
+            // 1.8 s of requests 0.6 s apart on a connection idle after 1 s.
+            let (reply, closed) = try await onOwnThread { try exchange(port: port, posts, pause: 0.6, timeout: 20) }
+            #expect(Self.responses(reply).map(\.status) == [200, 200, 200, 200])
+            #expect(closed, "closed once idle")
         }
     }
 }

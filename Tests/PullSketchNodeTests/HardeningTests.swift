@@ -114,8 +114,7 @@ import Testing
 
     @Test func idleAndHalfSentConnectionsAreClosed() async throws {
         let fixture = try NodeFixture(idleTimeout: .seconds(1))
-        let application = fixture.node.application(logger: Logger(label: "test"))
-        try await application.test(.live) { client in
+        try await fixture.test { client in
             let port = try #require(client.port)
             for opening in ["", "GET /healthz HTTP/1.1\r\nHost: node\r\n"] {
                 let (reply, closed) = try await onOwnThread { try exchange(port: port, Array(opening.utf8), timeout: 20) }

@@ -44,6 +44,12 @@ public final class SilentServer: Sendable {
 /// Connects to `port` on 127.0.0.1, sends `bytes`, and returns what the server answers until it
 /// closes the connection, or until `timeout` passes with nothing more (then `closed` is false).
 public func exchange(port: Int, _ bytes: [UInt8], timeout: TimeInterval = 5) throws -> (reply: [UInt8], closed: Bool) {
+    try exchange(port: port, [bytes], pause: 0, timeout: timeout)
+}
+
+/// `exchange` with `messages` sent one after another on one connection, `pause` seconds apart;
+/// a message the server no longer takes is not sent.
+public func exchange(port: Int, _ messages: [[UInt8]], pause: TimeInterval, timeout: TimeInterval = 5) throws -> (reply: [UInt8], closed: Bool) {
     let connection = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(connection) }
     var address = loopbackAddress(port: port)
@@ -53,11 +59,14 @@ public func exchange(port: Int, _ bytes: [UInt8], timeout: TimeInterval = 5) thr
     guard connected else { throw POSIXError(.ECONNREFUSED) }
     var wait = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
     setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
-    var sent = 0
-    while sent < bytes.count {
-        let written = bytes[sent...].withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard written > 0 else { break }  // the server may close before reading everything
-        sent += written
+    sending: for (index, bytes) in messages.enumerated() {
+        if index > 0 { usleep(useconds_t(pause * 1_000_000)) }
+        var sent = 0
+        while sent < bytes.count {
+            let written = bytes[sent...].withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard written > 0 else { break sending }  // the server may close before reading everything
+            sent += written
+        }
     }
     var reply: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65_536)
