@@ -8,8 +8,9 @@ import Glibc
 /// tag never seen before. Bounded: stops after EVENTS events or SECONDS seconds, whichever first.
 /// Prints events/s and latency percentiles, and, if the node's pid is given, the node's CPU time per
 /// event (user and system, from `/proc`: steadier than the rate on a shared machine) and its peak
-/// resident memory.
-/// Usage: WebhookLoad PORT SECRET EVENTS SECONDS CONNECTIONS [NODE_PID]
+/// resident memory, beside the CPU per event of this load generator and of the Redis at REDIS_PID:
+/// on one machine the three share the cores, so together they say where the rate's limit is.
+/// Usage: WebhookLoad PORT SECRET EVENTS SECONDS CONNECTIONS [NODE_PID [REDIS_PID]]
 @main
 struct WebhookLoad {
     static func main() throws {
@@ -17,12 +18,14 @@ struct WebhookLoad {
         guard arguments.count >= 6, let port = UInt16(arguments[1]), let events = Int(arguments[3]), let seconds = Double(arguments[4]),
             let connections = Int(arguments[5])
         else {
-            print("usage: WebhookLoad PORT SECRET EVENTS SECONDS CONNECTIONS [NODE_PID]")
+            print("usage: WebhookLoad PORT SECRET EVENTS SECONDS CONNECTIONS [NODE_PID [REDIS_PID]]")
             exit(2)
         }
         let secret = arguments[2]
         let nodePID = arguments.count > 6 ? arguments[6] : nil
-        let cpuBefore = nodePID.flatMap(cpuSeconds)
+        let measured = [("node", nodePID), ("load generator", String(getpid())), ("Redis", arguments.count > 7 ? arguments[7] : nil)]
+            .compactMap { name, pid in pid.map { (name, $0) } }
+        let cpuBefore = measured.map { cpuSeconds($0.1) }
         let deadline = Date().addingTimeInterval(seconds)
         let perConnection = events / connections
         let results = Results(connections: connections)
@@ -41,8 +44,11 @@ struct WebhookLoad {
         guard !latencies.isEmpty else { exit(1) }
         func percentile(_ p: Int) -> String { String(format: "%.2f ms", latencies[(latencies.count - 1) * p / 100] * 1_000) }
         var node = ""
-        if let nodePID, let before = cpuBefore, let after = cpuSeconds(nodePID) {
-            node += String(format: ", node CPU %.0f µs per event", (after - before) / Double(latencies.count) * 1e6)
+        if nodePID != nil {
+            for ((name, pid), before) in zip(measured, cpuBefore) {
+                guard let before, let after = cpuSeconds(pid) else { continue }
+                node += String(format: ", \(name) CPU %.0f µs per event", (after - before) / Double(latencies.count) * 1e6)
+            }
         }
         if let nodePID, let status = try? String(contentsOfFile: "/proc/\(nodePID)/status", encoding: .utf8) {
             let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
