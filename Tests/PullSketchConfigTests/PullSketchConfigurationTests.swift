@@ -180,6 +180,19 @@ import Testing
             (error as? ConfigurationError)?.key == key
         }
     }
+
+    /// A developer's shell configured for a local node must not reach the programs the tests
+    /// start: its variables would override their configuration files.
+    @Test func theTestsProgramsDoNotInheritADeploymentsConfiguration() throws {
+        let shell = [
+            "PATH": "/usr/bin", "PULLSKETCH_POSTGRES_BIN": "/opt/postgres/bin", "PULL_METRICS_REDIS_PORT": "16379",
+            "PULLSKETCH_DATABASE_URL": "host=elsewhere", "FEATURE_IMAGE_PULL_STATS": "false", "USER_EVENTS_REDIS_HOST": "elsewhere",
+        ]
+        let started = ChildProcess.environment(["PULLSKETCH_LIBRARY": ""], inheriting: shell)
+        #expect(started == ["PATH": "/usr/bin", "PULLSKETCH_POSTGRES_BIN": "/opt/postgres/bin", "PULLSKETCH_LIBRARY": ""])
+        #expect(try PullSketchConfiguration().applying(environment: started) == PullSketchConfiguration())
+        #expect(try PullSketchConfiguration().applying(environment: shell) != PullSketchConfiguration(), "the shell's variables do configure")
+    }
 }
 
 /// Configuration files as an operator might mistype them: every mutation of a full file is read or

@@ -11,7 +11,7 @@ public final class ChildProcess: @unchecked Sendable {
         let output = try FileHandle(forWritingTo: log)
         process.executableURL = executable
         process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.environment = Self.environment(environment)
         process.standardOutput = output
         process.standardError = output
         try process.run()
@@ -46,7 +46,7 @@ public final class ChildProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.environment = Self.environment(environment)
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-run-\(UUID().uuidString)")
         FileManager.default.createFile(atPath: output.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: output) }
@@ -62,6 +62,26 @@ public final class ChildProcess: @unchecked Sendable {
             throw ChildProcessError(command: ([executable] + arguments).joined(separator: " "), output: text + errorText)
         }
         return text
+    }
+}
+
+extension ChildProcess {
+    /// What a test's program starts with: `inherited` (this process's environment) without the
+    /// variables that configure a deployment — a shell set up to run a local node would point the
+    /// program at that node's Redis and PostgreSQL, since they override a configuration file —
+    /// then `environment`.
+    public static func environment(
+        _ environment: [String: String], inheriting inherited: [String: String] = ProcessInfo.processInfo.environment
+    ) -> [String: String] {
+        inherited.filter { !configuresADeployment($0.key) }.merging(environment) { $1 }
+    }
+
+    /// The test harness's own variables (where its servers' programs are) are kept.
+    private static let harness: Set = ["PULLSKETCH_POSTGRES_BIN", "PULLSKETCH_REDIS_SERVER", "PULLSKETCH_DOCKER_REGISTRY", "PULLSKETCH_CHROMIUM", "PULLSKETCH_SCREENSHOTS"]
+
+    private static func configuresADeployment(_ name: String) -> Bool {
+        !harness.contains(name)
+            && (name == "FEATURE_IMAGE_PULL_STATS" || ["PULLSKETCH_", "PULL_METRICS_REDIS", "USER_EVENTS_REDIS"].contains { name.hasPrefix($0) })
     }
 }
 
