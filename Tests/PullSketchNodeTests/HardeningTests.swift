@@ -40,7 +40,8 @@ import Testing
         let fixture = try NodeFixture(statementTimeout: .seconds(10))
         try seedTags(fixture)
         let order = Log()
-        try await fixture.test { client in
+        // A connection per request: on one, the ordinary read would wait for the slow one's answer.
+        try await fixture.test(.ahc()) { client in
             async let slow: Void = client.execute(uri: "/api/v1/repository/team/app/\(Self.slowPattern)", method: .get, headers: Self.reader) { response in
                 #expect(response.status == .serviceUnavailable && response.headers[.retryAfter] == "1")
                 #expect(response.text.contains("statement timeout"))
@@ -98,7 +99,8 @@ import Testing
                 #expect(response.status == .ok)
             }
         }
-        try await fixture.test { client in
+        // A connection per request, so that the two reads below run at once.
+        try await fixture.test(.ahc()) { client in
             try await read(client)
             try await onOwnThread {
                 postgres.stop()

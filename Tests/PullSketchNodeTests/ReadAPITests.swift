@@ -342,7 +342,8 @@ import Testing
         // Detached: a child task would hold the suite's PostgreSQL (a task-local) past the test.
         let monitor = Task.detached { try await fixture.node.health.run() }
         defer { monitor.cancel() }
-        try await fixture.test { client in
+        // Connections of their own, so that the requests are answered at once, not one by one.
+        try await fixture.test(.ahc()) { client in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<8 {
                     group.addTask {
