@@ -80,21 +80,33 @@ import Testing
         #expect(Set(fixture.tracker.drain().hotEntries.filter { $0.key.kind == .tag }.map(\.key.name)) == ["t-e1"])
     }
 
+    /// A node allowing one request at a time whose event-id claims go to a Redis that holds them
+    /// (`CLIENT PAUSE WRITE`) until `release` is called; `body` drives the node's server on `port`.
+    static func withClaimsHeld(
+        _ body: @Sendable (_ fixture: NodeFixture, _ port: Int, _ release: @Sendable () throws -> Void) async throws -> Void
+    ) async throws -> NodeFixture {
+        let redis = try RedisServer()
+        let fixture = try NodeFixture(redisPort: redis.port, redisTimeout: 300, eventIDHorizon: .seconds(60), maxConcurrentRequests: 1)
+        let endpoint = RedisEndpoint(port: redis.port)
+        try await fixture.test { client in
+            let port = try #require(client.port)
+            _ = try RedisConnection(endpoint).command(["CLIENT", "PAUSE", "600000", "WRITE"])
+            try await body(fixture, port) { _ = try RedisConnection(endpoint).command(["CLIENT", "UNPAUSE"]) }
+        }
+        extendLifetime(redis)
+        return fixture
+    }
+
     /// An ingestion request waiting for its claim counts toward `max_concurrent_requests`: another
     /// is refused at once with 503 and `Retry-After`, and the first is answered once Redis is.
     @Test func anIngestionRequestWaitingForItsClaimCountsTowardTheConcurrencyLimit() async throws {
-        let redis = try RedisServer()
-        let fixture = try NodeFixture(redisPort: redis.port, redisTimeout: 300, eventIDHorizon: .seconds(60), maxConcurrentRequests: 1)
-        let redisEndpoint = RedisEndpoint(port: redis.port)
-        try await fixture.test { client in
-            let port = try #require(client.port)
-            _ = try RedisConnection(redisEndpoint).command(["CLIENT", "PAUSE", "600000", "WRITE"])
+        _ = try await Self.withClaimsHeld { fixture, port, release in
             let first = Task { try await onOwnThread { try exchange(port: port, Array(Self.post("held", close: true).utf8), timeout: 300) } }
             try await waitFor("the first claim is out", within: .seconds(300)) {
                 String(decoding: fixture.registry.emitToBuffer(), as: UTF8.self).contains("pullsketch_event_claim_round_trips_total 1")
             }
             let (refused, _) = try await onOwnThread { try exchange(port: port, Array(Self.post("refused", close: true).utf8), timeout: 60) }
-            _ = try RedisConnection(redisEndpoint).command(["CLIENT", "UNPAUSE"])
+            try release()
             let refusal = try #require(Self.responses(refused).first)
             #expect(refusal.status == 503 && refusal.headers["retry-after"] == "1" && refusal.body.contains("requests in flight"))
             let answered = try #require(Self.responses(try await first.value.reply).first)
@@ -121,14 +133,9 @@ import Testing
     /// A client that goes away while its request waits for the event-id claim: the claimed event
     /// is still recorded (its redelivery would be a duplicate), and its place is given back.
     @Test func aRequestWhoseClientLeftWhileItsClaimWasOutIsStillApplied() async throws {
-        let redis = try RedisServer()
-        let fixture = try NodeFixture(redisPort: redis.port, redisTimeout: 300, eventIDHorizon: .seconds(60), maxConcurrentRequests: 1)
-        let redisEndpoint = RedisEndpoint(port: redis.port)
-        try await fixture.test { client in
-            let port = try #require(client.port)
-            _ = try RedisConnection(redisEndpoint).command(["CLIENT", "PAUSE", "600000", "WRITE"])
+        let fixture = try await Self.withClaimsHeld { _, port, release in
             let (nothing, _) = try await onOwnThread { try exchange(port: port, Array(Self.post("gone").utf8), timeout: 1) }
-            _ = try RedisConnection(redisEndpoint).command(["CLIENT", "UNPAUSE"])
+            try release()
             #expect(nothing.isEmpty, "answered only once the claim was back")
             try await waitFor("the left request's place is given back") {
                 let (reply, _) = try await onOwnThread { try exchange(port: port, Array(Self.post("next", close: true).utf8), timeout: 60) }
