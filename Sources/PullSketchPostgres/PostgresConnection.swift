@@ -71,7 +71,15 @@ public final class PostgresConnection {
     public func withBinaryResult<Result>(
         _ sql: String, _ parameters: [String?] = [], _ body: (PostgresBinaryResult) throws -> Result
     ) throws -> Result {
-        let result = try run(sql, parameters.map(PostgresParameter.text), binaryResult: true)
+        try withBinaryResult(sql, parameters.map(PostgresParameter.text), body)
+    }
+
+    /// Runs one statement whose parameters are text or binary and hands its result, in binary
+    /// format, to `body`.
+    public func withBinaryResult<Result>(
+        _ sql: String, _ parameters: [PostgresParameter], _ body: (PostgresBinaryResult) throws -> Result
+    ) throws -> Result {
+        let result = try run(sql, parameters, binaryResult: true)
         defer { PQclear(result) }
         return try body(PostgresBinaryResult(result))
     }

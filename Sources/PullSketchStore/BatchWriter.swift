@@ -172,25 +172,67 @@ public struct BatchWriter {
             """
     }
 
-    /// Adds exact counts and raises last-pulled and last-used times, one statement per kind: an
-    /// `UPDATE` of the rows that exist (most of them, once a deployment runs), then an upsert of the
-    /// rest, which registers them in the catalog too. A key with a statistics row has a catalog row
-    /// already (schema version 7), so updated keys never touch the catalog.
+    /// Adds exact counts and raises last-pulled and last-used times, per kind: an `UPDATE` of the
+    /// rows that exist (most of them, once a deployment runs), then, only for the keys it did not
+    /// find, an upsert that registers them in the catalog too. A key with a statistics row has a
+    /// catalog row already (schema version 7), so updated keys never touch the catalog.
     private func writeExact(_ entries: [HotEntry]) throws {
         for kind in KeyKind.allCases {
             let entries = entries.filter { $0.key.kind == kind }
             guard !entries.isEmpty else { continue }
-            let isTag = kind == .tag
-            let (table, column, catalog) = isTag
-                ? ("tag_stats", "tag", "catalog_tags (repository_id, tag, digest)")
-                : ("manifest_stats", "digest", "catalog_manifests (repository_id, digest)")
-            // A tag also carries the digest it served and when.
-            let digestArrays = isTag ? ", $8::text[], $9::bigint[]" : ""
-            let digestFields = isTag ? ", digest, digest_ms" : ""
-            let digestInput = isTag
-                ? ", u.digest AS current_digest, CASE WHEN u.digest IS NULL THEN NULL ELSE \(PostgresTime.timestamp(milliseconds: "u.digest_ms")) END AS current_digest_at"
-                : ""
-            let digestColumns = isTag ? ", current_digest, current_digest_at" : ""
+            let updated = try addToExistingRows(ExactInput(entries, kind: kind))
+            guard updated.count < entries.count else { continue }
+            try insertNewRows(ExactInput(entries.indices.filter { !updated.contains($0) }.map { entries[$0] }, kind: kind))
+        }
+    }
+
+    /// Adds the entries to the rows they have; returns the indexes of the entries it found a row for.
+    private func addToExistingRows(_ input: ExactInput) throws -> Set<Int> {
+        try connection.withBinaryResult(
+            """
+            UPDATE \(input.table) AS s SET \(Self.addExactCounts(input.kind, from: "n"))
+            FROM (\(input.select)) AS n WHERE s.repository_id = n.repository_id AND s.\(input.column) = n.\(input.column)
+            RETURNING n.entry
+            """,
+            input.arrays
+        ) { rows in
+            let entry = try rows.column("entry", .int8)
+            return Set(try (0..<rows.count).map { Int(try rows.uint64($0, entry)) - 1 })
+        }
+    }
+
+    /// Inserts rows for entries that had none, and their keys into the catalog. A row another
+    /// writer inserted since `addToExistingRows` looked is added to instead.
+    private func insertNewRows(_ input: ExactInput) throws {
+        let isTag = input.kind == .tag
+        let digestColumns = isTag ? ", current_digest, current_digest_at" : ""
+        let catalog = isTag ? "catalog_tags (repository_id, tag, digest)" : "catalog_manifests (repository_id, digest)"
+        try connection.query(
+            """
+            WITH inserted AS (
+                INSERT INTO \(input.table) AS s (repository_id, \(input.column), fetches, checks, pull_count, last_pulled_at, last_pulled_exact,
+                    last_used_at, last_used_exact\(digestColumns))
+                SELECT repository_id, \(input.column), fetches, checks, pull_count, last_pulled_at, true, last_used_at, true\(digestColumns)
+                FROM (\(input.select)) AS n
+                ORDER BY repository_id, \(input.column)
+                ON CONFLICT (repository_id, \(input.column)) DO UPDATE SET \(Self.addExactCounts(input.kind, from: "EXCLUDED"))
+                RETURNING repository_id, \(input.column)\(isTag ? ", current_digest" : "")
+            )
+            INSERT INTO \(catalog) SELECT * FROM inserted ON CONFLICT DO NOTHING
+            """,
+            input.arrays
+        )
+    }
+
+    /// Exact entries of one kind as a statement's input: their arrays in binary, and the `SELECT`
+    /// that turns them into rows of the statistics table's columns, each with its `entry` number
+    /// (1 for the first entry).
+    private struct ExactInput {
+        let kind: KeyKind
+        let arrays: [PostgresParameter]
+
+        init(_ entries: [HotEntry], kind: KeyKind) {
+            self.kind = kind
             var arrays = [
                 PostgresArray.binary(entries.map(\.key.repository.value)), PostgresArray.binary(entries.map(\.key.name)),
                 PostgresArray.binary(entries.map(\.fetches)), PostgresArray.binary(entries.map(\.checks)),
@@ -198,39 +240,33 @@ public struct BatchWriter {
                 PostgresArray.binary(entries.map { $0.lastPulled == .distantPast ? nil : $0.lastPulled.millisecondsSinceEpoch }),
                 PostgresArray.binary(entries.map(\.lastUsed.millisecondsSinceEpoch)),
             ]
-            if isTag {
+            if kind == .tag {
+                // A tag also carries the digest it served and when.
                 arrays += [
                     PostgresArray.binary(entries.map { $0.currentDigest?.value }),
                     PostgresArray.binary(entries.map(\.currentDigestAt.millisecondsSinceEpoch)),
                 ]
             }
-            try connection.query(
+            self.arrays = arrays
+        }
+
+        var table: String { kind == .tag ? "tag_stats" : "manifest_stats" }
+        var column: String { kind == .tag ? "tag" : "digest" }
+
+        var select: String {
+            let isTag = kind == .tag
+            let digestArrays = isTag ? ", $8::text[], $9::bigint[]" : ""
+            let digestFields = isTag ? ", digest, digest_ms" : ""
+            let digestInput = isTag
+                ? ", u.digest AS current_digest, CASE WHEN u.digest IS NULL THEN NULL ELSE \(PostgresTime.timestamp(milliseconds: "u.digest_ms")) END AS current_digest_at"
+                : ""
+            return """
+                SELECT u.entry, r.id AS repository_id, u.reference AS \(column), u.fetches, u.checks, u.pulls AS pull_count,
+                    \(PostgresTime.timestamp(milliseconds: "u.pulled_ms")) AS last_pulled_at, \(PostgresTime.timestamp(milliseconds: "u.used_ms")) AS last_used_at\(digestInput)
+                FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]\(digestArrays))
+                    WITH ORDINALITY AS u(repository, reference, fetches, checks, pulls, pulled_ms, used_ms\(digestFields), entry)
+                JOIN repositories r ON r.name = u.repository
                 """
-                WITH input AS (
-                    SELECT r.id AS repository_id, u.reference AS \(column), u.fetches, u.checks, u.pulls AS pull_count,
-                        \(PostgresTime.timestamp(milliseconds: "u.pulled_ms")) AS last_pulled_at, \(PostgresTime.timestamp(milliseconds: "u.used_ms")) AS last_used_at\(digestInput)
-                    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]\(digestArrays))
-                        AS u(repository, reference, fetches, checks, pulls, pulled_ms, used_ms\(digestFields))
-                    JOIN repositories r ON r.name = u.repository
-                ), updated AS (
-                    UPDATE \(table) AS s SET \(Self.addExactCounts(kind, from: "n"))
-                    FROM input n WHERE s.repository_id = n.repository_id AND s.\(column) = n.\(column)
-                    RETURNING s.repository_id, s.\(column)
-                ), inserted AS (
-                    INSERT INTO \(table) AS s (repository_id, \(column), fetches, checks, pull_count, last_pulled_at, last_pulled_exact,
-                        last_used_at, last_used_exact\(digestColumns))
-                    SELECT repository_id, \(column), fetches, checks, pull_count, last_pulled_at, true, last_used_at, true\(digestColumns)
-                    FROM input n WHERE NOT EXISTS (
-                        SELECT 1 FROM updated d WHERE d.repository_id = n.repository_id AND d.\(column) = n.\(column))
-                    ORDER BY repository_id, \(column)
-                    -- A row another writer inserted since this statement began.
-                    ON CONFLICT (repository_id, \(column)) DO UPDATE SET \(Self.addExactCounts(kind, from: "EXCLUDED"))
-                    RETURNING repository_id, \(column)\(isTag ? ", current_digest" : "")
-                )
-                INSERT INTO \(catalog) SELECT * FROM inserted ON CONFLICT DO NOTHING
-                """,
-                arrays
-            )
         }
     }
 

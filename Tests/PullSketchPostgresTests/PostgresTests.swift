@@ -62,7 +62,7 @@ import Testing
             #expect {
                 try connection.withBinaryResult(
                     "SELECT 1::bigint AS n, 'x'::text AS t, 'infinity'::timestamptz AS at, -1::bigint AS negative, NULL::bigint AS null, NULL::text AS nothing",
-                    [], attempt
+                    [String?](), attempt
                 )
             } throws: { ($0 as? PostgresError)?.kind == .decoding }
         }

@@ -145,6 +145,41 @@ import Testing
         #expect(try connection.query("SELECT pull_count, checks FROM tag_stats WHERE tag = 'v7'").rows == [["6", "5"]])
     }
 
+    /// A key's row that another writer inserts while a batch holding the key is written — after
+    /// the batch looked for the rows that exist, before it inserts the ones that did not — is
+    /// added to, not overwritten and not skipped.
+    @Test func aNewKeysRowAnotherWriterInsertsMeanwhileGetsTheBatchsPullsToo() throws {
+        let database = try PostgresServer.current!.makeDatabase()
+        let setup = try PostgresConnection(database)
+        try Schema.migrate(setup)
+        try setup.query("INSERT INTO repositories (name) VALUES ('team/app')")
+        let other = try PostgresConnection(database)
+        try other.query("BEGIN")
+        try other.query(
+            "INSERT INTO tag_stats (repository_id, tag, pull_count, last_pulled_at) SELECT id, 'v1', 5, '2030-01-01Z' FROM repositories"
+        )
+        let written = Mutex<String?>(nil)
+        let writing = DispatchGroup()
+        let sealed = batch([pull(1, .get, at: 1_800_000_000_000), pull(1, .get, at: 1_800_000_000_001)], hotCapacity: 10)
+        DispatchQueue.global().async(group: writing) {
+            let outcome = Result { try BatchWriter(connection: try PostgresConnection(database), shardCount: 1).write(sealed) }
+            written.withLock { $0 = "\(outcome)" }
+        }
+        // The batch's insert waits for the other writer's row to commit or roll back.
+        let deadline = Date().addingTimeInterval(10)
+        func waits() throws -> Bool {
+            try setup.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").rows == [["1"]]
+        }
+        while try !waits(), Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(try waits(), "the batch waits for the other writer's row")
+        try other.query("COMMIT")
+        #expect(writing.wait(timeout: .now() + 30) == .success)
+        #expect(written.withLock { $0 } == "\(Result<BatchWriter.Outcome, any Error>.success(.applied(exactKeys: 2, estimatedKeys: 0)))")
+        let row = try setup.query("SELECT pull_count, last_pulled_at = '2030-01-01Z', last_pulled_exact FROM tag_stats WHERE tag = 'v1'").rows
+        #expect(row == [["7", "t", "t"]])
+        #expect(try setup.query("SELECT count(*) FROM catalog_tags WHERE tag = 'v1'").rows == [["1"]])
+    }
+
     @Test func statisticsSplitIntoPartitionsKeepEveryRowAndTakeLaterBatches() throws {
         let connection = try migratedDatabase()
         let writer = BatchWriter(connection: connection, shardCount: 1)
