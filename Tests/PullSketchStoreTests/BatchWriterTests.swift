@@ -276,7 +276,7 @@ import Testing
         let oneNamed = tailBatch(checks, tailNames: 1)
         #expect(oneNamed.content.tailNames.count == 1)
         #expect(oneNamed.content.tailRepositories.map(\.unnamedUses) == [19] && oneNamed.content.tailRepositories.map(\.unnamedPulls) == [9])
-        try BatchWriter(connection: unnamed, shardCount: 1).write(oneNamed)
+        _ = try BatchWriter(connection: unnamed, shardCount: 1).write(oneNamed)
         let dated = try unnamed.query(
             "SELECT count(*) FROM tag_stats WHERE last_used_at >= to_timestamp(1800000000.010) AND NOT last_used_exact"
         ).rows
@@ -308,7 +308,7 @@ import Testing
             let hash = KeyHash(kind: .tag, repository: repository.value, reference: "v\(tag)", seed: estimator.seed)
             return total + (estimator.estimate(hash, repository: repository.value, isNamed: namedTags.contains("v\(tag)"))?.pulls ?? 0)
         }
-        try BatchWriter(connection: connection, shardCount: 1).write(batch)
+        _ = try BatchWriter(connection: connection, shardCount: 1).write(batch)
         let written = try connection.query("SELECT count(*), sum(pull_count) FROM tag_stats").rows
         #expect(written == [[String(tags), String(expected)]], "every catalog tag once, each with its own estimate, none twice")
     }
