@@ -145,8 +145,20 @@ import Testing
         #expect(try connection.query("SELECT pull_count, checks FROM tag_stats WHERE tag = 'v7'").rows == [["6", "5"]])
     }
 
-    /// A key's row that another writer inserts while a batch holding the key is written — after
-    /// the batch looked for the rows that exist, before it inserts the ones that did not — is
+    /// Waits (10 s at most) until `count` sessions of `connection`'s database wait for a lock;
+    /// whether they do.
+    static func sessionsWaitForALock(_ count: Int, seenBy connection: PostgresConnection) throws -> Bool {
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        let deadline = Date().addingTimeInterval(10)
+        while try connection.query(waiting).rows != [[String(count)]] {
+            guard Date() < deadline else { return false }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return true
+    }
+
+    /// A key's row that another writer commits while a batch holding the key is written — after
+    /// the batch looked for the rows that exist, before its insert of the ones that did not — is
     /// added to, not overwritten and not skipped.
     @Test func aNewKeysRowAnotherWriterInsertsMeanwhileGetsTheBatchsPullsToo() throws {
         let database = try PostgresServer.current!.makeDatabase()
@@ -166,12 +178,7 @@ import Testing
             written.withLock { $0 = "\(outcome)" }
         }
         // The batch's insert waits for the other writer's row to commit or roll back.
-        let deadline = Date().addingTimeInterval(10)
-        func waits() throws -> Bool {
-            try setup.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").rows == [["1"]]
-        }
-        while try !waits(), Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        #expect(try waits(), "the batch waits for the other writer's row")
+        #expect(try Self.sessionsWaitForALock(1, seenBy: setup), "the batch waits for the other writer's row")
         try other.query("COMMIT")
         #expect(writing.wait(timeout: .now() + 30) == .success)
         #expect(written.withLock { $0 } == "\(Result<BatchWriter.Outcome, any Error>.success(.applied(exactKeys: 2, estimatedKeys: 0)))")
@@ -371,13 +378,7 @@ import Testing
             }
         }
         let observer = try PostgresConnection(database)
-        let deadline = Date().addingTimeInterval(10)
-        func bothWait() throws -> Bool {
-            let waiting = "SELECT count(*) >= 2 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            return try observer.query(waiting).rows == [["t"]]
-        }
-        while try !bothWait(), Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        #expect(try bothWait(), "both writers wait, one behind the lock on tag_stats")
+        #expect(try Self.sessionsWaitForALock(2, seenBy: observer), "both writers wait, one behind the lock on tag_stats")
         try blocker.query("COMMIT")
         #expect(writing.wait(timeout: .now() + 30) == .success)
         #expect(outcomes.withLock { $0 } == Array(repeating: "\(Result<BatchWriter.Outcome, any Error>.success(.applied(exactKeys: 2, estimatedKeys: 2)))", count: 2))
