@@ -32,7 +32,13 @@ public final class PostgresServer: Sendable {
     /// Starts (or restarts) the cluster and waits until it accepts connections.
     public func start() throws {
         let options = "-p \(port) -k \(directory.appendingPathComponent("socket").path) -c listen_addresses=127.0.0.1 -c fsync=off"
-        try run("pg_ctl", ["-D", data, "-o", options, "-l", directory.appendingPathComponent("log").path, "-w", "start"])
+        let log = directory.appendingPathComponent("log")
+        do {
+            try run("pg_ctl", ["-D", data, "-o", options, "-l", log.path, "-w", "start"])
+        } catch let error as PostgresServerError {
+            let lastLines = ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").suffix(10)
+            throw PostgresServerError(command: error.command, output: error.output + "server log, last lines:\n" + lastLines.joined(separator: "\n"))
+        }
     }
 
     /// Stops the cluster at once, without a checkpoint (recovery replays the WAL on start).

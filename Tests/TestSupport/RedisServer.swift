@@ -94,22 +94,33 @@ public final class RedisServer: @unchecked Sendable {
     }
 }
 
-/// A loopback TCP port nobody listens on right now.
+/// A loopback TCP port nobody uses right now, below the kernel's ephemeral range: a server that a
+/// test stops and starts again on its port must not find it taken meanwhile by the local end of
+/// some other test's outgoing connection (those come from the ephemeral range, and one blocks the
+/// server's bind).
 public func freeLoopbackPort() throws -> Int {
+    let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+        .flatMap { Int($0.split(whereSeparator: \.isWhitespace).first ?? "") } ?? 32_768
+    let candidates = 10_000..<max(ephemeralStart, 10_001)
+    for _ in 0..<1_000 {
+        let port = Int.random(in: candidates)
+        if canBindLoopback(port: port) { return port }
+    }
+    throw POSIXError(.EADDRNOTAVAIL)
+}
+
+private func canBindLoopback(port: Int) -> Bool {
     let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(socket) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-            bind(socket, address, length) == 0 && getsockname(socket, address, &length) == 0
+    address.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
         }
     }
-    guard bound else { throw POSIXError(.EADDRNOTAVAIL) }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
 
 /// Waits until something accepts TCP connections on the loopback port.
