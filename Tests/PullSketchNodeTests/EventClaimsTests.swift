@@ -53,7 +53,8 @@ import Testing
         let registry = PrometheusCollectorRegistry()
         return EventClaims(
             redis: RedisEndpoint(port: port, timeout: 60), shardCount: shardCount, horizon: horizon,
-            roundTrips: registry.makeCounter(name: "round_trips"), waitingRequests: registry.makeGauge(name: "waiting"),
+            roundTrips: registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "round_trips", unitName: "total", helpText: "")),
+            waitingRequests: registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "waiting", unitName: "requests", helpText: "")),
             logger: Logger(label: "test")
         )
     }
