@@ -25,6 +25,50 @@ func loopbackAddress(port: Int) -> sockaddr_in {
     return address
 }
 
+/// A loopback TCP port nobody uses right now, below the kernel's ephemeral range: a server that a
+/// test stops and starts again on its port must not find it taken meanwhile by the local end of
+/// some other test's outgoing connection (those come from the ephemeral range, and one blocks the
+/// server's bind).
+public func freeLoopbackPort() throws -> Int {
+    let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+        .flatMap { Int($0.split(whereSeparator: \.isWhitespace).first ?? "") } ?? 32_768
+    let candidates = 10_000..<max(ephemeralStart, 10_001)
+    for _ in 0..<1_000 {
+        let port = Int.random(in: candidates)
+        if canBindLoopback(port: port) { return port }
+    }
+    throw POSIXError(.EADDRNOTAVAIL)
+}
+
+private func canBindLoopback(port: Int) -> Bool {
+    let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(socket) }
+    var address = loopbackAddress(port: port)
+    return withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+}
+
+/// Waits until something accepts TCP connections on the loopback port.
+public func waitUntilListening(port: Int, timeout: TimeInterval) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = loopbackAddress(port: port)
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        close(socket)
+        if connected { return }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    throw POSIXError(.ETIMEDOUT)
+}
+
 /// A server that takes connections and never says a word: the kernel completes every handshake
 /// into the listen backlog and nothing ever reads or replies, like a Redis stuck in a long
 /// command. Closing it resets the waiting connections.
