@@ -162,10 +162,14 @@ public actor Reconciler: Service {
                 }
             }
             try recordLag(store, shards: leased)
+            // The shards' oldest batches are read first, so that those that estimate catalog keys
+            // read the catalog once between them, not once each.
+            let oldest = firstBatches(of: leased, store: store)
+            let candidates = try catalogCandidates(for: Array(oldest.values))
             for shard in leased {
                 var failures = 0
                 try onShard(shard, failures: &failures) {
-                    try drain(shard: shard, store: store, pass: &pass, stop: stop)
+                    try drain(shard: shard, store: store, pass: &pass, stop: stop, oldest: oldest[shard], candidates: candidates[shard])
                     // The waiting batches are written: seal what stayed live meanwhile, in this pass.
                     if waited.contains(shard), !stop.flag.load(ordering: .relaxed), let floors, try store.sealedBatches(shard: shard).isEmpty {
                         try store.seal(shard: shard, floor: floors[shard])
@@ -204,8 +208,33 @@ public actor Reconciler: Service {
         logger.error("shard skipped this pass", metadata: ["shard": "\(shard)", "error": "\(error)", "owner": "\(owner)"])
     }
 
-    /// Writes and deletes the shard's sealed batches, oldest first, while the lease holds.
-    private func drain(shard: Int, store: BatchStore, pass: inout Pass, stop: StopRequest) throws {
+    /// The oldest sealed batch of each shard. One that cannot be read is left out: `drain` meets
+    /// the same error and quarantines the batch or skips the shard.
+    private func firstBatches(of shards: [Int], store: BatchStore) -> [Int: SealedBatch] {
+        var batches: [Int: SealedBatch] = [:]
+        for shard in shards {
+            guard let number = (try? store.sealedBatches(shard: shard))?.first else { continue }
+            batches[shard] = (try? store.readBatch(shard: shard, number: number)) ?? nil
+        }
+        return batches
+    }
+
+    /// The catalog keys the batches may have used unnamed, read once for all of them; a read that
+    /// PostgreSQL refuses leaves each batch to read its own.
+    private func catalogCandidates(for batches: [SealedBatch]) throws -> [Int: CatalogCandidates] {
+        do {
+            return try connectedWriter().catalogCandidates(for: batches)
+        } catch let error as PostgresError where error.kind != .connection {
+            logger.warning("shared catalog read failed; each batch reads its own", metadata: ["error": "\(error)", "owner": "\(owner)"])
+            return [:]
+        }
+    }
+
+    /// Writes and deletes the shard's sealed batches, oldest first, while the lease holds; `oldest`
+    /// is the oldest batch read already, with the catalog keys read for it.
+    private func drain(
+        shard: Int, store: BatchStore, pass: inout Pass, stop: StopRequest, oldest: SealedBatch? = nil, candidates: CatalogCandidates? = nil
+    ) throws {
         for number in try store.sealedBatches(shard: shard) {
             guard !stop.flag.load(ordering: .relaxed) else { return }
             guard try store.lease(shard: shard, owner: owner, duration: configuration.leaseDuration) else {
@@ -214,7 +243,7 @@ public actor Reconciler: Service {
             }
             let batch: SealedBatch
             do {
-                guard let read = try store.readBatch(shard: shard, number: number) else { continue }
+                guard let read = try oldest.flatMap({ $0.number == number ? $0 : nil }) ?? store.readBatch(shard: shard, number: number) else { continue }
                 batch = read
             } catch let error as BatchStoreError where error.kind == .malformed {
                 try quarantine(shard: shard, number: number, reason: error.description, store: store, pass: &pass)
@@ -229,7 +258,7 @@ public actor Reconciler: Service {
             let started = ContinuousClock.now
             let outcome: BatchWriter.Outcome
             do {
-                outcome = try connectedWriter().write(batch)
+                outcome = try connectedWriter().write(batch, candidates: candidates)
             } catch let error as PostgresError where error.isCausedByData {
                 try quarantine(shard: shard, number: number, reason: error.description, store: store, pass: &pass)
                 continue

@@ -53,11 +53,18 @@ struct LiveBackend: Backend {
 
     mutating func reconcile() throws {
         let floors = try writer.lastReconciledBatches()
+        for shard in 0..<shardCount { try store.seal(shard: shard, floor: floors[shard]) }
+        // As the reconciler does: the shards' oldest batches first, the catalog read once for them.
+        var oldest: [Int: SealedBatch] = [:]
         for shard in 0..<shardCount {
-            try store.seal(shard: shard, floor: floors[shard])
+            guard let number = try store.sealedBatches(shard: shard).first else { continue }
+            oldest[shard] = try store.readBatch(shard: shard, number: number)
+        }
+        let candidates = try writer.catalogCandidates(for: Array(oldest.values))
+        for shard in 0..<shardCount {
             for number in try store.sealedBatches(shard: shard) {
-                guard let batch = try store.readBatch(shard: shard, number: number) else { continue }
-                if case .applied(let exact, let estimated) = try writer.write(batch) {
+                guard let batch = try oldest[shard].flatMap({ $0.number == number ? $0 : nil }) ?? store.readBatch(shard: shard, number: number) else { continue }
+                if case .applied(let exact, let estimated) = try writer.write(batch, candidates: candidates[shard]) {
                     counted.batches += 1
                     counted.rowsWritten += exact + estimated
                 }

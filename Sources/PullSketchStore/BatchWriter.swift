@@ -27,7 +27,7 @@ public struct BatchWriter {
 
     /// The deployment's shard count: a shard's batch estimates only the keys of that shard.
     public let shardCount: Int
-    private let connection: PostgresConnection
+    let connection: PostgresConnection
     private let projection: (any StatisticsProjection)?
 
     public init(connection: PostgresConnection, shardCount: Int, projection: (any StatisticsProjection)? = nil) {
@@ -36,8 +36,12 @@ public struct BatchWriter {
         self.projection = projection
     }
 
-    public func write(_ batch: SealedBatch) throws -> Outcome {
-        try connection.transaction {
+    /// `candidates`: the catalog keys read for this batch before its transaction
+    /// (`catalogCandidates(for:)`); without them, or when they were read for another batch, the
+    /// batch reads the catalog itself.
+    public func write(_ batch: SealedBatch, candidates: CatalogCandidates? = nil) throws -> Outcome {
+        let candidates = candidates.flatMap { $0.shard == batch.content.shard && $0.batch == batch.number ? $0 : nil }
+        return try connection.transaction {
             let content = batch.content
             let epsilon = batch.parameters?.epsilon ?? 0
             let delta = batch.parameters?.delta ?? 0
@@ -57,7 +61,7 @@ public struct BatchWriter {
             try writeExact(content.hotEntries)
             try registerTailNames(content.tailNames)
             try recordUnattributed(content)
-            let estimated = try writeEstimates(batch, keepingKeys: projection != nil)
+            let estimated = try writeEstimates(batch, candidates: candidates, keepingKeys: projection != nil)
             try projection?.project(content.hotEntries.map(\.key) + estimated.keys, statistics: connection)
             return .applied(exactKeys: content.hotEntries.count, estimatedKeys: estimated.count)
         }
@@ -275,47 +279,44 @@ public struct BatchWriter {
     /// the error bound and raises their times as inexact, never earlier than the truth. A key used
     /// without pulls gets only its last-used time. The sketch counts pulls, not requests: fetches
     /// and checks keep what exact batches counted, and `counters_exact` says they are incomplete.
-    /// The catalog is read and the estimates written `estimateBatchSize` keys at a time, so the
-    /// catalog is never held whole, however many keys a repository (or, on a tail-table overflow,
-    /// the registry) holds. Returns how many keys were estimated, and which when `keepingKeys` (for
-    /// the projection, which then holds the estimated keys, not the catalog's).
-    private func writeEstimates(_ batch: SealedBatch, keepingKeys: Bool) throws -> (count: Int, keys: [PullKey]) {
+    /// The catalog keys are `candidates` when they were read before the transaction, else read
+    /// here (`CatalogScan`); the estimates are written `CatalogScan.keysPerStatement` keys at a time,
+    /// so the catalog is never held whole, however many keys a repository (or, on a tail-table
+    /// overflow, the registry) holds. Returns how many keys were estimated, and which when
+    /// `keepingKeys` (for the projection, which then holds the estimated keys, not the catalog's).
+    private func writeEstimates(_ batch: SealedBatch, candidates: CatalogCandidates?, keepingKeys: Bool) throws -> (count: Int, keys: [PullKey]) {
         guard let estimator = try TailEstimator(batch.content, parameters: batch.parameters, shardCount: shardCount) else { return (0, []) }
-        // Every tail key of a repository whose keys all fit the name tables is named: its other
-        // catalog keys were not used in the tail, and reading them would only add collisions.
-        let repositories = estimator.catalogRepositories?.isEmpty == true ? [:] : try repositoriesByID(named: estimator.catalogRepositories)
+        let scan = candidates == nil ? try CatalogScan([batch.content.shard: estimator], shardCount: shardCount, connection: connection) : nil
         var estimated = 0
         var estimatedKeys: [PullKey] = []
         for kind in KeyKind.allCases {
-            let (table, column) = kind == .tag ? ("catalog_tags", "tag") : ("catalog_manifests", "digest")
             var pending = PendingEstimates()
             func estimate(_ key: CatalogKey, _ hash: KeyHash, isNamed: Bool) throws {
                 guard let estimate = estimator.estimate(hash, repository: key.repository, isNamed: isNamed) else { return }
                 if keepingKeys, let key = try? PullKey(kind: kind, repository: key.repository, reference: key.name) { estimatedKeys.append(key) }
                 pending.append(key, estimate)
                 estimated += 1
-                if pending.count == Self.estimateBatchSize { try write(&pending, kind: kind) }
+                if pending.count == CatalogScan.keysPerStatement { try write(&pending, kind: kind) }
             }
             // A named key was used in the batch, whatever the catalog says of it; it is estimated
             // once, with the named keys, not again when the catalog lists it.
             let namedKeys = Set(batch.content.tailNames.filter { $0.kind == kind }.map { CatalogKey(repository: $0.repository.value, name: $0.name) })
-            if !repositories.isEmpty {
-                // Read in binary and hashed in place: a catalog of millions of keys (a flood that
-                // ran out of names) costs a hash per key, and strings only for the few the batch
-                // may have used.
-                try connection.forEachBatch(
-                    "SELECT repository_id, \(column) AS reference FROM \(table) WHERE deleted_at IS NULL AND repository_id = ANY($1::bigint[])",
-                    [PostgresArray.literal(Array(repositories.keys))], batchSize: Self.estimateBatchSize
-                ) { rows in
-                    let repositoryID = try rows.column("repository_id", .int8), reference = try rows.column("reference", .text)
-                    for row in 0..<rows.count {
-                        guard let id = try rows.int64(row, repositoryID), let repository = repositories[id], let name = try rows.utf8(row, reference) else {
-                            throw PostgresError(.decoding, "a catalog row of a repository not asked for, or without a name")
-                        }
-                        let hash = KeyHash(kind: kind, repositoryHash: repository.hash, referenceHash: KeyHash.nameHash(utf8: name), seed: estimator.seed)
-                        guard estimator.mayHaveUsedUnnamed(hash) else { continue }
-                        let key = CatalogKey(repository: repository.name, name: String(decoding: name, as: UTF8.self))
-                        if !namedKeys.contains(key) { try estimate(key, hash, isNamed: false) }
+            if let scan {
+                try scan.forEachCandidate(kind) { _, key, hash in
+                    if !namedKeys.contains(key) { try estimate(key, hash, isNamed: false) }
+                }
+            } else if let candidates {
+                var unnamed = Set<CatalogKey>()
+                for (key, hash) in candidates.keys[kind] ?? [] where !namedKeys.contains(key) && unnamed.insert(key).inserted {
+                    try estimate(key, hash, isNamed: false)
+                }
+                // The batch's exact keys new to the catalog came after the read.
+                let read = estimator.catalogRepositories.map(Set.init)
+                for entry in batch.content.hotEntries where entry.key.kind == kind && read?.contains(entry.key.repository.value) != false {
+                    let key = CatalogKey(repository: entry.key.repository.value, name: entry.key.name)
+                    let hash = KeyHash(kind: kind, repository: key.repository, reference: key.name, seed: estimator.seed)
+                    if estimator.mayHaveUsedUnnamed(hash), !namedKeys.contains(key), unnamed.insert(key).inserted {
+                        try estimate(key, hash, isNamed: false)
                     }
                 }
             }
@@ -326,21 +327,6 @@ public struct BatchWriter {
         }
         return (estimated, estimatedKeys)
     }
-
-    /// The repositories named (all when nil) by id, each with its name and the name's hash `n`.
-    private func repositoriesByID(named names: [String]?) throws -> [Int64: (name: String, hash: UInt64)] {
-        let rows = try connection.query(
-            "SELECT id, name FROM repositories WHERE \(names == nil ? "true" : "name = ANY($1::text[])")",
-            names.map { [PostgresArray.literal($0)] } ?? []
-        ).namedRows
-        return try Dictionary(uniqueKeysWithValues: rows.map { row in
-            let name: String = try row.decode("name")
-            return (try row.decode("id"), (name, KeyHash.nameHash(name)))
-        })
-    }
-
-    /// Keys estimated at most at once: catalog rows fetched, and estimates written, per statement.
-    static let estimateBatchSize = 50_000
 
     /// Estimates waiting to be written, as the arrays of one statement.
     private struct PendingEstimates {

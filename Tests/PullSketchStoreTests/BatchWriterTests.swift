@@ -304,7 +304,7 @@ import Testing
     }
 
     @Test func aCatalogLargerThanOneEstimateBatchHasEveryKeyEstimatedOnce() throws {
-        let tags = 2 * BatchWriter.estimateBatchSize + 7
+        let tags = 2 * CatalogScan.keysPerStatement + 7
         let connection = try catalog(ofTags: tags)
         let batch = tailBatch((1...10).map { pull($0, .get, at: 1_800_000_000_000 + Int64($0)) }, tailNames: 4)
         let named = batch.content.tailNames.filter { $0.kind == .tag }
@@ -318,6 +318,44 @@ import Testing
         _ = try BatchWriter(connection: connection, shardCount: 1).write(batch)
         let written = try connection.query("SELECT count(*), sum(pull_count) FROM tag_stats").rows
         #expect(written == [[String(tags), String(expected)]], "every catalog tag once, each with its own estimate, none twice")
+    }
+
+    /// Four shards' batches whose tails used catalog keys unnamed: the catalog read once for all
+    /// of them before their transactions gives every row that each batch's own read gives,
+    /// including a key the batch counts exactly and inserts into the catalog, whose tail uses went
+    /// unnamed too (hot in one core window, in the tail of another).
+    @Test func theCatalogReadOnceForEveryShardGivesTheRowsEachBatchsOwnReadGives() throws {
+        func window(hotCapacity: Int, _ events: [PullEvent]) -> Window {
+            let tracker = PullTracker(configuration: TrackerConfiguration(
+                isEnabled: true, hotCapacity: hotCapacity, stripeCount: 4, shardCount: 4, tailNameCapacity: 0, sketch: SketchParameters(width: 8, depth: 1)
+            ))
+            for event in events { tracker.record(event) }
+            return tracker.drain()
+        }
+        let tail = window(hotCapacity: 0, (0..<50).map { pull($0, .get, at: 1_800_000_000_000 + Int64($0)) } + [pull(1_000, .get, at: 1_800_000_000_100)])
+        let hot = window(hotCapacity: 100, (1_000..<1_010).map { pull($0, .get, at: 1_800_000_000_200) })
+        let batches = try (0..<4).map { shard in
+            var content = tail.shards[shard]
+            try content.merge(hot.shards[shard], parameters: tail.parameters)
+            return SealedBatch(number: 1, parameters: tail.parameters, content: content)
+        }
+        let ownReads = try catalog(ofTags: 200), sharedRead = try catalog(ofTags: 200)
+        for batch in batches { _ = try BatchWriter(connection: ownReads, shardCount: 4).write(batch) }
+        let writer = BatchWriter(connection: sharedRead, shardCount: 4)
+        let candidates = try writer.catalogCandidates(for: batches)
+        #expect(candidates.count == 4 && candidates.values.allSatisfy { !($0.keys[.tag] ?? []).isEmpty })
+        for batch in batches { _ = try writer.write(batch, candidates: candidates[batch.content.shard]) }
+        let everyRow = """
+            SELECT 'tag', tag, pull_count, pull_count_error, last_pulled_at, last_pulled_exact, last_used_at, counters_exact FROM tag_stats
+            UNION ALL SELECT 'manifest', digest, pull_count, pull_count_error, last_pulled_at, last_pulled_exact, last_used_at, counters_exact FROM manifest_stats
+            ORDER BY 1, 2
+            """
+        let rows = try sharedRead.query(everyRow).rows, ownRows = try ownReads.query(everyRow).rows
+        // The catalog's 200 tags, the 10 new ones counted exactly and their manifests; the tail's
+        // manifests the catalog lacks went unnamed and are counted as unattributed pulls.
+        #expect(rows.count == 200 + 10 + 10 && rows == ownRows)
+        let exactAndTail = try sharedRead.query("SELECT pull_count, pull_count_error > 0 FROM tag_stats WHERE tag = 'v1000'").rows
+        #expect(exactAndTail.first?.last == "t", "the exact key's unnamed tail uses estimated too")
     }
 
     @Test func aRetargetedTagKeepsItsStatisticsWhenItsOldManifestIsDeleted() throws {

@@ -31,7 +31,7 @@ import Testing
         // On a thread of its own, so that the answer reaches the waiting task without a cooperative one.
         let waiting = Task(executorPreference: CPUBoundLane()) {
             defer { answered.add() }
-            try await database.run { try $0.query("SELECT 1") }
+            _ = try await database.run { try $0.query("SELECT 1") }
         }
         let spinnersTimedOut = await withTaskGroup(of: Bool.self) { group in
             for _ in 0..<ProcessInfo.processInfo.activeProcessorCount {
