@@ -8,15 +8,22 @@ public struct CatalogCandidates: Sendable {
     /// The batch they were read for; another batch of the shard reads the catalog itself.
     public let batch: Int64
     var keys: [KeyKind: [(key: CatalogKey, hash: KeyHash)]] = [:]
+
+    var count: Int { keys.values.reduce(0) { $0 + $1.count } }
 }
 
 extension BatchWriter {
+    /// Catalog keys one read for several batches holds at most: about 40 bytes each, and a name's
+    /// length when it is longer than 15 bytes.
+    public static let catalogKeysHeldAtMost = 500_000
+
     /// Reads the catalog once for the batches (one per shard at most) that need it, where each
     /// would read it in its own transaction: every key belongs to one shard, so one read serves
     /// them all. Empty when fewer than two of them read the catalog. A key the catalog gains
     /// before a batch's transaction is missed as it is when it comes a moment after that batch's
-    /// own read, except the batch's exact keys, which its write adds.
-    public func catalogCandidates(for batches: [SealedBatch]) throws -> [Int: CatalogCandidates] {
+    /// own read, except the batch's exact keys, which its write adds. At most `limit` keys are
+    /// held: past it, the batch holding the most is left to read its own.
+    public func catalogCandidates(for batches: [SealedBatch], holdingAtMost limit: Int = catalogKeysHeldAtMost) throws -> [Int: CatalogCandidates] {
         var estimators: [Int: TailEstimator] = [:], numbers: [Int: Int64] = [:]
         for batch in batches {
             // A batch whose sketch cannot be read fails in its own write, and is quarantined there.
@@ -28,10 +35,20 @@ extension BatchWriter {
         }
         guard estimators.count > 1 else { return [:] }
         var candidates = numbers.reduce(into: [Int: CatalogCandidates]()) { $0[$1.key] = CatalogCandidates(shard: $1.key, batch: $1.value) }
+        var held = 0
         try connection.transaction {
             let scan = try CatalogScan(estimators, shardCount: shardCount, connection: connection)
             for kind in KeyKind.allCases {
-                try scan.forEachCandidate(kind) { shard, key, hash in candidates[shard]?.keys[kind, default: []].append((key, hash)) }
+                try scan.forEachCandidate(kind) { shard, key, hash in
+                    guard candidates[shard] != nil else { return }
+                    while held >= limit, let largest = candidates.values.max(by: { $0.count < $1.count }) {
+                        candidates[largest.shard] = nil
+                        held -= largest.count
+                        if largest.shard == shard { return }
+                    }
+                    candidates[shard]?.keys[kind, default: []].append((key, hash))
+                    held += 1
+                }
             }
         }
         return candidates

@@ -1,6 +1,7 @@
 import PullSketchCore
 import PullSketchPostgres
 import PullSketchReconciler
+import PullSketchStore
 import PullSketchTestSupport
 import Testing
 
@@ -94,5 +95,30 @@ import Testing
         for (repository, missing) in shortfall where missing > 0 {
             #expect(missing <= unattributed[repository] ?? 0, "\(repository) lacks \(missing) pulls, unattributed \(unattributed[repository] ?? 0)")
         }
+    }
+
+    /// Keys the catalog lists, pulled with no room for their names: each of the four shards' batches
+    /// estimates catalog keys, and the pass reads the catalog once for all of them. Every key gets
+    /// at least its pulls, dated no earlier than its last pull and use.
+    @Test func catalogKeysPulledUnnamedInEveryShardAreNeverUndercounted() async throws {
+        let pipeline = try Pipeline(seed: 32)
+        let catalog = Catalog(connection: try pipeline.connection)
+        let repositories = (0..<Pipeline.repositories).flatMap { Array(repeating: "team/app\($0)", count: 200) }
+        try catalog.register(.tag, repositories: repositories, references: (0..<repositories.count).map { "v\($0 % 200)" })
+        try catalog.register(.manifest, repositories: repositories, references: (0..<repositories.count).map { Pipeline.digest($0 % 200).value })
+        let tracker = PullTracker(configuration: TrackerConfiguration(
+            isEnabled: true, hotCapacity: 0, shardCount: Pipeline.shardCount, tailNameCapacity: 0
+        ))
+        try pipeline.record(3_000, into: tracker)
+        let window = tracker.drain()
+        #expect(window.shards.allSatisfy { $0.tailRepositories.contains { $0.unnamedUses > 0 } }, "every shard used keys unnamed")
+        try pipeline.store.merge(window, node: "node")
+        try await pipeline.reconciler().reconcileOnce()
+        let stored = try pipeline.rows()
+        let short = pipeline.truth.filter { key, truth in
+            guard let row = stored[key] else { return true }
+            return row.count < truth.count || row.last < truth.last || row.used < truth.used
+        }
+        #expect(short.count == 0, "keys short, e.g. \(short.keys.sorted().prefix(3))")
     }
 }

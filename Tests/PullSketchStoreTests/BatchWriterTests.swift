@@ -356,6 +356,15 @@ import Testing
         #expect(rows.count == 200 + 10 + 10 && rows == ownRows)
         let exactAndTail = try sharedRead.query("SELECT pull_count, pull_count_error > 0 FROM tag_stats WHERE tag = 'v1000'").rows
         #expect(exactAndTail.first?.last == "t", "the exact key's unnamed tail uses estimated too")
+
+        // Holding at most 100 keys, the read leaves the batches holding the most to read their own.
+        let limitedRead = try catalog(ofTags: 200)
+        let limitedWriter = BatchWriter(connection: limitedRead, shardCount: 4)
+        let limited = try limitedWriter.catalogCandidates(for: batches, holdingAtMost: 100)
+        #expect((1..<4).contains(limited.count) && limited.values.reduce(0) { $0 + $1.count } <= 100)
+        #expect(try limitedWriter.catalogCandidates(for: batches, holdingAtMost: 0).isEmpty)
+        for batch in batches { _ = try limitedWriter.write(batch, candidates: limited[batch.content.shard]) }
+        #expect(try limitedRead.query(everyRow).rows == ownRows)
     }
 
     @Test func aRetargetedTagKeepsItsStatisticsWhenItsOldManifestIsDeleted() throws {
