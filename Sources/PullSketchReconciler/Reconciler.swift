@@ -49,6 +49,8 @@ public actor Reconciler: Service {
         public var rewound = 0
         /// Shards skipped after a failure of their own.
         public var shardsFailed = 0
+        /// Batches whose catalog keys came from one read for several shards.
+        public var sharedCatalogReads = 0
 
         public init() {}
     }
@@ -269,7 +271,9 @@ public actor Reconciler: Service {
                 try rewind(shard: shard, batch: batch, store: store)
                 pass.rewound += 1
                 return
-            case .applied: pass.applied += 1
+            case .applied:
+                pass.applied += 1
+                if candidates?.batch == number { pass.sharedCatalogReads += 1 }
             case .alreadyReconciled: pass.alreadyReconciled += 1
             }
             try store.deleteBatch(shard: shard, number: number)

@@ -113,7 +113,8 @@ import Testing
         let window = tracker.drain()
         #expect(window.shards.allSatisfy { $0.tailRepositories.contains { $0.unnamedUses > 0 } }, "every shard used keys unnamed")
         try pipeline.store.merge(window, node: "node")
-        try await pipeline.reconciler().reconcileOnce()
+        let pass = try await pipeline.reconciler().reconcileOnce()
+        #expect(pass.applied == 4 && pass.sharedCatalogReads == 4, "each shard's batch took the keys of the one read")
         let stored = try pipeline.rows()
         let short = pipeline.truth.filter { key, truth in
             guard let row = stored[key] else { return true }

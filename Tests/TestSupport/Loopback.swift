@@ -25,6 +25,19 @@ func loopbackAddress(port: Int) -> sockaddr_in {
     return address
 }
 
+/// Connects `socket` to 127.0.0.1 at `port`.
+func connectLoopback(_ socket: Int32, port: Int) -> Bool {
+    withLoopbackAddress(port: port) { connect(socket, $0, $1) == 0 }
+}
+
+/// `body` with 127.0.0.1 at `port` as the `sockaddr` and length the socket calls take.
+private func withLoopbackAddress<Result>(port: Int, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
+    var address = loopbackAddress(port: port)
+    return withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+}
+
 /// A loopback TCP port nobody uses right now, below the kernel's ephemeral range: a server that a
 /// test stops and starts again on its port must not find it taken meanwhile by the local end of
 /// some other test's outgoing connection (those come from the ephemeral range, and one blocks the
@@ -43,12 +56,7 @@ public func freeLoopbackPort() throws -> Int {
 private func canBindLoopback(port: Int) -> Bool {
     let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(socket) }
-    var address = loopbackAddress(port: port)
-    return withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-        }
-    }
+    return withLoopbackAddress(port: port) { bind(socket, $0, $1) == 0 }
 }
 
 /// Waits until something accepts TCP connections on the loopback port.
@@ -56,12 +64,7 @@ public func waitUntilListening(port: Int, timeout: TimeInterval) throws {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = loopbackAddress(port: port)
-        let connected = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
+        let connected = connectLoopback(socket, port: port)
         close(socket)
         if connected { return }
         Thread.sleep(forTimeInterval: 0.05)
@@ -96,11 +99,7 @@ public func exchange(port: Int, _ bytes: [UInt8], timeout: TimeInterval = 5) thr
 public func exchange(port: Int, _ messages: [[UInt8]], pause: TimeInterval, timeout: TimeInterval = 5) throws -> (reply: [UInt8], closed: Bool) {
     let connection = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(connection) }
-    var address = loopbackAddress(port: port)
-    let connected = withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(connection, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
-    guard connected else { throw POSIXError(.ECONNREFUSED) }
+    guard connectLoopback(connection, port: port) else { throw POSIXError(.ECONNREFUSED) }
     var wait = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
     setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
     sending: for (index, bytes) in messages.enumerated() {

@@ -40,13 +40,23 @@ public final class RedisServer: @unchecked Sendable {
             "--bind", "127.0.0.1", "--port", String(port), "--dir", directory.path, "--save", "",
             "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "everysec",
         ] + (password.map { ["--requirepass", $0] } ?? []) + options
-        // Not the test runner's descriptors: a server outliving a crashed test binary would hold
-        // them open, and the runner would wait for their end forever instead of reporting.
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        // A log, not the test runner's descriptors: a server outliving a crashed test binary would
+        // hold them open, and the runner would wait for their end forever instead of reporting.
+        let log = directory.appendingPathComponent("redis.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let output = try FileHandle(forWritingTo: log)
+        defer { try? output.close() }
+        process.standardOutput = output
+        process.standardError = output
         try process.run()
         self.process = process
-        try waitUntilListening(port: port, timeout: 10)
+        do {
+            try waitUntilListening(port: port, timeout: 30)
+        } catch {
+            let lastLines = ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").suffix(10)
+            let state = process.isRunning ? "still running" : "exited with \(process.terminationStatus)"
+            throw ChildProcessError(command: "redis-server --port \(port)", output: "not listening after 30 s, \(state); its log's last lines:\n" + lastLines.joined(separator: "\n"))
+        }
     }
 
     /// Saves the data set (`SAVE`) and keeps a copy of the snapshot file aside; returns the copy.

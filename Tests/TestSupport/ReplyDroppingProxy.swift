@@ -38,13 +38,7 @@ public final class ReplyDroppingProxy: Sendable {
 /// Connects a client to the upstream server and copies bytes both ways on two threads.
 private func relay(_ client: Int32, upstreamPort: Int, armed: Trigger) {
     let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = loopbackAddress(port: upstreamPort)
-    let connected = withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-        }
-    }
-    guard connected else {
+    guard connectLoopback(upstream, port: upstreamPort) else {
         close(client)
         close(upstream)
         return
