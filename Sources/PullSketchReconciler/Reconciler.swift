@@ -94,17 +94,23 @@ public actor Reconciler: Service {
         owner = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8).lowercased())"
     }
 
-    /// Runs a pass every interval until a graceful shutdown or cancellation, then gives its leases
-    /// up so another reconciler can take the shards at once.
+    /// Starts a pass every interval until a graceful shutdown or cancellation, then gives its
+    /// leases up so another reconciler can take the shards at once. A pass that outlasts the
+    /// interval is followed by the next at once: a reconciler that sleeps a whole interval after
+    /// every pass gathers a pass's length more pulls into every batch, and a batch's pass grows
+    /// with it. A failed pass waits a whole interval before the next.
     public func run() async throws {
         try? await cancelWhenGracefulShutdown { [self] in
+            let clock = ContinuousClock()
             while true {
+                var next = clock.now + configuration.interval
                 do {
                     try await reconcileOnce()
                 } catch {
                     logger.error("pass failed; retrying next interval", metadata: ["error": "\(error)", "owner": "\(owner)"])
+                    next = clock.now + configuration.interval
                 }
-                try await Task.sleep(for: configuration.interval)
+                try await Task.sleep(until: next, clock: clock)
             }
         }
         releaseLeases()

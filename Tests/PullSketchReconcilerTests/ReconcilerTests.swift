@@ -281,6 +281,40 @@ import Testing
         try pipeline.expectRowsEqualTruth()
     }
 
+    @Test func aPassThatOutlastsTheIntervalIsFollowedByTheNextAtOnce() async throws {
+        let pipeline = try Pipeline(seed: 12)
+        let interval = Duration.seconds(24)
+        try pipeline.pull(1_000)
+        // The first pass seals every shard, then waits for this lock to write its ledger rows.
+        let holder = try pipeline.connection
+        try holder.execute(script: "BEGIN; LOCK TABLE reconciled_batches IN SHARE MODE")
+        let reconciler = pipeline.reconciler(interval: interval)
+        let running = Task { try await reconciler.run() }
+        defer { running.cancel() }
+        let clock = ContinuousClock()
+        let started = clock.now
+        while try pipeline.sealedBatchCount() < Pipeline.shardCount {
+            try #require(clock.now - started < .seconds(60), "the first pass never sealed")
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try pipeline.pull(1_000)  // live, for the second pass
+        try await Task.sleep(until: started + interval + .seconds(1), clock: clock)
+        try holder.execute(script: "COMMIT")
+        // When the first pass's batches are in the ledger, and when the second's are.
+        let watcher = try pipeline.connection
+        var written: [ContinuousClock.Instant] = []
+        for rows in [Pipeline.shardCount, 2 * Pipeline.shardCount] {
+            while Int(try watcher.query("SELECT count(*) FROM reconciled_batches").rows[0][0]!)! < rows {
+                try #require(clock.now - started < interval * 4, "the passes never wrote their batches")
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            written.append(clock.now)
+        }
+        let gap = written[1] - written[0]
+        #expect(gap < interval / 2, "the second pass ended \(gap) after the first, as if it had waited for an interval")
+        try pipeline.expectRowsEqualTruth()
+    }
+
     @Test func ledgerRowsOlderThanThirtyDaysAreForgottenButEachShardKeepsItsNewest() async throws {
         let pipeline = try Pipeline(seed: 9)
         try pipeline.connection.execute(script: """
