@@ -220,10 +220,7 @@ public actor Reconciler: Service {
     /// the same error and quarantines the batch or skips the shard.
     private func firstBatches(of shards: [Int], store: BatchStore) -> [Int: SealedBatch] {
         var batches: [Int: SealedBatch] = [:]
-        for shard in shards {
-            guard let number = (try? store.sealedBatches(shard: shard))?.first else { continue }
-            batches[shard] = (try? store.readBatch(shard: shard, number: number)) ?? nil
-        }
+        for shard in shards { batches[shard] = (try? store.oldestBatch(shard: shard)) ?? nil }
         return batches
     }
 

@@ -240,6 +240,12 @@ public final class BatchStore {
         return try reader.read(shard: shard, number: number)
     }
 
+    /// The shard's oldest sealed batch, read; nil when none waits.
+    public func oldestBatch(shard: Int) throws -> SealedBatch? {
+        guard let number = try sealedBatches(shard: shard).first else { return nil }
+        return try readBatch(shard: shard, number: number)
+    }
+
     /// Deletes a sealed batch and unlists it, atomically.
     public func deleteBatch(shard: Int, number: Int64) throws {
         let layout = ShardLayout(shard: shard)

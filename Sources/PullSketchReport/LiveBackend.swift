@@ -56,10 +56,7 @@ struct LiveBackend: Backend {
         for shard in 0..<shardCount { try store.seal(shard: shard, floor: floors[shard]) }
         // As the reconciler does: the shards' oldest batches first, the catalog read once for them.
         var oldest: [Int: SealedBatch] = [:]
-        for shard in 0..<shardCount {
-            guard let number = try store.sealedBatches(shard: shard).first else { continue }
-            oldest[shard] = try store.readBatch(shard: shard, number: number)
-        }
+        for shard in 0..<shardCount { oldest[shard] = try store.oldestBatch(shard: shard) }
         let candidates = try writer.catalogCandidates(for: Array(oldest.values))
         for shard in 0..<shardCount {
             for number in try store.sealedBatches(shard: shard) {
