@@ -47,7 +47,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     /// - `PULL_METRICS_REDIS` (falling back to `USER_EVENTS_REDIS`): `host`, `port`, `password`, `db`
     /// - `PULLSKETCH`: `counting_rule` (`resolutions` | `quay`), `hot_capacity`, `tail_names`, `stripes`,
     ///   `core_windows`, `shards`, `sketch_width`, `sketch_depth`, `merge_interval_ms`, `database_url`,
-    ///   `reconcile_interval_ms`, `lease_ms`, `http_host`, `http_port`, `webhook_secret`,
+    ///   `reconcile_interval_ms`, `lease_ms`, `reconcile_workers`, `http_host`, `http_port`, `webhook_secret`,
     ///   `max_body_bytes`, `max_event_delay_ms`, `event_id_horizon_ms`, `statement_timeout_ms`,
     ///   `http_idle_timeout_ms`, `max_concurrent_requests`, `metrics_token`, `catalog_queue_capacity`, `forwarded_proto_header`,
     ///   `read_auth` (`tokens` | `none`), `read_tokens` (list of `token` +
@@ -122,6 +122,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             databaseURL: environment["PULLSKETCH_DATABASE_URL"],
             reconcileIntervalMilliseconds: try integer(environment, "PULLSKETCH_RECONCILE_INTERVAL_MS"),
             leaseMilliseconds: try integer(environment, "PULLSKETCH_LEASE_MS"),
+            reconcileWorkers: try integer(environment, "PULLSKETCH_RECONCILE_WORKERS"),
             httpHost: environment["PULLSKETCH_HTTP_HOST"],
             httpPort: try integer(environment, "PULLSKETCH_HTTP_PORT"),
             webhookSecret: environment["PULLSKETCH_WEBHOOK_SECRET"],
@@ -171,6 +172,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         if let url = section.databaseURL { database = url }
         try set(\.reconciler.interval, section.reconcileIntervalMilliseconds, key: key("reconcile_interval_ms"), valid: 100...600_000)
         try set(\.reconciler.leaseDuration, section.leaseMilliseconds, key: key("lease_ms"), valid: 100...3_600_000)
+        try set(\.reconciler.workers, section.reconcileWorkers, key: key("reconcile_workers"), valid: 1...64)
         if let host = section.httpHost { node.host = host }
         try set(\.node.port, section.httpPort, key: key("http_port"), valid: 1...65_535)
         if let secret = section.webhookSecret {
@@ -325,6 +327,7 @@ private struct PullSketchSection: Decodable {
     var databaseURL: String?
     var reconcileIntervalMilliseconds: Int?
     var leaseMilliseconds: Int?
+    var reconcileWorkers: Int?
     var httpHost: String?
     var httpPort: Int?
     var webhookSecret: String?
@@ -357,6 +360,7 @@ private struct PullSketchSection: Decodable {
         case databaseURL = "database_url"
         case reconcileIntervalMilliseconds = "reconcile_interval_ms"
         case leaseMilliseconds = "lease_ms"
+        case reconcileWorkers = "reconcile_workers"
         case httpHost = "http_host"
         case httpPort = "http_port"
         case webhookSecret = "webhook_secret"

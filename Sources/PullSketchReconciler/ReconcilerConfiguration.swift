@@ -7,9 +7,14 @@ public struct ReconcilerConfiguration: Hashable, Sendable {
     /// How long a shard's lease lasts unless renewed; renewed before every batch. A reconciler that
     /// dies holds its shards this long. Default 15 s.
     public var leaseDuration: Duration
+    /// How many reconcilers `pullsketch reconcile` runs in its process, each with its own
+    /// connections and its share of the shards, so that PostgreSQL writes that many batches at
+    /// once. Default 1.
+    public var workers: Int
 
-    public init(interval: Duration = .seconds(5), leaseDuration: Duration = .seconds(15)) {
+    public init(interval: Duration = .seconds(5), leaseDuration: Duration = .seconds(15), workers: Int = 1) {
         self.interval = interval
         self.leaseDuration = leaseDuration
+        self.workers = workers
     }
 }

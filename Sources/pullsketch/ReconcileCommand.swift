@@ -5,7 +5,8 @@ import PullSketchReconciler
 import PullSketchStore
 import ServiceLifecycle
 
-/// Runs the reconciler until SIGTERM or SIGINT; several may run, one works a shard at a time.
+/// Runs the reconciler's workers until SIGTERM or SIGINT; several processes may run, one worker
+/// works a shard at a time.
 struct ReconcileCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reconcile",
@@ -28,18 +29,23 @@ struct ReconcileCommand: AsyncParsableCommand {
         let quayDatabase = configuration.quay.databaseURL
         let projection: (@Sendable () throws -> any StatisticsProjection)? =
             configuration.quay.projection ? { @Sendable () throws -> any StatisticsProjection in try QuayProjection(quayDatabase: quayDatabase) } : nil
-        let reconciler = Reconciler(
-            redis: configuration.redis,
-            database: configuration.database,
-            shardCount: configuration.tracker.shardCount,
-            configuration: configuration.reconciler,
-            projection: projection,
-            logger: logger
-        )
+        // Each worker is a reconciler of its own (connections, owner, share of the shards), so
+        // PostgreSQL writes as many batches at once as there are workers.
+        let reconcilers = (0..<configuration.reconciler.workers).map { _ in
+            Reconciler(
+                redis: configuration.redis,
+                database: configuration.database,
+                shardCount: configuration.tracker.shardCount,
+                configuration: configuration.reconciler,
+                projection: projection,
+                logger: logger
+            )
+        }
         logger.info("reconciling", metadata: [
-            "owner": "\(reconciler.owner)", "shards": "\(configuration.tracker.shardCount)", "quay_projection": "\(configuration.quay.projection)",
+            "owners": "\(reconcilers.map(\.owner).joined(separator: ","))", "shards": "\(configuration.tracker.shardCount)",
+            "quay_projection": "\(configuration.quay.projection)",
         ])
-        let group = ServiceGroup(configuration: .init(services: [reconciler], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(configuration: .init(services: reconcilers, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

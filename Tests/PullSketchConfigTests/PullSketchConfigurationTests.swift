@@ -13,7 +13,7 @@ import Testing
         #expect(configuration.redis == RedisEndpoint(host: "127.0.0.1", port: 6379, database: 0))
         #expect(configuration.database == "")
         #expect(configuration.flusher.mergeInterval == .seconds(2))
-        #expect(configuration.reconciler == ReconcilerConfiguration(interval: .seconds(5), leaseDuration: .seconds(15)))
+        #expect(configuration.reconciler == ReconcilerConfiguration(interval: .seconds(5), leaseDuration: .seconds(15), workers: 1))
     }
 
     @Test func readsAQuayConfigYAMLAndIgnoresOtherKeys() throws {
@@ -37,6 +37,7 @@ import Testing
               database_url: postgresql://stats@db.internal/pullsketch
               reconcile_interval_ms: 2500
               lease_ms: 30000
+              reconcile_workers: 3
             """)
         #expect(configuration.tracker.isEnabled)
         #expect(configuration.tracker.countingRule == .quayAuditLog)
@@ -48,6 +49,7 @@ import Testing
         #expect(configuration.database == "postgresql://stats@db.internal/pullsketch")
         #expect(configuration.reconciler.interval == .milliseconds(2_500))
         #expect(configuration.reconciler.leaseDuration == .seconds(30))
+        #expect(configuration.reconciler.workers == 3)
     }
 
     @Test func readsTheNodeSettings() throws {
@@ -83,9 +85,11 @@ import Testing
             "PULLSKETCH_COUNTING_RULE": "resolutions",
             "PULLSKETCH_DATABASE_URL": "host=127.0.0.1 dbname=stats",
             "PULLSKETCH_LEASE_MS": "1000",
+            "PULLSKETCH_RECONCILE_WORKERS": "2",
         ])
         #expect(configuration.database == "host=127.0.0.1 dbname=stats")
         #expect(configuration.reconciler.leaseDuration == .seconds(1))
+        #expect(configuration.reconciler.workers == 2)
         #expect(!configuration.tracker.isEnabled)
         #expect(configuration.redis.host == "a" && configuration.redis.port == 7000)
         #expect(configuration.tracker.sketch.width == 8_192)
@@ -146,6 +150,7 @@ import Testing
         ("PULLSKETCH: {counting_rule: sometimes}", "PULLSKETCH.counting_rule"),
         ("PULLSKETCH: {shards: 3}", "PULLSKETCH.stripes"),
         ("PULLSKETCH: {sketch_depth: 0}", "PULLSKETCH.sketch_depth"),
+        ("PULLSKETCH: {reconcile_workers: 65}", "PULLSKETCH.reconcile_workers"),
         ("PULLSKETCH: {sketch_width: 67108864, sketch_depth: 3}", "PULLSKETCH.sketch_width"),
         ("FEATURE_IMAGE_PULL_STATS: [1, 2]", "config.yaml"),
         ("PULLSKETCH: {webhook_secret: short}", "PULLSKETCH.webhook_secret"),
@@ -168,6 +173,7 @@ import Testing
         ("PULLSKETCH_CORE_WINDOWS", "0"),
         ("PULLSKETCH_RECONCILE_INTERVAL_MS", "10"),
         ("PULLSKETCH_LEASE_MS", "forever"),
+        ("PULLSKETCH_RECONCILE_WORKERS", "0"),
         ("PULLSKETCH_RESP_PORT", "0"),
         ("PULLSKETCH_RESP_PORT", "redis"),
         ("PULLSKETCH_QUAY_PROJECTION", "perhaps"),

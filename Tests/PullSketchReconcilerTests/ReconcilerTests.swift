@@ -163,7 +163,7 @@ import Testing
 
     /// `pullsketch reconcile` from the build, on the pipeline's Redis and database, with a short
     /// lease so a killed process's shards are free again quickly.
-    func startReconcilerProcess(_ pipeline: Pipeline, application: String) throws -> Process {
+    func startReconcilerProcess(_ pipeline: Pipeline, application: String, environment: [String: String] = [:]) throws -> Process {
         let process = Process()
         process.executableURL = builtProduct("pullsketch")
         process.arguments = ["reconcile", "--database", pipeline.database + " application_name=\(application)"]
@@ -172,10 +172,56 @@ import Testing
             "PULLSKETCH_SHARDS": String(Pipeline.shardCount),
             "PULLSKETCH_RECONCILE_INTERVAL_MS": "100",
             "PULLSKETCH_LEASE_MS": "300",
-        ]
+        ].merging(environment) { $1 }
         process.standardError = FileHandle.nullDevice
         try process.run()
         return process
+    }
+
+    /// `reconcile_workers` runs that many reconcilers in one process: each announces itself, works
+    /// its share of the shards on connections of its own, and every pull still counts once.
+    @Test func aReconcileProcessWithTwoWorkersSplitsTheShardsBetweenThemAndCountsEveryPullOnce() async throws {
+        let pipeline = try Pipeline(seed: 62)
+        let redis = try connectRedis(pipeline.endpoint)
+        let application = "two_workers"
+        // Leases that outlast a pass slowed by the whole suite on two cores, so each worker keeps
+        // the shards it took.
+        let process = try startReconcilerProcess(
+            pipeline, application: application, environment: ["PULLSKETCH_RECONCILE_WORKERS": "2", "PULLSKETCH_LEASE_MS": "20000"]
+        )
+        defer {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        /// How many shards each lease holder holds, fewest first.
+        func shardsByHolder() throws -> [Int] {
+            var holders: [String: Int] = [:]
+            for shard in 0..<Pipeline.shardCount {
+                if case .bulk(let owner) = try redis.command(["GET", "{ps:\(shard)}:lease"]) { holders[String(decoding: owner, as: UTF8.self), default: 0] += 1 }
+            }
+            return holders.values.sorted()
+        }
+        func announced() throws -> Int {
+            guard case .integer(let count) = try redis.command(["ZCARD", "pullsketch:reconcilers"]) else { return 0 }
+            return Int(count)
+        }
+        func connections() throws -> Int {
+            let rows = try pipeline.connection.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", [application]).rows
+            return rows.first?.first.flatMap { $0 }.flatMap { Int($0) } ?? 0
+        }
+        // The bound only ends a failing run: the whole suite on two cores can starve a process.
+        let deadline = ContinuousClock.now + .seconds(180)
+        while try announced() != 2 || shardsByHolder() != [2, 2] || connections() != 2 {
+            try #require(ContinuousClock.now < deadline, "two workers never each held two shards on connections of their own")
+            try pipeline.pull(200)
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        try pipeline.pull(3_000)
+        while try pipeline.rows() != pipeline.truth {
+            try #require(ContinuousClock.now < deadline, "not every pull reconciled")
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try pipeline.expectRowsEqualTruth()
     }
 
     @Test func aReconcilerWithAnotherShardCountRefusesToStartUntilTheOldBatchesAreDrained() async throws {
