@@ -1,5 +1,5 @@
-/// How the reconciler paces its passes and holds its leases. Redis, PostgreSQL and the shard count
-/// are the deployment's, shared with the nodes.
+/// How the reconciler paces its passes and holds its leases, and how many run in one process.
+/// Redis, PostgreSQL and the shard count are the deployment's, shared with the nodes.
 public struct ReconcilerConfiguration: Hashable, Sendable {
     /// How often a pass starts; a pass that outlasts it is followed by the next at once, and a
     /// failed pass by the next one interval later. Default 5 s.

@@ -19,25 +19,11 @@ extension ReconcilerTests {
         let pipeline = try Pipeline(seed: 61, cluster: endpoint, shards: shards)
         let trackers = (0..<3).map { _ in PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: stripes, shardCount: shards)) }
         let flushers = trackers.map { Flusher(tracker: $0, redis: endpoint) }
-        let redis = try connectRedis(endpoint)
         func round(_ pulls: Int = 300) async throws {
             for (tracker, flusher) in zip(trackers, flushers) {
                 try pipeline.record(pulls, into: tracker)
                 _ = await flusher.flushOnce()
             }
-        }
-        /// Shard leases by holder.
-        func leases() throws -> [String: Int] {
-            var holders: [String: Int] = [:]
-            for shard in 0..<shards {
-                if case .bulk(let owner) = try redis.command(["GET", "{ps:\(shard)}:lease"]) { holders[String(decoding: owner, as: UTF8.self), default: 0] += 1 }
-            }
-            return holders
-        }
-        /// Reconcilers announced in the last lease period.
-        func alive() throws -> Int {
-            guard case .integer(let count) = try redis.command(["ZCARD", "pullsketch:reconcilers"]) else { return 0 }
-            return Int(count)
         }
         let lease = Duration.seconds(2)
         func startReconciler(_ name: String) throws -> ChildProcess {
@@ -54,11 +40,11 @@ extension ReconcilerTests {
         // few lease periods at most (3 s was once missed by 7 ms there).
         let first = try startReconciler("first")
         try await round()
-        try await until(within: .seconds(30)) { try alive() == 1 }
-        try await until(within: lease * 3 + .seconds(1)) { try leases().values.sorted() == [shards] }
+        try await until(within: .seconds(30)) { try pipeline.announcedReconcilers() == 1 }
+        try await until(within: lease * 3 + .seconds(1)) { try pipeline.leaseHolders().values.sorted() == [shards] }
         let second = try startReconciler("second")
-        try await until(within: .seconds(30)) { try alive() == 2 }
-        try await until(within: lease * 3 + .seconds(1)) { try leases().values.sorted() == [shards / 2, shards / 2] }
+        try await until(within: .seconds(30)) { try pipeline.announcedReconcilers() == 2 }
+        try await until(within: lease * 3 + .seconds(1)) { try pipeline.leaseHolders().values.sorted() == [shards / 2, shards / 2] }
         try await round()
 
         // A live reshard: the slots of four busy shards move to other masters while nodes merge.
@@ -85,7 +71,7 @@ extension ReconcilerTests {
 
         // A reconciler killed: the other takes every shard once its leases expire.
         first.kill()
-        try await until(within: lease * 3 + .seconds(3)) { try leases().count == 1 && leases().values.sorted() == [shards] }
+        try await until(within: lease * 3 + .seconds(3)) { try pipeline.leaseHolders().count == 1 && pipeline.leaseHolders().values.sorted() == [shards] }
         for _ in 0..<3 { try await round() }
 
         // Every node sends what it kept until PostgreSQL holds it; then every count is exact.

@@ -160,4 +160,20 @@ final class Pipeline {
     func ledgerCount() throws -> Int {
         Int(try connection.query("SELECT count(*) FROM reconciled_batches").rows[0][0]!)!
     }
+
+    /// How many shards each reconciler holds the lease of, by owner.
+    func leaseHolders() throws -> [String: Int] {
+        let redis = try connectRedis(endpoint)
+        var holders: [String: Int] = [:]
+        for shard in 0..<shards {
+            if case .bulk(let owner) = try redis.command(["GET", "{ps:\(shard)}:lease"]) { holders[String(decoding: owner, as: UTF8.self), default: 0] += 1 }
+        }
+        return holders
+    }
+
+    /// Reconcilers that announced themselves within their lease period.
+    func announcedReconcilers() throws -> Int {
+        guard case .integer(let count) = try connectRedis(endpoint).command(["ZCARD", "pullsketch:reconcilers"]) else { return 0 }
+        return Int(count)
+    }
 }

@@ -182,7 +182,6 @@ import Testing
     /// its share of the shards on connections of its own, and every pull still counts once.
     @Test func aReconcileProcessWithTwoWorkersSplitsTheShardsBetweenThemAndCountsEveryPullOnce() async throws {
         let pipeline = try Pipeline(seed: 62)
-        let redis = try connectRedis(pipeline.endpoint)
         let application = "two_workers"
         // Leases that outlast a pass slowed by the whole suite on two cores, so each worker keeps
         // the shards it took.
@@ -193,25 +192,13 @@ import Testing
             process.terminate()
             process.waitUntilExit()
         }
-        /// How many shards each lease holder holds, fewest first.
-        func shardsByHolder() throws -> [Int] {
-            var holders: [String: Int] = [:]
-            for shard in 0..<Pipeline.shardCount {
-                if case .bulk(let owner) = try redis.command(["GET", "{ps:\(shard)}:lease"]) { holders[String(decoding: owner, as: UTF8.self), default: 0] += 1 }
-            }
-            return holders.values.sorted()
-        }
-        func announced() throws -> Int {
-            guard case .integer(let count) = try redis.command(["ZCARD", "pullsketch:reconcilers"]) else { return 0 }
-            return Int(count)
-        }
         func connections() throws -> Int {
             let rows = try pipeline.connection.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", [application]).rows
             return rows.first?.first.flatMap { $0 }.flatMap { Int($0) } ?? 0
         }
         // The bound only ends a failing run: the whole suite on two cores can starve a process.
         let deadline = ContinuousClock.now + .seconds(180)
-        while try announced() != 2 || shardsByHolder() != [2, 2] || connections() != 2 {
+        while try pipeline.announcedReconcilers() != 2 || pipeline.leaseHolders().values.sorted() != [2, 2] || connections() != 2 {
             try #require(ContinuousClock.now < deadline, "two workers never each held two shards on connections of their own")
             try pipeline.pull(200)
             try await Task.sleep(for: .milliseconds(200))
