@@ -150,6 +150,46 @@ public enum Schema {
             ON CONFLICT DO NOTHING;
             INSERT INTO catalog_manifests (repository_id, digest) SELECT repository_id, digest FROM manifest_stats ON CONFLICT DO NOTHING;
             """),
+        // A foreign key checks every inserted row against `repositories`: about 40 % of inserting a
+        // new key (docs/decisions.md, thirty-first part). Every writer of the tables written per key
+        // finds the repository's id by joining its name in the same statement, so the side worth
+        // guarding is the rare one: a repository deleted (or its id changed, or the table emptied)
+        // under its rows, which the trigger refuses as the foreign keys did.
+        Migration(version: 8, name: "repositories guarded on delete instead of on every insert", sql: """
+            DO $$
+            DECLARE constraint_row record;
+            BEGIN
+                FOR constraint_row IN
+                    SELECT conrelid::regclass AS relation, conname FROM pg_constraint
+                    WHERE contype = 'f' AND confrelid = 'repositories'::regclass AND conparentid = 0
+                        AND conrelid IN ('tag_stats'::regclass, 'manifest_stats'::regclass, 'catalog_tags'::regclass, 'catalog_manifests'::regclass)
+                LOOP
+                    EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', constraint_row.relation, constraint_row.conname);
+                END LOOP;
+            END $$;
+            CREATE FUNCTION pullsketch_refuse_orphans() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+            BEGIN
+                IF TG_OP = 'TRUNCATE' THEN
+                    IF EXISTS (SELECT FROM tag_stats) OR EXISTS (SELECT FROM manifest_stats)
+                        OR EXISTS (SELECT FROM catalog_tags) OR EXISTS (SELECT FROM catalog_manifests) THEN
+                        RAISE foreign_key_violation USING MESSAGE = 'repositories still have statistics or catalog rows';
+                    END IF;
+                    RETURN NULL;
+                END IF;
+                IF TG_OP = 'UPDATE' AND NEW.id = OLD.id THEN
+                    RETURN NEW;
+                END IF;
+                IF EXISTS (SELECT FROM tag_stats WHERE repository_id = OLD.id) OR EXISTS (SELECT FROM manifest_stats WHERE repository_id = OLD.id)
+                    OR EXISTS (SELECT FROM catalog_tags WHERE repository_id = OLD.id) OR EXISTS (SELECT FROM catalog_manifests WHERE repository_id = OLD.id) THEN
+                    RAISE foreign_key_violation USING MESSAGE = format('repository %s still has statistics or catalog rows', OLD.name);
+                END IF;
+                RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
+            END $$;
+            CREATE TRIGGER repositories_keep_their_rows BEFORE DELETE OR UPDATE OF id ON repositories
+                FOR EACH ROW EXECUTE FUNCTION pullsketch_refuse_orphans();
+            CREATE TRIGGER repositories_keep_their_rows_on_truncate BEFORE TRUNCATE ON repositories
+                FOR EACH STATEMENT EXECUTE FUNCTION pullsketch_refuse_orphans();
+            """),
     ]
 
     /// The advisory lock that makes concurrent migrators wait for each other ("PSMI").
@@ -221,7 +261,7 @@ public enum Schema {
                     \(parts.joined(separator: "\n"))
                     INSERT INTO \(table) SELECT * FROM \(table)_unpartitioned;
                     DROP TABLE \(table)_unpartitioned;
-                    ALTER TABLE \(table) ADD PRIMARY KEY (\(key)), ADD FOREIGN KEY (repository_id) REFERENCES repositories (id);
+                    ALTER TABLE \(table) ADD PRIMARY KEY (\(key));
                     \(indexes)
                     """)
             }

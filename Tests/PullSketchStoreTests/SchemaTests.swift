@@ -34,6 +34,39 @@ import Testing
         #expect(types == ["timestamp with time zone"])
     }
 
+    @Test func aRepositoryKeepsItsIdAndRowWhileStatisticsOrCatalogRowsNameIt() throws {
+        let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
+        try Schema.migrate(connection)
+        try connection.execute(script: """
+            INSERT INTO repositories (name) VALUES ('keep/tag-stats'), ('keep/manifest-stats'), ('keep/catalog-tags'), ('keep/catalog-manifests'), ('keep/unused');
+            INSERT INTO tag_stats (repository_id, tag, pull_count) SELECT id, 'latest', 1 FROM repositories WHERE name = 'keep/tag-stats';
+            INSERT INTO manifest_stats (repository_id, digest, pull_count) SELECT id, 'sha256:' || repeat('a', 64), 1 FROM repositories WHERE name = 'keep/manifest-stats';
+            INSERT INTO catalog_tags (repository_id, tag) SELECT id, 'latest' FROM repositories WHERE name = 'keep/catalog-tags';
+            INSERT INTO catalog_manifests (repository_id, digest) SELECT id, 'sha256:' || repeat('b', 64) FROM repositories WHERE name = 'keep/catalog-manifests';
+            """)
+        func refused(_ statement: String) -> Bool {
+            do {
+                try connection.execute(script: statement)
+                return false
+            } catch {
+                return error.sqlState == "23503"
+            }
+        }
+        func repositories() throws -> [String] {
+            try connection.query("SELECT id || ' ' || name FROM repositories ORDER BY id").rows.map { $0[0]! }
+        }
+        let before = try repositories()
+        for name in ["keep/tag-stats", "keep/manifest-stats", "keep/catalog-tags", "keep/catalog-manifests"] {
+            #expect(refused("DELETE FROM repositories WHERE name = '\(name)'"), "deleting \(name)")
+            #expect(refused("UPDATE repositories SET id = id + 1000 WHERE name = '\(name)'"), "renumbering \(name)")
+        }
+        #expect(refused("TRUNCATE repositories CASCADE"))
+        #expect(try repositories() == before, "nothing changed")
+        try connection.execute(script: "UPDATE repositories SET name = name || '-renamed' WHERE name = 'keep/tag-stats'")
+        try connection.execute(script: "DELETE FROM repositories WHERE name = 'keep/unused'")
+        #expect(try repositories().count == before.count - 1)
+    }
+
     @Test func concurrentMigratorsApplyEachMigrationOnce() throws {
         let database = try PostgresServer.current!.makeDatabase()
         let applied = Mutex<[[Int]]>([])
