@@ -30,6 +30,8 @@ final class Pipeline {
     let shards: Int
     let database: String
     let store: BatchStore
+    /// The store's connection, also for the reads of reconcilers' leases and announcements.
+    private let commands: any RedisCommands
     /// key `tag|repository|tag` or `manifest|repository|digest` → expected row.
     private(set) var truth: [String: StatsRow] = [:]
     private var generator: SeededGenerator
@@ -45,7 +47,8 @@ final class Pipeline {
         // Redis from answering: their timeout is not what these tests are about.
         var client = endpoint
         client.timeout = 60
-        store = BatchStore(connection: try connectRedis(client), shardCount: shards)
+        commands = try connectRedis(client)
+        store = BatchStore(connection: commands, shardCount: shards)
         generator = SeededGenerator(seed: seed)
     }
 
@@ -163,17 +166,16 @@ final class Pipeline {
 
     /// How many shards each reconciler holds the lease of, by owner.
     func leaseHolders() throws -> [String: Int] {
-        let redis = try connectRedis(endpoint)
         var holders: [String: Int] = [:]
         for shard in 0..<shards {
-            if case .bulk(let owner) = try redis.command(["GET", "{ps:\(shard)}:lease"]) { holders[String(decoding: owner, as: UTF8.self), default: 0] += 1 }
+            if case .bulk(let owner) = try commands.command(["GET", "{ps:\(shard)}:lease"]) { holders[String(decoding: owner, as: UTF8.self), default: 0] += 1 }
         }
         return holders
     }
 
     /// Reconcilers that announced themselves within their lease period.
     func announcedReconcilers() throws -> Int {
-        guard case .integer(let count) = try connectRedis(endpoint).command(["ZCARD", "pullsketch:reconcilers"]) else { return 0 }
+        guard case .integer(let count) = try commands.command(["ZCARD", "pullsketch:reconcilers"]) else { return 0 }
         return Int(count)
     }
 }
