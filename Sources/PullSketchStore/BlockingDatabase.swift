@@ -23,15 +23,21 @@ public final class BlockingDatabase: Sendable {
     /// while busy tasks hold it a waiter sat past its limit (5 s for a 100 ms timer, measured).
     private static let timers = DispatchQueue(label: "pullsketch.database.timeouts")
 
+    /// What every session is set to unless `settings` says otherwise: no JIT compilation. Each
+    /// statement reads one repository's rows or writes a chunk, and compiling one whose estimate
+    /// crosses `jit_above_cost` (a dry run over a repository's rows as written) took 25–30 ms and
+    /// saved less (docs/decisions.md, thirty-second part).
+    public static let sessionDefaults = ["jit": "off"]
+
     /// Opens `connections` connections with `connectionString`; every statement may run for at most
     /// `statementTimeout`, and a statement waits at most `acquireTimeout` for an idle connection.
-    /// `settings` are further session settings (`jit: off`).
+    /// `settings` are further session settings, over `sessionDefaults`.
     public init(
         _ connectionString: String, connections: Int = 4, statementTimeout: Duration = .seconds(5), acquireTimeout: Duration = .seconds(2),
         settings: [String: String] = [:]
     ) throws {
         let milliseconds = statementTimeout.components.seconds * 1_000 + statementTimeout.components.attoseconds / 1_000_000_000_000_000
-        let settings = settings.merging(["statement_timeout": String(max(1, milliseconds))]) { $1 }
+        let settings = Self.sessionDefaults.merging(settings) { $1 }.merging(["statement_timeout": String(max(1, milliseconds))]) { $1 }
         let count = max(1, connections)
         let line = WaitingLine(lanes: count)
         lanes = try (0..<count).map { index in

@@ -190,6 +190,17 @@ public enum Schema {
             CREATE TRIGGER repositories_keep_their_rows_on_truncate BEFORE TRUNCATE ON repositories
                 FOR EACH STATEMENT EXECUTE FUNCTION pullsketch_refuse_orphans();
             """),
+        // A repository's catalog rows lie one to a page when its tags were first seen among other
+        // repositories' (as they are, until `CLUSTER`); its keys lie together in the primary key. With
+        // every column the readers take from the catalog in the key, they read the catalog's share
+        // from the key alone (index-only), not a page per tag (docs/decisions.md, thirty-second
+        // part). Catalog rows change on pushes and deletions only, never per pull.
+        Migration(version: 9, name: "catalog read from its primary keys", sql: """
+            ALTER TABLE catalog_tags DROP CONSTRAINT catalog_tags_pkey,
+                ADD CONSTRAINT catalog_tags_pkey PRIMARY KEY (repository_id, tag) INCLUDE (digest, pushed_at, deleted_at);
+            ALTER TABLE catalog_manifests DROP CONSTRAINT catalog_manifests_pkey,
+                ADD CONSTRAINT catalog_manifests_pkey PRIMARY KEY (repository_id, digest) INCLUDE (pushed_at, deleted_at);
+            """),
     ]
 
     /// The advisory lock that makes concurrent migrators wait for each other ("PSMI").

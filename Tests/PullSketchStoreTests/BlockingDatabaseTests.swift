@@ -13,6 +13,17 @@ import Testing
         #expect(try await database.run { try $0.query("SELECT 1").rows } == [["1"]])
     }
 
+    /// Sessions compile no statement (`jit` off), after a reconnection too, unless the caller sets it.
+    @Test func sessionsRunWithoutJITUnlessTheCallerSetsIt() async throws {
+        let url = try PostgresServer.current!.makeDatabase()
+        let database = try BlockingDatabase(url, connections: 1)
+        #expect(try await database.run { try $0.query("SHOW jit").rows } == [["off"]])
+        _ = try? await database.run { try $0.query("SELECT pg_terminate_backend(pg_backend_pid())") }
+        #expect(try await database.run { try $0.query("SHOW jit").rows } == [["off"]])
+        let chosen = try BlockingDatabase(url, connections: 1, settings: ["jit": "on"])
+        #expect(try await chosen.run { try $0.query("SHOW jit").rows } == [["on"]])
+    }
+
     /// A statement waits for an idle connection only so long, even while busy tasks hold every
     /// cooperative thread: a timer on `DispatchQueue.global()` waited for those threads too (on
     /// Linux they are one pool). Afterwards the connection serves again.

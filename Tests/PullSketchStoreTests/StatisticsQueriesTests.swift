@@ -193,6 +193,29 @@ import Testing
         #expect(try queries.pruneCandidates(try RepositoryName("team/none"), policy: PrunePolicy(maxPulls: 3), now: now).isEmpty)
     }
 
+    /// The dry runs and the sorted page take every catalog column from the catalog's primary keys
+    /// (index-only scans): as written, a repository's catalog rows lie one to a page. The table
+    /// rows fetched through an index are counted (`idx_tup_fetch`); whole-table scans, which the
+    /// planner prefers for tables this small, are turned off.
+    @Test func theDryRunsAndTheSortedPageReadTheCatalogFromItsKeysAlone() throws {
+        var seededConnection: PostgresConnection?
+        let queries = try seeded { seededConnection = $0 }
+        let connection = try #require(seededConnection)
+        try connection.query("VACUUM catalog_tags, catalog_manifests")  // index-only scans need pages marked all-visible
+        try connection.execute(script: "SET enable_seqscan = off; SET enable_bitmapscan = off;")
+        func catalogRowsFetched() throws -> Int {
+            try connection.query("SELECT pg_stat_force_next_flush()")  // this backend's counts, published when the statement ends
+            return try connection.query(
+                "SELECT sum(idx_tup_fetch)::bigint AS n FROM pg_stat_user_tables WHERE relname IN ('catalog_tags', 'catalog_manifests')"
+            ).namedRows[0].decode("n", as: Int.self)
+        }
+        let before = try catalogRowsFetched()
+        #expect(try queries.pruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30), now: now).map(\.tag) == ["c", "b"])
+        #expect(try queries.manifestPruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30), now: now).isEmpty)
+        #expect(try queries.tags(repository, order: .lastPulled, descending: false, limit: 10, offset: 0).map(\.tag) == ["c", "d", "b", "a"])
+        #expect(try catalogRowsFetched() == before)
+    }
+
     /// a is pulled only by digest, b only resolved with HEAD by tag, c's manifest only polled with
     /// HEAD by digest — all today, all pushed 300 days ago; d and an untagged manifest are unused.
     @Test func aTagWhoseTagOrManifestIsUsedIsNeverACandidateAndUnusedUntaggedManifestsAre() throws {

@@ -87,7 +87,10 @@ struct PostgresAtScale {
             try connection.query(statement)
         }
 
-        try measurePruning(connection, layout: "rows as written (each repository's rows spread over the tables)")
+        // PullSketch's reads and their limits run as the node runs them (its session settings); the
+        // audit log's query as PostgreSQL runs it for an operator, with its defaults.
+        let node = try PostgresConnection(server + " dbname=pruning", settings: BlockingDatabase.sessionDefaults)
+        try measurePruning(connection, node: node, layout: "rows as written (each repository's rows spread over the tables)")
         // Keeping each repository's rows together: `CLUSTER` rewrites a table in its primary key's
         // order (repository first) under an exclusive lock; the time it takes is part of the answer.
         var clustering: [String] = []
@@ -101,7 +104,7 @@ struct PostgresAtScale {
             \(try vacuum(connection, tables: clusteredTables))
 
             """)
-        try measurePruning(connection, layout: "after `CLUSTER` by primary key (each repository's rows together)")
+        try measurePruning(connection, node: node, layout: "after `CLUSTER` by primary key (each repository's rows together)")
     }
 
     /// Whole seconds from `began` until now, for the progress lines of steps that take seconds to minutes.
@@ -129,11 +132,11 @@ struct PostgresAtScale {
         return took.joined(separator: ", ")
     }
 
-    /// The pruning dry-run and the UI's sorted page of one repository next to the audit log's
-    /// answer and to three limits: the repository's rows read once from each table, those rows joined,
-    /// and the answer's rows alone read from one table.
-    static func measurePruning(_ connection: PostgresConnection, layout: String) throws {
-        let queries = StatisticsQueries(connection: connection)
+    /// The pruning dry-run and the UI's sorted page of one repository, on `node`, next to the audit
+    /// log's answer, on `connection`, and to three limits on `node`: the repository's rows read once
+    /// from each table, those rows joined, and the answer's rows alone read from one table.
+    static func measurePruning(_ connection: PostgresConnection, node: PostgresConnection, layout: String) throws {
+        let queries = StatisticsQueries(connection: node)
         let cutoff = String(now.millisecondsSinceEpoch / 1000 - 90 * 86_400)
         var rows: [String] = []
         for (name, log) in [("prune/repo500", "about 1 pull row per tag"), ("prune/busy", "100 pull rows per tag")] {
@@ -157,13 +160,13 @@ struct PostgresAtScale {
                 for (table, column) in [
                     ("catalog_tags", "pushed_at"), ("tag_stats", "last_used_at"), ("manifest_stats", "last_used_at"), ("catalog_manifests", "pushed_at"),
                 ] {
-                    _ = try connection.query("SELECT count(\(column)) FROM \(table) WHERE repository_id = $1", [repositoryID])
+                    _ = try node.query("SELECT count(\(column)) FROM \(table) WHERE repository_id = $1", [repositoryID])
                 }
             }
             // The limit of this schema: the four shares joined as the dry run joins them, counted in
             // the server (no policy, no sort, no rows sent).
             let joined = try timings {
-                _ = try connection.query(
+                _ = try node.query(
                     """
                     SELECT count(t.last_used_at) + count(m.last_used_at) + count(cm.pushed_at) FROM catalog_tags c
                     LEFT JOIN tag_stats t ON t.repository_id = c.repository_id AND t.tag = c.tag
@@ -178,7 +181,7 @@ struct PostgresAtScale {
             // its rows are), read from one table and sent in binary, no policy, no sort — one row per
             // tag holding everything.
             let answerOnly = try timings {
-                _ = try connection.withBinaryResult(
+                _ = try node.withBinaryResult(
                     """
                     SELECT tag, pull_count, last_pulled_at, last_used_at, updated_at, current_digest, fetches, last_pulled_at, updated_at, NULL::bigint
                     FROM tag_stats WHERE repository_id = $1 LIMIT $2
