@@ -194,7 +194,7 @@ public enum Schema {
         // repositories' (as they are, until `CLUSTER`); its keys lie together in the primary key. With
         // every column the readers take from the catalog in the key, they read the catalog's share
         // from the key alone (index-only), not a page per tag (docs/decisions.md, thirty-second
-        // part). Catalog rows change on pushes and deletions only, never per pull.
+        // part). Catalog rows are updated on pushes and deletions, never per pull.
         Migration(version: 9, name: "catalog read from its primary keys", sql: """
             ALTER TABLE catalog_tags DROP CONSTRAINT catalog_tags_pkey,
                 ADD CONSTRAINT catalog_tags_pkey PRIMARY KEY (repository_id, tag) INCLUDE (digest, pushed_at, deleted_at);
