@@ -20,6 +20,7 @@ struct PostgresAtScale {
     static let tagsPerRepository = 10_000
     static let now = Timestamp(millisecondsSinceEpoch: 1_800_000_000_000)
     static let runs = 7
+    static let database = "pruning"
 
     static func main() throws {
         guard CommandLine.arguments.count == 2 else {
@@ -27,7 +28,7 @@ struct PostgresAtScale {
             exit(2)
         }
         let server = CommandLine.arguments[1]
-        let connection = try freshDatabase(server, "pruning")
+        let connection = try freshDatabase(server, database)
         try Schema.migrate(connection)
         try connection.query("CREATE EXTENSION pg_prewarm")
         let loading = ContinuousClock.now
@@ -89,7 +90,7 @@ struct PostgresAtScale {
 
         // PullSketch's reads and their limits run as the node runs them (its session settings); the
         // audit log's query as PostgreSQL runs it for an operator, with its defaults.
-        let node = try PostgresConnection(server + " dbname=pruning", settings: BlockingDatabase.sessionDefaults)
+        let node = try PostgresConnection(server + " dbname=\(database)", settings: BlockingDatabase.sessionDefaults)
         try measurePruning(connection, node: node, layout: "rows as written (each repository's rows spread over the tables)")
         // Keeping each repository's rows together: `CLUSTER` rewrites a table in its primary key's
         // order (repository first) under an exclusive lock; the time it takes is part of the answer.
