@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 
 /// A TCP socket listening on 127.0.0.1 at a port the kernel picks, and that port.
 func listenOnLoopback(backlog: Int32 = 16) throws -> (socket: Int32, port: Int) {
@@ -41,17 +42,23 @@ private func withLoopbackAddress<Result>(port: Int, _ body: (UnsafePointer<socka
 /// A loopback TCP port nobody uses right now, below the kernel's ephemeral range: a server that a
 /// test stops and starts again on its port must not find it taken meanwhile by the local end of
 /// some other test's outgoing connection (those come from the ephemeral range, and one blocks the
-/// server's bind).
+/// server's bind). Never the same port twice in one test process: suites run at once, and a port
+/// handed out is free until its server binds it (after `initdb`, seconds later) and again while
+/// a test has its server stopped, so another suite could be handed it meanwhile.
 public func freeLoopbackPort() throws -> Int {
     let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
         .flatMap { Int($0.split(whereSeparator: \.isWhitespace).first ?? "") } ?? 32_768
     let candidates = 10_000..<max(ephemeralStart, 10_001)
     for _ in 0..<1_000 {
         let port = Int.random(in: candidates)
+        guard handedOutPorts.withLock({ $0.insert(port).inserted }) else { continue }
         if canBindLoopback(port: port) { return port }
     }
     throw POSIXError(.EADDRNOTAVAIL)
 }
+
+/// The ports `freeLoopbackPort` has handed out in this process.
+private let handedOutPorts = Mutex<Set<Int>>([])
 
 private func canBindLoopback(port: Int) -> Bool {
     let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
