@@ -1,3 +1,4 @@
+import Foundation
 import PullSketchTestSupport
 import Testing
 
@@ -15,5 +16,30 @@ import Testing
         }
         #expect(ports.count == 500)
         #expect(Set(ports).count == ports.count)
+    }
+
+    /// A server whose port is taken exits; waiting for it to listen ends then, not after 30 s, and
+    /// says why (a new server tries another free port on that answer).
+    @Test func aRedisWhosePortIsTakenFailsAtOnceSayingSo() throws {
+        // The port held by a socket bound to it and not listening, as in the CI runs that failed:
+        // nothing answers there, so only the server's exit can end the wait.
+        let port = try freeLoopbackPort()
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(bound == 0)
+        let began = Date()
+        #expect {
+            _ = try RedisServer(port: port)
+        } throws: { error in
+            "\(error)".contains("Address already in use")
+        }
+        #expect(Date().timeIntervalSince(began) < 10)
     }
 }

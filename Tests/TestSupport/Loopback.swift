@@ -66,10 +66,12 @@ private func canBindLoopback(port: Int) -> Bool {
     return withLoopbackAddress(port: port) { bind(socket, $0, $1) == 0 }
 }
 
-/// Waits until something accepts TCP connections on the loopback port.
-public func waitUntilListening(port: Int, timeout: TimeInterval) throws {
+/// Waits until something accepts TCP connections on the loopback port; gives up at once when
+/// `alive` (the server's process is running, say) turns false.
+public func waitUntilListening(port: Int, timeout: TimeInterval, while alive: () -> Bool = { true }) throws {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
+        guard alive() else { break }
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         let connected = connectLoopback(socket, port: port)
         close(socket)

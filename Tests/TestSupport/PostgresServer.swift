@@ -1,5 +1,6 @@
 public import Foundation
 public import Testing
+import Synchronization
 
 /// A real PostgreSQL 15 cluster on a free loopback port, data and socket in a temporary
 /// directory, run as user `postgres` (initdb refuses root). Give a suite `.postgresServer` and
@@ -8,18 +9,28 @@ public import Testing
 public final class PostgresServer: Sendable {
     @TaskLocal public static var current: PostgresServer?
 
-    public let port: Int
+    public var port: Int { chosenPort.withLock { $0 } }
+    /// Chosen again only while the first start finds its port taken (`RedisServer.bindAttempts`).
+    private let chosenPort: Mutex<Int>
     public let directory: URL
     private static let binaries = URL(fileURLWithPath: ProcessInfo.processInfo.environment["PULLSKETCH_POSTGRES_BIN"] ?? "/usr/lib/postgresql/15/bin")
 
     public init() throws {
-        port = try freeLoopbackPort()
+        chosenPort = Mutex(try freeLoopbackPort())
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-pg-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("socket"), withIntermediateDirectories: true)
         try Self.handToPostgres(directory)
         try Self.handToPostgres(directory.appendingPathComponent("socket"))
         try run("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
-        try start()
+        for attempt in 1...RedisServer.bindAttempts {
+            do {
+                try start()
+                return
+            } catch let error as PostgresServerError where attempt < RedisServer.bindAttempts && error.output.contains("Address already in use") {
+                let next = try freeLoopbackPort()
+                chosenPort.withLock { $0 = next }
+            }
+        }
     }
 
     deinit {
