@@ -26,7 +26,7 @@ public final class PostgresServer: Sendable {
             do {
                 try start()
                 return
-            } catch let error as PostgresServerError where attempt < RedisServer.bindAttempts && error.output.contains("Address already in use") {
+            } catch let error as PostgresServerError where attempt < RedisServer.bindAttempts && error.isAddressInUse {
                 let next = try freeLoopbackPort()
                 chosenPort.withLock { $0 = next }
             }
@@ -105,6 +105,8 @@ public struct PostgresServerError: Error, CustomStringConvertible {
     public let command: String
     public let output: String
     public var description: String { "\(command) failed: \(output)" }
+    /// Whether the server could not bind its port because something else had.
+    var isAddressInUse: Bool { output.contains("Address already in use") }
 }
 
 /// Runs a suite's tests with one PostgreSQL cluster, started before and stopped after.
