@@ -19,27 +19,47 @@ import Testing
     }
 
     /// A server whose port is taken exits; waiting for it to listen ends then, not after 30 s, and
-    /// says why (a new server tries another free port on that answer).
+    /// says why (`startOnFreePort` moves a new server to another port on that answer).
     @Test func aRedisWhosePortIsTakenFailsAtOnceSayingSo() throws {
-        // The port held by a socket bound to it and not listening, as in the CI runs that failed:
-        // nothing answers there, so only the server's exit can end the wait.
-        let port = try freeLoopbackPort()
-        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(holder) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try #require(bound == 0)
+        // Bound and not listening, as in the CI runs that failed: nothing answers there, so only
+        // the server's exit can end the wait.
+        let holder = try LoopbackPortHolder()
         let began = Date()
         #expect {
-            _ = try RedisServer(port: port)
+            _ = try RedisServer(port: holder.port)
         } throws: { error in
             "\(error)".contains("Address already in use")
         }
         #expect(Date().timeIntervalSince(began) < 10)
+    }
+
+    /// A first start that finds its port taken runs again on other free ports, up to five times;
+    /// any other failure is not retried.
+    @Test func aNewServerMovesToAnotherPortWhileItsPortIsTaken() throws {
+        let holder = try LoopbackPortHolder()
+        // Taken twice (a Redis on the held port), then started: two other ports handed over.
+        var ports = [holder.port]
+        try startOnFreePort({
+            if ports.count < 3 { _ = try RedisServer(port: holder.port) }
+        }, moveTo: { ports.append($0) })
+        #expect(ports.count == 3 && Set(ports).count == 3)
+
+        var attempts = 0
+        #expect(throws: (any Error).self) {
+            try startOnFreePort({
+                attempts += 1
+                _ = try RedisServer(port: holder.port)
+            }, moveTo: { _ in })
+        }
+        #expect(attempts == 5)
+
+        attempts = 0
+        #expect(throws: POSIXError.self) {
+            try startOnFreePort({
+                attempts += 1
+                throw POSIXError(.EACCES)
+            }, moveTo: { _ in })
+        }
+        #expect(attempts == 1)
     }
 }

@@ -89,6 +89,4 @@ public struct ChildProcessError: Error, CustomStringConvertible {
     public let command: String
     public let output: String
     public var description: String { "\(command) failed:\n\(output)" }
-    /// Whether the server could not bind its port because something else had.
-    var isAddressInUse: Bool { output.contains("Address already in use") }
 }

@@ -60,6 +60,40 @@ public func freeLoopbackPort() throws -> Int {
 /// The ports `freeLoopbackPort` has handed out in this process.
 private let handedOutPorts = Mutex<Set<Int>>([])
 
+/// Runs a new server's first `start`, and while it fails because its port was taken (its error
+/// says "Address already in use"), hands it another free port (`moveTo`) and runs it again, five
+/// times at most: a port found free can still be taken before the server binds it (seen in CI, by
+/// what is not known), and nobody has seen the port yet.
+public func startOnFreePort(_ start: () throws -> Void, moveTo: (Int) -> Void) throws {
+    for attempt in 1...5 {
+        do {
+            return try start()
+        } catch where attempt < 5 && "\(error)".contains("Address already in use") {
+            moveTo(try freeLoopbackPort())
+        }
+    }
+}
+
+/// A socket bound to a free loopback port and not listening, until released: the port is taken,
+/// and nothing answers on it.
+public final class LoopbackPortHolder: Sendable {
+    public let port: Int
+    private let socket: Int32
+
+    public init() throws {
+        port = try freeLoopbackPort()
+        socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard withLoopbackAddress(port: port, { bind(socket, $0, $1) == 0 }) else {
+            close(socket)
+            throw POSIXError(.EADDRINUSE)
+        }
+    }
+
+    deinit {
+        close(socket)
+    }
+}
+
 private func canBindLoopback(port: Int) -> Bool {
     let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(socket) }

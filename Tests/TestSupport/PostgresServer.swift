@@ -10,7 +10,7 @@ public final class PostgresServer: Sendable {
     @TaskLocal public static var current: PostgresServer?
 
     public var port: Int { chosenPort.withLock { $0 } }
-    /// Chosen again only while the first start finds its port taken (`RedisServer.bindAttempts`).
+    /// Chosen again only while the first start finds its port taken (`startOnFreePort`).
     private let chosenPort: Mutex<Int>
     public let directory: URL
     private static let binaries = URL(fileURLWithPath: ProcessInfo.processInfo.environment["PULLSKETCH_POSTGRES_BIN"] ?? "/usr/lib/postgresql/15/bin")
@@ -22,15 +22,7 @@ public final class PostgresServer: Sendable {
         try Self.handToPostgres(directory)
         try Self.handToPostgres(directory.appendingPathComponent("socket"))
         try run("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
-        for attempt in 1...RedisServer.bindAttempts {
-            do {
-                try start()
-                return
-            } catch let error as PostgresServerError where attempt < RedisServer.bindAttempts && error.isAddressInUse {
-                let next = try freeLoopbackPort()
-                chosenPort.withLock { $0 = next }
-            }
-        }
+        try startOnFreePort(start, moveTo: { port in chosenPort.withLock { $0 = port } })
     }
 
     deinit {
@@ -105,8 +97,6 @@ public struct PostgresServerError: Error, CustomStringConvertible {
     public let command: String
     public let output: String
     public var description: String { "\(command) failed: \(output)" }
-    /// Whether the server could not bind its port because something else had.
-    var isAddressInUse: Bool { output.contains("Address already in use") }
 }
 
 /// Runs a suite's tests with one PostgreSQL cluster, started before and stopped after.

@@ -3,7 +3,7 @@ public import Foundation
 /// A real `redis-server` on a free loopback port with its data in a temporary directory, for one
 /// test. Stopped (and its directory removed) when the value is released.
 public final class RedisServer: @unchecked Sendable {
-    /// Chosen again only while the first start finds its port taken (`bindAttempts`).
+    /// Chosen again only while the first start finds its port taken (`startOnFreePort`).
     public private(set) var port: Int
     public let directory: URL
     private let appendOnly: Bool
@@ -21,19 +21,12 @@ public final class RedisServer: @unchecked Sendable {
         self.password = password
         self.options = options
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        for attempt in 1...Self.bindAttempts {
-            do {
-                try start()
-                return
-            } catch let error as ChildProcessError where port == nil && attempt < Self.bindAttempts && error.isAddressInUse {
-                self.port = try freeLoopbackPort()
-            }
+        if port == nil {
+            try startOnFreePort(start, moveTo: { self.port = $0 })
+        } else {
+            try start()
         }
     }
-
-    /// How many free ports a new server tries: a port found free can still be taken before the
-    /// server binds it (seen in CI, by what is not known), and nobody has seen the port yet.
-    static let bindAttempts = 5
 
     deinit {
         kill()
