@@ -61,14 +61,14 @@ public func freeLoopbackPort() throws -> Int {
 private let handedOutPorts = Mutex<Set<Int>>([])
 
 /// Runs a new server's first `start`, and while it fails because its port was taken (its error
-/// says "Address already in use"), hands it another free port (`moveTo`) and runs it again, five
-/// times at most: a port found free can still be taken before the server binds it (seen in CI, by
-/// what is not known), and nobody has seen the port yet.
+/// says "address already in use", in any case), hands it another free port (`moveTo`) and runs
+/// it again, five times at most: a port found free can still be taken before the server binds it
+/// (seen in CI, by what is not known), and nobody has seen the port yet.
 public func startOnFreePort(_ start: () throws -> Void, moveTo: (Int) -> Void) throws {
     for attempt in 1...5 {
         do {
             return try start()
-        } catch where attempt < 5 && "\(error)".contains("Address already in use") {
+        } catch where attempt < 5 && "\(error)".lowercased().contains("address already in use") {
             moveTo(try freeLoopbackPort())
         }
     }

@@ -6,10 +6,11 @@ public import Foundation
 /// `notificationURL` with a bearer secret and the manifests' references; with `user`, clients must sign in with it (basic
 /// authentication against an htpasswd file).
 public final class RegistryServer: @unchecked Sendable {
-    public let port: Int
+    /// Chosen again only while the first start finds its port taken (`startOnFreePort`).
+    public private(set) var port: Int
     public let directory: URL
     private let ownsDirectory: Bool
-    private let process: ChildProcess
+    private var process: ChildProcess?
 
     public struct User: Sendable {
         public var name: String
@@ -21,12 +22,24 @@ public final class RegistryServer: @unchecked Sendable {
         }
     }
 
-    public init(notificationURL: String, secret: String, directory: URL? = nil, user: User? = nil) throws {
-        port = try freeLoopbackPort()
+    /// Starts a registry on `port` (default: a free one, and another while the first start finds
+    /// it taken: `startOnFreePort`).
+    public init(port: Int? = nil, notificationURL: String, secret: String, directory: URL? = nil, user: User? = nil) throws {
+        self.port = try port ?? freeLoopbackPort()
         ownsDirectory = directory == nil
         self.directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-registry-\(UUID().uuidString)")
-        let directory = self.directory
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+        let start = { try self.start(notificationURL: notificationURL, secret: secret, user: user) }
+        if port == nil {
+            try startOnFreePort(start, moveTo: { self.port = $0 })
+        } else {
+            try start()
+        }
+    }
+
+    /// Writes the configuration for `port` and starts the registry; throws with its log's last
+    /// lines when it does not listen (a registry whose port is taken exits at once).
+    private func start(notificationURL: String, secret: String, user: User?) throws {
         var auth = ""
         if let user {
             // distribution reads bcrypt hashes only; glibc's crypt makes them ($2b$), at the lowest
@@ -71,12 +84,19 @@ public final class RegistryServer: @unchecked Sendable {
             \(auth)
             """.write(to: config, atomically: true, encoding: .utf8)
         let binary = ProcessInfo.processInfo.environment["PULLSKETCH_DOCKER_REGISTRY"] ?? "/usr/bin/docker-registry"
-        process = try ChildProcess(URL(fileURLWithPath: binary), ["serve", config.path], log: directory.appendingPathComponent("registry-\(port).log"))
-        try waitUntilListening(port: port, timeout: 20)
+        let process = try ChildProcess(URL(fileURLWithPath: binary), ["serve", config.path], log: directory.appendingPathComponent("registry-\(port).log"))
+        do {
+            try waitUntilListening(port: port, timeout: 20, while: { process.isRunning })
+        } catch {
+            process.kill()
+            let lastLines = ((try? String(contentsOf: process.log, encoding: .utf8)) ?? "").split(separator: "\n").suffix(10)
+            throw ChildProcessError(command: "docker-registry on port \(port)", output: "not listening (20 s at most); its log's last lines:\n" + lastLines.joined(separator: "\n"))
+        }
+        self.process = process
     }
 
     deinit {
-        process.kill()
+        process?.kill()
         if ownsDirectory { try? FileManager.default.removeItem(at: directory) }
     }
 
