@@ -245,21 +245,14 @@ struct PostgresAtScale {
         var latencies: [Double] = [], walBytes: [Int] = [], keys: [Int] = [], blocksRead: [Int] = [], readTimes: [Double] = []
         let before = try updates()
         for number in first..<first + batches {
-            let sample = try connection.query(
+            let batch = try sampledBatch(
+                number: Int64(number),
                 """
                 SELECT r.name, c.tag, c.digest FROM catalog_tags c TABLESAMPLE BERNOULLI (\(sampleRate))
                 JOIN repositories r ON r.id = c.repository_id LIMIT \(pullsPerBatch)
-                """
-            ).rows
-            let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, hotCapacity: 1 << 16, stripeCount: 1, shardCount: 1))
-            for row in sample {
-                tracker.record(PullEvent(
-                    repository: try RepositoryName(row[0]!), reference: .tag(try TagName(row[1]!)), method: .get,
-                    servedDigest: try Digest(row[2]!), time: now
-                ))
-            }
-            let window = tracker.drain()
-            let batch = SealedBatch(number: Int64(number), parameters: window.parameters, content: window.shards[0])
+                """,
+                from: connection, pulls: pullsPerBatch, time: now
+            )
             let lsn = try connection.query("SELECT pg_current_wal_lsn()::text").rows[0][0]!
             let readsBefore = try reads()
             let began = ContinuousClock.now

@@ -13,7 +13,9 @@ import Synchronization
 /// `UPDATE` adding pulls to rows that exist. Same batches, same server, one run; each path writes
 /// into its own fresh database. Then two reconcilers' share of the work: the same pulls in batches
 /// of two shards, each shard's batch written on its own connection, both at once, next to the bare
-/// `UPDATE` on two connections at once.
+/// `UPDATE` on two connections at once. Last, batches into tables of 1.5 M rows, where a batch's
+/// keys are more than 1 % of a table's rows: `BatchWriter` next to the bare `UPDATE` in one
+/// statement per kind (how the reconciler wrote before it split them) and split as it splits.
 /// Usage: ReconcilerThroughput 'host=127.0.0.1 port=… user=postgres'
 @main
 struct ReconcilerThroughput {
@@ -53,6 +55,7 @@ struct ReconcilerThroughput {
             \(row("bare limit: one `UPDATE … FROM unnest` per kind adding pulls to existing rows", bareRates))
             """)
         try writeTwoShardsAtOnce(workload, server)
+        try writeIntoMidSizeTables(server)
     }
 
     /// Per batch index, one sealed batch per shard of the same pulls.
@@ -89,6 +92,78 @@ struct ReconcilerThroughput {
             \(row("PullSketch bulk, 2 writers, every key known", steadyRates))
             \(row("bare limit on 2 connections at once", bareRates))
             """)
+    }
+
+    static let midSizeTags = 1_500_000
+    static let midSizeBatches = 8
+    static let midSizePulls = 20_000
+
+    /// Batches of `midSizePulls` GETs by tag of tags drawn from all `midSizeTags` of tables held in
+    /// memory, where one statement per kind names 1.3 % of a table's rows: written alternately by
+    /// `BatchWriter`, by the bare `UPDATE` in one statement per kind, and by the bare `UPDATE` in
+    /// statements of `BatchWriter.keysPerUpdate` keys; and the plan PostgreSQL chose for each.
+    static func writeIntoMidSizeTables(_ server: String) throws {
+        let connection = try database(server, "bench_mid")
+        let loading = ContinuousClock.now
+        try connection.execute(script: """
+            SET maintenance_work_mem = '512MB';
+            SELECT setseed(0.17);
+            INSERT INTO repositories (name) SELECT 'mid/repo' || r FROM generate_series(1, 1000) r;
+            INSERT INTO tag_stats (repository_id, tag, fetches, pull_count, last_pulled_at, current_digest)
+                SELECT r.id, 't' || t, 1, 1, now() - interval '1 day' * random() * 365, 'sha256:' || md5(r.id || ':' || t) || md5(t || ':' || r.id)
+                FROM repositories r CROSS JOIN generate_series(1, \(midSizeTags / 1_000)) t ORDER BY random();
+            INSERT INTO manifest_stats (repository_id, digest, fetches, pull_count, last_pulled_at)
+                SELECT repository_id, current_digest, 1, 1, last_pulled_at FROM tag_stats ORDER BY random();
+            """)
+        try connection.query("VACUUM ANALYZE repositories, tag_stats, manifest_stats")
+        try connection.execute(script: """
+            CREATE EXTENSION IF NOT EXISTS pg_prewarm;
+            SELECT pg_prewarm(c.oid) FROM pg_class c WHERE c.relname IN ('tag_stats', 'manifest_stats', 'tag_stats_pkey', 'manifest_stats_pkey');
+            """)
+        let loaded = (ContinuousClock.now - loading).inSeconds
+        let writer = BatchWriter(connection: connection, shardCount: 1)
+        let split = { (keys: Int) in BatchWriter.keysPerUpdate(keys: keys, tableRows: midSizeTags) }
+        var writerRates: [Double] = [], oneRates: [Double] = [], splitRates: [Double] = []
+        var plans: (one: String, split: String)?
+        let sampleRate = String(format: "%.4f", Double(midSizePulls) * 105 / Double(midSizeTags))
+        for number in 1...midSizeBatches * 3 {
+            let batch = try sampledBatch(
+                number: Int64(number),
+                """
+                SELECT r.name, t.tag, t.current_digest FROM tag_stats t TABLESAMPLE BERNOULLI (\(sampleRate))
+                JOIN repositories r ON r.id = t.repository_id LIMIT \(midSizePulls)
+                """,
+                from: connection, pulls: midSizePulls, time: Timestamp(millisecondsSinceEpoch: 1_800_000_000_000)
+            )
+            if plans == nil {
+                plans = (try planOfBareUpdate(batch, connection, keysPerStatement: nil), try planOfBareUpdate(batch, connection, keysPerStatement: split))
+            }
+            switch number % 3 {
+            case 0: writerRates.append(try rate(batch) { _ = try writer.write(batch) })
+            case 1: oneRates.append(try rate(batch) { try addPullsInPlace(batch, connection) })
+            default: splitRates.append(try rate(batch) { try addPullsInPlace(batch, connection, keysPerStatement: split) })
+            }
+        }
+        func row(_ name: String, _ rates: [Double], plan: String) -> String {
+            "| \(name) | \(Int(median(rates))) | \(Int(rates.min()!)) | \(plan) | \(String(format: "%.2f×", median(rates) / median(oneRates))) |"
+        }
+        let keys = split(midSizePulls)
+        print("""
+            | key updates/s into \(Double(midSizeTags) / 1_000_000) M tag and as many manifest rows, held in memory (loaded in \(Int(loaded)) s), \(midSizeBatches) batches each of \(midSizePulls) GETs by tag | median batch | slowest batch | the tags' plan | ÷ one statement |
+            |---|---:|---:|---|---:|
+            \(row("PullSketch bulk (`BatchWriter`): statements of \(keys) keys", writerRates, plan: ""))
+            \(row("bare `UPDATE … FROM unnest`, one statement per kind (how the reconciler wrote before)", oneRates, plan: plans!.one))
+            \(row("the same bare `UPDATE` in statements of \(keys) keys", splitRates, plan: plans!.split))
+            """)
+    }
+
+    /// The join PostgreSQL chose for the bare `UPDATE` of the batch's tags (its first statement when split).
+    static func planOfBareUpdate(_ batch: SealedBatch, _ connection: PostgresConnection, keysPerStatement: ((Int) -> Int)?) throws -> String {
+        let entries = batch.content.hotEntries.filter { $0.key.kind == .tag }
+        let part = Array(entries.prefix(keysPerStatement?(entries.count) ?? entries.count))
+        let plan = try connection.query("EXPLAIN " + bareUpdate(table: "tag_stats", column: "tag"), bareArrays(part)).rows.map { $0[0]! }
+        let join = plan.first { $0.contains("Join") || $0.contains("Nested Loop") } ?? "?"
+        return join.replacingOccurrences(of: "->", with: "").trimmingCharacters(in: .whitespaces).components(separatedBy: "  (")[0]
     }
 
     /// Key updates per second of writing every shard's batch at once, each on a thread of its own.
@@ -147,26 +222,35 @@ struct ReconcilerThroughput {
 
     /// The bare operation under any writer of these rows: one `UPDATE` per kind that finds each
     /// existing row by its primary key and adds the batch's pulls (no times, no catalog, no
-    /// conflict handling), in one transaction, its arrays in binary as the reconciler sends them.
-    static func addPullsInPlace(_ batch: SealedBatch, _ connection: PostgresConnection) throws {
+    /// conflict handling), in one transaction, its arrays in binary as the reconciler sends them;
+    /// or, given `keysPerStatement` (of a kind's keys), one per so many keys.
+    static func addPullsInPlace(_ batch: SealedBatch, _ connection: PostgresConnection, keysPerStatement: ((Int) -> Int)? = nil) throws {
         try connection.transaction {
             for kind in KeyKind.allCases {
                 let entries = batch.content.hotEntries.filter { $0.key.kind == kind }
-                let (table, column) = kind == .tag ? ("tag_stats", "tag") : ("manifest_stats", "digest")
-                try connection.query(
-                    """
-                    UPDATE \(table) s SET pull_count = s.pull_count + u.pulls
-                    FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(repository, reference, pulls)
-                    JOIN repositories r ON r.name = u.repository
-                    WHERE s.repository_id = r.id AND s.\(column) = u.reference
-                    """,
-                    [
-                        PostgresArray.binary(entries.map(\.key.repository.value)), PostgresArray.binary(entries.map(\.key.name)),
-                        PostgresArray.binary(entries.map(\.pulls)),
-                    ]
-                )
+                let perStatement = max(1, keysPerStatement?(entries.count) ?? entries.count)
+                let statement = kind == .tag ? bareUpdate(table: "tag_stats", column: "tag") : bareUpdate(table: "manifest_stats", column: "digest")
+                for first in stride(from: 0, to: entries.count, by: perStatement) {
+                    try connection.query(statement, bareArrays(Array(entries[first..<min(first + perStatement, entries.count)])))
+                }
             }
         }
+    }
+
+    static func bareUpdate(table: String, column: String) -> String {
+        """
+        UPDATE \(table) s SET pull_count = s.pull_count + u.pulls
+        FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(repository, reference, pulls)
+        JOIN repositories r ON r.name = u.repository
+        WHERE s.repository_id = r.id AND s.\(column) = u.reference
+        """
+    }
+
+    static func bareArrays(_ entries: [HotEntry]) -> [PostgresParameter] {
+        [
+            PostgresArray.binary(entries.map(\.key.repository.value)), PostgresArray.binary(entries.map(\.key.name)),
+            PostgresArray.binary(entries.map(\.pulls)),
+        ]
     }
 
     static func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
