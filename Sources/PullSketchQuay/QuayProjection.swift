@@ -26,20 +26,25 @@ public final class QuayProjection: StatisticsProjection {
         quay = try quayDatabase.map { try PostgresConnection($0) }
     }
 
+    /// Writes each key's totals to Quay's table of its kind: in parts on a large statistics table,
+    /// whose keys one statement would otherwise find by reading it whole (`StatisticsTableSizes`).
     public func project(_ keys: [PullKey], statistics: PostgresConnection) throws {
         let keys = Set(keys)  // a key can be both exact and estimated in one batch
+        let sizes = try StatisticsTableSizes(for: keys.count, statistics)
         for kind in KeyKind.allCases {
-            let ofKind = keys.filter { $0.kind == kind }
-            guard !ofKind.isEmpty else { continue }
-            let totals = try statistics.query(
-                Self.totals(kind, of: """
-                    SELECT DISTINCT m.quay_repository_id, k.reference
-                    FROM unnest($1::text[], $2::text[]) AS k(repository, reference)
-                    JOIN quay_repository_names m ON m.name = k.repository
-                    """),
-                [PostgresArray.literal(ofKind.map(\.repository.value)), PostgresArray.literal(ofKind.map(\.name))]
-            )
-            try write(kind, totals, to: quay ?? statistics)
+            let ofKind = Array(keys.filter { $0.kind == kind })
+            for part in sizes.statementRanges(ofKind.count, of: kind) {
+                let keys = ofKind[part]
+                let totals = try statistics.query(
+                    Self.totals(kind, of: """
+                        SELECT DISTINCT m.quay_repository_id, k.reference
+                        FROM unnest($1::text[], $2::text[]) AS k(repository, reference)
+                        JOIN quay_repository_names m ON m.name = k.repository
+                        """),
+                    [PostgresArray.literal(keys.map(\.repository.value)), PostgresArray.literal(keys.map(\.name))]
+                )
+                try write(kind, totals, to: quay ?? statistics)
+            }
         }
     }
 

@@ -177,56 +177,22 @@ public struct BatchWriter {
     }
 
     /// Adds exact counts and raises last-pulled and last-used times, per kind: `UPDATE`s of the
-    /// rows that exist (most of them, once a deployment runs; `keysPerUpdate` at a time), then,
-    /// only for the keys they did not find, an upsert that registers them in the catalog too. A
-    /// key with a statistics row has a catalog row already (schema version 7), so updated keys
-    /// never touch the catalog.
+    /// rows that exist (most of them, once a deployment runs; in parts on a large table,
+    /// `StatisticsTableSizes`), then, only for the keys they did not find, an upsert that
+    /// registers them in the catalog too. A key with a statistics row has a catalog row already
+    /// (schema version 7), so updated keys never touch the catalog.
     private func writeExact(_ entries: [HotEntry]) throws {
-        // Fewer keys than a split statement takes are never split: no need to count the rows.
-        let rows = entries.count > Self.smallestSplitTable / 256 ? try statisticsRows() : [:]
+        let sizes = try StatisticsTableSizes(for: entries.count, connection)
         for kind in KeyKind.allCases {
             let entries = entries.filter { $0.key.kind == kind }
             guard !entries.isEmpty else { continue }
-            let perStatement = Self.keysPerUpdate(keys: entries.count, tableRows: rows[kind] ?? 0)
             var updated = Set<Int>()
-            for first in stride(from: 0, to: entries.count, by: perStatement) {
-                let part = Array(entries[first..<min(first + perStatement, entries.count)])
-                updated.formUnion(try addToExistingRows(ExactInput(part, kind: kind)).map { first + $0 })
+            for part in sizes.statementRanges(entries.count, of: kind) {
+                updated.formUnion(try addToExistingRows(ExactInput(Array(entries[part]), kind: kind)).map { part.lowerBound + $0 })
             }
             guard updated.count < entries.count else { continue }
             try insertNewRows(ExactInput(entries.indices.filter { !updated.contains($0) }.map { entries[$0] }, kind: kind))
         }
-    }
-
-    /// The smallest statistics table whose updates are split (`keysPerUpdate`).
-    public static let smallestSplitTable = 256_000
-
-    /// How many of `keys` updates of existing rows one statement takes, in a statistics table of
-    /// `tableRows` rows. With PostgreSQL's default page costs, a statement naming more than about
-    /// 1 % of a table's rows is planned as a read of the whole table (a hash join) instead of a
-    /// lookup per key: three times slower on a table of 1–3 M rows held in memory
-    /// (docs/decisions.md). A table of at least `smallestSplitTable` rows and 8 times the keys gets
-    /// statements of 1/256 of its rows at most, well below that line; a smaller table, or more
-    /// keys than that, one statement: there reading the table whole is as fast.
-    public static func keysPerUpdate(keys: Int, tableRows: Int) -> Int {
-        tableRows >= smallestSplitTable && tableRows >= 8 * keys ? min(keys, tableRows / 256) : keys
-    }
-
-    /// Rows of each statistics table as the planner counts them (`reltuples`, over its partitions).
-    func statisticsRows() throws -> [KeyKind: Int] {
-        let counts = try connection.query(
-            """
-            SELECT t.name, CASE WHEN c.relkind = 'p'
-                THEN (SELECT sum(greatest(l.reltuples, 0)) FROM pg_partition_tree(c.oid) AS p JOIN pg_class l ON l.oid = p.relid WHERE p.isleaf)
-                ELSE greatest(c.reltuples, 0) END::bigint
-            FROM unnest(ARRAY['tag_stats', 'manifest_stats']) AS t(name) JOIN pg_class c ON c.oid = t.name::regclass
-            """
-        )
-        var rows: [KeyKind: Int] = [:]
-        for row in counts.rows {
-            rows[row[0] == "tag_stats" ? .tag : .manifest] = Int(row[1] ?? "") ?? 0
-        }
-        return rows
     }
 
     /// Adds the entries to the rows they have; returns the indexes of the entries it found a row for.

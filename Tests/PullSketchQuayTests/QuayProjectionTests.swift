@@ -59,6 +59,19 @@ import Testing
         ])
     }
 
+    @Test func aBatchOnLargeStatisticsTablesIsProjectedInPartsWithEveryKey() throws {
+        let (_, connection) = try quayDatabase()
+        try connection.execute(script: LargeStatisticsTables.script(rows: 300_000))
+        #expect(try StatisticsTableSizes(for: 3_010, connection).statementRanges(3_000, of: .tag).count == 3)
+        let writer = BatchWriter(connection: connection, shardCount: 1, projection: try QuayProjection(quayDatabase: nil))
+        // 3,000 tags, read in three parts, and the 10 manifests they serve, in one.
+        let events = (0..<3_000).map { pull($0, at: 1_800_000_000 + Int64($0)) }
+        _ = try writer.write(batch(events, hotCapacity: 4_000, number: 1))
+        #expect(try connection.query("SELECT count(*), sum(tag_pull_count), count(DISTINCT current_manifest_digest) FROM tagpullstatistics").rows
+            == [["3000", "3000", "10"]])
+        #expect(try connection.query("SELECT count(*), sum(manifest_pull_count) FROM manifestpullstatistics").rows == [["10", "3000"]])
+    }
+
     @Test func aTailKeyIsProjectedWithItsUpperBound() throws {
         let (_, connection) = try quayDatabase()
         try connection.query("INSERT INTO repositories (name) VALUES ($1)", [repository.value])

@@ -101,7 +101,7 @@ struct ReconcilerThroughput {
     /// Batches of `midSizePulls` GETs by tag of tags drawn from all `midSizeTags` of tables held in
     /// memory, where one statement per kind names 1.3 % of a table's rows: written alternately by
     /// `BatchWriter`, by the bare `UPDATE` in one statement per kind, and by the bare `UPDATE` in
-    /// statements of `BatchWriter.keysPerUpdate` keys; and the plan PostgreSQL chose for each.
+    /// statements of `StatisticsTableSizes.keysPerStatement` keys; and the plan PostgreSQL chose for each.
     static func writeIntoMidSizeTables(_ server: String) throws {
         let connection = try database(server, "bench_mid")
         let loading = ContinuousClock.now
@@ -122,7 +122,7 @@ struct ReconcilerThroughput {
             """)
         let loaded = (ContinuousClock.now - loading).inSeconds
         let writer = BatchWriter(connection: connection, shardCount: 1)
-        let split = { (keys: Int) in BatchWriter.keysPerUpdate(keys: keys, tableRows: midSizeTags) }
+        let split = { (keys: Int) in StatisticsTableSizes.keysPerStatement(keys: keys, tableRows: midSizeTags) }
         var writerRates: [Double] = [], oneRates: [Double] = [], splitRates: [Double] = []
         var plans: (one: String, split: String)?
         let sampleRate = String(format: "%.4f", Double(midSizePulls) * 105 / Double(midSizeTags))

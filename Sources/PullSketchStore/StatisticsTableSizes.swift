@@ -1,0 +1,54 @@
+public import PullSketchCore
+public import PullSketchPostgres
+
+/// The statistics tables' rows as PostgreSQL's planner counts them, and how many keys one
+/// statement that finds keys in them takes. With the default page costs, a statement naming more
+/// than about 1 % of a table's rows is planned as a read of the whole table (a hash join) instead
+/// of a lookup per key: three times slower on a table of 1–3 M rows held in memory
+/// (docs/decisions.md, issue 22's thirty-seventh part). So on a table of at least
+/// `smallestSplitTable` rows and 8 times the keys, statements take 1/256 of its rows at most, well
+/// below that line, and the planner's own costs pick the key; a smaller table, or more keys than
+/// that, get one statement, as reading the table whole is as fast there.
+public struct StatisticsTableSizes: Sendable {
+    public let rows: [KeyKind: Int]
+
+    /// The smallest statistics table whose statements are split.
+    public static let smallestSplitTable = 256_000
+
+    public init(rows: [KeyKind: Int]) {
+        self.rows = rows
+    }
+
+    /// `pg_class.reltuples` of `tag_stats` and `manifest_stats` (over its partitions, when
+    /// partitioned), read only when `keys` could be split at all; no rows (never split) otherwise.
+    public init(for keys: Int, _ connection: PostgresConnection) throws {
+        guard keys > Self.smallestSplitTable / 256 else {
+            self.init(rows: [:])
+            return
+        }
+        let counts = try connection.query(
+            """
+            SELECT t.name, CASE WHEN c.relkind = 'p'
+                THEN (SELECT sum(greatest(l.reltuples, 0)) FROM pg_partition_tree(c.oid) AS p JOIN pg_class l ON l.oid = p.relid WHERE p.isleaf)
+                ELSE greatest(c.reltuples, 0) END::bigint
+            FROM unnest(ARRAY['tag_stats', 'manifest_stats']) AS t(name) JOIN pg_class c ON c.oid = t.name::regclass
+            """
+        )
+        var rows: [KeyKind: Int] = [:]
+        for row in counts.rows {
+            rows[row[0] == "tag_stats" ? .tag : .manifest] = Int(row[1] ?? "") ?? 0
+        }
+        self.init(rows: rows)
+    }
+
+    /// How many of `keys` keys one statement takes, in a table of `tableRows` rows.
+    public static func keysPerStatement(keys: Int, tableRows: Int) -> Int {
+        tableRows >= smallestSplitTable && tableRows >= 8 * keys ? min(keys, tableRows / 256) : keys
+    }
+
+    /// The statements' shares of `count` keys of `kind`, in order.
+    public func statementRanges(_ count: Int, of kind: KeyKind) -> [Range<Int>] {
+        let size = max(1, Self.keysPerStatement(keys: count, tableRows: rows[kind] ?? 0))
+        return stride(from: 0, to: count, by: size).map { $0..<min($0 + size, count) }
+    }
+}
