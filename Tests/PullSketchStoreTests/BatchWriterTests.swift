@@ -128,7 +128,7 @@ import Testing
         #expect(try StatisticsTableSizes(for: 1_000, connection).rows.isEmpty, "too few keys to split: not read")
         let day: Int64 = 1_800_000_000_000
         let first = (0..<2_000).map { pull($0, .get, at: day + Int64($0)) }
-        // 1,000 keys of each kind with rows, 2,000 without: three statements of 1,171 keys, and
+        // 1,000 keys of each kind with rows, 2,000 without: three statements of about 1,170 keys, and
         // the keys they did not find inserted.
         let second = (1_000..<4_000).flatMap { [pull($0, .get, at: day + 10_000 + Int64($0)), pull($0, .head, at: day + 20_000)] }
         let split = batch(second, hotCapacity: 20_000, number: 2)
