@@ -27,13 +27,12 @@ public final class QuayProjection: StatisticsProjection {
     }
 
     /// Writes each key's totals to Quay's table of its kind: in parts on a large statistics table,
-    /// whose keys one statement would otherwise find by reading it whole (`StatisticsTableSizes`).
-    public func project(_ keys: [PullKey], statistics: PostgresConnection) throws {
+    /// whose keys one statement would otherwise find by reading it whole (`sizes`).
+    public func project(_ keys: [PullKey], statistics: PostgresConnection, sizes: StatisticsTableSizes) throws {
         let keys = Set(keys)  // a key can be both exact and estimated in one batch
-        let sizes = try StatisticsTableSizes(for: keys.count, statistics)
         for kind in KeyKind.allCases {
             let ofKind = Array(keys.filter { $0.kind == kind })
-            for part in sizes.statementRanges(ofKind.count, of: kind) {
+            for part in try sizes.statementRanges(ofKind.count, of: kind) {
                 let keys = ofKind[part]
                 let totals = try statistics.query(
                     Self.totals(kind, of: """

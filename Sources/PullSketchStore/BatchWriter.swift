@@ -2,10 +2,11 @@ public import PullSketchCore
 public import PullSketchPostgres
 
 /// Statistics kept in step elsewhere (Quay's own tables): called inside each batch's transaction,
-/// after the batch's rows were written, with every key the batch changed. A projection that throws
-/// rolls the batch back, so it is retried whole.
+/// after the batch's rows were written, with every key the batch changed and the statistics
+/// tables' sizes the batch's statements share. A projection that throws rolls the batch back, so
+/// it is retried whole.
 public protocol StatisticsProjection {
-    func project(_ keys: [PullKey], statistics: PostgresConnection) throws
+    func project(_ keys: [PullKey], statistics: PostgresConnection, sizes: StatisticsTableSizes) throws
 }
 
 /// Writes one sealed batch into PostgreSQL in one transaction: exact entries, the tail keys the
@@ -58,11 +59,12 @@ public struct BatchWriter {
                 return .holdsReconciledWindows
             }
             try upsertRepositories(of: content)
-            try writeExact(content.hotEntries)
+            let sizes = StatisticsTableSizes(connection)
+            try writeExact(content.hotEntries, sizes: sizes)
             try registerTailNames(content.tailNames)
             try recordUnattributed(content)
             let estimated = try writeEstimates(batch, candidates: candidates, keepingKeys: projection != nil)
-            try projection?.project(content.hotEntries.map(\.key) + estimated.keys, statistics: connection)
+            try projection?.project(content.hotEntries.map(\.key) + estimated.keys, statistics: connection, sizes: sizes)
             return .applied(exactKeys: content.hotEntries.count, estimatedKeys: estimated.count)
         }
     }
@@ -181,13 +183,12 @@ public struct BatchWriter {
     /// `StatisticsTableSizes`), then, only for the keys they did not find, an upsert that
     /// registers them in the catalog too. A key with a statistics row has a catalog row already
     /// (schema version 7), so updated keys never touch the catalog.
-    private func writeExact(_ entries: [HotEntry]) throws {
-        let sizes = try StatisticsTableSizes(for: entries.count, connection)
+    private func writeExact(_ entries: [HotEntry], sizes: StatisticsTableSizes) throws {
         for kind in KeyKind.allCases {
             let entries = entries.filter { $0.key.kind == kind }
             guard !entries.isEmpty else { continue }
             var updated = Set<Int>()
-            for part in sizes.statementRanges(entries.count, of: kind) {
+            for part in try sizes.statementRanges(entries.count, of: kind) {
                 updated.formUnion(try addToExistingRows(ExactInput(Array(entries[part]), kind: kind)).map { part.lowerBound + $0 })
             }
             guard updated.count < entries.count else { continue }

@@ -9,23 +9,45 @@ public import PullSketchPostgres
 /// `smallestSplitTable` rows and 8 times the keys, statements take 1/256 of its rows at most, well
 /// below that line, and the planner's own costs pick the key; a smaller table, or more keys than
 /// that, get one statement, as reading the table whole is as fast there.
-public struct StatisticsTableSizes: Sendable {
-    public let rows: [KeyKind: Int]
-
+///
+/// One per batch, shared by its statements: the rows are read at most once, and only when a
+/// statement's keys could be split at all.
+public final class StatisticsTableSizes {
     /// The smallest statistics table whose statements are split.
     public static let smallestSplitTable = 256_000
+    private let connection: PostgresConnection?
+    /// Per kind; nil until read.
+    private(set) var rows: [KeyKind: Int]?
 
-    public init(rows: [KeyKind: Int]) {
+    /// Sizes read from `connection` when first needed.
+    public init(_ connection: PostgresConnection) {
+        self.connection = connection
+    }
+
+    /// Sizes as given.
+    init(rows: [KeyKind: Int]) {
+        connection = nil
         self.rows = rows
     }
 
+    /// How many of `keys` keys one statement takes, in a table of `tableRows` rows.
+    public static func keysPerStatement(keys: Int, tableRows: Int) -> Int {
+        tableRows >= smallestSplitTable && tableRows >= 8 * keys ? min(keys, tableRows / 256) : keys
+    }
+
+    /// The statements' shares of `count` keys of `kind`, in order.
+    public func statementRanges(_ count: Int, of kind: KeyKind) throws -> [Range<Int>] {
+        guard count > Self.smallestSplitTable / 256 else { return count == 0 ? [] : [0..<count] }
+        let rows = try self.rows ?? read()
+        self.rows = rows
+        let size = Self.keysPerStatement(keys: count, tableRows: rows[kind] ?? 0)
+        return stride(from: 0, to: count, by: size).map { $0..<min($0 + size, count) }
+    }
+
     /// `pg_class.reltuples` of `tag_stats` and `manifest_stats` (over its partitions, when
-    /// partitioned), read only when `keys` could be split at all; no rows (never split) otherwise.
-    public init(for keys: Int, _ connection: PostgresConnection) throws {
-        guard keys > Self.smallestSplitTable / 256 else {
-            self.init(rows: [:])
-            return
-        }
+    /// partitioned); a table never counted has 0.
+    private func read() throws -> [KeyKind: Int] {
+        guard let connection else { return [:] }
         let counts = try connection.query(
             """
             SELECT t.name, CASE WHEN c.relkind = 'p'
@@ -38,17 +60,6 @@ public struct StatisticsTableSizes: Sendable {
         for row in counts.rows {
             rows[row[0] == "tag_stats" ? .tag : .manifest] = Int(row[1] ?? "") ?? 0
         }
-        self.init(rows: rows)
-    }
-
-    /// How many of `keys` keys one statement takes, in a table of `tableRows` rows.
-    public static func keysPerStatement(keys: Int, tableRows: Int) -> Int {
-        tableRows >= smallestSplitTable && tableRows >= 8 * keys ? min(keys, tableRows / 256) : keys
-    }
-
-    /// The statements' shares of `count` keys of `kind`, in order.
-    public func statementRanges(_ count: Int, of kind: KeyKind) -> [Range<Int>] {
-        let size = max(1, Self.keysPerStatement(keys: count, tableRows: rows[kind] ?? 0))
-        return stride(from: 0, to: count, by: size).map { $0..<min($0 + size, count) }
+        return rows
     }
 }

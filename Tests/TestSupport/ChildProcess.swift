@@ -90,3 +90,8 @@ public struct ChildProcessError: Error, CustomStringConvertible {
     public let output: String
     public var description: String { "\(command) failed:\n\(output)" }
 }
+
+/// The last `count` lines of a server's log, for the error of a start that failed.
+func lastLines(of log: URL, count: Int = 10) -> String {
+    ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").suffix(count).joined(separator: "\n")
+}

@@ -39,8 +39,7 @@ public final class PostgresServer: Sendable {
         do {
             try run("pg_ctl", ["-D", data, "-o", options, "-l", log.path, "-w", "start"])
         } catch let error as PostgresServerError {
-            let lastLines = ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").suffix(10)
-            throw PostgresServerError(command: error.command, output: error.output + "server log, last lines:\n" + lastLines.joined(separator: "\n"))
+            throw PostgresServerError(command: error.command, output: error.output + "server log, last lines:\n" + lastLines(of: log))
         }
     }
 

@@ -58,9 +58,8 @@ public final class RedisServer: @unchecked Sendable {
         do {
             try waitUntilListening(port: port, timeout: 30, while: { process.isRunning })
         } catch {
-            let lastLines = ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").suffix(10)
             let state = process.isRunning ? "still running" : "exited with \(process.terminationStatus)"
-            throw ChildProcessError(command: "redis-server --port \(port)", output: "not listening (30 s at most), \(state); its log's last lines:\n" + lastLines.joined(separator: "\n"))
+            throw ChildProcessError(command: "redis-server --port \(port)", output: "not listening (30 s at most), \(state); its log's last lines:\n" + lastLines(of: log))
         }
     }
 

@@ -89,8 +89,7 @@ public final class RegistryServer: @unchecked Sendable {
             try waitUntilListening(port: port, timeout: 20, while: { process.isRunning })
         } catch {
             process.kill()
-            let lastLines = ((try? String(contentsOf: process.log, encoding: .utf8)) ?? "").split(separator: "\n").suffix(10)
-            throw ChildProcessError(command: "docker-registry on port \(port)", output: "not listening (20 s at most); its log's last lines:\n" + lastLines.joined(separator: "\n"))
+            throw ChildProcessError(command: "docker-registry on port \(port)", output: "not listening (20 s at most); its log's last lines:\n" + lastLines(of: process.log))
         }
         self.process = process
     }
