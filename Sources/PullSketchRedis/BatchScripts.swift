@@ -11,7 +11,7 @@ enum BatchScripts {
     /// after its first write would keep the writes made before it.
     private static let checkTypes: String = {
         let types = ["sketch": "string", "usage": "string", "names": "set"]
-        let expected = batchKeyNames.map { "'\(types[$0] ?? "hash")'" } + ["'string'", "'hash'", "'zset'", "'hash'"]
+        let expected = batchKeyNames.map { "'\(types[$0] ?? "hash")'" } + ["'string'", "'hash'", "'zset'", "'hash'", "'string'"]
         return """
             local expected = {\(expected.joined(separator: ", "))}
             for k = 1, #KEYS do
@@ -36,14 +36,19 @@ enum BatchScripts {
     /// only if the shard still has every part the node was told it applied.
     ///
     /// KEYS: the 16 live batch keys (`BatchKeys.all`), fingerprint, ledger, ledger:touched,
-    /// confirmed.
+    /// confirmed, merge:usage.
     /// ARGV: node, sequence, expected (the node's last acknowledged sequence on this shard),
     /// fingerprint, ledger memory (ms), #hot, #cells, #bits, #tails, tail mass, tail last pulled,
-    /// tail last used, overflow (0/1), #names, unnamed pulls of overflowed repositories; then per
-    /// hot entry field, fetches, checks, pulls, last pulled ("" for none), last used, digest time,
-    /// digest (or ""); per cell index, count; per usage bit its index; per tail repository name,
-    /// pulls, last pulled ("" for none), last used, unnamed pulls, unnamed uses; per tail name its
-    /// field.
+    /// tail last used, overflow (0/1), #names, unnamed pulls of overflowed repositories, usage
+    /// bitmap (1 when the usage bits come as one bitmap, the last argument; #bits is then 0); then
+    /// per hot entry field, fetches, checks, pulls, last pulled ("" for none), last used, digest
+    /// time, digest (or ""); per cell its BITFIELD offset (`#` and the index), count; per usage bit
+    /// its index; per tail repository name, pulls, last pulled ("" for none), last used, unnamed
+    /// pulls, unnamed uses; per tail name its field; the usage bitmap, if sent.
+    ///
+    /// A number handed to `redis.call` is printed first (`%.17g`), so the script passes its
+    /// arguments' strings through as they came; many usage bits go in with one `BITOP`, not a
+    /// `SETBIT` each.
     ///
     /// Returns {outcome, ledger sequence, confirmed sequence}: outcome 1 applied, 0 the ledger
     /// already had it, 2 rewound: the ledger is behind `expected` (Redis lost merges it had
@@ -53,7 +58,7 @@ enum BatchScripts {
     /// forget another node.
     static let merge = """
         local \(batchKeyNames.joined(separator: ", ")) = unpack(KEYS, 1, \(batchKeyCount))
-        local fingerprintKey, ledger, touched, confirmed = unpack(KEYS, \(batchKeyCount + 1), \(batchKeyCount + 4))
+        local fingerprintKey, ledger, touched, confirmed, mergeUsage = unpack(KEYS, \(batchKeyCount + 1), \(batchKeyCount + 5))
         \(checkTypes)
         local fingerprint = redis.call('GET', fingerprintKey)
         if fingerprint and fingerprint ~= ARGV[4] then
@@ -83,7 +88,7 @@ enum BatchScripts {
         end
         local hot, cells, bits, tails = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
         local nameCount = tonumber(ARGV[14])
-        local i = 16
+        local i = 17
         for _ = 1, hot do
           local field = ARGV[i]
           add(fetches, field, ARGV[i + 1])
@@ -100,21 +105,24 @@ enum BatchScripts {
           end
           i = i + 8
         end
-        local increments = {}
+        local increments, n = {}, 0
         for c = 1, cells do
-          increments[#increments + 1] = 'INCRBY'
-          increments[#increments + 1] = 'u32'
-          increments[#increments + 1] = '#' .. ARGV[i]
-          increments[#increments + 1] = ARGV[i + 1]
+          increments[n + 1], increments[n + 2], increments[n + 3], increments[n + 4] = 'INCRBY', 'u32', ARGV[i], ARGV[i + 1]
+          n = n + 4
           i = i + 2
-          if #increments >= 2048 or c == cells then
-            redis.call('BITFIELD', sketch, 'OVERFLOW', 'SAT', unpack(increments))
-            increments = {}
+          if n >= 2048 or c == cells then
+            redis.call('BITFIELD', sketch, 'OVERFLOW', 'SAT', unpack(increments, 1, n))
+            n = 0
           end
         end
         for _ = 1, bits do
-          redis.call('SETBIT', usage, ARGV[i], 1)
+          redis.call('SETBIT', usage, ARGV[i], '1')
           i = i + 1
+        end
+        if ARGV[16] == '1' then
+          redis.call('SET', mergeUsage, ARGV[#ARGV])
+          redis.call('BITOP', 'OR', usage, usage, mergeUsage)
+          redis.call('DEL', mergeUsage)
         end
         add(tail, 'mass', ARGV[10])
         raise(tail, 'pulled', ARGV[11])

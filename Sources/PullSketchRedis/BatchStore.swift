@@ -77,7 +77,7 @@ public final class BatchStore {
     public func merge(_ parts: [PartMerge], parameters: SketchParameters, node: String) throws -> [MergeReply] {
         guard !parts.isEmpty else { return [] }
         let fingerprint = Self.layoutFingerprint(parameters, shardCount: shardCount)
-        let commands = parts.map { mergeCommand($0, fingerprint: fingerprint, node: node) }
+        let commands = parts.map { mergeCommand($0, parameters: parameters, fingerprint: fingerprint, node: node) }
         return try zip(parts, try connection.pipeline(commands)).map { merge, reply in
             let shard = merge.part.shard
             switch reply {
@@ -261,19 +261,22 @@ public final class BatchStore {
         return try reader.raw(stringLimit: stringLimit)
     }
 
-    private func mergeCommand(_ merge: PartMerge, fingerprint: String, node: String) -> [[UInt8]] {
+    private func mergeCommand(_ merge: PartMerge, parameters: SketchParameters, fingerprint: String, node: String) -> [[UInt8]] {
         let part = merge.part
         let layout = ShardLayout(shard: part.shard)
-        let keys = layout.live.all + [layout.fingerprint, layout.ledger, layout.ledgerTouched, layout.confirmed]
+        let keys = layout.live.all + [layout.fingerprint, layout.ledger, layout.ledgerTouched, layout.confirmed, layout.mergeUsage]
+        let usageBitmap = Self.usageBitmap(part.usageBits, parameters)
+        let usageBitIndexes = usageBitmap == nil ? part.usageBits : []
         var arguments: [String] = ["EVAL", BatchScripts.merge, String(keys.count)] + keys
         arguments += [
             node, String(merge.sequence), String(merge.expected), fingerprint, String(ledgerMemoryMilliseconds),
-            String(part.hotEntries.count), String(part.sketchCells.count), String(part.usageBits.count), String(part.tailRepositories.count),
+            String(part.hotEntries.count), String(part.sketchCells.count), String(usageBitIndexes.count), String(part.tailRepositories.count),
             String(part.tailMass), Self.milliseconds(part.tailLastPulled), Self.milliseconds(part.tailLastUsed),
             part.tailRepositoriesOverflowed ? "1" : "0", String(part.tailNames.count), String(part.unnamedPullsOfOverflow),
+            usageBitmap == nil ? "0" : "1",
         ]
         arguments.reserveCapacity(
-            arguments.count + part.hotEntries.count * 8 + part.sketchCells.count * 2 + part.usageBits.count + part.tailRepositories.count * 6
+            arguments.count + part.hotEntries.count * 8 + part.sketchCells.count * 2 + usageBitIndexes.count + part.tailRepositories.count * 6
                 + part.tailNames.count
         )
         for entry in part.hotEntries {
@@ -284,9 +287,9 @@ public final class BatchStore {
             ]
         }
         for cell in part.sketchCells {
-            arguments += [String(cell.index), String(cell.count)]
+            arguments += ["#\(cell.index)", String(cell.count)]
         }
-        arguments += part.usageBits.map { String($0) }
+        arguments += usageBitIndexes.map { String($0) }
         for tail in part.tailRepositories {
             arguments += [
                 tail.repository.value, String(tail.pulls), Self.milliseconds(tail.lastPulled), Self.milliseconds(tail.lastUsed),
@@ -294,7 +297,19 @@ public final class BatchStore {
             ]
         }
         arguments += part.tailNames.map(ShardLayout.field)
-        return arguments.map { Array($0.utf8) }
+        return arguments.map { Array($0.utf8) } + (usageBitmap.map { [$0] } ?? [])
+    }
+
+    /// `bits` as the bitmap `SETBIT` leaves (bit k is the bit 0x80 >> k % 8 of byte k / 8, no
+    /// trailing zero bytes) when there are at least 1/512 as many as the usage filter holds (160
+    /// for the default sketch); nil below. A `SETBIT` from the script costs Redis about 0.4 µs, a
+    /// `BITOP` of the default filter's 10 KiB about 12 µs, so the bitmap is cheaper long before
+    /// this line; below it, its bytes would outweigh the indexes on the wire.
+    private static func usageBitmap(_ bits: [UInt32], _ parameters: SketchParameters) -> [UInt8]? {
+        guard let highest = bits.max(), bits.count >= UsageFilter.byteCount(parameters) * 8 / 512 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(highest) / 8 + 1)
+        for bit in bits { bytes[Int(bit) / 8] |= 0x80 >> (bit % 8) }
+        return bytes
     }
 
     /// A time as the scripts take it: milliseconds, or "" for none (`.distantPast`).

@@ -19,8 +19,9 @@ import PullSketchCore
 /// - outside the batches: `…:fingerprint` (the live batch's sketch parameters, moved into the
 ///   batch when it is sealed), `…:ledger` (node id → last applied window sequence),
 ///   `…:ledger:touched` (node id → last merge, ms), `…:confirmed` (node id → the last window
-///   sequence PostgreSQL holds), `…:sealseq` (the last batch number) and `…:lease` (the
-///   reconciler working the shard, with an expiry).
+///   sequence PostgreSQL holds), `…:sealseq` (the last batch number), `…:lease` (the
+///   reconciler working the shard, with an expiry) and `…:merge:usage` (a merge's usage bits as a
+///   bitmap, written and deleted within the merge script).
 public struct ShardLayout: Hashable, Sendable {
     public let shard: Int
 
@@ -41,6 +42,7 @@ public struct ShardLayout: Hashable, Sendable {
     var sealSequence: String { "\(prefix):sealseq" }
     var sealed: String { "\(prefix):sealed" }
     var lease: String { "\(prefix):lease" }
+    var mergeUsage: String { "\(prefix):merge:usage" }
 
     /// The hash field of a key in the batch hashes, `t|repository|tag` or `m|repository|digest`;
     /// `|` cannot occur in OCI names.

@@ -143,6 +143,32 @@ import Testing
         }
     }
 
+    /// A part with few usage bits sends their indexes (a `SETBIT` each), one with many a bitmap
+    /// (one `BITOP`); either way the batch holds the same bits, the first and last of the filter
+    /// included, and the merge's scratch key is gone.
+    @Test func usageBitsSentAsIndexesOrAsABitmapLandAsTheSameBits() throws {
+        let server = try RedisServer()
+        let connection = try RedisConnection(RedisEndpoint(port: server.port))
+        let store = BatchStore(connection: connection, shardCount: 1)
+        let parameters = SketchParameters()  // 81,920 bits: 160 and more go as a bitmap
+        let last = UInt32(parameters.width * parameters.depth - 1)
+        var generator = SeededGenerator(seed: 11)
+        let few: [UInt32] = [0, 9, 4_095, last]
+        let many = Set((0..<2_000).map { _ in UInt32.random(in: 0...last, using: &generator) } + [0, 7, 8, last]).sorted()
+        let more = Set((0..<500).map { _ in UInt32.random(in: 0...last / 2, using: &generator) } + many.prefix(100)).sorted()
+        for (node, bits) in [("few", few), ("many", many), ("more", more)] {
+            let part = ShardWindow(shard: 0, usageBits: bits, tailMass: 1, tailLastUsed: Timestamp(millisecondsSinceEpoch: 5))
+            _ = try store.merge(Window(sequence: 1, parameters: parameters, shards: [part]), node: node)
+        }
+        #expect(try connection.command(["EXISTS", "{ps:0}:merge:usage"]) == .integer(0))
+        guard case .bulk(let info) = try connection.command(["INFO", "commandstats"]) else { Issue.record("INFO answered no text"); return }
+        let calls = String(decoding: info, as: UTF8.self)
+        #expect(calls.contains("cmdstat_setbit:calls=\(few.count),"), "\(calls)")
+        #expect(calls.contains("cmdstat_bitop:calls=2,"), "\(calls)")
+        let sealed = try drainSealed(store)
+        #expect(sealed.map(\.content.usageBits) == [Set(few + many + more).sorted()])
+    }
+
     @Test func aRetriedMergeIsAppliedOnce() throws {
         let server = try RedisServer()
         let store = try store(server)
