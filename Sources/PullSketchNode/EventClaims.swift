@@ -12,9 +12,11 @@ import Synchronization
 /// node that crashes before merging loses the pulls it claimed — as it loses its unmerged window —
 /// but no redelivery ever doubles them.
 ///
-/// Claims of concurrent requests share round trips: while one pipeline is out, the claims that
-/// arrive wait together and go in the next one. A round trip per request cost Redis four times the
-/// CPU of everything else the node sends it, and each request waited for those before it. Within a
+/// This sends the claims of a Redis Cluster's nodes, and those of requests the router answers;
+/// `ClaimLanes` sends the rest from the event loops, with the same `ClaimCommand`. Claims of
+/// concurrent requests share round trips: while one pipeline is out, the claims that arrive wait
+/// together and go in the next one. A round trip per request cost Redis four times the CPU of
+/// everything else the node sends it, and each request waited for those before it. Within a
 /// pipeline Redis runs the `SET NX`s in order, so an id claimed twice in one is first once.
 ///
 /// When Redis does not answer, the node answers 503 for a few seconds without trying again, and
@@ -23,10 +25,7 @@ import Synchronization
 /// an actor on its own `BlockingExecutor`, since hiredis blocks.
 actor EventClaims {
     private let redis: RedisEndpoint
-    /// `{ps:<shard>}:event:` per shard, and the horizon in milliseconds, as the bytes sent.
-    private let keyPrefixes: [[UInt8]]
-    private let horizon: [UInt8]
-    private static let set = Array("SET".utf8), one = Array("1".utf8), notExisting = Array("NX".utf8), expiresIn = Array("PX".utf8)
+    private let command: ClaimCommand
     private let roundTrips: Counter
     private nonisolated let waitingRequests: Gauge
     private let logger: Logger
@@ -46,11 +45,9 @@ actor EventClaims {
         var sending = false
     }
 
-    init(redis: RedisEndpoint, shardCount: Int, horizon: Duration, roundTrips: Counter, waitingRequests: Gauge, logger: Logger) {
+    init(redis: RedisEndpoint, command: ClaimCommand, roundTrips: Counter, waitingRequests: Gauge, logger: Logger) {
         self.redis = redis
-        keyPrefixes = (0..<shardCount).map { Array("{ps:\($0)}:event:".utf8) }
-        let components = horizon.components
-        self.horizon = Array(String(components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000).utf8)
+        self.command = command
         self.roundTrips = roundTrips
         self.waitingRequests = waitingRequests
         self.logger = logger
@@ -69,9 +66,9 @@ actor EventClaims {
     /// loop, which must not wait.
     nonisolated func claim(_ fingerprints: [EventFingerprint], then answer: @escaping @Sendable ([Bool]?) -> Void) {
         guard !fingerprints.isEmpty else { return answer([]) }
+        waitingRequests.increment()
         let startSending = waiting.withLock { waiting in
             waiting.claims.append((fingerprints, answer))
-            waitingRequests.set(Int64(waiting.claims.count))
             defer { waiting.sending = true }
             return !waiting.sending
         }
@@ -92,7 +89,6 @@ actor EventClaims {
                     return ids == 0 || ids + claim.fingerprints.count <= Self.idsPerRoundTrip
                 }
                 waiting.claims.removeFirst(taken.count)
-                waitingRequests.set(Int64(waiting.claims.count))
                 if taken.isEmpty { waiting.sending = false }
                 return taken
             }
@@ -103,17 +99,14 @@ actor EventClaims {
                 answer(answers.map { Array($0[next..<next + fingerprints.count]) })
                 next += fingerprints.count
             }
+            waitingRequests.decrement(by: Double(claims.count))
         }
     }
 
     /// One pipeline of `SET NX`: per fingerprint whether it was first; nil when Redis did not answer.
     private func firstClaims(_ fingerprints: [EventFingerprint]) -> [Bool]? {
         if let pausedUntil, ContinuousClock.now < pausedUntil { return nil }
-        let commands = fingerprints.map { fingerprint in
-            var key = keyPrefixes[Int(fingerprint.low % UInt64(keyPrefixes.count))]
-            fingerprint.appendHex(to: &key)
-            return [Self.set, key, Self.one, Self.notExisting, Self.expiresIn, horizon]
-        }
+        let commands = fingerprints.map(command.arguments)
         do {
             let connection = try self.connection ?? connectRedis(redis)
             self.connection = connection
@@ -131,5 +124,28 @@ actor EventClaims {
             logger.warning("event ids cannot be claimed in redis: deferring events for a while", metadata: ["error": "\(error)"])
             return nil
         }
+    }
+}
+
+
+/// `SET {ps:<shard>}:event:<hash> 1 NX PX <horizon>`, an event id's claim: the same key from every
+/// version of the node and every client that sends it, so that nodes share their claims while a
+/// deployment rolls.
+struct ClaimCommand: Sendable {
+    /// `{ps:<shard>}:event:` per shard, and the horizon in milliseconds, as the bytes sent.
+    private let keyPrefixes: [[UInt8]]
+    private let horizon: [UInt8]
+    private static let set = Array("SET".utf8), one = Array("1".utf8), notExisting = Array("NX".utf8), expiresIn = Array("PX".utf8)
+
+    init(shardCount: Int, horizon: Duration) {
+        keyPrefixes = (0..<shardCount).map { Array("{ps:\($0)}:event:".utf8) }
+        let components = horizon.components
+        self.horizon = Array(String(components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000).utf8)
+    }
+
+    func arguments(_ fingerprint: EventFingerprint) -> [[UInt8]] {
+        var key = keyPrefixes[Int(fingerprint.low % UInt64(keyPrefixes.count))]
+        fingerprint.appendHex(to: &key)
+        return [Self.set, key, Self.one, Self.notExisting, Self.expiresIn, horizon]
     }
 }

@@ -16,7 +16,8 @@ import NIOHTTPTypes
 /// request metrics, the security headers, and `Date` and `Server`. The event-id claim is the one
 /// wait; the request's events are applied on the claims' executor when the claim is back, whatever
 /// became of the connection, and the answer is written on the event loop. While a request waits,
-/// the connection is not read: a client that sends more behind it waits for its answer first.
+/// the connection is read until something arrives behind it, then no more until it is answered: a
+/// client that sends more behind it waits for its answer first.
 final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -46,6 +47,9 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private let node: PullSketchNode
+    /// Where this loop's claims go, for a single Redis; the lane once taken.
+    private let claimLanes: ClaimLanes?
+    private var claimLane: ClaimLane?
     private var state = State.idle
     /// Requests passed on to the router whose answers have not been written to their end.
     private var unanswered = 0
@@ -54,11 +58,13 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
     /// Whether the channel asked for a read while a request here was answered.
     private var readWithheld = false
     private var date = HTTPDate()
+    private var lastHead: (date: String, length: Int, close: Bool, retryAfter: String?, head: HTTPResponse)?
     /// Whether the connection is gone: an answer that comes later is not written.
     private var removed = false
 
-    init(node: PullSketchNode) {
+    init(node: PullSketchNode, claimLanes: ClaimLanes?) {
         self.node = node
+        self.claimLanes = claimLanes
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -126,6 +132,13 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
         case .answered(let answer):
             send(answer, for: reading, context: context)
         case .admitted(let events):
+            if let lane = claimLane ?? claimLanes?.lane(on: context.eventLoop) {
+                claimLane = lane
+                let node = node
+                return lane.claim(events.fingerprints) { firstSeen in
+                    self.send(node.complete(events, firstSeen: firstSeen), for: reading, context: context)
+                }
+            }
             guard let claims = node.eventClaims else {
                 return send(node.complete(events, firstSeen: node.firstSeenHere(events.fingerprints)), for: reading, context: context)
             }
@@ -145,14 +158,7 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
     private func send(_ answer: PullSketchNode.IngestionAnswer, for reading: Reading, context: ChannelHandlerContext) {
         guard !removed else { return leave(reading) }
         let body = ByteBuffer(string: answer.json)
-        var fields = HTTPFields.securityHeaders
-        fields[.contentType] = "application/json"
-        fields[.contentLength] = String(body.readableBytes)
-        fields[.retryAfter] = answer.retryAfter
-        fields[.date] = date.now()
-        fields[.server] = PullSketchNode.serverName
-        if reading.closeAfterAnswer { fields[.connection] = "close" }
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: fields))), promise: nil)
+        context.write(wrapOutboundOut(.head(head(answer, length: body.readableBytes, close: reading.closeAfterAnswer))), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         leave(reading)
@@ -174,11 +180,31 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
             // What was passed on reaches the router when a read completes.
             context.fireChannelReadComplete()
         }
-        if case .answering = state { return }
-        if readWithheld {
+        if readWithheld, held.isEmpty {
             readWithheld = false
             context.read()
         }
+    }
+
+    /// The head of an answer: the last one again while nothing in it changed (within the second
+    /// of its `Date`), since building header fields costs more than the rest of the answer.
+    private func head(_ answer: PullSketchNode.IngestionAnswer, length: Int, close: Bool) -> HTTPResponse {
+        let now = date.now()
+        if let last = lastHead, last.date == now, last.length == length, last.close == close, last.head.status == answer.status,
+            last.retryAfter == answer.retryAfter
+        {
+            return last.head
+        }
+        var fields = HTTPFields.securityHeaders
+        fields[.contentType] = "application/json"
+        fields[.contentLength] = String(length)
+        fields[.retryAfter] = answer.retryAfter
+        fields[.date] = now
+        fields[.server] = PullSketchNode.serverName
+        if close { fields[.connection] = "close" }
+        let head = HTTPResponse(status: answer.status, headerFields: fields)
+        lastHead = (now, length, close, answer.retryAfter, head)
+        return head
     }
 
     /// When the connection is gone (its pipeline taken down; the connection-state handler in
@@ -200,8 +226,11 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
         node.requestSeries.inFlight(.post).decrement()
     }
 
+    /// A connection whose request waits for its claim is still read until something arrives
+    /// behind that request: withholding every read would drop the socket's read interest and add
+    /// it back, two `epoll_ctl` calls per request.
     func read(context: ChannelHandlerContext) {
-        if case .answering = state {
+        if case .answering = state, !held.isEmpty {
             readWithheld = true
         } else {
             context.read()
@@ -222,6 +251,7 @@ struct IngestingHTTP1Channel: HTTPChannelHandler {
 
     let http1: HTTP1Channel
     let node: PullSketchNode
+    let claimLanes: ClaimLanes?
 
     var responder: Responder { http1.responder }
 
@@ -229,7 +259,7 @@ struct IngestingHTTP1Channel: HTTPChannelHandler {
         http1.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let operations = channel.pipeline.syncOperations
             let connectionState = try operations.handler(type: HTTPConnectionStateHandler.self)
-            try operations.addHandler(EventLoopIngestion(node: node), position: .after(connectionState))
+            try operations.addHandler(EventLoopIngestion(node: node, claimLanes: claimLanes), position: .after(connectionState))
             return value
         }
     }

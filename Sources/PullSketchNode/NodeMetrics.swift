@@ -34,13 +34,13 @@ public final class NodeMetrics: Sendable {
         eventClaimRoundTrips = registry.makeCounter(
             descriptor: MetricNameDescriptor(
                 metricName: "pullsketch_event_claim_round_trips", unitName: "total",
-                helpText: "Pipelines of event-id claims sent to Redis; the claims of concurrent requests share one"
+                helpText: "Pipelines of event-id claims sent to Redis; claims read in one turn of an event loop, or of concurrent requests, share one"
             )
         )
         eventClaimsWaiting = registry.makeGauge(
             descriptor: MetricNameDescriptor(
                 metricName: "pullsketch_event_claims_waiting", unitName: "requests",
-                helpText: "Requests whose event-id claims wait for the round trip that is out"
+                helpText: "Requests whose event-id claims wait for Redis's answer"
             )
         )
         let catalog = MetricNameDescriptor(metricName: "pullsketch_catalog_changes", unitName: "total", helpText: "Catalog changes from push and delete events")

@@ -23,7 +23,11 @@ public struct PullSketchNode: Sendable {
     public let catalogUpdates: CatalogUpdates
     let metrics: NodeMetrics
     let recentIDs: RecentEventIDs
+    let redis: RedisEndpoint
     /// Nil when `eventIDHorizon` is zero: each node de-duplicates by its own memory alone.
+    let claimCommand: ClaimCommand?
+    /// Claims through a thread of their own: a Redis Cluster's, and those of requests the router
+    /// answers (`ClaimLanes` sends the rest from the event loops). Nil when `claimCommand` is.
     let eventClaims: EventClaims?
     let pages: WebPages
     let signIns: SignInLimiter
@@ -49,12 +53,12 @@ public struct PullSketchNode: Sendable {
         self.logger = logger
         catalogUpdates = CatalogUpdates(database: database, metrics: metrics, capacity: configuration.catalogQueueCapacity, logger: logger)
         recentIDs = RecentEventIDs(capacity: configuration.recentEventIDs)
-        eventClaims = configuration.eventIDHorizon > .zero
-            ? EventClaims(
-                redis: redis, shardCount: tracker.configuration.shardCount, horizon: configuration.eventIDHorizon,
-                roundTrips: metrics.eventClaimRoundTrips, waitingRequests: metrics.eventClaimsWaiting, logger: logger
-            )
-            : nil
+        self.redis = redis
+        claimCommand = configuration.eventIDHorizon > .zero
+            ? ClaimCommand(shardCount: tracker.configuration.shardCount, horizon: configuration.eventIDHorizon) : nil
+        eventClaims = claimCommand.map { command in
+            EventClaims(redis: redis, command: command, roundTrips: metrics.eventClaimRoundTrips, waitingRequests: metrics.eventClaimsWaiting, logger: logger)
+        }
         pages = WebPages()
         signIns = SignInLimiter(window: configuration.signInWindow)
         requestsInFlight = RequestsInFlight(limit: configuration.maxConcurrentRequests)
@@ -73,12 +77,16 @@ public struct PullSketchNode: Sendable {
     public func application(logger: Logger) -> some ApplicationProtocol {
         let idle = configuration.idleTimeout.components
         let http1 = HTTP1Channel.Configuration(idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))
+        let claimLanes = claimCommand.flatMap { command in
+            redis.clusterNodes.isEmpty ? ClaimLanes(redis: redis, command: command, metrics: metrics, logger: logger) : nil
+        }
         return Application(
             router: router(),
             server: HTTPServerBuilder { responder in
-                IngestingHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: http1), node: self)
+                IngestingHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: http1), node: self, claimLanes: claimLanes)
             },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: Self.serverName),
+            services: claimLanes.map { [$0] } ?? [],
             logger: logger
         )
     }

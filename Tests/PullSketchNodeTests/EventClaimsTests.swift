@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import Prometheus
 @testable import PullSketchNode
 import PullSketchEvents
@@ -52,7 +54,7 @@ import Testing
     static func claims(in port: Int, shardCount: Int, horizon: Duration) -> EventClaims {
         let registry = PrometheusCollectorRegistry()
         return EventClaims(
-            redis: RedisEndpoint(port: port, timeout: 60), shardCount: shardCount, horizon: horizon,
+            redis: RedisEndpoint(port: port, timeout: 60), command: ClaimCommand(shardCount: shardCount, horizon: horizon),
             roundTrips: registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "round_trips", unitName: "total", helpText: "")),
             waitingRequests: registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "waiting", unitName: "requests", helpText: "")),
             logger: Logger(label: "test")
@@ -79,15 +81,39 @@ import Testing
         extendLifetime(redis)
     }
 
+    /// Lanes on the shared event loops, claiming in the Redis at `endpoint`.
+    static func lanes(_ endpoint: RedisEndpoint, shardCount: Int = 1, horizon: Duration = .seconds(60)) -> ClaimLanes {
+        ClaimLanes(
+            redis: endpoint, command: ClaimCommand(shardCount: shardCount, horizon: horizon),
+            metrics: NodeMetrics(registry: PrometheusCollectorRegistry()), logger: Logger(label: "test")
+        )
+    }
+
+    /// `ids` claimed by the lane of `eventLoop`, as a request read there would.
+    static func claim(
+        _ ids: [EventFingerprint], by lanes: ClaimLanes, on eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()
+    ) async throws -> [Bool]? {
+        let promise = eventLoop.makePromise(of: [Bool]?.self)
+        eventLoop.execute {
+            guard let lane = lanes.lane(on: eventLoop) else { return promise.succeed(nil) }
+            lane.claim(ids) { promise.succeed($0) }
+        }
+        return try await promise.futureResult.get()
+    }
+
     /// Nodes of two versions share their claims while a deployment rolls, so the key never changes:
     /// `{ps:<low mod shards>}:event:` and the fingerprint in 32 lowercase hex digits, `high` first,
-    /// expiring after the horizon.
-    @Test func aClaimSetsTheKeyEveryVersionOfTheNodeSets() async throws {
+    /// expiring after the horizon. The same from the claims' thread and from an event loop's lane.
+    @Test(arguments: [false, true]) func aClaimSetsTheKeyEveryVersionOfTheNodeSets(fromTheEventLoop: Bool) async throws {
         let redis = try RedisServer()
-        let claims = Self.claims(in: redis.port, shardCount: 8, horizon: .seconds(86_400))
         let ids = (0..<200).map { EventFingerprint("event-\($0)") }
         #expect(ids.contains { $0.high >> 60 == 0 } && ids.contains { $0.low >> 60 == 0 }, "no fingerprint to pad")
-        #expect(await claims.claim(ids) == ids.map { _ in true })
+        let claimed = if fromTheEventLoop {
+            try await Self.claim(ids, by: Self.lanes(RedisEndpoint(port: redis.port), shardCount: 8, horizon: .seconds(86_400)))
+        } else {
+            await Self.claims(in: redis.port, shardCount: 8, horizon: .seconds(86_400)).claim(ids)
+        }
+        #expect(claimed == ids.map { _ in true })
         let connection = try RedisConnection(RedisEndpoint(port: redis.port))
         for id in ids {
             let hex = [id.high, id.low].map { String(repeating: "0", count: 16 - String($0, radix: 16).count) + String($0, radix: 16) }.joined()
@@ -97,5 +123,37 @@ import Testing
             #expect((86_400_000 - 600_000...86_400_000).contains(remaining), "\(key)")
         }
         #expect(try connection.command(["DBSIZE"]) == .integer(Int64(ids.count)))
+    }
+
+    /// A lane answers an id claimed twice in one pipeline first once; when Redis does not answer
+    /// within the endpoint's timeout, nil (the node defers the events); after the pause that
+    /// follows a failure it connects again and claims.
+    @Test func aLaneThatRedisDoesNotAnswerDefersThenClaimsAgain() async throws {
+        let redis = try RedisServer()
+        let endpoint = RedisEndpoint(port: redis.port)
+        let lanes = Self.lanes(RedisEndpoint(port: redis.port, timeout: 0.5))
+        let loop = MultiThreadedEventLoopGroup.singleton.next()  // one lane throughout: a lane pauses alone
+        let twice = EventFingerprint("twice")
+        #expect(try await Self.claim([twice, twice], by: lanes, on: loop) == [true, false])
+        _ = try RedisConnection(endpoint).command(["CLIENT", "PAUSE", "600000", "WRITE"])
+        let held = ContinuousClock.now
+        #expect(try await Self.claim([EventFingerprint("held")], by: lanes, on: loop) == nil)
+        #expect(ContinuousClock.now - held >= .seconds(0.5), "answered once the timeout ran out")
+        _ = try RedisConnection(endpoint).command(["CLIENT", "UNPAUSE"])
+        try await Task.sleep(for: EventClaims.pauseAfterFailure + .seconds(0.5))
+        #expect(try await Self.claim([EventFingerprint("again"), twice], by: lanes, on: loop) == [true, false])
+    }
+
+    /// A lane's connection authenticates and selects the endpoint's database before it claims; a
+    /// wrong password defers the claims.
+    @Test func aLaneAuthenticatesAndSelectsTheDatabase() async throws {
+        let redis = try RedisServer(password: "lane-secret")
+        let ids = [EventFingerprint("a"), EventFingerprint("b")]
+        #expect(try await Self.claim(ids, by: Self.lanes(RedisEndpoint(port: redis.port, password: "lane-secret", database: 3))) == [true, true])
+        let database3 = try RedisConnection(RedisEndpoint(port: redis.port, password: "lane-secret", database: 3))
+        #expect(try database3.command(["DBSIZE"]) == .integer(2))
+        let database0 = try RedisConnection(RedisEndpoint(port: redis.port, password: "lane-secret"))
+        #expect(try database0.command(["DBSIZE"]) == .integer(0))
+        #expect(try await Self.claim(ids, by: Self.lanes(RedisEndpoint(port: redis.port, password: "wrong"))) == nil)
     }
 }

@@ -9,9 +9,9 @@ import Testing
 /// Ingestion answered on the event loop, seen from a client's socket: what only a real
 /// connection shows (the node's other suites check what the answers say).
 @Suite(.postgresServer) struct EventLoopIngestionTests {
-    /// A POST of one pull event with `id`, as bytes on the wire.
-    static func post(_ id: String, path: String = "/notifications", close: Bool = false) -> String {
-        let body = String(buffer: envelope([event(id: id, tag: "t-\(id)")]))
+    /// A POST of a pull event per id, as bytes on the wire.
+    static func post(_ ids: String..., path: String = "/notifications", close: Bool = false) -> String {
+        let body = String(buffer: envelope(ids.map { event(id: $0, tag: "t-\($0)") }))
         return "POST \(path) HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer \(NodeFixture.secret)\r\n"
             + "Content-Type: application/vnd.docker.distribution.events.v1+json\r\nContent-Length: \(body.utf8.count)\r\n"
             + (close ? "Connection: close\r\n" : "") + "\r\n" + body
@@ -51,33 +51,39 @@ import Testing
 
     /// Requests sent back to back on one connection are answered in the order sent, whichever
     /// answers them: an ingestion request waits behind one the router still has, and everything
-    /// behind an ingestion request waits for its event-id claim. With claims in Redis and by the
-    /// node's memory.
+    /// behind an ingestion request waits for its event-id claim. Each answer's head is its own
+    /// (the event loop reuses a head only while nothing in it changes). With claims in Redis and
+    /// by the node's memory.
     @Test(arguments: [false, true]) func requestsSentBackToBackAreAnsweredInOrder(claimsInRedis: Bool) async throws {
         let redis = claimsInRedis ? try RedisServer() : nil
         let fixture = try NodeFixture(redisPort: redis?.port, eventIDHorizon: claimsInRedis ? .seconds(60) : .zero)
+        let ten = (0..<10).map { "t\($0)" }
         try await fixture.test { client in
             let port = try #require(client.port)
-            let requests = [Self.post("e1"), Self.get("/healthz"), Self.post("e1"), Self.post("e2", path: "/api/v1/pulls"), Self.get("/metrics", close: true)]
+            let requests = [
+                Self.post("e1"), Self.get("/healthz"), Self.post("e1"), Self.post(ten[0], ten[1], ten[2], ten[3], ten[4], ten[5], ten[6], ten[7], ten[8], ten[9]),
+                Self.post("e2", path: "/api/v1/pulls"), Self.get("/metrics", close: true),
+            ]
             let (reply, closed) = try await onOwnThread { try exchange(port: port, Array(requests.joined().utf8), timeout: 60) }
             let answers = Self.responses(reply)
             #expect(closed)
-            try #require(answers.count == 5, "\(String(decoding: reply, as: UTF8.self))")
-            #expect(answers[0].status == 200 && answers[0].body.contains(#""accepted":1"#))
+            try #require(answers.count == 6, "\(String(decoding: reply, as: UTF8.self))")
+            #expect(answers[0].status == 200 && answers[0].body.contains(#""accepted":1,"#))
             #expect(answers[1].body.contains(#""status""#), "the health check's answer second")
             #expect(answers[2].status == 200 && answers[2].body.contains(#""duplicates":1"#))
-            #expect(answers[3].status == 415, "a pull batch must be application/json: \(answers[3].body)")
-            #expect(answers[4].body.contains("hb_requests"), "the metrics last")
+            #expect(answers[3].status == 200 && answers[3].body.contains(#""accepted":10,"#) && answers[3].body.hasSuffix("}"), "a longer answer, whole: \(answers[3].body)")
+            #expect(answers[4].status == 415, "a pull batch must be application/json: \(answers[4].body)")
+            #expect(answers[5].body.contains("hb_requests"), "the metrics last")
             for answer in answers {
                 #expect(answer.headers["x-content-type-options"] == "nosniff" && answer.headers["server"] == "PullSketch")
                 let date = answer.headers["date"].flatMap(Self.httpDate.date(from:))
                 #expect(date.map { abs($0.timeIntervalSinceNow) < 120 } == true, "Date: \(answer.headers["date"] ?? "none")")
             }
             // Both notifications counted in the router's series, whichever answered them.
-            #expect(answers[4].body.contains(#"hb_requests{http_route="/notifications",http_request_method="POST",http_response_status_code="200"} 2"#))
-            #expect(answers[4].body.contains(#"http_server_active_requests{http_request_method="POST"} 0.0"#))
+            #expect(answers[5].body.contains(#"hb_requests{http_route="/notifications",http_request_method="POST",http_response_status_code="200"} 3"#))
+            #expect(answers[5].body.contains(#"http_server_active_requests{http_request_method="POST"} 0.0"#))
         }
-        #expect(Set(fixture.tracker.drain().hotEntries.filter { $0.key.kind == .tag }.map(\.key.name)) == ["t-e1"])
+        #expect(Set(fixture.tracker.drain().hotEntries.filter { $0.key.kind == .tag }.map(\.key.name)) == Set(["t-e1"] + ten.map { "t-\($0)" }))
     }
 
     /// A node allowing one request at a time whose event-id claims go to a Redis that holds them
@@ -111,6 +117,41 @@ import Testing
             #expect(refusal.status == 503 && refusal.headers["retry-after"] == "1" && refusal.body.contains("requests in flight"))
             let answered = try #require(Self.responses(try await first.value.reply).first)
             #expect(answered.status == 200 && answered.body.contains(#""accepted":1"#))
+        }
+    }
+
+    /// While a request waits for its claim, what its client sends behind it is not read beyond
+    /// what arrived first: the client is held back by its socket, not buffered by the node. The
+    /// pile sent behind is answered, in order, once the claim is back.
+    @Test func whatAClientSendsBehindAWaitingRequestIsNotReadWithoutBound() async throws {
+        let pile = Array(String(repeating: Self.get("/healthz"), count: 1_000_000).utf8)  // 35 MB
+        _ = try await Self.withClaimsHeld { fixture, port, release in
+            let connection = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(connection) }
+            try #require(connectLoopback(connection, port: port))
+            var wait = timeval(tv_sec: 3, tv_usec: 0)
+            setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+            let request = Array(Self.post("held").utf8)
+            #expect(request.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == request.count)
+            try await waitFor("the claim is out", within: .seconds(300)) {
+                String(decoding: fixture.registry.emitToBuffer(), as: UTF8.self).contains("pullsketch_event_claim_round_trips_total 1")
+            }
+            var taken = 0
+            while taken < pile.count {
+                let written = pile[taken...].withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                guard written > 0 else { break }  // the send timeout: nobody reads
+                taken += written
+            }
+            #expect(taken < pile.count / 2, "\(taken) of \(pile.count) bytes taken while the claim was held")
+            try release()
+            var reply: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while !String(decoding: reply.prefix(1_000), as: UTF8.self).contains("\"accepted\"") {
+                let count = recv(connection, &buffer, buffer.count, 0)
+                guard count > 0 else { break }
+                reply += buffer[..<count]
+            }
+            #expect(Self.responses(reply).first?.status == 200, "the held request answered first once its claim is back")
         }
     }
 

@@ -27,7 +27,7 @@ func loopbackAddress(port: Int) -> sockaddr_in {
 }
 
 /// Connects `socket` to 127.0.0.1 at `port`.
-func connectLoopback(_ socket: Int32, port: Int) -> Bool {
+public func connectLoopback(_ socket: Int32, port: Int) -> Bool {
     withLoopbackAddress(port: port) { connect(socket, $0, $1) == 0 }
 }
 
