@@ -41,7 +41,7 @@ final class ClaimLanes: Service, Sendable {
         }
     }
 
-    /// Waits for the server's shutdown, then closes every lane.
+    /// Waits for the server's shutdown, then closes every lane once its claims are answered.
     func run() async throws {
         try? await gracefulShutdown()
         let open = lanes.withLock { lanes in
@@ -67,6 +67,8 @@ final class ClaimLane {
     private let metrics: NodeMetrics
     private let logger: Logger
     private var state = State.idle
+    /// The server stopped: no new claims, and the connection closes once none is out.
+    private var closing = false
     /// Claims and handshake replies awaited, in the order Redis answers them.
     private var waiting = CircularBuffer<Waiter>()
     private var flushIsDue = false
@@ -104,6 +106,7 @@ final class ClaimLane {
     func claim(_ fingerprints: [EventFingerprint], then answer: @escaping ([Bool]?) -> Void) {
         eventLoop.preconditionInEventLoop()
         guard !fingerprints.isEmpty else { return answer([]) }
+        guard !closing else { return answer(nil) }
         if case .paused(let until) = state {
             guard .now() >= until else { return answer(nil) }
             state = .idle
@@ -125,8 +128,15 @@ final class ClaimLane {
         if timeoutCheck == nil { scheduleTimeoutCheck(at: .now() + timeout) }
     }
 
-    /// Closes the connection; what waits is answered nil, and later claims too.
+    /// Answers later claims nil and closes the connection once the claims out are answered: a
+    /// claim Redis applied but the node did not hear of would make its redelivery a duplicate.
     func close() {
+        closing = true
+        closeIfIdle()
+    }
+
+    private func closeIfIdle() {
+        guard closing, waiting.isEmpty else { return }
         fail(because: nil)
         state = .closed
     }
@@ -237,6 +247,7 @@ final class ClaimLane {
             metrics.eventClaimsWaiting.decrement()
             answer(waiter.firstSeen)
         }
+        closeIfIdle()
         return true
     }
 
@@ -262,6 +273,7 @@ final class ClaimLane {
             metrics.eventClaimsWaiting.decrement()
             answer(nil)
         }
+        if closing { state = .closed }
     }
 
     /// Fails the lane when its oldest waiter has waited longer than the timeout; else checks again

@@ -124,7 +124,7 @@ import Testing
     /// what arrived first: the client is held back by its socket, not buffered by the node. The
     /// pile sent behind is answered, in order, once the claim is back.
     @Test func whatAClientSendsBehindAWaitingRequestIsNotReadWithoutBound() async throws {
-        let pile = Array(String(repeating: Self.get("/healthz"), count: 1_000_000).utf8)  // 35 MB
+        let pile = Array(String(repeating: Self.get("/healthz"), count: 1_000_000).utf8)  // 37 MB
         _ = try await Self.withClaimsHeld { fixture, port, release in
             let connection = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(connection) }
