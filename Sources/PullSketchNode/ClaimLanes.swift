@@ -73,7 +73,8 @@ final class ClaimLane {
     private var waiting = CircularBuffer<Waiter>()
     private var flushIsDue = false
     private var timeoutCheck: Scheduled<Void>?
-    /// The reply line read so far: its first bytes, and whether it was cut off.
+    /// The reply line read so far, without its `\r` (its first 128 bytes: replies to `SET NX`,
+    /// `AUTH` and `SELECT` are one short line each).
     private var line: [UInt8] = []
 
     private enum State {
@@ -215,7 +216,7 @@ final class ClaimLane {
         guard case .open(let current) = state, current === channel else { return }
         for byte in buffer.readableBytesView {
             guard byte == UInt8(ascii: "\n") else {
-                if line.count < 128 { line.append(byte) }
+                if line.count < 128, byte != UInt8(ascii: "\r") { line.append(byte) }
                 continue
             }
             let reply = line
@@ -233,7 +234,7 @@ final class ClaimLane {
         let ok = reply.first == UInt8(ascii: "+")
         let null = reply.starts(with: Array("$-1".utf8)) || reply.first == UInt8(ascii: "_")
         guard ok || (null && waiter.answer != nil) else {
-            fail(because: "Redis answered \(String(decoding: reply, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
+            fail(because: "Redis answered \(String(decoding: reply, as: UTF8.self))")
             return false
         }
         waiter.firstSeen.append(ok)

@@ -153,7 +153,7 @@ import Testing
     @Test func aLaneAuthenticatesAndSelectsTheDatabase() async throws {
         let redis = try RedisServer(password: "lane-secret")
         let ids = [EventFingerprint("a"), EventFingerprint("b")]
-        #expect(try await Self.claim(ids, by: Self.lanes(RedisEndpoint(port: redis.port, password: "lane-secret", database: 3, timeout: 60))) == [true, true])
+        #expect(try await Self.claim(ids, by: Self.lanes(RedisEndpoint(port: redis.port, password: "lane-secret", database: 3, timeout: 60), horizon: .seconds(86_400))) == [true, true])
         let database3 = try RedisConnection(RedisEndpoint(port: redis.port, password: "lane-secret", database: 3))
         #expect(try database3.command(["DBSIZE"]) == .integer(2))
         let database0 = try RedisConnection(RedisEndpoint(port: redis.port, password: "lane-secret"))
