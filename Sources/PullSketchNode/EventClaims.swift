@@ -127,7 +127,6 @@ actor EventClaims {
     }
 }
 
-
 /// `SET {ps:<shard>}:event:<hash> 1 NX PX <horizon>`, an event id's claim: the same key from every
 /// version of the node and every client that sends it, so that nodes share their claims while a
 /// deployment rolls.

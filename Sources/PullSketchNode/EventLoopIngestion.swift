@@ -14,8 +14,9 @@ import NIOHTTPTypes
 ///
 /// What the router's middlewares do for a request, this does too: the concurrency limit, the
 /// request metrics, the security headers, and `Date` and `Server`. The event-id claim is the one
-/// wait; the request's events are applied on the claims' executor when the claim is back, whatever
-/// became of the connection, and the answer is written on the event loop. While a request waits,
+/// wait: it goes out from this event loop (`ClaimLanes`; through `EventClaims` to a Redis
+/// Cluster), the request's events are applied where its answer arrives, whatever became of the
+/// connection, and the answer is written on the event loop. While a request waits,
 /// the connection is read until something arrives behind it, then no more until it is answered: a
 /// client that sends more behind it waits for its answer first.
 final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
@@ -58,6 +59,7 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
     /// Whether the channel asked for a read while a request here was answered.
     private var readWithheld = false
     private var date = HTTPDate()
+    /// The last answer's head and what it was made from (`head(_:length:close:)`).
     private var lastHead: (date: String, length: Int, close: Bool, retryAfter: String?, head: HTTPResponse)?
     /// Whether the connection is gone: an answer that comes later is not written.
     private var removed = false
