@@ -83,7 +83,6 @@ final class ClaimLane {
         case connecting(unsent: ByteBuffer)
         case open(any Channel)
         case paused(until: NIODeadline)
-        case closed
     }
 
     private struct Waiter {
@@ -115,17 +114,10 @@ final class ClaimLane {
         var request: [UInt8] = []
         request.reserveCapacity(fingerprints.count * 80)
         for fingerprint in fingerprints { RESPCommand.encode(command.arguments(fingerprint), into: &request) }
-        switch state {
-        case .closed, .paused:
-            return answer(nil)
-        case .idle:
-            connect()
-        case .connecting, .open:
-            break
-        }
+        if case .idle = state { connect() }
         waiting.append(Waiter(replies: fingerprints.count, since: .now(), answer: answer))
         metrics.eventClaimsWaiting.increment()
-        write(request)
+        write(ByteBuffer(bytes: request))
         if timeoutCheck == nil { scheduleTimeoutCheck(at: .now() + timeout) }
     }
 
@@ -139,7 +131,6 @@ final class ClaimLane {
     private func closeIfIdle() {
         guard closing, waiting.isEmpty else { return }
         fail(because: nil)
-        state = .closed
     }
 
     private var timeout: TimeAmount { .milliseconds(Int64(redis.timeout * 1_000)) }
@@ -184,10 +175,6 @@ final class ClaimLane {
             }
     }
 
-    private func write(_ bytes: [UInt8]) {
-        write(ByteBuffer(bytes: bytes))
-    }
-
     private func write(_ buffer: ByteBuffer) {
         switch state {
         case .connecting(var unsent):
@@ -206,7 +193,7 @@ final class ClaimLane {
                 self.metrics.eventClaimRoundTrips.increment()
                 channel.flush()
             }
-        case .idle, .paused, .closed:
+        case .idle, .paused:
             break
         }
     }
@@ -274,7 +261,6 @@ final class ClaimLane {
             metrics.eventClaimsWaiting.decrement()
             answer(nil)
         }
-        if closing { state = .closed }
     }
 
     /// Fails the lane when its oldest waiter has waited longer than the timeout; else checks again
