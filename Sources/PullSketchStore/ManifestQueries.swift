@@ -38,13 +38,15 @@ extension StatisticsQueries {
     /// One page of a repository's live manifests, tagged or not, sorted like tags (by digest for
     /// `.name`).
     public func manifests(_ repository: RepositoryName, order: TagOrder, descending: Bool, limit: Int, offset: Int) throws -> [ManifestListing] {
-        let sort = Self.orderBy(order, descending: descending, statistics: "s", name: "m.digest")
-        return try manifests(where: "true", [repository.value], order: sort, limit: limit, offset: offset)
+        try manifests(
+            where: "true", [repository.value], order: { Self.orderBy(order, descending: descending, statistics: $0, name: $1) },
+            limit: limit, offset: offset
+        )
     }
 
     /// One manifest of the listing; nil for a digest the repository does not have.
     public func manifestListing(_ repository: RepositoryName, _ digest: Digest) throws -> ManifestListing? {
-        try manifests(where: "m.digest = $2", [repository.value, digest.value], order: "m.digest", limit: 1, offset: 0).first
+        try manifests(where: "m.digest = $2", [repository.value, digest.value], order: { _, digest in digest }, limit: 1, offset: 0).first
     }
 
     /// The manifests the image index `digest` lists, by platform, with their statistics (zeros for
@@ -64,35 +66,50 @@ extension StatisticsQueries {
         }
     }
 
-    private func manifests(where condition: String, _ parameters: [String], order: String, limit: Int, offset: Int) throws -> [ManifestListing] {
+    /// A page of live manifests meeting `condition` (over catalog row `m` and statistics row `s`)
+    /// in the order `order(statistics, digest)` gives. As for tags, the page is cut first; its
+    /// manifests' tags then come from one read of the repository's live tags, grouped by digest —
+    /// looked up per manifest, each lookup read all of them, and a page deep in a large repository
+    /// took seconds (docs/decisions.md).
+    private func manifests(
+        where condition: String, _ parameters: [String], order: (_ statistics: String, _ digest: String) -> String, limit: Int, offset: Int
+    ) throws -> [ManifestListing] {
         try connection.query(
             """
-            SELECT m.digest AS m_digest, \(Self.statisticsColumns("s", as: "m")), \(Self.milliseconds("m.pushed_at", as: "pushed_ms")),
+            WITH page AS MATERIALIZED (
+                SELECT m.repository_id, m.digest, m.pushed_at, s.last_pulled_at, s.pull_count
+                FROM catalog_manifests m LEFT JOIN manifest_stats s ON s.repository_id = \(Self.repositoryID) AND s.digest = m.digest
+                WHERE m.repository_id = \(Self.repositoryID) AND m.deleted_at IS NULL AND \(condition)
+                ORDER BY \(order("s", "m.digest")) LIMIT \(max(0, limit)) OFFSET \(max(0, offset))
+            )
+            SELECT p.digest AS m_digest, \(Self.statisticsColumns("s", as: "m")), \(Self.milliseconds("p.pushed_at", as: "pushed_ms")),
                 -- Tag names and digests hold no comma.
-                array_to_string(ARRAY(
-                    SELECT c.tag FROM catalog_tags c LEFT JOIN tag_stats t ON t.repository_id = c.repository_id AND t.tag = c.tag
-                    WHERE c.repository_id = m.repository_id AND c.deleted_at IS NULL AND coalesce(c.digest, t.current_digest) = m.digest
-                    ORDER BY c.tag
-                ), ',') AS tags,
+                coalesce(g.tags, '') AS tags,
                 (
                     SELECT t.tag FROM tag_stats t
-                    WHERE t.repository_id = m.repository_id AND t.current_digest = m.digest AND t.last_pulled_at IS NOT NULL
+                    WHERE t.repository_id = p.repository_id AND t.current_digest = p.digest AND t.last_pulled_at IS NOT NULL
                     ORDER BY t.last_pulled_at DESC, t.tag LIMIT 1
                 ) AS last_tag_pulled,
                 array_to_string(ARRAY(
                     SELECT x.index_digest FROM manifest_children x
-                    JOIN catalog_manifests p ON p.repository_id = x.repository_id AND p.digest = x.index_digest
-                    WHERE x.repository_id = m.repository_id AND x.child_digest = m.digest AND p.deleted_at IS NULL
+                    JOIN catalog_manifests i ON i.repository_id = x.repository_id AND i.digest = x.index_digest
+                    WHERE x.repository_id = p.repository_id AND x.child_digest = p.digest AND i.deleted_at IS NULL
                     ORDER BY 1
                 ), ',') AS indexes,
                 (
                     SELECT x.platform FROM manifest_children x
-                    WHERE x.repository_id = m.repository_id AND x.child_digest = m.digest AND x.platform IS NOT NULL LIMIT 1
+                    WHERE x.repository_id = p.repository_id AND x.child_digest = p.digest AND x.platform IS NOT NULL LIMIT 1
                 ) AS platform
-            FROM catalog_manifests m JOIN repositories r ON r.id = m.repository_id
-            LEFT JOIN manifest_stats s ON s.repository_id = m.repository_id AND s.digest = m.digest
-            WHERE r.name = $1 AND m.deleted_at IS NULL AND \(condition)
-            ORDER BY \(order) LIMIT \(max(0, limit)) OFFSET \(max(0, offset))
+            FROM page p
+            LEFT JOIN manifest_stats s ON s.repository_id = p.repository_id AND s.digest = p.digest
+            LEFT JOIN (
+                SELECT d.digest, string_agg(c.tag, ',' ORDER BY c.tag) AS tags
+                FROM catalog_tags c LEFT JOIN tag_stats t ON t.repository_id = \(Self.repositoryID) AND t.tag = c.tag
+                CROSS JOIN LATERAL (SELECT coalesce(c.digest, t.current_digest) AS digest) d
+                WHERE c.repository_id = \(Self.repositoryID) AND c.deleted_at IS NULL AND d.digest IN (SELECT digest FROM page)
+                GROUP BY d.digest
+            ) g ON g.digest = p.digest
+            ORDER BY \(order("p", "p.digest"))
             """,
             parameters
         ).namedRows.map { row in

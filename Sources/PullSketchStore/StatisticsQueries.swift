@@ -58,16 +58,19 @@ public struct StatisticsQueries {
     }
 
     /// Repositories whose name contains `text` (all when empty), by name, with their live tag
-    /// count and latest tag pull.
+    /// count and latest tag pull. The repositories are picked first and only their tags are read:
+    /// grouped after joining, every repository's tags were read, seconds on millions of rows.
     public func repositories(containing text: String, limit: Int) throws -> [RepositorySummary] {
         try connection.query(
             """
-            SELECT r.name, count(c.tag) AS tags, \(Self.milliseconds("max(t.last_pulled_at)", as: "last_pulled_ms"))
-            FROM repositories r
-            LEFT JOIN catalog_tags c ON c.repository_id = r.id AND c.deleted_at IS NULL
-            LEFT JOIN tag_stats t ON t.repository_id = c.repository_id AND t.tag = c.tag
-            WHERE strpos(r.name, $1) > 0
-            GROUP BY r.name ORDER BY r.name LIMIT $2
+            SELECT r.name, a.tags, \(Self.milliseconds("a.last_pulled_at", as: "last_pulled_ms"))
+            FROM (SELECT id, name FROM repositories WHERE strpos(name, $1) > 0 ORDER BY name LIMIT $2) r
+            CROSS JOIN LATERAL (
+                SELECT count(*) AS tags, max(t.last_pulled_at) AS last_pulled_at
+                FROM catalog_tags c LEFT JOIN tag_stats t ON t.repository_id = r.id AND t.tag = c.tag
+                WHERE c.repository_id = r.id AND c.deleted_at IS NULL
+            ) a
+            ORDER BY r.name
             """,
             [text, String(limit)]
         ).namedRows.map { row in
@@ -188,7 +191,9 @@ public struct StatisticsQueries {
 
     /// The untagged manifests `policy` would delete (no live tag points to them, no live image index
     /// lists them), by its day and pull criteria — an index with its platform manifests; empty when
-    /// it has neither.
+    /// it has neither. Every table is read by the repository's id, a constant to the planner: joined
+    /// by name instead, the check for live tags was planned as an anti-join of every repository's
+    /// tags, seconds on millions of rows (docs/decisions.md).
     public func manifestPruneCandidates(_ repository: RepositoryName, policy: PrunePolicy, now: Timestamp) throws -> [ManifestPruneCandidate] {
         guard policy.notPulledDays != nil || policy.maxPulls != nil else { return [] }
         var conditions: [String] = []
@@ -205,19 +210,19 @@ public struct StatisticsQueries {
             """
             SELECT m.digest, coalesce(s.pull_count, 0) AS pull_count, \(Self.milliseconds("s.last_pulled_at", as: "last_pulled_ms")),
                 \(Self.milliseconds("s.last_used_at", as: "last_used_ms")), \(Self.milliseconds("m.pushed_at", as: "pushed_ms"))
-            FROM catalog_manifests m JOIN repositories r ON r.id = m.repository_id
-            LEFT JOIN manifest_stats s ON s.repository_id = m.repository_id AND s.digest = m.digest
+            FROM catalog_manifests m
+            LEFT JOIN manifest_stats s ON s.repository_id = \(Self.repositoryID) AND s.digest = m.digest
             \(Self.platformUse(index: "m.digest"))
-            WHERE r.name = $1 AND m.deleted_at IS NULL AND \(conditions.joined(separator: " AND "))
+            WHERE m.repository_id = \(Self.repositoryID) AND m.deleted_at IS NULL AND \(conditions.joined(separator: " AND "))
                 AND NOT EXISTS (
-                    SELECT 1 FROM catalog_tags c LEFT JOIN tag_stats t ON t.repository_id = c.repository_id AND t.tag = c.tag
-                    WHERE c.repository_id = m.repository_id AND c.deleted_at IS NULL AND coalesce(c.digest, t.current_digest) = m.digest
+                    SELECT 1 FROM catalog_tags c LEFT JOIN tag_stats t ON t.repository_id = \(Self.repositoryID) AND t.tag = c.tag
+                    WHERE c.repository_id = \(Self.repositoryID) AND c.deleted_at IS NULL AND coalesce(c.digest, t.current_digest) = m.digest
                 )
                 -- A platform manifest goes with the live index listing it, never on its own.
                 AND NOT EXISTS (
                     SELECT 1 FROM manifest_children x
                     JOIN catalog_manifests p ON p.repository_id = x.repository_id AND p.digest = x.index_digest AND p.deleted_at IS NULL
-                    WHERE x.repository_id = m.repository_id AND x.child_digest = m.digest
+                    WHERE x.repository_id = \(Self.repositoryID) AND x.child_digest = m.digest
                 )
             ORDER BY greatest(s.last_used_at, k.last_used_at, m.pushed_at) ASC NULLS FIRST, m.digest
             """,

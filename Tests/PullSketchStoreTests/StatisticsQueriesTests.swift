@@ -193,6 +193,37 @@ import Testing
         #expect(try queries.pruneCandidates(try RepositoryName("team/none"), policy: PrunePolicy(maxPulls: 3), now: now).isEmpty)
     }
 
+    /// team/old: x pulled 10 days ago, y pulled today and then deleted; team/empty: its only tag
+    /// deleted, never pulled; other/app: one tag, never pulled. Beside the seeded team/app (four
+    /// live tags, a pulled today).
+    @Test func theSearchListsEachRepositorysLiveTagsAndTheirLatestPull() throws {
+        let queries = try seeded { connection in
+            let catalog = Catalog(connection: connection)
+            let old = try RepositoryName("team/old"), empty = try RepositoryName("team/empty"), other = try RepositoryName("other/app")
+            let pushed = Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 300 * day)
+            for (repository, tag, name) in [(old, "x", "1"), (old, "y", "2"), (empty, "z", "3"), (other, "w", "4")] {
+                try catalog.upsertTag(repository, try TagName(tag), digest: digest(name), pushedAt: pushed)
+            }
+            let tenDaysAgo = Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 10 * day)
+            try reconcile(
+                [
+                    PullEvent(repository: old, reference: .tag(try TagName("x")), method: .get, servedDigest: digest("1"), time: tenDaysAgo),
+                    PullEvent(repository: old, reference: .tag(try TagName("y")), method: .get, servedDigest: digest("2"), time: now),
+                ],
+                batch: 2, into: connection
+            )
+            try catalog.deleteTag(old, try TagName("y"), at: now)
+            try catalog.deleteTag(empty, try TagName("z"), at: now)
+        }
+        let found = try queries.repositories(containing: "team/", limit: 10)
+        #expect(found.map(\.name) == ["team/app", "team/empty", "team/old"])
+        #expect(found.map(\.tags) == [4, 0, 1], "deleted tags are not counted")
+        #expect(found.map(\.lastPulledAt) == [now, nil, Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 10 * day)],
+                "the latest pull of a live tag: y's pull today went with y")
+        #expect(try queries.repositories(containing: "team/", limit: 2).map(\.name) == ["team/app", "team/empty"])
+        #expect(try queries.repositories(containing: "", limit: 10).map(\.name) == ["other/app", "team/app", "team/empty", "team/old"])
+    }
+
     /// The dry runs and the sorted page take every catalog column from the catalog's primary keys
     /// (index-only scans): as written, a repository's catalog rows lie one to a page. The table
     /// rows fetched through an index are counted (`idx_tup_fetch`); whole-table scans, which the

@@ -11,8 +11,10 @@ import PullSketchStore
 /// the same pulls: which tags of one repository were not pulled for 90 days. The audit log's cost
 /// grows with a repository's pulls, PullSketch's with its tags, so it is asked of a repository
 /// with about one pull row per tag and of one with 100; asked of the rows as written, then again
-/// after `CLUSTER` has put each repository's rows together. Medians of 7 runs, after one warm-up,
-/// in one run. (The audit log cannot list never-pulled tags.)
+/// after `CLUSTER` has put each repository's rows together; beside it, the UI's sorted page, the
+/// dry run's statement for untagged manifests, the API's manifest pages and the UI's front page
+/// (repositories with their tag counts). Medians of 7 runs, after one warm-up, in one run. (The
+/// audit log cannot list never-pulled tags.)
 /// Usage: PostgresAtScale 'libpq connection string of the server (no dbname)'
 @main
 struct PostgresAtScale {
@@ -197,12 +199,30 @@ struct PostgresAtScale {
                     + "\(format(answerOnly.median)) ms |"
             )
         }
-        let page = try timings { _ = try queries.tags(try RepositoryName("prune/repo500"), order: .lastPulled, descending: false, limit: 50, offset: 0) }
+        let repo500 = try RepositoryName("prune/repo500")
+        let page = try timings { _ = try queries.tags(repo500, order: .lastPulled, descending: false, limit: 50, offset: 0) }
+        // The rest of what the API and the UI read for one repository, and the UI's front page.
+        var untagged = 0, listed = (0, 0)
+        let untaggedPrune = try timings {
+            untagged = try queries.manifestPruneCandidates(repo500, policy: PrunePolicy(notPulledDays: 90), now: now).count
+        }
+        let manifestPage = try timings { _ = try queries.manifests(repo500, order: .lastPulled, descending: false, limit: 50, offset: 0) }
+        let deepManifestPage = try timings { _ = try queries.manifests(repo500, order: .lastPulled, descending: false, limit: 50, offset: 5_000) }
+        let frontPage = try timings { listed.0 = try queries.repositories(containing: "", limit: 200).count }
+        let search = try timings { listed.1 = try queries.repositories(containing: "repo50", limit: 200).count }
+        func row(_ what: String, _ timing: (median: Double, slowest: Double)) -> String {
+            "| \(what) | \(format(timing.median)) ms (slowest \(format(timing.slowest))) | — | | | | |"
+        }
         print("""
             | one repository of 10,000 tags; 10 M tag rows, 11 M audit log rows; \(layout); median of \(runs) | PullSketch (`tag_stats` + catalog) | audit log (`logentry3`) | audit ÷ PullSketch | limit: the repository's rows read once from each of the 4 tables | limit of this schema: the 4 tables' rows joined | limit of any layout: the answer's rows from one table, sent |
             |---|---:|---:|---:|---:|---:|---:|
             \(rows.joined(separator: "\n"))
-            | least recently pulled 50 tags (the UI's sorted page) | \(format(page.median)) ms (slowest \(format(page.slowest))) | — | | | | |
+            \(row("least recently pulled 50 tags (the UI's sorted page)", page))
+            \(row("untagged manifests not pulled for 90 days (the dry run's second statement; \(untagged) found)", untaggedPrune))
+            \(row("least recently pulled 50 manifests (the API's repository page)", manifestPage))
+            \(row("the same, manifests 5,001–5,050", deepManifestPage))
+            \(row("the UI's front page: the first \(listed.0) repositories by name, each with its live tags counted and its latest tag pull", frontPage))
+            \(row("the same for a search matching \(listed.1) repositories", search))
             """)
     }
     static let batches = 20
