@@ -21,6 +21,14 @@ extension PullSketchNode {
             case .token(let token): token.mayRead(repository.value)
             }
         }
+
+        /// The patterns of the repositories it may read; nil for everything.
+        var repositoryPatterns: [String]? {
+            switch self {
+            case .everything: nil
+            case .token(let token): token.repositories
+            }
+        }
     }
 
     /// The reader a request authenticates as, by `Authorization: Bearer` or the UI's cookie.

@@ -41,7 +41,12 @@ extension PullSketchNode {
         } catch {
             return JSONResponse.error(.badRequest, error.message)
         }
-        let found = try await database.run { try StatisticsQueries(connection: $0).repositories(containing: query, limit: 200) }
+        // The statement lists the first 200 the reader may read, not the first 200 of the registry;
+        // the token's own matcher, which decides everywhere else, checks them again.
+        let patterns = reader.repositoryPatterns
+        let found = try await database.run {
+            try StatisticsQueries(connection: $0).repositories(containing: query, matchingAny: patterns, limit: 200)
+        }
         let now = Timestamp.now()
         let visible = found.filter { (try? RepositoryName($0.name)).map(reader.mayRead) ?? false }
         let rows: [[String: Any]] = visible.map { summary in

@@ -57,14 +57,19 @@ public struct StatisticsQueries {
         try tags(where: "coalesce(c.digest, t.current_digest) = $2", [repository.value, digest.value], order: { _, tag in tag }, limit: 1_000, offset: 0)
     }
 
-    /// Repositories whose name contains `text` (all when empty), by name, with their live tag
+    /// Repositories whose name contains `text` (all when empty) and, when `patterns` are given,
+    /// matches one of them (`*` matching any characters, `/` included), by name, with their live tag
     /// count and latest tag pull. The repositories are picked first and only their tags are read:
     /// grouped after joining, every repository's tags were read, seconds on millions of rows.
-    public func repositories(containing text: String, limit: Int) throws -> [RepositorySummary] {
+    public func repositories(containing text: String, matchingAny patterns: [String]? = nil, limit: Int) throws -> [RepositorySummary] {
         try connection.query(
             """
             SELECT r.name, a.tags, \(Self.milliseconds("a.last_pulled_at", as: "last_pulled_ms"))
-            FROM (SELECT id, name FROM repositories WHERE strpos(name, $1) > 0 ORDER BY name LIMIT $2) r
+            FROM (
+                SELECT id, name FROM repositories
+                WHERE strpos(name, $1) > 0 AND ($3::text[] IS NULL OR name LIKE ANY ($3::text[]))
+                ORDER BY name LIMIT $2
+            ) r
             CROSS JOIN LATERAL (
                 SELECT count(*) AS tags, max(t.last_pulled_at) AS last_pulled_at
                 FROM catalog_tags c LEFT JOIN tag_stats t ON t.repository_id = r.id AND t.tag = c.tag
@@ -72,10 +77,24 @@ public struct StatisticsQueries {
             ) a
             ORDER BY r.name
             """,
-            [text, String(limit)]
+            [text, String(limit), patterns.map { PostgresArray.literal($0.map(Self.likePattern)) }]
         ).namedRows.map { row in
             RepositorySummary(name: try row.decode("name"), tags: try row.decode("tags"), lastPulledAt: try row.time("last_pulled_ms"))
         }
+    }
+
+    /// `LIKE`'s pattern for a glob whose `*` matches any characters: `\`, `%` and `_` stand for
+    /// themselves.
+    static func likePattern(_ glob: String) -> String {
+        var pattern = ""
+        for character in glob {
+            switch character {
+            case "*": pattern.append("%")
+            case "\\", "%", "_": pattern += "\\\(character)"
+            default: pattern.append(character)
+            }
+        }
+        return pattern
     }
 
     /// Pulls of the repository's keys that reached no key's count: tail pulls of keys whose names

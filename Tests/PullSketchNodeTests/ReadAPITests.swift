@@ -300,6 +300,23 @@ import Testing
         }
     }
 
+    /// 200 more repositories outside the team token's scope, all named before team/app: the front
+    /// page lists at most 200 repositories, and they are the first 200 the reader may read.
+    @Test func aScopedReadersFrontPageListsItsRepositoriesPastTheRestOfTheRegistry() async throws {
+        let fixture = try seeded()
+        _ = try fixture.sql("INSERT INTO repositories (name) SELECT 'other/r' || n FROM generate_series(1, 200) n")
+        try await fixture.test { client in
+            try await client.execute(uri: "/", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .ok)
+                #expect(response.text.contains("href=\"/repository/team/app\""))
+                #expect(!response.text.contains("other/"))
+            }
+            try await client.execute(uri: "/", method: .get) { response in
+                #expect(response.status == .unauthorized)
+            }
+        }
+    }
+
     @Test func signingInKeepsTheTokenInAnHttpOnlyCookie() async throws {
         let fixture = try seeded()
         try await fixture.test { client in

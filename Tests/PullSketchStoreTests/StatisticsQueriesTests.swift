@@ -224,6 +224,28 @@ import Testing
         #expect(try queries.repositories(containing: "", limit: 10).map(\.name) == ["other/app", "team/app", "team/empty", "team/old"])
     }
 
+    /// Patterns as reader tokens write them: `*` matches anything, `/` included; `_` and `%` are
+    /// themselves. The limit counts only repositories that match.
+    @Test func theSearchListsOnlyRepositoriesMatchingThePatternsUpToItsLimit() throws {
+        let queries = try seeded { connection in
+            let catalog = Catalog(connection: connection)
+            for (name, tag) in [("other/app", "1"), ("other/a_p", "2"), ("other/a_p/deep", "3"), ("a/team/app", "4")] {
+                try catalog.upsertTag(try RepositoryName(name), try TagName("v1"), digest: digest(tag), pushedAt: now)
+            }
+        }
+        func names(_ patterns: [String]?, limit: Int = 10) throws -> [String] {
+            try queries.repositories(containing: "", matchingAny: patterns, limit: limit).map(\.name)
+        }
+        #expect(try names(nil) == ["a/team/app", "other/a_p", "other/a_p/deep", "other/app", "team/app"])
+        #expect(try names(["team/*"]) == ["team/app"])
+        #expect(try names(["other/a_p"]) == ["other/a_p"], "_ matches only itself")
+        #expect(try names(["other/a_p*"]) == ["other/a_p", "other/a_p/deep"])
+        #expect(try names(["*/app"]) == ["a/team/app", "other/app", "team/app"])
+        #expect(try names(["other/%", "*team*"], limit: 1) == ["a/team/app"], "% matches only itself")
+        #expect(try names(["team/*"], limit: 1) == ["team/app"], "the limit counts matching repositories only")
+        #expect(try names([]) == [])
+    }
+
     /// The dry runs and the sorted page take every catalog column from the catalog's primary keys
     /// (index-only scans): as written, a repository's catalog rows lie one to a page. The table
     /// rows fetched through an index are counted (`idx_tup_fetch`); whole-table scans, which the
