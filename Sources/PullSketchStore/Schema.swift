@@ -201,6 +201,22 @@ public enum Schema {
             ALTER TABLE catalog_manifests DROP CONSTRAINT catalog_manifests_pkey,
                 ADD CONSTRAINT catalog_manifests_pkey PRIMARY KEY (repository_id, digest) INCLUDE (pushed_at, deleted_at);
             """),
+        // Names and digests are ASCII by their grammars, so byte order is their order, whatever the
+        // database's locale: keys compared with `memcmp`, not `strcoll` (which PostgreSQL uses for
+        // every locale but C and POSIX, `C.UTF-8` included), in every index descent, join and sort,
+        // and pages and cursors that order alike on every server (docs/decisions.md, forty-first
+        // part). The tables are not rewritten; the indexes on these columns are rebuilt, and the
+        // columns' statistics, which the change drops, are gathered again.
+        Migration(version: 10, name: "names and digests in byte order", sql: """
+            ALTER TABLE repositories ALTER COLUMN name TYPE text COLLATE "C";
+            ALTER TABLE tag_stats ALTER COLUMN tag TYPE text COLLATE "C", ALTER COLUMN current_digest TYPE text COLLATE "C";
+            ALTER TABLE manifest_stats ALTER COLUMN digest TYPE text COLLATE "C";
+            ALTER TABLE catalog_tags ALTER COLUMN tag TYPE text COLLATE "C", ALTER COLUMN digest TYPE text COLLATE "C";
+            ALTER TABLE catalog_manifests ALTER COLUMN digest TYPE text COLLATE "C";
+            ALTER TABLE manifest_children ALTER COLUMN index_digest TYPE text COLLATE "C", ALTER COLUMN child_digest TYPE text COLLATE "C";
+            ALTER TABLE quay_repository_names ALTER COLUMN name TYPE text COLLATE "C";
+            ANALYZE repositories, tag_stats, manifest_stats, catalog_tags, catalog_manifests, manifest_children, quay_repository_names;
+            """),
     ]
 
     /// The advisory lock that makes concurrent migrators wait for each other ("PSMI").

@@ -246,6 +246,34 @@ import Testing
         #expect(try names([]) == [])
     }
 
+    /// Tags, their export pages and repositories come in byte order in a database whose own
+    /// collation orders them otherwise (ICU's `en-US` puts `a` before `B` and `_` before `-` and
+    /// digits): the names' columns are compared as bytes, so every server pages them alike.
+    @Test func namesComeInByteOrderWhateverTheDatabasesCollation() throws {
+        let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase(icuLocale: "en-US"))
+        try Schema.migrate(connection)
+        #expect(try connection.query("SELECT 'B' < 'a'").rows == [["f"]], "the database's own collation orders otherwise")
+        let catalog = Catalog(connection: connection)
+        let tags = ["a", "_x", "Z9", "a.b", "B", "a-b"]
+        for (index, tag) in tags.enumerated() {
+            try catalog.upsertTag(repository, try TagName(tag), digest: digest(String(index)), pushedAt: now)
+        }
+        for (index, name) in ["team/a_b", "team/a0", "team/a-b"].enumerated() {
+            try catalog.upsertTag(try RepositoryName(name), try TagName("v1"), digest: digest(String(index)), pushedAt: now)
+        }
+        let queries = StatisticsQueries(connection: connection)
+        let byteOrder = ["B", "Z9", "_x", "a", "a-b", "a.b"]
+        #expect(try queries.tags(repository, order: .name, descending: false, limit: 10, offset: 0).map(\.tag) == byteOrder)
+        var exported: [String] = []
+        while true {
+            let page = try queries.tags(repository, after: exported.last, limit: 2).map(\.tag)
+            guard !page.isEmpty else { break }
+            exported += page
+        }
+        #expect(exported == byteOrder, "export pages of two, each after the last tag of the one before")
+        #expect(try queries.repositories(containing: "team/", limit: 10).map(\.name) == ["team/a-b", "team/a0", "team/a_b", "team/app"])
+    }
+
     /// The dry runs and the sorted page take every catalog column from the catalog's primary keys
     /// (index-only scans): as written, a repository's catalog rows lie one to a page. The table
     /// rows fetched through an index are counted (`idx_tup_fetch`); whole-table scans, which the

@@ -54,9 +54,11 @@ public final class PostgresServer: Sendable {
     }
 
     /// Creates an empty database with a fresh name and returns its connection string.
-    public func makeDatabase() throws -> String {
+    /// `icuLocale` makes its default collation that ICU locale's (`en-US`, …), not the server's.
+    public func makeDatabase(icuLocale: String? = nil) throws -> String {
         let name = "test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        try run("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-q", "-c", "CREATE DATABASE \(name)"])
+        let collation = icuLocale.map { " TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '\($0)'" } ?? ""
+        try run("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-q", "-c", "CREATE DATABASE \(name)\(collation)"])
         return connectionString(database: name)
     }
 
