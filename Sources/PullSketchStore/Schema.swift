@@ -203,7 +203,7 @@ public enum Schema {
             """),
         // Names and digests are ASCII by their grammars, so byte order is their order, whatever the
         // database's locale: keys compared with `memcmp`, not `strcoll` (which PostgreSQL uses for
-        // every locale but C and POSIX, `C.UTF-8` included), in every index descent, join and sort,
+        // every locale but C and POSIX, `C.UTF-8` included), in every index descent, merge and sort,
         // and pages and cursors that order alike on every server (docs/decisions.md, forty-first
         // part). The tables are not rewritten; the indexes on these columns are rebuilt, and the
         // columns' statistics, which the change drops, are gathered again.
