@@ -136,11 +136,12 @@ public struct PullSketchNode: Sendable {
     }
 }
 
-/// JSON bodies and errors.
+/// JSON bodies and errors. Names, digests and media types are written as they are (`team/app`,
+/// not Foundation's default `team\/app`), as registries' own APIs write them.
 enum JSONResponse {
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
 

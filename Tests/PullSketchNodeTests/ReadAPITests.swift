@@ -198,6 +198,7 @@ import Testing
                 #expect(candidates.compactMap { $0["tag_name"] as? String }.sorted() == ["v1", "v3"])
                 #expect(candidates.allSatisfy { ($0["reasons"] as? [String])?.isEmpty == false })
                 #expect(response.json["dry_run"] as? Bool == true)
+                #expect(response.text.contains(#""repository":"team/app""#), "names are written as they are, no \\/")
             }
             try await client.execute(uri: "/api/v1/repository/team/app/prune_candidates?tag_pattern=(", method: .get, headers: Self.reader) { response in
                 #expect(response.status == .badRequest)
