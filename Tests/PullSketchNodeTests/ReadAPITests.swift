@@ -267,6 +267,29 @@ import Testing
         }
     }
 
+    /// Inside a reader's scope, a name PullSketch has no row for reads as never pulled: it learns
+    /// names only from events and catalog syncs, so it cannot tell "never pulled" from "absent".
+    @Test func aNameWithNoRowInTheReadersScopeReadsAsNeverPulled() async throws {
+        let fixture = try seeded()
+        try await fixture.test { client in
+            for uri in ["/api/v1/repository/team/nothing/tag/v1/pull_statistics", "/api/v1/repository/team/app/tag/v9/pull_statistics"] {
+                try await client.execute(uri: uri, method: .get, headers: Self.reader) { response in
+                    #expect(response.status == .ok)
+                    #expect(response.json["tag_pull_count"] as? Int == 0 && response.json["last_tag_pull_date"] is NSNull)
+                }
+            }
+            let manifest = "/api/v1/repository/team/nothing/manifest/sha256:\(String(repeating: "0", count: 64))/pull_statistics"
+            try await client.execute(uri: manifest, method: .get, headers: Self.reader) { response in
+                #expect(response.status == .ok)
+                #expect(response.json["manifest_pull_count"] as? Int == 0 && (response.json["tags"] as? [Any])?.isEmpty == true)
+            }
+            try await client.execute(uri: "/api/v1/repository/team/nothing/pull_statistics", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .ok)
+                #expect((response.json["tags"] as? [Any])?.isEmpty == true)
+            }
+        }
+    }
+
     @Test func withTheFeatureFlagOffEveryStatisticsRouteIs404() async throws {
         let fixture = try seeded(statisticsEnabled: false)
         try await fixture.test { client in
