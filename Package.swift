@@ -210,7 +210,10 @@ let package = Package(
         ),
         .testTarget(
             name: "PullSketchRedisTests",
-            dependencies: ["PullSketchRedis", "PullSketchFlusher", "PullSketchCore", "PullSketchTestSupport"],
+            dependencies: [
+                "PullSketchRedis", "PullSketchFlusher", "PullSketchCore", "PullSketchTestSupport",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -2,24 +2,46 @@ import Metrics
 import PullSketchCore
 import PullSketchRedis
 
-/// The flusher's swift-metrics figures; the process chooses the backend (Prometheus in the node).
+/// The flusher's swift-metrics figures; the process chooses the backend (Prometheus in the node),
+/// a test may pass its own factory.
 struct FlusherMetrics {
-    private let merges = Counter(label: "pullsketch_flusher_merges_total")
-    private let duplicateParts = Counter(label: "pullsketch_flusher_duplicate_parts_total")
-    private let failures = Counter(label: "pullsketch_flusher_failures_total")
-    private let retries = Counter(label: "pullsketch_flusher_retries_total")
-    private let droppedWindows = Counter(label: "pullsketch_flusher_windows_dropped_total")
-    private let droppedPulls = Counter(label: "pullsketch_flusher_pulls_dropped_total")
-    private let resentParts = Counter(label: "pullsketch_flusher_parts_resent_total")
-    private let resentPulls = Counter(label: "pullsketch_flusher_pulls_resent_total")
-    private let unprotectedParts = Counter(label: "pullsketch_flusher_parts_unprotected_total")
-    private let entries = Counter(label: "pullsketch_flusher_hot_entries_total")
-    private let cells = Counter(label: "pullsketch_flusher_sketch_cells_total")
-    private let unnamedPulls = Counter(label: "pullsketch_flusher_pulls_unnamed_total")
-    private let bytes = Counter(label: "pullsketch_flusher_payload_bytes_total")
-    private let duration = Timer(label: "pullsketch_flusher_merge_duration")
-    private let sinceSuccess = Gauge(label: "pullsketch_flusher_seconds_since_last_merge")
+    private let merges: Counter
+    private let duplicateParts: Counter
+    private let failures: Counter
+    private let retries: Counter
+    private let droppedWindows: Counter
+    private let droppedPulls: Counter
+    private let resentParts: Counter
+    private let resentPulls: Counter
+    private let unprotectedParts: Counter
+    private let entries: Counter
+    private let cells: Counter
+    private let unnamedPulls: Counter
+    private let bytes: Counter
+    private let duration: Timer
+    /// Seconds since the node last had nothing undelivered: 0 after a merge and while there is
+    /// nothing to merge, growing while merges fail — from the start if none succeeded yet.
+    private let sinceSuccess: Gauge
     private let lastSuccess = LastSuccess()
+
+    init(factory: any MetricsFactory = MetricsSystem.factory) {
+        func counter(_ name: String) -> Counter { Counter(label: "pullsketch_flusher_\(name)", factory: factory) }
+        merges = counter("merges_total")
+        duplicateParts = counter("duplicate_parts_total")
+        failures = counter("failures_total")
+        retries = counter("retries_total")
+        droppedWindows = counter("windows_dropped_total")
+        droppedPulls = counter("pulls_dropped_total")
+        resentParts = counter("parts_resent_total")
+        resentPulls = counter("pulls_resent_total")
+        unprotectedParts = counter("parts_unprotected_total")
+        entries = counter("hot_entries_total")
+        cells = counter("sketch_cells_total")
+        unnamedPulls = counter("pulls_unnamed_total")
+        bytes = counter("payload_bytes_total")
+        duration = Timer(label: "pullsketch_flusher_merge_duration", factory: factory)
+        sinceSuccess = Gauge(label: "pullsketch_flusher_seconds_since_last_merge", factory: factory)
+    }
 
     func recordMerge(_ window: Window, outcomes: [Int: MergeOutcome], duration elapsed: Duration) {
         merges.increment()
@@ -29,6 +51,11 @@ struct FlusherMetrics {
         unnamedPulls.increment(by: Int(clamping: window.unnamedPulls))
         bytes.increment(by: window.approximatePayloadBytes)
         duration.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        recordUpToDate()
+    }
+
+    /// Nothing is left to deliver: merged, or nothing to merge.
+    func recordUpToDate() {
         lastSuccess.instant = .now
         sinceSuccess.record(0)
     }
@@ -52,15 +79,14 @@ struct FlusherMetrics {
         droppedPulls.increment(by: Int(clamping: window.pulls))
     }
 
-    /// Updates the age of the last successful merge; called at every attempt.
+    /// Updates the age of the last time nothing was undelivered; called at every attempt.
     func recordAge() {
-        guard let instant = lastSuccess.instant else { return }
-        let age = ContinuousClock.now - instant
+        let age = ContinuousClock.now - lastSuccess.instant
         sinceSuccess.record(Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18)
     }
 }
 
-/// The time of the last successful merge; only touched on the flusher's queue.
+/// When nothing was last undelivered, the start until then; only touched on the flusher's queue.
 private final class LastSuccess: @unchecked Sendable {
-    var instant: ContinuousClock.Instant?
+    var instant = ContinuousClock.now
 }

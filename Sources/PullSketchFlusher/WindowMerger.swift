@@ -1,6 +1,6 @@
 import Foundation
 public import Logging
-import Metrics
+public import Metrics
 public import PullSketchCore
 public import PullSketchRedis
 
@@ -34,7 +34,7 @@ public final class WindowMerger {
     private let redis: RedisEndpoint
     private let configuration: FlusherConfiguration
     private let logger: Logger
-    private let metrics = FlusherMetrics()
+    private let metrics: FlusherMetrics
 
     private var store: BatchStore?
     private var pending: Window?
@@ -48,13 +48,15 @@ public final class WindowMerger {
         redis: RedisEndpoint,
         configuration: FlusherConfiguration = FlusherConfiguration(),
         logger: Logger = Logger(label: "pullsketch.flusher"),
-        nodeID: String? = nil
+        nodeID: String? = nil,
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) {
         self.tracker = tracker
         self.redis = redis
         self.configuration = configuration
         self.logger = logger
         self.nodeID = nodeID ?? UUID().uuidString.lowercased()
+        metrics = FlusherMetrics(factory: metricsFactory)
     }
 
     /// One merge attempt: the retained window if there is one, else a freshly drained window, after
@@ -74,8 +76,11 @@ public final class WindowMerger {
             retained.forget(mergedBefore: ContinuousClock.now - configuration.ledgerMemory / 2) + retained.keep(atMostBytes: configuration.retainedBytes)
         )
         let window = pending ?? tracker.drain()
+        guard !window.isEmpty || !retained.isEmpty else {
+            metrics.recordUpToDate()
+            return .nothingToMerge
+        }
         metrics.recordAge()
-        guard !window.isEmpty || !retained.isEmpty else { return .nothingToMerge }
         let started = ContinuousClock.now
         do {
             let store = try connectedStore()
@@ -83,7 +88,10 @@ public final class WindowMerger {
             pending = nil
             pendingSince = nil
             consecutiveFailures = 0
-            guard !window.isEmpty else { return .nothingToMerge }
+            guard !window.isEmpty else {
+                metrics.recordUpToDate()
+                return .nothingToMerge
+            }
             metrics.recordMerge(window, outcomes: outcomes, duration: ContinuousClock.now - started)
             return .merged(pulls: window.pulls)
         } catch {

@@ -1,4 +1,5 @@
 import Logging
+import MetricsTestKit
 import PullSketchCore
 import PullSketchFlusher
 import PullSketchRedis
@@ -99,6 +100,35 @@ import Testing
         #expect(await flusher.flushOnce() != .failed(retained: false))
         #expect(await flusher.flushOnce() == .nothingToMerge)
         #expect(try sealedTotals(port: server.port) == totals(of: first + second))
+    }
+
+    /// `seconds_since_last_merge` is what an operator alerts on, so an idle node must not look
+    /// stuck and a node that never reached Redis must: 0 while there is nothing to merge, growing
+    /// from the start while no merge succeeded.
+    @Test func theMergesAgeIsZeroWhileIdleAndGrowsFromTheStartWhileMergesFail() async throws {
+        let age = "pullsketch_flusher_seconds_since_last_merge"
+        let server = try RedisServer()
+        let metrics = TestMetrics()
+        let tracker = tracker()
+        let merger = WindowMerger(tracker: tracker, redis: RedisEndpoint(port: server.port, timeout: 1), metricsFactory: metrics)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(merger.flushOnce() == .nothingToMerge)
+        #expect(try metrics.expectGauge(age).lastValue == 0, "idle since the start is not stuck")
+        let pulls = events(round: 1)
+        for event in pulls { tracker.record(event) }
+        #expect(merger.flushOnce() == .merged(pulls: self.pulls(pulls)))
+        try await Task.sleep(for: .milliseconds(300))
+        // Its merged parts are kept until a reconciler confirms them: this attempt checks them.
+        #expect(merger.flushOnce() == .nothingToMerge)
+        #expect(try metrics.expectGauge(age).lastValue == 0, "idle after a merge is not stuck")
+
+        let unreachable = TestMetrics()
+        let stranded = self.tracker()
+        let failing = WindowMerger(tracker: stranded, redis: RedisEndpoint(port: try freeLoopbackPort(), timeout: 1), metricsFactory: unreachable)
+        for event in events(round: 2) { stranded.record(event) }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(failing.flushOnce() == .failed(retained: false))
+        #expect(try unreachable.expectGauge(age).lastValue ?? 0 >= 0.3, "counted from the start")
     }
 
     @Test func redisKilledAndRestartedMidStreamLosesNothingAcknowledged() async throws {
