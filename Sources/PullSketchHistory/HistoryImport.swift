@@ -47,6 +47,9 @@ public struct HistoryImport: Sendable {
         public var afterCutover = 0
         public var ignored = 0
         public var invalid = 0
+        /// Where the first `keptInvalidExamples` invalid entries are and what is wrong with each.
+        public var invalidExamples: [String] = []
+        public static let keptInvalidExamples = 10
         public let started = ContinuousClock.now
 
         public var rowsPerSecond: Double {
@@ -76,6 +79,7 @@ public struct HistoryImport: Sendable {
                 progress.positions += chunk.positions
                 progress.ignored += chunk.ignored
                 progress.invalid += chunk.invalid
+                progress.invalidExamples += chunk.invalidExamples.prefix(Progress.keptInvalidExamples - progress.invalidExamples.count)
                 let recorder = PullTracker(configuration: tracker)
                 for pull in chunk.pulls {
                     if pull.time >= cutover {

@@ -23,8 +23,18 @@ public struct HistoryChunk: Sendable {
     public var ignored = 0
     /// Entries that could not be read or name invalid repositories, tags or digests.
     public var invalid = 0
+    /// Where the first `keptExamples` of them are and what is wrong with each.
+    public var invalidExamples: [String] = []
     /// Source positions the chunk covered (for the progress line).
     public var positions = 0
 
+    public static let keptExamples = 3
+
     public init() {}
+
+    /// Counts an invalid entry, keeping the reason while fewer than `keptExamples` are kept.
+    mutating func addInvalid(_ reason: @autoclosure () -> String) {
+        invalid += 1
+        if invalidExamples.count < Self.keptExamples { invalidExamples.append(reason()) }
+    }
 }

@@ -46,15 +46,16 @@ public final class LogFileSource: HistorySource {
         var chunk = HistoryChunk()
         chunk.positions = lines.count
         var entries: [QuayPullEntry] = []
-        for line in lines where line.contains(where: { !Self.whitespace.contains($0) }) {
-            switch entry(line) {
+        for (offset, line) in lines.enumerated() where line.contains(where: { !Self.whitespace.contains($0) }) {
+            let position = "line \(first + offset + 1)"
+            switch entry(line, at: position) {
             case .pull(let pull): chunk.pulls.append(pull)
             case .quay(let entry): entries.append(entry)
             case .ignored: chunk.ignored += 1
-            case .invalid: chunk.invalid += 1
+            case .invalid(let reason): chunk.addInvalid("\(position): \(reason)")
             }
         }
-        chunk.pulls += try await entries.events(resolvingWith: history, invalid: &chunk.invalid)
+        chunk.pulls += try await entries.events(resolvingWith: history, counting: &chunk)
         return chunk
     }
 
@@ -64,19 +65,23 @@ public final class LogFileSource: HistorySource {
         case pull(PullEvent)
         case quay(QuayPullEntry)
         case ignored
-        case invalid
+        /// Why.
+        case invalid(String)
     }
 
-    private func entry(_ line: Data) -> Entry {
-        guard var object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] else { return .invalid }
+    private func entry(_ line: Data, at position: String) -> Entry {
+        guard var object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] else { return .invalid("not a JSON object") }
         if let source = object["_source"] as? [String: Any] { object = source }
         if object["events"] != nil {
-            guard let envelope = line.withUnsafeBytes({ NotificationEnvelope(json: $0) }) else { return .invalid }
+            guard let envelope = line.withUnsafeBytes({ NotificationEnvelope(json: $0) }) else {
+                return .invalid("not a notification envelope, though it has events")
+            }
             // An envelope holds one event as distribution sends them; more are counted alike.
             for item in envelope.events {
                 switch item.event?.ingested() {
                 case .pull(let pull): return .pull(pull)
-                case .invalid, nil: return .invalid
+                case .invalid(let reason): return .invalid("a notification event: \(reason)")
+                case nil: return .invalid("a notification event that cannot be read")
                 default: continue
                 }
             }
@@ -86,19 +91,25 @@ public final class LogFileSource: HistorySource {
             let kind = object["kind"] as? String
             let kindID = object["kind_id"] as? Int
             guard kind == "pull_repo" || (kind == nil && kindID != nil && kindID == pullKindID) else { return .ignored }
-            guard let time = Self.time(object["datetime"]) else { return .invalid }
+            guard let time = Self.time(object["datetime"]) else { return .invalid("an audit entry whose datetime is not a time") }
             let name = (object["namespace_name"] as? String).flatMap { namespace in
                 (object["repository_name"] as? String).map { "\(namespace)/\($0)" }
             }
-            guard let entry = QuayPullEntry(metadata: metadata, repository: name, method: object["http_method"] as? String, time: time) else {
+            let method = object["http_method"] as? String
+            guard let entry = QuayPullEntry(metadata: metadata, repository: name, method: method, time: time, position: position) else {
                 return .ignored
             }
             return .quay(entry)
         }
-        guard let pull = try? JSONDecoder().decode(DirectPull.self, from: line), pull.time != nil,
-            case .pull(let event) = pull.ingested(receivedAt: .distantPast)
-        else { return .invalid }
-        return .pull(event)
+        guard let pull = try? JSONDecoder().decode(DirectPull.self, from: line) else {
+            return .invalid("neither a pull, a notification envelope nor an audit entry")
+        }
+        guard pull.time != nil else { return .invalid("a pull without a time") }
+        switch pull.ingested(receivedAt: .distantPast) {
+        case .pull(let event): return .pull(event)
+        case .invalid(let reason): return .invalid("a pull: \(reason)")
+        default: return .ignored  // a direct pull is a pull or invalid
+        }
     }
 
     /// ISO 8601 (UTC when it names no zone), RFC 822, or epoch seconds.

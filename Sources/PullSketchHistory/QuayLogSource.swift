@@ -43,31 +43,36 @@ public struct QuayLogSource: HistorySource {
         let rows = try await database.run { connection in
             try connection.query(
                 """
-                SELECT (extract(epoch from l.datetime) * 1000)::bigint AS ms, l.metadata_json AS metadata,
+                SELECT l.id, (extract(epoch from l.datetime) * 1000)::bigint AS ms, l.metadata_json AS metadata,
                     CASE WHEN r.id IS NOT NULL THEN u.username || '/' || r.name END AS repository
                 FROM logentry3 l LEFT JOIN repository r ON r.id = l.repository_id LEFT JOIN "user" u ON u.id = r.namespace_user_id
                 WHERE l.id >= $1 AND l.id < $2 AND l.kind_id = $3
                 """,
                 [String(low), String(high), String(kind)]
             ).namedRows.map {
-                (try $0.decode("ms", as: Int64.self), try $0.decode("metadata", as: String.self), try $0.decode("repository", as: String?.self))
+                (
+                    try $0.decode("id", as: Int64.self), try $0.decode("ms", as: Int64.self), try $0.decode("metadata", as: String.self),
+                    try $0.decode("repository", as: String?.self)
+                )
             }
         }
         var chunk = HistoryChunk()
         chunk.positions = rows.count
         var entries: [QuayPullEntry] = []
-        for (milliseconds, metadata, repository) in rows {
+        for (id, milliseconds, metadata, repository) in rows {
+            let position = "logentry3 id \(id)"
             guard let object = (try? JSONSerialization.jsonObject(with: Data(metadata.utf8))) as? [String: Any] else {
-                chunk.invalid += 1
+                chunk.addInvalid("\(position): metadata_json is not a JSON object")
                 continue
             }
-            guard let entry = QuayPullEntry(metadata: object, repository: repository, method: nil, time: Timestamp(millisecondsSinceEpoch: milliseconds)) else {
+            let time = Timestamp(millisecondsSinceEpoch: milliseconds)
+            guard let entry = QuayPullEntry(metadata: object, repository: repository, method: nil, time: time, position: position) else {
                 chunk.ignored += 1  // a v1 pull names neither tag nor digest
                 continue
             }
             entries.append(entry)
         }
-        chunk.pulls = try await entries.events(resolvingWith: history, invalid: &chunk.invalid)
+        chunk.pulls = try await entries.events(resolvingWith: history, counting: &chunk)
         return chunk
     }
 }

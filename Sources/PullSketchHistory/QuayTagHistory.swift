@@ -67,6 +67,8 @@ public struct QuayTagHistory: Sendable {
 
 /// One audit-log pull as Quay records it, before it becomes a `PullEvent`.
 struct QuayPullEntry {
+    /// Where the entry is in its source, for messages: `line 12`, `logentry3 id 345`.
+    var position: String
     var repository: String
     var tag: String?
     var digest: String?
@@ -74,8 +76,9 @@ struct QuayPullEntry {
     var time: Timestamp
 
     /// `metadata` of a `pull_repo` entry: `namespace`, `repo`, and `tag` or `manifest_digest`.
-    init?(metadata: [String: Any], repository: String?, method: String?, time: Timestamp) {
+    init?(metadata: [String: Any], repository: String?, method: String?, time: Timestamp, position: String) {
         guard let name = repository ?? Self.name(metadata) else { return nil }
+        self.position = position
         self.repository = name
         tag = metadata["tag"] as? String
         digest = metadata["manifest_digest"] as? String
@@ -90,23 +93,23 @@ struct QuayPullEntry {
         return "\(namespace)/\(repo)"
     }
 
-    /// The pull, with the digest the tag served if known; nil for names outside the grammar.
-    func event(served: String?) -> PullEvent? {
-        guard let repository = try? RepositoryName(repository) else { return nil }
+    /// The pull, with the digest the tag served if known; refused for names outside the grammar.
+    func event(served: String?) throws(ValidationError) -> PullEvent {
+        let repository = try RepositoryName(repository)
         if let tag {
-            guard let tag = try? TagName(tag) else { return nil }
+            let tag = try TagName(tag)
             let served = (digest ?? served).flatMap { try? Digest($0) }
             return PullEvent(repository: repository, reference: .tag(tag), method: method, servedDigest: served, time: time)
         }
-        guard let digest = digest.flatMap({ try? Digest($0) }) else { return nil }
-        return PullEvent(repository: repository, reference: .digest(digest), method: method, time: time)
+        // `init` keeps only entries naming a tag or a digest.
+        return PullEvent(repository: repository, reference: .digest(try Digest(digest!)), method: method, time: time)
     }
 }
 
 extension Array where Element == QuayPullEntry {
     /// The entries as pulls, tag pulls resolved through `history` when given; entries that are not
-    /// valid pulls are counted in `invalid`.
-    func events(resolvingWith history: QuayTagHistory?, invalid: inout Int) async throws -> [PullEvent] {
+    /// valid pulls are counted in `chunk` as invalid.
+    func events(resolvingWith history: QuayTagHistory?, counting chunk: inout HistoryChunk) async throws -> [PullEvent] {
         let needing = indices.filter { self[$0].tag != nil && self[$0].digest == nil }
         let resolved = try await history?.digests(
             needing.map { QuayTagHistory.Lookup(repository: self[$0].repository, tag: self[$0].tag!, milliseconds: self[$0].time.millisecondsSinceEpoch) }
@@ -116,11 +119,11 @@ extension Array where Element == QuayPullEntry {
         var events: [PullEvent] = []
         events.reserveCapacity(count)
         for (index, entry) in enumerated() {
-            guard let event = entry.event(served: served[index]) else {
-                invalid += 1
-                continue
+            do {
+                events.append(try entry.event(served: served[index]))
+            } catch {
+                chunk.addInvalid("\(entry.position): an audit entry: \(error)")
             }
-            events.append(event)
         }
         return events
     }

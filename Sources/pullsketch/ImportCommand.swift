@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
+import Logging
 import PullSketchCore
 import PullSketchEvents
 import PullSketchHistory
 import PullSketchStore
+import Synchronization
 
 /// Imports pulls from before PullSketch was deployed.
 struct ImportCommand: AsyncParsableCommand {
@@ -69,7 +71,16 @@ struct ImportCommand: AsyncParsableCommand {
             tracker: configuration.tracker, cutover: cutover
         )
         let chunks = source.chunkCount
+        let logger = Logger(label: "pullsketch.import")
+        let logged = Mutex(0)
         let progress = try await history.run { progress in
+            let examples = logged.withLock { count in
+                defer { count = progress.invalidExamples.count }
+                return progress.invalidExamples[count...]
+            }
+            // Below the progress line of the chunk before, if there was one.
+            if !examples.isEmpty, progress.chunks > 1 { FileHandle.standardError.write(Data("\n".utf8)) }
+            for example in examples { logger.warning("invalid entry, counted and skipped: \(example)") }
             FileHandle.standardError.write(Data("\r\(Self.bar(progress.nextChunk, of: chunks)) \(progress.line)   ".utf8))
         }
         FileHandle.standardError.write(Data("\n".utf8))

@@ -181,6 +181,7 @@ import Testing
         )
         let first = try await deployment.importing(source).run()
         #expect(first.invalid == 1 && first.ignored == 1, "\(first.line)")
+        #expect(first.invalidExamples == ["line 6: not a JSON object"])
         let stored = try deployment.rows()
         // v3 pulled by HEAD and by GET the first day (manifest 103), and after the retag (manifest 153).
         #expect(stored["tag|acme/web|v3"]?.count == 3)
@@ -191,6 +192,34 @@ import Testing
         let again = try await deployment.importing(source).run()
         #expect(again.pulls == 0, "\(again.line)")
         #expect(try deployment.rows() == stored)
+    }
+}
+
+extension HistoryImportTests {
+    /// An operator importing a large log needs to know why entries were skipped: each chunk keeps,
+    /// for its first few invalid entries, the line and what is wrong, and counts the rest.
+    @Test func anInvalidEntrySaysWhereItIsAndWhatIsWrong() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-invalid-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data("""
+            {"repository": "team/app", "tag": "v1", "method": "GET", "time": "2026-10-01T00:00:00Z"}
+            not json
+            {"repository": "Team/App", "tag": "v1", "method": "GET", "time": "2026-10-01T00:00:00Z"}
+            {"repository": "team/app", "tag": "v1", "method": "GET"}
+            {"repository": "team/app", "tag": "v1", "method": "PUT", "time": "2026-10-01T00:00:00Z"}
+            {"kind": "pull_repo", "datetime": "2023-11-15T22:13:20Z", "metadata": {"namespace": "acme", "repo": "web", "tag": "-v1"}}
+            {"kind": "pull_repo", "datetime": "yesterday", "metadata": {"namespace": "acme", "repo": "web", "tag": "v1"}}
+
+            """.utf8).write(to: file)
+        let source = try LogFileSource(path: file.path, chunkSize: 5)
+        let first = try #require(try await source.chunk(0))
+        #expect(first.pulls.count == 1 && first.invalid == 4)
+        #expect(first.invalidExamples == ["line 2: not a JSON object", "line 3: a pull: invalid repository 'Team/App'", "line 4: a pull without a time"])
+        let second = try #require(try await source.chunk(1))
+        #expect(second.pulls.isEmpty && second.invalid == 2)
+        #expect(second.invalidExamples.count == 2)
+        #expect(second.invalidExamples.contains("line 7: an audit entry whose datetime is not a time"))
+        #expect(second.invalidExamples.contains { $0.hasPrefix("line 6: an audit entry: invalid tag") }, "\(second.invalidExamples)")
     }
 }
 
