@@ -19,7 +19,7 @@ public enum RFC3339 {
             bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"),
             let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
             let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
-            (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+            (1...12).contains(month), (1...daysIn(month: month, year: year)).contains(day), hour < 24, minute < 60, second < 61
         else { return nil }
         var index = 19
         var milliseconds = 0
@@ -37,7 +37,7 @@ public enum RFC3339 {
             guard index + 1 == bytes.count else { return nil }
         case UInt8(ascii: "+"), UInt8(ascii: "-"):
             guard index + 6 == bytes.count, bytes[index + 3] == UInt8(ascii: ":"),
-                let hours = number(index + 1..<index + 3), let minutes = number(index + 4..<index + 6)
+                let hours = number(index + 1..<index + 3), let minutes = number(index + 4..<index + 6), hours < 24, minutes < 60
             else { return nil }
             offsetMinutes = (hours * 60 + minutes) * (bytes[index] == UInt8(ascii: "+") ? 1 : -1)
         default:
@@ -46,6 +46,15 @@ public enum RFC3339 {
         let days = daysFromCivil(year: year, month: month, day: day)
         let seconds = ((days * 24 + hour) * 60 + minute - offsetMinutes) * 60 + second
         return Timestamp(millisecondsSinceEpoch: Int64(seconds) * 1_000 + Int64(milliseconds))
+    }
+
+    /// Days of `month` in `year` (Gregorian): an RFC 3339 date names a day that exists.
+    private static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
     }
 
     /// `2026-11-22T01:02:03.123Z`: UTC, milliseconds.
