@@ -112,9 +112,12 @@ public final class LogFileSource: HistorySource {
         }
     }
 
-    /// ISO 8601 (UTC when it names no zone), RFC 822, or epoch seconds.
+    /// ISO 8601 (UTC when it names no zone), RFC 822, or epoch seconds (nil past what milliseconds
+    /// in 64 bits hold, as `1e300`).
     static func time(_ value: Any?) -> Timestamp? {
-        if let seconds = value as? Double { return Timestamp(millisecondsSinceEpoch: Int64(seconds * 1_000)) }
+        if let seconds = value as? Double {
+            return Int64(exactly: (seconds * 1_000).rounded(.down)).map(Timestamp.init(millisecondsSinceEpoch:))
+        }
         guard let text = value as? String else { return nil }
         if let time = RFC3339.parse(text) { return time }
         let zoned = text.count == 19 || (text.count > 19 && text[text.index(text.startIndex, offsetBy: 19)] == ".") ? text + "Z" : text

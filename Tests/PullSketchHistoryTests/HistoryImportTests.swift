@@ -209,6 +209,7 @@ extension HistoryImportTests {
             {"repository": "team/app", "tag": "v1", "method": "PUT", "time": "2026-10-01T00:00:00Z"}
             {"kind": "pull_repo", "datetime": "2023-11-15T22:13:20Z", "metadata": {"namespace": "acme", "repo": "web", "tag": "-v1"}}
             {"kind": "pull_repo", "datetime": "yesterday", "metadata": {"namespace": "acme", "repo": "web", "tag": "v1"}}
+            {"kind": "pull_repo", "datetime": 1e300, "metadata": {"namespace": "acme", "repo": "web", "tag": "v1"}}
 
             """.utf8).write(to: file)
         let source = try LogFileSource(path: file.path, chunkSize: 5)
@@ -216,9 +217,10 @@ extension HistoryImportTests {
         #expect(first.pulls.count == 1 && first.invalid == 4)
         #expect(first.invalidExamples == ["line 2: not a JSON object", "line 3: a pull: invalid repository 'Team/App'", "line 4: a pull without a time"])
         let second = try #require(try await source.chunk(1))
-        #expect(second.pulls.isEmpty && second.invalid == 2)
-        #expect(second.invalidExamples.count == 2)
+        #expect(second.pulls.isEmpty && second.invalid == 3)
+        #expect(second.invalidExamples.count == 3)
         #expect(second.invalidExamples.contains("line 7: an audit entry whose datetime is not a time"))
+        #expect(second.invalidExamples.contains("line 8: an audit entry whose datetime is not a time"), "1e300 seconds, past 64-bit milliseconds")
         #expect(second.invalidExamples.contains { $0.hasPrefix("line 6: an audit entry: invalid tag") }, "\(second.invalidExamples)")
     }
 }
