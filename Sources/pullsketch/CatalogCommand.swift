@@ -55,7 +55,9 @@ struct CatalogCommand: ParsableCommand {
             guard (registry != nil) != (quay || quayDatabase != nil) else {
                 throw ValidationError("name one source: --registry URL, or --quay (with --quay-database or PULLSKETCH.quay.database_url)")
             }
-            guard requestsPerSecond > 0 else { throw ValidationError("--requests-per-second must be above 0") }
+            guard (0.001...100_000).contains(requestsPerSecond) else {
+                throw ValidationError("--requests-per-second must be within 0.001...100000")
+            }
             guard (1...10_000).contains(pageSize) else { throw ValidationError("--page-size must be within 1...10000") }
         }
 

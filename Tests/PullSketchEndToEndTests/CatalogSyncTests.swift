@@ -67,6 +67,12 @@ extension EndToEndTests {
             ], environment: stack.environment)
         }
 
+        let unkeepable = #expect(throws: ChildProcessError.self, "a pace no clock can keep is refused") {
+            try ChildProcess.run(pullsketch, [
+                "catalog", "sync", "--registry", "http://127.0.0.1:\(stack.registry.port)", "--requests-per-second", "1e-300",
+            ], environment: stack.environment)
+        }
+        #expect(unkeepable?.output.contains("--requests-per-second must be within 0.001...100000") == true, "a clear error, not a crash")
         #expect(throws: ChildProcessError.self, "a wrong password is refused") { try sync(wrong) }
         #expect(try stack.catalog().isEmpty, "a refused sync writes nothing")
 
