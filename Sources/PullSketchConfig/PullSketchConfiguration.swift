@@ -160,14 +160,14 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             }
             tracker.countingRule = rule
         }
-        try set(\.tracker.hotCapacity, section.hotCapacity, key: key("hot_capacity"), valid: 0...16_777_216)
+        try set(\.tracker.hotCapacity, section.hotCapacity, key: key("hot_capacity"), valid: TrackerConfiguration.hotCapacities)
         try set(\.tracker.tailNameCapacity, section.tailNames, key: key("tail_names"), valid: 0...16_777_216)
-        try set(\.tracker.stripeCount, section.stripes, key: key("stripes"), valid: 1...1_024)
+        try set(\.tracker.stripeCount, section.stripes, key: key("stripes"), valid: TrackerConfiguration.stripeCounts)
         try set(\.tracker.coreWindowCount, section.coreWindows, key: key("core_windows"), valid: 1...256)
         try set(\.tracker.shardCount, section.shards, key: key("shards"), valid: 1...1_024)
         layoutConfigured = layoutConfigured || section.shards != nil || section.stripes != nil
-        try set(\.tracker.sketch.width, section.sketchWidth, key: key("sketch_width"), valid: 1...(1 << 26))
-        try set(\.tracker.sketch.depth, section.sketchDepth, key: key("sketch_depth"), valid: 1...32)
+        try set(\.tracker.sketch.width, section.sketchWidth, key: key("sketch_width"), valid: SketchParameters.widths)
+        try set(\.tracker.sketch.depth, section.sketchDepth, key: key("sketch_depth"), valid: SketchParameters.depths)
         try set(\.flusher.mergeInterval, section.mergeIntervalMilliseconds, key: key("merge_interval_ms"), valid: 100...600_000)
         if let url = section.databaseURL { database = url }
         try set(\.reconciler.interval, section.reconcileIntervalMilliseconds, key: key("reconcile_interval_ms"), valid: 100...600_000)
@@ -225,9 +225,11 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             if let projection = section.projection { quay.projection = projection }
             try set(\.quay.namesRefreshInterval, section.namesRefreshMilliseconds, key: key(keyPrefix.hasSuffix("_") ? "quay_names_refresh_ms" : "quay.names_refresh_ms"), valid: 1_000...86_400_000)
         }
-        // Redis's BITFIELD addresses at most 2³² bits: 2²⁷ counters of 32 bits per sketch.
-        guard tracker.sketch.width * tracker.sketch.depth <= 1 << 27 else {
-            throw ConfigurationError(key("sketch_width"), "width × depth is \(tracker.sketch.width * tracker.sketch.depth), above Redis's 134217728 counters")
+        guard SketchParameters.isDeployable(width: tracker.sketch.width, depth: tracker.sketch.depth) else {
+            throw ConfigurationError(
+                key("sketch_width"),
+                "width × depth is \(tracker.sketch.width * tracker.sketch.depth), above Redis's \(SketchParameters.largestCounterCount) counters"
+            )
         }
         if !redis.clusterNodes.isEmpty {
             guard redis.database == 0 else { throw ConfigurationError("PULLSKETCH.redis.db", "a Redis Cluster has only database 0") }

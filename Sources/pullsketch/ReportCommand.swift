@@ -42,8 +42,17 @@ struct ReportCommand: ParsableCommand {
     func validate() throws {
         guard SyntheticWorkload.Shape(rawValue: workload) != nil else { throw ValidationError("--workload must be zipf, flood or mix") }
         guard pulls > 0, keys > 0, repositories > 0, nodes > 0, rate > 0 else { throw ValidationError("counts must be positive") }
-        guard width > 0, depth > 0, hotCapacity >= 0, mergeIntervalMs > 0, reconcileIntervalMs > 0 else {
-            throw ValidationError("sketch shape and intervals must be positive")
+        guard keys <= 100_000_000, nodes <= 1_024 else { throw ValidationError("--keys must be at most 100000000 and --nodes at most 1024") }
+        guard (0...10).contains(exponent) else { throw ValidationError("--exponent must be within 0...10") }
+        guard TrackerConfiguration.hotCapacities.contains(hotCapacity) else {
+            throw ValidationError("--hot-capacity must be within \(TrackerConfiguration.hotCapacities)")
+        }
+        guard mergeIntervalMs > 0, reconcileIntervalMs > 0 else { throw ValidationError("intervals must be positive") }
+        guard SketchParameters.isDeployable(width: width, depth: depth) else {
+            throw ValidationError(
+                "--width must be within \(SketchParameters.widths), --depth within \(SketchParameters.depths), "
+                    + "and width × depth at most \(SketchParameters.largestCounterCount)"
+            )
         }
     }
 

@@ -25,13 +25,23 @@ struct SizingCommand: ParsableCommand {
     func validate() throws {
         guard epsilon > 0, epsilon < 1 else { throw ValidationError("--epsilon must be in (0, 1)") }
         guard delta > 0, delta < 1 else { throw ValidationError("--delta must be in (0, 1)") }
-        guard stripes ?? 1 > 0 else { throw ValidationError("--stripes must be positive") }
-        guard hotCapacity ?? 0 >= 0 else { throw ValidationError("--hot-capacity must not be negative") }
+        guard SketchParameters(epsilon: epsilon, delta: delta) != nil else {
+            throw ValidationError(
+                "that sketch is larger than a deployment takes (width ≤ \(SketchParameters.widths.upperBound), depth ≤ \(SketchParameters.depths.upperBound), "
+                    + "width × depth ≤ \(SketchParameters.largestCounterCount)): raise --epsilon or --delta"
+            )
+        }
+        guard TrackerConfiguration.stripeCounts.contains(stripes ?? 1) else {
+            throw ValidationError("--stripes must be within \(TrackerConfiguration.stripeCounts)")
+        }
+        guard TrackerConfiguration.hotCapacities.contains(hotCapacity ?? 0) else {
+            throw ValidationError("--hot-capacity must be within \(TrackerConfiguration.hotCapacities)")
+        }
     }
 
     func run() throws {
         let configured = try options.load().tracker
-        let sketch = SketchParameters(epsilon: epsilon, delta: delta)
+        let sketch = SketchParameters(epsilon: epsilon, delta: delta)!  // checked in `validate`
         let stripes = stripes ?? configured.stripeCount, hotCapacity = hotCapacity ?? configured.hotCapacity
         let tracker = TrackerConfiguration(
             hotCapacity: hotCapacity, stripeCount: stripes, coreWindowCount: configured.coreWindowCount, shardCount: 1, sketch: sketch

@@ -1,4 +1,5 @@
 import CXXHash
+import Foundation
 @testable import PullSketchCore
 import PullSketchTestSupport
 import Testing
@@ -145,12 +146,26 @@ import Testing
 }
 
 @Suite struct SketchParametersTests {
-    @Test func sizingFollowsEpsilonAndDelta() {
-        let parameters = SketchParameters(epsilon: 0.001, delta: 0.01)
+    @Test func sizingFollowsEpsilonAndDelta() throws {
+        let parameters = try #require(SketchParameters(epsilon: 0.001, delta: 0.01))
         #expect(parameters.width == 2_719)  // ⌈e / 0.001⌉
         #expect(parameters.depth == 5)  // ⌈ln 100⌉
         #expect(parameters.epsilon <= 0.001)
         #expect(parameters.delta <= 0.01)
+        #expect(SketchParameters.isDeployable(width: parameters.width, depth: parameters.depth))
+    }
+
+    /// ε and δ come from an operator's command line: outside (0, 1), or a sketch no deployment
+    /// takes, is no sketch — never a crash converting ⌈e/ε⌉ or ⌈ln 1/δ⌉ to an integer.
+    @Test(arguments: [(1e-300, 0.01), (1e-8, 0.01), (0.001, 1e-300), (0.001, 4.9e-324), (0, 0.01), (0.001, 1), (.nan, 0.01), (0.001, .infinity)])
+    func anEpsilonOrDeltaNoDeploymentTakesIsNoSketch(epsilon: Double, delta: Double) {
+        #expect(SketchParameters(epsilon: epsilon, delta: delta) == nil)
+    }
+
+    @Test func theLargestDeployableShapeIsReachedAndNoFurther() throws {
+        let widest = try #require(SketchParameters(epsilon: M_E / Double(SketchParameters.widths.upperBound), delta: 0.2))
+        #expect(widest.width == SketchParameters.widths.upperBound && widest.depth == 2)
+        #expect(!SketchParameters.isDeployable(width: SketchParameters.widths.upperBound, depth: 3), "more counters than Redis addresses")
     }
 
     @Test func errorBoundIsTheCeilingOfEpsilonTimesTailMass() {

@@ -30,4 +30,20 @@ import Testing
         #expect(unnamed.falseRecentlyPulledRate > 0)
         #expect(unnamed.undercounts == 0 && unnamed.boundCoverage >= unnamed.oneMinusDelta)
     }
+
+    /// Shapes no deployment takes are refused with the limit they pass, never a crash on the way
+    /// (each of these crashed: ⌈e/ε⌉ or ⌈ln 1/δ⌉ past `Int`, a sketch precondition, an overflow).
+    @Test(arguments: [
+        (["sizing", "--epsilon", "1e-300"], "that sketch is larger than a deployment takes"),
+        (["sizing", "--epsilon", "0.001", "--delta", "4.9e-324"], "that sketch is larger than a deployment takes"),
+        (["sizing", "--hot-capacity", "4611686018427387904"], "--hot-capacity must be within 0...16777216"),
+        (["sizing", "--stripes", "4611686018427387904"], "--stripes must be within 1...1024"),
+        (["report", "--depth", "40"], "--depth within 1...32"),
+        (["report", "--width", "99999999999"], "--width must be within 1...67108864"),
+        (["report", "--hot-capacity", "99999999999"], "--hot-capacity must be within 0...16777216"),
+    ])
+    func aShapeNoDeploymentTakesIsRefusedWithItsLimit(arguments: [String], message: String) {
+        let error = #expect(throws: ChildProcessError.self) { try ChildProcess.run(builtProduct("pullsketch").path, arguments) }
+        #expect(error?.output.hasPrefix("Error: ") == true && error?.output.contains(message) == true, "\(error?.output ?? "")")
+    }
 }

@@ -34,15 +34,28 @@ public struct SketchParameters: Hashable, Sendable, CustomStringConvertible {
         self.formatVersion = formatVersion
     }
 
+    /// The shapes a deployment takes: Redis's `BITFIELD` addresses at most 2³² bits, so a sketch
+    /// holds at most 2²⁷ counters of 32 bits.
+    public static let widths = 1...(1 << 26)
+    public static let depths = 1...32
+    public static let largestCounterCount = 1 << 27
+
     /// The smallest sketch with error at most `epsilon`·N with probability at least 1 − `delta`:
-    /// w = ⌈e/ε⌉, d = ⌈ln 1/δ⌉.
-    public init(epsilon: Double, delta: Double, seed: UInt64 = 0x5075_6c6c_536b_7463) {
-        precondition(epsilon > 0 && epsilon < 1 && delta > 0 && delta < 1, "ε and δ must be in (0, 1)")
-        self.init(
-            width: Int((M_E / epsilon).rounded(.up)),
-            depth: Int(log(1 / delta).rounded(.up)),
-            seed: seed
-        )
+    /// w = ⌈e/ε⌉, d = ⌈ln 1/δ⌉; nil when ε or δ is outside (0, 1) or that sketch is larger than
+    /// any deployment takes (`widths`, `depths`, `largestCounterCount`).
+    public init?(epsilon: Double, delta: Double, seed: UInt64 = 0x5075_6c6c_536b_7463) {
+        guard epsilon > 0, epsilon < 1, delta > 0, delta < 1 else { return nil }
+        let width = (M_E / epsilon).rounded(.up), depth = log(1 / delta).rounded(.up)
+        // Compared as doubles first: past `Int`, the conversion would trap.
+        guard width <= Double(Self.widths.upperBound), depth <= Double(Self.depths.upperBound),
+            Self.isDeployable(width: Int(width), depth: Int(depth))
+        else { return nil }
+        self.init(width: Int(width), depth: Int(depth), seed: seed)
+    }
+
+    /// Whether a deployment takes a sketch of this shape (`widths`, `depths`, `largestCounterCount`).
+    public static func isDeployable(width: Int, depth: Int) -> Bool {
+        widths.contains(width) && depths.contains(depth) && width * depth <= largestCounterCount
     }
 
     /// ε = e/w: an estimate exceeds the truth by at most ε·N (N = mass inserted) ...

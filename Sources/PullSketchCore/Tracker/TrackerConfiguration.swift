@@ -31,6 +31,10 @@ public struct TrackerConfiguration: Hashable, Sendable {
     /// The tail sketch's shape. Default 16,384 × 5 (ε ≈ 1.7·10⁻⁴, δ ≈ 0.7 %).
     public var sketch: SketchParameters
 
+    /// The hot capacities and stripe counts a deployment takes.
+    public static let hotCapacities = 0...16_777_216
+    public static let stripeCounts = 1...1_024
+
     public init(
         isEnabled: Bool = false,
         countingRule: CountingRule = .resolutions,
