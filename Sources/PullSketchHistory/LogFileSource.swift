@@ -116,7 +116,7 @@ public final class LogFileSource: HistorySource {
     /// in 64 bits hold, as `1e300`).
     static func time(_ value: Any?) -> Timestamp? {
         if let seconds = value as? Double {
-            return Int64(exactly: (seconds * 1_000).rounded(.down)).map(Timestamp.init(millisecondsSinceEpoch:))
+            return Int64(exactly: (seconds * 1_000).rounded(.towardZero)).map(Timestamp.init(millisecondsSinceEpoch:))
         }
         guard let text = value as? String else { return nil }
         if let time = RFC3339.parse(text) { return time }
