@@ -46,16 +46,29 @@ extension PullSketchNode {
     }
 
     /// What became of an envelope's events.
-    struct IngestionSummary {
+    struct IngestionSummary: Encodable {
         var accepted = 0
         var duplicates = 0
         var ignored = 0
         var dropped = 0
+        /// Why, for the first `keptReasons` dropped events, so a sender can mend what it sends.
+        var droppedReasons: [String] = []
+        static let keptReasons = 3
 
-        /// 200 with the summary as JSON, keys sorted like every other body; written by hand, as
-        /// one is sent per notification and `JSONEncoder` cost more than the rest of the answer.
+        private enum CodingKeys: String, CodingKey {
+            case accepted, duplicates, ignored, dropped
+            case droppedReasons = "dropped_reasons"
+        }
+
+        /// 200 with the summary as JSON, keys sorted like every other body. Without dropped events
+        /// written by hand, as one is sent per notification and `JSONEncoder` cost more than the
+        /// rest of the answer; with them (names quoted from the sender) encoded.
         var answer: IngestionAnswer {
-            IngestionAnswer(
+            guard droppedReasons.isEmpty else {
+                let json = (try? JSONResponse.encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+                return IngestionAnswer(status: .ok, json: json)
+            }
+            return IngestionAnswer(
                 status: .ok,
                 json: #"{"accepted":\#(accepted),"dropped":\#(dropped),"duplicates":\#(duplicates),"ignored":\#(ignored)}"#
             )
@@ -253,6 +266,8 @@ extension PullSketchNode {
 
     private func drop(_ reason: String, _ summary: inout IngestionSummary) {
         summary.dropped += 1
+        // At most 256 characters each: a reason quotes what the sender sent.
+        if summary.droppedReasons.count < IngestionSummary.keptReasons { summary.droppedReasons.append(String(reason.prefix(256))) }
         metrics.eventsDropped.increment()
         logger.warning("dropped an invalid event", metadata: ["reason": "\(reason)"])
     }

@@ -28,6 +28,8 @@ import Testing
             try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: body) { response in
                 #expect(response.status == .ok)
                 #expect(response.integers == ["accepted": 3, "duplicates": 1, "ignored": 1, "dropped": 2])
+                let reasons = response.json["dropped_reasons"] as? [String] ?? []
+                #expect(reasons.count == 2 && reasons[0].contains("Team/App"), "each dropped event says why: \(reasons)")
             }
             // The same event again in a v2 envelope: still once.
             try await client.execute(uri: "/notifications", method: .post, headers: Self.v2, body: envelope([event(id: "e1")])) { response in
