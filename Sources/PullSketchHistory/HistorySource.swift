@@ -16,6 +16,21 @@ public protocol HistorySource: Sendable {
     func chunk(_ index: Int) async throws -> HistoryChunk?
 }
 
+/// Where an entry is in its source, named only in messages about it.
+enum SourcePosition: CustomStringConvertible {
+    /// A line of a file, from 1.
+    case line(Int)
+    /// A row of Quay's `logentry3`, by id.
+    case logEntry(Int64)
+
+    var description: String {
+        switch self {
+        case .line(let number): "line \(number)"
+        case .logEntry(let id): "logentry3 id \(id)"
+        }
+    }
+}
+
 /// What one chunk of a source holds.
 public struct HistoryChunk: Sendable {
     public var pulls: [PullEvent] = []

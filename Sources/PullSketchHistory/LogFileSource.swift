@@ -47,7 +47,7 @@ public final class LogFileSource: HistorySource {
         chunk.positions = lines.count
         var entries: [QuayPullEntry] = []
         for (offset, line) in lines.enumerated() where line.contains(where: { !Self.whitespace.contains($0) }) {
-            let position = "line \(first + offset + 1)"
+            let position = SourcePosition.line(first + offset + 1)
             switch entry(line, at: position) {
             case .pull(let pull): chunk.pulls.append(pull)
             case .quay(let entry): entries.append(entry)
@@ -69,7 +69,7 @@ public final class LogFileSource: HistorySource {
         case invalid(String)
     }
 
-    private func entry(_ line: Data, at position: String) -> Entry {
+    private func entry(_ line: Data, at position: SourcePosition) -> Entry {
         guard var object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] else { return .invalid("not a JSON object") }
         if let source = object["_source"] as? [String: Any] { object = source }
         if object["events"] != nil {

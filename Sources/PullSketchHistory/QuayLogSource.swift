@@ -60,7 +60,7 @@ public struct QuayLogSource: HistorySource {
         chunk.positions = rows.count
         var entries: [QuayPullEntry] = []
         for (id, milliseconds, metadata, repository) in rows {
-            let position = "logentry3 id \(id)"
+            let position = SourcePosition.logEntry(id)
             guard let object = (try? JSONSerialization.jsonObject(with: Data(metadata.utf8))) as? [String: Any] else {
                 chunk.addInvalid("\(position): metadata_json is not a JSON object")
                 continue

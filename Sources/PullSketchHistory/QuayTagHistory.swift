@@ -67,8 +67,8 @@ public struct QuayTagHistory: Sendable {
 
 /// One audit-log pull as Quay records it, before it becomes a `PullEvent`.
 struct QuayPullEntry {
-    /// Where the entry is in its source, for messages: `line 12`, `logentry3 id 345`.
-    var position: String
+    /// Where the entry is in its source, for messages.
+    var position: SourcePosition
     var repository: String
     var tag: String?
     var digest: String?
@@ -76,7 +76,7 @@ struct QuayPullEntry {
     var time: Timestamp
 
     /// `metadata` of a `pull_repo` entry: `namespace`, `repo`, and `tag` or `manifest_digest`.
-    init?(metadata: [String: Any], repository: String?, method: String?, time: Timestamp, position: String) {
+    init?(metadata: [String: Any], repository: String?, method: String?, time: Timestamp, position: SourcePosition) {
         guard let name = repository ?? Self.name(metadata) else { return nil }
         self.position = position
         self.repository = name

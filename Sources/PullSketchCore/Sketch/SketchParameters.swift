@@ -45,12 +45,10 @@ public struct SketchParameters: Hashable, Sendable, CustomStringConvertible {
     /// any deployment takes (`widths`, `depths`, `largestCounterCount`).
     public init?(epsilon: Double, delta: Double, seed: UInt64 = 0x5075_6c6c_536b_7463) {
         guard epsilon > 0, epsilon < 1, delta > 0, delta < 1 else { return nil }
-        let width = (M_E / epsilon).rounded(.up), depth = log(1 / delta).rounded(.up)
-        // Compared as doubles first: past `Int`, the conversion would trap.
-        guard width <= Double(Self.widths.upperBound), depth <= Double(Self.depths.upperBound),
-            Self.isDeployable(width: Int(width), depth: Int(depth))
+        guard let width = Int(exactly: (M_E / epsilon).rounded(.up)), let depth = Int(exactly: log(1 / delta).rounded(.up)),
+            Self.isDeployable(width: width, depth: depth)
         else { return nil }
-        self.init(width: Int(width), depth: Int(depth), seed: seed)
+        self.init(width: width, depth: depth, seed: seed)
     }
 
     /// Whether a deployment takes a sketch of this shape (`widths`, `depths`, `largestCounterCount`).
