@@ -265,10 +265,12 @@ extension Parameters {
         return value
     }
 
-    /// Text of at most `maximumLength` characters, nil when absent.
+    /// Text of at most `maximumLength` characters, nil when absent. A NUL (`%00`) is refused:
+    /// PostgreSQL text cannot hold one, and a pattern cut short there would mean something else.
     func text(_ name: String, maximumLength: Int) throws(InvalidParameter) -> String? {
         guard let text = get(name) else { return nil }
         guard text.count <= maximumLength else { throw InvalidParameter(name, "at most \(maximumLength) characters") }
+        guard !text.utf8.contains(0) else { throw InvalidParameter(name, "must not contain a NUL character") }
         return text
     }
 }

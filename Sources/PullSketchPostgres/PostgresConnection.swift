@@ -86,6 +86,11 @@ public final class PostgresConnection {
 
     /// The successful result of one statement, to be cleared by the caller.
     private func run(_ sql: String, _ parameters: [PostgresParameter], binaryResult: Bool) throws(PostgresError) -> OpaquePointer {
+        // libpq reads a text value up to its first NUL: refused, as the server refuses a NUL in
+        // text (character not in repertoire), rather than sent cut short.
+        for case .text(let text?) in parameters where text.utf8.contains(0) {
+            throw PostgresError(.statement, sqlState: "22021", "a text parameter contains a NUL character")
+        }
         try reconnectIfBroken()
         let result = Self.withValues(parameters) { values, lengths, formats in
             PQexecParams(connection, sql, Int32(parameters.count), nil, values, lengths, formats, binaryResult ? 1 : 0)

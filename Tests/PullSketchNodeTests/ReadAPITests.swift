@@ -218,6 +218,8 @@ import Testing
         "prune_candidates?not_pulled_days=36501", "prune_candidates?max_pulls=9223372036854775808", "prune_candidates?max_pulls=-1",
         "prune_candidates?max_pulls=ten", "prune_candidates?tag_pattern=\(String(repeating: "a", count: 257))",
         "prune_candidates?max_pulls=1&exclude_pattern=\(String(repeating: "a", count: 257))",
+        // A NUL would cut the pattern short: `x` instead of `x\0|v1`, and v1 no longer excluded.
+        "prune_candidates?tag_pattern=x%00%7Cv1", "prune_candidates?max_pulls=2000&exclude_pattern=x%00%7Cv1",
     ])
     func anOutOfRangeParameterIsA400AndTheNodeServesOn(query: String) async throws {
         let fixture = try seeded()
@@ -236,13 +238,14 @@ import Testing
         }
     }
 
-    @Test func aSearchLongerThanAnyRepositoryNameIsA400() async throws {
+    @Test func aSearchLongerThanAnyRepositoryNameOrWithANulIsA400() async throws {
         let fixture = try seeded()
         try await fixture.test { client in
             try await client.execute(uri: "/?q=\(String(repeating: "a", count: 256))", method: .get, headers: Self.reader) { response in
                 #expect(response.status == .badRequest)
             }
             try await client.execute(uri: "/?q=\(String(repeating: "a", count: 255))", method: .get, headers: Self.reader) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/?q=team%00", method: .get, headers: Self.reader) { #expect($0.status == .badRequest, "a NUL") }
         }
     }
 

@@ -86,6 +86,21 @@ import Testing
         #expect(try connection.query("SELECT count(*) FROM t").rows == [["1"]], "the connection stays usable")
     }
 
+    /// libpq reads a text value up to its first NUL; cut there, `x\0|keep` would reach the server
+    /// as the pattern `x`. Such a value is refused as data, and nothing runs.
+    @Test func aTextParameterWithANulIsRefusedNotCutShort() throws {
+        let connection = try connect()
+        try connection.query("CREATE TABLE t (k text)")
+        #expect {
+            try connection.query("INSERT INTO t VALUES ($1)", ["x\0|keep"])
+        } throws: { error in
+            let error = error as? PostgresError
+            return error?.kind == .statement && error?.sqlState == "22021" && error?.isCausedByData == true
+        }
+        #expect(try connection.query("SELECT count(*) FROM t").rows == [["0"]], "nothing was written")
+        #expect(try connection.query("SELECT $1::text AS k", ["x|keep"]).rows == [["x|keep"]], "the connection stays usable")
+    }
+
     @Test func aTransactionThatThrowsChangesNothing() throws {
         let connection = try connect()
         try connection.query("CREATE TABLE t (k int)")
