@@ -8,7 +8,8 @@ public import PullSketchStore
 /// (`Catalog.observe`), a repository at a time. The API has no push times, so a tag found is
 /// recorded as pushed when it was seen, which errs the safe way: a tag nobody pulls becomes a
 /// prune candidate a full window after the sync, never before. Memory holds one page of names and
-/// one batch of tags; a checkpoint after each repository lets a stopped sync resume after it.
+/// one batch of tags; a checkpoint after each repository (its name and the page it was on) lets a
+/// stopped sync resume after it.
 public struct DistributionCatalogSync: Sendable {
     public let client: RegistryClient
     public let database: BlockingDatabase
@@ -25,16 +26,24 @@ public struct DistributionCatalogSync: Sendable {
     public func run(report: @Sendable (SyncProgress) -> Void = { _ in }) async throws -> SyncProgress {
         var checkpoint = try SyncCheckpoint.load(checkpointFile, source: client.base.absoluteString)
         var progress = SyncProgress()
-        var more = true
-        while more {
-            let page = try await client.repositories(after: checkpoint.position, pageSize: pageSize)
-            for name in page.names {
+        // A checkpoint with a page's address resumes on that page, after the names done there;
+        // one without (written before pages were kept) asks for the names after its position.
+        var request = checkpoint.page.flatMap(URL.init(string:)).map(RegistryClient.PageRequest.at)
+            ?? .after(checkpoint.position, pageSize: pageSize)
+        var done = checkpoint.page == nil ? nil : checkpoint.position
+        while true {
+            let page = try await client.repositories(request)
+            let start = done.flatMap { page.names.firstIndex(of: $0) }.map { $0 + 1 } ?? 0
+            done = nil
+            for name in page.names[start...] {
                 try await sync(repository: name, progress: &progress)
                 checkpoint.position = name
+                checkpoint.page = page.address.absoluteString
                 try checkpoint.save(checkpointFile)
                 report(progress)
             }
-            more = page.more && !page.names.isEmpty
+            guard let next = page.next else { break }
+            request = .at(next)
         }
         return progress
     }
@@ -48,10 +57,9 @@ public struct DistributionCatalogSync: Sendable {
         var links: [IndexLink] = []
         /// Indexes of this repository already read: several tags often point at one.
         var indexesRead: Set<Digest> = []
-        var last: String?
-        var more = true
-        while more {
-            let page = try await client.tags(of: name, after: last, pageSize: pageSize)
+        var request = RegistryClient.PageRequest.after(nil, pageSize: pageSize)
+        while true {
+            let page = try await client.tags(of: name, request)
             for text in page.names {
                 let seen = Timestamp.now()
                 guard let tag = try? TagName(text), let manifest = try await client.manifest(of: name, tag: text),
@@ -73,8 +81,8 @@ public struct DistributionCatalogSync: Sendable {
                     links.removeAll(keepingCapacity: true)
                 }
             }
-            last = page.names.last
-            more = page.more && last != nil
+            guard let next = page.next else { break }
+            request = .at(next)
         }
         try await write(batch, links, progress: &progress)
         progress.repositories += 1

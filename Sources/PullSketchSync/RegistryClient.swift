@@ -37,29 +37,76 @@ public final class RegistryClient: Sendable {
         session = URLSession(configuration: configuration, delegate: ChallengeAnswering(), delegateQueue: nil)
     }
 
-    /// One page of repository names after `last` (nil: from the start), and whether more follow.
-    public func repositories(after last: String?, pageSize: Int) async throws -> (names: [String], more: Bool) {
-        var query = [URLQueryItem(name: "n", value: String(pageSize))]
-        if let last { query.append(URLQueryItem(name: "last", value: last)) }
-        let (data, response) = try await send(path: "/v2/_catalog", query: query, method: "GET", scope: "registry:catalog:*")
-        let page = try decode(CatalogPage.self, data, "/v2/_catalog")
-        return (page.repositories ?? [], Self.hasNextLink(response))
+    /// Which page of a listing to read.
+    public enum PageRequest: Sendable, Equatable {
+        /// The first page of names after `last` (nil: from the start), `pageSize` at most.
+        case after(String?, pageSize: Int)
+        /// The page at an address a `Link` header or a checkpoint gave.
+        case at(URL)
     }
 
-    /// One page of a repository's tags after `last`, and whether more follow.
-    public func tags(of repository: String, after last: String?, pageSize: Int) async throws -> (names: [String], more: Bool) {
-        var query = [URLQueryItem(name: "n", value: String(pageSize))]
-        if let last { query.append(URLQueryItem(name: "last", value: last)) }
+    /// One page of a listing: its names, where it was read, and the next page's address when the
+    /// registry's `Link` header names one.
+    public struct Page: Sendable {
+        public var names: [String]
+        public var address: URL
+        public var next: URL?
+    }
+
+    /// A page of the registry's repository names.
+    public func repositories(_ page: PageRequest) async throws -> Page {
+        let (data, address, next) = try await read(page, path: "/v2/_catalog", scope: "registry:catalog:*")
+        return Page(names: try decode(CatalogPage.self, data, "/v2/_catalog").repositories ?? [], address: address, next: next)
+    }
+
+    /// A page of a repository's tag names.
+    public func tags(of repository: String, _ page: PageRequest) async throws -> Page {
         let path = "/v2/\(repository)/tags/list"
-        let (data, response) = try await send(path: path, query: query, method: "GET", scope: "repository:\(repository):pull")
-        return (try decode(TagPage.self, data, path).tags ?? [], Self.hasNextLink(response))
+        let (data, address, next) = try await read(page, path: path, scope: "repository:\(repository):pull")
+        return Page(names: try decode(TagPage.self, data, path).tags ?? [], address: address, next: next)
+    }
+
+    /// Reads a page of `path`, first or linked. The next page is wherever the `Link` header points
+    /// (distribution's carry `last`, Quay's catalog a token of its own, which `last` cannot stand
+    /// for), always on this registry: a link naming another host (a registry behind a proxy writes
+    /// its public name) is read here, by its path and query, so the credentials never leave. A link
+    /// back to the page itself is an error, not a loop.
+    private func read(_ page: PageRequest, path: String, scope: String) async throws -> (data: Data, address: URL, next: URL?) {
+        let address: URL
+        switch page {
+        case .after(let last, let pageSize):
+            var query = [URLQueryItem(name: "n", value: String(pageSize))]
+            if let last { query.append(URLQueryItem(name: "last", value: last)) }
+            address = try url(path, query: query)
+        case .at(let linked):
+            guard isOnThisRegistry(linked) else { throw RegistryClientError("\(linked) is not on \(base)") }
+            address = linked
+        }
+        let (data, response) = try await send(address, method: "GET", scope: scope)
+        var next = Self.nextLink(response.value(forHTTPHeaderField: "Link")).flatMap { URL(string: $0, relativeTo: address)?.absoluteURL }
+        if let linked = next, !isOnThisRegistry(linked) {
+            var components = URLComponents(url: base, resolvingAgainstBaseURL: false)!
+            components.percentEncodedPath = linked.path(percentEncoded: true)
+            components.percentEncodedQuery = linked.query(percentEncoded: true)
+            next = components.url
+        }
+        guard next != address else { throw RegistryClientError("GET \(path): the next page's link is the page itself") }
+        return (data, address, next)
+    }
+
+    private func isOnThisRegistry(_ url: URL) -> Bool {
+        func origin(_ url: URL) -> (String?, String?, Int?) {
+            let scheme = url.scheme?.lowercased()
+            return (scheme, url.host?.lowercased(), url.port ?? (scheme == "https" ? 443 : scheme == "http" ? 80 : nil))
+        }
+        return origin(url) == origin(base)
     }
 
     /// The digest and media type of the manifest `tag` points at, or nil when the tag is gone.
     public func manifest(of repository: String, tag: String) async throws -> (digest: String, mediaType: String?)? {
         let path = "/v2/\(repository)/manifests/\(tag)"
         do {
-            let (_, response) = try await send(path: path, query: [], method: "HEAD", scope: "repository:\(repository):pull", accept: Self.manifestTypes)
+            let (_, response) = try await send(try url(path), method: "HEAD", scope: "repository:\(repository):pull", accept: Self.manifestTypes)
             guard let digest = response.value(forHTTPHeaderField: "Docker-Content-Digest") else {
                 throw RegistryClientError("HEAD \(path) answered without Docker-Content-Digest")
             }
@@ -74,7 +121,7 @@ public final class RegistryClient: Sendable {
     /// nil when the index names none).
     public func platforms(of repository: String, index digest: String) async throws -> [(digest: String, platform: String?)] {
         let path = "/v2/\(repository)/manifests/\(digest)"
-        let (data, _) = try await send(path: path, query: [], method: "GET", scope: "repository:\(repository):pull", accept: Self.manifestTypes)
+        let (data, _) = try await send(try url(path), method: "GET", scope: "repository:\(repository):pull", accept: Self.manifestTypes)
         return try decode(ImageIndex.self, data, path).manifests.map { entry in
             let platform = entry.platform.flatMap { platform in
                 platform.os.flatMap { os in platform.architecture.map { ([os, $0] + [platform.variant].compactMap { $0 }).joined(separator: "/") } }
@@ -104,12 +151,18 @@ public final class RegistryClient: Sendable {
         var access_token: String?
     }
 
-    /// Sends a request, answering one bearer challenge; a status other than 2xx throws.
-    private func send(path: String, query: [URLQueryItem], method: String, scope: String, accept: String? = nil) async throws -> (Data, HTTPURLResponse) {
+    /// `path` with `query` on the registry.
+    private func url(_ path: String, query: [URLQueryItem] = []) throws -> URL {
         var components = URLComponents(url: base, resolvingAgainstBaseURL: false)!
         components.percentEncodedPath = path
         components.queryItems = query.isEmpty ? nil : query
         guard let url = components.url else { throw RegistryClientError("cannot make a URL of \(path)") }
+        return url
+    }
+
+    /// Sends a request, answering one bearer challenge; a status other than 2xx throws.
+    private func send(_ url: URL, method: String, scope: String, accept: String? = nil) async throws -> (Data, HTTPURLResponse) {
+        let path = url.path
         var (data, response) = try await request(url, method: method, accept: accept, authorization: authorization(scope: scope))
         if response.statusCode == 401, let challenge = response.value(forHTTPHeaderField: "WWW-Authenticate"),
             let token = try await token(for: BearerChallenge(challenge), scope: scope)
@@ -171,12 +224,22 @@ public final class RegistryClient: Sendable {
         }
     }
 
-    /// Whether a `Link` header names a next page (`<…>; rel="next"`).
-    static func hasNextLink(_ response: HTTPURLResponse) -> Bool {
-        guard let link = response.value(forHTTPHeaderField: "Link") else { return false }
-        return link.split(separator: ",").contains { part in
-            part.split(separator: ";").dropFirst().contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "rel=\"next\"" }
+    /// The target of a `Link` header's `rel="next"` entry (`<target>; rel="next"`), as written.
+    static func nextLink(_ header: String?) -> String? {
+        guard let header else { return nil }
+        // Entries are separated by commas outside the angle brackets around each target.
+        var rest = Substring(header)
+        while let open = rest.firstIndex(of: "<"), let close = rest[open...].firstIndex(of: ">") {
+            let target = rest[rest.index(after: open)..<close]
+            let parameters = rest[rest.index(after: close)...].prefix { $0 != "<" }
+            let isNext = parameters.split(whereSeparator: { $0 == ";" || $0 == "," }).contains { parameter in
+                let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+                return pair.count == 2 && pair[0] == "rel" && pair[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")).split(separator: " ").contains("next")
+            }
+            if isNext { return String(target) }
+            rest = rest[rest.index(after: close)...]
         }
+        return nil
     }
 }
 

@@ -1,14 +1,18 @@
 public import Foundation
 
 /// Where a catalog sync got to, kept in a file so a run that stopped resumes there:
-/// the source it reads and the last position it finished (a repository name, a tag id).
+/// the source it reads, the last position it finished (a repository name, a tag id) and, for a
+/// registry, the address of the page that name was on (its token, where the registry pages by
+/// tokens of its own).
 public struct SyncCheckpoint: Codable, Hashable, Sendable {
     public var source: String
     public var position: String?
+    public var page: String?
 
-    public init(source: String, position: String? = nil) {
+    public init(source: String, position: String? = nil, page: String? = nil) {
         self.source = source
         self.position = position
+        self.page = page
     }
 
     /// The checkpoint in `file` for `source`; a fresh one when the file is missing or belongs to

@@ -39,13 +39,16 @@ import Testing
         try await Self.registry().test(.live) { client in
             let base = URL(string: "http://127.0.0.1:\(client.port!)")!
             let signedIn = RegistryClient(base: base, credentials: .basic(username: "sync", password: "secret"), requestsPerSecond: 1_000)
-            let first = try await signedIn.repositories(after: nil, pageSize: 2)
-            #expect(first.names == ["a/one", "b/two"] && first.more)
-            let second = try await signedIn.repositories(after: "b/two", pageSize: 2)
-            #expect(second.names == ["c/three"] && !second.more)
+            let first = try await signedIn.repositories(.after(nil, pageSize: 2))
+            #expect(first.names == ["a/one", "b/two"])
+            let next = try #require(first.next, "the Link header names the next page")
+            #expect(next.absoluteString == "http://127.0.0.1:\(client.port!)/v2/_catalog?last=b%2Ftwo&n=2", "resolved against the page")
+            let second = try await signedIn.repositories(.at(next))
+            #expect(second.names == ["c/three"] && second.next == nil)
+            #expect(try await signedIn.repositories(.after("b/two", pageSize: 2)).names == ["c/three"])
 
             let wrong = RegistryClient(base: base, credentials: .basic(username: "sync", password: "wrong"), requestsPerSecond: 1_000)
-            await #expect(throws: RegistryClientError.self) { try await wrong.repositories(after: nil, pageSize: 2) }
+            await #expect(throws: RegistryClientError.self) { try await wrong.repositories(.after(nil, pageSize: 2)) }
         }
     }
 
@@ -54,7 +57,7 @@ import Testing
             let base = URL(string: "http://127.0.0.1:\(client.port!)")!
             let paced = RegistryClient(base: base, credentials: .bearer(Self.token), requestsPerSecond: 10)
             let started = ContinuousClock.now
-            for _ in 0..<5 { _ = try await paced.repositories(after: nil, pageSize: 2) }
+            for _ in 0..<5 { _ = try await paced.repositories(.after(nil, pageSize: 2)) }
             #expect(ContinuousClock.now - started >= .milliseconds(400), "five requests at 10/s need 0.4 s at least")
         }
     }
@@ -67,6 +70,18 @@ import Testing
     func bearerChallengesAreParsed(header: String, realm: String, service: String?, scope: String?) throws {
         let challenge = try #require(BearerChallenge(header))
         #expect(challenge.realm == realm && challenge.service == service && challenge.scope == scope)
+    }
+
+    @Test(arguments: [
+        (#"</v2/_catalog?last=b&n=2>; rel="next""#, "/v2/_catalog?last=b&n=2"),
+        (#"<https://r.example/v2/_catalog?n=100&next_page=gAAAA-x_y%3D>; rel="next""#, "https://r.example/v2/_catalog?n=100&next_page=gAAAA-x_y%3D"),
+        (#"</p?a=1>; rel="prev", </n?a=2>; REL=next"#, "/n?a=2"),
+        (#"</x?q=a,b>; title="a, b"; rel="next""#, "/x?q=a,b"),
+        (#"</p>; rel="prev""#, nil),
+        ("", nil),
+    ] as [(String, String?)])
+    func theNextPageIsTheLinkHeadersRelNextTarget(header: String, target: String?) throws {
+        #expect(RegistryClient.nextLink(header) == target)
     }
 
     @Test func aBasicChallengeIsNoBearerChallenge() {
