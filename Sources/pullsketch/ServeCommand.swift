@@ -28,6 +28,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "pullsketch.node")
         try refuseBatchesOfAnotherShardCount(configuration, logger: logger)
+        try refuseAnEvictingRedis(configuration, logger: logger)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let tracker = PullTracker(configuration: configuration.tracker)

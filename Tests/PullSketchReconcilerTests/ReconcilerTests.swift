@@ -240,6 +240,26 @@ import Testing
         #expect(try BatchStore(connection: try connectRedis(pipeline.endpoint), shardCount: 8).otherLayoutsWaiting().isEmpty)
     }
 
+    /// A Redis that may evict keys (here every key, least recently used first, past 64 MB) can lose
+    /// pulls or count them twice without a word, so the node, the reconciler and the import refuse
+    /// to start on it, before they reach the database.
+    @Test func theNodeTheReconcilerAndTheImportRefuseARedisThatMayEvictKeys() throws {
+        let redis = try RedisServer(options: ["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"])
+        let environment = ["PULL_METRICS_REDIS_PORT": String(redis.port), "PULLSKETCH_DATABASE_URL": "host=127.0.0.1 port=1 dbname=none"]
+        for arguments in [["reconcile"], ["serve"], ["import", "--file", "/dev/null", "--until", "2026-01-01T00:00:00Z"]] {
+            // Started, not run to completion: one that does not refuse runs on, and is stopped.
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-evicting-\(UUID().uuidString).log")
+            defer { try? FileManager.default.removeItem(at: log) }
+            let process = try ChildProcess(builtProduct("pullsketch"), arguments, environment: environment, log: log)
+            let deadline = ContinuousClock.now + .seconds(20)
+            while process.isRunning, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            #expect(!process.isRunning, "\(arguments[0]) stopped at once")
+            process.kill()
+            let output = try String(contentsOf: log, encoding: .utf8)
+            #expect(output.contains("maxmemory 67108864 bytes, maxmemory-policy allkeys-lru"), "\(arguments[0]): \(output)")
+        }
+    }
+
     @Test func twoReconcilersWhoseLeasesNeverHoldStillNeverApplyABatchTwice() async throws {
         let pipeline = try Pipeline(seed: 5)
         // A 1 ms lease has expired by the next call: both reconcilers work every shard, and only

@@ -23,3 +23,22 @@ func refuseBatchesOfAnotherShardCount(_ configuration: PullSketchConfiguration, 
         )
     }
 }
+
+/// Refuses to start a node or reconciler on a Redis that may evict keys (a memory limit with a
+/// `maxmemory-policy` other than `noeviction`): an evicted key loses pulls or counts them twice,
+/// silently (docs/operations.md). When Redis cannot be asked, the process starts anyway, as above.
+func refuseAnEvictingRedis(_ configuration: PullSketchConfiguration, logger: Logger) throws {
+    let policies: [EvictionPolicy]
+    do {
+        policies = try EvictionPolicy.of(try connectRedis(configuration.redis))
+    } catch {
+        logger.warning("could not read redis's maxmemory-policy", metadata: ["error": "\(error)"])
+        return
+    }
+    if let evicting = policies.first(where: \.mayEvict) {
+        throw ValidationError(
+            "Redis may evict PullSketch's keys (maxmemory \(evicting.maxMemory) bytes, maxmemory-policy \(evicting.policy)), "
+                + "which loses pulls or counts them twice: set maxmemory-policy noeviction (or no maxmemory)"
+        )
+    }
+}
