@@ -1,5 +1,7 @@
 import Logging
+import Prometheus
 import PullSketchBlocking
+import PullSketchCore
 import PullSketchRedis
 import PullSketchStore
 public import ServiceLifecycle
@@ -8,6 +10,7 @@ import Synchronization
 /// Whether Redis and PostgreSQL answer, checked in the background every interval, so `/healthz`
 /// answers at once from the latest result and a server that hangs stalls only the check. A result
 /// older than three intervals counts as unavailable: a check that never returns is a failure too.
+/// Redis is asked its `TIME`, which sets the node's clock (`NodeClock`) by Redis's.
 public final class HealthMonitor: Service, Sendable {
     /// What the last check found, and when.
     struct Status: Sendable {
@@ -19,10 +22,18 @@ public final class HealthMonitor: Service, Sendable {
     private let probe: Probe
     private let interval: Duration
     private let latest = Mutex(Status())
+    private let clock: NodeClock
+    private let clockOffset: Gauge
     private let logger: Logger
 
-    init(redis: RedisEndpoint, database: BlockingDatabase, interval: Duration = .seconds(5), logger: Logger) {
+    /// A host clock this far from Redis's is set by it (and logged): farther than network delay
+    /// and NTP's usual error explain. Nearer, the node keeps its own, free of measuring jitter.
+    static let clockOffsetToAdopt: Int64 = 1_000
+
+    init(redis: RedisEndpoint, database: BlockingDatabase, clock: NodeClock, clockOffset: Gauge, interval: Duration = .seconds(5), logger: Logger) {
         probe = Probe(redis: redis, database: database)
+        self.clock = clock
+        self.clockOffset = clockOffset
         self.interval = interval
         self.logger = logger
     }
@@ -38,7 +49,8 @@ public final class HealthMonitor: Service, Sendable {
 
     /// Checks both now and keeps the result; logs what changed, with the error.
     public func check() async {
-        let (redis, postgres) = await probe.check()
+        let (redis, postgres, offset) = await probe.check()
+        if let offset { adopt(offset) }
         let now = ContinuousClock.now
         let previous = latest.withLock { status in
             defer { status = Status(redis: redis == nil, postgres: postgres == nil, checkedAt: now) }
@@ -50,6 +62,23 @@ public final class HealthMonitor: Service, Sendable {
             } else if error == nil, !wasUp, previous.checkedAt != nil {
                 logger.info("health check passes again", metadata: ["service": "\(name)"])
             }
+        }
+    }
+
+    /// Sets the node's clock by Redis's when the two are a second or more apart, and says so when
+    /// that starts, changes by a second or more, or ends.
+    private func adopt(_ offset: Int64) {
+        clockOffset.set(Double(offset) / 1_000)
+        let adopted = abs(offset) >= Self.clockOffsetToAdopt ? offset : 0
+        let previous = clock.offsetMilliseconds
+        clock.measured(offsetMilliseconds: adopted)
+        if adopted != 0, previous == 0 || abs(adopted - previous) >= Self.clockOffsetToAdopt {
+            logger.warning(
+                "this host's clock differs from redis's: events are dated and clamped by redis's clock",
+                metadata: ["redis_minus_host_ms": "\(offset)"]
+            )
+        } else if adopted == 0, previous != 0 {
+            logger.info("this host's clock agrees with redis's again", metadata: ["redis_minus_host_ms": "\(offset)"])
         }
     }
 
@@ -73,11 +102,20 @@ public final class HealthMonitor: Service, Sendable {
             self.database = database
         }
 
-        /// The error of each check, nil when it answered.
-        func check() async -> (redis: String?, postgres: String?) {
+        /// The error of each check, nil when it answered, and Redis's clock minus this host's
+        /// (in milliseconds, against the middle of the round trip) when Redis answered.
+        func check() async -> (redis: String?, postgres: String?, clockOffset: Int64?) {
             var redisError: String?
+            var clockOffset: Int64?
             do {
-                _ = try connectRedis(redis).command(["PING"])
+                let connection = try connectRedis(redis)
+                let sent = Timestamp.now().millisecondsSinceEpoch
+                let reply = try connection.command(["TIME"])
+                let received = Timestamp.now().millisecondsSinceEpoch
+                guard case .array(let parts) = reply, parts.count == 2, case .bulk(let seconds) = parts[0], case .bulk(let micros) = parts[1],
+                    let whole = Int64(String(decoding: seconds, as: UTF8.self)), let fraction = Int64(String(decoding: micros, as: UTF8.self))
+                else { throw RedisError(.unexpectedReply, "TIME answered \(reply)") }
+                clockOffset = whole * 1_000 + fraction / 1_000 - (sent + (received - sent) / 2)
             } catch {
                 redisError = "\(error)"
             }
@@ -87,7 +125,7 @@ public final class HealthMonitor: Service, Sendable {
             } catch {
                 postgresError = "\(error)"
             }
-            return (redisError, postgresError)
+            return (redisError, postgresError, clockOffset)
         }
     }
 }

@@ -168,7 +168,7 @@ extension PullSketchNode {
                     drop("pull is not an object of the expected shape", &summary)
                     continue
                 }
-                let meaning = pull.ingested(receivedAt: .now())
+                let meaning = pull.ingested(receivedAt: clock.now())
                 if case .invalid(let reason) = meaning {
                     drop(reason, &summary)
                     continue
@@ -221,9 +221,10 @@ extension PullSketchNode {
         return .error(.serviceUnavailable, reason, retryAfter: "5")
     }
 
-    /// The event with its time inside `[now − max_event_delay, now]`; a moved time is counted.
+    /// The event with its time inside `[now − max_event_delay, now]`, now by the node's clock (set
+    /// by Redis's); a moved time is counted.
     private func clampedTime(_ event: IngestedEvent) -> IngestedEvent {
-        let (clamped, moved) = event.clampingTime(receivedAt: .now(), maximumDelay: configuration.maxEventDelay)
+        let (clamped, moved) = event.clampingTime(receivedAt: clock.now(), maximumDelay: configuration.maxEventDelay)
         if moved { metrics.eventsClamped.increment() }
         return clamped
     }

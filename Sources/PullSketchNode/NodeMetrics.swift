@@ -16,6 +16,7 @@ public final class NodeMetrics: Sendable {
     let catalogChangesDeferred: Counter
     let catalogQueue: Gauge
     let trackerMemory: Gauge
+    let clockOffset: Gauge
 
     public init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
@@ -51,6 +52,12 @@ public final class NodeMetrics: Sendable {
         )
         trackerMemory = registry.makeGauge(
             descriptor: MetricNameDescriptor(metricName: "pullsketch_tracker_memory", unitName: "bytes", helpText: "Memory the tracker's window holds")
+        )
+        clockOffset = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                metricName: "pullsketch_clock_offset", unitName: "seconds",
+                helpText: "Redis's clock minus this host's, as last measured; the node dates events by Redis's clock"
+            )
         )
     }
 }

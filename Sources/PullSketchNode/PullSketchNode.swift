@@ -15,8 +15,11 @@ public struct PullSketchNode: Sendable {
     public let configuration: NodeConfiguration
     let tracker: PullTracker
     let database: BlockingDatabase
-    /// Checks Redis and PostgreSQL in the background for `/healthz`; run it next to the server.
+    /// Checks Redis and PostgreSQL in the background for `/healthz`, and sets `clock` by Redis's;
+    /// run it next to the server.
     public let health: HealthMonitor
+    /// The time events are dated and clamped by, and dry runs decide by.
+    let clock = NodeClock()
     /// Whether statistics are served at all: the tracker's `FEATURE_IMAGE_PULL_STATS`.
     var statisticsEnabled: Bool { tracker.configuration.isEnabled }
     /// Writes catalog changes from push and delete events; run it next to the HTTP server.
@@ -48,7 +51,7 @@ public struct PullSketchNode: Sendable {
         self.configuration = configuration
         self.tracker = tracker
         self.database = database
-        health = HealthMonitor(redis: redis, database: database, logger: logger)
+        health = HealthMonitor(redis: redis, database: database, clock: clock, clockOffset: metrics.clockOffset, logger: logger)
         self.metrics = metrics
         self.logger = logger
         catalogUpdates = CatalogUpdates(database: database, metrics: metrics, capacity: configuration.catalogQueueCapacity, logger: logger)

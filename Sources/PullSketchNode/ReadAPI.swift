@@ -90,7 +90,7 @@ extension PullSketchNode {
                 let policy = try PrunePolicy(request.uri.queryParameters)
                 let (tags, manifests) = try await database.run {
                     let queries = StatisticsQueries(connection: $0)
-                    let now = Timestamp.now()
+                    let now = clock.now()
                     return (
                         try queries.pruneCandidates(repository, policy: policy, now: now),
                         try queries.manifestPruneCandidates(repository, policy: policy, now: now)

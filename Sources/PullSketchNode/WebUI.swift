@@ -47,7 +47,7 @@ extension PullSketchNode {
         let found = try await database.run {
             try StatisticsQueries(connection: $0).repositories(containing: query, matchingAny: patterns, limit: 200)
         }
-        let now = Timestamp.now()
+        let now = clock.now()
         let visible = found.filter { (try? RepositoryName($0.name)).map(reader.mayRead) ?? false }
         let rows: [[String: Any]] = visible.map { summary in
             var row: [String: Any] = ["name": summary.name, "tags": summary.tags]
@@ -81,7 +81,7 @@ extension PullSketchNode {
                 try queries.unattributedPulls(repository)
             )
         }
-        let now = Timestamp.now()
+        let now = clock.now()
         let rows: [[String: Any]] = tags.map { tag in
             // Absent keys, not nil values: Mustache renders the inverted sections for them.
             var row: [String: Any] = ["tag": tag.tag, "count": CompactPullCount.string(tag.pullCount), "exactCount": tag.pullCount]
@@ -132,7 +132,7 @@ extension PullSketchNode {
             )
         }
         guard let listing else { return notFound("\(name)@\(digest.value)") }
-        let now = Timestamp.now()
+        let now = clock.now()
         let statistics = listing.statistics
         var values: [String: Any] = [
             "repository": repository.value, "digest": digest.value, "count": CompactPullCount.string(statistics.pullCount),

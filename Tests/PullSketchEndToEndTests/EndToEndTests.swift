@@ -22,7 +22,8 @@ import Testing
         let environment: [String: String]
         let images = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-images-\(UUID().uuidString)")
 
-        init(registryDirectory: URL? = nil, registryUser: RegistryServer.User? = nil) throws {
+        /// `nodeEnvironment` is added to the node's own (a clock shifted with `scripts/clock-shift.c`).
+        init(registryDirectory: URL? = nil, registryUser: RegistryServer.User? = nil, nodeEnvironment: [String: String] = [:]) throws {
             redis = try RedisServer(appendOnly: true)
             nodePort = try freeLoopbackPort()
             database = try PostgresServer.current!.makeDatabase()
@@ -41,7 +42,9 @@ import Testing
             defer { try? FileManager.default.removeItem(at: config) }
             try ChildProcess.run(pullsketch.path, ["migrate", "--config", config.path], environment: [:])
             let logs = FileManager.default.temporaryDirectory
-            node = try ChildProcess(pullsketch, ["serve"], environment: environment, log: logs.appendingPathComponent("pullsketch-node-\(nodePort).log"))
+            node = try ChildProcess(
+                pullsketch, ["serve"], environment: environment.merging(nodeEnvironment) { $1 }, log: logs.appendingPathComponent("pullsketch-node-\(nodePort).log")
+            )
             reconciler = try ChildProcess(pullsketch, ["reconcile"], environment: environment, log: logs.appendingPathComponent("pullsketch-reconciler-\(nodePort).log"))
             try waitUntilListening(port: nodePort, timeout: 30)
             self.registryUser = registryUser
