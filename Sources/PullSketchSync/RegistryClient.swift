@@ -38,7 +38,7 @@ public final class RegistryClient: Sendable {
     }
 
     /// Which page of a listing to read.
-    public enum PageRequest: Sendable, Equatable {
+    public enum PageRequest: Sendable {
         /// The first page of names after `last` (nil: from the start), `pageSize` at most.
         case after(String?, pageSize: Int)
         /// The page at an address a `Link` header or a checkpoint gave.
