@@ -9,7 +9,7 @@ public struct EvictionPolicy: Hashable, Sendable {
 
     public var mayEvict: Bool { maxMemory > 0 && policy != "noeviction" }
 
-    /// From the text of `INFO memory`; nil when it names neither field.
+    /// From the text of `INFO memory`; nil unless it names both fields.
     public init?(info: String) {
         var fields: [Substring: Substring] = [:]
         for line in info.split(whereSeparator: \.isNewline) {

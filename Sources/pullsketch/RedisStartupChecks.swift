@@ -24,7 +24,7 @@ func refuseBatchesOfAnotherShardCount(_ configuration: PullSketchConfiguration, 
     }
 }
 
-/// Refuses to start a node or reconciler on a Redis that may evict keys (a memory limit with a
+/// Refuses to start a node, reconciler or import on a Redis that may evict keys (a memory limit with a
 /// `maxmemory-policy` other than `noeviction`): an evicted key loses pulls or counts them twice,
 /// silently (docs/operations.md). When Redis cannot be asked, the process starts anyway, as above.
 func refuseAnEvictingRedis(_ configuration: PullSketchConfiguration, logger: Logger) throws {
