@@ -20,6 +20,10 @@ public struct PullSketchNode: Sendable {
     public let health: HealthMonitor
     /// The time events are dated and clamped by, and dry runs decide by.
     let clock = NodeClock()
+
+    /// The node's time: its host's clock set by Redis's (`NodeClock`), for every other way pulls
+    /// reach this process (Quay's wire).
+    public func now() -> Timestamp { clock.now() }
     /// Whether statistics are served at all: the tracker's `FEATURE_IMAGE_PULL_STATS`.
     var statisticsEnabled: Bool { tracker.configuration.isEnabled }
     /// Writes catalog changes from push and delete events; run it next to the HTTP server.

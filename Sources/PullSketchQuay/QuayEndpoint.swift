@@ -1,7 +1,7 @@
 public import Logging
 import NIOCore
 import NIOPosix
-import PullSketchCore
+public import PullSketchCore
 public import PullSketchRESP
 public import ServiceLifecycle
 
@@ -42,17 +42,20 @@ public final class QuayEndpoint: Service, Sendable {
     private let intake: QuayPullIntake
     private let scripts = ScriptDirectory()
     private let metrics = QuayMetrics()
+    /// The time pulls are received at, which their times are clamped to: the node's clock.
+    private let now: @Sendable () -> Timestamp
     private let logger: Logger
 
-    public init(configuration: QuayEndpointConfiguration, intake: QuayPullIntake, logger: Logger) {
+    public init(configuration: QuayEndpointConfiguration, intake: QuayPullIntake, now: @escaping @Sendable () -> Timestamp = Timestamp.now, logger: Logger) {
         self.configuration = configuration
         self.intake = intake
+        self.now = now
         self.logger = logger
     }
 
     /// Listens until a graceful shutdown, then closes the listeners.
     public func run() async throws {
-        let configuration = configuration, intake = intake, scripts = scripts, metrics = metrics
+        let configuration = configuration, intake = intake, scripts = scripts, metrics = metrics, now = now
         let idle = TimeAmount.nanoseconds(configuration.idleTimeout.components.seconds * 1_000_000_000)
         // Every event loop has its own listener on the port (SO_REUSEPORT: the kernel spreads
         // connections over them) and serves the connections it accepts: a connection handed from
@@ -69,7 +72,7 @@ public final class QuayEndpoint: Service, Sendable {
                         try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                         try channel.pipeline.syncOperations.addHandler(RESPConnectionHandler(
                             session: QuaySession(configuration: configuration.session, scripts: scripts),
-                            parser: RESPParser(limits: configuration.limits), intake: intake, metrics: metrics
+                            parser: RESPParser(limits: configuration.limits), intake: intake, metrics: metrics, now: now
                         ))
                     }
                 }
@@ -92,15 +95,17 @@ private final class RESPConnectionHandler: ChannelInboundHandler {
     private let parser: RESPParser
     private let intake: QuayPullIntake
     private let metrics: QuayMetrics
+    private let now: @Sendable () -> Timestamp
     private var input = ByteBuffer()
     private var output: [UInt8] = []
     private var closing = false
 
-    init(session: QuaySession, parser: RESPParser, intake: QuayPullIntake, metrics: QuayMetrics) {
+    init(session: QuaySession, parser: RESPParser, intake: QuayPullIntake, metrics: QuayMetrics, now: @escaping @Sendable () -> Timestamp) {
         self.session = session
         self.parser = parser
         self.intake = intake
         self.metrics = metrics
+        self.now = now
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -134,7 +139,7 @@ private final class RESPConnectionHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        intake.accept(session.takePulls(receivedAt: .now()))
+        intake.accept(session.takePulls(receivedAt: now()))
         for refusal in session.takeRefusals() { metrics.refused(refusal) }
         if !output.isEmpty {
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: output)), promise: nil)

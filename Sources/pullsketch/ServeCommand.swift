@@ -57,7 +57,7 @@ struct ServeCommand: AsyncParsableCommand {
                 refreshInterval: configuration.quay.namesRefreshInterval,
                 logger: logger
             )
-            services += [intake, QuayEndpoint(configuration: endpoint, intake: intake, logger: logger)]
+            services += [intake, QuayEndpoint(configuration: endpoint, intake: intake, now: { node.now() }, logger: logger)]
         }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -6,20 +6,12 @@ import Testing
 /// node dates events by Redis's clock, so what it records and what its dry run decides do not
 /// move with its host's clock.
 extension EndToEndTests {
-    /// `scripts/clock-shift.c` built into a library to preload, in a directory of its own.
-    static func clockShift() throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-clock-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let library = directory.appendingPathComponent("clock-shift.so")
-        try ChildProcess.run("/usr/bin/gcc", ["-shared", "-fPIC", "-o", library.path, root.appendingPathComponent("scripts/clock-shift.c").path, "-ldl"])
-        return library
-    }
-
     @Test func aNodeWhoseClockIsDaysBehindRecordsTodaysPullsAsTodaysAndOffersNoTagInUse() async throws {
         let days: Int64 = 100
-        let library = try Self.clockShift()
-        defer { try? FileManager.default.removeItem(at: library.deletingLastPathComponent()) }
-        let stack = try Stack(nodeEnvironment: ["LD_PRELOAD": library.path, "PULLSKETCH_CLOCK_SHIFT_S": String(-days * 86_400)])
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-clock-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let stack = try Stack(nodeEnvironment: try ClockShift.environment(seconds: -days * 86_400, buildingInto: directory))
         // The health check measures the offset within its first round (every 5 s).
         try await eventually(within: 30) {
             let metrics = try ChildProcess.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(stack.nodePort)/metrics"])

@@ -24,8 +24,9 @@ import Testing
         private let processes: [ChildProcess]
         let files = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-quay-\(UUID().uuidString)")
 
-        /// Starts everything; blocks, so tests make one with `Stack.start`.
-        private init(namesRefreshMilliseconds: Int, server: PostgresServer) throws {
+        /// Starts everything; blocks, so tests make one with `Stack.start`. The nodes' clocks are
+        /// shifted by `nodeClockShift` seconds (`ClockShift`), when given.
+        private init(namesRefreshMilliseconds: Int, nodeClockShift: Int64?, server: PostgresServer) throws {
             try FileManager.default.createDirectory(at: files, withIntermediateDirectories: true)
             redis = try RedisServer()
             database = try server.makeDatabase()
@@ -50,6 +51,7 @@ import Testing
             for (node, password) in [(openNode, nil), (guardedNode, QuayWireTests.password)] as [((http: Int, resp: Int), String?)] {
                 var environment = shared.merging(["PULLSKETCH_HTTP_PORT": String(node.http), "PULLSKETCH_RESP_PORT": String(node.resp)]) { $1 }
                 environment["PULLSKETCH_RESP_PASSWORD"] = password
+                if let nodeClockShift { environment.merge(try ClockShift.environment(seconds: nodeClockShift, buildingInto: files)) { $1 } }
                 processes.append(try ChildProcess(pullsketch, ["serve"], environment: environment, log: files.appendingPathComponent("node-\(node.http).log")))
             }
             processes.append(try ChildProcess(pullsketch, ["reconcile"], environment: shared, log: files.appendingPathComponent("reconciler.log")))
@@ -59,9 +61,9 @@ import Testing
             }
         }
 
-        static func start(namesRefreshMilliseconds: Int = 60_000) async throws -> Stack {
+        static func start(namesRefreshMilliseconds: Int = 60_000, nodeClockShift: Int64? = nil) async throws -> Stack {
             let server = PostgresServer.current!
-            return try await onOwnThread { try Stack(namesRefreshMilliseconds: namesRefreshMilliseconds, server: server) }
+            return try await onOwnThread { try Stack(namesRefreshMilliseconds: namesRefreshMilliseconds, nodeClockShift: nodeClockShift, server: server) }
         }
 
         deinit {
@@ -134,6 +136,26 @@ import Testing
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
         return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+    }
+
+    /// Quay's registry reports each pull with its own time, clamped to the moment it arrives; a
+    /// node whose host clock is 100 days behind takes that moment from Redis's clock, so today's
+    /// pull lands in Quay's table as today's.
+    @Test func aNodeWhoseClockIsDaysBehindRecordsQuaysPullsAtTheirTime() async throws {
+        let stack = try await Stack.start(nodeClockShift: -100 * 86_400)
+        let offsetMeasured = try await stack.eventually {
+            let line = try await stack.metrics(stack.openNode.http).split(separator: "\n").first { $0.hasPrefix("pullsketch_clock_offset_seconds ") }
+            return line.flatMap { Double($0.split(separator: " ")[1]) }.map { abs($0 - 100 * 86_400) < 60 } ?? false
+        }
+        #expect(offsetMeasured, "the health check measured the node's clock 100 days behind Redis's")
+        let now = Int(Date().timeIntervalSince1970)
+        try await stack.send([Pull(repositoryID: 10, tag: "today", digest: Self.digest(1), timestamp: now - 5)], version: "7.1.0", shape: "pipeline", port: stack.openNode.resp)
+        let expected = "10|today|1|\(Self.utc(now - 5))"
+        let landed = try await stack.eventually {
+            try await stack.sql("SELECT repository_id, tag_name, tag_pull_count, last_tag_pull_date FROM public.tagpullstatistics") == [expected]
+        }
+        let rows = try await stack.sql("SELECT repository_id, tag_name, tag_pull_count, last_tag_pull_date FROM public.tagpullstatistics")
+        #expect(landed, "\(rows)")
     }
 
     /// Per run: tag `t` pulled 3 times and tag `u` once, both serving manifest `d1` (4 pulls), and
