@@ -10,7 +10,7 @@ import Synchronization
 /// Whether Redis and PostgreSQL answer, checked in the background every interval, so `/healthz`
 /// answers at once from the latest result and a server that hangs stalls only the check. A result
 /// older than three intervals counts as unavailable: a check that never returns is a failure too.
-/// Redis is asked its `TIME`, which sets the node's clock (`NodeClock`) by Redis's.
+/// Redis is asked its `TIME` too, which sets the node's clock (`NodeClock`) by Redis's.
 public final class HealthMonitor: Service, Sendable {
     /// What the last check found, and when.
     struct Status: Sendable {
@@ -103,19 +103,22 @@ public final class HealthMonitor: Service, Sendable {
         }
 
         /// The error of each check, nil when it answered, and Redis's clock minus this host's
-        /// (in milliseconds, against the middle of the round trip) when Redis answered.
+        /// (in milliseconds, against the middle of the round trip) when Redis told its `TIME`.
+        /// `PING` says whether Redis answers, so a server that refuses `TIME` is still up.
         func check() async -> (redis: String?, postgres: String?, clockOffset: Int64?) {
             var redisError: String?
             var clockOffset: Int64?
             do {
                 let connection = try connectRedis(redis)
                 let sent = Timestamp.now().millisecondsSinceEpoch
-                let reply = try connection.command(["TIME"])
+                let replies = try connection.pipeline([["PING"], ["TIME"]].map { $0.map { Array($0.utf8) } })
                 let received = Timestamp.now().millisecondsSinceEpoch
-                guard case .array(let parts) = reply, parts.count == 2, case .bulk(let seconds) = parts[0], case .bulk(let micros) = parts[1],
+                if case .error(let message) = replies[0] { throw RedisError(.server, message) }
+                if case .array(let parts) = replies[1], parts.count == 2, case .bulk(let seconds) = parts[0], case .bulk(let micros) = parts[1],
                     let whole = Int64(String(decoding: seconds, as: UTF8.self)), let fraction = Int64(String(decoding: micros, as: UTF8.self))
-                else { throw RedisError(.unexpectedReply, "TIME answered \(reply)") }
-                clockOffset = whole * 1_000 + fraction / 1_000 - (sent + (received - sent) / 2)
+                {
+                    clockOffset = whole * 1_000 + fraction / 1_000 - (sent + (received - sent) / 2)
+                }
             } catch {
                 redisError = "\(error)"
             }

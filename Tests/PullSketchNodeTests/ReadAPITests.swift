@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import PullSketchCore
 import PullSketchNode
 import PullSketchTestSupport
 import Testing
@@ -374,6 +375,18 @@ import Testing
                 #expect(response.json as NSDictionary == ["status": "unavailable", "redis": "unavailable", "postgres": "ok"] as NSDictionary,
                         "which service, never its error text")
             }
+        }
+    }
+
+    /// The health check asks `TIME` beside `PING`; a Redis (or a proxy) that refuses `TIME` is up
+    /// all the same, and the node keeps its host's clock.
+    @Test func aRedisThatRefusesTimeIsStillUpAndLeavesTheNodesClockAlone() async throws {
+        let redis = try RedisServer(options: ["--rename-command", "TIME", "TIME_RENAMED_AWAY"])
+        let fixture = try NodeFixture(redisPort: redis.port)
+        try await fixture.test { client in
+            await fixture.node.health.check()
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+            #expect(abs(fixture.node.now().millisecondsSinceEpoch - Timestamp.now().millisecondsSinceEpoch) < 1_000)
         }
     }
 
