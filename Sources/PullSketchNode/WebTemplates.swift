@@ -145,6 +145,13 @@ enum WebTemplates {
         <p class="legend"><a href="/repository/{{repository}}">All tags of {{repository}}</a></p>
         """
 
+    /// A page the UI cannot show: what was wrong with the request, and the way back.
+    static let problem = """
+        <h1>{{heading}}</h1>
+        <div class="empty">{{message}}</div>
+        <p class="legend"><a href="/">Repositories</a></p>
+        """
+
     static let login = """
         <h1>Sign in</h1>
         <p class="sub">Statistics need a reader token{{#failed}} — that token is not valid{{/failed}}{{#retryAfter}} — too many failed sign-ins from this address: try again in {{retryAfter}} s{{/retryAfter}}.</p>

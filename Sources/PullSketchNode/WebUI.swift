@@ -17,7 +17,7 @@ struct WebPages: Sendable {
         var library = MustacheLibrary()
         for (name, text) in [
             ("layout", WebTemplates.layout), ("search", WebTemplates.search), ("repository", WebTemplates.repository),
-            ("manifest", WebTemplates.manifest), ("login", WebTemplates.login),
+            ("manifest", WebTemplates.manifest), ("login", WebTemplates.login), ("problem", WebTemplates.problem),
         ] {
             try! library.register(text, named: name)  // fixed templates: a parse error is a programming error
         }
@@ -33,13 +33,13 @@ struct WebPages: Sendable {
 
 extension PullSketchNode {
     func searchPage(_ request: Request) async throws -> Response {
-        guard statisticsEnabled else { return JSONResponse.error(.notFound, "pull statistics are not enabled") }
+        guard statisticsEnabled else { return problem(.notFound, "Pull statistics are not enabled.") }
         guard let reader = reader(request) else { return pages.render("login", title: "Sign in", [:], status: .unauthorized) }
         let query: String
         do {
             query = try request.uri.queryParameters.text("q", maximumLength: RepositoryName.maximumLength) ?? ""
         } catch {
-            return JSONResponse.error(.badRequest, error.message)
+            return problem(.badRequest, error.message)
         }
         // The statement lists the first 200 the reader may read, not the first 200 of the registry;
         // the token's own matcher, which decides everywhere else, checks them again.
@@ -58,7 +58,7 @@ extension PullSketchNode {
     }
 
     func repositoryPage(_ request: Request, context: NodeRequestContext) async throws -> Response {
-        guard statisticsEnabled else { return JSONResponse.error(.notFound, "pull statistics are not enabled") }
+        guard statisticsEnabled else { return problem(.notFound, "Pull statistics are not enabled.") }
         guard let reader = reader(request) else { return pages.render("login", title: "Sign in", [:], status: .unauthorized) }
         let segments = context.parameters.getCatchAll().map(String.init)
         // A digest holds a colon, which no repository name does: `…/manifest/<digest>` is a manifest.
@@ -71,7 +71,7 @@ extension PullSketchNode {
         do {
             page = try TagPage(request.uri.queryParameters)
         } catch {
-            return JSONResponse.error(.badRequest, error.message)
+            return problem(.badRequest, error.message)
         }
         let (tags, total, unattributed) = try await database.run {
             let queries = StatisticsQueries(connection: $0)
@@ -163,6 +163,12 @@ extension PullSketchNode {
         if let platform = listing.platform { values["ownPlatform"] = platform }
         if statistics.pullCountError > 0 { values["approximate"] = Self.approximation(statistics.pullCount, statistics.pullCountError) }
         return pages.render("manifest", title: "\(repository.value)@\(String(digest.value.prefix(19)))", values)
+    }
+
+    /// A page saying what was wrong, in place of the one asked for.
+    private func problem(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        let title = status == .badRequest ? "Bad request" : "Not found"
+        return pages.render("problem", title: title, ["heading": title, "message": message], status: status)
     }
 
     private func notFound(_ query: String) -> Response {

@@ -232,6 +232,8 @@ import Testing
             }
             try await client.execute(uri: "/repository/team/app?\(query.split(separator: "?")[1])", method: .get, headers: Self.reader) { response in
                 #expect(response.status == (query.hasPrefix("pull_statistics") ? .badRequest : .ok), "the UI page reads the same listing parameters")
+                #expect(response.headers[.contentType] == "text/html; charset=utf-8", "a page, for a browser")
+                if response.status == .badRequest { #expect(response.text.contains("Bad request") && response.text.contains("\(name): ")) }
             }
             try await client.execute(uri: "/api/v1/repository/team/app/pull_statistics", method: .get, headers: Self.reader) { response in
                 #expect(response.status == .ok)
@@ -246,7 +248,10 @@ import Testing
                 #expect(response.status == .badRequest)
             }
             try await client.execute(uri: "/?q=\(String(repeating: "a", count: 255))", method: .get, headers: Self.reader) { #expect($0.status == .ok) }
-            try await client.execute(uri: "/?q=team%00", method: .get, headers: Self.reader) { #expect($0.status == .badRequest, "a NUL") }
+            try await client.execute(uri: "/?q=team%00", method: .get, headers: Self.reader) { response in
+                #expect(response.status == .badRequest, "a NUL")
+                #expect(response.text.contains("q: must not contain a NUL character"), "said on a page: \(response.text)")
+            }
         }
     }
 
@@ -299,7 +304,10 @@ import Testing
         try await fixture.test { client in
             for uri in ["/api/v1/repository/team/app/tag/v1/pull_statistics", "/api/v1/repository/team/app/pull_statistics",
                         "/api/v1/repository/team/app/prune_candidates?max_pulls=1", "/", "/repository/team/app"] {
-                try await client.execute(uri: uri, method: .get, headers: Self.reader) { #expect($0.status == .notFound, "\(uri)") }
+                try await client.execute(uri: uri, method: .get, headers: Self.reader) { response in
+                    #expect(response.status == .notFound, "\(uri)")
+                    #expect(uri.hasPrefix("/api") || response.text.contains("Pull statistics are not enabled."), "the UI says so on a page")
+                }
             }
         }
     }
