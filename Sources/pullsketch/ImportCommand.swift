@@ -56,7 +56,7 @@ struct ImportCommand: AsyncParsableCommand {
         guard cutover.millisecondsSinceEpoch <= Timestamp.now().millisecondsSinceEpoch - 60_000 else {
             throw ValidationError("--until is less than a minute ago: the log may still be written before it")
         }
-        try refuseAnEvictingRedis(configuration, logger: Logger(label: "pullsketch.import"))
+        try refuseAnUnfitRedis(configuration, logger: Logger(label: "pullsketch.import"), shardCount: false)
         let quay = try (quayDatabase ?? configuration.quay.databaseURL).map(BlockingDatabase.forBulkWork)
         let source: any HistorySource
         if quayLogs {

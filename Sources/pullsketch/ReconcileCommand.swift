@@ -25,8 +25,7 @@ struct ReconcileCommand: AsyncParsableCommand {
             throw ValidationError("no database: pass --database, or set PULLSKETCH.database_url or PULLSKETCH_DATABASE_URL")
         }
         let logger = Logger(label: "pullsketch.reconciler")
-        try refuseBatchesOfAnotherShardCount(configuration, logger: logger)
-        try refuseAnEvictingRedis(configuration, logger: logger)
+        try refuseAnUnfitRedis(configuration, logger: logger)
         let quayDatabase = configuration.quay.databaseURL
         let projection: (@Sendable () throws -> any StatisticsProjection)? =
             configuration.quay.projection ? { @Sendable () throws -> any StatisticsProjection in try QuayProjection(quayDatabase: quayDatabase) } : nil

@@ -27,8 +27,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("no database: set PULLSKETCH.database_url or PULLSKETCH_DATABASE_URL")
         }
         let logger = Logger(label: "pullsketch.node")
-        try refuseBatchesOfAnotherShardCount(configuration, logger: logger)
-        try refuseAnEvictingRedis(configuration, logger: logger)
+        try refuseAnUnfitRedis(configuration, logger: logger)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let tracker = PullTracker(configuration: configuration.tracker)
