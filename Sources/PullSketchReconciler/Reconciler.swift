@@ -279,9 +279,8 @@ public actor Reconciler: Service {
                 if candidates?.batch == number { pass.sharedCatalogReads += 1 }
             case .alreadyReconciled: pass.alreadyReconciled += 1
             }
-            try store.deleteBatch(shard: shard, number: number)
+            try store.deleteBatch(shard: shard, number: number, confirming: batch.windows.mapValues(\.upperBound))
             if let floor = floors?[shard], number > floor { floors?[shard] = number }
-            try store.confirm(shard: shard, windows: batch.windows.mapValues(\.upperBound))
         }
     }
 

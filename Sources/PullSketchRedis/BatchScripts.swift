@@ -1,5 +1,12 @@
 /// The Lua scripts that change a shard. Each runs atomically, so a merge lands wholly in one live
 /// batch and a seal moves a whole live batch at once; no clock decides where a merge belongs.
+///
+/// A Redis over its `maxmemory` (with `noeviction`) refuses a script's first write when that write
+/// may grow memory, and lets every later one through: it never stops a script midway. A merge,
+/// which grows Redis, is refused whole and the node keeps its window. The reconciler's scripts
+/// begin with a write that frees or moves (`DEL`, `RENAME`, `PEXPIRE`, `ZREMRANGEBYSCORE`), so
+/// they run at the limit, and the batches they write and delete bring Redis back under it; keep
+/// that order when changing them.
 enum BatchScripts {
     /// How the merge script's error reply for a sketch mismatch begins.
     static let fingerprintMismatch = "PULLSKETCH_FINGERPRINT "
@@ -164,10 +171,10 @@ enum BatchScripts {
         local present = 0
         for k = 1, parts do present = present + redis.call('EXISTS', KEYS[k]) end
         if present == 0 then return 0 end
-        redis.call('SET', sequence, ARGV[2])
         for k = 1, parts do
           if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('RENAME', KEYS[k], KEYS[parts + k]) end
         end
+        redis.call('SET', sequence, ARGV[2])
         local tail = KEYS[parts + \(tailPosition)]
         local fingerprint = redis.call('GET', fingerprintKey)
         if fingerprint then redis.call('HSET', tail, 'fingerprint', fingerprint) end
@@ -182,7 +189,8 @@ enum BatchScripts {
     static let lease = """
         local holder = redis.call('GET', KEYS[1])
         if holder and holder ~= ARGV[1] then return 0 end
-        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])  -- renews a held lease; first, see the type's comment
+        if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
         return 1
         """
 
@@ -194,8 +202,8 @@ enum BatchScripts {
         if ARGV[2] == '0' then
           redis.call('ZREM', KEYS[1], ARGV[1])
         else
-          redis.call('ZADD', KEYS[1], now, ARGV[1])
           redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[2])))
+          redis.call('ZADD', KEYS[1], now, ARGV[1])
         end
         return redis.call('ZRANGE', KEYS[1], 0, -1)
         """
@@ -206,10 +214,13 @@ enum BatchScripts {
         return 1
         """
 
-    /// Deletes sealed batch ARGV[1] and unlists it. KEYS: 16 batch keys, sealed list.
+    /// Deletes sealed batch ARGV[1], unlists it, and confirms to its nodes the windows it held.
+    /// KEYS: 16 batch keys, sealed list, confirmed. ARGV: batch number, then node id and sequence
+    /// pairs.
     static let delete = """
         redis.call('DEL', unpack(KEYS, 1, \(batchKeyCount)))
         redis.call('LREM', KEYS[\(batchKeyCount + 1)], 0, ARGV[1])
+        if #ARGV > 1 then redis.call('HSET', KEYS[\(batchKeyCount + 2)], unpack(ARGV, 2)) end
         return 1
         """
 

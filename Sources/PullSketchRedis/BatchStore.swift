@@ -96,14 +96,6 @@ public final class BatchStore {
         }
     }
 
-    /// Tells the shard's nodes which of their window parts PostgreSQL holds now, so they stop
-    /// keeping them for a re-send: node id → last sequence.
-    public func confirm(shard: Int, windows: [String: UInt64]) throws {
-        guard !windows.isEmpty else { return }
-        let fields = windows.sorted { $0.key < $1.key }.flatMap { [$0.key, String($0.value)] }
-        _ = try connection.command(["HSET", ShardLayout(shard: shard).confirmed] + fields)
-    }
-
     /// Discards everything of the shard that PostgreSQL does not hold — the live batch and every
     /// sealed batch — and sets the ledger (and the confirmations) to `reconciled`, node id → the
     /// last sequence PostgreSQL holds, so that every node sends its later parts again. For a Redis
@@ -246,11 +238,14 @@ public final class BatchStore {
         return try readBatch(shard: shard, number: number)
     }
 
-    /// Deletes a sealed batch and unlists it, atomically.
-    public func deleteBatch(shard: Int, number: Int64) throws {
+    /// Deletes a sealed batch and unlists it and, in the same step, tells the shard's nodes which
+    /// of their window parts PostgreSQL holds now (`confirming`, node id → last sequence), so they
+    /// stop keeping them for a re-send.
+    public func deleteBatch(shard: Int, number: Int64, confirming windows: [String: UInt64] = [:]) throws {
         let layout = ShardLayout(shard: shard)
-        let keys = layout.batch(String(number)).all + [layout.sealed]
-        _ = try connection.command(["EVAL", BatchScripts.delete, String(keys.count)] + keys + [String(number)])
+        let keys = layout.batch(String(number)).all + [layout.sealed, layout.confirmed]
+        let confirmations = windows.sorted { $0.key < $1.key }.flatMap { [$0.key, String($0.value)] }
+        _ = try connection.command(["EVAL", BatchScripts.delete, String(keys.count)] + keys + [String(number)] + confirmations)
     }
 
     /// A sealed batch's keys as they are, whatever they hold, as one JSON object by key name: a

@@ -233,6 +233,27 @@ import Testing
         }
     }
 
+    @Test func notificationsAreDeferredWhileRedisIsAtItsMemoryLimit() async throws {
+        let redis = try RedisServer()
+        let settings = try connectRedis(RedisEndpoint(port: redis.port))
+        let node = try NodeFixture(redisPort: redis.port, eventIDHorizon: .seconds(900))
+        let body = envelope([event(id: "while-redis-is-full", tag: "v1")])
+        _ = try settings.command(["CONFIG", "SET", "maxmemory", "1"])  // below what Redis holds empty
+        try await node.test { client in
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: body) { response in
+                #expect(response.status == .serviceUnavailable, "the event id cannot be claimed")
+            }
+        }
+        #expect(node.tracker.drain().isEmpty, "nothing counted: the registry delivers it again")
+        _ = try settings.command(["CONFIG", "SET", "maxmemory", "0"])
+        try await Task.sleep(for: .seconds(2.5))  // claims pause for 2 s after a failure
+        try await node.test { client in
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: body) { response in
+                #expect(response.integers["accepted"] == 1)
+            }
+        }
+    }
+
     /// Claims of requests read while others are out in a Redis that holds them are sent behind
     /// those, not held back until they return, and each id counts once however its copies were
     /// spread over the requests.

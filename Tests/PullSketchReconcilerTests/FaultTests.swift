@@ -77,6 +77,41 @@ extension ReconcilerTests {
         #expect(next.applied == Pipeline.shardCount, "\(next)")
         #expect(try pipeline.ledgerCount() == before + Pipeline.shardCount)
     }
+
+    @Test func aRedisAtItsMemoryLimitIsDrainedByTheReconcilerAndTakesMergesAgain() async throws {
+        let pipeline = try Pipeline(seed: 23)
+        let redis = try connectRedis(pipeline.endpoint)
+        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, shardCount: Pipeline.shardCount))
+        let flusher = Flusher(tracker: tracker, redis: pipeline.endpoint)
+        let empty = try Self.usedMemory(redis)
+        try pipeline.record(20_000, into: tracker, tags: 2_000)
+        #expect(await flusher.flushOnce() != .nothingToMerge)
+        let full = try Self.usedMemory(redis)
+        // The limit falls between Redis without the live batch and Redis with it: Redis is over it.
+        let limit = (empty + full) / 2
+        _ = try redis.command(["CONFIG", "SET", "maxmemory", String(limit)])
+
+        try pipeline.record(500, into: tracker, tags: 2_000)
+        #expect(await flusher.flushOnce() == .failed(retained: true), "Redis refuses a merge past its limit; the node keeps the window")
+        // A fresh reconciler: it announces itself, takes the leases, seals, writes, deletes and
+        // confirms, every step past the limit, and so frees what the batches held.
+        let reconciler = pipeline.reconciler()
+        let pass = try await reconciler.reconcileOnce()
+        #expect(pass.applied == Pipeline.shardCount && pass.shardsFailed == 0, "\(pass)")
+        #expect(try Self.usedMemory(redis) < limit)
+        let retried = await flusher.flushOnce()
+        #expect(retried != .nothingToMerge && retried != .failed(retained: true), "the kept window goes in once Redis has room")
+        try await reconciler.reconcileOnce()
+        try pipeline.expectRowsEqualTruth()
+    }
+
+    private static func usedMemory(_ redis: any RedisCommands) throws -> Int {
+        guard case .bulk(let info) = try redis.command(["INFO", "memory"]),
+            let line = String(decoding: info, as: UTF8.self).split(separator: "\r\n").first(where: { $0.hasPrefix("used_memory:") }),
+            let bytes = Int(line.dropFirst("used_memory:".count))
+        else { throw RedisError(.unexpectedReply, "INFO memory without used_memory") }
+        return bytes
+    }
 }
 
 extension Pipeline {

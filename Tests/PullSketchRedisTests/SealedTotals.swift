@@ -50,8 +50,9 @@ func drainSealed(_ store: BatchStore) throws -> [SealedBatch] {
     for shard in 0..<store.shardCount {
         _ = try store.seal(shard: shard)
         for number in try store.sealedBatches(shard: shard) {
-            batches.append(try store.readBatch(shard: shard, number: number)!)
-            try store.deleteBatch(shard: shard, number: number)
+            let batch = try store.readBatch(shard: shard, number: number)!
+            batches.append(batch)
+            try store.deleteBatch(shard: shard, number: number, confirming: batch.windows.mapValues(\.upperBound))
         }
     }
     return batches
