@@ -39,45 +39,48 @@ extension StatisticsQueries {
     /// `.name`).
     public func manifests(_ repository: RepositoryName, order: TagOrder, descending: Bool, limit: Int, offset: Int) throws -> [ManifestListing] {
         try manifests(
-            where: "true", [repository.value], order: { Self.orderBy(order, descending: descending, statistics: $0, name: $1) },
+            of: repository, where: "true", [], order: { Self.orderBy(order, descending: descending, statistics: $0, name: $1) },
             limit: limit, offset: offset
         )
     }
 
     /// One manifest of the listing; nil for a digest the repository does not have.
     public func manifestListing(_ repository: RepositoryName, _ digest: Digest) throws -> ManifestListing? {
-        try manifests(where: "m.digest = $2", [repository.value, digest.value], order: { _, digest in digest }, limit: 1, offset: 0).first
+        try manifests(of: repository, where: "m.digest = $2", [digest.value], order: { _, digest in digest }, limit: 1, offset: 0).first
     }
 
     /// The manifests the image index `digest` lists, by platform, with their statistics (zeros for
     /// one never pulled); empty when it is no index PullSketch knows of.
     public func platforms(_ repository: RepositoryName, index digest: Digest) throws -> [PlatformManifest] {
-        try connection.query(
+        guard let id = try id(of: repository) else { return [] }
+        return try connection.query(
             """
             SELECT x.child_digest AS p_digest, x.platform, \(Self.statisticsColumns("s", as: "p"))
-            FROM manifest_children x JOIN repositories r ON r.id = x.repository_id
-            LEFT JOIN manifest_stats s ON s.repository_id = x.repository_id AND s.digest = x.child_digest
-            WHERE r.name = $1 AND x.index_digest = $2
+            FROM manifest_children x
+            LEFT JOIN manifest_stats s ON s.repository_id = \(Self.repositoryID) AND s.digest = x.child_digest
+            WHERE x.repository_id = \(Self.repositoryID) AND x.index_digest = $2
             ORDER BY x.platform NULLS LAST, x.child_digest
             """,
-            [repository.value, digest.value]
+            [String(id), digest.value]
         ).namedRows.map { row in
             PlatformManifest(platform: try row.decode("platform"), statistics: try Self.manifest(row, prefix: "p"))
         }
     }
 
-    /// A page of live manifests meeting `condition` (over catalog row `m` and statistics row `s`)
-    /// in the order `order(statistics, digest)` gives. As for tags, the page is cut first; its
-    /// manifests' tags then come from one read of the repository's live tags, grouped by digest —
-    /// looked up per manifest, each lookup read all of them, and a page deep in a large repository
-    /// took seconds (docs/decisions.md).
+    /// A page of the repository's live manifests meeting `condition` (over catalog row `m` and
+    /// statistics row `s`, with `parameters` from `$2`) in the order `order(statistics, digest)`
+    /// gives. As for tags, the page is cut first; its manifests' tags then come from one read of
+    /// the repository's live tags, grouped by digest — looked up per manifest, each lookup read all
+    /// of them, and a page deep in a large repository took seconds (docs/decisions.md).
     private func manifests(
-        where condition: String, _ parameters: [String], order: (_ statistics: String, _ digest: String) -> String, limit: Int, offset: Int
+        of repository: RepositoryName, where condition: String, _ parameters: [String], order: (_ statistics: String, _ digest: String) -> String,
+        limit: Int, offset: Int
     ) throws -> [ManifestListing] {
-        try connection.query(
+        guard let id = try id(of: repository) else { return [] }
+        return try connection.query(
             """
             WITH page AS MATERIALIZED (
-                SELECT m.repository_id, m.digest, m.pushed_at, s.last_pulled_at, s.pull_count
+                SELECT m.digest, m.pushed_at, s.last_pulled_at, s.pull_count
                 FROM catalog_manifests m LEFT JOIN manifest_stats s ON s.repository_id = \(Self.repositoryID) AND s.digest = m.digest
                 WHERE m.repository_id = \(Self.repositoryID) AND m.deleted_at IS NULL AND \(condition)
                 ORDER BY \(order("s", "m.digest")) LIMIT \(max(0, limit)) OFFSET \(max(0, offset))
@@ -87,21 +90,21 @@ extension StatisticsQueries {
                 coalesce(g.tags, '') AS tags,
                 (
                     SELECT t.tag FROM tag_stats t
-                    WHERE t.repository_id = p.repository_id AND t.current_digest = p.digest AND t.last_pulled_at IS NOT NULL
+                    WHERE t.repository_id = \(Self.repositoryID) AND t.current_digest = p.digest AND t.last_pulled_at IS NOT NULL
                     ORDER BY t.last_pulled_at DESC, t.tag LIMIT 1
                 ) AS last_tag_pulled,
                 array_to_string(ARRAY(
                     SELECT x.index_digest FROM manifest_children x
                     JOIN catalog_manifests i ON i.repository_id = x.repository_id AND i.digest = x.index_digest
-                    WHERE x.repository_id = p.repository_id AND x.child_digest = p.digest AND i.deleted_at IS NULL
+                    WHERE x.repository_id = \(Self.repositoryID) AND x.child_digest = p.digest AND i.deleted_at IS NULL
                     ORDER BY 1
                 ), ',') AS indexes,
                 (
                     SELECT x.platform FROM manifest_children x
-                    WHERE x.repository_id = p.repository_id AND x.child_digest = p.digest AND x.platform IS NOT NULL LIMIT 1
+                    WHERE x.repository_id = \(Self.repositoryID) AND x.child_digest = p.digest AND x.platform IS NOT NULL LIMIT 1
                 ) AS platform
             FROM page p
-            LEFT JOIN manifest_stats s ON s.repository_id = p.repository_id AND s.digest = p.digest
+            LEFT JOIN manifest_stats s ON s.repository_id = \(Self.repositoryID) AND s.digest = p.digest
             LEFT JOIN (
                 SELECT d.digest, string_agg(c.tag, ',' ORDER BY c.tag) AS tags
                 FROM catalog_tags c LEFT JOIN tag_stats t ON t.repository_id = \(Self.repositoryID) AND t.tag = c.tag
@@ -111,7 +114,7 @@ extension StatisticsQueries {
             ) g ON g.digest = p.digest
             ORDER BY \(order("p", "p.digest"))
             """,
-            parameters
+            [String(id)] + parameters
         ).namedRows.map { row in
             ManifestListing(
                 statistics: try Self.manifest(row, prefix: "m"),

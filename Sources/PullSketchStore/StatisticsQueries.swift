@@ -12,14 +12,14 @@ public struct StatisticsQueries {
     /// A tag's statistics; zeros for a known tag never pulled; nil for a tag the registry never
     /// reported (or deleted).
     public func tag(_ repository: RepositoryName, _ tag: TagName) throws -> TagStatistics? {
-        try tags(where: "c.tag = $2", [repository.value, tag.value], order: { _, tag in tag }, limit: 1, offset: 0).first
+        try tags(of: repository, where: "c.tag = $2", [tag.value], order: { _, tag in tag }, limit: 1, offset: 0).first
     }
 
     /// One page of a repository's tags with their current manifests' statistics (zeros for a
     /// manifest never pulled).
     public func tags(_ repository: RepositoryName, order: TagOrder, descending: Bool, limit: Int, offset: Int) throws -> [TagStatistics] {
         try tags(
-            where: "true", [repository.value], order: { Self.orderBy(order, descending: descending, statistics: $0, name: $1) },
+            of: repository, where: "true", [], order: { Self.orderBy(order, descending: descending, statistics: $0, name: $1) },
             limit: limit, offset: offset
         )
     }
@@ -38,7 +38,7 @@ public struct StatisticsQueries {
     /// Up to `limit` live tags named after `name` (from the first when nil), by name: pages of
     /// an export, each as cheap as the first.
     public func tags(_ repository: RepositoryName, after name: String?, limit: Int) throws -> [TagStatistics] {
-        try tags(where: "c.tag > $2", [repository.value, name ?? ""], order: { _, tag in tag }, limit: limit, offset: 0)
+        try tags(of: repository, where: "c.tag > $2", [name ?? ""], order: { _, tag in tag }, limit: limit, offset: 0)
     }
 
     /// How many live tags the repository has.
@@ -54,7 +54,9 @@ public struct StatisticsQueries {
 
     /// The live tags pointing at `digest` now, by name, with their statistics (at most 1,000).
     public func tags(_ repository: RepositoryName, pointingAt digest: Digest) throws -> [TagStatistics] {
-        try tags(where: "coalesce(c.digest, t.current_digest) = $2", [repository.value, digest.value], order: { _, tag in tag }, limit: 1_000, offset: 0)
+        try tags(
+            of: repository, where: "coalesce(c.digest, t.current_digest) = $2", [digest.value], order: { _, tag in tag }, limit: 1_000, offset: 0
+        )
     }
 
     /// Repositories whose name contains `text` (all when empty) and, when `patterns` are given,
@@ -134,8 +136,9 @@ public struct StatisticsQueries {
     /// listed only when it and the manifest it points to both meet the policy — for an image index,
     /// every platform manifest it lists too.
     public func pruneCandidates(_ repository: RepositoryName, policy: PrunePolicy, now: Timestamp) throws -> [PruneCandidate] {
+        guard let id = try id(of: repository) else { return [] }
         var conditions = ["true"]
-        var parameters = [repository.value]
+        var parameters = [String(id)]
         if let days = policy.notPulledDays {
             parameters.append(String(Self.cutoff(days: days, now: now).millisecondsSinceEpoch))
             let cutoff = PostgresTime.timestamp(milliseconds: "$\(parameters.count)::bigint")
@@ -214,9 +217,9 @@ public struct StatisticsQueries {
     /// by name instead, the check for live tags was planned as an anti-join of every repository's
     /// tags, seconds on millions of rows (docs/decisions.md).
     public func manifestPruneCandidates(_ repository: RepositoryName, policy: PrunePolicy, now: Timestamp) throws -> [ManifestPruneCandidate] {
-        guard policy.notPulledDays != nil || policy.maxPulls != nil else { return [] }
+        guard policy.notPulledDays != nil || policy.maxPulls != nil, let id = try id(of: repository) else { return [] }
         var conditions: [String] = []
-        var parameters = [repository.value]
+        var parameters = [String(id)]
         if let days = policy.notPulledDays {
             parameters.append(String(Self.cutoff(days: days, now: now).millisecondsSinceEpoch))
             conditions.append("coalesce(greatest(s.last_used_at, k.last_used_at, m.pushed_at), '-infinity') < \(PostgresTime.timestamp(milliseconds: "$\(parameters.count)::bigint"))")
@@ -261,7 +264,7 @@ public struct StatisticsQueries {
 
     /// `k`: the latest use and the most pulls of the platform manifests the index `index` lists
     /// (NULLs when it is no index): an index is in use while any of them is. Aggregated once for
-    /// the repository named by `$1` and joined, not looked up per row (a lookup per tag cost 9 %
+    /// the repository `$1` and joined, not looked up per row (a lookup per tag cost 9 %
     /// of the dry run over 10,000 tags; this, 3 %).
     private static func platformUse(index: String) -> String {
         """
@@ -273,10 +276,19 @@ public struct StatisticsQueries {
         """
     }
 
-    /// The id of the repository named by `$1`, computed once per statement: a constant to the
-    /// planner, so each table's rows of the repository are read as one primary-key range (NULL,
-    /// hence no rows, for an unknown repository).
-    static let repositoryID = "(SELECT id FROM repositories WHERE name = $1)"
+    /// The repository's id; nil for one PostgreSQL does not know. A read of one repository looks it
+    /// up first and passes it as `$1` (`repositoryID`), which PostgreSQL plans as the constant it is:
+    /// each table's rows of the repository are one primary-key range, and of partitioned statistics
+    /// tables only the repository's partition is planned and read. Computed by a subquery inside
+    /// the statement, the id was known only when the statement ran: the planner kept every
+    /// partition, guessed their rows, and over 64 partitions a dry run took 17 times as long
+    /// (docs/decisions.md).
+    func id(of repository: RepositoryName) throws -> Int64? {
+        try connection.query("SELECT id FROM repositories WHERE name = $1", [repository.value]).namedRows.first?.decode("id")
+    }
+
+    /// `$1` of a read of one repository: its id (`id(of:)`).
+    static let repositoryID = "$1::bigint"
 
     /// `now` less `days` days; `days` is at most `PrunePolicy.maximumDays`, so nothing overflows.
     private static func cutoff(days: Int, now: Timestamp) -> Timestamp {
@@ -284,30 +296,33 @@ public struct StatisticsQueries {
         return Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch.subtractingReportingOverflow(days * 86_400_000).partialValue)
     }
 
-    /// A page of live tags meeting `condition` (over catalog row `c` and statistics row `t`) in
+    /// A page of the repository's live tags meeting `condition` (over catalog row `c` and
+    /// statistics row `t`, with `parameters` from `$2`) in
     /// the order `order(statistics, name)` gives. The page is cut before the rest is joined: only
     /// the columns that order the tags are joined for every tag of the repository (joining whole
     /// statistics rows took 40 % longer); the page's 50 statistics rows and manifests are looked up
     /// afterwards.
     private func tags(
-        where condition: String, _ parameters: [String], order: (_ statistics: String, _ name: String) -> String, limit: Int, offset: Int
+        of repository: RepositoryName, where condition: String, _ parameters: [String], order: (_ statistics: String, _ name: String) -> String,
+        limit: Int, offset: Int
     ) throws -> [TagStatistics] {
+        guard let id = try id(of: repository) else { return [] }
         let rows = try connection.query(
             """
             SELECT p.tag, \(Self.statisticsColumns("t", as: "t")), coalesce(p.digest, t.current_digest) AS current_digest,
                 \(Self.milliseconds("p.pushed_at", as: "pushed_ms")), coalesce(p.digest, t.current_digest) AS m_digest,
                 \(Self.statisticsColumns("m", as: "m"))
             FROM (
-                SELECT c.repository_id, c.tag, c.digest, c.pushed_at, t.last_pulled_at, t.pull_count
+                SELECT c.tag, c.digest, c.pushed_at, t.last_pulled_at, t.pull_count
                 FROM catalog_tags c LEFT JOIN tag_stats t ON t.repository_id = \(Self.repositoryID) AND t.tag = c.tag
                 WHERE c.repository_id = \(Self.repositoryID) AND c.deleted_at IS NULL AND \(condition)
                 ORDER BY \(order("t", "c.tag")) LIMIT \(max(0, limit)) OFFSET \(max(0, offset))
             ) p
-            LEFT JOIN tag_stats t ON t.repository_id = p.repository_id AND t.tag = p.tag
-            LEFT JOIN manifest_stats m ON m.repository_id = p.repository_id AND m.digest = coalesce(p.digest, t.current_digest)
+            LEFT JOIN tag_stats t ON t.repository_id = \(Self.repositoryID) AND t.tag = p.tag
+            LEFT JOIN manifest_stats m ON m.repository_id = \(Self.repositoryID) AND m.digest = coalesce(p.digest, t.current_digest)
             ORDER BY \(order("p", "p.tag"))
             """,
-            parameters
+            [String(id)] + parameters
         ).namedRows
         return try rows.map { row in
             TagStatistics(

@@ -297,6 +297,40 @@ import Testing
         #expect(try catalogRowsFetched() == before)
     }
 
+    /// With the statistics tables split into partitions, every read of one repository plans (and
+    /// so locks) only the repository's own partition of each: the repository's id is a constant
+    /// to the planner, not a value found while the statement runs.
+    @Test func aRepositorysReadsPlanOnlyItsOwnPartitionOfEachStatisticsTable() throws {
+        var seededConnection: PostgresConnection?
+        let queries = try seeded { seededConnection = $0 }
+        let connection = try #require(seededConnection)
+        #expect(try Schema.partitionStatistics(connection, partitions: 8))
+        let digest = digest("a")
+        let reads: [(String, () throws -> Int)] = [
+            ("dry run", { try queries.pruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30), now: now).count }),
+            ("untagged dry run", { try queries.manifestPruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30), now: now).count }),
+            ("tag page", { try queries.tags(repository, order: .lastPulled, descending: false, limit: 10, offset: 0).count }),
+            ("manifest page", { try queries.manifests(repository, order: .pullCount, descending: true, limit: 10, offset: 0).count }),
+            ("one tag", { try queries.tag(repository, try TagName("a")) == nil ? 0 : 1 }),
+            ("one manifest", { try queries.manifestListing(repository, digest) == nil ? 0 : 1 }),
+            ("platforms", { try queries.platforms(repository, index: digest).count }),
+        ]
+        for (name, read) in reads {
+            try connection.query("BEGIN")
+            _ = try read()
+            // Locks taken in a transaction are held to its end, those of planning included.
+            let locked = try connection.query(
+                """
+                SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                WHERE l.pid = pg_backend_pid() AND c.relkind = 'r' AND c.relname ~ '^(tag|manifest)_stats_p[0-9]+$' ORDER BY 1
+                """
+            ).rows.compactMap { $0[0] }
+            try connection.query("COMMIT")
+            #expect(locked.filter { $0.hasPrefix("tag_") }.count <= 1 && locked.filter { $0.hasPrefix("manifest_") }.count <= 1, "\(name): \(locked)")
+        }
+        #expect(try queries.pruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30), now: now).map(\.tag) == ["c", "b"])
+    }
+
     /// a is pulled only by digest, b only resolved with HEAD by tag, c's manifest only polled with
     /// HEAD by digest — all today, all pushed 300 days ago; d and an untagged manifest are unused.
     @Test func aTagWhoseTagOrManifestIsUsedIsNeverACandidateAndUnusedUntaggedManifestsAre() throws {
