@@ -10,14 +10,16 @@ public import PullSketchPostgres
 /// below that line, and the planner's own costs pick the key; a smaller table, or more keys than
 /// that, get one statement, as reading the table whole is as fast there.
 ///
-/// One per batch, shared by its statements: the rows are read at most once, and only when a
-/// statement's keys could be split at all.
+/// One per batch, shared by its statements: the rows are read at most once, when a statement's
+/// keys could be split at all or the writer asks whether a table is partitioned.
 public final class StatisticsTableSizes {
     /// The smallest statistics table whose statements are split.
     public static let smallestSplitTable = 256_000
     private let connection: PostgresConnection?
     /// Per kind; nil until read.
     private(set) var rows: [KeyKind: Int]?
+    /// The kinds whose table is partitioned; nil until read.
+    private var partitioned: Set<KeyKind>?
 
     /// Sizes read from `connection` when first needed.
     public init(_ connection: PostgresConnection) {
@@ -28,6 +30,13 @@ public final class StatisticsTableSizes {
     init(rows: [KeyKind: Int]) {
         connection = nil
         self.rows = rows
+        partitioned = []
+    }
+
+    /// Whether the statistics table of `kind` is split into partitions.
+    public func isPartitioned(_ kind: KeyKind) throws -> Bool {
+        if partitioned == nil { try read() }
+        return partitioned?.contains(kind) ?? false
     }
 
     /// How many of `keys` keys one statement takes, in a table of `tableRows` rows.
@@ -38,28 +47,31 @@ public final class StatisticsTableSizes {
     /// The statements' shares of `count` keys of `kind`, in order.
     public func statementRanges(_ count: Int, of kind: KeyKind) throws -> [Range<Int>] {
         guard count > Self.smallestSplitTable / 256 else { return count == 0 ? [] : [0..<count] }
-        let rows = try self.rows ?? read()
-        self.rows = rows
-        let size = Self.keysPerStatement(keys: count, tableRows: rows[kind] ?? 0)
+        if rows == nil { try read() }
+        let size = Self.keysPerStatement(keys: count, tableRows: rows?[kind] ?? 0)
         return stride(from: 0, to: count, by: size).map { $0..<min($0 + size, count) }
     }
 
-    /// `pg_class.reltuples` of `tag_stats` and `manifest_stats` (over its partitions, when
-    /// partitioned); a table never counted has 0.
-    private func read() throws -> [KeyKind: Int] {
-        guard let connection else { return [:] }
+    /// Reads `pg_class.reltuples` of `tag_stats` and `manifest_stats` (over its partitions, when
+    /// partitioned; a table never counted has 0) and which of them are partitioned.
+    private func read() throws {
+        guard let connection else { return }
         let counts = try connection.query(
             """
             SELECT t.name, CASE WHEN c.relkind = 'p'
                 THEN (SELECT sum(greatest(l.reltuples, 0)) FROM pg_partition_tree(c.oid) AS p JOIN pg_class l ON l.oid = p.relid WHERE p.isleaf)
-                ELSE greatest(c.reltuples, 0) END::bigint
+                ELSE greatest(c.reltuples, 0) END::bigint, c.relkind = 'p'
             FROM unnest(ARRAY['tag_stats', 'manifest_stats']) AS t(name) JOIN pg_class c ON c.oid = t.name::regclass
             """
         )
         var rows: [KeyKind: Int] = [:]
+        var partitioned: Set<KeyKind> = []
         for row in counts.rows {
-            rows[row[0] == "tag_stats" ? .tag : .manifest] = Int(row[1] ?? "") ?? 0
+            let kind: KeyKind = row[0] == "tag_stats" ? .tag : .manifest
+            rows[kind] = Int(row[1] ?? "") ?? 0
+            if row[2] == "t" { partitioned.insert(kind) }
         }
-        return rows
+        self.rows = rows
+        self.partitioned = partitioned
     }
 }

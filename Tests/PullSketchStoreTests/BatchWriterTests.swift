@@ -249,9 +249,18 @@ import Testing
         #expect(partitions.map { $0[0] } == ["tag_stats_p0", "tag_stats_p1", "tag_stats_p2", "tag_stats_p3"])
         #expect(partitions.allSatisfy { $0[1] == "{fillfactor=80}" })
         #expect(try rows(connection).mapValues(\.count) == before.mapValues(\.count))
-        // Updates of existing rows and inserts of new ones go to the partitions.
+        // Updates of existing rows and inserts of new ones go to the partitions, each key found by
+        // its own partition's primary key: no partition is read whole.
+        func partitionsReadWhole() throws -> Int {
+            try connection.query("SELECT pg_stat_force_next_flush()")
+            return try connection.query(
+                "SELECT coalesce(sum(seq_scan), 0)::bigint AS n FROM pg_stat_user_tables WHERE relname ~ '^(tag|manifest)_stats_p[0-9]+$'"
+            ).namedRows[0].decode("n", as: Int.self)
+        }
+        let readWhole = try partitionsReadWhole()
         let second = (100..<300).map { pull($0, .get, at: day + 10_000 + Int64($0)) }
         _ = try writer.write(batch(second, hotCapacity: 1_000, number: 2))
+        #expect(try partitionsReadWhole() == readWhole)
         let truth = Truth(first + second).pulls
         let after = try rows(connection)
         #expect(after.count == truth.count && truth.allSatisfy { after[$0.key]?.count == $0.value.count })
