@@ -56,10 +56,11 @@ final class ClaimLanes: Service, Sendable {
 
 /// One event loop's claims: written as they come, flushed once per turn of the loop, pipelined
 /// behind those still out. Redis runs a connection's commands in order, so each reply answers the
-/// oldest claim waiting, and an id claimed twice is first once. When Redis does not answer within
-/// the endpoint's timeout, refuses, or cannot be reached, every claim waiting is answered nil (the
-/// node answers 503, the registry delivers again) and claims are skipped for
-/// `EventClaims.pauseAfterFailure`, then the lane connects again. Only touched on its loop.
+/// oldest claim waiting, and an id claimed twice is first once; an error reply refuses its id
+/// alone. When Redis does not answer within the endpoint's timeout or cannot be reached, every
+/// claim waiting is answered nil (the node answers 503, the registry delivers again) and claims
+/// are skipped for `EventClaims.pauseAfterFailure`, then the lane connects again. Only touched on
+/// its loop.
 final class ClaimLane {
     private let redis: RedisEndpoint
     private let command: ClaimCommand
@@ -87,10 +88,10 @@ final class ClaimLane {
 
     private struct Waiter {
         var replies: Int
-        var firstSeen: [Bool] = []
+        var outcomes: [ClaimOutcome] = []
         let since: NIODeadline
         /// Nil for the connection's handshake (`AUTH`, `SELECT`), whose replies must each be OK.
-        let answer: (([Bool]?) -> Void)?
+        let answer: (([ClaimOutcome]?) -> Void)?
     }
 
     fileprivate init(redis: RedisEndpoint, command: ClaimCommand, eventLoop: any EventLoop, metrics: NodeMetrics, logger: Logger) {
@@ -101,9 +102,9 @@ final class ClaimLane {
         self.logger = logger
     }
 
-    /// Claims `fingerprints` and calls `answer`, on this loop, with whether each was first within
-    /// the horizon; with nil when Redis did not answer (or claims are paused after it did not).
-    func claim(_ fingerprints: [EventFingerprint], then answer: @escaping ([Bool]?) -> Void) {
+    /// Claims `fingerprints` and calls `answer`, on this loop, with what became of each claim; with
+    /// nil when Redis did not answer (or claims are paused after it did not).
+    func claim(_ fingerprints: [EventFingerprint], then answer: @escaping ([ClaimOutcome]?) -> Void) {
         eventLoop.preconditionInEventLoop()
         guard !fingerprints.isEmpty else { return answer([]) }
         guard !closing else { return answer(nil) }
@@ -218,13 +219,17 @@ final class ClaimLane {
             fail(because: "a reply no claim waited for: \(String(decoding: reply, as: UTF8.self))")
             return false
         }
-        let ok = reply.first == UInt8(ascii: "+")
-        let null = reply.starts(with: Array("$-1".utf8)) || reply.first == UInt8(ascii: "_")
-        guard ok || (null && waiter.answer != nil) else {
+        let outcome: ClaimOutcome? = switch reply.first {
+        case UInt8(ascii: "+"): .first
+        case UInt8(ascii: "$") where reply.elementsEqual("$-1".utf8), UInt8(ascii: "_"): .repeated
+        case UInt8(ascii: "-"): .refused
+        default: nil
+        }
+        guard let outcome, outcome == .first || waiter.answer != nil else {
             fail(because: "Redis answered \(String(decoding: reply, as: UTF8.self))")
             return false
         }
-        waiter.firstSeen.append(ok)
+        waiter.outcomes.append(outcome)
         waiter.replies -= 1
         guard waiter.replies == 0 else {
             waiting[waiting.startIndex] = waiter
@@ -233,7 +238,7 @@ final class ClaimLane {
         waiting.removeFirst()
         if let answer = waiter.answer {
             metrics.eventClaimsWaiting.decrement()
-            answer(waiter.firstSeen)
+            answer(waiter.outcomes)
         }
         closeIfIdle()
         return true

@@ -21,8 +21,9 @@ import Synchronization
 ///
 /// When Redis does not answer, the node answers 503 for a few seconds without trying again, and
 /// the registry delivers the envelope later: counting it by one node's memory alone could count it
-/// twice, and waiting on a Redis that is down would hold the registry's queue. Like the flusher,
-/// an actor on its own `BlockingExecutor`, since hiredis blocks.
+/// twice, and waiting on a Redis that is down would hold the registry's queue. A claim Redis
+/// answers with an error (over its `maxmemory`, it refuses writes) is that id's alone: the ids it
+/// did claim count. Like the flusher, an actor on its own `BlockingExecutor`, since hiredis blocks.
 actor EventClaims {
     private let redis: RedisEndpoint
     private let command: ClaimCommand
@@ -41,7 +42,7 @@ actor EventClaims {
 
     /// Claims that arrived since the last round trip left, and whether one is being sent.
     private struct Waiting {
-        var claims: [(fingerprints: [EventFingerprint], answer: @Sendable ([Bool]?) -> Void)] = []
+        var claims: [(fingerprints: [EventFingerprint], answer: @Sendable ([ClaimOutcome]?) -> Void)] = []
         var sending = false
     }
 
@@ -53,9 +54,9 @@ actor EventClaims {
         self.logger = logger
     }
 
-    /// Per fingerprint, whether this claim was the first within the horizon; nil, claiming nothing
-    /// it can tell, when Redis did not answer (or claims are paused after it did not).
-    nonisolated func claim(_ fingerprints: [EventFingerprint]) async -> [Bool]? {
+    /// Per fingerprint, what became of its claim; nil, claiming nothing it can tell, when Redis did
+    /// not answer (or claims are paused after it did not).
+    nonisolated func claim(_ fingerprints: [EventFingerprint]) async -> [ClaimOutcome]? {
         await withCheckedContinuation { continuation in
             claim(fingerprints) { continuation.resume(returning: $0) }
         }
@@ -64,7 +65,7 @@ actor EventClaims {
     /// `claim`, calling `answer` with what it returns: at once for no fingerprints, else on the
     /// claims' executor once the round trip that carried them is back. For callers on an event
     /// loop, which must not wait.
-    nonisolated func claim(_ fingerprints: [EventFingerprint], then answer: @escaping @Sendable ([Bool]?) -> Void) {
+    nonisolated func claim(_ fingerprints: [EventFingerprint], then answer: @escaping @Sendable ([ClaimOutcome]?) -> Void) {
         guard !fingerprints.isEmpty else { return answer([]) }
         waitingRequests.increment()
         let startSending = waiting.withLock { waiting in
@@ -103,8 +104,8 @@ actor EventClaims {
         }
     }
 
-    /// One pipeline of `SET NX`: per fingerprint whether it was first; nil when Redis did not answer.
-    private func firstClaims(_ fingerprints: [EventFingerprint]) -> [Bool]? {
+    /// One pipeline of `SET NX`: per fingerprint what became of its claim; nil when Redis did not answer.
+    private func firstClaims(_ fingerprints: [EventFingerprint]) -> [ClaimOutcome]? {
         if let pausedUntil, ContinuousClock.now < pausedUntil { return nil }
         let commands = fingerprints.map(command.arguments)
         do {
@@ -113,8 +114,9 @@ actor EventClaims {
             roundTrips.increment()
             return try connection.pipeline(commands).map { reply in
                 switch reply {
-                case .status: return true
-                case .null: return false
+                case .status: return .first
+                case .null: return .repeated
+                case .error: return .refused
                 default: throw RedisError(.unexpectedReply, "SET NX answered \(reply)")
                 }
             }
@@ -125,6 +127,16 @@ actor EventClaims {
             return nil
         }
     }
+}
+
+/// What became of one event id's claim.
+enum ClaimOutcome: Hashable, Sendable {
+    /// The id's first claim within the horizon: its event counts.
+    case first
+    /// Claimed before within the horizon: its event is a duplicate.
+    case repeated
+    /// Redis answered with an error, so nothing was claimed: its event waits for the next delivery.
+    case refused
 }
 
 /// `SET {ps:<shard>}:event:<hash> 1 NX PX <horizon>`, an event id's claim: the same key from every

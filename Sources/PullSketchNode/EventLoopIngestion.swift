@@ -137,18 +137,18 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
             if let lane = claimLane ?? claimLanes?.lane(on: context.eventLoop) {
                 claimLane = lane
                 let node = node
-                return lane.claim(events.fingerprints) { firstSeen in
-                    self.send(node.complete(events, firstSeen: firstSeen), for: reading, context: context)
+                return lane.claim(events.fingerprints) { claims in
+                    self.send(node.complete(events, claims: claims), for: reading, context: context)
                 }
             }
             guard let claims = node.eventClaims else {
-                return send(node.complete(events, firstSeen: node.firstSeenHere(events.fingerprints)), for: reading, context: context)
+                return send(node.complete(events, claims: node.claimedHere(events.fingerprints)), for: reading, context: context)
             }
             let node = node
             let eventLoop = context.eventLoop
             let handler = NIOLoopBound((self, context), eventLoop: eventLoop)
-            claims.claim(events.fingerprints) { firstSeen in
-                let answer = node.complete(events, firstSeen: firstSeen)
+            claims.claim(events.fingerprints) { outcomes in
+                let answer = node.complete(events, claims: outcomes)
                 eventLoop.execute {
                     let (ingestion, context) = handler.value
                     ingestion.send(answer, for: reading, context: context)

@@ -121,8 +121,8 @@ extension PullSketchNode {
         case .answered(let answer):
             return answer.response
         case .admitted(let events):
-            let firstSeen: [Bool]? = if let eventClaims { await eventClaims.claim(events.fingerprints) } else { firstSeenHere(events.fingerprints) }
-            return complete(events, firstSeen: firstSeen).response
+            let claims = if let eventClaims { await eventClaims.claim(events.fingerprints) } else { claimedHere(events.fingerprints) }
+            return complete(events, claims: claims).response
         }
     }
 
@@ -184,34 +184,43 @@ extension PullSketchNode {
         return .admitted(AdmittedEvents(events: valid, summary: summary, reservedCatalogChanges: catalogChanges, fingerprints: fingerprints))
     }
 
-    /// Per fingerprint whether this node saw it first, by its own memory: when claims are off.
-    func firstSeenHere(_ fingerprints: [EventFingerprint]) -> [Bool] {
-        fingerprints.map { recentIDs.insert($0) }
+    /// Per fingerprint, its claim in this node's own memory: when claims in Redis are off.
+    func claimedHere(_ fingerprints: [EventFingerprint]) -> [ClaimOutcome] {
+        fingerprints.map { recentIDs.insert($0) ? .first : .repeated }
     }
 
-    /// Applies each admitted event whose id was seen first (`firstSeen`, per fingerprint) and each
-    /// without an id, and gives back the catalog room not used. With `firstSeen` nil — Redis could
-    /// not claim the ids — applies nothing and answers 503: the registry delivers it again. Must
-    /// run once for every admission, whatever became of its request: claimed ids not applied
-    /// would be lost, as their redelivery is a duplicate.
-    func complete(_ admitted: AdmittedEvents, firstSeen: [Bool]?) -> IngestionAnswer {
+    /// Applies each admitted event whose id was claimed first (`claims`, per fingerprint) and each
+    /// without an id, and gives back the catalog room not used. With `claims` nil — Redis could not
+    /// claim the ids — applies nothing and answers 503: the registry delivers it again. When Redis
+    /// refused some claims, applies only the events it claimed and answers 503: their redelivery is
+    /// a duplicate, the refused ones and those without an id count then. Must run once for every
+    /// admission, whatever became of its request: claimed ids not applied would be lost.
+    func complete(_ admitted: AdmittedEvents, claims: [ClaimOutcome]?) -> IngestionAnswer {
         var changes: [CatalogChange] = []
         defer { catalogUpdates.enqueue(changes, reserved: admitted.reservedCatalogChanges) }
-        guard let firstSeen else {
+        guard let claims else {
             return deferred(admitted.events.count, "redis is unavailable, so event ids cannot be claimed: deliver again later")
         }
+        let refused = claims.count { $0 == .refused }
         var summary = admitted.summary
+        var waiting = 0  // for the next delivery
         var next = 0
         for (id, meaning) in admitted.events {
-            if id != nil {
-                defer { next += 1 }
-                guard firstSeen[next] else {
-                    summary.duplicates += 1
-                    metrics.eventsDuplicate.increment()
-                    continue
-                }
+            // Without an id, an event counts only in a request counted whole: its redelivery counts it again.
+            let claim: ClaimOutcome = if id != nil { claims[next] } else { refused == 0 ? .first : .refused }
+            if id != nil { next += 1 }
+            switch claim {
+            case .first:
+                apply(meaning, &summary, catalog: &changes)
+            case .repeated:
+                summary.duplicates += 1
+                metrics.eventsDuplicate.increment()
+            case .refused:
+                waiting += 1
             }
-            apply(meaning, &summary, catalog: &changes)
+        }
+        guard refused == 0 else {
+            return deferred(waiting, "redis refused to claim \(refused) event ids: deliver again later (the events it claimed are counted)")
         }
         return summary.answer
     }

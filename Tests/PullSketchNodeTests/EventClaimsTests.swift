@@ -76,7 +76,7 @@ import Testing
                 return (answer, busy.stop())
             }
             #expect(poolWasHeld, "the claim was answered only once the cooperative pool was free again")
-            #expect(answer == [true, false])
+            #expect(answer == [.first, .repeated])
         }
         extendLifetime(redis)
     }
@@ -94,8 +94,8 @@ import Testing
     /// `ids` claimed by the lane of `eventLoop`, as a request read there would.
     static func claim(
         _ ids: [EventFingerprint], by lanes: ClaimLanes, on eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()
-    ) async throws -> [Bool]? {
-        let promise = eventLoop.makePromise(of: [Bool]?.self)
+    ) async throws -> [ClaimOutcome]? {
+        let promise = eventLoop.makePromise(of: [ClaimOutcome]?.self)
         eventLoop.execute {
             guard let lane = lanes.lane(on: eventLoop) else { return promise.succeed(nil) }
             lane.claim(ids) { promise.succeed($0) }
@@ -115,7 +115,7 @@ import Testing
         } else {
             await Self.claims(in: redis.port, shardCount: 8, horizon: .seconds(86_400)).claim(ids)
         }
-        #expect(claimed == ids.map { _ in true })
+        #expect(claimed == ids.map { _ in .first })
         let connection = try RedisConnection(RedisEndpoint(port: redis.port))
         for id in ids {
             let hex = [id.high, id.low].map { String(repeating: "0", count: 16 - String($0, radix: 16).count) + String($0, radix: 16) }.joined()
@@ -134,7 +134,7 @@ import Testing
         let redis = try RedisServer()
         let endpoint = RedisEndpoint(port: redis.port)
         let twice = EventFingerprint("twice")
-        #expect(try await Self.claim([twice, twice], by: Self.lanes(RedisEndpoint(port: redis.port, timeout: 60))) == [true, false])
+        #expect(try await Self.claim([twice, twice], by: Self.lanes(RedisEndpoint(port: redis.port, timeout: 60))) == [.first, .repeated])
         let lanes = Self.lanes(RedisEndpoint(port: redis.port, timeout: 0.5))
         let loop = MultiThreadedEventLoopGroup.singleton.next()  // one lane throughout: a lane pauses alone
         _ = try RedisConnection(endpoint).command(["CLIENT", "PAUSE", "600000", "WRITE"])
@@ -144,8 +144,30 @@ import Testing
         _ = try RedisConnection(endpoint).command(["CLIENT", "UNPAUSE"])
         // A busy machine may take longer than the short timeout again, and pause the lane again.
         try await waitFor("the lane claims again", within: .seconds(120)) {
-            try await Self.claim([EventFingerprint(UUID().uuidString)], by: lanes, on: loop) == [true]
+            try await Self.claim([EventFingerprint(UUID().uuidString)], by: lanes, on: loop) == [.first]
         }
+    }
+
+    /// Redis answering one claim of a pipeline with an error (over its `maxmemory`; here an ACL that
+    /// lets `SET` touch only keys whose fingerprint starts with a hex digit below 8) refuses that id
+    /// alone: the others are claimed, and the next claims go out at once, with no pause, and claim
+    /// the refused ids. The same from the claims' thread and from an event loop's lane.
+    @Test(arguments: [false, true]) func aClaimRedisRefusesIsThatIDsAlone(fromTheEventLoop: Bool) async throws {
+        let redis = try RedisServer()
+        let settings = try RedisConnection(RedisEndpoint(port: redis.port))
+        let ids = (0..<40).map { EventFingerprint("refusable-\($0)") }
+        let allowed = ids.map { $0.high >> 60 < 8 }
+        #expect(allowed.contains(true) && allowed.contains(false), "both kinds of ids")
+        let claims = Self.claims(in: redis.port, shardCount: 1, horizon: .seconds(60))
+        let lanes = Self.lanes(RedisEndpoint(port: redis.port, timeout: 60))
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        @Sendable func claim(_ ids: [EventFingerprint]) async throws -> [ClaimOutcome]? {
+            fromTheEventLoop ? try await Self.claim(ids, by: lanes, on: loop) : await claims.claim(ids)
+        }
+        _ = try settings.command(["ACL", "SETUSER", "default", "-set", "(+set ~{ps:0}:event:[0-7]*)"])
+        #expect(try await claim(ids) == allowed.map { $0 ? .first : .refused })
+        _ = try settings.command(["ACL", "SETUSER", "default", "+set", "clearselectors"])
+        #expect(try await claim(ids) == allowed.map { $0 ? .repeated : .first })
     }
 
     /// A lane's connection authenticates and selects the endpoint's database before it claims; a
@@ -153,7 +175,7 @@ import Testing
     @Test func aLaneAuthenticatesAndSelectsTheDatabase() async throws {
         let redis = try RedisServer(password: "lane-secret")
         let ids = [EventFingerprint("a"), EventFingerprint("b")]
-        #expect(try await Self.claim(ids, by: Self.lanes(RedisEndpoint(port: redis.port, password: "lane-secret", database: 3, timeout: 60), horizon: .seconds(86_400))) == [true, true])
+        #expect(try await Self.claim(ids, by: Self.lanes(RedisEndpoint(port: redis.port, password: "lane-secret", database: 3, timeout: 60), horizon: .seconds(86_400))) == [.first, .first])
         let database3 = try RedisConnection(RedisEndpoint(port: redis.port, password: "lane-secret", database: 3))
         #expect(try database3.command(["DBSIZE"]) == .integer(2))
         let database0 = try RedisConnection(RedisEndpoint(port: redis.port, password: "lane-secret"))
@@ -171,7 +193,7 @@ import Testing
         let registry = PrometheusCollectorRegistry()
         let lanes = Self.lanes(RedisEndpoint(port: redis.port, timeout: 3_600), registry: registry)
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        #expect(try await Self.claim([EventFingerprint("connect")], by: lanes, on: loop) == [true])
+        #expect(try await Self.claim([EventFingerprint("connect")], by: lanes, on: loop) == [.first])
         _ = try RedisConnection(endpoint).command(["CLIENT", "PAUSE", "600000", "WRITE"])
         let held = Task { try await Self.claim([EventFingerprint("held")], by: lanes, on: loop) }
         try await waitFor("the claim is out") {
@@ -180,6 +202,6 @@ import Testing
         try await loop.submit { lanes.lane(on: loop)?.close() }.get()
         #expect(try await Self.claim([EventFingerprint("late")], by: lanes, on: loop) == nil)
         _ = try RedisConnection(endpoint).command(["CLIENT", "UNPAUSE"])
-        #expect(try await held.value == [true])
+        #expect(try await held.value == [.first])
     }
 }

@@ -246,12 +246,78 @@ import Testing
         }
         #expect(node.tracker.drain().isEmpty, "nothing counted: the registry delivers it again")
         _ = try settings.command(["CONFIG", "SET", "maxmemory", "0"])
-        try await Task.sleep(for: .seconds(2.5))  // claims pause for 2 s after a failure
         try await node.test { client in
             try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: body) { response in
                 #expect(response.integers["accepted"] == 1)
             }
         }
+    }
+
+    /// An envelope some of whose event ids Redis refuses to claim (over its `maxmemory`; here an
+    /// ACL that lets `SET` touch only keys whose fingerprint starts with a hex digit below 8) is
+    /// deferred, but the events it did claim count now: deferred whole, their redelivery would be
+    /// duplicates and they would be lost. Delivered again, it counts the rest, so each pull counts
+    /// once. Through the event loop's lane (`.live`) and through the router's claims.
+    @Test(arguments: [false, true]) func anEnvelopePartlyRefusedByRedisCountsEachPullOnceWhenDeliveredAgain(throughTheRouter: Bool) async throws {
+        let redis = try RedisServer()
+        let settings = try connectRedis(RedisEndpoint(port: redis.port))
+        let node = try NodeFixture(redisPort: redis.port, eventIDHorizon: .seconds(900))
+        let ids = (0..<20).map { "partly-refused-\($0)" }
+        let allowed = ids.map { EventFingerprint($0).high >> 60 < 8 }
+        #expect(allowed.contains(true) && allowed.contains(false), "both kinds of ids")
+        let body = envelope(ids.enumerated().map { event(id: $1, tag: "t\($0)") })
+        func counted() -> [String: UInt64] {
+            Dictionary(uniqueKeysWithValues: node.tracker.drain().shards.flatMap(\.hotEntries).filter { $0.key.kind == .tag }.map { ($0.key.name, $0.pulls) })
+        }
+        let setup: TestingSetup = throughTheRouter ? .router : .live
+        _ = try settings.command(["ACL", "SETUSER", "default", "-set", "(+set ~{ps:0}:event:[0-7]*)"])
+        try await node.test(setup) { client in
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: body) { response in
+                #expect(response.status == .serviceUnavailable, "the refused events wait for the next delivery")
+            }
+        }
+        let claimedTags = ids.indices.filter { allowed[$0] }.map { "t\($0)" }
+        #expect(counted() == Dictionary(uniqueKeysWithValues: claimedTags.map { ($0, 1) }), "the claimed events count at once")
+        _ = try settings.command(["ACL", "SETUSER", "default", "+set", "clearselectors"])
+        try await node.test(setup) { client in
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: body) { response in
+                #expect(response.status == .ok)
+                #expect(response.integers["accepted"] == ids.count - claimedTags.count)
+                #expect(response.integers["duplicates"] == claimedTags.count)
+            }
+        }
+        let restTags = ids.indices.filter { !allowed[$0] }.map { "t\($0)" }
+        #expect(counted() == Dictionary(uniqueKeysWithValues: restTags.map { ($0, 1) }), "the rest count when delivered again")
+    }
+
+    /// A direct pull without an id, in a request some of whose ids Redis refuses to claim, waits for
+    /// the request's next delivery with the refused ones: counted now, it would count again then.
+    @Test func aPullWithoutIDWaitsWithTheRefusedOnesForTheNextDelivery() async throws {
+        let redis = try RedisServer()
+        let settings = try connectRedis(RedisEndpoint(port: redis.port))
+        let node = try NodeFixture(redisPort: redis.port, eventIDHorizon: .seconds(900))
+        let ids = (0..<10).map { "direct-\($0)" }
+        let allowed = ids.map { EventFingerprint($0).high >> 60 < 8 }
+        #expect(allowed.contains(true) && allowed.contains(false), "both kinds of ids")
+        let pulls = ids.enumerated().map { #"{"repository": "team/app", "tag": "t\#($0)", "method": "GET", "id": "\#($1)"}"# }
+            + [#"{"repository": "team/app", "tag": "without-id", "method": "GET"}"#]
+        let body = ByteBuffer(string: #"{"pulls": [\#(pulls.joined(separator: ", "))]}"#)
+        let headers: HTTPFields = [.authorization: "Bearer \(NodeFixture.secret)", .contentType: "application/json"]
+        func counted() -> Set<String> { Set(node.tracker.drain().shards.flatMap(\.hotEntries).map(\.key.name)) }
+        _ = try settings.command(["ACL", "SETUSER", "default", "-set", "(+set ~{ps:0}:event:[0-7]*)"])
+        try await node.test { client in
+            try await client.execute(uri: "/api/v1/pulls", method: .post, headers: headers, body: body) { response in
+                #expect(response.status == .serviceUnavailable)
+            }
+        }
+        #expect(counted() == Set(ids.indices.filter { allowed[$0] }.map { "t\($0)" }))
+        _ = try settings.command(["ACL", "SETUSER", "default", "+set", "clearselectors"])
+        try await node.test { client in
+            try await client.execute(uri: "/api/v1/pulls", method: .post, headers: headers, body: body) { response in
+                #expect(response.integers["accepted"] == allowed.count { !$0 } + 1)
+            }
+        }
+        #expect(counted() == Set(ids.indices.filter { !allowed[$0] }.map { "t\($0)" } + ["without-id"]))
     }
 
     /// Claims of requests read while others are out in a Redis that holds them are sent behind
