@@ -48,6 +48,8 @@ struct RetainedParts {
     mutating func record(_ reply: MergeReply, for merge: PartMerge, at instant: ContinuousClock.Instant) -> Bool {
         let shard = merge.part.shard
         switch reply.outcome {
+        case .refused:
+            return true  // Redis wrote nothing: a kept part goes again with the next merge
         case .rewound:
             acknowledged[shard] = reply.ledger
         case .applied, .alreadyApplied:

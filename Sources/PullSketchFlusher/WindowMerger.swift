@@ -6,7 +6,8 @@ public import PullSketchRedis
 
 /// Merges the tracker's windows into Redis one attempt at a time, never guessing about a failed
 /// merge:
-/// - a window that certainly never reached Redis (no connection) goes back into the tracker;
+/// - a window that certainly never reached Redis (no connection) goes back into the tracker, and
+///   so do the parts Redis refused over its memory limit (it wrote nothing of them);
 /// - a window whose outcome is unknown (the connection broke after sending) is kept and retried as
 ///   the same window — same node id, same sequence — until Redis says it applied it or already had
 ///   it; nothing new is drained meanwhile, and the tracker keeps recording within its bound. Once
@@ -24,7 +25,8 @@ public final class WindowMerger {
     public enum Attempt: Hashable, Sendable {
         case merged(pulls: UInt64)
         case nothingToMerge
-        /// Failed; the window went back into the tracker (`retained` false) or is kept for retry.
+        /// Failed; the window, or the parts of it Redis refused, went back into the tracker
+        /// (`retained` false), or it is kept for retry.
         case failed(retained: Bool)
     }
 
@@ -87,6 +89,10 @@ public final class WindowMerger {
             let outcomes = try merge(window, store: store)
             pending = nil
             pendingSince = nil
+            let refused = window.shards.filter { outcomes[$0.shard] == .refused }
+            guard refused.isEmpty else {
+                return giveBack(refused, of: window)
+            }
             consecutiveFailures = 0
             guard !window.isEmpty else {
                 metrics.recordUpToDate()
@@ -113,13 +119,30 @@ public final class WindowMerger {
         }
     }
 
+    /// Puts the parts of `window` that Redis refused over its memory limit back into the tracker,
+    /// as if their pulls were recorded now: Redis wrote nothing of them, so, unlike a window whose
+    /// outcome is unknown, they can wait there for as long as Redis stays full and go in with a
+    /// later window. The window's other parts were merged.
+    private func giveBack(_ refused: [ShardWindow], of window: Window) -> Attempt {
+        // Drained from this tracker: same parameters and shards.
+        try! tracker.restore(Window(sequence: window.sequence, parameters: window.parameters, shards: refused))
+        consecutiveFailures += 1
+        metrics.recordFailure()
+        logger.warning(
+            "redis is over its maxmemory: window parts it refused are kept in the tracker",
+            metadata: ["node": "\(nodeID)", "shards": "\(refused.map(\.shard))", "pulls": "\(refused.reduce(0) { $0 + $1.pulls })"]
+        )
+        return .failed(retained: false)
+    }
+
     /// Sends the window's parts, each after the kept parts its shard lost; a shard that rewinds
-    /// mid-way gets its lost parts and the rest again, a few rounds at most.
+    /// mid-way gets its lost parts and the rest again, a few rounds at most. A part Redis refuses
+    /// is not sent again (its outcome is `.refused`).
     private func merge(_ window: Window, store: BatchStore) throws -> [Int: MergeOutcome] {
         var outcomes: [Int: MergeOutcome] = [:]
         for round in 1...3 {
             let merges = window.shards.flatMap { part in
-                retained.merges(shard: part.shard, new: part.isEmpty ? nil : (window.sequence, part))
+                retained.merges(shard: part.shard, new: part.isEmpty || outcomes[part.shard] == .refused ? nil : (window.sequence, part))
             }
             let replies = try store.merge(merges, parameters: window.parameters, node: nodeID)
             var rewound = 0

@@ -101,6 +101,7 @@ public struct HistoryImport: Sendable {
                     case .applied: progress.pulls += Int(part.pulls)
                     case .alreadyApplied: progress.alreadyImported += Int(part.pulls)
                     case .rewound: throw ImportError("shard \(part.shard) answered 'rewound' to a merge expecting nothing")
+                    case .refused: throw ImportError("shard \(part.shard): redis is over its maxmemory; import again once it has room")
                     }
                     done[part.shard] = sequence
                     sent[part.shard] = sequence

@@ -9,6 +9,9 @@ public enum MergeOutcome: Hashable, Sendable {
     /// state, or the reconciler discarded a batch it found already counted. Nothing was written;
     /// the node must send its parts after `MergeReply.ledger` again, in order.
     case rewound
+    /// Redis is over its `maxmemory` and refused the merge before it wrote anything (it checks a
+    /// script's memory only until its first write): the part is not in Redis.
+    case refused
 }
 
 /// One window part to merge, and what its node last heard from the shard.
@@ -28,7 +31,7 @@ public struct PartMerge: Hashable, Sendable {
 /// A shard's answer to one merge.
 public struct MergeReply: Hashable, Sendable {
     public var outcome: MergeOutcome
-    /// The shard's ledger sequence for the node after the merge.
+    /// The shard's ledger sequence for the node after the merge (0 when it was refused).
     public var ledger: UInt64
     /// The last sequence of the node whose parts PostgreSQL holds, as the reconciler last said.
     public var confirmed: UInt64
@@ -68,12 +71,16 @@ public final class BatchStore {
     public func merge(_ window: Window, node: String) throws -> [Int: MergeOutcome] {
         let parts = window.shards.filter { !$0.isEmpty }.map { PartMerge(sequence: window.sequence, expected: 0, part: $0) }
         let replies = try merge(parts, parameters: window.parameters, node: node)
+        if let refused = zip(parts, replies).first(where: { $1.outcome == .refused }) {
+            throw RedisError(.server, "merge into shard \(refused.0.part.shard): redis is over its maxmemory")
+        }
         return Dictionary(uniqueKeysWithValues: zip(parts, replies).map { ($0.part.shard, $1.outcome) })
     }
 
     /// Applies each part to its shard's live batch, in order, each atomically and at most once per
-    /// (`node`, sequence), in one round trip. Throws `BatchStoreError.sketchMismatch` if a shard has
-    /// other sketch parameters (that part changes nothing), or a `RedisError`.
+    /// (`node`, sequence), in one round trip; a part Redis refuses over its memory limit is
+    /// `.refused`, the others are still applied. Throws `BatchStoreError.sketchMismatch` if a shard
+    /// has other sketch parameters (that part changes nothing), or a `RedisError`.
     public func merge(_ parts: [PartMerge], parameters: SketchParameters, node: String) throws -> [MergeReply] {
         guard !parts.isEmpty else { return [] }
         let fingerprint = Self.layoutFingerprint(parameters, shardCount: shardCount)
@@ -88,6 +95,8 @@ public final class BatchStore {
                 return MergeReply(outcome: outcome, ledger: UInt64(ledger), confirmed: UInt64(confirmed))
             case .error(let message) where message.hasPrefix(BatchScripts.fingerprintMismatch):
                 throw BatchStoreError(.sketchMismatch, "shard \(shard): \(message.dropFirst(BatchScripts.fingerprintMismatch.count))")
+            case .error(let message) where message.contains(Self.overMemoryLimit):
+                return MergeReply(outcome: .refused, ledger: 0, confirmed: 0)
             case .error(let message):
                 throw RedisError(.server, "merge into shard \(shard): \(message)")
             default:
@@ -190,6 +199,11 @@ public final class BatchStore {
 
     /// The sorted set of live reconcilers (owner → last announcement, ms).
     static let reconcilersKey = "pullsketch:reconcilers"
+
+    /// In the error Redis answers a script whose write it refused over `maxmemory`: `OOM command
+    /// not allowed …` from Redis 7, wrapped in `ERR Error running script …` by Redis 6. Both refuse
+    /// only a script that has not written yet.
+    static let overMemoryLimit = "OOM command not allowed"
 
     /// Gives up the shard's lease if `owner` holds it.
     public func releaseLease(shard: Int, owner: String) throws {

@@ -92,7 +92,7 @@ extension ReconcilerTests {
         _ = try redis.command(["CONFIG", "SET", "maxmemory", String(limit)])
 
         try pipeline.record(500, into: tracker, tags: 2_000)
-        #expect(await flusher.flushOnce() == .failed(retained: true), "Redis refuses a merge past its limit; the node keeps the window")
+        #expect(await flusher.flushOnce() == .failed(retained: false), "Redis refuses a merge past its limit; the window goes back into the tracker")
         // A fresh reconciler: it announces itself, takes the leases, seals, writes, deletes and
         // confirms, every step past the limit, and so frees what the batches held.
         let reconciler = pipeline.reconciler()
@@ -100,8 +100,28 @@ extension ReconcilerTests {
         #expect(pass.applied == Pipeline.shardCount && pass.shardsFailed == 0, "\(pass)")
         #expect(try Self.usedMemory(redis) < limit)
         let retried = await flusher.flushOnce()
-        #expect(retried != .nothingToMerge && retried != .failed(retained: true), "the kept window goes in once Redis has room")
+        #expect(retried != .nothingToMerge && retried != .failed(retained: false), "the kept pulls go in once Redis has room")
         try await reconciler.reconcileOnce()
+        try pipeline.expectRowsEqualTruth()
+    }
+
+    /// What Redis refuses over its memory limit it never wrote: the window's parts go back into the
+    /// tracker and wait there, however long Redis stays full — past half the ledger's memory, when
+    /// a window whose outcome is unknown is dropped — and go in once it has room, each pull once.
+    @Test func partsRedisRefusesWaitInTheTrackerForAsLongAsItIsFull() async throws {
+        let pipeline = try Pipeline(seed: 29)
+        let redis = try connectRedis(pipeline.endpoint)
+        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, shardCount: Pipeline.shardCount))
+        let flusher = Flusher(tracker: tracker, redis: pipeline.endpoint, configuration: FlusherConfiguration(ledgerMemory: .seconds(2)))
+        try pipeline.record(2_000, into: tracker, tags: 500)
+        _ = try redis.command(["CONFIG", "SET", "maxmemory", "1"])  // below what Redis holds empty
+        #expect(await flusher.flushOnce() == .failed(retained: false), "refused: back into the tracker")
+        try await Task.sleep(for: .seconds(1.5))  // past half the ledger's memory
+        #expect(await flusher.flushOnce() == .failed(retained: false), "still refused, still kept")
+        _ = try redis.command(["CONFIG", "SET", "maxmemory", "0"])
+        let retried = await flusher.flushOnce()
+        #expect(retried != .nothingToMerge && retried != .failed(retained: false), "the kept pulls go in once Redis has room")
+        try await pipeline.reconciler().reconcileOnce()
         try pipeline.expectRowsEqualTruth()
     }
 

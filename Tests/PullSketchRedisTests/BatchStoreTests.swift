@@ -302,6 +302,33 @@ import Testing
         #expect(try store.merge(window, node: "quiet") == [0: .applied])
     }
 
+    /// Over its `maxmemory` Redis refuses a merge before it writes: the part is `.refused`, the
+    /// shard and its ledger unchanged, and the window form of `merge` throws; once Redis has room,
+    /// the next window merges as if the refused one had never been sent.
+    @Test func aMergeRedisRefusesOverItsMemoryLimitIsRefusedAndWritesNothing() throws {
+        let server = try RedisServer()
+        let connection = try RedisConnection(RedisEndpoint(port: server.port))
+        let store = BatchStore(connection: connection, shardCount: 1)
+        let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, stripeCount: 1, shardCount: 1))
+        tracker.record(pull("v1", at: 1))
+        let first = tracker.drain()
+        tracker.record(pull("v2", at: 2))
+        let second = tracker.drain()
+        _ = try connection.command(["CONFIG", "SET", "maxmemory", "1"])  // below what Redis holds empty
+        let refused = try store.merge(
+            [PartMerge(sequence: first.sequence, expected: 0, part: first.shards[0])], parameters: first.parameters, node: "n"
+        )
+        #expect(refused.map(\.outcome) == [.refused])
+        for key in ["{ps:0}:live:pulls", "{ps:0}:ledger", "{ps:0}:fingerprint"] {
+            #expect(try connection.command(["EXISTS", key]) == .integer(0), "\(key)")
+        }
+        #expect(throws: RedisError.self) { try store.merge(second, node: "n") }
+        _ = try connection.command(["CONFIG", "SET", "maxmemory", "0"])
+        #expect(try store.merge(second, node: "n") == [0: .applied])
+        let batches = try drainSealed(store)
+        #expect(batches.count == 1 && batches[0].windows == ["n": second.sequence...second.sequence], "the refused merge took no window")
+    }
+
     @Test func aKeyOfTheWrongTypeRefusesTheMergeBeforeItWritesAnything() throws {
         let server = try RedisServer()
         let connection = try RedisConnection(RedisEndpoint(port: server.port))
