@@ -148,15 +148,15 @@ import Testing
         }
     }
 
-    /// Redis answering one claim of a pipeline with an error (over its `maxmemory`; here an ACL that
-    /// lets `SET` touch only keys whose fingerprint starts with a hex digit below 8) refuses that id
-    /// alone: the others are claimed, and the next claims go out at once, with no pause, and claim
-    /// the refused ids. The same from the claims' thread and from an event loop's lane.
+    /// Redis answering one claim of a pipeline with an error (over its `maxmemory`; here
+    /// `ClaimRefusals`) refuses that id alone: the others are claimed, and the next claims go out at
+    /// once, with no pause, and claim the refused ids. The same from the claims' thread and from an
+    /// event loop's lane.
     @Test(arguments: [false, true]) func aClaimRedisRefusesIsThatIDsAlone(fromTheEventLoop: Bool) async throws {
         let redis = try RedisServer()
-        let settings = try RedisConnection(RedisEndpoint(port: redis.port))
+        let refusals = ClaimRefusals(redis: try RedisConnection(RedisEndpoint(port: redis.port)))
         let ids = (0..<40).map { EventFingerprint("refusable-\($0)") }
-        let allowed = ids.map { $0.high >> 60 < 8 }
+        let allowed = ids.map(ClaimRefusals.isTaken)
         #expect(allowed.contains(true) && allowed.contains(false), "both kinds of ids")
         let claims = Self.claims(in: redis.port, shardCount: 1, horizon: .seconds(60))
         let lanes = Self.lanes(RedisEndpoint(port: redis.port, timeout: 60))
@@ -164,9 +164,9 @@ import Testing
         @Sendable func claim(_ ids: [EventFingerprint]) async throws -> [ClaimOutcome]? {
             fromTheEventLoop ? try await Self.claim(ids, by: lanes, on: loop) : await claims.claim(ids)
         }
-        _ = try settings.command(["ACL", "SETUSER", "default", "-set", "(+set ~{ps:0}:event:[0-7]*)"])
+        try refusals.start()
         #expect(try await claim(ids) == allowed.map { $0 ? .first : .refused })
-        _ = try settings.command(["ACL", "SETUSER", "default", "+set", "clearselectors"])
+        try refusals.stop()
         #expect(try await claim(ids) == allowed.map { $0 ? .repeated : .first })
     }
 

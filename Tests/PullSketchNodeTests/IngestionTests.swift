@@ -253,24 +253,23 @@ import Testing
         }
     }
 
-    /// An envelope some of whose event ids Redis refuses to claim (over its `maxmemory`; here an
-    /// ACL that lets `SET` touch only keys whose fingerprint starts with a hex digit below 8) is
-    /// deferred, but the events it did claim count now: deferred whole, their redelivery would be
+    /// An envelope some of whose event ids Redis refuses to claim (over its `maxmemory`; here
+    /// `ClaimRefusals`) is deferred, but the events it did claim count now: deferred whole, their redelivery would be
     /// duplicates and they would be lost. Delivered again, it counts the rest, so each pull counts
     /// once. Through the event loop's lane (`.live`) and through the router's claims.
     @Test(arguments: [false, true]) func anEnvelopePartlyRefusedByRedisCountsEachPullOnceWhenDeliveredAgain(throughTheRouter: Bool) async throws {
         let redis = try RedisServer()
-        let settings = try connectRedis(RedisEndpoint(port: redis.port))
+        let refusals = ClaimRefusals(redis: try connectRedis(RedisEndpoint(port: redis.port)))
         let node = try NodeFixture(redisPort: redis.port, eventIDHorizon: .seconds(900))
         let ids = (0..<20).map { "partly-refused-\($0)" }
-        let allowed = ids.map { EventFingerprint($0).high >> 60 < 8 }
+        let allowed = ids.map { ClaimRefusals.isTaken(EventFingerprint($0)) }
         #expect(allowed.contains(true) && allowed.contains(false), "both kinds of ids")
         let body = envelope(ids.enumerated().map { event(id: $1, tag: "t\($0)") })
         func counted() -> [String: UInt64] {
             Dictionary(uniqueKeysWithValues: node.tracker.drain().shards.flatMap(\.hotEntries).filter { $0.key.kind == .tag }.map { ($0.key.name, $0.pulls) })
         }
         let setup: TestingSetup = throughTheRouter ? .router : .live
-        _ = try settings.command(["ACL", "SETUSER", "default", "-set", "(+set ~{ps:0}:event:[0-7]*)"])
+        try refusals.start()
         try await node.test(setup) { client in
             try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: body) { response in
                 #expect(response.status == .serviceUnavailable, "the refused events wait for the next delivery")
@@ -278,7 +277,7 @@ import Testing
         }
         let claimedTags = ids.indices.filter { allowed[$0] }.map { "t\($0)" }
         #expect(counted() == Dictionary(uniqueKeysWithValues: claimedTags.map { ($0, 1) }), "the claimed events count at once")
-        _ = try settings.command(["ACL", "SETUSER", "default", "+set", "clearselectors"])
+        try refusals.stop()
         try await node.test(setup) { client in
             try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: body) { response in
                 #expect(response.status == .ok)
@@ -294,24 +293,24 @@ import Testing
     /// the request's next delivery with the refused ones: counted now, it would count again then.
     @Test func aPullWithoutIDWaitsWithTheRefusedOnesForTheNextDelivery() async throws {
         let redis = try RedisServer()
-        let settings = try connectRedis(RedisEndpoint(port: redis.port))
+        let refusals = ClaimRefusals(redis: try connectRedis(RedisEndpoint(port: redis.port)))
         let node = try NodeFixture(redisPort: redis.port, eventIDHorizon: .seconds(900))
         let ids = (0..<10).map { "direct-\($0)" }
-        let allowed = ids.map { EventFingerprint($0).high >> 60 < 8 }
+        let allowed = ids.map { ClaimRefusals.isTaken(EventFingerprint($0)) }
         #expect(allowed.contains(true) && allowed.contains(false), "both kinds of ids")
         let pulls = ids.enumerated().map { #"{"repository": "team/app", "tag": "t\#($0)", "method": "GET", "id": "\#($1)"}"# }
             + [#"{"repository": "team/app", "tag": "without-id", "method": "GET"}"#]
         let body = ByteBuffer(string: #"{"pulls": [\#(pulls.joined(separator: ", "))]}"#)
         let headers: HTTPFields = [.authorization: "Bearer \(NodeFixture.secret)", .contentType: "application/json"]
         func counted() -> Set<String> { Set(node.tracker.drain().shards.flatMap(\.hotEntries).map(\.key.name)) }
-        _ = try settings.command(["ACL", "SETUSER", "default", "-set", "(+set ~{ps:0}:event:[0-7]*)"])
+        try refusals.start()
         try await node.test { client in
             try await client.execute(uri: "/api/v1/pulls", method: .post, headers: headers, body: body) { response in
                 #expect(response.status == .serviceUnavailable)
             }
         }
         #expect(counted() == Set(ids.indices.filter { allowed[$0] }.map { "t\($0)" }))
-        _ = try settings.command(["ACL", "SETUSER", "default", "+set", "clearselectors"])
+        try refusals.stop()
         try await node.test { client in
             try await client.execute(uri: "/api/v1/pulls", method: .post, headers: headers, body: body) { response in
                 #expect(response.integers["accepted"] == allowed.count { !$0 } + 1)
