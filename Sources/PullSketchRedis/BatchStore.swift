@@ -201,8 +201,8 @@ public final class BatchStore {
     static let reconcilersKey = "pullsketch:reconcilers"
 
     /// In the error Redis answers a script whose write it refused over `maxmemory`: `OOM command
-    /// not allowed …` from Redis 7, wrapped in `ERR Error running script …` by Redis 6. Both refuse
-    /// only a script that has not written yet.
+    /// not allowed …` from Redis 7; Redis 6 wraps the same words in `ERR Error running script …`.
+    /// Both refuse only a script that has not written yet.
     static let overMemoryLimit = "OOM command not allowed"
 
     /// Gives up the shard's lease if `owner` holds it.
