@@ -158,8 +158,10 @@ import Testing
         let ids = (0..<40).map { EventFingerprint("refusable-\($0)") }
         let allowed = ids.map(ClaimRefusals.isTaken)
         #expect(allowed.contains(true) && allowed.contains(false), "both kinds of ids")
-        let claims = Self.claims(in: redis.port, shardCount: 1, horizon: .seconds(60))
-        let lanes = Self.lanes(RedisEndpoint(port: redis.port, timeout: 60))
+        // Claims kept a day, and the lane given an hour to answer: a loaded machine can hold this
+        // test for minutes between its steps (CI once took 114 s, and claims of 60 s had expired).
+        let claims = Self.claims(in: redis.port, shardCount: 1, horizon: .seconds(86_400))
+        let lanes = Self.lanes(RedisEndpoint(port: redis.port, timeout: 3_600), horizon: .seconds(86_400))
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         @Sendable func claim(_ ids: [EventFingerprint]) async throws -> [ClaimOutcome]? {
             fromTheEventLoop ? try await Self.claim(ids, by: lanes, on: loop) : await claims.claim(ids)
