@@ -112,7 +112,10 @@ extension ReconcilerTests {
         let pipeline = try Pipeline(seed: 29)
         let redis = try connectRedis(pipeline.endpoint)
         let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, shardCount: Pipeline.shardCount))
-        let flusher = Flusher(tracker: tracker, redis: pipeline.endpoint, configuration: FlusherConfiguration(ledgerMemory: .seconds(2)))
+        // A minute to answer: a merge a loaded machine timed out would be an unknown outcome, not this.
+        var endpoint = pipeline.endpoint
+        endpoint.timeout = 60
+        let flusher = Flusher(tracker: tracker, redis: endpoint, configuration: FlusherConfiguration(ledgerMemory: .seconds(2)))
         try pipeline.record(2_000, into: tracker, tags: 500)
         _ = try redis.command(["CONFIG", "SET", "maxmemory", "1"])  // below what Redis holds empty
         #expect(await flusher.flushOnce() == .failed(retained: false), "refused: back into the tracker")
