@@ -3,7 +3,7 @@
 ///
 /// A Redis over its `maxmemory` (with `noeviction`) refuses a script's first write when that write
 /// may grow memory, and lets every later one through: it never stops a script midway. A merge,
-/// which grows Redis, is refused whole and the node keeps its window. The reconciler's scripts
+/// which grows Redis, is refused whole and the node puts the part back into its tracker. The reconciler's scripts
 /// begin with a write that frees or moves (`DEL`, `RENAME`, `PEXPIRE`, `ZREMRANGEBYSCORE`), so
 /// they run at the limit, and the batches they write and delete bring Redis back under it; keep
 /// that order when changing them.

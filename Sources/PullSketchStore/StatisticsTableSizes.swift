@@ -2,9 +2,9 @@ public import PullSketchCore
 public import PullSketchPostgres
 
 /// The statistics tables' rows as PostgreSQL's planner counts them, whether they are partitioned,
-/// and how many keys one statement that finds keys in them takes. With the default page costs, a statement naming more
-/// than about 1 % of a table's rows is planned as a read of the whole table (a hash join) instead
-/// of a lookup per key: three times slower on a table of 1–3 M rows held in memory
+/// and how many keys one statement that finds keys in them takes. With the default page costs, a
+/// statement naming more than about 1 % of a table's rows is planned as a read of the whole table
+/// (a hash join) instead of a lookup per key: three times slower on a table of 1–3 M rows held in memory
 /// (docs/decisions.md, issue 22's thirty-seventh part). So on a table of at least
 /// `smallestSplitTable` rows and 8 times the keys, statements take 1/256 of its rows at most, well
 /// below that line, and the planner's own costs pick the key; a smaller table, or more keys than
