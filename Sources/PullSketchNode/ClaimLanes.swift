@@ -19,13 +19,15 @@ import Synchronization
 final class ClaimLanes: Service, Sendable {
     private let redis: RedisEndpoint
     private let command: ClaimCommand
+    private let lostClaims: LostClaims
     private let metrics: NodeMetrics
     private let logger: Logger
     private let lanes = Mutex<(open: [ObjectIdentifier: NIOLoopBound<ClaimLane>], closed: Bool)>(([:], false))
 
-    init(redis: RedisEndpoint, command: ClaimCommand, metrics: NodeMetrics, logger: Logger) {
+    init(redis: RedisEndpoint, command: ClaimCommand, lostClaims: LostClaims, metrics: NodeMetrics, logger: Logger) {
         self.redis = redis
         self.command = command
+        self.lostClaims = lostClaims
         self.metrics = metrics
         self.logger = logger
     }
@@ -35,7 +37,7 @@ final class ClaimLanes: Service, Sendable {
         lanes.withLock { lanes in
             guard !lanes.closed else { return nil }
             if let lane = lanes.open[ObjectIdentifier(eventLoop)] { return lane.value }
-            let lane = ClaimLane(redis: redis, command: command, eventLoop: eventLoop, metrics: metrics, logger: logger)
+            let lane = ClaimLane(redis: redis, command: command, lostClaims: lostClaims, eventLoop: eventLoop, metrics: metrics, logger: logger)
             lanes.open[ObjectIdentifier(eventLoop)] = NIOLoopBound(lane, eventLoop: eventLoop)
             return lane
         }
@@ -58,12 +60,13 @@ final class ClaimLanes: Service, Sendable {
 /// behind those still out. Redis runs a connection's commands in order, so each reply answers the
 /// oldest claim waiting, and an id claimed twice is first once; an error reply refuses its id
 /// alone. When Redis does not answer within the endpoint's timeout or cannot be reached, every
-/// claim waiting is answered nil (the node answers 503, the registry delivers again) and claims
-/// are skipped for `EventClaims.pauseAfterFailure`, then the lane connects again. Only touched on
-/// its loop.
+/// claim waiting is answered lost (or not sent, when it never left: the node answers 503, the
+/// registry delivers again) and claims are skipped for `EventClaims.pauseAfterFailure`, and while
+/// `LostClaims` holds requests, then the lane connects again. Only touched on its loop.
 final class ClaimLane {
     private let redis: RedisEndpoint
     private let command: ClaimCommand
+    private let lostClaims: LostClaims
     private let eventLoop: any EventLoop
     private let metrics: NodeMetrics
     private let logger: Logger
@@ -90,39 +93,42 @@ final class ClaimLane {
         var replies: Int
         var outcomes: [ClaimOutcome] = []
         let since: NIODeadline
+        /// What the claims write; nil for the handshake.
+        let token: ClaimToken?
         /// Nil for the connection's handshake (`AUTH`, `SELECT`), whose replies must each be OK.
-        let answer: (([ClaimOutcome]?) -> Void)?
+        let answer: ((ClaimReply) -> Void)?
     }
 
-    fileprivate init(redis: RedisEndpoint, command: ClaimCommand, eventLoop: any EventLoop, metrics: NodeMetrics, logger: Logger) {
+    fileprivate init(redis: RedisEndpoint, command: ClaimCommand, lostClaims: LostClaims, eventLoop: any EventLoop, metrics: NodeMetrics, logger: Logger) {
         self.redis = redis
         self.command = command
+        self.lostClaims = lostClaims
         self.eventLoop = eventLoop
         self.metrics = metrics
         self.logger = logger
     }
 
-    /// Claims `fingerprints` and calls `answer`, on this loop, with what became of each claim; with
-    /// nil when Redis did not answer (or claims are paused after it did not).
-    func claim(_ fingerprints: [EventFingerprint], then answer: @escaping ([ClaimOutcome]?) -> Void) {
+    /// Claims `fingerprints` and calls `answer`, on this loop, with what Redis made of them.
+    func claim(_ fingerprints: [EventFingerprint], then answer: @escaping (ClaimReply) -> Void) {
         eventLoop.preconditionInEventLoop()
-        guard !fingerprints.isEmpty else { return answer([]) }
-        guard !closing else { return answer(nil) }
+        guard !fingerprints.isEmpty else { return answer(.answered([])) }
+        guard !closing, !lostClaims.areWaiting else { return answer(.notSent) }
         if case .paused(let until) = state {
-            guard .now() >= until else { return answer(nil) }
+            guard .now() >= until else { return answer(.notSent) }
             state = .idle
         }
+        let token = ClaimToken.next()
         var request: [UInt8] = []
-        request.reserveCapacity(fingerprints.count * 80)
-        for fingerprint in fingerprints { RESPCommand.encode(command.arguments(fingerprint), into: &request) }
+        request.reserveCapacity(fingerprints.count * 100)
+        for fingerprint in fingerprints { RESPCommand.encode(command.arguments(fingerprint, token), into: &request) }
         if case .idle = state { connect() }
-        waiting.append(Waiter(replies: fingerprints.count, since: .now(), answer: answer))
+        waiting.append(Waiter(replies: fingerprints.count, since: .now(), token: token, answer: answer))
         metrics.eventClaimsWaiting.increment()
         write(ByteBuffer(bytes: request))
         if timeoutCheck == nil { scheduleTimeoutCheck(at: .now() + timeout) }
     }
 
-    /// Answers later claims nil and closes the connection once the claims out are answered: a
+    /// Answers later claims not sent and closes the connection once the claims out are answered: a
     /// claim Redis applied but the node did not hear of would make its redelivery a duplicate.
     func close() {
         closing = true
@@ -147,7 +153,7 @@ final class ClaimLane {
             RESPCommand.encode([Array("SELECT".utf8), Array(String(redis.database).utf8)], into: &handshake)
             replies += 1
         }
-        if replies > 0 { waiting.append(Waiter(replies: replies, since: .now(), answer: nil)) }
+        if replies > 0 { waiting.append(Waiter(replies: replies, since: .now(), token: nil, answer: nil)) }
         state = .connecting(unsent: ByteBuffer(bytes: handshake))
         let lane = NIOLoopBound(self, eventLoop: eventLoop)
         ClientBootstrap(group: eventLoop)
@@ -238,14 +244,14 @@ final class ClaimLane {
         waiting.removeFirst()
         if let answer = waiter.answer {
             metrics.eventClaimsWaiting.decrement()
-            answer(waiter.outcomes)
+            answer(.answered(waiter.outcomes))
         }
         closeIfIdle()
         return true
     }
 
-    /// The connection closed or failed: what waits is answered nil, and claims pause. `reason`
-    /// nil: closed on purpose, nothing to log or pause.
+    /// The connection closed or failed: what waits is answered lost (not sent, when the connection
+    /// never opened), and claims pause. `reason` nil: closed on purpose, nothing to log or pause.
     fileprivate func fail(because reason: String?, channel: (any Channel)? = nil) {
         if let channel {
             guard case .open(let current) = state, current === channel else { return }
@@ -262,9 +268,9 @@ final class ClaimLane {
             logger.warning("event ids cannot be claimed in redis: deferring events for a while", metadata: ["error": "\(reason)"])
         }
         for waiter in failed {
-            guard let answer = waiter.answer else { continue }
+            guard let answer = waiter.answer, let token = waiter.token else { continue }
             metrics.eventClaimsWaiting.decrement()
-            answer(nil)
+            answer(open == nil ? .notSent : .lost(token))
         }
     }
 

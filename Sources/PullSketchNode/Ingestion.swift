@@ -185,29 +185,50 @@ extension PullSketchNode {
     }
 
     /// Per fingerprint, its claim in this node's own memory: when claims in Redis are off.
-    func claimedHere(_ fingerprints: [EventFingerprint]) -> [ClaimOutcome] {
-        fingerprints.map { recentIDs.insert($0) ? .first : .repeated }
+    func claimedHere(_ fingerprints: [EventFingerprint]) -> ClaimReply {
+        .answered(fingerprints.map { recentIDs.insert($0) ? .first : .repeated })
     }
 
-    /// Applies each admitted event whose id was claimed first (`claims`, per fingerprint) and each
-    /// without an id, and gives back the catalog room not used. With `claims` nil — Redis could not
-    /// claim the ids — applies nothing and answers 503: the registry delivers it again. When Redis
-    /// refused some claims, applies only the events it claimed and answers 503: their redelivery is
-    /// a duplicate, the refused ones and those without an id count then. Must run once for every
+    /// Applies each admitted event whose id was claimed first and each without an id, and gives
+    /// back the catalog room not used. When Redis refused some claims, applies only the events it
+    /// claimed and answers 503: their redelivery is a duplicate, the refused ones and those without
+    /// an id count then. Claims not sent apply nothing and answer 503: the registry delivers the
+    /// envelope again. Claims whose answer was lost answer 503 too, and go to `LostClaims`: the
+    /// events Redis turns out to have claimed for this request count then (those without an id wait
+    /// for the redelivery), and the catalog room is held until they do. Must run once for every
     /// admission, whatever became of its request: claimed ids not applied would be lost.
-    func complete(_ admitted: AdmittedEvents, claims: [ClaimOutcome]?) -> IngestionAnswer {
+    func complete(_ admitted: AdmittedEvents, claims: ClaimReply) -> IngestionAnswer {
+        switch claims {
+        case .notSent:
+            catalogUpdates.enqueue([], reserved: admitted.reservedCatalogChanges)
+            return deferred(admitted.events.count, "redis is unavailable, so event ids cannot be claimed: deliver again later")
+        case .lost(let token):
+            lostClaims?.askAgain(admitted.fingerprints, token: token) { outcomes in
+                _ = apply(admitted, claims: outcomes, withoutID: .refused)
+            }
+            return deferred(admitted.events.count, "redis did not answer the event-id claims: deliver again later (what it claimed counts once it answers)")
+        case .answered(let outcomes):
+            let refused = outcomes.count { $0 == .refused }
+            // Without an id, an event counts only in a request counted whole: its redelivery counts it again.
+            let (summary, waiting) = apply(admitted, claims: outcomes, withoutID: refused == 0 ? .first : .refused)
+            guard refused == 0 else {
+                return deferred(waiting, "redis refused to claim \(refused) event ids: deliver again later (the events it claimed are counted)")
+            }
+            return summary.answer
+        }
+    }
+
+    /// Applies each admitted event whose claim (`claims`, per fingerprint) is first, events without
+    /// an id as `withoutID` says, and enqueues their catalog changes in the room reserved; returns
+    /// the summary and how many events wait for the next delivery.
+    private func apply(_ admitted: AdmittedEvents, claims: [ClaimOutcome], withoutID: ClaimOutcome) -> (IngestionSummary, waiting: Int) {
         var changes: [CatalogChange] = []
         defer { catalogUpdates.enqueue(changes, reserved: admitted.reservedCatalogChanges) }
-        guard let claims else {
-            return deferred(admitted.events.count, "redis is unavailable, so event ids cannot be claimed: deliver again later")
-        }
-        let refused = claims.count { $0 == .refused }
         var summary = admitted.summary
-        var waiting = 0  // for the next delivery
+        var waiting = 0
         var next = 0
         for (id, meaning) in admitted.events {
-            // Without an id, an event counts only in a request counted whole: its redelivery counts it again.
-            let claim: ClaimOutcome = if id != nil { claims[next] } else { refused == 0 ? .first : .refused }
+            let claim: ClaimOutcome = if id != nil { claims[next] } else { withoutID }
             if id != nil { next += 1 }
             switch claim {
             case .first:
@@ -219,10 +240,7 @@ extension PullSketchNode {
                 waiting += 1
             }
         }
-        guard refused == 0 else {
-            return deferred(waiting, "redis refused to claim \(refused) event ids: deliver again later (the events it claimed are counted)")
-        }
-        return summary.answer
+        return (summary, waiting)
     }
 
     private func deferred(_ events: Int, _ reason: String) -> IngestionAnswer {

@@ -12,6 +12,7 @@ public final class NodeMetrics: Sendable {
     let eventsDeferred: Counter
     let eventClaimRoundTrips: Counter
     let eventClaimsWaiting: Gauge
+    let eventClaimsLost: Gauge
     let catalogChangesApplied: Counter
     let catalogChangesDeferred: Counter
     let catalogQueue: Gauge
@@ -42,6 +43,12 @@ public final class NodeMetrics: Sendable {
             descriptor: MetricNameDescriptor(
                 metricName: "pullsketch_event_claims_waiting", unitName: "requests",
                 helpText: "Requests whose event-id claims wait for Redis's answer"
+            )
+        )
+        eventClaimsLost = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                metricName: "pullsketch_event_claims_lost", unitName: "requests",
+                helpText: "Requests whose event-id claims were sent but not answered, waiting to ask Redis again; no claims are sent meanwhile"
             )
         )
         let catalog = MetricNameDescriptor(metricName: "pullsketch_catalog_changes", unitName: "total", helpText: "Catalog changes from push and delete events")

@@ -36,6 +36,8 @@ public struct PullSketchNode: Sendable {
     /// Claims through a thread of their own: a Redis Cluster's, and those of requests the router
     /// answers (`ClaimLanes` sends the rest from the event loops). Nil when `claimCommand` is.
     let eventClaims: EventClaims?
+    /// Requests whose claims' answer was lost, asked again (`LostClaims`). Nil when `claimCommand` is.
+    let lostClaims: LostClaims?
     let pages: WebPages
     let signIns: SignInLimiter
     let requestsInFlight: RequestsInFlight
@@ -63,8 +65,16 @@ public struct PullSketchNode: Sendable {
         self.redis = redis
         claimCommand = configuration.eventIDHorizon > .zero
             ? ClaimCommand(shardCount: tracker.configuration.shardCount, horizon: configuration.eventIDHorizon) : nil
-        eventClaims = claimCommand.map { command in
-            EventClaims(redis: redis, command: command, roundTrips: metrics.eventClaimRoundTrips, waitingRequests: metrics.eventClaimsWaiting, logger: logger)
+        if let claimCommand {
+            let lostClaims = LostClaims(redis: redis, command: claimCommand, waitingRequests: metrics.eventClaimsLost, logger: logger)
+            self.lostClaims = lostClaims
+            eventClaims = EventClaims(
+                redis: redis, command: claimCommand, lostClaims: lostClaims, roundTrips: metrics.eventClaimRoundTrips,
+                waitingRequests: metrics.eventClaimsWaiting, logger: logger
+            )
+        } else {
+            lostClaims = nil
+            eventClaims = nil
         }
         pages = WebPages()
         signIns = SignInLimiter(window: configuration.signInWindow)
@@ -84,8 +94,10 @@ public struct PullSketchNode: Sendable {
     public func application(logger: Logger) -> some ApplicationProtocol {
         let idle = configuration.idleTimeout.components
         let http1 = HTTP1Channel.Configuration(idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))
-        let claimLanes = claimCommand.flatMap { command in
-            redis.clusterNodes.isEmpty ? ClaimLanes(redis: redis, command: command, metrics: metrics, logger: logger) : nil
+        let claimLanes: ClaimLanes? = if let claimCommand, let lostClaims, redis.clusterNodes.isEmpty {
+            ClaimLanes(redis: redis, command: claimCommand, lostClaims: lostClaims, metrics: metrics, logger: logger)
+        } else {
+            nil
         }
         return Application(
             router: router(),

@@ -5,6 +5,7 @@ import PullSketchCore
 import PullSketchEvents
 import PullSketchRedis
 import PullSketchTestSupport
+import Synchronization
 import Testing
 
 @Suite(.postgresServer) struct IngestionTests {
@@ -317,6 +318,53 @@ import Testing
             }
         }
         #expect(counted() == Set(ids.indices.filter { !allowed[$0] }.map { "t\($0)" } + ["without-id"]))
+    }
+
+    /// A claim whose answer is lost — Redis stalls past the node's timeout, then runs what waited —
+    /// still counts, once: the node answers 503 and, once Redis answers again, asks it what became
+    /// of each id; the registry's redelivery is then a duplicate. Through the event loop's lane
+    /// (`.live`) and through the router's claims.
+    @Test(arguments: [false, true]) func claimsWhoseAnswerWasLostCountOnceWhenRedisAnswersAgain(throughTheRouter: Bool) async throws {
+        let redis = try RedisServer()
+        let node = try NodeFixture(redisPort: redis.port, redisTimeout: 1, eventIDHorizon: .seconds(86_400))
+        let ids = (0..<10).map { "stalled-\($0)" }
+        let body = envelope(ids.enumerated().map { event(id: $1, tag: "t\($0)") })
+        let tags = Set(ids.indices.map { "t\($0)" })
+        let tally = Mutex<[String: UInt64]>([:])
+        @Sendable func counted() -> [String: UInt64] {
+            tally.withLock { counted in
+                for entry in node.tracker.drain().shards.flatMap(\.hotEntries) where entry.key.kind == .tag {
+                    counted[entry.key.name, default: 0] += entry.pulls
+                }
+                return counted
+            }
+        }
+        try await node.test(throughTheRouter ? .router : .live) { client in
+            redis.pause()
+            defer { redis.resume() }
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: body) { response in
+                #expect(response.status == .serviceUnavailable, "no answer within the node's timeout")
+            }
+            // Past the pause after a failure, claims still wait while the lost ones do: the node
+            // holds no more than what was out when Redis stopped answering.
+            try await Task.sleep(for: .seconds(2.5))  // claims pause for 2 s after a failure
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: envelope([event(id: "behind", tag: "behind")])) { response in
+                #expect(response.status == .serviceUnavailable)
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.text.contains("pullsketch_event_claims_lost_requests 1"))
+            }
+            redis.resume()
+            try await waitFor("the lost claims asked again") { Set(counted().keys) == tags }
+            try await waitFor("claims sent again") {
+                try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: body) { response in
+                    guard response.status == .ok else { return false }
+                    #expect(response.integers["accepted"] == 0 && response.integers["duplicates"] == ids.count)
+                    return true
+                }
+            }
+        }
+        #expect(counted() == Dictionary(uniqueKeysWithValues: tags.map { ($0, 1) }), "each pull once")
     }
 
     /// Claims of requests read while others are out in a Redis that holds them are sent behind

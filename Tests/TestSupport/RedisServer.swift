@@ -98,6 +98,20 @@ public final class RedisServer: @unchecked Sendable {
 
     public var isRunning: Bool { process?.isRunning ?? false }
 
+    /// SIGSTOP: the server stops answering but keeps its connections, and what clients send
+    /// meanwhile waits in their sockets until `resume` — a Redis stalled by a long script, a fork
+    /// or its host.
+    public func pause() {
+        guard let process, process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, SIGSTOP)
+    }
+
+    /// SIGCONT after `pause`: the server reads what waited and runs it.
+    public func resume() {
+        guard let process, process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, SIGCONT)
+    }
+
     /// SIGKILL: no shutdown, no final fsync. Also how a test's server is stopped: SIGTERM can
     /// stay blocked in a child spawned from a test runner's thread, and nothing here needs a
     /// graceful shutdown.
