@@ -17,9 +17,9 @@ import Synchronization
 /// count.
 ///
 /// While any request waits here, claims are not sent (their requests are answered 503), so what
-/// this holds stays within what was out when Redis stopped answering. A node that stops meanwhile
-/// loses them, as it loses its unmerged window. Like `EventClaims`, an actor on its own
-/// `BlockingExecutor`, since hiredis blocks.
+/// this holds stays within what was out when Redis stopped answering. A node that stops or dies
+/// meanwhile loses them. Like `EventClaims`, an actor on its own `BlockingExecutor`, since hiredis
+/// blocks.
 actor LostClaims {
     private let redis: RedisEndpoint
     private let command: ClaimCommand

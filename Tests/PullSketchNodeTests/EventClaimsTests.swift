@@ -228,8 +228,9 @@ import Testing
 
     /// A lane closed while a claim is out (the server stopping) answers that claim once Redis does
     /// (Redis applied it: an answer of not sent would make its redelivery a duplicate) and later
-    /// claims not sent at once. The lane's timeout is an hour, so that a loaded machine's pauses between these
-    /// steps cannot end the held claim (CI once saw it answered nil with a one-minute timeout).
+    /// claims not sent at once. The lane's timeout is an hour, so that a loaded machine's pauses
+    /// between these steps cannot end the held claim (CI once saw it time out with a one-minute
+    /// timeout).
     @Test func aClosedLaneAnswersTheClaimsItSentAndNoMore() async throws {
         let redis = try RedisServer()
         let endpoint = RedisEndpoint(port: redis.port)
