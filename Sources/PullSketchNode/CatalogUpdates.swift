@@ -12,8 +12,8 @@ import Synchronization
 /// Nothing accepted is dropped. The queue holds at most `capacity` changes; a request whose
 /// catalog changes do not fit is refused before anything of it is applied (`reserve` fails, the
 /// node answers 503 and the registry delivers the envelope again). While PostgreSQL is down the
-/// queue fills and the node pushes back the same way. What the queue holds when the process dies is
-/// lost, as a node's unmerged window is.
+/// queue fills and the node pushes back the same way. At a graceful shutdown what waits is written
+/// last; what the queue holds when the process dies is lost, as a node's unmerged window is.
 public final class CatalogUpdates: Service, Sendable {
     private struct Queue {
         var changes: [CatalogChange] = []
@@ -62,28 +62,45 @@ public final class CatalogUpdates: Service, Sendable {
         if !changes.isEmpty { ring.yield() }
     }
 
-    /// Applies waiting changes until shutdown, a batch at a time; a failed batch is retried (0.1 s
-    /// doubling to 5 s) and stays in the queue meanwhile.
+    /// Applies waiting changes until a graceful shutdown, a batch at a time; a failed batch is
+    /// retried (0.1 s doubling to 5 s) and stays in the queue meanwhile. Then applies what still
+    /// waits, retrying for at most `shutdownGracePeriod`: the node stops taking requests before
+    /// this stops (`pullsketch serve`), so nothing it accepted is left behind.
     public func run() async throws {
         await cancelWhenGracefulShutdown { [self] in
             for await _ in doorbell {
-                var delay = Duration.milliseconds(100)
-                while !Task.isCancelled, let batch = nextBatch() {
-                    do {
-                        try await database.run { connection in try Catalog(connection: connection).apply(batch.changes) }
-                        let waiting = queue.withLock { queue in
-                            queue.changes.removeFirst(batch.count)
-                            return queue.changes.count
-                        }
-                        metrics.catalogChangesApplied.increment(by: Int64(batch.count))
-                        metrics.catalogQueue.set(Int64(waiting))
-                        delay = .milliseconds(100)
-                    } catch {
-                        logger.warning("catalog changes failed; retrying", metadata: ["changes": "\(batch.count)", "error": "\(error)"])
-                        try? await Task.sleep(for: delay)
-                        delay = min(delay * 2, .seconds(5))
-                    }
+                await applyWaiting(retryingUntil: nil)
+            }
+        }
+        guard !Task.isCancelled else { return }
+        await applyWaiting(retryingUntil: .now + Self.shutdownGracePeriod)
+        let left = queue.withLock { $0.changes.count }
+        if left > 0 {
+            logger.error("catalog changes not written before the node stopped", metadata: ["changes": "\(left)"])
+        }
+    }
+
+    /// How long the last changes are retried for at a graceful shutdown.
+    static let shutdownGracePeriod: Duration = .seconds(5)
+
+    /// Applies batches until none waits, the task is cancelled, or a batch fails past `deadline`.
+    private func applyWaiting(retryingUntil deadline: ContinuousClock.Instant?) async {
+        var delay = Duration.milliseconds(100)
+        while !Task.isCancelled, let batch = nextBatch() {
+            do {
+                try await database.run { connection in try Catalog(connection: connection).apply(batch.changes) }
+                let waiting = queue.withLock { queue in
+                    queue.changes.removeFirst(batch.count)
+                    return queue.changes.count
                 }
+                metrics.catalogChangesApplied.increment(by: Int64(batch.count))
+                metrics.catalogQueue.set(Int64(waiting))
+                delay = .milliseconds(100)
+            } catch {
+                logger.warning("catalog changes failed; retrying", metadata: ["changes": "\(batch.count)", "error": "\(error)"])
+                if let deadline, ContinuousClock.now + delay > deadline { return }
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
             }
         }
     }

@@ -46,7 +46,10 @@ struct ServeCommand: AsyncParsableCommand {
             "address": "\(configuration.node.host):\(configuration.node.port)", "statistics": "\(configuration.tracker.isEnabled)",
             "node": "\(flusher.nodeID)",
         ])
-        var services: [any Service] = [application, flusher, node.catalogUpdates, node.health]
+        // Stopped in the reverse order: first what takes pulls in (the HTTP server, Quay's wire),
+        // then what writes them out, so that the catalog's last changes and the tracker's last
+        // merge hold everything the node accepted.
+        var services: [any Service] = [flusher, node.catalogUpdates, node.health]
         if var endpoint = configuration.quay.endpoint {
             endpoint.session.maximumDelay = configuration.node.maxEventDelay
             let intake = QuayPullIntake(
@@ -58,6 +61,7 @@ struct ServeCommand: AsyncParsableCommand {
             )
             services += [intake, QuayEndpoint(configuration: endpoint, intake: intake, now: { node.now() }, logger: logger)]
         }
+        services.append(application)
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

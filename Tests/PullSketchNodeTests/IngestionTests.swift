@@ -3,8 +3,10 @@ import Hummingbird
 import HummingbirdTesting
 import PullSketchCore
 import PullSketchEvents
+@testable import PullSketchNode
 import PullSketchRedis
 import PullSketchTestSupport
+import ServiceLifecycleTestKit
 import Synchronization
 import Testing
 
@@ -169,6 +171,29 @@ import Testing
             }
         }
         try await waitFor { try fixture.sql("SELECT tag FROM catalog_tags ORDER BY tag") == [["v1"], ["v2"], ["v3"]] }
+    }
+
+    /// Catalog changes still waiting when a graceful shutdown begins — here because PostgreSQL is
+    /// down — are retried and written before the catalog's writer ends, once PostgreSQL is back
+    /// within its grace period: `pullsketch serve` stops the writer only after the server took its
+    /// last request.
+    @Test func catalogChangesWaitingAtAGracefulShutdownAreWrittenBeforeItEnds() async throws {
+        let postgres = try PostgresServer()
+        let fixture = try NodeFixture(postgres: postgres)
+        let updates = fixture.node.catalogUpdates
+        let digest = try Digest("sha256:" + String(repeating: "c", count: 64))
+        let change = CatalogChange.pushTag(try RepositoryName("team/app"), try TagName("at-shutdown"), digest, .now())
+        postgres.stop()
+        #expect(updates.reserve(1))
+        updates.enqueue([change], reserved: 1)
+        try await testGracefulShutdown { trigger in
+            async let running: Void = updates.run()
+            try await Task.sleep(for: .seconds(1))  // the change fails to be written and waits
+            trigger.triggerGracefulShutdown()
+            try await onOwnThread { try postgres.start() }
+            try await running
+        }
+        #expect(try fixture.sql("SELECT tag, digest FROM catalog_tags") == [["at-shutdown", digest.value]])
     }
 
     @Test func directPullsAreValidatedLikeEvents() async throws {
@@ -455,15 +480,5 @@ import Testing
         #expect(times["old"]!.millisecondsSinceEpoch >= before.millisecondsSinceEpoch - tenMinutes, "a year-old time moves up to the delay")
         #expect(times["old"]!.millisecondsSinceEpoch <= after.millisecondsSinceEpoch - tenMinutes)
         #expect(times["fresh"] == before, "a time inside the window is kept")
-    }
-}
-
-/// Polls `condition` for up to `timeout`: the bound only ends a failing test; the whole suite on
-/// two cores can keep a background task from running for more than 10 s.
-func waitFor(_ what: String = "condition", within timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while try await !condition() {
-        try #require(ContinuousClock.now < deadline, "\(what): not within \(timeout)")
-        try await Task.sleep(for: .milliseconds(50))
     }
 }
