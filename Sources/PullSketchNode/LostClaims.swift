@@ -3,6 +3,7 @@ import Prometheus
 import PullSketchBlocking
 import PullSketchEvents
 import PullSketchRedis
+import ServiceLifecycle
 import Synchronization
 
 /// Requests whose event-id claims were sent but whose answer never came: Redis stalled past the
@@ -17,10 +18,10 @@ import Synchronization
 /// count.
 ///
 /// While any request waits here, claims are not sent (their requests are answered 503), so what
-/// this holds stays within what was out when Redis stopped answering. A node that stops or dies
-/// meanwhile loses them. Like `EventClaims`, an actor on its own `BlockingExecutor`, since hiredis
-/// blocks.
-actor LostClaims {
+/// this holds stays within what was out when Redis stopped answering. A node that stops gives them
+/// a grace period after its server stopped (`run`); one that dies loses them. Like `EventClaims`,
+/// an actor on its own `BlockingExecutor`, since hiredis blocks.
+actor LostClaims: Service {
     private let redis: RedisEndpoint
     private let command: ClaimCommand
     private nonisolated let waitingRequests: Gauge
@@ -35,6 +36,8 @@ actor LostClaims {
     private nonisolated let waiting = Atomic<Int>(0)
     /// How long after a round that left requests unanswered the next starts.
     static let retryInterval: Duration = .seconds(1)
+    /// How long a stopping node waits for the requests still here to be answered.
+    static let shutdownGracePeriod: Duration = .seconds(5)
 
     private struct Request {
         let fingerprints: [EventFingerprint]
@@ -59,6 +62,21 @@ actor LostClaims {
         waitingRequests.increment()
         let request = Request(fingerprints: fingerprints, token: token, apply: apply)
         Task.immediate { await self.add(request) }
+    }
+
+    /// Waits for the server's graceful shutdown (it stops before this: a service of its
+    /// application, after `ClaimLanes`), then for the requests still here to be answered, for at
+    /// most `shutdownGracePeriod`: what Redis claimed for them then counts in the node's last merge.
+    nonisolated func run() async throws {
+        try? await gracefulShutdown()
+        let deadline = ContinuousClock.now + Self.shutdownGracePeriod
+        while areWaiting, !Task.isCancelled, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        let left = waiting.load(ordering: .relaxed)
+        if left > 0 {
+            logger.error("requests whose claims' answer was lost were not answered before the node stopped", metadata: ["requests": "\(left)"])
+        }
     }
 
     /// Adds `request`, and asks rounds until none waits, unless a round is already being asked.

@@ -7,6 +7,7 @@ public import PullSketchCore
 import PullSketchEvents
 public import PullSketchRedis
 public import PullSketchStore
+import ServiceLifecycle
 
 /// The HTTP side of a PullSketch node: receives registry events into its tracker and
 /// the catalog, and serves the statistics API, the pruning dry-run, the web UI, `/metrics` and
@@ -105,7 +106,8 @@ public struct PullSketchNode: Sendable {
                 IngestingHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: http1), node: self, claimLanes: claimLanes)
             },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: Self.serverName),
-            services: claimLanes.map { [$0] } ?? [],
+            // Stopped in reverse: the lanes hand their unanswered claims over before the lost ones are waited for.
+            services: [lostClaims as (any Service)?, claimLanes].compactMap { $0 },
             logger: logger
         )
     }

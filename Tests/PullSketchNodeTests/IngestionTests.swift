@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -390,6 +391,28 @@ import Testing
             }
         }
         #expect(counted() == Dictionary(uniqueKeysWithValues: tags.map { ($0, 1) }), "each pull once")
+    }
+
+    /// A stopping node gives the requests whose claims' answer was lost a grace period after its
+    /// server stopped: when Redis answers within it, their events are in the tracker for the
+    /// node's last merge.
+    @Test func aStoppingNodeWaitsForItsLostClaimsBeforeItsLastMerge() async throws {
+        let redis = try RedisServer()
+        let node = try NodeFixture(redisPort: redis.port, redisTimeout: 1, eventIDHorizon: .seconds(86_400))
+        redis.pause()
+        defer { redis.resume() }
+        try await node.test { client in
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: envelope([event(id: "stopping", tag: "stopping")])) { response in
+                #expect(response.status == .serviceUnavailable)
+            }
+            // Redis answers again only once the node is stopping; from a thread, which busy tests
+            // holding the cooperative pool cannot hold up.
+            Thread {
+                Thread.sleep(forTimeInterval: 1.5)
+                redis.resume()
+            }.start()
+        }
+        #expect(node.tracker.drain().hotEntries.contains { $0.key.name == "stopping" }, "counted before the node stopped")
     }
 
     /// Claims of requests read while others are out in a Redis that holds them are sent behind
