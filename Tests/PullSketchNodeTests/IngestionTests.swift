@@ -399,8 +399,8 @@ import Testing
     @Test func aStoppingNodeWaitsForItsLostClaimsBeforeItsLastMerge() async throws {
         let redis = try RedisServer()
         let node = try NodeFixture(redisPort: redis.port, redisTimeout: 1, eventIDHorizon: .seconds(86_400))
+        let resumed = DispatchSemaphore(value: 0)
         redis.pause()
-        defer { redis.resume() }
         try await node.test { client in
             try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: envelope([event(id: "stopping", tag: "stopping")])) { response in
                 #expect(response.status == .serviceUnavailable)
@@ -410,9 +410,12 @@ import Testing
             Thread {
                 Thread.sleep(forTimeInterval: 1.5)
                 redis.resume()
+                resumed.signal()
             }.start()
         }
         #expect(node.tracker.drain().hotEntries.contains { $0.key.name == "stopping" }, "counted before the node stopped")
+        // Redis is stopped with the test only once that thread let it go.
+        try await onOwnThread { resumed.wait() }
     }
 
     /// Claims of requests read while others are out in a Redis that holds them are sent behind
