@@ -378,7 +378,8 @@ import Testing
                 #expect(response.status == .serviceUnavailable)
             }
             try await client.execute(uri: "/metrics", method: .get) { response in
-                #expect(response.text.contains("pullsketch_event_claims_lost_requests 1"))
+                let held = response.text.split(separator: "\n").first { $0.hasPrefix("pullsketch_event_claims_lost_requests ") }
+                #expect(held.flatMap { Double($0.split(separator: " ")[1]) } == 1, "one request held, not the later one too")
             }
             redis.resume()
             try await waitFor("the lost claims asked again") { Set(counted().keys) == tags }
