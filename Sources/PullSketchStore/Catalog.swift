@@ -40,12 +40,15 @@ public struct Catalog {
         guard !pushes.isEmpty else { return }
         let keys = pushes.keys.sorted()
         try connection.query(
-            """
-            INSERT INTO catalog_manifests AS c (repository_id, digest, pushed_at)
-            SELECT r.id, u.digest, \(PostgresTime.timestamp(milliseconds: "u.ms"))
-            FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(repository, digest, ms) JOIN repositories r ON r.name = u.repository
-            ON CONFLICT (repository_id, digest) DO UPDATE SET \(Self.pushed("c"))
-            """,
+            Self.withStatisticsRows(
+                """
+                INSERT INTO catalog_manifests AS c (repository_id, digest, pushed_at)
+                SELECT r.id, u.digest, \(PostgresTime.timestamp(milliseconds: "u.ms"))
+                FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(repository, digest, ms) JOIN repositories r ON r.name = u.repository
+                ORDER BY r.id, u.digest
+                ON CONFLICT (repository_id, digest) DO UPDATE SET \(Self.pushed("c"))
+                """
+            ),
             [PostgresArray.literal(keys.map(\.repository)), PostgresArray.literal(keys.map(\.name)),
              PostgresArray.literal(keys.map { pushes[$0]!.millisecondsSinceEpoch })]
         )
@@ -162,6 +165,23 @@ public struct Catalog {
             """,
             parameters
         )
+    }
+
+    /// `upsert`, an upsert of `catalog_manifests` rows `c`, followed by the copy of each row's push
+    /// and deletion times into its manifest's statistics row, made (with zero counts) when the
+    /// manifest has none: a pushed manifest's push time is read beside its statistics, from one
+    /// table (schema version 11). The reconciler never writes these two columns, so whichever of
+    /// the two writes a new manifest's statistics row first, the row ends with the catalog's times.
+    static func withStatisticsRows(_ upsert: String) -> String {
+        """
+        WITH pushed AS (
+            \(upsert)
+            RETURNING c.repository_id, c.digest, c.pushed_at, c.deleted_at
+        )
+        INSERT INTO manifest_stats AS s (repository_id, digest, pushed_at, deleted_at)
+        SELECT repository_id, digest, pushed_at, deleted_at FROM pushed ORDER BY repository_id, digest
+        ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = EXCLUDED.pushed_at, deleted_at = EXCLUDED.deleted_at
+        """
     }
 
     /// The assignments of a push at `time` to row `row`: the latest push time, and no longer

@@ -59,17 +59,19 @@ extension Catalog {
                 parameters
             )
             try connection.query(
-                """
-                INSERT INTO catalog_manifests AS c (repository_id, digest, pushed_at)
-                SELECT r.id, u.digest, min(\(PostgresTime.timestamp(milliseconds: "u.ms")))
-                FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(repository, digest, ms) JOIN repositories r ON r.name = u.repository
-                GROUP BY r.id, u.digest ORDER BY r.id, u.digest
-                ON CONFLICT (repository_id, digest) DO UPDATE SET
-                    pushed_at = CASE WHEN c.deleted_at IS NOT NULL AND c.deleted_at >= EXCLUDED.pushed_at THEN c.pushed_at
-                        WHEN c.deleted_at IS NOT NULL THEN EXCLUDED.pushed_at
-                        ELSE coalesce(LEAST(c.pushed_at, EXCLUDED.pushed_at), EXCLUDED.pushed_at) END,
-                    deleted_at = CASE WHEN c.deleted_at IS NOT NULL AND c.deleted_at >= EXCLUDED.pushed_at THEN c.deleted_at ELSE NULL END
-                """,
+                Self.withStatisticsRows(
+                    """
+                    INSERT INTO catalog_manifests AS c (repository_id, digest, pushed_at)
+                    SELECT r.id, u.digest, min(\(PostgresTime.timestamp(milliseconds: "u.ms")))
+                    FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(repository, digest, ms) JOIN repositories r ON r.name = u.repository
+                    GROUP BY r.id, u.digest ORDER BY r.id, u.digest
+                    ON CONFLICT (repository_id, digest) DO UPDATE SET
+                        pushed_at = CASE WHEN c.deleted_at IS NOT NULL AND c.deleted_at >= EXCLUDED.pushed_at THEN c.pushed_at
+                            WHEN c.deleted_at IS NOT NULL THEN EXCLUDED.pushed_at
+                            ELSE coalesce(LEAST(c.pushed_at, EXCLUDED.pushed_at), EXCLUDED.pushed_at) END,
+                        deleted_at = CASE WHEN c.deleted_at IS NOT NULL AND c.deleted_at >= EXCLUDED.pushed_at THEN c.deleted_at ELSE NULL END
+                    """
+                ),
                 [parameters[0], parameters[2], parameters[3]]
             )
             // Statistics rows carry their tag's push and deletion times.

@@ -30,7 +30,7 @@ public struct DeploymentAccuracy: Sendable {
                 SELECT count(*) AS rows, count(*) FILTER (WHERE pull_count_error = 0) AS exact,
                     percentile_cont(ARRAY[0.5, 0.9, 0.99, 1.0]) WITHIN GROUP (ORDER BY pull_count_error::float8 / pull_count)
                         FILTER (WHERE pull_count_error > 0 AND pull_count > 0) AS percentiles
-                FROM \(name)
+                FROM \(name) WHERE \(StatisticsQueries.holdsStatistics("\(name)"))
                 """
             ).namedRows[0]
             let percentiles = try row.decode("percentiles", as: String?.self) ?? "{}"

@@ -176,7 +176,12 @@ import Testing
         }
         #expect(try stack.api("team/app/manifest/\(appV4)/pull_statistics")["manifest_pull_count"] as? Int == 0, "a HEAD by tag is no pull of the manifest")
         try await eventually { try stack.api("team/app/tag/v5/pull_statistics")["pushed_at"] is String }
-        try stack.sql("UPDATE catalog_tags SET pushed_at = now() - interval '100 days'; UPDATE catalog_manifests SET pushed_at = now() - interval '100 days'")
+        try stack.sql(
+            """
+            UPDATE catalog_tags SET pushed_at = now() - interval '100 days'; UPDATE catalog_manifests SET pushed_at = now() - interval '100 days';
+            UPDATE manifest_stats SET pushed_at = now() - interval '100 days' WHERE pushed_at IS NOT NULL;
+            """
+        )
         let candidates = { try stack.api("team/app/prune_candidates?not_pulled_days=30")["candidates"] as? [[String: Any]] ?? [] }
         #expect(try candidates().compactMap { $0["tag_name"] as? String } == ["v5"])
         let untagged = try stack.api("team/app/prune_candidates?not_pulled_days=30")["manifest_candidates"] as? [[String: Any]] ?? []

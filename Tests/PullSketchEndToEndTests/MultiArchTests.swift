@@ -46,6 +46,7 @@ extension EndToEndTests {
         try stack.sql("""
             UPDATE catalog_tags SET pushed_at = now() - interval '100 days';
             UPDATE catalog_manifests SET pushed_at = now() - interval '100 days';
+            UPDATE manifest_stats SET pushed_at = now() - interval '100 days' WHERE pushed_at IS NOT NULL;
             UPDATE tag_stats SET last_used_at = now() - interval '100 days', last_pulled_at = now() - interval '100 days';
             UPDATE manifest_stats SET last_used_at = now() - interval '100 days', last_pulled_at = now() - interval '100 days'
                 WHERE digest <> '\(arm64)';

@@ -137,7 +137,36 @@ import Testing
                 try catalog.apply(batch)
             }
             #expect(try rows(connection) == rows(expected), "\(split) batches")
+            #expect(try manifestsWhoseStatisticsLackTheirTimes(connection) == [], "\(split) batches")
         }
+        #expect(try manifestsWhoseStatisticsLackTheirTimes(expected) == [])
+    }
+
+    /// Catalog manifests with a push time whose statistics row is missing or carries other push
+    /// or deletion times (schema version 11: the dry run reads a manifest's push time there).
+    func manifestsWhoseStatisticsLackTheirTimes(_ connection: PostgresConnection) throws -> [[String?]] {
+        try connection.query("""
+            SELECT c.digest FROM catalog_manifests c LEFT JOIN manifest_stats s USING (repository_id, digest)
+            WHERE c.pushed_at IS NOT NULL
+                AND (s.digest IS NULL OR s.pushed_at IS DISTINCT FROM c.pushed_at OR s.deleted_at IS DISTINCT FROM c.deleted_at)
+            """).rows
+    }
+
+    @Test func aSyncsManifestsCarryTheirPushTimesIntoTheirStatisticsRows() throws {
+        let (catalog, connection) = try catalog()
+        func statistics() throws -> [[String?]] {
+            try connection.query(
+                "SELECT digest, (extract(epoch from pushed_at))::bigint - 1800000000, (deleted_at IS NOT NULL)::text, pull_count FROM manifest_stats ORDER BY 1"
+            ).rows
+        }
+        try observe(catalog, first, at: 100)
+        try observe(catalog, first, at: 60)
+        try catalog.deleteManifest(repository, second, at: time(50))
+        try observe(catalog, second, at: 40)
+        #expect(try statistics() == [[first.value, "60", "false", "0"], [second.value, nil, "true", "0"]], "the earliest sighting; the deletion stands")
+        try observe(catalog, second, at: 70)
+        #expect(try statistics() == [[first.value, "60", "false", "0"], [second.value, "70", "false", "0"]], "seen again after its deletion")
+        #expect(try manifestsWhoseStatisticsLackTheirTimes(connection) == [])
     }
 }
 

@@ -67,6 +67,28 @@ import Testing
         #expect(try repositories().count == before.count - 1)
     }
 
+    /// A database at version 10: pushed manifests, one pulled (its statistics row without a push
+    /// time), one only pushed, one only known from an index (no push time). Version 11 gives each
+    /// pushed manifest a statistics row carrying its push and deletion times, keeping the pulls.
+    @Test func version11CopiesEveryPushedManifestsTimesIntoItsStatisticsRow() throws {
+        let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
+        try Schema.migrate(connection)
+        try connection.execute(script: """
+            DELETE FROM schema_migrations WHERE version = 11;
+            INSERT INTO repositories (name) VALUES ('team/app');
+            INSERT INTO catalog_manifests (repository_id, digest, pushed_at, deleted_at)
+            SELECT id, 'sha256:' || repeat(d, 64), CASE WHEN d = 'c' THEN NULL ELSE '2026-01-02T03:04:05.678Z'::timestamptz END,
+                CASE WHEN d = 'b' THEN '2026-02-01T00:00:00Z'::timestamptz END
+            FROM repositories CROSS JOIN unnest(ARRAY['a', 'b', 'c']) AS d;
+            INSERT INTO manifest_stats (repository_id, digest, pull_count, last_used_at) SELECT id, 'sha256:' || repeat('a', 64), 7, now() FROM repositories;
+            """)
+        #expect(try Schema.migrate(connection) == [11])
+        let rows = try connection.query(
+            "SELECT left(digest, 8), pushed_at = '2026-01-02T03:04:05.678Z', deleted_at IS NOT NULL, pull_count FROM manifest_stats ORDER BY 1"
+        ).rows
+        #expect(rows == [["sha256:a", "t", "f", "7"], ["sha256:b", "t", "t", "0"]])
+    }
+
     @Test func concurrentMigratorsApplyEachMigrationOnce() throws {
         let database = try PostgresServer.current!.makeDatabase()
         let applied = Mutex<[[Int]]>([])

@@ -363,6 +363,38 @@ import Testing
                 "a's manifest has a pull, b's tag has one (a HEAD by tag resolves it); c's manifest was only checked")
     }
 
+    /// `old` and `new` point at manifest 1, `other` at manifest 2; all pushed 300 days ago, and both
+    /// manifests pulled by digest 100 days ago — manifest 1's pulls written before its push, 2's
+    /// after. Then `new` is pushed again yesterday, and manifest 2 pushed by digest: the push times
+    /// come from the manifests' statistics rows, so each keeps every tag pointing at it.
+    @Test func aManifestPushedLatelyKeepsEveryTagPointingAtItWhicheverWasWrittenFirst() throws {
+        let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
+        try Schema.migrate(connection)
+        let catalog = Catalog(connection: connection)
+        let (old, longAgo, yesterday) = (
+            Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 300 * day),
+            Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 100 * day),
+            Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - day)
+        )
+        let pulls = { (manifest: String, batch: Int64) in
+            try self.reconcile(
+                [PullEvent(repository: self.repository, reference: .digest(self.digest(manifest)), method: .get, time: longAgo)], batch: batch, into: connection
+            )
+        }
+        try pulls("1", 1)
+        for (tag, manifest) in [("old", "1"), ("new", "1"), ("other", "2")] {
+            try catalog.upsertTag(repository, try TagName(tag), digest: digest(manifest), pushedAt: old)
+        }
+        try pulls("2", 2)
+        let queries = StatisticsQueries(connection: connection)
+        let policy = PrunePolicy(notPulledDays: 30)
+        #expect(try queries.pruneCandidates(repository, policy: policy, now: now).map(\.tag) == ["new", "old", "other"])
+        try catalog.upsertTag(repository, try TagName("new"), digest: digest("1"), pushedAt: yesterday)
+        try catalog.upsertManifest(repository, digest("2"), pushedAt: yesterday)
+        #expect(try queries.pruneCandidates(repository, policy: policy, now: now) == [])
+        #expect(try queries.tag(repository, try TagName("other"))?.manifest?.pullCount == 1, "the push kept the pulls")
+    }
+
     /// Two untagged image indexes pushed 300 days ago, each listing two platform manifests: one
     /// platform of index 8 was pulled by digest today, nothing of index 9 was.
     @Test func anUntaggedIndexIsInUseWhileAnyPlatformManifestIsAndPlatformManifestsGoWithTheirIndex() throws {
