@@ -142,7 +142,7 @@ public struct StatisticsQueries {
     /// listed only when it and the manifest it points to both meet the policy — for an image index,
     /// every platform manifest it lists too. A manifest's push time is read from its statistics
     /// row, which every pushed manifest has (`Catalog.withStatisticsRows`): joined from the
-    /// catalog, it cost a quarter of the dry run.
+    /// catalog, it cost a sixth to a quarter of the dry run.
     public func pruneCandidates(_ repository: RepositoryName, policy: PrunePolicy, now: Timestamp) throws -> [PruneCandidate] {
         guard let id = try id(of: repository) else { return [] }
         var conditions = ["true"]
