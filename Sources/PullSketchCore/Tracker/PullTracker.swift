@@ -9,11 +9,14 @@ public final class PullTracker: Sendable {
     public let configuration: TrackerConfiguration
     /// The stripes of every core window, one window's after another's.
     private let stripes: [Stripe]
+    /// `stripeCount / shardCount`, kept so that `record` does not divide.
+    private let stripesPerShard: Int
     /// The next window sequence; holding it also keeps drains and restores one at a time.
     private let nextSequence = Mutex<UInt64>(1)
 
     public init(configuration: TrackerConfiguration) {
         self.configuration = configuration
+        stripesPerShard = configuration.stripeCount / configuration.shardCount
         stripes = (0..<configuration.coreWindowCount * configuration.stripeCount).map { _ in Stripe(configuration) }
     }
 
@@ -213,15 +216,13 @@ public final class PullTracker: Sendable {
 
     /// The stripes of one shard in one core window.
     private func stripeRange(ofShard shard: Int, coreWindow: Int = 0) -> Range<Int> {
-        let perShard = configuration.stripeCount / configuration.shardCount
-        let first = coreWindow * configuration.stripeCount + shard * perShard
-        return first..<first + perShard
+        let first = coreWindow * configuration.stripeCount + shard * stripesPerShard
+        return first..<first + stripesPerShard
     }
 
     /// The key's shard picks a group of stripes; other bits of the hash pick one within it.
     @inline(__always)
     private func stripeIndex(_ hash: KeyHash) -> Int {
-        let perShard = configuration.stripeCount / configuration.shardCount
-        return hash.shard(count: configuration.shardCount) * perShard + hash.stripe(count: perShard)
+        hash.shard(count: configuration.shardCount) * stripesPerShard + hash.stripe(count: stripesPerShard)
     }
 }
