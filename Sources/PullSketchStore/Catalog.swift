@@ -172,6 +172,8 @@ public struct Catalog {
     /// manifest has none: a pushed manifest's push time is read beside its statistics, from one
     /// table (schema version 11). The reconciler never writes these two columns, so whichever of
     /// the two writes a new manifest's statistics row first, the row ends with the catalog's times.
+    /// A row whose times are already the catalog's is left as it is: a catalog sync that sees a
+    /// registry again writes no statistics row that did not change.
     static func withStatisticsRows(_ upsert: String) -> String {
         """
         WITH pushed AS (
@@ -181,6 +183,7 @@ public struct Catalog {
         INSERT INTO manifest_stats AS s (repository_id, digest, pushed_at, deleted_at)
         SELECT repository_id, digest, pushed_at, deleted_at FROM pushed ORDER BY repository_id, digest
         ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = EXCLUDED.pushed_at, deleted_at = EXCLUDED.deleted_at
+        WHERE (s.pushed_at, s.deleted_at) IS DISTINCT FROM (EXCLUDED.pushed_at, EXCLUDED.deleted_at)
         """
     }
 

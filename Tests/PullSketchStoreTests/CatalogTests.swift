@@ -168,6 +168,25 @@ import Testing
         #expect(try statistics() == [[first.value, "60", "false", "0"], [second.value, "70", "false", "0"]], "seen again after its deletion")
         #expect(try manifestsWhoseStatisticsLackTheirTimes(connection) == [])
     }
+
+    /// A sync that sees the registry again, unchanged, rewrites no statistics row (each keeps the
+    /// row version it had); one whose manifest's times moved is rewritten.
+    @Test func aSyncSeeingAManifestAgainUnchangedLeavesItsStatisticsRowAsItWas() throws {
+        let (catalog, connection) = try catalog()
+        func versions() throws -> [[String?]] {
+            try connection.query("SELECT digest, xmin::text FROM manifest_stats ORDER BY 1").rows
+        }
+        try observe(catalog, first, at: 100)
+        try observe(catalog, second, at: 100)
+        let before = try versions()
+        try observe(catalog, first, at: 100)
+        try observe(catalog, second, at: 120)
+        #expect(try versions() == before, "the same times; the later sighting keeps the earliest push")
+        try catalog.deleteManifest(repository, second, at: time(130))
+        let after = try versions()
+        #expect(after[0] == before[0] && after[1] != before[1], "the deleted manifest's row changed, the other did not")
+        #expect(try manifestsWhoseStatisticsLackTheirTimes(connection) == [])
+    }
 }
 
 /// One change at a time, as a batch of one.
