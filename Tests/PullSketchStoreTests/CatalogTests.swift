@@ -170,7 +170,7 @@ import Testing
     }
 
     /// A sync that sees the registry again, unchanged, rewrites no statistics row (each keeps the
-    /// row version it had); one whose manifest's times moved is rewritten.
+    /// row version it had); a row whose manifest's times moved (deleted, then seen again) is.
     @Test func aSyncSeeingAManifestAgainUnchangedLeavesItsStatisticsRowAsItWas() throws {
         let (catalog, connection) = try catalog()
         func versions() throws -> [[String?]] {
@@ -183,8 +183,11 @@ import Testing
         try observe(catalog, second, at: 120)
         #expect(try versions() == before, "the same times; the later sighting keeps the earliest push")
         try catalog.deleteManifest(repository, second, at: time(130))
-        let after = try versions()
-        #expect(after[0] == before[0] && after[1] != before[1], "the deleted manifest's row changed, the other did not")
+        let deleted = try versions()
+        #expect(deleted[0] == before[0] && deleted[1] != before[1], "the deleted manifest's row changed, the other did not")
+        try observe(catalog, second, at: 140)
+        let seenAgain = try versions()
+        #expect(seenAgain[0] == before[0] && seenAgain[1] != deleted[1], "seen after its deletion: its row takes the new times")
         #expect(try manifestsWhoseStatisticsLackTheirTimes(connection) == [])
     }
 }
