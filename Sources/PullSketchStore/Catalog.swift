@@ -182,9 +182,17 @@ public struct Catalog {
         )
         INSERT INTO manifest_stats AS s (repository_id, digest, pushed_at, deleted_at)
         SELECT repository_id, digest, pushed_at, deleted_at FROM pushed ORDER BY repository_id, digest
-        ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = EXCLUDED.pushed_at, deleted_at = EXCLUDED.deleted_at
-        WHERE (s.pushed_at, s.deleted_at) IS DISTINCT FROM (EXCLUDED.pushed_at, EXCLUDED.deleted_at)
+        ON CONFLICT (repository_id, digest) \(updateWhereChanged("s", ["pushed_at": "EXCLUDED.pushed_at", "deleted_at": "EXCLUDED.deleted_at"]))
         """
+    }
+
+    /// The `DO UPDATE` of an `ON CONFLICT` giving row `row`'s columns their new values, made only
+    /// when one of them changes: a row that would be written as it is keeps its version (no new
+    /// row version, no WAL) and is not returned.
+    static func updateWhereChanged(_ row: String, _ assignments: KeyValuePairs<String, String>) -> String {
+        let columns = assignments.map { "\(row).\($0.key)" }.joined(separator: ", ")
+        let values = assignments.map(\.value).joined(separator: ", ")
+        return "DO UPDATE SET \(assignments.map { "\($0.key) = \($0.value)" }.joined(separator: ", ")) WHERE (\(columns)) IS DISTINCT FROM (\(values))"
     }
 
     /// The assignments of a push at `time` to row `row`: the latest push time, and no longer

@@ -21,7 +21,9 @@ extension Catalog {
     /// Records tags a catalog sync found, with their manifests, in one transaction. Like a push at
     /// `time`, except that a tag already known to point at the same digest keeps its push time
     /// (the sync saw it later, it did not push it); a push or deletion newer than `time` wins, so a
-    /// sync running beside live ingestion never undoes what the registry reported since.
+    /// sync running beside live ingestion never undoes what the registry reported since. A row
+    /// the observation leaves as it was is not written: a sync seeing the registry again, unchanged,
+    /// writes no catalog or statistics row.
     public func observe(_ tags: [ObservedTag]) throws {
         guard !tags.isEmpty else { return }
         // One row per key: the latest observation.
@@ -49,12 +51,15 @@ extension Catalog {
                 SELECT r.id, u.tag, u.digest, \(PostgresTime.timestamp(milliseconds: "u.ms"))
                 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(repository, tag, digest, ms)
                 JOIN repositories r ON r.name = u.repository
-                ON CONFLICT (repository_id, tag) DO UPDATE SET
-                    digest = CASE WHEN \(newer) THEN c.digest ELSE EXCLUDED.digest END,
-                    pushed_at = CASE WHEN \(newer) THEN c.pushed_at
-                        WHEN c.deleted_at IS NULL AND c.digest = EXCLUDED.digest THEN coalesce(c.pushed_at, EXCLUDED.pushed_at)
-                        ELSE EXCLUDED.pushed_at END,
-                    deleted_at = CASE WHEN \(newer) THEN c.deleted_at ELSE NULL END
+                ON CONFLICT (repository_id, tag) \(Self.updateWhereChanged("c", [
+                    "digest": "CASE WHEN \(newer) THEN c.digest ELSE EXCLUDED.digest END",
+                    "pushed_at": """
+                        CASE WHEN \(newer) THEN c.pushed_at
+                            WHEN c.deleted_at IS NULL AND c.digest = EXCLUDED.digest THEN coalesce(c.pushed_at, EXCLUDED.pushed_at)
+                            ELSE EXCLUDED.pushed_at END
+                        """,
+                    "deleted_at": "CASE WHEN \(newer) THEN c.deleted_at ELSE NULL END",
+                ]))
                 """,
                 parameters
             )
@@ -65,11 +70,14 @@ extension Catalog {
                     SELECT r.id, u.digest, min(\(PostgresTime.timestamp(milliseconds: "u.ms")))
                     FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(repository, digest, ms) JOIN repositories r ON r.name = u.repository
                     GROUP BY r.id, u.digest ORDER BY r.id, u.digest
-                    ON CONFLICT (repository_id, digest) DO UPDATE SET
-                        pushed_at = CASE WHEN c.deleted_at IS NOT NULL AND c.deleted_at >= EXCLUDED.pushed_at THEN c.pushed_at
-                            WHEN c.deleted_at IS NOT NULL THEN EXCLUDED.pushed_at
-                            ELSE coalesce(LEAST(c.pushed_at, EXCLUDED.pushed_at), EXCLUDED.pushed_at) END,
-                        deleted_at = CASE WHEN c.deleted_at IS NOT NULL AND c.deleted_at >= EXCLUDED.pushed_at THEN c.deleted_at ELSE NULL END
+                    ON CONFLICT (repository_id, digest) \(Self.updateWhereChanged("c", [
+                        "pushed_at": """
+                            CASE WHEN c.deleted_at IS NOT NULL AND c.deleted_at >= EXCLUDED.pushed_at THEN c.pushed_at
+                                WHEN c.deleted_at IS NOT NULL THEN EXCLUDED.pushed_at
+                                ELSE coalesce(LEAST(c.pushed_at, EXCLUDED.pushed_at), EXCLUDED.pushed_at) END
+                            """,
+                        "deleted_at": "CASE WHEN c.deleted_at IS NOT NULL AND c.deleted_at >= EXCLUDED.pushed_at THEN c.deleted_at ELSE NULL END",
+                    ]))
                     """
                 ),
                 [parameters[0], parameters[2], parameters[3]]

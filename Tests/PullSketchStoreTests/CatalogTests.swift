@@ -163,32 +163,55 @@ import Testing
         try observe(catalog, first, at: 60)
         try catalog.deleteManifest(repository, second, at: time(50))
         try observe(catalog, second, at: 40)
-        #expect(try statistics() == [[first.value, "60", "false", "0"], [second.value, nil, "true", "0"]], "the earliest sighting; the deletion stands")
+        #expect(
+            try statistics() == [[first.value, "60", "false", "0"]],
+            "the earliest sighting; the deletion stands, and a manifest never pushed needs no statistics row"
+        )
         try observe(catalog, second, at: 70)
         #expect(try statistics() == [[first.value, "60", "false", "0"], [second.value, "70", "false", "0"]], "seen again after its deletion")
         #expect(try manifestsWhoseStatisticsLackTheirTimes(connection) == [])
     }
 
-    /// A sync that sees the registry again, unchanged, rewrites no statistics row (each keeps the
-    /// row version it had); a row whose manifest's times moved (deleted, then seen again) is.
-    @Test func aSyncSeeingAManifestAgainUnchangedLeavesItsStatisticsRowAsItWas() throws {
+    /// A sync that sees the registry again, unchanged, writes no row — catalog or statistics: each
+    /// keeps the row version it had. Rows whose times moved (deleted, then seen again) are written.
+    @Test func aSyncSeeingTheRegistryAgainUnchangedWritesNoRow() throws {
         let (catalog, connection) = try catalog()
-        func versions() throws -> [[String?]] {
-            try connection.query("SELECT digest, xmin::text FROM manifest_stats ORDER BY 1").rows
+        let other = try TagName("v2")
+        func sync(_ firstSeen: Int64, _ secondSeen: Int64) throws {
+            try catalog.observe([
+                ObservedTag(repository: repository, tag: tag, digest: first, time: time(firstSeen)),
+                ObservedTag(repository: repository, tag: other, digest: second, time: time(secondSeen)),
+            ])
         }
-        try observe(catalog, first, at: 100)
-        try observe(catalog, second, at: 100)
+        /// Each row's version, by table and name.
+        func versions() throws -> [String: String] {
+            let rows = try connection.query(
+                """
+                SELECT 'catalog_tags ' || tag, xmin::text FROM catalog_tags
+                UNION ALL SELECT 'catalog_manifests ' || digest, xmin::text FROM catalog_manifests
+                UNION ALL SELECT 'manifest_stats ' || digest, xmin::text FROM manifest_stats
+                """
+            ).rows
+            return Dictionary(uniqueKeysWithValues: rows.map { ($0[0]!, $0[1]!) })
+        }
+        func rows(of names: [String], in versions: [String: String]) -> [String: String] {
+            versions.filter { row in names.contains { row.key.hasSuffix(" " + $0) } }
+        }
+        try sync(100, 100)
         let before = try versions()
-        try observe(catalog, first, at: 100)
-        try observe(catalog, second, at: 120)
-        #expect(try versions() == before, "the same times; the later sighting keeps the earliest push")
+        #expect(before.count == 6)
+        try sync(100, 120)
+        #expect(try versions() == before, "seen again, later: every row as it was")
+        try catalog.deleteTag(repository, other, at: time(130))
         try catalog.deleteManifest(repository, second, at: time(130))
         let deleted = try versions()
-        #expect(deleted[0] == before[0] && deleted[1] != before[1], "the deleted manifest's row changed, the other did not")
-        try observe(catalog, second, at: 140)
+        try sync(100, 140)
         let seenAgain = try versions()
-        #expect(seenAgain[0] == before[0] && seenAgain[1] != deleted[1], "seen after its deletion: its row takes the new times")
+        #expect(rows(of: [tag.value, first.value], in: seenAgain) == rows(of: [tag.value, first.value], in: before))
+        let moved = [other.value, second.value]
+        #expect(rows(of: moved, in: seenAgain).allSatisfy { deleted[$0.key] != $0.value }, "seen after their deletion: written")
         #expect(try manifestsWhoseStatisticsLackTheirTimes(connection) == [])
+        #expect(try connection.query("SELECT count(*) FROM catalog_tags WHERE deleted_at IS NULL").rows == [["2"]])
     }
 }
 
