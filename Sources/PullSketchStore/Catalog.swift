@@ -172,8 +172,8 @@ public struct Catalog {
     /// manifest has none: a pushed manifest's push time is read beside its statistics, from one
     /// table (schema version 11). The reconciler never writes these two columns, so whichever of
     /// the two writes a new manifest's statistics row first, the row ends with the catalog's times.
-    /// A row whose times are already the catalog's is left as it is: a catalog sync that sees a
-    /// registry again writes no statistics row that did not change.
+    /// A statistics row whose times are already its catalog row's is left as it is (a push of a
+    /// manifest pushed before, at no later time, writes no new version of it).
     static func withStatisticsRows(_ upsert: String) -> String {
         """
         WITH pushed AS (

@@ -213,6 +213,23 @@ import Testing
         #expect(try manifestsWhoseStatisticsLackTheirTimes(connection) == [])
         #expect(try connection.query("SELECT count(*) FROM catalog_tags WHERE deleted_at IS NULL").rows == [["2"]])
     }
+
+    /// A push of a manifest pushed before, at no later time, leaves its statistics row's version
+    /// as it was; a later push writes it.
+    @Test func aPushSeenBeforeLeavesItsManifestsStatisticsRowAsItWas() throws {
+        let (catalog, connection) = try catalog()
+        func version() throws -> String? {
+            try connection.query("SELECT xmin::text FROM manifest_stats WHERE digest = $1", [first.value]).rows.first?[0] ?? nil
+        }
+        try catalog.upsertManifest(repository, first, pushedAt: time(100))
+        let pushed = try version()
+        try catalog.upsertManifest(repository, first, pushedAt: time(90))
+        try catalog.upsertManifest(repository, first, pushedAt: time(100))
+        #expect(try version() == pushed)
+        try catalog.upsertManifest(repository, first, pushedAt: time(110))
+        #expect(try version() != pushed)
+        #expect(try manifestsWhoseStatisticsLackTheirTimes(connection) == [])
+    }
 }
 
 /// One change at a time, as a batch of one.
