@@ -190,9 +190,10 @@ public struct Catalog {
     /// when one of them changes: a row that would be written as it is keeps its version (no new
     /// row version, no WAL) and is not returned.
     static func updateWhereChanged(_ row: String, _ assignments: KeyValuePairs<String, String>) -> String {
+        let settings = assignments.map { "\($0.key) = \($0.value)" }.joined(separator: ", ")
         let columns = assignments.map { "\(row).\($0.key)" }.joined(separator: ", ")
         let values = assignments.map(\.value).joined(separator: ", ")
-        return "DO UPDATE SET \(assignments.map { "\($0.key) = \($0.value)" }.joined(separator: ", ")) WHERE (\(columns)) IS DISTINCT FROM (\(values))"
+        return "DO UPDATE SET \(settings) WHERE (\(columns)) IS DISTINCT FROM (\(values))"
     }
 
     /// The assignments of a push at `time` to row `row`: the latest push time, and no longer

@@ -220,7 +220,8 @@ public enum Schema {
         // The dry run reads a tag's manifest from one table: every manifest with a push time has a
         // statistics row (zeros until it is pulled) carrying its catalog row's push and deletion
         // times, which the catalog's writers copy on every push (docs/decisions.md, "A manifest's
-        // statistics row carries its push time"). The catalog's join cost a sixth to a quarter of a dry run.
+        // statistics row carries its push time"). The catalog's join cost a sixth to a quarter of
+        // a dry run.
         Migration(version: 11, name: "manifests' push times beside their statistics", sql: """
             INSERT INTO manifest_stats AS s (repository_id, digest, pushed_at, deleted_at)
             SELECT repository_id, digest, pushed_at, deleted_at FROM catalog_manifests WHERE pushed_at IS NOT NULL
