@@ -39,9 +39,10 @@ struct PostgresAtScale {
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN ('tag_stats', 'manifest_stats', 'catalog_tags') AND indexname NOT LIKE '%pkey'"
         ).rows
         for index in indexes { _ = try connection.query("DROP INDEX \(index[0]!)") }
-        // Last pulls spread over the year before `now`; a tenth of the tags never pulled. Every pushed
-        // manifest has a statistics row carrying its push time (zeros when never pulled), as the
-        // catalog's writers keep it (schema version 11). The audit
+        // Last pulls spread over the year before `now`; a tenth of the tags never pulled. A pulled
+        // tag's row is as the reconciler and the catalog leave it: last used at its last pull, its
+        // push time copied. Every pushed manifest has a statistics row carrying its push time (zeros
+        // when never pulled), as the catalog's writers keep it (schema version 11). The audit
         // log holds each pulled tag's last pull, and an older pull for about one in nine — except
         // in prune/busy, where every pulled tag has 100 pull rows.
         try connection.execute(script: """
@@ -53,9 +54,13 @@ struct PostgresAtScale {
                 SELECT r.id, 't' || t, 'sha256:' || md5(r.id || ':' || t) || md5(t || ':' || r.id),
                        to_timestamp(\(now.millisecondsSinceEpoch / 1000) - 400 * 86400)
                 FROM repositories r CROSS JOIN generate_series(0, \(tagsPerRepository - 1)) t;
-            INSERT INTO tag_stats (repository_id, tag, fetches, checks, pull_count, last_pulled_at, current_digest)
-                SELECT repository_id, tag, n, 0, n, to_timestamp(\(now.millisecondsSinceEpoch / 1000) - (random() * 365 * 86400)::bigint), digest
-                FROM (SELECT repository_id, tag, digest, (1 + random() * 1000)::bigint AS n FROM catalog_tags WHERE random() < 0.9) s;
+            INSERT INTO tag_stats (repository_id, tag, fetches, checks, pull_count, last_pulled_at, last_used_at, current_digest, pushed_at)
+                SELECT repository_id, tag, n, 0, n, pulled, pulled, digest, pushed_at
+                FROM (
+                    SELECT repository_id, tag, digest, pushed_at, (1 + random() * 1000)::bigint AS n,
+                        to_timestamp(\(now.millisecondsSinceEpoch / 1000) - (random() * 365 * 86400)::bigint) AS pulled
+                    FROM catalog_tags WHERE random() < 0.9
+                ) s;
             INSERT INTO catalog_manifests (repository_id, digest, pushed_at) SELECT repository_id, digest, pushed_at FROM catalog_tags;
             INSERT INTO manifest_stats (repository_id, digest, fetches, checks, pull_count, last_pulled_at, last_used_at, pushed_at)
                 SELECT c.repository_id, c.digest, coalesce(t.pull_count, 0), 0, coalesce(t.pull_count, 0), t.last_pulled_at, t.last_pulled_at, c.pushed_at
