@@ -199,7 +199,7 @@ import Testing
             let port = try #require(client.port)
             let posts = (0..<4).map { Array(Self.post("e\($0)").utf8) }
             // 1.8 s of requests 0.6 s apart on a connection idle after 1 s.
-            let (reply, closed) = try await onOwnThread { try exchange(port: port, posts, pause: 0.6, timeout: 20) }
+            let (reply, closed) = try await onOwnThread { try exchange(port: port, posts, pause: 0.6, timeout: 120) }
             #expect(Self.responses(reply).map(\.status) == [200, 200, 200, 200])
             #expect(closed, "closed once idle")
         }

@@ -160,6 +160,8 @@ public func exchange(port: Int, _ messages: [[UInt8]], pause: TimeInterval, time
         let count = recv(connection, &buffer, buffer.count, 0)
         if count > 0 {
             reply += buffer[..<count]
+        } else if count < 0 && errno == EINTR {
+            continue  // a signal, not the server: the receive timeout restarts
         } else {
             return (reply, count == 0 || errno == ECONNRESET)
         }
