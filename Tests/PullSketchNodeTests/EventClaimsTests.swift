@@ -11,10 +11,10 @@ import Synchronization
 import Testing
 
 @Suite struct EventClaimsTests {
-    /// Tasks that keep every thread of the cooperative pool busy until stopped, or for 10 s at most
-    /// once they hold one thread per core; made from a thread outside the pool, it returns when they
-    /// do. Only for a process of its own: while it waits for the last thread, the ones it holds are
-    /// lost to everything else.
+    /// Tasks that keep every thread of the cooperative pool busy until stopped, or for a minute at
+    /// most (a bound for a loaded machine) once they hold one thread per core; made from a thread
+    /// outside the pool, it returns when they do. Only for a process of its own: while it waits for
+    /// the last thread, the ones it holds are lost to everything else.
     final class BusyPool: Sendable {
         private let stopped = Atomic<Bool>(false)
         private let expired = Atomic<Bool>(false)
@@ -29,7 +29,7 @@ import Testing
                     // Never held whole in a minute: a pool narrower than the cores; give up.
                     let giveUp = ContinuousClock.now + .seconds(60)
                     if running.add(1, ordering: .relaxed).newValue == threads {
-                        deadline.withLock { $0 = .now + .seconds(10) }
+                        deadline.withLock { $0 = .now + .seconds(60) }
                     }
                     while !stopped.load(ordering: .relaxed) {
                         if ContinuousClock.now >= deadline.withLock({ $0 }) ?? giveUp {
