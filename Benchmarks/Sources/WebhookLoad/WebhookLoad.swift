@@ -10,7 +10,9 @@ import Glibc
 /// Prints events/s and latency percentiles, and, if the node's pid is given, the node's CPU time per
 /// event (user and system, from `/proc`: steadier than the rate on a shared machine) and its peak
 /// resident memory, beside the CPU per event of this load generator and of the Redis at REDIS_PID:
-/// on one machine the three share the cores, so together they say where the rate's limit is.
+/// on one machine the three share the cores, so together they say where the rate's limit is. With
+/// them, the share of the machine's CPU time left idle during the load: what no process could use
+/// while each waited for another.
 /// Usage: WebhookLoad [--rate RATE] PORT SECRET EVENTS SECONDS CONNECTIONS [NODE_PID [REDIS_PID]]
 @main
 struct WebhookLoad {
@@ -34,6 +36,7 @@ struct WebhookLoad {
         let measured = [("node", nodePID), ("load generator", String(getpid())), ("Redis", arguments.count > 7 ? arguments[7] : nil)]
             .compactMap { name, pid in pid.map { (name, $0) } }
         let cpuBefore = measured.map { cpuSeconds($0.1) }
+        let machineBefore = machineTicks()
         let deadline = Date().addingTimeInterval(seconds)
         let perConnection = events / connections
         let results = Results(connections: connections)
@@ -58,6 +61,9 @@ struct WebhookLoad {
                 node += String(format: ", \(name) CPU %.0f µs per event", (after - before) / Double(latencies.count) * 1e6)
             }
         }
+        if nodePID != nil, let before = machineBefore, let after = machineTicks(), after.total > before.total {
+            node += String(format: ", machine idle %.0f %%", Double(after.idle - before.idle) / Double(after.total - before.total) * 100)
+        }
         if let nodePID, let status = try? String(contentsOfFile: "/proc/\(nodePID)/status", encoding: .utf8) {
             let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
             node += ", node peak resident memory \(line.dropFirst(6).trimmingCharacters(in: .whitespaces))"
@@ -75,6 +81,18 @@ struct WebhookLoad {
             let user = Double(fields[11]), let system = Double(fields[12])
         else { return nil }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// The machine's CPU time since boot in clock ticks, all of it (user to steal: the guest
+    /// columns are inside user already) and the idle part (idle and waiting for I/O), from the
+    /// first line of `/proc/stat`.
+    static func machineTicks() -> (total: UInt64, idle: UInt64)? {
+        guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8), let line = stat.split(separator: "\n").first,
+            line.hasPrefix("cpu ")
+        else { return nil }
+        let ticks = line.split(separator: " ").dropFirst().compactMap { UInt64($0) }
+        guard ticks.count >= 5 else { return nil }
+        return (ticks.prefix(8).reduce(0, +), ticks[3] + ticks[4])
     }
 
     /// One connection's requests, one at a time; their latencies in seconds. Each request is
