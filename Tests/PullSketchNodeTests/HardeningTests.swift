@@ -129,7 +129,7 @@ import Testing
             let port = try #require(client.port)
             for opening in ["", "GET /healthz HTTP/1.1\r\nHost: node\r\n"] {
                 // Closed after 1 s; the bound is for a loaded two-core test machine, whose event
-                // loops the whole suite shares (a CI run once waited more than 20 s).
+                // loops the whole suite shares (a CI run once saw no close within 20 s).
                 let (reply, closed) = try await onOwnThread { try exchange(port: port, Array(opening.utf8), timeout: 120) }
                 #expect(closed && reply.isEmpty, "a connection that sent '\(opening.debugDescription)' and then nothing was closed")
             }

@@ -192,8 +192,8 @@ import Testing
         #expect(try connection.query("SELECT pull_count, checks FROM tag_stats WHERE tag = 'v7'").rows == [["6", "5"]])
     }
 
-    /// Waits (a minute at most: the suite loads the machine) until `count` sessions of `connection`'s database wait for a lock;
-    /// whether they do.
+    /// Waits (a minute at most: the suite loads the machine) until `count` sessions of
+    /// `connection`'s database wait for a lock; whether they do.
     static func sessionsWaitForALock(_ count: Int, seenBy connection: PostgresConnection) throws -> Bool {
         let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
         let deadline = Date().addingTimeInterval(60)
