@@ -4,6 +4,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 
 /// `POST /notifications` and `POST /api/v1/pulls` answered on the connection's event loop, in
 /// front of Hummingbird: its request task, its middlewares and the hops between the event loop and
@@ -92,8 +93,7 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
         }
         switch (state, part) {
         case (.idle, .head(let head)):
-            guard unanswered == 0, head.method == .post, head.headerFields[.expect] == nil,
-                let path = head.path?.prefix(while: { $0 != "?" }), let route = PullSketchNode.IngestionRoute(path: path)
+            guard unanswered == 0, head.method == .post, let path = head.path?.prefix(while: { $0 != "?" }), let route = PullSketchNode.IngestionRoute(path: path)
             else {
                 unanswered += 1
                 state = .forwarding
@@ -118,7 +118,7 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
     /// The head of a request answered here: counted in, and refused at once when it must be.
     private func start(_ route: PullSketchNode.IngestionRoute, _ head: HTTPRequest) -> Reading {
         let started = DispatchTime.now().uptimeNanoseconds
-        let closeAfterAnswer = head.headerFields[values: .connection].contains { $0.lowercased() == "close" }
+        let closeAfterAnswer = head.headerFields[.connection] == "close"  // in these words (`HTTP1Requests`)
         guard node.requestsInFlight.enter() else {
             let refusal = PullSketchNode.IngestionAnswer.error(.serviceUnavailable, node.requestsInFlight.refusal, retryAfter: "1")
             return Reading(route: route, started: started, closeAfterAnswer: closeAfterAnswer, counted: false, refusal: refusal)
@@ -247,7 +247,7 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
 
 /// Hummingbird's HTTP/1 channel with `EventLoopIngestion` placed right behind its connection-state
 /// handler, so that idle timeouts and graceful shutdown see the requests answered on the event
-/// loop as they see the router's.
+/// loop as they see the router's, and `HTTP1Requests` in front of the conversion to HTTP types.
 struct IngestingHTTP1Channel: HTTPChannelHandler {
     typealias Value = HTTP1Channel.Value
 
@@ -260,6 +260,7 @@ struct IngestingHTTP1Channel: HTTPChannelHandler {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         http1.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let operations = channel.pipeline.syncOperations
+            try operations.addHandler(HTTP1Requests(), position: .before(try operations.handler(type: HTTP1ToHTTPServerCodec.self)))
             let connectionState = try operations.handler(type: HTTPConnectionStateHandler.self)
             try operations.addHandler(EventLoopIngestion(node: node, claimLanes: claimLanes), position: .after(connectionState))
             return value

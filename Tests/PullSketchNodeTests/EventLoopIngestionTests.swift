@@ -191,6 +191,75 @@ import Testing
         #expect(Set(fixture.tracker.drain().hotEntries.filter { $0.key.kind == .tag }.map(\.key.name)) == ["t-gone", "t-next"])
     }
 
+    /// `request` asking `Expect: 100-continue`, as its head and its body.
+    static func expectingContinue(_ request: String) -> (head: [UInt8], body: [UInt8]) {
+        let end = request.range(of: "\r\n\r\n")!
+        return (Array((request[..<end.lowerBound] + "\r\nExpect: 100-continue\r\n\r\n").utf8), Array(request[end.upperBound...].utf8))
+    }
+
+    static func signIn(close: Bool) -> String {
+        let body = "token=\(NodeFixture.teamToken)"
+        return "POST /login HTTP/1.1\r\nHost: node\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n"
+            + (close ? "Connection: close\r\n" : "") + "\r\n" + body
+    }
+
+    /// A client that sends `Expect: 100-continue` and waits is told `100 Continue` before it sends
+    /// its body — on a route answered on the event loop and on one of the router's alike — and
+    /// is then answered as without it.
+    @Test(arguments: ["/notifications", "/login"]) func aClientExpectingContinueIsToldToSendItsBody(path: String) async throws {
+        let fixture = try NodeFixture()
+        try await fixture.test { client in
+            let port = try #require(client.port)
+            let (head, body) = Self.expectingContinue(path == "/login" ? Self.signIn(close: true) : Self.post("e1", close: true))
+            let (early, reply, closed) = try await onOwnThread { try exchange(port: port, head, awaiting: "\r\n\r\n", then: body, timeout: 60) }
+            #expect(String(decoding: early, as: UTF8.self) == "HTTP/1.1 100 Continue\r\n\r\n", "before the body was sent")
+            let answers = Self.responses(reply)
+            #expect(closed && answers.count == 1)
+            let answer = try #require(answers.first)
+            #expect(path == "/login" ? answer.status == 303 : answer.status == 200 && answer.body.contains(#""accepted":1"#))
+        }
+    }
+
+    /// A `100 Continue` leaves after the answers to the requests sent before its own on the
+    /// connection: answers keep the requests' order.
+    @Test func continueWaitsForTheAnswersToRequestsSentBefore() async throws {
+        let fixture = try NodeFixture()
+        try await fixture.test { client in
+            let port = try #require(client.port)
+            let (head, body) = Self.expectingContinue(Self.post("e1", close: true))
+            let sentBefore = Array((Self.get("/healthz") + Self.signIn(close: false)).utf8)
+            let (early, reply, _) = try await onOwnThread {
+                try exchange(port: port, sentBefore + head, awaiting: "100 Continue\r\n\r\n", then: body, timeout: 60)
+            }
+            let answers = Self.responses(early)
+            #expect(answers.count == 3 && answers[0].body.contains(#""status""#), "\(String(decoding: early, as: UTF8.self))")
+            #expect(answers.map(\.status).dropFirst() == [303, 100])
+            #expect(Self.responses(reply).first?.body.contains(#""accepted":1"#) == true)
+        }
+    }
+
+    /// An HTTP/1.0 connection closes after an answer its request did not ask to keep it for, on
+    /// the event loop's routes and the router's, and its `Expect: 100-continue` is ignored; an
+    /// HTTP/1.1 request that lists `close` among its connection options in any case closes it too.
+    @Test func connectionsCloseAfterTheAnswerTheirRequestEndsThemWith() async throws {
+        let fixture = try NodeFixture()
+        try await fixture.test { client in
+            let port = try #require(client.port)
+            let keptOpen = "GET /healthz HTTP/1.0\r\nHost: node\r\nConnection: Keep-Alive\r\n\r\n"
+            let old = Self.expectingContinue(Self.post("e1").replacingOccurrences(of: "HTTP/1.1", with: "HTTP/1.0"))
+            let (reply, closed) = try await onOwnThread {
+                try exchange(port: port, Array(keptOpen.utf8) + old.head + old.body + Array(Self.get("/healthz").utf8), timeout: 60)
+            }
+            let answers = Self.responses(reply)
+            #expect(closed && answers.count == 2, "\(String(decoding: reply, as: UTF8.self))")
+            #expect(answers.last?.body.contains(#""accepted":1"#) == true, "answered without a 100")
+
+            let listed = "GET /healthz HTTP/1.1\r\nHost: node\r\nConnection: keep-alive, Close\r\n\r\n"
+            let (closing, closedToo) = try await onOwnThread { try exchange(port: port, Array((listed + Self.get("/healthz")).utf8), timeout: 60) }
+            #expect(closedToo && Self.responses(closing).count == 1, "\(String(decoding: closing, as: UTF8.self))")
+        }
+    }
+
     /// Ingestion requests keep their connection from counting as idle, and once they stop the
     /// connection is closed after the idle timeout, as the router's requests do.
     @Test func ingestionRequestsKeepTheirConnectionUntilItIsIdle() async throws {

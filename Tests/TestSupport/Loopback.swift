@@ -140,26 +140,65 @@ public func exchange(port: Int, _ bytes: [UInt8], timeout: TimeInterval = 5) thr
 /// `exchange` with `messages` sent one after another on one connection, `pause` seconds apart;
 /// a message the server no longer takes is not sent.
 public func exchange(port: Int, _ messages: [[UInt8]], pause: TimeInterval, timeout: TimeInterval = 5) throws -> (reply: [UInt8], closed: Bool) {
-    let connection = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let connection = try connectForExchange(port: port, timeout: timeout)
     defer { close(connection) }
-    guard connectLoopback(connection, port: port) else { throw POSIXError(.ECONNREFUSED) }
+    for (index, bytes) in messages.enumerated() {
+        if index > 0 { usleep(useconds_t(pause * 1_000_000)) }
+        guard sendAll(connection, bytes) else { break }
+    }
+    return receive(connection)
+}
+
+/// Connects to `port` on 127.0.0.1, sends `first`, and reads what the server answers until it
+/// contains `awaited` (or `timeout` passes with nothing more: then `early` lacks it); only then
+/// sends `second`, and returns what follows until the server closes the connection or `timeout`
+/// passes with nothing more.
+public func exchange(port: Int, _ first: [UInt8], awaiting awaited: String, then second: [UInt8], timeout: TimeInterval = 5) throws
+    -> (early: [UInt8], reply: [UInt8], closed: Bool)
+{
+    let connection = try connectForExchange(port: port, timeout: timeout)
+    defer { close(connection) }
+    guard sendAll(connection, first) else { return ([], [], true) }
+    let (early, closedEarly) = receive(connection) { String(decoding: $0, as: UTF8.self).contains(awaited) }
+    guard !closedEarly, sendAll(connection, second) else { return (early, [], true) }
+    let (reply, closed) = receive(connection)
+    return (early, reply, closed)
+}
+
+/// A socket connected to `port` on 127.0.0.1 whose receives give up after `timeout`.
+private func connectForExchange(port: Int, timeout: TimeInterval) throws -> Int32 {
+    let connection = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard connectLoopback(connection, port: port) else {
+        close(connection)
+        throw POSIXError(.ECONNREFUSED)
+    }
     var wait = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
     setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
-    sending: for (index, bytes) in messages.enumerated() {
-        if index > 0 { usleep(useconds_t(pause * 1_000_000)) }
-        var sent = 0
-        while sent < bytes.count {
-            let written = bytes[sent...].withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard written > 0 else { break sending }  // the server may close before reading everything
-            sent += written
-        }
+    return connection
+}
+
+/// Sends `bytes` whole; false when the server stopped taking them (it may close before reading
+/// everything).
+private func sendAll(_ connection: Int32, _ bytes: [UInt8]) -> Bool {
+    var sent = 0
+    while sent < bytes.count {
+        let written = bytes[sent...].withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard written > 0 else { return false }
+        sent += written
     }
+    return true
+}
+
+/// What the server sends until it closes the connection (`closed`), the receive timeout passes
+/// with nothing more, or what came so far satisfies `enough`.
+private func receive(_ connection: Int32, until enough: ([UInt8]) -> Bool = { _ in false }) -> (reply: [UInt8], closed: Bool) {
     var reply: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65_536)
     while true {
         let count = recv(connection, &buffer, buffer.count, 0)
         if count > 0 {
             reply += buffer[..<count]
+            if enough(reply) { return (reply, false) }
         } else if count < 0 && errno == EINTR {
             continue  // a signal, not the server: the receive timeout restarts
         } else {
