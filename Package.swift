@@ -247,7 +247,7 @@ let package = Package(
         .testTarget(
             name: "PullSketchNodeTests",
             dependencies: [
-                "PullSketchNode", "PullSketchCore", "PullSketchEvents", "PullSketchPostgres", "PullSketchStore", "PullSketchTestSupport",
+                "PullSketchNode", "PullSketchConfig", "PullSketchCore", "PullSketchEvents", "PullSketchPostgres", "PullSketchStore", "PullSketchTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -7,9 +7,10 @@ import PullSketchStore
 public import ServiceLifecycle
 import Synchronization
 
-/// Whether Redis and PostgreSQL answer, checked in the background every interval, so `/healthz`
-/// answers at once from the latest result and a server that hangs stalls only the check. A result
-/// older than three intervals counts as unavailable: a check that never returns is a failure too.
+/// Whether Redis and PostgreSQL answer, PostgreSQL with every migration this build has, checked in
+/// the background every interval, so `/healthz` answers at once from the latest result and a
+/// server that hangs stalls only the check. A result older than three intervals counts as
+/// unavailable: a check that never returns is a failure too.
 /// Redis is asked its `TIME` too, which sets the node's clock (`NodeClock`) by Redis's.
 public final class HealthMonitor: Service, Sendable {
     /// What the last check found, and when.
@@ -124,7 +125,7 @@ public final class HealthMonitor: Service, Sendable {
             }
             var postgresError: String?
             do {
-                _ = try await database.run { try $0.query("SELECT 1") }
+                try await database.run { try Schema.requireCurrent($0) }
             } catch {
                 postgresError = "\(error)"
             }

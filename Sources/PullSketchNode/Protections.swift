@@ -54,6 +54,22 @@ struct ConcurrencyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
+/// A handler's error that says no HTTP status (a failed statement, a schema the build does not
+/// know) is a 500 with a JSON error, and is logged with its cause: Hummingbird would answer an
+/// empty 500 and log it only at debug level. The error text stays in the log, not in the answer.
+struct UnexpectedErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch where error is any HTTPResponseError || error is CancellationError {
+            throw error
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            return JSONResponse.error(.internalServerError, "internal error; the node's log says what failed")
+        }
+    }
+}
+
 /// A database that is busy, slow or down is a 503 with `Retry-After`, never a 500 or a stall.
 struct DatabaseUnavailableMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

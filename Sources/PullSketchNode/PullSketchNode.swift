@@ -117,6 +117,7 @@ public struct PullSketchNode: Sendable {
         router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: ConcurrencyLimitMiddleware(inFlight: requestsInFlight))
         router.add(middleware: RequestMetricsMiddleware(series: requestSeries))
+        router.add(middleware: UnexpectedErrorMiddleware())
         router.add(middleware: DatabaseUnavailableMiddleware())
         router.post("notifications") { request, _ in await receive(.notifications, request) }
         router.post("api/v1/pulls") { request, _ in await receive(.pulls, request) }

@@ -267,6 +267,16 @@ public enum Schema {
         return newlyApplied
     }
 
+    /// Throws `OutdatedSchema` when the database lacks migrations this build has (all of them
+    /// before the first `pullsketch migrate`): the statements of this build would fail on it. A
+    /// schema with migrations of a newer build passes, as a rolling upgrade needs.
+    public static func requireCurrent(_ connection: PostgresConnection) throws {
+        let tracked = try connection.query("SELECT to_regclass('schema_migrations') IS NOT NULL").rows.first?.first == "t"
+        let applied = tracked ? Set(try connection.query("SELECT version FROM schema_migrations").rows.compactMap { $0[0].flatMap { Int($0) } }) : []
+        let missing = migrations.map(\.version).filter { !applied.contains($0) }
+        guard missing.isEmpty else { throw OutdatedSchema(missing: missing, tracked: tracked) }
+    }
+
     /// The partition counts `partitionStatistics` accepts.
     public static let partitionCounts = 2...1_024
 
@@ -322,3 +332,17 @@ public enum Schema {
         try connection.execute(script: try statement.decode("sql", as: String.self))
     }
 }
+
+/// The database lacks migrations this build has.
+public struct OutdatedSchema: Error, CustomStringConvertible {
+    /// The versions missing.
+    public let missing: [Int]
+    /// Whether the database has PullSketch's schema at all.
+    let tracked: Bool
+
+    public var description: String {
+        let lacking = tracked ? "the database schema lacks migration \(missing.map(String.init).joined(separator: ", "))" : "the database has no PullSketch schema"
+        return "\(lacking): run `pullsketch migrate` with this build"
+    }
+}
+

@@ -26,6 +26,7 @@ struct ReconcileCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "pullsketch.reconciler")
         try refuseAnUnfitRedis(configuration, logger: logger)
+        try refuseAnOutdatedSchema(configuration.database, logger: logger)
         let quayDatabase = configuration.quay.databaseURL
         let projection: (@Sendable () throws -> any StatisticsProjection)? =
             configuration.quay.projection ? { @Sendable () throws -> any StatisticsProjection in try QuayProjection(quayDatabase: quayDatabase) } : nil

@@ -58,8 +58,10 @@ struct NodeFixture {
     /// `body` against the node's own server on a free loopback port: ingestion answered on the
     /// event loop, the rest by the router. `.live` sends one request at a time on one connection;
     /// `.ahc()` sends requests made at once on connections of their own.
-    func test<Value>(_ setup: TestingSetup = .live, _ body: @Sendable (any TestClientProtocol) async throws -> Value) async throws -> Value {
-        try await node.application(logger: Logger(label: "test")).test(setup, body)
+    func test<Value>(
+        _ setup: TestingSetup = .live, logger: Logger = Logger(label: "test"), _ body: @Sendable (any TestClientProtocol) async throws -> Value
+    ) async throws -> Value {
+        try await node.application(logger: logger).test(setup, body)
     }
 
     func sql(_ statement: String, _ parameters: [String?] = []) throws -> [[String?]] {

@@ -1,9 +1,13 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Logging
+import PullSketchConfig
 import PullSketchCore
 import PullSketchNode
+import PullSketchStore
 import PullSketchTestSupport
+import Synchronization
 import Testing
 
 @Suite(.postgresServer) struct ReadAPITests {
@@ -384,6 +388,45 @@ import Testing
                         "which service, never its error text")
             }
         }
+    }
+
+    /// A database whose schema lacks a migration of this build fails the health check until it
+    /// has it: every statement of the build may fail on it.
+    @Test func healthIsUnavailableWhileTheSchemaLacksAMigration() async throws {
+        let redis = try RedisServer()
+        let fixture = try NodeFixture(redisPort: redis.port)
+        let last = try #require(Schema.migrations.last)
+        try await fixture.test { client in
+            await fixture.node.health.check()
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+            _ = try fixture.sql("DELETE FROM schema_migrations WHERE version = $1", [String(last.version)])
+            await fixture.node.health.check()
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .serviceUnavailable && response.json["postgres"] as? String == "unavailable")
+            }
+            _ = try fixture.sql("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [String(last.version), last.name])
+            await fixture.node.health.check()
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+        }
+    }
+
+    /// A read that fails for a reason with no HTTP status (here the repositories table gone from
+    /// under the node) is a 500 with a JSON error that keeps the cause to itself, and the cause is
+    /// logged.
+    @Test func aReadThatFailsUnexpectedlyIsAJSON500AndLogged() async throws {
+        let lines = Mutex<[String]>([])
+        let logger = Logger(label: "test") { label in UTCLogHandler(label: label) { line in lines.withLock { $0.append(line) } } }
+        let fixture = try NodeFixture(readAuth: .none)
+        _ = try fixture.sql("ALTER TABLE repositories RENAME TO repositories_away")
+        try await fixture.test(logger: logger) { client in
+            try await client.execute(uri: "/api/v1/repository/team/app/tag/v1/pull_statistics", method: .get) { response in
+                #expect(response.status == .internalServerError)
+                #expect(response.json["error"] as? String == "internal error; the node's log says what failed")
+                #expect(!response.text.contains("repositories"))
+            }
+        }
+        let logged = lines.withLock { $0 }.filter { $0.contains("request failed") }
+        #expect(logged.count == 1 && logged[0].contains(" error ") && logged[0].contains("repositories"), "\(logged)")
     }
 
     /// The health check asks `TIME` beside `PING`; a Redis (or a proxy) that refuses `TIME` is up

@@ -259,6 +259,33 @@ import Testing
         }
     }
 
+    /// A reconciler refuses to start on a database without PullSketch's schema, or behind this
+    /// build's, and says what to run, rather than failing every batch.
+    @Test func theReconcilerRefusesADatabaseThatLacksAMigration() throws {
+        let redis = try RedisServer()
+        let database = try PostgresServer.current!.makeDatabase()
+        let last = try #require(Schema.migrations.last)
+        for migrated in [false, true] {
+            if migrated {
+                let connection = try PostgresConnection(database)
+                try Schema.migrate(connection)
+                try connection.query("DELETE FROM schema_migrations WHERE version = $1", [String(last.version)])
+            }
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-outdated-\(UUID().uuidString).log")
+            defer { try? FileManager.default.removeItem(at: log) }
+            let process = try ChildProcess(builtProduct("pullsketch"), ["reconcile", "--database", database], environment: [
+                "PULL_METRICS_REDIS_PORT": String(redis.port)
+            ], log: log)
+            let deadline = ContinuousClock.now + .seconds(20)
+            while process.isRunning, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            #expect(!process.isRunning, "stopped at once")
+            process.kill()
+            let output = try String(contentsOf: log, encoding: .utf8)
+            let expected = migrated ? "the database schema lacks migration \(last.version)" : "the database has no PullSketch schema"
+            #expect(output.contains(expected + ": run `pullsketch migrate` with this build"), "\(output)")
+        }
+    }
+
     @Test func twoReconcilersWhoseLeasesNeverHoldStillNeverApplyABatchTwice() async throws {
         let pipeline = try Pipeline(seed: 5)
         // A 1 ms lease has expired by the next call: both reconcilers work every shard, and only

@@ -34,6 +34,29 @@ import Testing
         #expect(types == ["timestamp with time zone"])
     }
 
+    /// `requireCurrent` refuses a database with no PullSketch schema and one that lacks a
+    /// migration this build has, saying which and what to run; it passes a current schema, and
+    /// one with a newer build's migration too (a rolling upgrade).
+    @Test func aSchemaThatLacksAMigrationOfThisBuildIsRefusedByName() throws {
+        let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
+        func refusal() -> String? {
+            do {
+                try Schema.requireCurrent(connection)
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(refusal() == "the database has no PullSketch schema: run `pullsketch migrate` with this build")
+        try Schema.migrate(connection)
+        #expect(refusal() == nil)
+        let last = try #require(Schema.migrations.last)
+        try connection.query("DELETE FROM schema_migrations WHERE version = $1", [String(last.version)])
+        #expect(refusal() == "the database schema lacks migration \(last.version): run `pullsketch migrate` with this build")
+        try connection.query("INSERT INTO schema_migrations (version, name) VALUES ($1, 'back'), ($2, 'a newer build')", [String(last.version), String(last.version + 1)])
+        #expect(refusal() == nil)
+    }
+
     @Test func aRepositoryKeepsItsIdAndRowWhileStatisticsOrCatalogRowsNameIt() throws {
         let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
         try Schema.migrate(connection)
