@@ -341,8 +341,7 @@ public struct OutdatedSchema: Error, CustomStringConvertible {
     let tracked: Bool
 
     public var description: String {
-        let lacking = tracked ? "the database schema lacks migration \(missing.map(String.init).joined(separator: ", "))" : "the database has no PullSketch schema"
-        return "\(lacking): run `pullsketch migrate` with this build"
+        let versions = "migration\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", "))"
+        return "\(tracked ? "the database schema lacks \(versions)" : "the database has no PullSketch schema"): run `pullsketch migrate` with this build"
     }
 }
-
