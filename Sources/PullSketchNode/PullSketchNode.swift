@@ -113,7 +113,8 @@ public struct PullSketchNode: Sendable {
     }
 
     public func router() -> Router<NodeRequestContext> {
-        let router = Router(context: NodeRequestContext.self)
+        // HEAD answers every GET route as GET would, without the body (health checks use it).
+        let router = Router(context: NodeRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: ConcurrencyLimitMiddleware(inFlight: requestsInFlight))
         router.add(middleware: RequestMetricsMiddleware(series: requestSeries))

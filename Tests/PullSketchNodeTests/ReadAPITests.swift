@@ -390,6 +390,24 @@ import Testing
         }
     }
 
+    /// HEAD answers every GET route — the health check, the API, the UI, the metrics — with GET's
+    /// status and headers and no body, as load balancers' health checks expect (`option httpchk
+    /// HEAD /healthz`); with a reader's token where GET needs one.
+    @Test func headAnswersEveryGetRouteAsGetWouldWithoutTheBody() async throws {
+        let redis = try RedisServer()
+        let fixture = try NodeFixture(redisPort: redis.port)
+        try await fixture.test { client in
+            await fixture.node.health.check()
+            for (path, headers) in [("/healthz", [:]), ("/metrics", [:]), ("/", Self.reader), ("/api/v1/repository/team/app/tag/v1/pull_statistics", Self.reader)] {
+                let get = try await client.execute(uri: path, method: .get, headers: headers) { ($0.status, $0.headers[.contentType], $0.body.readableBytes) }
+                try await client.execute(uri: path, method: .head, headers: headers) { response in
+                    #expect(response.status == get.0 && response.headers[.contentType] == get.1, "\(path)")
+                    #expect(get.2 > 0 && response.body.readableBytes == 0, "\(path)")
+                }
+            }
+        }
+    }
+
     /// A database whose schema lacks a migration of this build fails the health check until it
     /// has it: every statement of the build may fail on it.
     @Test func healthIsUnavailableWhileTheSchemaLacksAMigration() async throws {
