@@ -28,6 +28,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "pullsketch.node")
         try refuseAnUnfitRedis(configuration, logger: logger)
+        raiseOpenFileLimit(logger: logger)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let tracker = PullTracker(configuration: configuration.tracker)
