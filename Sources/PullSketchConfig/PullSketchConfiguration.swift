@@ -206,9 +206,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         case let other?: throw ConfigurationError(key("read_auth"), "'\(other)' is not 'tokens' or 'none'")
         }
         if let listen = section.respListen {
-            let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
-            let host = parts.dropLast().joined(separator: ":")
-            guard parts.count >= 2, let port = Int(parts.last!), (1...65_535).contains(port), !host.isEmpty else {
+            guard let (host, port) = RedisEndpoint.address(listen) else {
                 throw ConfigurationError(key("resp_listen"), "'\(listen)' is not host:port")
             }
             var endpoint = quay.endpoint ?? QuayEndpointConfiguration(port: port)
@@ -243,10 +241,8 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     /// Cluster nodes as `host:port`, at least one.
     private static func clusterNodes(_ nodes: [String], key: String) throws(ConfigurationError) -> [String] {
         guard !nodes.isEmpty else { throw ConfigurationError(key, "no nodes") }
-        for node in nodes {
-            guard let colon = node.lastIndex(of: ":"), colon != node.startIndex, let port = Int(node[node.index(after: colon)...]),
-                (1...65_535).contains(port)
-            else { throw ConfigurationError(key, "'\(node)' is not host:port") }
+        for node in nodes where RedisEndpoint.address(node) == nil {
+            throw ConfigurationError(key, "'\(node)' is not host:port")
         }
         return nodes
     }

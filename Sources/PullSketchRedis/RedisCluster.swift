@@ -125,7 +125,7 @@ public final class RedisCluster: RedisCommands {
 
     private func connection(to node: String) throws(RedisError) -> RedisConnection {
         if let connection = connections[node] { return connection }
-        guard let (host, port) = Self.address(node) else { throw RedisError(.connection, "not a host:port: \(node)") }
+        guard let (host, port) = RedisEndpoint.address(node) else { throw RedisError(.connection, "not a host:port: \(node)") }
         var target = endpoint
         target.host = host
         target.port = port
@@ -157,7 +157,7 @@ public final class RedisCluster: RedisCommands {
     /// master's address (an empty host means the node that was asked).
     static func masters(from reply: RedisReply, askedNode: String) throws(RedisError) -> [String] {
         guard case .array(let ranges) = reply else { throw RedisError(.unexpectedReply, "CLUSTER SLOTS answered \(reply)") }
-        let askedHost = address(askedNode)?.host ?? ""
+        let askedHost = RedisEndpoint.address(askedNode)?.host ?? ""
         var masters = [String](repeating: "", count: slotCount)
         for range in ranges {
             guard case .array(let fields) = range, fields.count >= 3, case .integer(let start) = fields[0], case .integer(let end) = fields[1],
@@ -204,11 +204,6 @@ public final class RedisCluster: RedisCommands {
             for _ in 0..<8 { crc = crc & 0x8000 != 0 ? (crc << 1) ^ 0x1021 : crc << 1 }
         }
         return Int(crc) % slotCount
-    }
-
-    static func address(_ node: String) -> (host: String, port: Int)? {
-        guard let colon = node.lastIndex(of: ":"), let port = Int(node[node.index(after: colon)...]), (1...65_535).contains(port) else { return nil }
-        return (String(node[..<colon]), port)
     }
 }
 

@@ -29,6 +29,18 @@ public struct RedisEndpoint: Hashable, Sendable {
         self.timeout = timeout
         self.clusterNodes = clusterNodes
     }
+
+    /// The host and port of `host:port`. An IPv6 host may come in brackets (`[::1]:6379`, as
+    /// addresses are usually written) or bare (`::1:6379`, as Redis Cluster names its nodes); the
+    /// host comes back bare. Nil when the text is not `host:port`.
+    public static func address(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65_535).contains(port) else {
+            return nil
+        }
+        var host = text[..<colon]
+        if host.first == "[", host.last == "]", host.count >= 2 { host = host.dropFirst().dropLast() }
+        return host.isEmpty ? nil : (String(host), port)
+    }
 }
 
 /// One blocking connection to Redis over hiredis. Not thread-safe, like the `redisContext` it

@@ -135,6 +135,18 @@ import Testing
         #expect(PullSketchConfiguration().tracker.shardCount == 4, "a single Redis keeps 4 shards")
     }
 
+    /// An IPv6 address is read in brackets, as addresses are usually written, or bare, as Redis
+    /// Cluster names its nodes; the host is kept bare, as a socket takes it.
+    @Test func anIPv6AddressIsReadInBracketsOrBare() throws {
+        let configuration = try PullSketchConfiguration(yaml: "PULLSKETCH: {resp_listen: '[::1]:6380', redis: {cluster_nodes: ['[::1]:7000', '::1:7001']}}")
+        #expect(configuration.quay.endpoint?.host == "::1" && configuration.quay.endpoint?.port == 6380)
+        #expect(configuration.redis.clusterNodes == ["[::1]:7000", "::1:7001"])
+        let bare = try PullSketchConfiguration().applying(environment: ["PULLSKETCH_RESP_LISTEN": "::1:6381"])
+        #expect(bare.quay.endpoint?.host == "::1" && bare.quay.endpoint?.port == 6381)
+        #expect(RedisEndpoint.address("[::1]:7000")! == ("::1", 7000) && RedisEndpoint.address("::1:7001")! == ("::1", 7001))
+        #expect(RedisEndpoint.address("[fe80::1%eth0]:7000")! == ("fe80::1%eth0", 7000))
+    }
+
     @Test(arguments: [
         ("PULLSKETCH: {redis: {db: 2, cluster_nodes: ['a:7000']}}", "PULLSKETCH.redis.db"),
         ("PULLSKETCH: {redis: {cluster_nodes: []}}", "PULLSKETCH.redis.cluster_nodes"),
@@ -143,6 +155,7 @@ import Testing
         ("PULL_METRICS_REDIS: {host: a, ssl: true}", "PULL_METRICS_REDIS.ssl"),
         ("PULLSKETCH: {resp_listen: 6380}", "PULLSKETCH.resp_listen"),
         ("PULLSKETCH: {resp_listen: 'host:99999'}", "PULLSKETCH.resp_listen"),
+        ("PULLSKETCH: {resp_listen: '[]:6380'}", "PULLSKETCH.resp_listen"),
         ("PULLSKETCH: {resp_password: pw}", "PULLSKETCH.resp_password"),
         ("PULLSKETCH: {redis: {host: a, ssl: true}}", "PULLSKETCH.redis.ssl"),
         ("PULLSKETCH: {quay: {names_refresh_ms: 10}}", "PULLSKETCH.quay.names_refresh_ms"),
