@@ -141,8 +141,8 @@ import Testing
         let configuration = try PullSketchConfiguration(yaml: "PULLSKETCH: {resp_listen: '[::1]:6380', redis: {cluster_nodes: ['[::1]:7000', '::1:7001']}}")
         #expect(configuration.quay.endpoint?.host == "::1" && configuration.quay.endpoint?.port == 6380)
         #expect(configuration.redis.clusterNodes == ["[::1]:7000", "::1:7001"])
-        let bare = try PullSketchConfiguration().applying(environment: ["PULLSKETCH_RESP_LISTEN": "::1:6381"])
-        #expect(bare.quay.endpoint?.host == "::1" && bare.quay.endpoint?.port == 6381)
+        let bare = try PullSketchConfiguration().applying(environment: ["PULLSKETCH_RESP_LISTEN": "::1:6381", "PULLSKETCH_HTTP_HOST": "[::1]"])
+        #expect(bare.quay.endpoint?.host == "::1" && bare.quay.endpoint?.port == 6381 && bare.node.host == "::1")
         #expect(RedisEndpoint.address("[::1]:7000")! == ("::1", 7000) && RedisEndpoint.address("::1:7001")! == ("::1", 7001))
         #expect(RedisEndpoint.address("[fe80::1%eth0]:7000")! == ("fe80::1%eth0", 7000))
     }
