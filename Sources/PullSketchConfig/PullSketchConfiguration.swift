@@ -44,7 +44,8 @@ public struct PullSketchConfiguration: Hashable, Sendable {
 
     /// Reads the keys PullSketch uses from a Quay `config.yaml`; all other keys are ignored.
     /// - `FEATURE_IMAGE_PULL_STATS`: bool
-    /// - `PULL_METRICS_REDIS` (falling back to `USER_EVENTS_REDIS`): `host`, `port`, `password`, `db`
+    /// - `PULL_METRICS_REDIS` (falling back to `USER_EVENTS_REDIS`): `host`, `port`, `password`, `username`
+    ///   (a Redis 6 ACL user), `db`
     /// - `PULLSKETCH`: `counting_rule` (`resolutions` | `quay`), `hot_capacity`, `tail_names`, `stripes`,
     ///   `core_windows`, `shards`, `sketch_width`, `sketch_depth`, `merge_interval_ms`, `database_url`,
     ///   `reconcile_interval_ms`, `lease_ms`, `reconcile_workers`, `http_host`, `http_port`, `webhook_secret`,
@@ -71,12 +72,13 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             if let host = redis.host { self.redis.host = host }
             try set(\.redis.port, redis.port, key: "\(key).port", valid: 1...65_535)
             if let password = redis.password { self.redis.password = password }
+            if let username = redis.username { self.redis.username = username }
             try set(\.redis.database, redis.db, key: "\(key).db", valid: 0...1_000)
         }
         if let section = file.pullSketch {
             if let redis = section.redis {
                 if redis.ssl == true { throw ConfigurationError("PULLSKETCH.redis.ssl", "TLS is not supported; use a TLS proxy on loopback") }
-                self.redis = RedisEndpoint(host: redis.host ?? "127.0.0.1", password: redis.password)
+                self.redis = RedisEndpoint(host: redis.host ?? "127.0.0.1", password: redis.password, username: redis.username)
                 try set(\.redis.port, redis.port, key: "PULLSKETCH.redis.port", valid: 1...65_535)
                 try set(\.redis.database, redis.db, key: "PULLSKETCH.redis.db", valid: 0...1_000)
                 if let nodes = redis.clusterNodes { self.redis.clusterNodes = try Self.clusterNodes(nodes, key: "PULLSKETCH.redis.cluster_nodes") }
@@ -87,7 +89,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
 
     /// This configuration with environment variables applied over it:
     /// `FEATURE_IMAGE_PULL_STATS`, `PULL_METRICS_REDIS_HOST`, `PULL_METRICS_REDIS_PORT`,
-    /// `PULL_METRICS_REDIS_PASSWORD`, `PULL_METRICS_REDIS_DB`, `PULLSKETCH_REDIS_CLUSTER_NODES`
+    /// `PULL_METRICS_REDIS_PASSWORD`, `PULL_METRICS_REDIS_USERNAME`, `PULL_METRICS_REDIS_DB`, `PULLSKETCH_REDIS_CLUSTER_NODES`
     /// (`host:port,host:port`), and `PULLSKETCH_<KEY>` for every
     /// key of the `PULLSKETCH` section (`PULLSKETCH_HOT_CAPACITY`, ...).
     public func applying(environment: [String: String]) throws(ConfigurationError) -> PullSketchConfiguration {
@@ -104,6 +106,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         if let host = environment["PULL_METRICS_REDIS_HOST"] { result.redis.host = host }
         try result.set(\.redis.port, try integer(environment, "PULL_METRICS_REDIS_PORT"), key: "PULL_METRICS_REDIS_PORT", valid: 1...65_535)
         if let password = environment["PULL_METRICS_REDIS_PASSWORD"] { result.redis.password = password }
+        if let username = environment["PULL_METRICS_REDIS_USERNAME"] { result.redis.username = username }
         try result.set(\.redis.database, try integer(environment, "PULL_METRICS_REDIS_DB"), key: "PULL_METRICS_REDIS_DB", valid: 0...1_000)
         if let text = environment["PULLSKETCH_REDIS_CLUSTER_NODES"] {
             let nodes = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -232,6 +235,9 @@ public struct PullSketchConfiguration: Hashable, Sendable {
                 "width × depth is \(tracker.sketch.width * tracker.sketch.depth), above Redis's \(SketchParameters.largestCounterCount) counters"
             )
         }
+        if redis.username != nil, redis.password == nil {
+            throw ConfigurationError("redis username", "set without a password: AUTH needs both")
+        }
         if !redis.clusterNodes.isEmpty {
             guard redis.database == 0 else { throw ConfigurationError("PULLSKETCH.redis.db", "a Redis Cluster has only database 0") }
             if !layoutConfigured { (tracker.shardCount, tracker.stripeCount) = Self.clusterShards }
@@ -305,12 +311,13 @@ private struct RedisSection: Decodable {
     var host: String?
     var port: Int?
     var password: String?
+    var username: String?
     var db: Int?
     var ssl: Bool?
     var clusterNodes: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case host, port, password, db, ssl
+        case host, port, password, username, db, ssl
         case clusterNodes = "cluster_nodes"
     }
 }

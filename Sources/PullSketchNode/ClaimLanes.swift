@@ -145,8 +145,8 @@ final class ClaimLane {
     private func connect() {
         var handshake: [UInt8] = []
         var replies = 0
-        if let password = redis.password {
-            RESPCommand.encode([Array("AUTH".utf8), Array(password.utf8)], into: &handshake)
+        if let authentication = redis.authentication {
+            RESPCommand.encode(authentication.map { Array($0.utf8) }, into: &handshake)
             replies += 1
         }
         if redis.database != 0 {

@@ -13,6 +13,9 @@ public struct RedisEndpoint: Hashable, Sendable {
     public var port: Int
     /// Sent with AUTH when set. Default nil.
     public var password: String?
+    /// The Redis 6 ACL user the password is of, sent with it; nil for the default user (`AUTH
+    /// <password>`, as before ACLs). Default nil.
+    public var username: String?
     /// Selected with SELECT when not 0. Default 0.
     public var database: Int
     /// Connect, read and write timeout in seconds. Default 2.
@@ -21,13 +24,22 @@ public struct RedisEndpoint: Hashable, Sendable {
     /// Redis at `host` and `port`. Default empty.
     public var clusterNodes: [String]
 
-    public init(host: String = "127.0.0.1", port: Int = 6379, password: String? = nil, database: Int = 0, timeout: Double = 2, clusterNodes: [String] = []) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 6379, password: String? = nil, username: String? = nil, database: Int = 0, timeout: Double = 2,
+        clusterNodes: [String] = []
+    ) {
         self.host = host
         self.port = port
         self.password = password
+        self.username = username
         self.database = database
         self.timeout = timeout
         self.clusterNodes = clusterNodes
+    }
+
+    /// The `AUTH` a new connection sends first; nil without a password.
+    public var authentication: [String]? {
+        password.map { password in ["AUTH"] + (username.map { [$0] } ?? []) + [password] }
     }
 
     /// The host and port of `host:port`. An IPv6 host may come in brackets (`[::1]:6379`, as
@@ -73,8 +85,8 @@ public final class RedisConnection: RedisCommands {
         redisSetTimeout(context, timeout)
         self.context = context
         do {
-            if let password = endpoint.password {
-                _ = try command(["AUTH", password])
+            if let authentication = endpoint.authentication {
+                _ = try command(authentication)
             }
             if endpoint.database != 0 {
                 _ = try command(["SELECT", String(endpoint.database)])

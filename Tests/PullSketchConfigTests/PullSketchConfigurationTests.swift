@@ -135,6 +135,18 @@ import Testing
         #expect(PullSketchConfiguration().tracker.shardCount == 4, "a single Redis keeps 4 shards")
     }
 
+    /// A Redis 6 ACL user is read beside its password, from the file and from the environment.
+    @Test func aRedisACLUserIsReadBesideItsPassword() throws {
+        let file = try PullSketchConfiguration(yaml: "PULLSKETCH: {redis: {host: r, password: pw, username: pullsketch}}")
+        #expect(file.redis == RedisEndpoint(host: "r", password: "pw", username: "pullsketch"))
+        #expect(file.redis.authentication == ["AUTH", "pullsketch", "pw"] && RedisEndpoint(password: "pw").authentication == ["AUTH", "pw"])
+        let quay = try PullSketchConfiguration(yaml: "PULL_METRICS_REDIS: {host: r, password: pw, username: metrics}")
+        #expect(quay.redis.username == "metrics")
+        let environment = try PullSketchConfiguration().applying(environment: ["PULL_METRICS_REDIS_USERNAME": "u", "PULL_METRICS_REDIS_PASSWORD": "p"])
+        #expect(environment.redis.authentication == ["AUTH", "u", "p"])
+        #expect(throws: ConfigurationError.self) { try PullSketchConfiguration(yaml: "PULLSKETCH: {redis: {username: pullsketch}}") }
+    }
+
     /// An IPv6 address is read in brackets, as addresses are usually written, or bare, as Redis
     /// Cluster names its nodes; the host is kept bare, as a socket takes it.
     @Test func anIPv6AddressIsReadInBracketsOrBare() throws {

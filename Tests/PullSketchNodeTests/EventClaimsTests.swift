@@ -226,6 +226,17 @@ import Testing
         #expect(try await Self.claim(ids, by: Self.lanes(RedisEndpoint(port: redis.port, password: "wrong"))).isLost)
     }
 
+    /// With a Redis 6 ACL user instead of the default one (which is off), a lane's connection and
+    /// a plain one authenticate as that user; without the user name they are refused.
+    @Test func aLaneAndAConnectionAuthenticateAsAnACLUser() async throws {
+        let redis = try RedisServer(options: ["--user", "pullsketch", "on", ">acl-secret", "~*", "&*", "+@all", "--user", "default", "off"])
+        let user = RedisEndpoint(port: redis.port, password: "acl-secret", username: "pullsketch", timeout: 60)
+        #expect(try await Self.claim([EventFingerprint("a")], by: Self.lanes(user, horizon: .seconds(86_400))) == .answered([.first]))
+        #expect(try RedisConnection(user).command(["DBSIZE"]) == .integer(1))
+        #expect(throws: RedisError.self) { try RedisConnection(RedisEndpoint(port: redis.port, password: "acl-secret")) }
+        #expect(try await Self.claim([EventFingerprint("b")], by: Self.lanes(RedisEndpoint(port: redis.port, password: "acl-secret"))).isLost)
+    }
+
     /// A lane closed while a claim is out (the server stopping) answers that claim once Redis does
     /// (Redis applied it: an answer of not sent would make its redelivery a duplicate) and later
     /// claims not sent at once. The lane's timeout is an hour, so that a loaded machine's pauses
