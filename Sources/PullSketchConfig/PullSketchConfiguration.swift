@@ -176,10 +176,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         try set(\.reconciler.interval, section.reconcileIntervalMilliseconds, key: key("reconcile_interval_ms"), valid: 100...600_000)
         try set(\.reconciler.leaseDuration, section.leaseMilliseconds, key: key("lease_ms"), valid: 100...3_600_000)
         try set(\.reconciler.workers, section.reconcileWorkers, key: key("reconcile_workers"), valid: 1...64)
-        if let host = section.httpHost {
-            // An IPv6 host may come in brackets, as in `host:port`.
-            node.host = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        }
+        if let host = section.httpHost { node.host = RedisEndpoint.unbracketed(host) }
         try set(\.node.port, section.httpPort, key: key("http_port"), valid: 1...65_535)
         if let secret = section.webhookSecret {
             guard secret.count >= 16 else { throw ConfigurationError(key("webhook_secret"), "shorter than 16 characters") }

@@ -49,9 +49,13 @@ public struct RedisEndpoint: Hashable, Sendable {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65_535).contains(port) else {
             return nil
         }
-        var host = text[..<colon]
-        if host.first == "[", host.last == "]", host.count >= 2 { host = host.dropFirst().dropLast() }
-        return host.isEmpty ? nil : (String(host), port)
+        let host = unbracketed(text[..<colon])
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    /// `host` without the brackets an IPv6 address may be written in (`[::1]` → `::1`).
+    public static func unbracketed(_ host: some StringProtocol) -> String {
+        host.hasPrefix("[") && host.hasSuffix("]") && host.count >= 2 ? String(host.dropFirst().dropLast()) : String(host)
     }
 }
 

@@ -250,9 +250,7 @@ import Testing
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-evicting-\(UUID().uuidString).log")
             defer { try? FileManager.default.removeItem(at: log) }
             let process = try ChildProcess(builtProduct("pullsketch"), arguments, environment: environment, log: log)
-            let deadline = ContinuousClock.now + .seconds(20)
-            while process.isRunning, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
-            #expect(!process.isRunning, "\(arguments[0]) stopped at once")
+            #expect(process.exits(within: 20), "\(arguments[0]) stopped at once")
             process.kill()
             let output = try String(contentsOf: log, encoding: .utf8)
             #expect(output.contains("maxmemory 67108864 bytes, maxmemory-policy allkeys-lru"), "\(arguments[0]): \(output)")
@@ -276,9 +274,7 @@ import Testing
             let process = try ChildProcess(builtProduct("pullsketch"), ["reconcile", "--database", database], environment: [
                 "PULL_METRICS_REDIS_PORT": String(redis.port)
             ], log: log)
-            let deadline = ContinuousClock.now + .seconds(20)
-            while process.isRunning, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
-            #expect(!process.isRunning, "stopped at once")
+            #expect(process.exits(within: 20), "stopped at once")
             process.kill()
             let output = try String(contentsOf: log, encoding: .utf8)
             let expected = migrated ? "the database schema lacks migration \(last.version)" : "the database has no PullSketch schema"

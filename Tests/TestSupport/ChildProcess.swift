@@ -34,9 +34,15 @@ public final class ChildProcess: @unchecked Sendable {
     public func terminate(timeout: TimeInterval = 30) {
         guard process.isRunning else { return }
         Foundation.kill(process.processIdentifier, SIGTERM)
+        _ = exits(within: timeout)
+        kill()
+    }
+
+    /// Waits up to `timeout` seconds for the program to exit by itself; whether it did.
+    public func exits(within timeout: TimeInterval) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        kill()
+        return !process.isRunning
     }
 
     /// Runs a program to completion; returns its standard output, throws with its output when it
