@@ -1,4 +1,3 @@
-import ArgumentParser
 import Logging
 import PullSketchPostgres
 import PullSketchStore
@@ -9,7 +8,7 @@ func refuseAnOutdatedSchema(_ database: String, logger: Logger) throws {
     do {
         try Schema.requireCurrent(try PostgresConnection(database))
     } catch let outdated as OutdatedSchema {
-        throw ValidationError(outdated.description)
+        throw StartupRefusal(outdated.description)
     } catch {
         logger.warning("could not check the database schema before starting", metadata: ["error": "\(error)"])
     }

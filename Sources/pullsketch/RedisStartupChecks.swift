@@ -1,4 +1,3 @@
-import ArgumentParser
 import Logging
 import PullSketchConfig
 import PullSketchRedis
@@ -30,7 +29,7 @@ private func refuseEviction(_ redis: any RedisCommands, logger: Logger) throws {
         return
     }
     if let evicting = policies.first(where: \.mayEvict) {
-        throw ValidationError(
+        throw StartupRefusal(
             "Redis may evict PullSketch's keys (maxmemory \(evicting.maxMemory) bytes, maxmemory-policy \(evicting.policy)), "
                 + "which loses pulls or counts them twice: set maxmemory-policy noeviction (or no maxmemory)"
         )
@@ -49,7 +48,7 @@ private func refuseBatchesOfAnotherShardCount(_ redis: any RedisCommands, _ conf
         return
     }
     guard others.isEmpty else {
-        throw ValidationError(
+        throw StartupRefusal(
             "Redis holds batches merged with \(others.sorted().map(String.init).joined(separator: " and ")) shards, and this process runs with \(shards): "
                 + "stop the nodes, let a reconciler with the old shard count drain every shard, then start with the new count"
         )

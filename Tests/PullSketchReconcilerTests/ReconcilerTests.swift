@@ -241,7 +241,8 @@ import Testing
 
     /// A Redis that may evict keys (here every key, least recently used first, past 64 MB) can lose
     /// pulls or count them twice without a word, so the node, the reconciler and the import refuse
-    /// to start on it, before they reach the database.
+    /// to start on it, before they reach the database, saying why without the usage lines of an
+    /// argument error.
     @Test func theNodeTheReconcilerAndTheImportRefuseARedisThatMayEvictKeys() throws {
         let redis = try RedisServer(options: ["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"])
         let environment = ["PULL_METRICS_REDIS_PORT": String(redis.port), "PULLSKETCH_DATABASE_URL": "host=127.0.0.1 port=1 dbname=none"]
@@ -254,6 +255,7 @@ import Testing
             process.kill()
             let output = try String(contentsOf: log, encoding: .utf8)
             #expect(output.contains("maxmemory 67108864 bytes, maxmemory-policy allkeys-lru"), "\(arguments[0]): \(output)")
+            #expect(!output.contains("Usage:"), "a refusal is not an argument error: \(output)")
         }
     }
 
@@ -279,6 +281,7 @@ import Testing
             let output = try String(contentsOf: log, encoding: .utf8)
             let expected = migrated ? "the database schema lacks migration \(last.version)" : "the database has no PullSketch schema"
             #expect(output.contains(expected + ": run `pullsketch migrate` with this build"), "\(output)")
+            #expect(!output.contains("Usage:"), "a refusal is not an argument error: \(output)")
         }
     }
 
