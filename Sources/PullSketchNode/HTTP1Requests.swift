@@ -15,40 +15,69 @@ import NIOHTTP1
 ///   `Connection: close`: an HTTP/1.0 request without `keep-alive` (HTTP/1.0 connections close
 ///   after each answer unless asked not to), and one whose `Connection` lists `close` in any case
 ///   or among other options.
+/// - An HTTP/1.0 request is answered in HTTP/1.0, whose client reads neither chunks nor a
+///   connection kept open unless told: an answer of unknown length (the streamed CSV export) is
+///   sent as it comes and ends its connection; one of known length to a request that keeps its
+///   connection says `Connection: keep-alive`.
 final class HTTP1Requests: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// Requests read whose answers have not been written to their end.
-    private var unanswered = 0
+    /// What a request's answer must do for its client's HTTP version.
+    private enum Answering {
+        case http11
+        case http10KeepingConnection
+        case http10
+    }
+
+    /// The requests read whose answers have not been written to their end, oldest first.
+    private var unanswered = CircularBuffer<Answering>()
+    /// Whether the answer being written ends the connection (an HTTP/1.0 answer of unknown length).
+    private var closesAfterAnswer = false
     /// Whether the newest request waits for its `100` until those before it are answered (only
     /// the newest can: a client that waits sends nothing behind its request).
     private var continueOwed = false
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .head(var head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
-        unanswered += 1
         let isHTTP10 = head.version.major == 1 && head.version.minor == 0
         // Most requests have neither field: looked up once each, read only when there.
         let connection = head.headers.contains(name: "connection") ? head.headers[canonicalForm: "connection"].map { $0.lowercased() } : []
-        if connection.contains("close") || (isHTTP10 && !connection.contains("keep-alive")) {
+        let closes = connection.contains("close") || (isHTTP10 && !connection.contains("keep-alive"))
+        if closes {
             head.headers.replaceOrAdd(name: "connection", value: "close")
         }
+        unanswered.append(isHTTP10 ? (closes ? .http10 : .http10KeepingConnection) : .http11)
         if !isHTTP10, head.headers.contains(name: "expect"), head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-            if unanswered == 1 { sendContinue(context: context) } else { continueOwed = true }
+            if unanswered.count == 1 { sendContinue(context: context) } else { continueOwed = true }
         }
         context.fireChannelRead(wrapInboundOut(.head(head)))
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        context.write(data, promise: promise)
-        guard case .end = unwrapOutboundIn(data) else { return }
-        unanswered -= 1
-        if continueOwed, unanswered == 1 {
-            continueOwed = false
-            sendContinue(context: context)
+        switch unwrapOutboundIn(data) {
+        case .head(var head) where unanswered.first.map({ $0 != .http11 }) == true:
+            head.version = .http1_0
+            if unanswered.first == .http10KeepingConnection {
+                closesAfterAnswer = !head.headers.contains(name: "content-length")
+                head.headers.replaceOrAdd(name: "connection", value: closesAfterAnswer ? "close" : "keep-alive")
+            }
+            context.write(wrapOutboundOut(.head(head)), promise: promise)
+        case .head, .body:
+            context.write(data, promise: promise)
+        case .end:
+            context.write(data, promise: promise)
+            _ = unanswered.popFirst()
+            if closesAfterAnswer {
+                closesAfterAnswer = false
+                context.flush()
+                context.close(promise: nil)
+            } else if continueOwed, unanswered.count == 1 {
+                continueOwed = false
+                sendContinue(context: context)
+            }
         }
     }
 

@@ -133,6 +133,26 @@ import Testing
         }
     }
 
+    /// HTTP/1.0 has no chunks: the streamed export reaches an HTTP/1.0 client as the CSV itself,
+    /// ended by closing the connection, even one the client asked to keep.
+    @Test func anHTTP10ClientReadsTheExportAsSentAndThenTheConnectionCloses() async throws {
+        let fixture = try seeded()
+        try await fixture.test { client in
+            let port = try #require(client.port)
+            let export = "GET /api/v1/repository/team/app/pull_statistics.csv HTTP/1.0\r\nConnection: keep-alive\r\n"
+                + "Authorization: Bearer \(NodeFixture.teamToken)\r\n\r\n"
+            let (reply, closed) = try await onOwnThread {
+                try exchange(port: port, Array((export + "GET /healthz HTTP/1.1\r\nHost: node\r\n\r\n").utf8), timeout: 10)
+            }
+            let text = String(decoding: reply, as: UTF8.self)
+            let parts = text.components(separatedBy: "\r\n\r\n")
+            #expect(closed && parts.count == 2 && parts[0].hasPrefix("HTTP/1.0 200 OK\r\n"), "\(text)")
+            #expect(parts[0].lowercased().contains("connection: close") && !parts[0].lowercased().contains("transfer-encoding"), "\(parts[0])")
+            let lines = parts.last?.split(separator: "\n") ?? []
+            #expect(lines.first?.hasPrefix("tag,current_manifest_digest,") == true && lines.count == 4, "a header and three tags, no chunk sizes: \(text)")
+        }
+    }
+
     @Test func theManifestPageShowsItsTagsAndAnUnknownDigestIsNotFound() async throws {
         let fixture = try seeded()
         try await fixture.test { client in
