@@ -120,14 +120,14 @@ public struct PullSketchNode: Sendable {
         router.add(middleware: RequestMetricsMiddleware(series: requestSeries))
         router.add(middleware: UnexpectedErrorMiddleware())
         router.add(middleware: DatabaseUnavailableMiddleware())
-        router.post("notifications") { request, _ in await receive(.notifications, request) }
-        router.post("api/v1/pulls") { request, _ in await receive(.pulls, request) }
-        router.get("api/v1/repository/**") { request, context in try await readStatistics(request, context: context) }
-        router.get("/") { request, _ in try await searchPage(request) }
-        router.get("repository/**") { request, context in try await repositoryPage(request, context: context) }
-        router.post("login") { request, context in try await login(request, context: context) }
-        router.get("metrics") { request, _ in prometheusText(request) }
-        router.get("healthz") { _, _ in try healthResponse() }
+        router.route(.post, "notifications") { request, _ in await receive(.notifications, request) }
+        router.route(.post, "api/v1/pulls") { request, _ in await receive(.pulls, request) }
+        router.route(.get, "api/v1/repository/**") { request, context in try await readStatistics(request, context: context) }
+        router.route(.get, "/") { request, _ in try await searchPage(request) }
+        router.route(.get, "repository/**") { request, context in try await repositoryPage(request, context: context) }
+        router.route(.post, "login") { request, context in try await login(request, context: context) }
+        router.route(.get, "metrics") { request, _ in prometheusText(request) }
+        router.route(.get, "healthz") { _, _ in try healthResponse() }
         return router
     }
 

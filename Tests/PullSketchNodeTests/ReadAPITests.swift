@@ -428,6 +428,28 @@ import Testing
         }
     }
 
+    /// A known path asked with a method it does not serve is a 405 whose `Allow` names the methods
+    /// it does — the webhook's URL fetched with `curl`, a form's path with `GET` — on the event
+    /// loop's routes and the router's; an unknown path stays a 404.
+    @Test func aWrongMethodOnAKnownPathIsA405NamingTheRightOnes() async throws {
+        let fixture = try NodeFixture()
+        try await fixture.test { client in
+            let cases: [(String, HTTPRequest.Method, String)] = [
+                ("/notifications", .get, "POST"), ("/notifications", .head, "POST"), ("/api/v1/pulls", .put, "POST"), ("/login", .get, "POST"),
+                ("/healthz", .post, "GET, HEAD"), ("/api/v1/repository/team/app/pull_statistics", .delete, "GET, HEAD"),
+                ("/", .options, "GET, HEAD"),
+            ]
+            for (path, method, allow) in cases {
+                try await client.execute(uri: path, method: method, headers: Self.reader) { response in
+                    #expect(response.status == .methodNotAllowed && response.headers[.allow] == allow, "\(method) \(path)")
+                    #expect(method == .head || response.json["error"] is String, "\(method) \(path)")
+                }
+            }
+            try await client.execute(uri: "/nowhere", method: .get) { #expect($0.status == .notFound) }
+        }
+        #expect(fixture.tracker.drain().isEmpty)
+    }
+
     /// A database whose schema lacks a migration of this build fails the health check until it
     /// has it: every statement of the build may fail on it.
     @Test func healthIsUnavailableWhileTheSchemaLacksAMigration() async throws {
