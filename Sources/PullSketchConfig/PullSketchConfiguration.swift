@@ -53,7 +53,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     ///   `http_idle_timeout_ms`, `max_concurrent_requests`, `metrics_token`, `catalog_queue_capacity`, `forwarded_proto_header`,
     ///   `read_auth` (`tokens` | `none`), `read_tokens` (list of `token` +
     ///   `repositories` patterns), `redis` (PullSketch's own Redis, over `PULL_METRICS_REDIS`, when
-    ///   Quay's `PULL_METRICS_REDIS` names PullSketch; `cluster_nodes` for a Redis Cluster), `resp_listen` (`host:port`), `resp_password`,
+    ///   Quay's `PULL_METRICS_REDIS` names PullSketch; `cluster_nodes` for a Redis Cluster), `resp_listen` (`host:port`), `resp_password`, `resp_username`,
     ///   `quay` (`database_url`, `projection`, `names_refresh_ms`)
     public init(yaml: String) throws(ConfigurationError) {
         let file: QuayConfigFile
@@ -143,6 +143,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             respListen: environment["PULLSKETCH_RESP_LISTEN"]
                 ?? environment["PULLSKETCH_RESP_PORT"].map { "\(result.quay.endpoint?.host ?? "127.0.0.1"):\($0)" },
             respPassword: environment["PULLSKETCH_RESP_PASSWORD"],
+            respUsername: environment["PULLSKETCH_RESP_USERNAME"],
             quay: QuaySection(
                 databaseURL: environment["PULLSKETCH_QUAY_DATABASE_URL"],
                 projection: try boolean(environment, "PULLSKETCH_QUAY_PROJECTION"),
@@ -220,6 +221,11 @@ public struct PullSketchConfiguration: Hashable, Sendable {
             guard !password.isEmpty else { throw ConfigurationError(key("resp_password"), "empty") }
             guard quay.endpoint != nil else { throw ConfigurationError(key("resp_password"), "set without resp_listen") }
             quay.endpoint?.session.password = password
+        }
+        if let username = section.respUsername {
+            guard !username.isEmpty else { throw ConfigurationError(key("resp_username"), "empty") }
+            guard quay.endpoint?.session.password != nil else { throw ConfigurationError(key("resp_username"), "set without resp_password") }
+            quay.endpoint?.session.username = username
         }
         if let section = section.quay {
             if let url = section.databaseURL { quay.databaseURL = url }
@@ -349,6 +355,7 @@ private struct PullSketchSection: Decodable {
     var readTokens: [ReadTokenSection]?
     var respListen: String?
     var respPassword: String?
+    var respUsername: String?
     var quay: QuaySection?
     var redis: RedisSection?
 
@@ -382,6 +389,7 @@ private struct PullSketchSection: Decodable {
         case readTokens = "read_tokens"
         case respListen = "resp_listen"
         case respPassword = "resp_password"
+        case respUsername = "resp_username"
         case quay
         case redis
     }

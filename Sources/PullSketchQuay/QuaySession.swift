@@ -5,11 +5,14 @@ public import PullSketchRESP
 public struct QuaySessionConfiguration: Hashable, Sendable {
     /// The password `AUTH` must give; nil: none, as a Redis without `requirepass`.
     public var password: String?
+    /// The user `AUTH` must name, as a Redis 6 ACL user; `AUTH <password>` names `default`.
+    public var username: String
     /// How far before its arrival a pull's time may lie (the node's `max_event_delay_ms`).
     public var maximumDelay: Duration
 
-    public init(password: String? = nil, maximumDelay: Duration = .seconds(600)) {
+    public init(password: String? = nil, username: String = "default", maximumDelay: Duration = .seconds(600)) {
         self.password = password
+        self.username = username
         self.maximumDelay = maximumDelay
     }
 }
@@ -143,7 +146,7 @@ public struct QuaySession {
         let user = arguments.count == 2 ? arguments[0] : Array("default".utf8)
         // Both comparisons always run, so the reply time does not tell which part was wrong.
         let passwordMatches = Self.constantTimeEquals(arguments[arguments.count - 1], Array(password.utf8))
-        let userMatches = Self.constantTimeEquals(user, Array("default".utf8))
+        let userMatches = Self.constantTimeEquals(user, Array(configuration.username.utf8))
         guard passwordMatches, userMatches else { return .error("WRONGPASS invalid username-password pair or user is disabled.") }
         authenticated = true
         return .ok

@@ -119,6 +119,10 @@ import Testing
         #expect(!overridden.quay.projection && overridden.quay.namesRefreshInterval == .seconds(2))
         let fromEnvironment = try PullSketchConfiguration().applying(environment: ["PULLSKETCH_RESP_PORT": "6380", "PULLSKETCH_RESP_PASSWORD": "pw"])
         #expect(fromEnvironment.quay.endpoint?.host == "127.0.0.1" && fromEnvironment.quay.endpoint?.session.password == "pw")
+        #expect(fromEnvironment.quay.endpoint?.session.username == "default", "AUTH <password> names the default user")
+        let aclUser = try PullSketchConfiguration(yaml: "PULLSKETCH: {resp_listen: '127.0.0.1:6380', resp_password: pw, resp_username: quay}")
+        #expect(aclUser.quay.endpoint?.session.username == "quay")
+        #expect(try fromEnvironment.applying(environment: ["PULLSKETCH_RESP_USERNAME": "quay"]).quay.endpoint?.session.username == "quay")
     }
 
     @Test func aRedisClusterIsReadWithItsNodesAndGetsTwelveShardsUnlessTold() throws {
@@ -169,6 +173,8 @@ import Testing
         ("PULLSKETCH: {resp_listen: 'host:99999'}", "PULLSKETCH.resp_listen"),
         ("PULLSKETCH: {resp_listen: '[]:6380'}", "PULLSKETCH.resp_listen"),
         ("PULLSKETCH: {resp_password: pw}", "PULLSKETCH.resp_password"),
+        ("PULLSKETCH: {resp_listen: '127.0.0.1:6380', resp_username: quay}", "PULLSKETCH.resp_username"),
+        ("PULLSKETCH: {resp_listen: '127.0.0.1:6380', resp_password: pw, resp_username: ''}", "PULLSKETCH.resp_username"),
         ("PULLSKETCH: {redis: {host: a, ssl: true}}", "PULLSKETCH.redis.ssl"),
         ("PULLSKETCH: {quay: {names_refresh_ms: 10}}", "PULLSKETCH.quay.names_refresh_ms"),
         ("PULL_METRICS_REDIS: {port: 70000}", "PULL_METRICS_REDIS.port"),

@@ -46,6 +46,15 @@ import Testing
         #expect(reply(&open, "AUTH", "x") == .error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"))
     }
 
+    @Test func anACLUserIsNamedWithItsPassword() {
+        var session = QuaySession(configuration: QuaySessionConfiguration(password: "s3cret", username: "quay"), scripts: ScriptDirectory())
+        #expect(reply(&session, "AUTH", "s3cret") == .error("WRONGPASS invalid username-password pair or user is disabled."), "the default user")
+        #expect(reply(&session, "AUTH", "default", "s3cret") == .error("WRONGPASS invalid username-password pair or user is disabled."))
+        #expect(reply(&session, "PING") == .error("NOAUTH Authentication required."))
+        #expect(reply(&session, "AUTH", "quay", "s3cret") == .ok)
+        #expect(reply(&session, "PING") == .simple("PONG"))
+    }
+
     @Test func anEvalOfAPullScriptIsOnePullDatedByItsTimestamp() {
         var session = session()
         #expect(reply(&session, "EVAL", "s", "1", Self.tagKey, "42", "v1.2", Self.digest, "1800000000", "tag") == .bulk("1"))

@@ -10,10 +10,12 @@ import Testing
     static let redisPyVersions = ["3.5.3", "7.1.0"]
     static let shapes = ["eval", "evalsha", "hmset", "pipeline"]
     static let password = "quay-resp-password-0123"
+    /// The guarded node's ACL user, which Quay names with `PULL_METRICS_REDIS.username`.
+    static let username = "quay"
     static let sendPulls = PythonEnvironment.root.appendingPathComponent("Tests/Quay/send_pulls.py").path
 
-    /// Redis, PostgreSQL with Quay's tables, two nodes (one open on database 0, one behind a
-    /// password) and a reconciler that writes Quay's tables. Everything that blocks (starting
+    /// Redis, PostgreSQL with Quay's tables, two nodes (one open on database 0, one behind an ACL
+    /// user's password) and a reconciler that writes Quay's tables. Everything that blocks (starting
     /// processes, running clients, polling) runs on its own thread (`onOwnThread`).
     final class Stack: Sendable {
         let redis: RedisServer
@@ -51,6 +53,7 @@ import Testing
             for (node, password) in [(openNode, nil), (guardedNode, QuayWireTests.password)] as [((http: Int, resp: Int), String?)] {
                 var environment = shared.merging(["PULLSKETCH_HTTP_PORT": String(node.http), "PULLSKETCH_RESP_PORT": String(node.resp)]) { $1 }
                 environment["PULLSKETCH_RESP_PASSWORD"] = password
+                environment["PULLSKETCH_RESP_USERNAME"] = password.map { _ in QuayWireTests.username }
                 if let nodeClockShift { environment.merge(try ClockShift.environment(seconds: nodeClockShift, buildingInto: files)) { $1 } }
                 processes.append(try ChildProcess(pullsketch, ["serve"], environment: environment, log: files.appendingPathComponent("node-\(node.http).log")))
             }
@@ -72,10 +75,11 @@ import Testing
         }
 
         /// Sends `pulls` with redis-py `version` in `shape`, one client per pull.
-        func send(_ pulls: [Pull], version: String, shape: String, port: Int, password: String? = nil, db: Int = 0) async throws {
+        func send(_ pulls: [Pull], version: String, shape: String, port: Int, password: String? = nil, username: String? = nil, db: Int = 0) async throws {
             let file = files.appendingPathComponent("pulls-\(UUID().uuidString).jsonl")
             var arguments = [QuayWireTests.sendPulls, "--port", String(port), "--db", String(db), "--shape", shape, file.path]
             if let password { arguments += ["--password", password] }
+            if let username { arguments += ["--username", username] }
             let lines = pulls.map(\.json).joined(separator: "\n")
             let sent = try await onOwnThread { [arguments] in
                 let python = try PythonEnvironment.python("redis-\(version)", packages: ["redis==\(version)"])
@@ -180,7 +184,7 @@ import Testing
                         Pull(repositoryID: repositoryID, tag: nil, digest: d2, timestamp: now - 5),
                     ]
                     if guarded {
-                        try await stack.send(pulls, version: version, shape: shape, port: stack.guardedNode.resp, password: Self.password, db: 1)
+                        try await stack.send(pulls, version: version, shape: shape, port: stack.guardedNode.resp, password: Self.password, username: Self.username, db: 1)
                     } else {
                         try await stack.send(pulls, version: version, shape: shape, port: stack.openNode.resp)
                     }
@@ -221,11 +225,14 @@ import Testing
         }
     }
 
-    @Test func aWrongPasswordIsRefusedAndCountsNothing() async throws {
+    @Test func aWrongPasswordOrUserIsRefusedAndCountsNothing() async throws {
         let stack = try await Stack.start()
         let pull = Pull(repositoryID: 10, tag: "secret", digest: Self.digest(1), timestamp: Int(Date().timeIntervalSince1970))
         await #expect(throws: ChildProcessError.self) {
-            try await stack.send([pull], version: "7.1.0", shape: "eval", port: stack.guardedNode.resp, password: "not-the-password")
+            try await stack.send([pull], version: "7.1.0", shape: "eval", port: stack.guardedNode.resp, password: "not-the-password", username: Self.username)
+        }
+        await #expect(throws: ChildProcessError.self, "the right password, given for the default user") {
+            try await stack.send([pull], version: "7.1.0", shape: "eval", port: stack.guardedNode.resp, password: Self.password)
         }
         await #expect(throws: ChildProcessError.self) {
             try await stack.send([pull], version: "7.1.0", shape: "eval", port: stack.guardedNode.resp)

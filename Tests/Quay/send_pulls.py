@@ -12,7 +12,7 @@ The pulls are JSON lines in a file: {"repository_id", "tag" (or null), "digest",
 After the pulls it checks that SCAN finds nothing, as Quay's flush worker would ask. Exits 1 with
 the error on the first failure; prints the number of pulls sent.
 
-Usage: python send_pulls.py --port P [--password W] [--db N] --shape eval|evalsha|hmset|pipeline PULLS
+Usage: python send_pulls.py --port P [--password W [--username U]] [--db N] --shape eval|evalsha|hmset|pipeline PULLS
 """
 import argparse
 import json
@@ -79,6 +79,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--password")
+    parser.add_argument("--username")
     parser.add_argument("--db", type=int, default=0)
     parser.add_argument("--shape", required=True, choices=["eval", "evalsha", "hmset", "pipeline"])
     parser.add_argument("pulls")
@@ -86,7 +87,7 @@ def main():
 
     def client():
         return redis.StrictRedis(
-            host="127.0.0.1", port=options.port, password=options.password, db=options.db,
+            host="127.0.0.1", port=options.port, username=options.username, password=options.password, db=options.db,
             socket_connect_timeout=1, socket_timeout=2, health_check_interval=2, decode_responses=True,
         )
 
