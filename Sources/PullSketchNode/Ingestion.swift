@@ -18,9 +18,12 @@ extension PullSketchNode {
         /// for registries that report pulls themselves.
         case pulls
 
+        /// Distribution's two event media types, and plain JSON, as a relay or a replay with `curl`
+        /// sends the same envelope.
         static let notificationContentTypes: Set<String> = [
             "application/vnd.docker.distribution.events.v1+json",
             "application/vnd.docker.distribution.events.v2+json",
+            "application/json",
         ]
 
         var contentTypes: Set<String> {

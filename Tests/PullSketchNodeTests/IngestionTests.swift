@@ -91,11 +91,14 @@ import Testing
         #expect(fixture.tracker.drain().isEmpty)
     }
 
+    /// The scheme and the media type — distribution's, or plain JSON as relays and `curl` send the
+    /// envelope — are read without regard to case or spaces.
     @Test(arguments: [
         ("bEaReR \(NodeFixture.secret)", "Application/VND.Docker.Distribution.Events.V1+JSON"),
         ("Bearer  \t\(NodeFixture.secret) \t", " application/vnd.docker.distribution.events.v2+json ; charset=utf-8"),
+        ("Bearer \(NodeFixture.secret)", "application/json; charset=utf-8"),
     ])
-    func theSchemeAndMediaTypeAreReadWithoutRegardToCaseOrSpaces(authorization: String, contentType: String) async throws {
+    func anAcceptedSchemeAndMediaTypeAreReadWithoutRegardToCaseOrSpaces(authorization: String, contentType: String) async throws {
         let fixture = try NodeFixture()
         let headers: HTTPFields = [.authorization: authorization, .contentType: contentType]
         try await fixture.test { client in
