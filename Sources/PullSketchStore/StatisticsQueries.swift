@@ -140,7 +140,9 @@ public struct StatisticsQueries {
 
     /// The tags `policy` would delete, with the reasons; deleted tags are never listed. A tag is
     /// listed only when it and the manifest it points to both meet the policy — for an image index,
-    /// every platform manifest it lists too. A manifest's push time is read from its statistics
+    /// every platform manifest it lists too — and, for a tag that names another manifest (a
+    /// signature, attestation or referrers tag), only when that manifest is not kept either
+    /// (`withoutReferrersOfKeptSubjects`). A manifest's push time is read from its statistics
     /// row, which every pushed manifest has (`Catalog.withStatisticsRows`): joined from the
     /// catalog, it cost a sixth to a quarter of the dry run.
     public func pruneCandidates(_ repository: RepositoryName, policy: PrunePolicy, now: Timestamp) throws -> [PruneCandidate] {
@@ -169,12 +171,13 @@ public struct StatisticsQueries {
             tagConditions.append("c.tag !~ $\(parameters.count)")
         }
         var reasons = TagPruneReasons(policy)
+        let candidates: [PruneCandidate]
         // Every live tag is joined first and the policy applied to the joined rows: behind the fence
         // (`OFFSET 0`) the planner sees all the repository's tags and reads each table's share once,
         // by primary-key range, into hash joins; with the policy inside, it guessed a third of them
         // and probed the manifest tables once per tag — 1.3–3× slower on 2 M rows (docs/decisions.md).
         // The rows, thousands of them, are read in binary: numbers and times as eight bytes, not text.
-        return try connection.withBinaryResult(
+        candidates = try connection.withBinaryResult(
             """
             SELECT tag, coalesce(tag_pulls, 0) AS pull_count, last_pulled_at, tag_used, tag_pushed, digest,
                 coalesce(manifest_pulls, 0) AS manifest_pull_count, manifest_used, manifest_pushed, platforms_pulls
@@ -216,6 +219,7 @@ public struct StatisticsQueries {
                 return candidate
             }
         }
+        return try withoutReferrersOfKeptSubjects(candidates, repositoryID: id, policy: policy, now: now)
     }
 
     /// The untagged manifests `policy` would delete (no live tag points to them, no live image index
@@ -225,16 +229,8 @@ public struct StatisticsQueries {
     /// tags, seconds on millions of rows (docs/decisions.md).
     public func manifestPruneCandidates(_ repository: RepositoryName, policy: PrunePolicy, now: Timestamp) throws -> [ManifestPruneCandidate] {
         guard policy.notPulledDays != nil || policy.maxPulls != nil, let id = try id(of: repository) else { return [] }
-        var conditions: [String] = []
         var parameters = [String(id)]
-        if let days = policy.notPulledDays {
-            parameters.append(String(Self.cutoff(days: days, now: now).millisecondsSinceEpoch))
-            conditions.append("coalesce(greatest(s.last_used_at, k.last_used_at, m.pushed_at), '-infinity') < \(PostgresTime.timestamp(milliseconds: "$\(parameters.count)::bigint"))")
-        }
-        if let maxPulls = policy.maxPulls {
-            parameters.append(String(maxPulls))
-            conditions.append("greatest(s.pull_count, k.pull_count, 0) < $\(parameters.count)::bigint")
-        }
+        let conditions = Self.manifestConditions(policy, now: now, used: "s.last_used_at", pushed: "m.pushed_at", pulls: "s.pull_count", &parameters)
         let rows = try connection.query(
             """
             SELECT m.digest, coalesce(s.pull_count, 0) AS pull_count, \(Self.milliseconds("s.last_pulled_at", as: "last_pulled_ms")),
@@ -269,11 +265,29 @@ public struct StatisticsQueries {
         }
     }
 
+    /// What `policy` asks of a manifest whose latest use, push time and pulls are the columns named,
+    /// with `k` its platform manifests' (`platformUse`): one condition per criterion, its values
+    /// appended to `parameters`.
+    static func manifestConditions(
+        _ policy: PrunePolicy, now: Timestamp, used: String, pushed: String, pulls: String, _ parameters: inout [String]
+    ) -> [String] {
+        var conditions: [String] = []
+        if let days = policy.notPulledDays {
+            parameters.append(String(Self.cutoff(days: days, now: now).millisecondsSinceEpoch))
+            conditions.append("coalesce(greatest(\(used), k.last_used_at, \(pushed)), '-infinity') < \(PostgresTime.timestamp(milliseconds: "$\(parameters.count)::bigint"))")
+        }
+        if let maxPulls = policy.maxPulls {
+            parameters.append(String(maxPulls))
+            conditions.append("greatest(\(pulls), k.pull_count, 0) < $\(parameters.count)::bigint")
+        }
+        return conditions
+    }
+
     /// `k`: the latest use and the most pulls of the platform manifests the index `index` lists
     /// (NULLs when it is no index): an index is in use while any of them is. Aggregated once for
     /// the repository `$1` and joined, not looked up per row (a lookup per tag cost 9 %
     /// of the dry run over 10,000 tags; this, 3 %).
-    private static func platformUse(index: String) -> String {
+    static func platformUse(index: String) -> String {
         """
         LEFT JOIN (
             SELECT x.index_digest, max(ps.last_used_at) AS last_used_at, max(ps.pull_count) AS pull_count

@@ -9,8 +9,9 @@ import Testing
     let day: Int64 = 86_400_000
     let now = Timestamp(millisecondsSinceEpoch: 1_800_000_000_000)
 
+    /// `name` repeated to 64 hex digits.
     func digest(_ name: String) -> Digest {
-        try! Digest("sha256:" + String(repeating: name, count: 64))
+        try! Digest("sha256:" + String(repeating: name, count: 64 / name.count))
     }
 
     /// Writes `events` into `connection` as reconciled batch `number`: one tracker window, one shard.
@@ -154,6 +155,48 @@ import Testing
         ])
         let patternOnly = try queries.pruneCandidates(repository, policy: PrunePolicy(tagPattern: "^[b9]$"), now: now)
         #expect(patternOnly.count == 2 && patternOnly.allSatisfy { $0.reasons == ["matches ^[b9]$"] })
+    }
+
+    /// Signature and referrers tags (`sha256-<hex>.sig`, `sha256-<hex>`) follow the manifest they
+    /// name: never pulled and pushed long ago, each is listed only when its subject is not kept.
+    @Test func aReferrerTagGoesOnlyWithTheManifestItNames() throws {
+        func referrer(of subject: String, _ suffix: String = ".sig") -> String {
+            "sha256-" + digest(subject).value.dropFirst("sha256:".count) + suffix
+        }
+        // Subjects: a (pulled today), c (a candidate), e (untagged since e was deleted, pulled 5
+        // days ago), f (unknown), 7 (untagged, listed by the live index 8), 5 (pulled 10 days ago,
+        // then deleted), and f1: the manifest of a's signature, whose own signature is listed first
+        // and then kept.
+        let signatures: [(tag: String, manifest: String)] = [
+            (referrer(of: "a"), "f1"), (referrer(of: "f1"), "f2"), (referrer(of: "c"), "f3"), (referrer(of: "c", ""), "f4"),
+            (referrer(of: "e", ".att"), "f5"), (referrer(of: "f"), "f6"), (referrer(of: "7"), "f7"), (referrer(of: "5"), "f8"),
+            ("sha256-" + String(repeating: "c", count: 63) + ".sig", "f9"),
+        ]
+        let queries = try seeded { connection in
+            let catalog = Catalog(connection: connection)
+            let longAgo = Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 400 * day)
+            for (tag, manifest) in signatures { try catalog.upsertTag(repository, try TagName(tag), digest: digest(manifest), pushedAt: longAgo) }
+            try catalog.upsertTag(repository, try TagName("8"), digest: digest("8"), pushedAt: now)
+            try catalog.link([IndexLink(repository: repository, index: digest("8"), child: digest("7"), platform: nil)])
+            try catalog.upsertManifest(repository, digest("5"), pushedAt: longAgo)
+            let tenDaysAgo = Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 10 * day)
+            try reconcile([PullEvent(repository: repository, reference: .digest(digest("5")), method: .get, time: tenDaysAgo)], batch: 2, into: connection)
+            try catalog.deleteManifest(repository, digest("5"), at: Timestamp(millisecondsSinceEpoch: longAgo.millisecondsSinceEpoch + day))
+        }
+        func candidates(_ policy: PrunePolicy) throws -> [String: [String]] {
+            Dictionary(uniqueKeysWithValues: try queries.pruneCandidates(repository, policy: policy, now: now).map { ($0.tag, $0.reasons) })
+        }
+        let listed = try candidates(PrunePolicy(notPulledDays: 30))
+        #expect(Set(listed.keys) == ["b", "c", referrer(of: "c"), referrer(of: "c", ""), referrer(of: "f"), referrer(of: "5"), signatures[8].tag])
+        #expect(listed[referrer(of: "c")]?.last == "names manifest \(digest("c").value), which is not kept either")
+        #expect(listed[signatures[8].tag]?.contains { $0.hasPrefix("names manifest") } == false, "63 digits name no manifest")
+        // c kept because the policy spares it: its signatures stay too.
+        #expect(Set(try candidates(PrunePolicy(notPulledDays: 30, excludePattern: "^c$")).keys) == [
+            "b", referrer(of: "f"), referrer(of: "5"), signatures[8].tag,
+        ])
+        // By pulls alone: c (0 pulls) goes, a (10) stays, and so do their signatures.
+        let byPulls = try candidates(PrunePolicy(maxPulls: 5))
+        #expect(byPulls[referrer(of: "c")] != nil && byPulls[referrer(of: "a")] == nil && byPulls[referrer(of: "f1")] == nil)
     }
 
     /// Times are read back as milliseconds computed in `float8`: every millisecond comes back as
