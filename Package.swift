@@ -289,7 +289,7 @@ let package = Package(
             name: "PullSketchHistoryTests",
             dependencies: [
                 "PullSketchHistory", "PullSketchReconciler", "PullSketchRedis", "PullSketchStore", "PullSketchPostgres", "PullSketchCore",
-                "PullSketchTestSupport",
+                "PullSketchEvents", "PullSketchTestSupport",
             ],
             swiftSettings: swiftSettings
         ),

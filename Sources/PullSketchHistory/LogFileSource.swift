@@ -3,9 +3,14 @@ import PullSketchCore
 import PullSketchEvents
 import Synchronization
 
-/// A file of JSON lines, one entry per line, in chunks of `chunkSize` lines:
+/// A file of lines, one entry per line, in chunks of `chunkSize` lines:
 /// - a pull as `POST /api/v1/pulls` takes it (`{"repository", "tag"?, "digest"?, "method", "time"}`),
 /// - a distribution notification envelope (`{"events": [...]}`: manifest pulls count),
+/// - a line of distribution's own logs (`RegistryLogLine`): its access log, or its application
+///   log's `response completed` lines in text or JSON. A registry writes both for every request
+///   (to standard output and standard error, which `kubectl logs` and journald put together), so
+///   a file that holds any access log line is counted by its access log alone; the application
+///   log counts when the access log was turned off (`http.accesslog.disabled`).
 /// - a Quay audit document, from Elasticsearch (`_source` or the document itself) or a log export
 ///   (`jq -c '.logs[]'`): `kind` (or `kind_id` equal to `pullKindID`), `metadata` with
 ///   `namespace`, `repo` and `tag` or `manifest_digest`, `datetime` (ISO 8601, RFC 822 or epoch
@@ -18,6 +23,8 @@ public final class LogFileSource: HistorySource {
     private let pullKindID: Int?
     private let history: QuayTagHistory?
     private let reader: Mutex<LineReader?>
+    /// Whether the file holds a line of the registry's access log; found when first needed.
+    private let holdsAccessLog: Mutex<Bool?>
 
     /// `name` overrides the identity (`file:` and a hash of the file's first 64 KiB).
     public init(path: String, name: String? = nil, chunkSize: Int = 100_000, pullKindID: Int? = nil, history: QuayTagHistory? = nil) throws {
@@ -30,6 +37,7 @@ public final class LogFileSource: HistorySource {
         self.pullKindID = pullKindID
         self.history = history
         reader = Mutex(nil)
+        holdsAccessLog = Mutex(nil)
     }
 
     /// Unknown until the file is read.
@@ -48,7 +56,7 @@ public final class LogFileSource: HistorySource {
         var entries: [QuayPullEntry] = []
         for (offset, line) in lines.enumerated() where line.contains(where: { !Self.whitespace.contains($0) }) {
             let position = SourcePosition.line(first + offset + 1)
-            switch entry(line, at: position) {
+            switch try entry(line, at: position) {
             case .pull(let pull): chunk.pulls.append(pull)
             case .quay(let entry): entries.append(entry)
             case .ignored: chunk.ignored += 1
@@ -69,8 +77,9 @@ public final class LogFileSource: HistorySource {
         case invalid(String)
     }
 
-    private func entry(_ line: Data, at position: SourcePosition) -> Entry {
-        guard var object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] else { return .invalid("not a JSON object") }
+    private func entry(_ line: Data, at position: SourcePosition) throws -> Entry {
+        guard var object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] else { return try registryLogEntry(line) }
+        if object["msg"] != nil { return try applicationLogEntry(RegistryLogLine(json: object)) }
         if let source = object["_source"] as? [String: Any] { object = source }
         if object["events"] != nil {
             guard let envelope = line.withUnsafeBytes({ NotificationEnvelope(json: $0) }) else {
@@ -109,6 +118,38 @@ public final class LogFileSource: HistorySource {
         case .pull(let event): return .pull(event)
         case .invalid(let reason): return .invalid("a pull: \(reason)")
         default: return .ignored  // a direct pull is a pull or invalid
+        }
+    }
+
+    /// A line of the registry's access log, or of its application log as text.
+    private func registryLogEntry(_ line: Data) throws -> Entry {
+        if let request = RegistryLogLine(accessLine: line) { return Self.entry(request.ingested) }
+        if let fields = RegistryLogLine.logfmt(line), fields["msg"] != nil { return try applicationLogEntry(RegistryLogLine(text: fields)) }
+        return .invalid("neither a JSON object nor a line of the registry's logs")
+    }
+
+    /// A line of the registry's application log: a request (`request`) counts unless the file
+    /// holds the access log, which counts the same requests; its other lines are ignored.
+    private func applicationLogEntry(_ request: RegistryLogLine?) throws -> Entry {
+        guard let request else { return .ignored }
+        let accessLogHeld = try holdsAccessLog.withLock { held in
+            if let held { return held }
+            var reader = try LineReader(path: path)
+            var found = false
+            while !found, case let lines = try reader.lines(1_000), !lines.isEmpty {
+                found = lines.contains { RegistryLogLine(accessLine: $0) != nil }
+            }
+            held = found
+            return found
+        }
+        return accessLogHeld ? .ignored : Self.entry(request.ingested)
+    }
+
+    private static func entry(_ event: IngestedEvent) -> Entry {
+        switch event {
+        case .pull(let pull): .pull(pull)
+        case .invalid(let reason): .invalid("a registry log line: \(reason)")
+        case .catalog, .ignored: .ignored
         }
     }
 

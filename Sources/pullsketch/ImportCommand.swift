@@ -21,7 +21,7 @@ struct ImportCommand: AsyncParsableCommand {
     @Flag(help: "Read Quay's logentry3 table (--quay-database or PULLSKETCH.quay.database_url).")
     var quayLogs = false
 
-    @Option(help: "A file of JSON lines: PullSketch pulls, registry notification envelopes, or Quay audit documents.")
+    @Option(help: "A file of lines: PullSketch pulls, registry notification envelopes, Quay audit documents (JSON), or a distribution registry's own access or application log.")
     var file: String?
 
     @Option(help: "libpq connection string of Quay's database (the logs, and the tag history that resolves tag pulls); default: PULLSKETCH.quay.database_url.")

@@ -22,14 +22,20 @@ public final class RegistryServer: @unchecked Sendable {
         }
     }
 
+    /// What the registry wrote, standard output and standard error together.
+    public var log: URL { process!.log }
+
     /// Starts a registry on `port` (default: a free one, and another while the first start finds
-    /// it taken: `startOnFreePort`).
-    public init(port: Int? = nil, notificationURL: String, secret: String, directory: URL? = nil, user: User? = nil) throws {
+    /// it taken: `startOnFreePort`); with `logFormatter` (`text` or `json`), it logs every request
+    /// to its application log too (level `info`), as well as to its access log.
+    public init(
+        port: Int? = nil, notificationURL: String, secret: String, directory: URL? = nil, user: User? = nil, logFormatter: String? = nil
+    ) throws {
         self.port = try port ?? freeLoopbackPort()
         ownsDirectory = directory == nil
         self.directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-registry-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
-        let start = { try self.start(notificationURL: notificationURL, secret: secret, user: user) }
+        let start = { try self.start(notificationURL: notificationURL, secret: secret, user: user, logFormatter: logFormatter) }
         if port == nil {
             try startOnFreePort(start, moveTo: { self.port = $0 })
         } else {
@@ -39,7 +45,7 @@ public final class RegistryServer: @unchecked Sendable {
 
     /// Writes the configuration for `port` and starts the registry; throws with its log's last
     /// lines when it does not listen (a registry whose port is taken exits at once).
-    private func start(notificationURL: String, secret: String, user: User?) throws {
+    private func start(notificationURL: String, secret: String, user: User?, logFormatter: String?) throws {
         var auth = ""
         if let user {
             // distribution reads bcrypt hashes only; glibc's crypt makes them ($2b$), at the lowest
@@ -61,7 +67,8 @@ public final class RegistryServer: @unchecked Sendable {
         try """
             version: 0.1
             log:
-              level: warn
+              level: \(logFormatter == nil ? "warn" : "info")
+              formatter: \(logFormatter ?? "text")
             storage:
               filesystem:
                 rootdirectory: \(directory.appendingPathComponent("data").path)

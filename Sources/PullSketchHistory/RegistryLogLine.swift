@@ -1,0 +1,128 @@
+import Foundation
+import PullSketchCore
+import PullSketchEvents
+
+/// A request as distribution's registry logs it, in the three forms it writes: its access log on
+/// standard output, one line in Apache's combined format per request
+/// (`127.0.0.1 - - [06/Dec/2026:15:03:26 +0000] "GET /v2/team/app/manifests/v1 HTTP/1.1" 200 401 "" "skopeo/1.9.3"`),
+/// and its application log on standard error, whose `response completed` line logrus writes as
+/// text (`time="…" level=info msg="response completed" … http.request.uri=… http.response.status=200`)
+/// or, with `log.formatter: json`, as a JSON object of the same fields. Neither names the digest a
+/// tag resolved to, so a pull by tag counts for the tag alone.
+struct RegistryLogLine: Equatable {
+    enum Log { case access, application }
+
+    var log: Log
+    var method: String
+    /// The request's URI as logged, query and percent-encoding included.
+    var uri: String
+    var status: Int
+    var time: String
+
+    /// What the line records: a manifest pull, nothing PullSketch counts, or why it cannot be read.
+    var ingested: IngestedEvent {
+        let path = uri.prefix { $0 != "?" }
+        guard (200..<300).contains(status), let method = ManifestRequestMethod(rawValue: method), path.hasPrefix("/v2/"),
+            let marker = path.range(of: "/manifests/", options: .backwards)
+        else { return .ignored }
+        guard let name = path[path.index(path.startIndex, offsetBy: 4)..<marker.lowerBound].removingPercentEncoding,
+            let reference = path[marker.upperBound...].removingPercentEncoding
+        else { return .invalid("path '\(path)' cannot be decoded") }
+        guard let time = log == .access ? Self.accessTime(time) : RFC3339.parse(time) else { return .invalid("time '\(time)' cannot be read") }
+        guard let repository = try? RepositoryName(name) else { return .invalid("invalid repository '\(name)'") }
+        if reference.contains(":") {
+            guard let digest = try? Digest(reference) else { return .invalid("invalid digest '\(reference)'") }
+            return .pull(PullEvent(repository: repository, reference: .digest(digest), method: method, time: time))
+        }
+        guard let tag = try? TagName(reference) else { return .invalid("invalid tag '\(reference)'") }
+        return .pull(PullEvent(repository: repository, reference: .tag(tag), method: method, time: time))
+    }
+}
+
+extension RegistryLogLine {
+    /// An access log line, or nil when `line` is not one.
+    init?(accessLine line: Data) {
+        guard let text = String(data: line, encoding: .utf8), let open = text.range(of: " ["),
+            let close = text.range(of: "] \"", range: open.upperBound..<text.endIndex),
+            let requestEnd = text.range(of: "\" ", range: close.upperBound..<text.endIndex)
+        else { return nil }
+        let request = text[close.upperBound..<requestEnd.lowerBound].split(separator: " ")
+        guard request.count == 3, request[2].hasPrefix("HTTP/"),
+            let status = text[requestEnd.upperBound...].split(separator: " ", maxSplits: 1).first.flatMap({ Int($0) })
+        else { return nil }
+        self.init(log: .access, method: String(request[0]), uri: String(request[1]), status: status, time: String(text[open.upperBound..<close.lowerBound]))
+    }
+
+    /// An application log line in logrus's text format (`logfmt`'s fields) that says `response
+    /// completed`; nil for any other.
+    init?(text fields: [String: String]) {
+        guard fields["msg"] == "response completed", let method = fields["http.request.method"],
+            let uri = fields["http.request.uri"], let status = fields["http.response.status"].flatMap({ Int($0) }), let time = fields["time"]
+        else { return nil }
+        self.init(log: .application, method: method, uri: uri, status: status, time: time)
+    }
+
+    /// The same line in logrus's JSON format.
+    init?(json object: [String: Any]) {
+        guard object["msg"] as? String == "response completed", let method = object["http.request.method"] as? String,
+            let uri = object["http.request.uri"] as? String, let status = object["http.response.status"] as? Int, let time = object["time"] as? String
+        else { return nil }
+        self.init(log: .application, method: method, uri: uri, status: status, time: time)
+    }
+
+    /// `key=value` pairs separated by spaces, a value quoted as Go quotes strings when it holds
+    /// spaces or other characters (`\"` and `\\` inside); nil when `line` is not in that form.
+    static func logfmt(_ line: Data) -> [String: String]? {
+        var fields: [String: String] = [:]
+        var bytes = line[...]
+        while let first = bytes.first {
+            if first == UInt8(ascii: " ") {
+                bytes = bytes.dropFirst()
+                continue
+            }
+            guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { return nil }
+            let key = String(decoding: bytes[..<equals], as: UTF8.self)
+            bytes = bytes[(equals + 1)...]
+            var value: [UInt8] = []
+            if bytes.first == UInt8(ascii: "\"") {
+                bytes = bytes.dropFirst()
+                var closed = false
+                while let byte = bytes.popFirst() {
+                    if byte == UInt8(ascii: "\"") {
+                        closed = true
+                        break
+                    }
+                    if byte == UInt8(ascii: "\\") {
+                        guard let escaped = bytes.popFirst() else { return nil }
+                        value.append(escaped)
+                    } else {
+                        value.append(byte)
+                    }
+                }
+                guard closed else { return nil }
+            } else {
+                let end = bytes.firstIndex(of: UInt8(ascii: " ")) ?? bytes.endIndex
+                value = Array(bytes[..<end])
+                bytes = bytes[end...]
+            }
+            guard !key.isEmpty, !key.contains(" ") else { return nil }
+            fields[key] = String(decoding: value, as: UTF8.self)
+        }
+        return fields
+    }
+
+    /// `06/Dec/2026:15:03:26 +0000`, the access log's time, read as the RFC 3339 time it spells.
+    static func accessTime(_ text: String) -> Timestamp? {
+        let parts = text.split(separator: " ")
+        let date = parts.first?.split(separator: ":", maxSplits: 1) ?? []
+        let day = date.first?.split(separator: "/") ?? []
+        guard parts.count == 2, date.count == 2, day.count == 3, day[0].count == 2, day[2].count == 4,
+            let month = months.firstIndex(of: String(day[1])), parts[1].count == 5
+        else { return nil }
+        let offset = parts[1]
+        let rfc3339 = "\(day[2])-\(month < 9 ? "0" : "")\(month + 1)-\(day[0])T\(date[1])\(offset.prefix(3)):\(offset.suffix(2))"
+        return RFC3339.parse(rfc3339)
+    }
+
+    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+}

@@ -1,0 +1,113 @@
+import Foundation
+import PullSketchCore
+import PullSketchEvents
+import PullSketchHistory
+import PullSketchTestSupport
+import Testing
+
+/// `pullsketch import --file` of distribution's own logs: its access log and its application log's
+/// `response completed` lines, as text or JSON.
+extension HistoryImportTests {
+    static let digestD = "sha256:" + String(repeating: "d", count: 64)
+
+    func pulls(in lines: String) async throws -> HistoryChunk {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-registry-log-\(UUID().uuidString).log")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data(lines.utf8).write(to: file)
+        return try #require(try await LogFileSource(path: file.path, chunkSize: 100).chunk(0))
+    }
+
+    func pull(_ reference: ManifestReference, _ method: ManifestRequestMethod, at time: String) throws -> PullEvent {
+        PullEvent(repository: try RepositoryName("team/app"), reference: reference, method: method, time: try #require(RFC3339.parse(time)))
+    }
+
+    /// A file with the access log counts by it alone: the application log's line for the same
+    /// request is not counted again. Blobs, pushes and errors are no pulls; a line naming an
+    /// invalid repository or an unreadable time says so.
+    @Test func theAccessLogCountsManifestRequestsAndItsTwinInTheApplicationLogIsIgnored() async throws {
+        let chunk = try await pulls(in: """
+            127.0.0.1 - - [06/Dec/2026:15:03:26 +0000] "GET /v2/team/app/manifests/v1 HTTP/1.1" 200 401 "" "skopeo/1.9.3"
+            time="2026-12-06T15:03:26.121890123Z" level=info msg="response completed" http.request.method=GET http.request.uri=/v2/team/app/manifests/v1 http.response.status=200
+            10.0.0.7 - alice [06/Dec/2026:16:03:27 +0100] "HEAD /v2/team/app/manifests/v1?ns=docker.io HTTP/1.1" 200 401 "" "containerd/1.7"
+            10.0.0.7 - - [06/Dec/2026:15:03:28 +0000] "GET /v2/team/app/manifests/sha256%3A\(String(repeating: "d", count: 64)) HTTP/1.1" 200 401 "" "containerd/1.7"
+            10.0.0.7 - - [06/Dec/2026:15:03:28 +0000] "GET /v2/team/app/blobs/\(Self.digestD) HTTP/1.1" 200 1024 "" "containerd/1.7"
+            127.0.0.1 - - [06/Dec/2026:15:03:29 +0000] "PUT /v2/team/app/manifests/v2 HTTP/1.1" 201 0 "" "skopeo/1.9.3"
+            127.0.0.1 - - [06/Dec/2026:15:03:29 +0000] "GET /v2/team/app/manifests/nope HTTP/1.1" 404 94 "" "curl/7.88.1"
+            time="2026-12-06T15:03:29.1Z" level=info msg="listening on 127.0.0.1:5000" go.version=go1.19.8
+            127.0.0.1 - - [06/Dec/2026:15:03:30 +0000] "GET /v2/Team/App/manifests/v1 HTTP/1.1" 200 401 "" "curl/7.88.1"
+            127.0.0.1 - - [06/Foo/2026:15:03:30 +0000] "GET /v2/team/app/manifests/v1 HTTP/1.1" 200 401 "" "curl/7.88.1"
+            127.0.0.1 - - [06/Dec/2026:15:03:30 +0000] "GET /v2/team/app/manifests/-v1 HTTP/1.1" 200 401 "" "curl/7.88.1"
+            a line from elsewhere
+
+            """)
+        #expect(chunk.pulls == [
+            try pull(.tag(try TagName("v1")), .get, at: "2026-12-06T15:03:26Z"),
+            try pull(.tag(try TagName("v1")), .head, at: "2026-12-06T15:03:27Z"),
+            try pull(.digest(try Digest(Self.digestD)), .get, at: "2026-12-06T15:03:28Z"),
+        ])
+        #expect(chunk.ignored == 5 && chunk.invalid == 4, "\(chunk.invalidExamples)")
+        #expect(chunk.invalidExamples == [
+            "line 9: a registry log line: invalid repository 'Team/App'",
+            "line 10: a registry log line: time '06/Foo/2026:15:03:30 +0000' cannot be read",
+            "line 11: a registry log line: invalid tag '-v1'",
+        ], "the first three are kept; line 12, from elsewhere, is the fourth")
+    }
+
+    /// With the access log turned off, the application log's lines count, text and JSON alike, to
+    /// the millisecond; its error lines, a line cut short and a path that cannot be decoded count
+    /// nothing.
+    @Test func withoutAnAccessLogTheApplicationLogCountsInTextOrJSON() async throws {
+        let chunk = try await pulls(in: """
+            time="2026-12-06T15:03:48.041184824Z" level=info msg="response completed" http.request.method=GET http.request.uri=/v2/team/app/manifests/v1 http.request.useragent=skopeo/1.9.3 http.response.status=200 http.response.written=401
+            time="2026-12-06T15:03:48.097Z" level=error msg="response completed with error" err.code="manifest unknown" http.request.method=GET http.request.uri=/v2/team/app/manifests/nope http.response.status=404
+            {"http.request.method":"HEAD","http.request.uri":"/v2/team/app/manifests/sha256%3A\(String(repeating: "d", count: 64))","http.response.status":200,"level":"info","msg":"response completed","time":"2026-12-06T16:03:49.5+01:00"}
+            {"level":"info","msg":"listening on 127.0.0.1:5000","time":"2026-12-06T15:03:47Z"}
+            time="2026-12-06T15:03:50Z" level=info msg="response completed" http.request.uri="/v2/team/app/manifests/v1 http.response.status=200
+            time="2026-12-06T15:03:51Z" level=info msg="response completed" http.request.method=GET http.request.uri="/v2/team/app/manifests/v%ZZ1" http.response.status=200
+
+            """)
+        #expect(chunk.pulls == [
+            try pull(.tag(try TagName("v1")), .get, at: "2026-12-06T15:03:48.041Z"),
+            try pull(.digest(try Digest(Self.digestD)), .head, at: "2026-12-06T15:03:49.5Z"),
+        ])
+        #expect(chunk.ignored == 2)
+        #expect(chunk.invalidExamples == [
+            "line 5: neither a JSON object nor a line of the registry's logs",
+            "line 6: a registry log line: path '/v2/team/app/manifests/v%ZZ1' cannot be decoded",
+        ])
+    }
+
+    /// A real `docker-registry` logging at `info`, its standard output and error in one file as
+    /// `kubectl logs` shows them; skopeo pushes and pulls, curl checks by tag and fetches by digest.
+    /// Imported whole, and its application log alone: each request counts once either way.
+    @Test func aRegistrysOwnLogIsImportedWithEachManifestRequestOnce() async throws {
+        let registry = try RegistryServer(notificationURL: "http://127.0.0.1:9/unused", secret: "unused", logFormatter: "text")
+        let images = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-log-images-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: images) }
+        let address = "127.0.0.1:\(registry.port)"
+        try ChildProcess.run("/bin/bash", [URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/sample-image").standardized.path, images.appendingPathComponent("app").path, "app"])
+        try ChildProcess.run("/usr/bin/skopeo", ["copy", "-q", "--dest-tls-verify=false", "oci:\(images.appendingPathComponent("app").path):latest", "docker://\(address)/team/app:v1"])
+        let digest = try registry.digest(repository: "team/app", tag: "v1")
+        for pull in 0..<2 {
+            try ChildProcess.run("/usr/bin/skopeo", ["copy", "-q", "--src-tls-verify=false", "docker://\(address)/team/app:v1", "dir:\(images.appendingPathComponent("pulled-\(pull)").path)"])
+        }
+        let accept = "Accept: application/vnd.oci.image.manifest.v1+json"
+        for _ in 0..<3 { try ChildProcess.run("/usr/bin/curl", ["-sf", "-o", "/dev/null", "-I", "-H", accept, "http://\(address)/v2/team/app/manifests/v1"]) }
+        try ChildProcess.run("/usr/bin/curl", ["-sf", "-o", "/dev/null", "-H", accept, "http://\(address)/v2/team/app/manifests/\(digest.replacingOccurrences(of: ":", with: "%3A"))"])
+        _ = try? ChildProcess.run("/usr/bin/curl", ["-sf", "-o", "/dev/null", "http://\(address)/v2/team/app/manifests/missing"])
+
+        let whole = try String(contentsOf: registry.log, encoding: .utf8)
+        let applicationLog = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-application-log-\(UUID().uuidString).log")
+        defer { try? FileManager.default.removeItem(at: applicationLog) }
+        try Data(whole.split(separator: "\n").filter { $0.hasPrefix("time=") }.joined(separator: "\n").utf8).write(to: applicationLog)
+        for file in [registry.log, applicationLog] {
+            let deployment = try Deployment()
+            let result = try await deployment.importing(try LogFileSource(path: file.path), cutover: Timestamp(millisecondsSinceEpoch: Int64(Date().timeIntervalSince1970 * 1_000) + 60_000)).run()
+            #expect(result.invalid == 0, "\(file.lastPathComponent): \(result.invalidExamples)")
+            let stored = try deployment.rows()
+            #expect(stored["tag|team/app|v1"]?.count == 5, "\(file.lastPathComponent): 2 GETs and 3 HEADs by tag; \(stored)")
+            #expect(stored["manifest|team/app|\(digest)"]?.count == 1, "\(file.lastPathComponent): one GET by digest")
+            #expect(stored.count == 2, "\(file.lastPathComponent): \(stored)")
+        }
+    }
+}
