@@ -136,7 +136,9 @@ public final class LogFileSource: HistorySource {
             if let held { return held }
             var reader = try LineReader(path: path)
             var found = false
-            while !found, case let lines = try reader.lines(1_000), !lines.isEmpty {
+            while !found {
+                let lines = try reader.lines(1_000)
+                if lines.isEmpty { break }
                 found = lines.contains { RegistryLogLine(accessLine: $0) != nil }
             }
             held = found

@@ -9,7 +9,7 @@ import PullSketchEvents
 /// text (`time="…" level=info msg="response completed" … http.request.uri=… http.response.status=200`)
 /// or, with `log.formatter: json`, as a JSON object of the same fields. Neither names the digest a
 /// tag resolved to, so a pull by tag counts for the tag alone.
-struct RegistryLogLine: Equatable {
+struct RegistryLogLine {
     enum Log { case access, application }
 
     var log: Log

@@ -8,10 +8,10 @@ import PullSketchPostgres
 /// themselves, so their own pulls say nothing about whether they are needed: their subject does.
 /// Only `sha256` is recognised: the schema cuts longer digests to 64 characters, and a name that
 /// does not spell its subject whole is judged as any other tag.
-public enum ReferrerTag {
-    /// The digest `tag` names, if it follows the scheme.
-    /// Read in place: a dry run asks this of each of its thousands of candidates.
-    public static func subject(of tag: String) -> String? {
+enum ReferrerTag {
+    /// The digest `tag` names, if it follows the scheme; read in place, as a dry run asks this of
+    /// each of its thousands of candidates.
+    static func subject(of tag: String) -> String? {
         let bytes = tag.utf8, prefix = "sha256-".utf8, hexLength = 64
         guard bytes.count >= prefix.count + hexLength, bytes.starts(with: prefix) else { return nil }
         let hex = bytes.dropFirst(prefix.count).prefix(hexLength)
