@@ -78,7 +78,10 @@ public final class LogFileSource: HistorySource {
     }
 
     private func entry(_ line: Data, at position: SourcePosition) throws -> Entry {
-        guard var object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] else { return try registryLogEntry(line) }
+        // Only an object is an entry in JSON: the registry's log lines are not tried as JSON first.
+        guard line.first(where: { !Self.whitespace.contains($0) }) == UInt8(ascii: "{"),
+            var object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any]
+        else { return try registryLogEntry(line) }
         if object["msg"] != nil { return try applicationLogEntry(RegistryLogLine(json: object)) }
         if let source = object["_source"] as? [String: Any] { object = source }
         if object["events"] != nil {
@@ -179,7 +182,10 @@ public final class LogFileSource: HistorySource {
 /// Reads a file's lines in order, 1 MiB at a time.
 struct LineReader {
     private let file: FileHandle
-    private var pending = Data()
+    /// What was read and not yet returned, from `start` on: a line is copied out once, and only the
+    /// unfinished last line is moved when the next MiB is read.
+    private var pending: [UInt8] = []
+    private var start = 0
     private var atEnd = false
     private(set) var nextLine = 0
     static let maximumLineBytes = 16 << 20
@@ -202,21 +208,26 @@ struct LineReader {
     /// The next line (blank ones included, so positions stay fixed), or nil at the end.
     private mutating func next() throws -> Data? {
         while true {
-            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = pending[pending.startIndex..<newline]
-                pending = Data(pending[(newline + 1)...])
+            if let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                defer { start = newline + 1 }
                 nextLine += 1
-                return Data(line)
+                return Data(pending[start..<newline])
             }
             guard !atEnd else {
-                guard !pending.isEmpty else { return nil }
-                defer { pending = Data() }
+                guard start < pending.count else { return nil }
+                defer { start = pending.count }
                 nextLine += 1
-                return pending
+                return Data(pending[start...])
             }
-            guard pending.count <= Self.maximumLineBytes else { throw ImportError("line \(nextLine + 1) is longer than 16 MiB") }
+            guard pending.count - start <= Self.maximumLineBytes else { throw ImportError("line \(nextLine + 1) is longer than 16 MiB") }
             let chunk = try file.read(upToCount: 1 << 20) ?? Data()
-            if chunk.isEmpty { atEnd = true } else { pending.append(chunk) }
+            if chunk.isEmpty {
+                atEnd = true
+            } else {
+                pending.removeFirst(start)
+                pending.append(contentsOf: chunk)
+                start = 0
+            }
         }
     }
 }

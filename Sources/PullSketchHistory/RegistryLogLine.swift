@@ -22,11 +22,12 @@ struct RegistryLogLine {
     /// What the line records: a manifest pull, nothing PullSketch counts, or why it cannot be read.
     var ingested: IngestedEvent {
         let path = uri.prefix { $0 != "?" }
-        guard (200..<300).contains(status), let method = ManifestRequestMethod(rawValue: method), path.hasPrefix("/v2/"),
-            let marker = path.range(of: "/manifests/", options: .backwards)
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard (200..<300).contains(status), let method = ManifestRequestMethod(rawValue: method), segments.count >= 5, segments[0].isEmpty,
+            segments[1] == "v2", segments[segments.count - 2] == "manifests"
         else { return .ignored }
-        guard let name = path[path.index(path.startIndex, offsetBy: 4)..<marker.lowerBound].removingPercentEncoding,
-            let reference = path[marker.upperBound...].removingPercentEncoding
+        guard let name = segments[2..<segments.count - 2].joined(separator: "/").removingPercentEncoding,
+            let reference = segments[segments.count - 1].removingPercentEncoding
         else { return .invalid("path '\(path)' cannot be decoded") }
         guard let time = log == .access ? Self.accessTime(time) : RFC3339.parse(time) else { return .invalid("time '\(time)' cannot be read") }
         guard let repository = try? RepositoryName(name) else { return .invalid("invalid repository '\(name)'") }
@@ -40,17 +41,39 @@ struct RegistryLogLine {
 }
 
 extension RegistryLogLine {
-    /// An access log line, or nil when `line` is not one.
+    /// An access log line (`host ident user [time] "method uri protocol" status size "referer"
+    /// "agent"`), or nil when `line` is not one. Read as bytes: a log has millions of lines.
     init?(accessLine line: Data) {
-        guard let text = String(data: line, encoding: .utf8), let open = text.range(of: " ["),
-            let close = text.range(of: "] \"", range: open.upperBound..<text.endIndex),
-            let requestEnd = text.range(of: "\" ", range: close.upperBound..<text.endIndex)
+        guard let request = line.withUnsafeBytes(Self.access) else { return nil }
+        self = request
+    }
+
+    private static func access(_ line: UnsafeRawBufferPointer) -> RegistryLogLine? {
+        guard let open = find(" [", in: line[...]), let close = find("] \"", in: line[open.upperBound...]),
+            let requestEnd = find("\" ", in: line[close.upperBound...])
         else { return nil }
-        let request = text[close.upperBound..<requestEnd.lowerBound].split(separator: " ")
-        guard request.count == 3, request[2].hasPrefix("HTTP/"),
-            let status = text[requestEnd.upperBound...].split(separator: " ", maxSplits: 1).first.flatMap({ Int($0) })
+        let request = line[close.upperBound..<requestEnd.lowerBound].split(separator: UInt8(ascii: " "))
+        let statusDigits = line[requestEnd.upperBound...].prefix { $0 != UInt8(ascii: " ") }
+        guard request.count == 3, request[2].starts(with: "HTTP/".utf8), !statusDigits.isEmpty, statusDigits.count <= 3,
+            statusDigits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
         else { return nil }
-        self.init(log: .access, method: String(request[0]), uri: String(request[1]), status: status, time: String(text[open.upperBound..<close.lowerBound]))
+        func text(_ bytes: Slice<UnsafeRawBufferPointer>) -> String { String(decoding: bytes, as: UTF8.self) }
+        let status = statusDigits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+        return RegistryLogLine(
+            log: .access, method: text(request[0]), uri: text(request[1]), status: status, time: text(line[open.upperBound..<close.lowerBound])
+        )
+    }
+
+    /// Where `needle` first occurs in `bytes`.
+    private static func find(_ needle: StaticString, in bytes: Slice<UnsafeRawBufferPointer>) -> Range<Int>? {
+        let needle = UnsafeBufferPointer(start: needle.utf8Start, count: needle.utf8CodeUnitCount)
+        var from = bytes.startIndex
+        while let first = bytes[from...].firstIndex(of: needle[0]) {
+            let end = first + needle.count
+            if end <= bytes.endIndex, bytes[first..<end].elementsEqual(needle) { return first..<end }
+            from = first + 1
+        }
+        return nil
     }
 
     /// An application log line in logrus's text format (`logfmt`'s fields) that says `response
