@@ -14,7 +14,7 @@ extension HistoryImportTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-registry-log-\(UUID().uuidString).log")
         defer { try? FileManager.default.removeItem(at: file) }
         try Data(lines.utf8).write(to: file)
-        return try #require(try await LogFileSource(path: file.path, chunkSize: 100).chunk(0))
+        return try #require(try await LogFileSource(path: file.path, chunkSize: 100_000).chunk(0))
     }
 
     func pull(_ reference: ManifestReference, _ method: ManifestRequestMethod, at time: String) throws -> PullEvent {
@@ -75,6 +75,19 @@ extension HistoryImportTests {
             "line 5: neither a JSON object nor a line of the registry's logs",
             "line 6: a registry log line: path '/v2/team/app/manifests/v%ZZ1' cannot be decoded",
         ])
+    }
+
+    /// A file read a MiB at a time: lines across the buffer's ends come out whole, in order, the
+    /// last one without its newline too.
+    @Test func linesAcrossTheReadersBufferComeOutWholeAndInOrder() async throws {
+        let count = 30_000
+        let lines = (0..<count).map { index in
+            let padding = String(repeating: "x", count: index % 97)
+            return "10.0.0.1 - - [06/Dec/2026:15:03:26 +0000] \"GET /v2/team/app/manifests/v\(index) HTTP/1.1\" 200 401 \"\(padding)\" \"curl\""
+        }
+        let chunk = try await pulls(in: lines.joined(separator: "\n"))
+        #expect(chunk.positions == count && chunk.invalid == 0)
+        #expect(chunk.pulls.map(\.reference) == (0..<count).map { .tag(try! TagName("v\($0)")) })
     }
 
     /// A real `docker-registry` logging at `info`, its standard output and error in one file as
