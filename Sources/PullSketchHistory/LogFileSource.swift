@@ -24,7 +24,7 @@ public final class LogFileSource: HistorySource {
     private let history: QuayTagHistory?
     private let reader: Mutex<LineReader?>
     /// Whether the file holds a line of the registry's access log; found when first needed.
-    private let holdsAccessLog: Mutex<Bool?>
+    private let accessLogHeld: Mutex<Bool?>
 
     /// `name` overrides the identity (`file:` and a hash of the file's first 64 KiB).
     public init(path: String, name: String? = nil, chunkSize: Int = 100_000, pullKindID: Int? = nil, history: QuayTagHistory? = nil) throws {
@@ -37,7 +37,7 @@ public final class LogFileSource: HistorySource {
         self.pullKindID = pullKindID
         self.history = history
         reader = Mutex(nil)
-        holdsAccessLog = Mutex(nil)
+        accessLogHeld = Mutex(nil)
     }
 
     /// Unknown until the file is read.
@@ -81,8 +81,8 @@ public final class LogFileSource: HistorySource {
         // Only an object is an entry in JSON: the registry's log lines are not tried as JSON first.
         guard line.first(where: { !Self.whitespace.contains($0) }) == UInt8(ascii: "{"),
             var object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any]
-        else { return try registryLogEntry(line) }
-        if object["msg"] != nil { return try applicationLogEntry(RegistryLogLine(json: object)) }
+        else { return try registryLogEntry(RegistryLogLine.record(in: line)) }
+        if let record = RegistryLogLine.record(json: object) { return try registryLogEntry(record) }
         if let source = object["_source"] as? [String: Any] { object = source }
         if object["events"] != nil {
             guard let envelope = line.withUnsafeBytes({ NotificationEnvelope(json: $0) }) else {
@@ -124,30 +124,34 @@ public final class LogFileSource: HistorySource {
         }
     }
 
-    /// A line of the registry's access log, or of its application log as text.
-    private func registryLogEntry(_ line: Data) throws -> Entry {
-        if let request = RegistryLogLine(accessLine: line) { return Self.entry(request.ingested) }
-        if let fields = RegistryLogLine.logfmt(line), fields["msg"] != nil { return try applicationLogEntry(RegistryLogLine(text: fields)) }
-        return .invalid("neither a JSON object nor a line of the registry's logs")
+    /// A line of the registry's logs: an access log line counts; a request in the application log
+    /// counts unless the file holds the access log, which counts the same requests; the
+    /// application log's other lines are ignored.
+    private func registryLogEntry(_ record: RegistryLogLine.Record) throws -> Entry {
+        switch record {
+        case .access(let request): return Self.entry(request.ingested)
+        case .application(nil): return .ignored
+        case .application(let request?): return try holdsAccessLog() ? .ignored : Self.entry(request.ingested)
+        case .unknown: return .invalid("neither a JSON object PullSketch reads nor a line of the registry's logs")
+        }
     }
 
-    /// A line of the registry's application log: a request (`request`) counts unless the file
-    /// holds the access log, which counts the same requests; its other lines are ignored.
-    private func applicationLogEntry(_ request: RegistryLogLine?) throws -> Entry {
-        guard let request else { return .ignored }
-        let accessLogHeld = try holdsAccessLog.withLock { held in
+    /// Whether the file holds an access log line, read through once when first asked.
+    private func holdsAccessLog() throws -> Bool {
+        try accessLogHeld.withLock { held in
             if let held { return held }
             var reader = try LineReader(path: path)
             var found = false
             while !found {
                 let lines = try reader.lines(1_000)
                 if lines.isEmpty { break }
-                found = lines.contains { RegistryLogLine(accessLine: $0) != nil }
+                found = lines.contains {
+                    if case .access = RegistryLogLine.record(in: $0) { true } else { false }
+                }
             }
             held = found
             return found
         }
-        return accessLogHeld ? .ignored : Self.entry(request.ingested)
     }
 
     private static func entry(_ event: IngestedEvent) -> Entry {

@@ -41,6 +41,41 @@ struct RegistryLogLine {
 }
 
 extension RegistryLogLine {
+    /// What one line of a registry's logs holds.
+    enum Record {
+        case access(RegistryLogLine)
+        /// A line of the application log: a request, or nil for any other line it writes.
+        case application(RegistryLogLine?)
+        case unknown
+    }
+
+    /// The record in `line`, past whatever a log collector wrote before it: journald's and
+    /// syslog's `… docker-registry[pid]: `, the time `kubectl logs --timestamps` adds, a CRI log
+    /// file's `<time> stdout F `, or Docker's `json-file` object around it (`{"log": …}`).
+    static func record(in line: Data) -> Record {
+        var line = line
+        while line.last == UInt8(ascii: "\n") || line.last == UInt8(ascii: "\r") { line.removeLast() }
+        if let request = RegistryLogLine(accessLine: line) { return .access(request) }
+        if let start = line.withUnsafeBytes({ find("time=\"", in: $0[...]) }), let fields = logfmt(line[(line.startIndex + start.lowerBound)...]),
+            fields["msg"] != nil
+        {
+            return .application(RegistryLogLine(text: fields))
+        }
+        if let brace = line.firstIndex(of: UInt8(ascii: "{")),
+            let object = (try? JSONSerialization.jsonObject(with: line[brace...])) as? [String: Any], let record = record(json: object)
+        {
+            return record
+        }
+        return .unknown
+    }
+
+    /// The record in a JSON object: the application log's, or a line Docker wrapped; nil for an
+    /// object of neither kind.
+    static func record(json object: [String: Any]) -> Record? {
+        if let wrapped = object["log"] as? String { return record(in: Data(wrapped.utf8)) }
+        return object["msg"] != nil ? .application(RegistryLogLine(json: object)) : nil
+    }
+
     /// An access log line (`host ident user [time] "method uri protocol" status size "referer"
     /// "agent"`), or nil when `line` is not one. Read as bytes: a log has millions of lines.
     init?(accessLine line: Data) {

@@ -181,7 +181,7 @@ import Testing
         )
         let first = try await deployment.importing(source).run()
         #expect(first.invalid == 1 && first.ignored == 1, "\(first.line)")
-        #expect(first.invalidExamples == ["line 6: neither a JSON object nor a line of the registry's logs"])
+        #expect(first.invalidExamples == ["line 6: neither a JSON object PullSketch reads nor a line of the registry's logs"])
         let stored = try deployment.rows()
         // v3 pulled by HEAD and by GET the first day (manifest 103), and after the retag (manifest 153).
         #expect(stored["tag|acme/web|v3"]?.count == 3)
@@ -216,7 +216,7 @@ extension HistoryImportTests {
         let first = try #require(try await source.chunk(0))
         #expect(first.pulls.count == 1 && first.invalid == 4)
         #expect(first.invalidExamples == [
-            "line 2: neither a JSON object nor a line of the registry's logs", "line 3: a pull: invalid repository 'Team/App'", "line 4: a pull without a time",
+            "line 2: neither a JSON object PullSketch reads nor a line of the registry's logs", "line 3: a pull: invalid repository 'Team/App'", "line 4: a pull without a time",
         ])
         let second = try #require(try await source.chunk(1))
         #expect(second.pulls.isEmpty && second.invalid == 3)

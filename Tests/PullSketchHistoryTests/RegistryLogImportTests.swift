@@ -23,13 +23,14 @@ extension HistoryImportTests {
 
     /// A file with the access log counts by it alone: the application log's line for the same
     /// request is not counted again. Blobs, pushes and errors are no pulls; a line naming an
-    /// invalid repository or an unreadable time says so.
+    /// invalid repository or an unreadable time says so. Lines come as log collectors keep them:
+    /// after a CRI log file's prefix, journald's, and inside Docker's `json-file` objects.
     @Test func theAccessLogCountsManifestRequestsAndItsTwinInTheApplicationLogIsIgnored() async throws {
         let chunk = try await pulls(in: """
             127.0.0.1 - - [06/Dec/2026:15:03:26 +0000] "GET /v2/team/app/manifests/v1 HTTP/1.1" 200 401 "" "skopeo/1.9.3"
-            time="2026-12-06T15:03:26.121890123Z" level=info msg="response completed" http.request.method=GET http.request.uri=/v2/team/app/manifests/v1 http.response.status=200
-            10.0.0.7 - alice [06/Dec/2026:16:03:27 +0100] "HEAD /v2/team/app/manifests/v1?ns=docker.io HTTP/1.1" 200 401 "" "containerd/1.7"
-            10.0.0.7 - - [06/Dec/2026:15:03:28 +0000] "GET /v2/team/app/manifests/sha256%3A\(String(repeating: "d", count: 64)) HTTP/1.1" 200 401 "" "containerd/1.7"
+            2026-12-06T15:03:26.122Z stderr F time="2026-12-06T15:03:26.121890123Z" level=info msg="response completed" http.request.method=GET http.request.uri=/v2/team/app/manifests/v1 http.response.status=200
+            Dec 06 15:03:27 registry docker-registry[812]: 10.0.0.7 - alice [06/Dec/2026:16:03:27 +0100] "HEAD /v2/team/app/manifests/v1?ns=docker.io HTTP/1.1" 200 401 "" "containerd/1.7"
+            {"log":"10.0.0.7 - - [06/Dec/2026:15:03:28 +0000] \\"GET /v2/team/app/manifests/sha256%3A\(String(repeating: "d", count: 64)) HTTP/1.1\\" 200 401 \\"\\" \\"containerd/1.7\\"\\n","stream":"stdout","time":"2026-12-06T15:03:28.2Z"}
             10.0.0.7 - - [06/Dec/2026:15:03:28 +0000] "GET /v2/team/app/blobs/\(Self.digestD) HTTP/1.1" 200 1024 "" "containerd/1.7"
             127.0.0.1 - - [06/Dec/2026:15:03:29 +0000] "PUT /v2/team/app/manifests/v2 HTTP/1.1" 201 0 "" "skopeo/1.9.3"
             127.0.0.1 - - [06/Dec/2026:15:03:29 +0000] "GET /v2/team/app/manifests/nope HTTP/1.1" 404 94 "" "curl/7.88.1"
@@ -53,14 +54,14 @@ extension HistoryImportTests {
         ], "the first three are kept; line 12, from elsewhere, is the fourth")
     }
 
-    /// With the access log turned off, the application log's lines count, text and JSON alike, to
-    /// the millisecond; its error lines, a line cut short and a path that cannot be decoded count
-    /// nothing.
+    /// With the access log turned off, the application log's lines count, text and JSON alike (after
+    /// a CRI prefix, inside Docker's `json-file` object), to the millisecond; its error lines, a
+    /// line cut short and a path that cannot be decoded count nothing.
     @Test func withoutAnAccessLogTheApplicationLogCountsInTextOrJSON() async throws {
         let chunk = try await pulls(in: """
-            time="2026-12-06T15:03:48.041184824Z" level=info msg="response completed" http.request.method=GET http.request.uri=/v2/team/app/manifests/v1 http.request.useragent=skopeo/1.9.3 http.response.status=200 http.response.written=401
+            2026-12-06T15:03:48.042Z stderr F time="2026-12-06T15:03:48.041184824Z" level=info msg="response completed" http.request.method=GET http.request.uri=/v2/team/app/manifests/v1 http.request.useragent=skopeo/1.9.3 http.response.status=200 http.response.written=401
             time="2026-12-06T15:03:48.097Z" level=error msg="response completed with error" err.code="manifest unknown" http.request.method=GET http.request.uri=/v2/team/app/manifests/nope http.response.status=404
-            {"http.request.method":"HEAD","http.request.uri":"/v2/team/app/manifests/sha256%3A\(String(repeating: "d", count: 64))","http.response.status":200,"level":"info","msg":"response completed","time":"2026-12-06T16:03:49.5+01:00"}
+            {"log":"{\\"http.request.method\\":\\"HEAD\\",\\"http.request.uri\\":\\"/v2/team/app/manifests/sha256%3A\(String(repeating: "d", count: 64))\\",\\"http.response.status\\":200,\\"level\\":\\"info\\",\\"msg\\":\\"response completed\\",\\"time\\":\\"2026-12-06T16:03:49.5+01:00\\"}\\n","stream":"stderr","time":"2026-12-06T15:03:49.6Z"}
             {"level":"info","msg":"listening on 127.0.0.1:5000","time":"2026-12-06T15:03:47Z"}
             time="2026-12-06T15:03:50Z" level=info msg="response completed" http.request.uri="/v2/team/app/manifests/v1 http.response.status=200
             time="2026-12-06T15:03:51Z" level=info msg="response completed" http.request.method=GET http.request.uri="/v2/team/app/manifests/v%ZZ1" http.response.status=200
@@ -72,7 +73,7 @@ extension HistoryImportTests {
         ])
         #expect(chunk.ignored == 2)
         #expect(chunk.invalidExamples == [
-            "line 5: neither a JSON object nor a line of the registry's logs",
+            "line 5: neither a JSON object PullSketch reads nor a line of the registry's logs",
             "line 6: a registry log line: path '/v2/team/app/manifests/v%ZZ1' cannot be decoded",
         ])
     }
@@ -92,7 +93,8 @@ extension HistoryImportTests {
 
     /// A real `docker-registry` logging at `info`, its standard output and error in one file as
     /// `kubectl logs` shows them; skopeo pushes and pulls, curl checks by tag and fetches by digest.
-    /// Imported whole, and its application log alone: each request counts once either way.
+    /// Imported whole, its application log alone, and as Docker and journald keep it: each request
+    /// counts once every way.
     @Test func aRegistrysOwnLogIsImportedWithEachManifestRequestOnce() async throws {
         let registry = try RegistryServer(notificationURL: "http://127.0.0.1:9/unused", secret: "unused", logFormatter: "text")
         let images = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-log-images-\(UUID().uuidString)")
@@ -109,11 +111,25 @@ extension HistoryImportTests {
         try ChildProcess.run("/usr/bin/curl", ["-sf", "-o", "/dev/null", "-H", accept, "http://\(address)/v2/team/app/manifests/\(digest.replacingOccurrences(of: ":", with: "%3A"))"])
         _ = try? ChildProcess.run("/usr/bin/curl", ["-sf", "-o", "/dev/null", "http://\(address)/v2/team/app/manifests/missing"])
 
-        let whole = try String(contentsOf: registry.log, encoding: .utf8)
-        let applicationLog = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-application-log-\(UUID().uuidString).log")
-        defer { try? FileManager.default.removeItem(at: applicationLog) }
-        try Data(whole.split(separator: "\n").filter { $0.hasPrefix("time=") }.joined(separator: "\n").utf8).write(to: applicationLog)
-        for file in [registry.log, applicationLog] {
+        // The log as it is, its application log alone, each line as Docker's `json-file` driver
+        // keeps it, and each line after journald's prefix.
+        let lines = try String(contentsOf: registry.log, encoding: .utf8).split(separator: "\n")
+        func docker(_ line: Substring) throws -> String {
+            String(decoding: try JSONSerialization.data(withJSONObject: ["log": line + "\n", "stream": "stdout", "time": "2026-12-06T15:03:26Z"]), as: UTF8.self)
+        }
+        let variants = [
+            ("application log", lines.filter { $0.hasPrefix("time=") }.joined(separator: "\n")),
+            ("json-file", try lines.map(docker).joined(separator: "\n")),
+            ("journald", lines.map { "Dec 06 15:03:26 registry docker-registry[812]: \($0)" }.joined(separator: "\n")),
+        ]
+        var files = [registry.log]
+        for (name, text) in variants {
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-\(name.replacingOccurrences(of: " ", with: "-"))-\(UUID().uuidString).log")
+            try Data(text.utf8).write(to: file)
+            files.append(file)
+        }
+        defer { for file in files.dropFirst() { try? FileManager.default.removeItem(at: file) } }
+        for file in files {
             let deployment = try Deployment()
             let result = try await deployment.importing(try LogFileSource(path: file.path), cutover: Timestamp(millisecondsSinceEpoch: Int64(Date().timeIntervalSince1970 * 1_000) + 60_000)).run()
             #expect(result.invalid == 0, "\(file.lastPathComponent): \(result.invalidExamples)")
