@@ -24,11 +24,16 @@ public enum PostgresParameter: Hashable, Sendable {
 /// never assembled from data; parameters travel as text or, for bulk arrays, in binary
 /// (`PostgresArray.binary`), and results as text or, for large reads, in binary (`withBinaryResult`).
 /// A connection that broke reconnects before its next statement; the statement that met the break
-/// is never resent, its error is thrown.
+/// is never resent, its error is thrown. So does one whose server stopped taking writes (SQLSTATE
+/// 25006: a primary demoted to a standby without closing its sessions, or `default_transaction_
+/// read_only` turned on): its error is a `.connection` one, and connecting again with the same
+/// string — several hosts and `target_session_attrs=read-write` — finds the server that takes them.
 public final class PostgresConnection {
     private let connection: OpaquePointer
     /// Session settings applied at every (re)connection, e.g. `statement_timeout`.
     private let settings: [(name: String, value: String)]
+    /// The server refused a write as read-only: connect again before the next statement.
+    private var serverTakesNoWrites = false
 
     /// Connects with a libpq connection string, e.g. `host=127.0.0.1 port=5432 dbname=pullsketch`,
     /// and applies `settings` (name → value, as `set_config` takes them) to the session, again
@@ -102,7 +107,9 @@ public final class PostgresConnection {
         default:
             defer { PQclear(result) }
             let sqlState = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
-            let kind: PostgresError.Kind = PQstatus(connection) == CONNECTION_OK ? .statement : .connection
+            let readOnly = sqlState == "25006"
+            if readOnly { serverTakesNoWrites = true }
+            let kind: PostgresError.Kind = PQstatus(connection) == CONNECTION_OK && !readOnly ? .statement : .connection
             throw PostgresError(kind, sqlState: sqlState, Self.text(PQresultErrorMessage(result)))
         }
     }
@@ -158,7 +165,8 @@ public final class PostgresConnection {
     }
 
     private func reconnectIfBroken() throws(PostgresError) {
-        guard PQstatus(connection) != CONNECTION_OK else { return }
+        guard PQstatus(connection) != CONNECTION_OK || serverTakesNoWrites else { return }
+        serverTakesNoWrites = false
         PQreset(connection)
         guard PQstatus(connection) == CONNECTION_OK else {
             throw PostgresError(.connection, Self.text(PQerrorMessage(connection)))

@@ -88,6 +88,35 @@ import Testing
 
     /// libpq reads a text value up to its first NUL; cut there, `x\0|keep` would reach the server
     /// as the pattern `x`. Such a value is refused as data, and nothing runs.
+    /// A server that stops taking writes without closing its sessions (a primary demoted, or
+    /// `default_transaction_read_only` turned on, as here): the write it refuses is a connection
+    /// error, and the next statement connects again, to the host of the connection string that
+    /// takes writes (`target_session_attrs=read-write`), instead of failing on the first for good.
+    @Test func aServerThatStopsTakingWritesIsLeftForTheHostThatTakesThem() throws {
+        let first = try PostgresServer(), second = try PostgresServer()
+        for server in [first, second] { try PostgresConnection(server.connectionString()).query("CREATE TABLE writes (n int)") }
+        let connection = try PostgresConnection(
+            "host=127.0.0.1,127.0.0.1 port=\(first.port),\(second.port) user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=5"
+        )
+        try connection.query("INSERT INTO writes VALUES (1)")
+        let administrator = try PostgresConnection(first.connectionString())
+        try administrator.query("ALTER SYSTEM SET default_transaction_read_only = on")
+        try administrator.query("SELECT pg_reload_conf()")
+        // The session takes the new default when its backend has read the configuration again.
+        var refused: PostgresError?
+        for _ in 0..<100 where refused == nil {
+            do {
+                try connection.query("INSERT INTO writes VALUES (2)")
+            } catch {
+                refused = error
+            }
+        }
+        #expect(refused?.kind == .connection && refused?.sqlState == "25006", "\(String(describing: refused))")
+        try connection.query("INSERT INTO writes VALUES (3)")
+        let written = try PostgresConnection(second.connectionString()).query("SELECT n FROM writes").rows
+        #expect(written == [["3"]], "the write after the refusal went to the second server")
+    }
+
     @Test func aTextParameterWithANulIsRefusedNotCutShort() throws {
         let connection = try connect()
         try connection.query("CREATE TABLE t (k text)")
