@@ -81,9 +81,9 @@ extension HistoryImportTests {
     /// A file read a MiB at a time: lines across the buffer's ends come out whole, in order, the
     /// last one without its newline too.
     @Test func linesAcrossTheReadersBufferComeOutWholeAndInOrder() async throws {
-        let count = 30_000
+        let count = 3_000
         let lines = (0..<count).map { index in
-            let padding = String(repeating: "x", count: index % 97)
+            let padding = String(repeating: "x", count: index % 997 * 2)
             return "10.0.0.1 - - [06/Dec/2026:15:03:26 +0000] \"GET /v2/team/app/manifests/v\(index) HTTP/1.1\" 200 401 \"\(padding)\" \"curl\""
         }
         let chunk = try await pulls(in: lines.joined(separator: "\n"))
@@ -93,14 +93,48 @@ extension HistoryImportTests {
 
     /// A real `docker-registry` logging at `info`, its standard output and error in one file as
     /// `kubectl logs` shows them; skopeo pushes and pulls, curl checks by tag and fetches by digest.
-    /// Imported whole, its application log alone, and as Docker and journald keep it: each request
-    /// counts once every way.
+    /// Imported whole, its application log alone, and as Docker and journald keep it (each copy
+    /// naming its own repository): each request counts once every way.
     @Test func aRegistrysOwnLogIsImportedWithEachManifestRequestOnce() async throws {
+        let (log, digest) = try await onOwnThread(Self.registryTraffic)
+        func lines(naming repository: String) -> [String] {
+            log.split(separator: "\n").map { $0.replacingOccurrences(of: "/v2/team/app/", with: "/v2/team/\(repository)/") }
+        }
+        func docker(_ line: String) throws -> String {
+            String(decoding: try JSONSerialization.data(withJSONObject: ["log": line + "\n", "stream": "stdout", "time": "2026-12-06T15:03:26Z"]), as: UTF8.self)
+        }
+        let variants = [
+            ("whole", lines(naming: "whole").joined(separator: "\n")),
+            ("application", lines(naming: "application").filter { $0.hasPrefix("time=") }.joined(separator: "\n")),
+            ("json-file", try lines(naming: "json-file").map(docker).joined(separator: "\n")),
+            ("journald", lines(naming: "journald").map { "Dec 06 15:03:26 registry docker-registry[812]: \($0)" }.joined(separator: "\n")),
+        ]
+        let deployment = try Deployment()
+        let cutover = Timestamp(millisecondsSinceEpoch: Int64(Date().timeIntervalSince1970 * 1_000) + 60_000)
+        for (name, text) in variants {
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-\(name)-\(UUID().uuidString).log")
+            defer { try? FileManager.default.removeItem(at: file) }
+            try Data(text.utf8).write(to: file)
+            let result = try await deployment.importing(try LogFileSource(path: file.path), cutover: cutover).run()
+            #expect(result.invalid == 0, "\(name): \(result.invalidExamples)")
+        }
+        let stored = try deployment.rows()
+        for (name, _) in variants {
+            #expect(stored["tag|team/\(name)|v1"]?.count == 5, "\(name): 2 GETs and 3 HEADs by tag; \(stored)")
+            #expect(stored["manifest|team/\(name)|\(digest)"]?.count == 1, "\(name): one GET by digest")
+        }
+        #expect(stored.count == 2 * variants.count, "\(stored)")
+    }
+
+    /// Runs the registry and its clients (blocking: on a thread of its own) and returns the
+    /// registry's log and the pushed manifest's digest.
+    @Sendable static func registryTraffic() throws -> (log: String, digest: String) {
         let registry = try RegistryServer(notificationURL: "http://127.0.0.1:9/unused", secret: "unused", logFormatter: "text")
         let images = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-log-images-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: images) }
         let address = "127.0.0.1:\(registry.port)"
-        try ChildProcess.run("/bin/bash", [URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/sample-image").standardized.path, images.appendingPathComponent("app").path, "app"])
+        let sampleImage = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/sample-image").standardized
+        try ChildProcess.run("/bin/bash", [sampleImage.path, images.appendingPathComponent("app").path, "app"])
         try ChildProcess.run("/usr/bin/skopeo", ["copy", "-q", "--dest-tls-verify=false", "oci:\(images.appendingPathComponent("app").path):latest", "docker://\(address)/team/app:v1"])
         let digest = try registry.digest(repository: "team/app", tag: "v1")
         for pull in 0..<2 {
@@ -110,33 +144,6 @@ extension HistoryImportTests {
         for _ in 0..<3 { try ChildProcess.run("/usr/bin/curl", ["-sf", "-o", "/dev/null", "-I", "-H", accept, "http://\(address)/v2/team/app/manifests/v1"]) }
         try ChildProcess.run("/usr/bin/curl", ["-sf", "-o", "/dev/null", "-H", accept, "http://\(address)/v2/team/app/manifests/\(digest.replacingOccurrences(of: ":", with: "%3A"))"])
         _ = try? ChildProcess.run("/usr/bin/curl", ["-sf", "-o", "/dev/null", "http://\(address)/v2/team/app/manifests/missing"])
-
-        // The log as it is, its application log alone, each line as Docker's `json-file` driver
-        // keeps it, and each line after journald's prefix.
-        let lines = try String(contentsOf: registry.log, encoding: .utf8).split(separator: "\n")
-        func docker(_ line: Substring) throws -> String {
-            String(decoding: try JSONSerialization.data(withJSONObject: ["log": line + "\n", "stream": "stdout", "time": "2026-12-06T15:03:26Z"]), as: UTF8.self)
-        }
-        let variants = [
-            ("application log", lines.filter { $0.hasPrefix("time=") }.joined(separator: "\n")),
-            ("json-file", try lines.map(docker).joined(separator: "\n")),
-            ("journald", lines.map { "Dec 06 15:03:26 registry docker-registry[812]: \($0)" }.joined(separator: "\n")),
-        ]
-        var files = [registry.log]
-        for (name, text) in variants {
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-\(name.replacingOccurrences(of: " ", with: "-"))-\(UUID().uuidString).log")
-            try Data(text.utf8).write(to: file)
-            files.append(file)
-        }
-        defer { for file in files.dropFirst() { try? FileManager.default.removeItem(at: file) } }
-        for file in files {
-            let deployment = try Deployment()
-            let result = try await deployment.importing(try LogFileSource(path: file.path), cutover: Timestamp(millisecondsSinceEpoch: Int64(Date().timeIntervalSince1970 * 1_000) + 60_000)).run()
-            #expect(result.invalid == 0, "\(file.lastPathComponent): \(result.invalidExamples)")
-            let stored = try deployment.rows()
-            #expect(stored["tag|team/app|v1"]?.count == 5, "\(file.lastPathComponent): 2 GETs and 3 HEADs by tag; \(stored)")
-            #expect(stored["manifest|team/app|\(digest)"]?.count == 1, "\(file.lastPathComponent): one GET by digest")
-            #expect(stored.count == 2, "\(file.lastPathComponent): \(stored)")
-        }
+        return (try String(contentsOf: registry.log, encoding: .utf8), digest)
     }
 }

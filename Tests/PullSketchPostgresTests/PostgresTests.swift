@@ -92,7 +92,16 @@ import Testing
     /// `default_transaction_read_only` turned on, as here): the write it refuses is a connection
     /// error, and the next statement connects again, to the host of the connection string that
     /// takes writes (`target_session_attrs=read-write`), instead of failing on the first for good.
-    @Test func aServerThatStopsTakingWritesIsLeftForTheHostThatTakesThem() throws {
+    @Test func aServerThatStopsTakingWritesIsLeftForTheHostThatTakesThem() async throws {
+        // Two servers of its own, started and used on a thread of its own (initdb, blocking calls).
+        let (refused, written) = try await onOwnThread(Self.writeAcrossAServerThatStopsTakingWrites)
+        #expect(refused?.kind == .connection && refused?.sqlState == "25006", "\(String(describing: refused))")
+        #expect(written == [["3"]], "the write after the refusal went to the second server")
+    }
+
+    /// Writes 1 to the first server, 2 until the first refuses it as read-only, then 3; returns the
+    /// refusal and what the second server holds.
+    @Sendable static func writeAcrossAServerThatStopsTakingWrites() throws -> (PostgresError?, [[String?]]) {
         let first = try PostgresServer(), second = try PostgresServer()
         for server in [first, second] { try PostgresConnection(server.connectionString()).query("CREATE TABLE writes (n int)") }
         let connection = try PostgresConnection(
@@ -111,10 +120,8 @@ import Testing
                 refused = error
             }
         }
-        #expect(refused?.kind == .connection && refused?.sqlState == "25006", "\(String(describing: refused))")
         try connection.query("INSERT INTO writes VALUES (3)")
-        let written = try PostgresConnection(second.connectionString()).query("SELECT n FROM writes").rows
-        #expect(written == [["3"]], "the write after the refusal went to the second server")
+        return (refused, try PostgresConnection(second.connectionString()).query("SELECT n FROM writes").rows)
     }
 
     @Test func aTextParameterWithANulIsRefusedNotCutShort() throws {
