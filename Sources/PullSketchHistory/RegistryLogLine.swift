@@ -88,12 +88,9 @@ extension RegistryLogLine {
             let requestEnd = find("\" ", in: line[close.upperBound...])
         else { return nil }
         let request = line[close.upperBound..<requestEnd.lowerBound].split(separator: UInt8(ascii: " "))
-        let statusDigits = line[requestEnd.upperBound...].prefix { $0 != UInt8(ascii: " ") }
-        guard request.count == 3, request[2].starts(with: "HTTP/".utf8), !statusDigits.isEmpty, statusDigits.count <= 3,
-            statusDigits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
-        else { return nil }
         func text(_ bytes: Slice<UnsafeRawBufferPointer>) -> String { String(decoding: bytes, as: UTF8.self) }
-        let status = statusDigits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+        let statusText = line[requestEnd.upperBound...].prefix { $0 != UInt8(ascii: " ") }
+        guard request.count == 3, request[2].starts(with: "HTTP/".utf8), statusText.count == 3, let status = Int(text(statusText)) else { return nil }
         return RegistryLogLine(
             log: .access, method: text(request[0]), uri: text(request[1]), status: status, time: text(line[open.upperBound..<close.lowerBound])
         )

@@ -9,16 +9,14 @@ import PullSketchPostgres
 /// Only `sha256` is recognised: the schema cuts longer digests to 64 characters, and a name that
 /// does not spell its subject whole is judged as any other tag.
 enum ReferrerTag {
-    /// The digest `tag` names, if it follows the scheme; read in place, as a dry run asks this of
-    /// each of its thousands of candidates.
+    /// The digest `tag` names, if it follows the scheme. A dry run asks this of each of its
+    /// thousands of candidates, so a tag is looked at further only when it begins `sha256-`.
     static func subject(of tag: String) -> String? {
         let bytes = tag.utf8, prefix = "sha256-".utf8, hexLength = 64
         guard bytes.count >= prefix.count + hexLength, bytes.starts(with: prefix) else { return nil }
-        let hex = bytes.dropFirst(prefix.count).prefix(hexLength)
-        guard hex.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else { return nil }
         let rest = bytes.dropFirst(prefix.count + hexLength)
         guard rest.isEmpty || (rest.count > 1 && rest.first == UInt8(ascii: ".")) else { return nil }
-        return "sha256:" + String(decoding: hex, as: UTF8.self)
+        return (try? Digest("sha256:" + String(decoding: bytes.dropFirst(prefix.count).prefix(hexLength), as: UTF8.self)))?.value
     }
 }
 
