@@ -11,7 +11,8 @@ public import PullSketchStore
 /// sent to a shard only when neither PostgreSQL (`reconciled_windows`) nor the shard's Redis
 /// ledger has it, so re-running an import, or resuming one that crashed, sends what is missing and
 /// nothing else. The import ends when PostgreSQL holds every part it sent; if Redis lost parts
-/// meanwhile (a rewind), it sends them again.
+/// meanwhile (a rewind), it sends them again. Then the earliest pull it read is recorded as the
+/// start of the history PullSketch knows (`PullKnowledge`).
 ///
 /// Pulls at or after `cutover` are skipped: live ingestion counts those.
 public struct HistoryImport: Sendable {
@@ -64,7 +65,7 @@ public struct HistoryImport: Sendable {
         }
     }
 
-    public var node: String { "import:\(source.identity)" }
+    public var node: String { PullKnowledge.importNodePrefix + source.identity }
 
     public func run(report: @Sendable (Progress) -> Void = { _ in }) async throws -> Progress {
         let store = BatchStore(connection: try connectRedis(redis), shardCount: tracker.shardCount)
@@ -72,6 +73,8 @@ public struct HistoryImport: Sendable {
         var done = try await holds(store)
         var sent = [UInt64](repeating: 0, count: tracker.shardCount)
         var index = Int(done.min() ?? 0)
+        /// The earliest pull read before the cutover: the history PostgreSQL knows once it holds it.
+        var earliest: Timestamp?
         while true {
             while let chunk = try await source.chunk(index) {
                 let sequence = UInt64(index + 1)
@@ -86,6 +89,7 @@ public struct HistoryImport: Sendable {
                         progress.afterCutover += 1
                     } else {
                         recorder.record(pull)
+                        earliest = min(earliest ?? pull.time, pull.time)
                     }
                 }
                 var window = recorder.drain()
@@ -111,7 +115,13 @@ public struct HistoryImport: Sendable {
                 report(progress)
             }
             // Wait until PostgreSQL holds every part sent; a shard whose Redis went back is sent again.
-            guard let restart = try await settle(store, sent: sent) else { return progress }
+            guard let restart = try await settle(store, sent: sent) else {
+                if let earliest {
+                    let node = self.node
+                    try await database.run { try PullKnowledge(connection: $0).recordImport(node, earliestPull: earliest) }
+                }
+                return progress
+            }
             done = try await holds(store)
             index = restart
         }

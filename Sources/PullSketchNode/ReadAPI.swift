@@ -88,15 +88,22 @@ extension PullSketchNode {
         case .pruneCandidates:
             do {
                 let policy = try PrunePolicy(request.uri.queryParameters)
-                let (tags, manifests) = try await database.run {
+                let (tags, manifests, knownSince, now) = try await database.run {
                     let queries = StatisticsQueries(connection: $0)
                     let now = clock.now()
                     return (
                         try queries.pruneCandidates(repository, policy: policy, now: now),
-                        try queries.manifestPruneCandidates(repository, policy: policy, now: now)
+                        try queries.manifestPruneCandidates(repository, policy: policy, now: now),
+                        try PullKnowledge(connection: $0).since(), now
                     )
                 }
-                return try JSONResponse.make(.ok, PruneCandidatesBody(repository: repository.value, candidates: tags, manifests: manifests))
+                return try JSONResponse.make(
+                    .ok,
+                    PruneCandidatesBody(
+                        repository: repository.value, knownSince: knownSince,
+                        historyComplete: policy.isJudgedOnKnownPulls(knownSince: knownSince, now: now), candidates: tags, manifests: manifests
+                    )
+                )
             } catch let error as InvalidParameter {
                 return JSONResponse.error(.badRequest, error.message)
             } catch let error as PostgresError where error.sqlState == "2201B" {

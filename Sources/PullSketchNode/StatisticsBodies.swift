@@ -226,11 +226,18 @@ struct PruneCandidatesBody: Encodable {
 
     let repository: String
     let dry_run = true
+    /// Since when PullSketch knows pulls (live counting or imported history); null before any.
+    let pulls_known_since: Nullable<String>
+    /// False when the policy's "not pulled" window reaches back before `pulls_known_since`: a
+    /// candidate may have been pulled then, unseen.
+    let history_complete: Bool
     let candidates: [Candidate]
     let manifest_candidates: [ManifestCandidate]
 
-    init(repository: String, candidates: [PruneCandidate], manifests: [ManifestPruneCandidate]) {
+    init(repository: String, knownSince: Timestamp?, historyComplete: Bool, candidates: [PruneCandidate], manifests: [ManifestPruneCandidate]) {
         self.repository = repository
+        pulls_known_since = date(knownSince)
+        history_complete = historyComplete
         self.candidates = candidates.map {
             Candidate(
                 tag_name: $0.tag, tag_pull_count: $0.pullCount, last_tag_pull_date: date($0.lastPulledAt),

@@ -58,6 +58,7 @@ public struct BatchWriter {
                 try connection.query("DELETE FROM reconciled_batches WHERE shard = $1 AND batch = $2", [String(content.shard), String(batch.number)])
                 return .holdsReconciledWindows
             }
+            if batch.holdsLivePulls { try PullKnowledge(connection: connection).recordLiveCounting() }
             try upsertRepositories(of: content)
             let sizes = StatisticsTableSizes(connection)
             try writeExact(content.hotEntries, sizes: sizes)
@@ -143,7 +144,7 @@ public struct BatchWriter {
             [cutoff]
         ).affected
         try connection.query(
-            "DELETE FROM reconciled_windows WHERE reconciled_at < \(PostgresTime.timestamp(milliseconds: "$1::bigint")) AND node NOT LIKE 'import:%'", [cutoff]
+            "DELETE FROM reconciled_windows WHERE reconciled_at < \(PostgresTime.timestamp(milliseconds: "$1::bigint")) AND node NOT LIKE '\(PullKnowledge.importNodePrefix)%'", [cutoff]
         )
         return batches
     }

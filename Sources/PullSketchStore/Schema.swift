@@ -230,6 +230,15 @@ public enum Schema {
             WHERE s.pushed_at IS DISTINCT FROM EXCLUDED.pushed_at OR s.deleted_at IS DISTINCT FROM EXCLUDED.deleted_at;
             ANALYZE manifest_stats;
             """),
+        // A deployment older than this version counts live pulls since its oldest ledger row at
+        // the latest (the ledger keeps 30 days), and its imports until they run again.
+        Migration(version: 12, name: "since when pulls are known", sql: """
+            CREATE TABLE pull_knowledge (
+                source text PRIMARY KEY,
+                since timestamptz NOT NULL
+            );
+            INSERT INTO pull_knowledge (source, since) SELECT 'live', min(reconciled_at) FROM reconciled_batches HAVING count(*) > 0;
+            """),
     ]
 
     /// The advisory lock that makes concurrent migrators wait for each other ("PSMI").

@@ -312,7 +312,7 @@ public struct StatisticsQueries {
     static let repositoryID = "$1::bigint"
 
     /// `now` less `days` days; `days` is at most `PrunePolicy.maximumDays`, so nothing overflows.
-    private static func cutoff(days: Int, now: Timestamp) -> Timestamp {
+    static func cutoff(days: Int, now: Timestamp) -> Timestamp {
         let days = Int64(min(max(days, 0), PrunePolicy.maximumDays))
         return Timestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch.subtractingReportingOverflow(days * 86_400_000).partialValue)
     }

@@ -184,6 +184,14 @@ import Testing
         )
         let candidates = { try stack.api("team/app/prune_candidates?not_pulled_days=30")["candidates"] as? [[String: Any]] ?? [] }
         #expect(try candidates().compactMap { $0["tag_name"] as? String } == ["v5"])
+        // PullSketch has counted for minutes, not 30 days: the dry run says its history is short.
+        let dryRun = try stack.api("team/app/prune_candidates?not_pulled_days=30")
+        #expect(dryRun["history_complete"] as? Bool == false)
+        let dates = ISO8601DateFormatter()
+        dates.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let knownSince = try #require((dryRun["pulls_known_since"] as? String).flatMap(dates.date(from:)))
+        #expect(knownSince > Date(timeIntervalSinceNow: -3_600), "since the stack's first batch")
+        #expect(try stack.api("team/app/prune_candidates?not_pulled_days=0")["history_complete"] as? Bool == true)
         let untagged = try stack.api("team/app/prune_candidates?not_pulled_days=30")["manifest_candidates"] as? [[String: Any]] ?? []
         #expect(!untagged.contains { [appV1, appV2, appV4, appV5].contains($0["manifest_digest"] as? String) }, "tagged manifests are not garbage")
         // Deleting v5's manifest deletes the tag: it leaves the pruning candidates.

@@ -189,6 +189,10 @@ import Testing
         #expect(stored["manifest|acme/web|\(Self.digest(153))"]?.count == 1)
         #expect(stored["manifest|team/api|\(Self.digest(205))"]?.count == 1)
         #expect(before < after)
+        #expect(
+            try PullKnowledge(connection: PostgresConnection(deployment.statistics)).since() == Timestamp(millisecondsSinceEpoch: before),
+            "pulls known since the earliest imported; the import's own batches are no live counting"
+        )
         let again = try await deployment.importing(source).run()
         #expect(again.pulls == 0, "\(again.line)")
         #expect(try deployment.rows() == stored)

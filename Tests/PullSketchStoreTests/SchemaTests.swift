@@ -1,3 +1,4 @@
+import PullSketchCore
 import PullSketchPostgres
 import PullSketchStore
 import PullSketchTestSupport
@@ -11,8 +12,8 @@ import Testing
         #expect(try Schema.migrate(connection) == [])
         let tables = try connection.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").rows.map { $0[0]! }
         #expect(tables == [
-            "catalog_manifests", "catalog_tags", "manifest_children", "manifest_stats", "quarantined_batches", "quay_repository_names", "reconciled_batches",
-            "reconciled_windows", "repositories", "schema_migrations", "tag_stats", "unattributed_pulls",
+            "catalog_manifests", "catalog_tags", "manifest_children", "manifest_stats", "pull_knowledge", "quarantined_batches", "quay_repository_names",
+            "reconciled_batches", "reconciled_windows", "repositories", "schema_migrations", "tag_stats", "unattributed_pulls",
         ])
         // Statistics rows are updated in place (HOT): no index covers a column a batch changes.
         for table in ["tag_stats", "manifest_stats"] {
@@ -110,6 +111,21 @@ import Testing
             "SELECT left(digest, 8), pushed_at = '2026-01-02T03:04:05.678Z', deleted_at IS NOT NULL, pull_count FROM manifest_stats ORDER BY 1"
         ).rows
         #expect(rows == [["sha256:a", "t", "f", "7"], ["sha256:b", "t", "t", "0"]])
+    }
+
+    /// A database at version 11 with ledger rows: version 12 takes live counting to have begun
+    /// with the oldest of them, the latest it can have begun.
+    @Test func version12TakesPullsToBeKnownSinceTheOldestLedgerRow() throws {
+        let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
+        try Schema.migrate(connection)
+        try connection.execute(script: """
+            DROP TABLE pull_knowledge;
+            DELETE FROM schema_migrations WHERE version = 12;
+            INSERT INTO reconciled_batches (shard, batch, pulls, tail_mass, epsilon, delta, reconciled_at)
+            VALUES (0, 7, 1, 0, 0, 0, '2026-11-01T00:00:00Z'), (1, 9, 1, 0, 0, 0, '2026-10-01T00:00:00Z');
+            """)
+        #expect(try Schema.migrate(connection) == [12])
+        #expect(try PullKnowledge(connection: connection).since() == Timestamp(millisecondsSinceEpoch: 1_790_812_800_000))
     }
 
     @Test func concurrentMigratorsApplyEachMigrationOnce() throws {
