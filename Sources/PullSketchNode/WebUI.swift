@@ -73,12 +73,13 @@ extension PullSketchNode {
         } catch {
             return problem(.badRequest, error.message)
         }
-        let (tags, total, unattributed) = try await database.run {
+        let (tags, total, unattributed, knownSince) = try await database.run {
             let queries = StatisticsQueries(connection: $0)
             return (
                 try queries.tags(repository, order: page.order, descending: page.descending, limit: page.limit, offset: page.offset),
                 try queries.tagCount(repository),
-                try queries.unattributedPulls(repository)
+                try queries.unattributedPulls(repository),
+                try PullKnowledge(connection: $0).since()
             )
         }
         let now = clock.now()
@@ -116,6 +117,7 @@ extension PullSketchNode {
         if lastPage > 1 {
             values["pages"] = ["current": page.page, "last": lastPage, "first": "?\(sort)&page=1", "final": "?\(sort)&page=\(lastPage)"]
         }
+        if let knownSince { values["knownSince"] = Self.timeValues(knownSince, now: now) }
         if unattributed > 0 { values["unattributed"] = ["count": CompactPullCount.string(UInt64(unattributed)), "exact": unattributed] }
         return pages.render("repository", title: repository.value, values)
     }

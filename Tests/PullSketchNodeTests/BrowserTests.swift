@@ -35,6 +35,7 @@ import Testing
         #expect(rows(byName) == ["v1", "v2", "v3"])
         #expect(byName.contains(">1.7K<") && byName.contains(">10K+<") && byName.contains("≈ ±40"))
         #expect(byName.contains(">never<"), "a tag never pulled says so")
+        #expect(byName.contains("pulls known from <span title=\"2026-11-01T00:00:00.000Z\">"), "and since when pulls are known")
         #expect(byName.contains("title=\"2026-11-22T07:00:00.000Z\""), "last used: the manifest's use by digest, after the tag's last pull")
         let link = try #require(byName.firstMatch(of: /href="(\?sort=last_pulled[^"]*)"/)?.1, "no sort link for last pulled")
         let byLastPull = try await chromium(["--dump-dom", "\(base)/repository/team/app\(link.replacingOccurrences(of: "&amp;", with: "&"))"])

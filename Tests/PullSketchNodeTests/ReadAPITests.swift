@@ -16,8 +16,10 @@ import Testing
 
     /// team/app: v1 pulled 1,750 times (exact, 2026-11-20), v2 ~12,000 ± 40 (approximate, 2026-11-21),
     /// v3 pushed and never pulled; their manifest last used 2026-11-22 (by digest); other/app exists but is outside the team token's scope.
+    /// Pulls are known from 2026-11-01.
     func seeded(statisticsEnabled: Bool = true, readAuth: ReadAuth? = nil) throws -> NodeFixture {
         let fixture = try readAuth.map { try NodeFixture(readAuth: $0) } ?? NodeFixture(statisticsEnabled: statisticsEnabled)
+        _ = try fixture.sql("INSERT INTO pull_knowledge (source, since) VALUES ('live', '2026-11-01T00:00:00Z')")
         _ = try fixture.sql("""
             WITH r AS (INSERT INTO repositories (name) VALUES ('team/app'), ('other/app') RETURNING id, name),
             t AS (INSERT INTO catalog_tags (repository_id, tag, digest, pushed_at)
@@ -224,6 +226,14 @@ import Testing
                 #expect(candidates.allSatisfy { ($0["reasons"] as? [String])?.isEmpty == false })
                 #expect(response.json["dry_run"] as? Bool == true)
                 #expect(response.text.contains(#""repository":"team/app""#), "names are written as they are, no \\/")
+                #expect(response.json["pulls_known_since"] as? String == "2026-11-01T00:00:00.000Z")
+                #expect(response.json["history_complete"] as? Bool == true, "a count policy: counts since pulls are known")
+            }
+            // A 300-day window begins before 2026-11-01, a 1-day window after.
+            for (days, complete) in [(300, false), (1, true)] {
+                try await client.execute(uri: "/api/v1/repository/team/app/prune_candidates?not_pulled_days=\(days)", method: .get, headers: Self.reader) { response in
+                    #expect(response.json["history_complete"] as? Bool == complete, "\(days) days")
+                }
             }
             try await client.execute(uri: "/api/v1/repository/team/app/prune_candidates?tag_pattern=(", method: .get, headers: Self.reader) { response in
                 #expect(response.status == .badRequest)
