@@ -311,16 +311,17 @@ struct TagPage {
 }
 
 extension PrunePolicy {
-    /// From `?not_pulled_days=N&max_pulls=K&tag_pattern=…&exclude_pattern=…`; at least one of
-    /// days, pulls or tag pattern must be given.
+    /// From `?not_pulled_days=N&max_pulls=K&tag_pattern=…&exclude_pattern=…&keep_most_recent=M`; at
+    /// least one of days, pulls, tag pattern or tags to keep must be given.
     init(_ query: Parameters) throws(InvalidParameter) {
         self.init()
         notPulledDays = try query.integer("not_pulled_days", in: 0...Self.maximumDays)
         maxPulls = try query.integer("max_pulls", in: 0...Self.maximumPulls)
         tagPattern = try query.text("tag_pattern", maximumLength: Self.maximumPatternLength)
         excludePattern = try query.text("exclude_pattern", maximumLength: Self.maximumPatternLength)
-        guard notPulledDays != nil || maxPulls != nil || tagPattern != nil else {
-            throw InvalidParameter("not_pulled_days, max_pulls or tag_pattern", "give at least one criterion")
+        keepMostRecent = try query.integer("keep_most_recent", in: 0...Self.maximumKeep)
+        guard notPulledDays != nil || maxPulls != nil || tagPattern != nil || keepMostRecent != nil else {
+            throw InvalidParameter("not_pulled_days, max_pulls, tag_pattern or keep_most_recent", "give at least one criterion")
         }
     }
 }

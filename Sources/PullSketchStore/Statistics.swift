@@ -100,18 +100,27 @@ public struct PrunePolicy: Hashable, Sendable {
     public var tagPattern: String?
     /// Never tags matching this PostgreSQL regular expression.
     public var excludePattern: String?
+    /// Never the this-many most recently active tags of those the patterns select: latest used
+    /// (by tag, or through their manifest or its platforms) or pushed, the order the dry run lists
+    /// its candidates in. At most `maximumKeep`.
+    public var keepMostRecent: Int?
 
     /// A century: any longer window is a mistake, and day arithmetic stays far from overflow.
     public static let maximumDays = 36_500
     /// PostgreSQL's bigint, where pull counts live.
     public static let maximumPulls = UInt64(Int64.max)
     public static let maximumPatternLength = 256
+    /// More tags than any repository holds.
+    public static let maximumKeep = 100_000_000
 
-    public init(notPulledDays: Int? = nil, maxPulls: UInt64? = nil, tagPattern: String? = nil, excludePattern: String? = nil) {
+    public init(
+        notPulledDays: Int? = nil, maxPulls: UInt64? = nil, tagPattern: String? = nil, excludePattern: String? = nil, keepMostRecent: Int? = nil
+    ) {
         self.notPulledDays = notPulledDays
         self.maxPulls = maxPulls
         self.tagPattern = tagPattern
         self.excludePattern = excludePattern
+        self.keepMostRecent = keepMostRecent
     }
 }
 

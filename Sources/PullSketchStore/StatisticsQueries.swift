@@ -170,6 +170,14 @@ public struct StatisticsQueries {
             parameters.append(pattern)
             tagConditions.append("c.tag !~ $\(parameters.count)")
         }
+        // The rank of each selected tag from the most recently active, in the order candidates are
+        // listed in, reversed: computed only when asked, as it sorts every selected tag.
+        var recency = ""
+        if let keep = policy.keepMostRecent {
+            parameters.append(String(keep))
+            conditions.append("recency > $\(parameters.count)::bigint")
+            recency = ", row_number() OVER (ORDER BY greatest(t.last_used_at, c.pushed_at, m.last_used_at, k.last_used_at, m.pushed_at) DESC NULLS LAST, c.tag DESC) AS recency"
+        }
         var reasons = TagPruneReasons(policy)
         let candidates: [PruneCandidate]
         // Every live tag is joined first and the policy applied to the joined rows: behind the fence
@@ -184,7 +192,7 @@ public struct StatisticsQueries {
             FROM (
                 SELECT c.tag, t.pull_count AS tag_pulls, t.last_pulled_at, t.last_used_at AS tag_used, c.pushed_at AS tag_pushed, d.digest,
                     m.pull_count AS manifest_pulls, m.last_used_at AS manifest_used, m.pushed_at AS manifest_pushed,
-                    k.pull_count AS platforms_pulls, k.last_used_at AS platforms_used
+                    k.pull_count AS platforms_pulls, k.last_used_at AS platforms_used\(recency)
                 FROM catalog_tags c
                 LEFT JOIN tag_stats t ON t.repository_id = \(Self.repositoryID) AND t.tag = c.tag
                 CROSS JOIN LATERAL (SELECT coalesce(c.digest, t.current_digest) AS digest) d
@@ -402,6 +410,7 @@ extension PostgresRow {
 private struct TagPruneReasons {
     private let inactivity: (tag: InactivityReasons, manifest: InactivityReasons, platforms: String)?
     private let maxPulls: UInt64?
+    private let notAmongMostRecent: String?
     private let match: String?
     /// The lists built so far, by the key `sharedReasons` computes.
     private var built: [[String]?] = Array(repeating: nil, count: 3 * 16)
@@ -414,6 +423,7 @@ private struct TagPruneReasons {
             )
         }
         maxPulls = policy.maxPulls
+        notAmongMostRecent = policy.keepMostRecent.map { "not among the \($0) most recently used or pushed tags" }
         match = policy.tagPattern.map { "matches \($0)" }
     }
 
@@ -454,6 +464,7 @@ private struct TagPruneReasons {
                 reasons.append("the tag's manifest is not known")
             }
         }
+        if let notAmongMostRecent { reasons.append(notAmongMostRecent) }
         if maxPulls == nil, let match { reasons.append(match) }
         built[key] = reasons
         return reasons

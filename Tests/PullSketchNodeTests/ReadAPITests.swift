@@ -229,6 +229,10 @@ import Testing
                 #expect(response.json["pulls_known_since"] as? String == "2026-11-01T00:00:00.000Z")
                 #expect(response.json["history_complete"] as? Bool == true, "a count policy: counts since pulls are known")
             }
+            // All three share the manifest used last, so they tie and the order by name decides.
+            try await client.execute(uri: "/api/v1/repository/team/app/prune_candidates?keep_most_recent=2", method: .get, headers: Self.reader) { response in
+                #expect((response.json["candidates"] as? [[String: Any]])?.compactMap { $0["tag_name"] as? String } == ["v1"])
+            }
             // A 300-day window begins before 2026-11-01, a 1-day window after.
             for (days, complete) in [(300, false), (1, true)] {
                 try await client.execute(uri: "/api/v1/repository/team/app/prune_candidates?not_pulled_days=\(days)", method: .get, headers: Self.reader) { response in
@@ -252,7 +256,8 @@ import Testing
         "pull_statistics?page=-9223372036854775808", "prune_candidates?not_pulled_days=200000000000", "prune_candidates?not_pulled_days=-1",
         "prune_candidates?not_pulled_days=36501", "prune_candidates?max_pulls=9223372036854775808", "prune_candidates?max_pulls=-1",
         "prune_candidates?max_pulls=ten", "prune_candidates?tag_pattern=\(String(repeating: "a", count: 257))",
-        "prune_candidates?max_pulls=1&exclude_pattern=\(String(repeating: "a", count: 257))",
+        "prune_candidates?max_pulls=1&exclude_pattern=\(String(repeating: "a", count: 257))", "prune_candidates?keep_most_recent=-1",
+        "prune_candidates?max_pulls=1&keep_most_recent=100000001",
         // A NUL would cut the pattern short: `x` instead of `x\0|v1`, and v1 no longer excluded.
         "prune_candidates?tag_pattern=x%00%7Cv1", "prune_candidates?max_pulls=2000&exclude_pattern=x%00%7Cv1",
     ])

@@ -95,6 +95,23 @@ import Testing
         }
     }
 
+    /// The tags most recently used or pushed are kept, counted among the live tags the patterns
+    /// select (deleted e, pulled 5 days ago, is not one of them), in the order candidates are listed.
+    @Test func theMostRecentlyActiveTagsAreKept() throws {
+        let queries = try seeded()
+        func candidates(_ policy: PrunePolicy) throws -> [String] {
+            try queries.pruneCandidates(repository, policy: policy, now: now).map(\.tag)
+        }
+        #expect(try candidates(PrunePolicy(keepMostRecent: 0)) == ["c", "b", "d", "a"])
+        #expect(try candidates(PrunePolicy(keepMostRecent: 2)) == ["c", "b"])
+        #expect(try candidates(PrunePolicy(keepMostRecent: 3)) == ["c"])
+        #expect(try candidates(PrunePolicy(keepMostRecent: 4)).isEmpty)
+        #expect(try candidates(PrunePolicy(notPulledDays: 30, keepMostRecent: 3)) == ["c"], "kept by either rule")
+        #expect(try candidates(PrunePolicy(tagPattern: "^[bc]$", keepMostRecent: 1)) == ["c"], "the most recent of the tags selected")
+        let reasons = try queries.pruneCandidates(repository, policy: PrunePolicy(notPulledDays: 30, keepMostRecent: 1), now: now).map(\.reasons)
+        #expect(reasons.count == 2 && reasons.allSatisfy { $0.last == "not among the 1 most recently used or pushed tags" })
+    }
+
     /// Each reason says what is known: a tag pulled long ago is "not used", and when its manifest
     /// was used later by digest, the manifest decides.
     @Test func reasonsSayWhatWasLastUsedAndWhatDecided() throws {
