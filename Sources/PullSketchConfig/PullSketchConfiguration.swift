@@ -1,4 +1,5 @@
 public import PullSketchCore
+import PullSketchEvents
 public import PullSketchFlusher
 public import PullSketchRedis
 public import PullSketchNode
@@ -54,7 +55,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     ///   `read_auth` (`tokens` | `none`), `read_tokens` (list of `token` +
     ///   `repositories` patterns), `redis` (PullSketch's own Redis, over `PULL_METRICS_REDIS`, when
     ///   Quay's `PULL_METRICS_REDIS` names PullSketch; `cluster_nodes` for a Redis Cluster), `resp_listen` (`host:port`), `resp_password`, `resp_username`,
-    ///   `quay` (`database_url`, `projection`, `names_refresh_ms`)
+    ///   `quay` (`database_url`, `projection`, `names_refresh_ms`), `ignored_user_agents` (list of patterns)
     public init(yaml: String) throws(ConfigurationError) {
         let file: QuayConfigFile
         do {
@@ -90,7 +91,7 @@ public struct PullSketchConfiguration: Hashable, Sendable {
     /// This configuration with environment variables applied over it:
     /// `FEATURE_IMAGE_PULL_STATS`, `PULL_METRICS_REDIS_HOST`, `PULL_METRICS_REDIS_PORT`,
     /// `PULL_METRICS_REDIS_PASSWORD`, `PULL_METRICS_REDIS_USERNAME`, `PULL_METRICS_REDIS_DB`, `PULLSKETCH_REDIS_CLUSTER_NODES`
-    /// (`host:port,host:port`), and `PULLSKETCH_<KEY>` for every
+    /// (`host:port,host:port`), `PULLSKETCH_IGNORED_USER_AGENTS` (`pattern,pattern`), and `PULLSKETCH_<KEY>` for every
     /// key of the `PULLSKETCH` section (`PULLSKETCH_HOT_CAPACITY`, ...).
     public func applying(environment: [String: String]) throws(ConfigurationError) -> PullSketchConfiguration {
         var result = self
@@ -148,7 +149,10 @@ public struct PullSketchConfiguration: Hashable, Sendable {
                 databaseURL: environment["PULLSKETCH_QUAY_DATABASE_URL"],
                 projection: try boolean(environment, "PULLSKETCH_QUAY_PROJECTION"),
                 namesRefreshMilliseconds: try integer(environment, "PULLSKETCH_QUAY_NAMES_REFRESH_MS")
-            )
+            ),
+            ignoredUserAgents: environment["PULLSKETCH_IGNORED_USER_AGENTS"].map { text in
+                text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            }
         )
         try result.apply(section, keyPrefix: "PULLSKETCH_")
         return result
@@ -190,6 +194,13 @@ public struct PullSketchConfiguration: Hashable, Sendable {
         try set(\.node.idleTimeout, section.httpIdleTimeoutMilliseconds, key: key("http_idle_timeout_ms"), valid: 1_000...3_600_000)
         try set(\.node.maxConcurrentRequests, section.maxConcurrentRequests, key: key("max_concurrent_requests"), valid: 1...100_000)
         try set(\.node.catalogQueueCapacity, section.catalogQueueCapacity, key: key("catalog_queue_capacity"), valid: 1...10_000_000)
+        if let patterns = section.ignoredUserAgents {
+            do {
+                node.ignoredClients = try IgnoredClients(patterns)
+            } catch {
+                throw ConfigurationError(key("ignored_user_agents"), error.description)
+            }
+        }
         if let token = section.metricsToken {
             guard token.count >= 16 else { throw ConfigurationError(key("metrics_token"), "shorter than 16 characters") }
             node.metricsToken = token
@@ -358,6 +369,7 @@ private struct PullSketchSection: Decodable {
     var respUsername: String?
     var quay: QuaySection?
     var redis: RedisSection?
+    var ignoredUserAgents: [String]?
 
     enum CodingKeys: String, CodingKey {
         case countingRule = "counting_rule"
@@ -392,6 +404,7 @@ private struct PullSketchSection: Decodable {
         case respUsername = "resp_username"
         case quay
         case redis
+        case ignoredUserAgents = "ignored_user_agents"
     }
 }
 

@@ -35,9 +35,18 @@ public struct DirectPull: Decodable, Equatable, Sendable {
     public var digest: String?
     public var method: String
     public var time: String?
+    /// The client's `User-Agent`, when the registry passes it on.
+    public var userAgent: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, repository, tag, digest, method, time
+        case userAgent = "user_agent"
+    }
 
     /// A pull names a tag, a digest or both (a tag with the digest served); time defaults to now.
-    public func ingested(receivedAt now: Timestamp) -> IngestedEvent {
+    /// A pull by a client `clients` names is ignored.
+    public func ingested(receivedAt now: Timestamp, ignoring clients: IgnoredClients = .none) -> IngestedEvent {
+        guard !clients.ignores(userAgent: userAgent) else { return .ignored }
         guard let repository = try? RepositoryName(repository) else { return .invalid("invalid repository '\(repository)'") }
         guard let method = ManifestRequestMethod(rawValue: method.uppercased()) else { return .invalid("method '\(method)' is not GET or HEAD") }
         let time: Timestamp
@@ -67,7 +76,7 @@ extension DirectPull {
     /// Reads a pull object's fields as the synthesized `Decodable` does: `repository` and `method`
     /// must be strings, the others may be absent or `null`.
     init(scanning scanner: inout JSONScanner) throws(JSONScanner.Failure) {
-        var id, repository, tag, digest, method, time: String?
+        var id, repository, tag, digest, method, time, userAgent: String?
         try scanner.object { scanner, key throws(JSONScanner.Failure) in
             switch key {
             case "id": id = try scanner.optionalString()
@@ -76,10 +85,11 @@ extension DirectPull {
             case "digest": digest = try scanner.optionalString()
             case "method": method = try scanner.optionalString()
             case "time": time = try scanner.optionalString()
+            case "user_agent": userAgent = try scanner.optionalString()
             default: try scanner.skipValue()
             }
         }
         guard let repository, let method else { throw .mismatch }
-        self.init(id: id, repository: repository, tag: tag, digest: digest, method: method, time: time)
+        self.init(id: id, repository: repository, tag: tag, digest: digest, method: method, time: time, userAgent: userAgent)
     }
 }

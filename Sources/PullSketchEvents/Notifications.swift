@@ -179,8 +179,9 @@ extension NotificationEvent {
         }
     }
 
-    /// Validates the event and says what it means (docs/design.md).
-    public func ingested() -> IngestedEvent {
+    /// Validates the event and says what it means (docs/design.md); a pull by a client `clients`
+    /// names is ignored.
+    public func ingested(ignoring clients: IgnoredClients = .none) -> IngestedEvent {
         guard let action else { return .invalid("no action") }
         guard let timestamp, let time = RFC3339.parse(timestamp) else { return .invalid("no RFC 3339 timestamp") }
         let isManifest = target?.mediaType.map(Self.manifestMediaTypes.contains) ?? false
@@ -189,7 +190,7 @@ extension NotificationEvent {
             return .ignored
         case "pull" where !isManifest, "push" where !isManifest:
             return .ignored
-        case "pull" where request?.useragent == Self.catalogSyncUserAgent:
+        case "pull" where request?.useragent == Self.catalogSyncUserAgent || clients.ignores(userAgent: request?.useragent):
             return .ignored
         case "pull", "push", "delete":
             break

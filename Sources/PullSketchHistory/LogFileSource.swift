@@ -1,6 +1,6 @@
 import Foundation
 import PullSketchCore
-import PullSketchEvents
+public import PullSketchEvents
 import Synchronization
 
 /// A file of lines, one entry per line, in chunks of `chunkSize` lines:
@@ -22,12 +22,17 @@ public final class LogFileSource: HistorySource {
     private let path: String
     private let pullKindID: Int?
     private let history: QuayTagHistory?
+    private let clients: IgnoredClients
     private let reader: Mutex<LineReader?>
     /// Whether the file holds a line of the registry's access log; found when first needed.
     private let accessLogHeld: Mutex<Bool?>
 
-    /// `name` overrides the identity (`file:` and a hash of the file's first 64 KiB).
-    public init(path: String, name: String? = nil, chunkSize: Int = 100_000, pullKindID: Int? = nil, history: QuayTagHistory? = nil) throws {
+    /// `name` overrides the identity (`file:` and a hash of the file's first 64 KiB). Pulls by a
+    /// client `clients` names are ignored, wherever the entry names its user agent.
+    public init(
+        path: String, name: String? = nil, chunkSize: Int = 100_000, pullKindID: Int? = nil, history: QuayTagHistory? = nil,
+        ignoring clients: IgnoredClients = .none
+    ) throws {
         guard let file = FileHandle(forReadingAtPath: path) else { throw ImportError("cannot read \(path)") }
         let head = try file.read(upToCount: 1 << 16) ?? Data()
         try file.close()
@@ -36,6 +41,7 @@ public final class LogFileSource: HistorySource {
         self.chunkSize = chunkSize
         self.pullKindID = pullKindID
         self.history = history
+        self.clients = clients
         reader = Mutex(nil)
         accessLogHeld = Mutex(nil)
     }
@@ -90,7 +96,7 @@ public final class LogFileSource: HistorySource {
             }
             // An envelope holds one event as distribution sends them; more are counted alike.
             for item in envelope.events {
-                switch item.event?.ingested() {
+                switch item.event?.ingested(ignoring: clients) {
                 case .pull(let pull): return .pull(pull)
                 case .invalid(let reason): return .invalid("a notification event: \(reason)")
                 case nil: return .invalid("a notification event that cannot be read")
@@ -103,6 +109,8 @@ public final class LogFileSource: HistorySource {
             let kind = object["kind"] as? String
             let kindID = object["kind_id"] as? Int
             guard kind == "pull_repo" || (kind == nil && kindID != nil && kindID == pullKindID) else { return .ignored }
+            // Extended logging's field, else the one Quay keeps in the metadata.
+            guard !clients.ignores(userAgent: object["user_agent"] as? String ?? metadata["user-agent"] as? String) else { return .ignored }
             guard let time = Self.time(object["datetime"]) else { return .invalid("an audit entry whose datetime is not a time") }
             let name = (object["namespace_name"] as? String).flatMap { namespace in
                 (object["repository_name"] as? String).map { "\(namespace)/\($0)" }
@@ -117,7 +125,7 @@ public final class LogFileSource: HistorySource {
             return .invalid("neither a pull, a notification envelope nor an audit entry")
         }
         guard pull.time != nil else { return .invalid("a pull without a time") }
-        switch pull.ingested(receivedAt: .distantPast) {
+        switch pull.ingested(receivedAt: .distantPast, ignoring: clients) {
         case .pull(let event): return .pull(event)
         case .invalid(let reason): return .invalid("a pull: \(reason)")
         default: return .ignored  // a direct pull is a pull or invalid
@@ -129,9 +137,9 @@ public final class LogFileSource: HistorySource {
     /// application log's other lines are ignored.
     private func registryLogEntry(_ record: RegistryLogLine.Record) throws -> Entry {
         switch record {
-        case .access(let request): return Self.entry(request.ingested)
+        case .access(let request): return Self.entry(request.ingested(ignoring: clients))
         case .application(nil): return .ignored
-        case .application(let request?): return try holdsAccessLog() ? .ignored : Self.entry(request.ingested)
+        case .application(let request?): return try holdsAccessLog() ? .ignored : Self.entry(request.ingested(ignoring: clients))
         case .unknown: return .invalid("neither a JSON object PullSketch reads nor a line of the registry's logs")
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import PullSketchCore
+public import PullSketchEvents
 import PullSketchPostgres
 public import PullSketchStore
 
@@ -11,12 +12,16 @@ public struct QuayLogSource: HistorySource {
     public let chunkSize: Int
     private let database: BlockingDatabase
     private let history: QuayTagHistory
+    private let clients: IgnoredClients
     private let kind: Int64
     private let firstID: Int64
     private let lastID: Int64
 
     /// Reads the id range and the kind; `name` overrides the identity (`quay-logentry3:<database>`).
-    public static func open(_ database: BlockingDatabase, name: String? = nil, chunkSize: Int = 100_000) async throws -> QuayLogSource {
+    /// Pulls by a client `clients` names (the metadata's `user-agent`) are ignored.
+    public static func open(
+        _ database: BlockingDatabase, name: String? = nil, chunkSize: Int = 100_000, ignoring clients: IgnoredClients = .none
+    ) async throws -> QuayLogSource {
         let (database_, kind, first, last) = try await database.run { connection in
             guard let kind = try connection.query("SELECT id FROM logentrykind WHERE name = 'pull_repo'").namedRows.first else {
                 throw ImportError("logentrykind has no 'pull_repo': is this Quay's database?")
@@ -29,7 +34,7 @@ public struct QuayLogSource: HistorySource {
         }
         return QuayLogSource(
             identity: name ?? "quay-logentry3:\(database_)", chunkSize: chunkSize, database: database, history: QuayTagHistory(database: database),
-            kind: kind, firstID: first, lastID: last
+            clients: clients, kind: kind, firstID: first, lastID: last
         )
     }
 
@@ -66,6 +71,10 @@ public struct QuayLogSource: HistorySource {
                 continue
             }
             let time = Timestamp(millisecondsSinceEpoch: milliseconds)
+            guard !clients.ignores(userAgent: object["user-agent"] as? String) else {
+                chunk.ignored += 1
+                continue
+            }
             guard let entry = QuayPullEntry(metadata: object, repository: repository, method: nil, time: time, position: position) else {
                 chunk.ignored += 1  // a v1 pull names neither tag nor digest
                 continue

@@ -18,9 +18,12 @@ struct RegistryLogLine {
     var uri: String
     var status: Int
     var time: String
+    var userAgent: String?
 
-    /// What the line records: a manifest pull, nothing PullSketch counts, or why it cannot be read.
-    var ingested: IngestedEvent {
+    /// What the line records: a manifest pull, nothing PullSketch counts (a pull by a client
+    /// `clients` names included), or why it cannot be read.
+    func ingested(ignoring clients: IgnoredClients) -> IngestedEvent {
+        guard !clients.ignores(userAgent: userAgent) else { return .ignored }
         let path = uri.prefix { $0 != "?" }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
         guard (200..<300).contains(status), let method = ManifestRequestMethod(rawValue: method), segments.count >= 5, segments[0].isEmpty,
@@ -92,8 +95,38 @@ extension RegistryLogLine {
         let statusText = line[requestEnd.upperBound...].prefix { $0 != UInt8(ascii: " ") }
         guard request.count == 3, request[2].starts(with: "HTTP/".utf8), statusText.count == 3, let status = Int(text(statusText)) else { return nil }
         return RegistryLogLine(
-            log: .access, method: text(request[0]), uri: text(request[1]), status: status, time: text(line[open.upperBound..<close.lowerBound])
+            log: .access, method: text(request[0]), uri: text(request[1]), status: status, time: text(line[open.upperBound..<close.lowerBound]),
+            userAgent: userAgent(afterStatus: line[statusText.endIndex...])
         )
+    }
+
+    /// The last of the access line's two quoted fields after its status (` size "referer"
+    /// "agent"`); nil when they are not there.
+    private static func userAgent(afterStatus bytes: Slice<UnsafeRawBufferPointer>) -> String? {
+        var rest = bytes
+        var fields: [[UInt8]] = []
+        while let quote = rest.firstIndex(of: UInt8(ascii: "\"")) {
+            rest = rest[(quote + 1)...]
+            guard let field = quoted(&rest) else { return nil }
+            fields.append(field)
+        }
+        return fields.count == 2 ? String(decoding: fields[1], as: UTF8.self) : nil
+    }
+
+    /// The text of a string quoted as Go quotes it (`\"` and `\\` inside) whose opening quote was
+    /// just read from `bytes`, leaving `bytes` after its closing quote; nil when it is not closed.
+    private static func quoted<Bytes: Collection>(_ bytes: inout Bytes) -> [UInt8]? where Bytes.Element == UInt8, Bytes.SubSequence == Bytes {
+        var value: [UInt8] = []
+        while let byte = bytes.popFirst() {
+            if byte == UInt8(ascii: "\"") { return value }
+            if byte == UInt8(ascii: "\\") {
+                guard let escaped = bytes.popFirst() else { return nil }
+                value.append(escaped)
+            } else {
+                value.append(byte)
+            }
+        }
+        return nil
     }
 
     /// Where `needle` first occurs in `bytes`.
@@ -114,7 +147,7 @@ extension RegistryLogLine {
         guard fields["msg"] == "response completed", let method = fields["http.request.method"],
             let uri = fields["http.request.uri"], let status = fields["http.response.status"].flatMap({ Int($0) }), let time = fields["time"]
         else { return nil }
-        self.init(log: .application, method: method, uri: uri, status: status, time: time)
+        self.init(log: .application, method: method, uri: uri, status: status, time: time, userAgent: fields["http.request.useragent"])
     }
 
     /// The same line in logrus's JSON format.
@@ -122,7 +155,7 @@ extension RegistryLogLine {
         guard object["msg"] as? String == "response completed", let method = object["http.request.method"] as? String,
             let uri = object["http.request.uri"] as? String, let status = object["http.response.status"] as? Int, let time = object["time"] as? String
         else { return nil }
-        self.init(log: .application, method: method, uri: uri, status: status, time: time)
+        self.init(log: .application, method: method, uri: uri, status: status, time: time, userAgent: object["http.request.useragent"] as? String)
     }
 
     /// `key=value` pairs separated by spaces, a value quoted as Go quotes strings when it holds
@@ -138,23 +171,11 @@ extension RegistryLogLine {
             guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { return nil }
             let key = String(decoding: bytes[..<equals], as: UTF8.self)
             bytes = bytes[(equals + 1)...]
-            var value: [UInt8] = []
+            let value: [UInt8]
             if bytes.first == UInt8(ascii: "\"") {
                 bytes = bytes.dropFirst()
-                var closed = false
-                while let byte = bytes.popFirst() {
-                    if byte == UInt8(ascii: "\"") {
-                        closed = true
-                        break
-                    }
-                    if byte == UInt8(ascii: "\\") {
-                        guard let escaped = bytes.popFirst() else { return nil }
-                        value.append(escaped)
-                    } else {
-                        value.append(byte)
-                    }
-                }
-                guard closed else { return nil }
+                guard let text = quoted(&bytes) else { return nil }
+                value = text
             } else {
                 let end = bytes.firstIndex(of: UInt8(ascii: " ")) ?? bytes.endIndex
                 value = Array(bytes[..<end])

@@ -149,7 +149,7 @@ extension PullSketchNode {
                     drop("event is not an object of the expected shape", &summary)
                     continue
                 }
-                let meaning = event.ingested()
+                let meaning = event.ingested(ignoring: configuration.ignoredClients)
                 if case .invalid(let reason) = meaning {
                     drop(reason, &summary)
                     continue
@@ -171,7 +171,7 @@ extension PullSketchNode {
                     drop("pull is not an object of the expected shape", &summary)
                     continue
                 }
-                let meaning = pull.ingested(receivedAt: clock.now())
+                let meaning = pull.ingested(receivedAt: clock.now(), ignoring: configuration.ignoredClients)
                 if case .invalid(let reason) = meaning {
                     drop(reason, &summary)
                     continue

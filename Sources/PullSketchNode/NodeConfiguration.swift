@@ -40,6 +40,8 @@ public struct NodeConfiguration: Hashable, Sendable {
     /// How long a failed sign-in counts against its address (ten refuse the next for the rest of
     /// it). Default one minute.
     public var signInWindow: Duration
+    /// Clients whose pulls are not counted, by user agent (history imports read it too). Default none.
+    public var ignoredClients: IgnoredClients
 
     public init(
         host: String = "127.0.0.1",
@@ -56,7 +58,8 @@ public struct NodeConfiguration: Hashable, Sendable {
         metricsToken: String? = nil,
         catalogQueueCapacity: Int = 100_000,
         forwardedProtoHeader: String? = nil,
-        signInWindow: Duration = .seconds(60)
+        signInWindow: Duration = .seconds(60),
+        ignoredClients: IgnoredClients = .none
     ) {
         self.host = host
         self.port = port
@@ -73,6 +76,7 @@ public struct NodeConfiguration: Hashable, Sendable {
         self.catalogQueueCapacity = catalogQueueCapacity
         self.forwardedProtoHeader = forwardedProtoHeader
         self.signInWindow = signInWindow
+        self.ignoredClients = ignoredClients
     }
 }
 

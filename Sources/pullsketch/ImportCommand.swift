@@ -61,10 +61,11 @@ struct ImportCommand: AsyncParsableCommand {
         let source: any HistorySource
         if quayLogs {
             guard let quay else { throw ValidationError("no Quay database: pass --quay-database or set PULLSKETCH.quay.database_url") }
-            source = try await QuayLogSource.open(quay, name: sourceName, chunkSize: chunkSize)
+            source = try await QuayLogSource.open(quay, name: sourceName, chunkSize: chunkSize, ignoring: configuration.node.ignoredClients)
         } else {
             source = try LogFileSource(
-                path: file!, name: sourceName, chunkSize: chunkSize, pullKindID: pullKindID, history: quay.map { QuayTagHistory(database: $0) }
+                path: file!, name: sourceName, chunkSize: chunkSize, pullKindID: pullKindID, history: quay.map { QuayTagHistory(database: $0) },
+                ignoring: configuration.node.ignoredClients
             )
         }
         let history = HistoryImport(

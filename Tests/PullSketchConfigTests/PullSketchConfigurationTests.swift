@@ -187,6 +187,8 @@ import Testing
         ("PULLSKETCH: {webhook_secret: short}", "PULLSKETCH.webhook_secret"),
         ("PULLSKETCH: {read_auth: maybe}", "PULLSKETCH.read_auth"),
         ("PULLSKETCH: {read_tokens: [{token: reader-0123456789abcdef, repositories: []}]}", "PULLSKETCH.read_tokens"),
+        ("PULLSKETCH: {ignored_user_agents: ['trivy/*', '**']}", "PULLSKETCH.ignored_user_agents"),
+        ("PULLSKETCH: {ignored_user_agents: ['']}", "PULLSKETCH.ignored_user_agents"),
     ])
     func badFileValuesAreRefusedByKey(yaml: String, key: String) {
         #expect {
@@ -209,6 +211,7 @@ import Testing
         ("PULLSKETCH_RESP_PORT", "redis"),
         ("PULLSKETCH_QUAY_PROJECTION", "perhaps"),
         ("PULLSKETCH_REDIS_CLUSTER_NODES", "a:7000,b"),
+        ("PULLSKETCH_IGNORED_USER_AGENTS", "trivy/*,,grype/*"),
     ])
     func badEnvironmentValuesAreRefusedByKey(key: String, value: String) {
         #expect {
@@ -240,6 +243,9 @@ import Testing
         #expect(configuration.node.statementTimeout == .seconds(3) && configuration.node.idleTimeout == .seconds(20))
         #expect(configuration.node.maxConcurrentRequests == 64 && configuration.node.metricsToken == "metrics-token-0123456789")
         #expect(configuration.node.forwardedProtoHeader == "X-Forwarded-Proto")
+        #expect(configuration.node.ignoredClients.patterns == ["trivy/*", "*grype*"])
+        let fromEnvironment = try PullSketchConfiguration().applying(environment: ["PULLSKETCH_IGNORED_USER_AGENTS": "Trivy/*, clair*"])
+        #expect(fromEnvironment.node.ignoredClients.patterns == ["Trivy/*", "clair*"])
     }
 
     @Test func mutatedFilesAreReadOrRefusedWithAMessage() throws {

@@ -2,6 +2,7 @@ import Foundation
 import PullSketchCore
 import PullSketchEvents
 import PullSketchHistory
+import PullSketchStore
 import PullSketchTestSupport
 import Testing
 
@@ -10,11 +11,52 @@ import Testing
 extension HistoryImportTests {
     static let digestD = "sha256:" + String(repeating: "d", count: 64)
 
-    func pulls(in lines: String) async throws -> HistoryChunk {
+    func pulls(in lines: String, ignoring clients: IgnoredClients = .none) async throws -> HistoryChunk {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-registry-log-\(UUID().uuidString).log")
         defer { try? FileManager.default.removeItem(at: file) }
         try Data(lines.utf8).write(to: file)
-        return try #require(try await LogFileSource(path: file.path, chunkSize: 100_000).chunk(0))
+        return try #require(try await LogFileSource(path: file.path, chunkSize: 100_000, ignoring: clients).chunk(0))
+    }
+
+    /// Pulls by an ignored client are not imported, wherever an entry names its user agent: the
+    /// access log's last quoted field (escaped quotes in it and in the referer), the application
+    /// log's `http.request.useragent` in text or JSON, a pull's `user_agent`, a notification's
+    /// `request.useragent`, a Quay audit entry's `user-agent` and extended logging's `user_agent`,
+    /// and the `user-agent` of Quay's `logentry3` rows.
+    @Test func pullsByIgnoredClientsAreNotImported() async throws {
+        let scanners = try IgnoredClients(["trivy/*"])
+        let access = try await pulls(in: """
+            127.0.0.1 - - [06/Dec/2026:15:03:26 +0000] "GET /v2/team/app/manifests/v1 HTTP/1.1" 200 401 "" "Trivy/0.48.0 go-containerregistry/v0.16.1"
+            127.0.0.1 - - [06/Dec/2026:15:03:27 +0000] "GET /v2/team/app/manifests/v1 HTTP/1.1" 200 401 "https://x/\\"trivy/\\"" "skopeo/1.9.3"
+            127.0.0.1 - - [06/Dec/2026:15:03:28 +0000] "GET /v2/team/app/manifests/v1 HTTP/1.1" 200 401 "" "trivy/\\"1\\" (linux)"
+
+            """, ignoring: scanners)
+        #expect(access.pulls == [try pull(.tag(try TagName("v1")), .get, at: "2026-12-06T15:03:27Z")] && access.ignored == 2)
+        let application = try await pulls(in: """
+            time="2026-12-06T15:03:26.1Z" level=info msg="response completed" http.request.method=GET http.request.uri=/v2/team/app/manifests/v1 http.request.useragent="Trivy/0.48.0 go-containerregistry" http.response.status=200
+            time="2026-12-06T15:03:27.1Z" level=info msg="response completed" http.request.method=GET http.request.uri=/v2/team/app/manifests/v1 http.request.useragent=containerd/1.7 http.response.status=200
+            {"time":"2026-12-06T15:03:28.1Z","level":"info","msg":"response completed","http.request.method":"HEAD","http.request.uri":"/v2/team/app/manifests/v1","http.request.useragent":"trivy/0.48","http.response.status":200}
+
+            """, ignoring: scanners)
+        #expect(application.pulls == [try pull(.tag(try TagName("v1")), .get, at: "2026-12-06T15:03:27.1Z")] && application.ignored == 2)
+        let json = try await pulls(in: """
+            {"repository": "team/app", "tag": "v1", "method": "GET", "time": "2026-12-06T15:03:26Z", "user_agent": "trivy/0.48"}
+            {"repository": "team/app", "tag": "v1", "method": "GET", "time": "2026-12-06T15:03:27Z", "user_agent": "skopeo/1.9"}
+            {"events": [{"id": "e1", "timestamp": "2026-12-06T15:03:28Z", "action": "pull", "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "repository": "team/app", "tag": "v1", "digest": "\(Self.digestD)"}, "request": {"method": "GET", "useragent": "Trivy/0.48"}}]}
+            {"kind": "pull_repo", "datetime": "2026-12-06T15:03:29Z", "metadata": {"namespace": "team", "repo": "app", "tag": "v1", "user-agent": "Trivy/0.48"}}
+            {"kind": "pull_repo", "datetime": "2026-12-06T15:03:30Z", "user_agent": "trivy/0.48", "metadata": {"namespace": "team", "repo": "app", "tag": "v1"}}
+
+            """, ignoring: scanners)
+        #expect(json.pulls == [try pull(.tag(try TagName("v1")), .get, at: "2026-12-06T15:03:27Z")] && json.ignored == 4)
+
+        // Quay's own table: every pull by digest in the synthetic history names `containerd`.
+        let quay = try BlockingDatabase(try Self.quay(rows: 2_000).database, connections: 1)
+        func digestPulls(ignoring clients: IgnoredClients) async throws -> Int {
+            let chunk = try #require(try await QuayLogSource.open(quay, chunkSize: 2_000, ignoring: clients).chunk(0))
+            return chunk.pulls.count { if case .digest = $0.reference { true } else { false } }
+        }
+        #expect(try await digestPulls(ignoring: .none) > 300)
+        #expect(try await digestPulls(ignoring: try IgnoredClients(["containerd"])) == 0)
     }
 
     func pull(_ reference: ManifestReference, _ method: ManifestRequestMethod, at time: String) throws -> PullEvent {
