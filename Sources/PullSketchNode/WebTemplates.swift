@@ -75,7 +75,7 @@ enum WebTemplates {
 
     static let repository = """
         <h1>{{repository}}</h1>
-        <p class="sub">{{shown}} · sorted by {{sortLabel}} · <a href="{{csv}}">download CSV</a> · {{#knownSince}}<span title="pulls before then are unknown to PullSketch: “never” means not since then">pulls known from <span title="{{utc}}">{{relative}}</span></span>{{/knownSince}}{{^knownSince}}no pulls known yet{{/knownSince}}</p>
+        <p class="sub">{{shown}} · sorted by {{sortLabel}} · <a href="{{csv}}">download CSV</a> · {{#knownSince}}<span title="pulls before then are unknown to PullSketch: “never” means not since then">pulls known from <span title="{{utc}}">{{relative}}</span></span>{{/knownSince}}{{^knownSince}}no live pulls counted yet{{/knownSince}}</p>
         {{#unattributed}}<p class="unattributed" title="{{exact}} pulls">{{count}} pulls of this repository reached no tag's count: the node saw more new tags at once than it could name. Tags pulled in that burst may show fewer pulls than they had.</p>{{/unattributed}}
         {{#hasTags}}
         <table id="tags">

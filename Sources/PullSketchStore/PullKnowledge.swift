@@ -5,8 +5,9 @@ public import PullSketchPostgres
 /// written with the first batch of live pulls (PostgreSQL's time at that batch's commit, a little
 /// after its first pull), and a row per history source, its earliest imported pull. Before the
 /// earliest of them PullSketch knows nothing, so a dry run whose window reaches further back
-/// cannot tell a tag unused then from one it never heard of. Imports are taken to reach up to
-/// live counting (their `--until`); a gap between them is not seen.
+/// cannot tell a tag unused then from one it never heard of; and until live counting began it
+/// knows nothing of the pulls since the imports' cutover. Imports are taken to reach up to live
+/// counting (their `--until`); a gap between them is not seen.
 public struct PullKnowledge {
     let connection: PostgresConnection
 
@@ -14,9 +15,12 @@ public struct PullKnowledge {
         self.connection = connection
     }
 
-    /// The earliest time from which PullSketch knows pulls; nil before it knows any.
+    /// The earliest time from which PullSketch knows pulls up to now; nil before live counting
+    /// began, whatever was imported.
     public func since() throws -> Timestamp? {
-        try connection.query("SELECT \(StatisticsQueries.milliseconds("min(since)", as: "since_ms")) FROM pull_knowledge").namedRows[0].time("since_ms")
+        try connection.query(
+            "SELECT \(StatisticsQueries.milliseconds("min(since)", as: "since_ms")) FROM pull_knowledge HAVING bool_or(source = 'live')"
+        ).namedRows.first?.time("since_ms")
     }
 
     /// Records that source `source` brought the registry's pulls from `earliestPull` on; an
