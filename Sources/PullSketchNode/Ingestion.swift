@@ -135,7 +135,15 @@ extension PullSketchNode {
     /// non-2xx for one bad event would make the registry retry the whole envelope forever.
     func admit(_ route: IngestionRoute, body: ByteBuffer?) -> Admission {
         guard let body else {
-            return .answered(.error(.contentTooLarge, "body larger than \(configuration.maxBodyBytes) bytes"))
+            var summary = IngestionSummary()
+            guard route == .notifications else {
+                return .answered(.error(.contentTooLarge, "body larger than \(configuration.maxBodyBytes) bytes"))
+            }
+            // Dropped, not refused, for the same reason: distribution sends one event per envelope,
+            // and only a client's user agent of most of a megabyte (which the registry forwards,
+            // JSON-escaped) makes one this large. Refused, it would stop every notification behind it.
+            drop("envelope larger than \(configuration.maxBodyBytes) bytes, not read", &summary)
+            return .answered(summary.answer)
         }
         var summary = IngestionSummary()
         var valid: [(id: String?, meaning: IngestedEvent)] = []

@@ -110,7 +110,10 @@ import Testing
         #expect(!fixture.tracker.drain().isEmpty)
     }
 
-    @Test func malformedOrOversizedBodiesAre4xxAndChangeNothing() async throws {
+    /// Malformed bodies are 4xx. An envelope over `max_body_bytes` is dropped with a 200, so that
+    /// the registry's queue moves on (`EndToEndTests.aMegabyteUserAgentDoesNotStopTheRegistrysNotifications`);
+    /// pulls a registry posts itself are refused with a 413, which such a sender can act on.
+    @Test func malformedOrOversizedBodiesChangeNothing() async throws {
         let fixture = try NodeFixture(maxBodyBytes: 2_048)
         try await fixture.test { client in
             for body in ["{\"events\": [", "[1, 2]", "{\"events\": 5}"] {
@@ -121,6 +124,13 @@ import Testing
             let large = envelope((0..<40).map { event(id: "big-\($0)") })
             #expect(large.readableBytes > 2_048)
             try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: large) { response in
+                #expect(response.status == .ok)
+                #expect(response.json["dropped"] as? Int == 1 && response.json["accepted"] as? Int == 0)
+                #expect(response.json["dropped_reasons"] as? [String] == ["envelope larger than 2048 bytes, not read"])
+            }
+            let pulls = ByteBuffer(string: #"{"pulls": ["# + Array(repeating: #"{"repository": "team/app", "tag": "v1", "method": "GET"}"#, count: 60).joined(separator: ",") + "]}")
+            let json: HTTPFields = [.authorization: "Bearer \(NodeFixture.secret)", .contentType: "application/json"]
+            try await client.execute(uri: "/api/v1/pulls", method: .post, headers: json, body: pulls) { response in
                 #expect(response.status == .contentTooLarge)
             }
         }
