@@ -84,9 +84,14 @@ public final class CatalogUpdates: Service, Sendable {
     static let shutdownGracePeriod: Duration = .seconds(5)
 
     /// Applies batches until none waits, the task is cancelled, or a batch fails past `deadline`.
+    /// A failed batch is retried half as large, down to one change, and each success doubles the
+    /// size back to `batchSize`: a batch too large for the database — one that outlasts the
+    /// statement timeout on a busy server — goes in split rather than failing for good while the
+    /// queue fills and every envelope with a push or delete is deferred.
     private func applyWaiting(retryingUntil deadline: ContinuousClock.Instant?) async {
         var delay = Duration.milliseconds(100)
-        while !Task.isCancelled, let batch = nextBatch() {
+        var size = batchSize
+        while !Task.isCancelled, let batch = nextBatch(size) {
             do {
                 try await database.run { connection in try Catalog(connection: connection).apply(batch.changes) }
                 let waiting = queue.withLock { queue in
@@ -96,18 +101,20 @@ public final class CatalogUpdates: Service, Sendable {
                 metrics.catalogChangesApplied.increment(by: Int64(batch.count))
                 metrics.catalogQueue.set(Int64(waiting))
                 delay = .milliseconds(100)
+                size = min(batchSize, size * 2)
             } catch {
                 logger.warning("catalog changes failed; retrying", metadata: ["changes": "\(batch.count)", "error": "\(error)"])
                 if let deadline, ContinuousClock.now + delay > deadline { return }
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(5))
+                size = max(1, batch.count / 2)
             }
         }
     }
 
-    /// The oldest waiting changes, up to `batchSize`, collapsed into one catalog batch.
-    private func nextBatch() -> (changes: CatalogBatch, count: Int)? {
-        let changes = queue.withLock { Array($0.changes.prefix(batchSize)) }
+    /// The oldest waiting changes, up to `size`, collapsed into one catalog batch.
+    private func nextBatch(_ size: Int) -> (changes: CatalogBatch, count: Int)? {
+        let changes = queue.withLock { Array($0.changes.prefix(size)) }
         guard !changes.isEmpty else { return nil }
         var batch = CatalogBatch()
         for change in changes {

@@ -187,6 +187,34 @@ import Testing
         try await waitFor { try fixture.sql("SELECT tag FROM catalog_tags ORDER BY tag") == [["v1"], ["v2"], ["v3"]] }
     }
 
+    /// A batch of catalog changes the database refuses — here a trigger refuses a statement that
+    /// writes more than 50 tags, as a statement timeout refuses one too large for a busy server —
+    /// is retried smaller until every change is written.
+    @Test func catalogChangesTooManyForOneStatementGoInSmallerBatches() async throws {
+        let fixture = try NodeFixture()
+        _ = try fixture.sql("""
+            CREATE FUNCTION refuse_large_batches() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF (SELECT count(*) FROM written) > 50 THEN RAISE EXCEPTION 'more than 50 tags in one statement'; END IF;
+                RETURN NULL;
+            END $$
+            """)
+        _ = try fixture.sql("""
+            CREATE TRIGGER refuse_large_batches AFTER INSERT ON catalog_tags REFERENCING NEW TABLE AS written
+                FOR EACH STATEMENT EXECUTE FUNCTION refuse_large_batches()
+            """)
+        let digest = "sha256:" + String(repeating: "d", count: 64)
+        try await fixture.test { client in
+            let pushes = (0..<300).map { event(id: "push-\($0)", action: "push", tag: "t\($0)", digest: digest, method: "PUT") }
+            try await client.execute(uri: "/notifications", method: .post, headers: Self.v1, body: envelope(pushes)) { response in
+                #expect(response.integers["accepted"] == 300)
+            }
+        }
+        let writer = Task { try await fixture.node.catalogUpdates.run() }
+        defer { writer.cancel() }
+        try await waitFor { try fixture.sql("SELECT count(*) FROM catalog_tags") == [["300"]] }
+    }
+
     /// Catalog changes still waiting when a graceful shutdown begins — here because PostgreSQL is
     /// down — are retried and written before the catalog's writer ends, once PostgreSQL is back
     /// within its grace period: `pullsketch serve` stops the writer only after the server took its
