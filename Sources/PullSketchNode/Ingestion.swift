@@ -132,16 +132,16 @@ extension PullSketchNode {
     /// Reads the body of a request `refusal` let through (nil: larger than `max_body_bytes`): an
     /// answer now — a 4xx that changes nothing, or 503 when the catalog queue has no room for the
     /// events' changes — or the valid events, with invalid ones dropped (counted, logged). A
-    /// non-2xx for one bad event would make the registry retry the whole envelope forever.
+    /// non-2xx for one bad event would make the registry retry the whole envelope forever, so an
+    /// envelope too large to read is dropped too.
     func admit(_ route: IngestionRoute, body: ByteBuffer?) -> Admission {
         guard let body else {
-            var summary = IngestionSummary()
             guard route == .notifications else {
                 return .answered(.error(.contentTooLarge, "body larger than \(configuration.maxBodyBytes) bytes"))
             }
-            // Dropped, not refused, for the same reason: distribution sends one event per envelope,
-            // and only a client's user agent of most of a megabyte (which the registry forwards,
-            // JSON-escaped) makes one this large. Refused, it would stop every notification behind it.
+            // Distribution sends one event per envelope, and only a client's user agent of most of
+            // a megabyte (which the registry forwards, JSON-escaped) makes one this large.
+            var summary = IngestionSummary()
             drop("envelope larger than \(configuration.maxBodyBytes) bytes, not read", &summary)
             return .answered(summary.answer)
         }
