@@ -111,7 +111,7 @@ import Testing
     }
 
     /// Malformed bodies are 4xx. An envelope over `max_body_bytes` is dropped with a 200, so that
-    /// the registry's queue moves on (`EndToEndTests.aMegabyteUserAgentDoesNotStopTheRegistrysNotifications`);
+    /// the registry's queue moves on (`EndToEndTests.aClientsUserAgentNeverStopsTheRegistrysNotifications`);
     /// pulls a registry posts itself are refused with a 413, which such a sender can act on.
     @Test func malformedOrOversizedBodiesChangeNothing() async throws {
         let fixture = try NodeFixture(maxBodyBytes: 2_048)
