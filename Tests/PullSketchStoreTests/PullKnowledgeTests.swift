@@ -1,6 +1,6 @@
 import PullSketchCore
 import PullSketchPostgres
-@testable import PullSketchStore
+import PullSketchStore
 import PullSketchTestSupport
 import Testing
 
