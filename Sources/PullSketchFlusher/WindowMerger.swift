@@ -7,7 +7,8 @@ public import PullSketchRedis
 /// Merges the tracker's windows into Redis one attempt at a time, never guessing about a failed
 /// merge:
 /// - a window that certainly never reached Redis (no connection) goes back into the tracker, and
-///   so do the parts Redis refused over its memory limit (it wrote nothing of them);
+///   so do the parts Redis refused before writing them (over its memory limit, a read-only
+///   replica, loading its data);
 /// - a window whose outcome is unknown (the connection broke after sending) is kept and retried as
 ///   the same window — same node id, same sequence — until Redis says it applied it or already had
 ///   it; nothing new is drained meanwhile, and the tracker keeps recording within its bound. Once
@@ -119,17 +120,17 @@ public final class WindowMerger {
         }
     }
 
-    /// Puts the parts of `window` that Redis refused over its memory limit back into the tracker,
-    /// as if their pulls were recorded now: Redis wrote nothing of them, so, unlike a window whose
-    /// outcome is unknown, they can wait there for as long as Redis stays full and go in with a
-    /// later window. The window's other parts were merged.
+    /// Puts the parts of `window` that Redis refused before writing them (over its memory limit, a
+    /// read-only replica) back into the tracker, as if their pulls were recorded now: Redis wrote
+    /// nothing of them, so, unlike a window whose outcome is unknown, they can wait there for as
+    /// long as Redis refuses and go in with a later window. The window's other parts were merged.
     private func giveBack(_ refused: [ShardWindow], of window: Window) -> Attempt {
         // Drained from this tracker: same parameters and shards.
         try! tracker.restore(Window(sequence: window.sequence, parameters: window.parameters, shards: refused))
         consecutiveFailures += 1
         metrics.recordFailure()
         logger.warning(
-            "redis is over its maxmemory: window parts it refused are kept in the tracker",
+            "redis refused window parts before writing them (over its maxmemory, a read-only replica, loading): kept in the tracker",
             metadata: ["node": "\(nodeID)", "shards": "\(refused.map(\.shard))", "pulls": "\(refused.reduce(0) { $0 + $1.pulls })"]
         )
         return .failed(retained: false)

@@ -105,7 +105,8 @@ public struct HistoryImport: Sendable {
                     case .applied: progress.pulls += Int(part.pulls)
                     case .alreadyApplied: progress.alreadyImported += Int(part.pulls)
                     case .rewound: throw ImportError("shard \(part.shard) answered 'rewound' to a merge expecting nothing")
-                    case .refused: throw ImportError("shard \(part.shard): redis is over its maxmemory; import again once it has room")
+                    case .refused:
+                        throw ImportError("shard \(part.shard): redis refused the merge (over its maxmemory, a read-only replica, loading); import again once it takes writes")
                     }
                     done[part.shard] = sequence
                     sent[part.shard] = sequence

@@ -9,8 +9,8 @@ public enum MergeOutcome: Hashable, Sendable {
     /// state, or the reconciler discarded a batch it found already counted. Nothing was written;
     /// the node must send its parts after `MergeReply.ledger` again, in order.
     case rewound
-    /// Redis is over its `maxmemory` and refused the merge before it wrote anything (it checks a
-    /// script's memory only until its first write): the part is not in Redis.
+    /// Redis refused the merge before it wrote anything (`BatchStore.refusesBeforeWriting`): over
+    /// its `maxmemory`, a read-only replica, loading its data. The part is not in Redis.
     case refused
 }
 
@@ -72,7 +72,7 @@ public final class BatchStore {
         let parts = window.shards.filter { !$0.isEmpty }.map { PartMerge(sequence: window.sequence, expected: 0, part: $0) }
         let replies = try merge(parts, parameters: window.parameters, node: node)
         if let refused = zip(parts, replies).first(where: { $1.outcome == .refused }) {
-            throw RedisError(.server, "merge into shard \(refused.0.part.shard): redis is over its maxmemory")
+            throw RedisError(.server, "merge into shard \(refused.0.part.shard): redis refused it before writing")
         }
         return Dictionary(uniqueKeysWithValues: zip(parts, replies).map { ($0.part.shard, $1.outcome) })
     }
@@ -95,7 +95,7 @@ public final class BatchStore {
                 return MergeReply(outcome: outcome, ledger: UInt64(ledger), confirmed: UInt64(confirmed))
             case .error(let message) where message.hasPrefix(BatchScripts.fingerprintMismatch):
                 throw BatchStoreError(.sketchMismatch, "shard \(shard): \(message.dropFirst(BatchScripts.fingerprintMismatch.count))")
-            case .error(let message) where message.contains(Self.overMemoryLimit):
+            case .error(let message) where Self.refusesBeforeWriting(message):
                 return MergeReply(outcome: .refused, ledger: 0, confirmed: 0)
             case .error(let message):
                 throw RedisError(.server, "merge into shard \(shard): \(message)")
@@ -200,10 +200,18 @@ public final class BatchStore {
     /// The sorted set of live reconcilers (owner → last announcement, ms).
     static let reconcilersKey = "pullsketch:reconcilers"
 
-    /// In the error Redis answers a script whose write it refused over `maxmemory`: `OOM command
-    /// not allowed …` from Redis 7; Redis 6 wraps the same words in `ERR Error running script …`.
-    /// Both refuse only a script that has not written yet.
-    static let overMemoryLimit = "OOM command not allowed"
+    /// Whether Redis answered a script with `message` before the script wrote anything. Over its
+    /// `maxmemory` Redis refuses a script's first write only (`OOM command not allowed …`; Redis 6
+    /// wraps the same words in `ERR Error running script …`); a read-only replica refuses every
+    /// write (`READONLY`), and nothing that changes that runs while a script does; and a Redis
+    /// loading its data (`LOADING`), running another script too long (`BUSY`) or a replica cut off
+    /// from its master (`MASTERDOWN`) refuses the command before running it. Not `MISCONF` (a
+    /// failed save or append-only write) nor `NOREPLICAS`: their state may change between two
+    /// writes of one script, so a script they stopped may have written part of its merge.
+    static func refusesBeforeWriting(_ message: String) -> Bool {
+        message.contains("OOM command not allowed")
+            || ["READONLY", "LOADING", "BUSY", "MASTERDOWN"].contains { message.hasPrefix($0 + " ") || message.contains("-\($0) ") }
+    }
 
     /// Gives up the shard's lease if `owner` holds it.
     public func releaseLease(shard: Int, owner: String) throws {

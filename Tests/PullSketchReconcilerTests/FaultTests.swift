@@ -105,10 +105,31 @@ extension ReconcilerTests {
         try pipeline.expectRowsEqualTruth()
     }
 
-    /// What Redis refuses over its memory limit it never wrote: the window's parts go back into the
-    /// tracker and wait there, however long Redis stays full — past half the ledger's memory, when
-    /// a window whose outcome is unknown is dropped — and go in once it has room, each pull once.
-    @Test func partsRedisRefusesWaitInTheTrackerForAsLongAsItIsFull() async throws {
+    /// A Redis that refuses writes: over its memory limit, or turned into a read-only replica (a
+    /// failover that demoted the host the nodes name), with the commands that turn it back.
+    enum Refusal: CaseIterable, Sendable {
+        case memoryLimit, readOnlyReplica
+
+        func begin(_ redis: any RedisCommands) throws {
+            switch self {
+            case .memoryLimit: _ = try redis.command(["CONFIG", "SET", "maxmemory", "1"])  // below what Redis holds empty
+            case .readOnlyReplica: _ = try redis.command(["REPLICAOF", "127.0.0.1", String(try freeLoopbackPort())])  // no master there
+            }
+        }
+
+        func end(_ redis: any RedisCommands) throws {
+            switch self {
+            case .memoryLimit: _ = try redis.command(["CONFIG", "SET", "maxmemory", "0"])
+            case .readOnlyReplica: _ = try redis.command(["REPLICAOF", "NO", "ONE"])
+            }
+        }
+    }
+
+    /// What Redis refuses before writing it never wrote: the window's parts go back into the
+    /// tracker and wait there, however long Redis refuses — past half the ledger's memory, when a
+    /// window whose outcome is unknown is dropped — and go in once it takes writes, each pull once.
+    @Test(arguments: Refusal.allCases)
+    func partsRedisRefusesWaitInTheTrackerForAsLongAsItRefuses(refusal: Refusal) async throws {
         let pipeline = try Pipeline(seed: 29)
         let redis = try connectRedis(pipeline.endpoint)
         let tracker = PullTracker(configuration: TrackerConfiguration(isEnabled: true, shardCount: Pipeline.shardCount))
@@ -117,13 +138,13 @@ extension ReconcilerTests {
         endpoint.timeout = 60
         let flusher = Flusher(tracker: tracker, redis: endpoint, configuration: FlusherConfiguration(ledgerMemory: .seconds(2)))
         try pipeline.record(2_000, into: tracker, tags: 500)
-        _ = try redis.command(["CONFIG", "SET", "maxmemory", "1"])  // below what Redis holds empty
+        try refusal.begin(redis)
         #expect(await flusher.flushOnce() == .failed(retained: false), "refused: back into the tracker")
         try await Task.sleep(for: .seconds(1.5))  // past half the ledger's memory
         #expect(await flusher.flushOnce() == .failed(retained: false), "still refused, still kept")
-        _ = try redis.command(["CONFIG", "SET", "maxmemory", "0"])
+        try refusal.end(redis)
         let retried = await flusher.flushOnce()
-        #expect(retried != .nothingToMerge && retried != .failed(retained: false), "the kept pulls go in once Redis has room")
+        #expect(retried != .nothingToMerge && retried != .failed(retained: false), "the kept pulls go in once Redis takes writes")
         try await pipeline.reconciler().reconcileOnce()
         try pipeline.expectRowsEqualTruth()
     }
