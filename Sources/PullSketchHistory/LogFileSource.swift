@@ -110,7 +110,7 @@ public final class LogFileSource: HistorySource {
             let kindID = object["kind_id"] as? Int
             guard kind == "pull_repo" || (kind == nil && kindID != nil && kindID == pullKindID) else { return .ignored }
             // Extended logging's field, else the one Quay keeps in the metadata.
-            guard !clients.ignores(userAgent: object["user_agent"] as? String ?? metadata["user-agent"] as? String) else { return .ignored }
+            guard !clients.ignores(userAgent: object["user_agent"] as? String ?? QuayPullEntry.userAgent(metadata)) else { return .ignored }
             guard let time = Self.time(object["datetime"]) else { return .invalid("an audit entry whose datetime is not a time") }
             let name = (object["namespace_name"] as? String).flatMap { namespace in
                 (object["repository_name"] as? String).map { "\(namespace)/\($0)" }

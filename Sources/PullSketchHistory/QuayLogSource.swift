@@ -71,7 +71,7 @@ public struct QuayLogSource: HistorySource {
                 continue
             }
             let time = Timestamp(millisecondsSinceEpoch: milliseconds)
-            guard !clients.ignores(userAgent: object["user-agent"] as? String) else {
+            guard !clients.ignores(userAgent: QuayPullEntry.userAgent(object)) else {
                 chunk.ignored += 1
                 continue
             }

@@ -88,6 +88,11 @@ struct QuayPullEntry {
         self.time = time
     }
 
+    /// The client's user agent, which Quay keeps in a pull's `metadata`.
+    static func userAgent(_ metadata: [String: Any]) -> String? {
+        metadata["user-agent"] as? String
+    }
+
     private static func name(_ metadata: [String: Any]) -> String? {
         guard let namespace = metadata["namespace"] as? String, let repo = metadata["repo"] as? String else { return nil }
         return "\(namespace)/\(repo)"

@@ -46,19 +46,22 @@ public struct BatchWriter {
             let content = batch.content
             let epsilon = batch.parameters?.epsilon ?? 0
             let delta = batch.parameters?.delta ?? 0
+            // The ledger row, and in the same round trip the start of live counting if this is its
+            // first batch (`PullKnowledge`).
             let ledger = try connection.query(
                 """
+                WITH live AS (\(PullKnowledge.recordLiveCounting(when: "$7::boolean")))
                 INSERT INTO reconciled_batches (shard, batch, pulls, tail_mass, epsilon, delta)
                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1
                 """,
-                [String(content.shard), String(batch.number), String(content.pulls), String(content.tailMass), String(epsilon), String(delta)]
+                [String(content.shard), String(batch.number), String(content.pulls), String(content.tailMass), String(epsilon), String(delta),
+                 String(batch.holdsLivePulls)]
             )
             guard !ledger.rows.isEmpty else { return .alreadyReconciled }
             guard try recordWindows(batch) else {
                 try connection.query("DELETE FROM reconciled_batches WHERE shard = $1 AND batch = $2", [String(content.shard), String(batch.number)])
                 return .holdsReconciledWindows
             }
-            if batch.holdsLivePulls { try PullKnowledge(connection: connection).recordLiveCounting() }
             try upsertRepositories(of: content)
             let sizes = StatisticsTableSizes(connection)
             try writeExact(content.hotEntries, sizes: sizes)

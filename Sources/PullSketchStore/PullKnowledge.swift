@@ -38,10 +38,11 @@ public struct PullKnowledge {
     /// What the node ids of history imports begin with; every other node counts live pulls.
     public static let importNodePrefix = "import:"
 
-    /// Records, once, that live counting began: called in the transaction of each batch that
-    /// holds live pulls, so the first one that commits sets it.
-    func recordLiveCounting() throws {
-        try connection.query("INSERT INTO pull_knowledge (source, since) VALUES ('live', now()) ON CONFLICT (source) DO NOTHING")
+    /// The statement that records, once, that live counting began, when `condition` holds: run in
+    /// the transaction of each batch (with whether it holds live pulls), so the first such batch
+    /// that commits sets it.
+    static func recordLiveCounting(when condition: String) -> String {
+        "INSERT INTO pull_knowledge (source, since) SELECT 'live', now() WHERE \(condition) ON CONFLICT (source) DO NOTHING"
     }
 }
 
