@@ -179,13 +179,12 @@ public struct StatisticsQueries {
             recency = ", row_number() OVER (ORDER BY greatest(t.last_used_at, c.pushed_at, m.last_used_at, k.last_used_at, m.pushed_at) DESC NULLS LAST, c.tag DESC) AS recency"
         }
         var reasons = TagPruneReasons(policy)
-        let candidates: [PruneCandidate]
         // Every live tag is joined first and the policy applied to the joined rows: behind the fence
         // (`OFFSET 0`) the planner sees all the repository's tags and reads each table's share once,
         // by primary-key range, into hash joins; with the policy inside, it guessed a third of them
         // and probed the manifest tables once per tag — 1.3–3× slower on 2 M rows (docs/decisions.md).
         // The rows, thousands of them, are read in binary: numbers and times as eight bytes, not text.
-        candidates = try connection.withBinaryResult(
+        let candidates = try connection.withBinaryResult(
             """
             SELECT tag, coalesce(tag_pulls, 0) AS pull_count, last_pulled_at, tag_used, tag_pushed, digest,
                 coalesce(manifest_pulls, 0) AS manifest_pull_count, manifest_used, manifest_pushed, platforms_pulls
