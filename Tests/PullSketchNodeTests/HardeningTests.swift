@@ -103,22 +103,22 @@ import Testing
         let postgres = try await onOwnThread { try PostgresServer() }
         let fixture = try NodeFixture(postgres: postgres)
         try seedTags(fixture)
-        let read = { @Sendable (client: any TestClientProtocol) in
-            try await client.execute(uri: Self.ordinaryRead, method: .get, headers: Self.reader) { response in
-                #expect(response.status == .ok)
+        try await fixture.test { client in
+            let port = try #require(client.port)
+            // A connection per request, so that the two reads below run at once.
+            let read = { @Sendable () async throws in
+                let response = try await Self.get(Self.ordinaryRead, port: port)
+                #expect(response.hasPrefix("HTTP/1.1 200"), "\(response)")
             }
-        }
-        // A connection per request, so that the two reads below run at once.
-        try await fixture.test(.ahc()) { client in
-            try await read(client)
+            try await read()
             try await onOwnThread {
                 postgres.stop()
                 try postgres.start()
             }
             // Both pooled connections broke; two reads at once take both, each is reconnected and
             // its read retried.
-            async let first: Void = read(client)
-            async let second: Void = read(client)
+            async let first: Void = read()
+            async let second: Void = read()
             _ = try await (first, second)
         }
     }

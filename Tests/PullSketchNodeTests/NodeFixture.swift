@@ -12,8 +12,10 @@ import PullSketchTestSupport
 
 /// A node on a fresh migrated database of the suite's PostgreSQL, with its own tracker, driven
 /// through its server on loopback. Event ids are de-duplicated by the node's memory unless
-/// `eventIDHorizon` turns on claims in the Redis at `redisPort`. Reads wait up to 120 s for one of
-/// its two connections, so a loaded test machine queues them rather than failing them.
+/// `eventIDHorizon` turns on claims in the Redis at `redisPort`. Patient where production is not,
+/// because the whole suite on two cores can keep a server or a test from running for half a
+/// minute: reads wait up to 120 s for one of its two connections, Redis may take 30 s to reply
+/// (tests of a silent Redis set less), and an idle connection is kept 10 minutes.
 struct NodeFixture {
     static let secret = "webhook-secret-0123456789"
     static let teamToken = "reader-team-0123456789"
@@ -26,7 +28,7 @@ struct NodeFixture {
         readAuth: ReadAuth = .tokens([ReaderToken(token: NodeFixture.teamToken, repositories: ["team/*"])]),
         statisticsEnabled: Bool = true,
         redisPort: Int? = nil,
-        redisTimeout: Double = 1,
+        redisTimeout: Double = 30,
         maxBodyBytes: Int = 1 << 20,
         eventIDHorizon: Duration = .zero,
         statementTimeout: Duration = .seconds(5),
@@ -34,7 +36,7 @@ struct NodeFixture {
         metricsToken: String? = nil,
         forwardedProtoHeader: String? = nil,
         catalogQueueCapacity: Int = 100_000,
-        idleTimeout: Duration = .seconds(30),
+        idleTimeout: Duration = .seconds(600),
         signInWindow: Duration = .seconds(60),
         postgres: PostgresServer? = nil
     ) throws {

@@ -144,7 +144,7 @@ import Testing
             let export = "GET /api/v1/repository/team/app/pull_statistics.csv HTTP/1.0\r\nConnection: keep-alive\r\n"
                 + "Authorization: Bearer \(NodeFixture.teamToken)\r\n\r\n"
             let (reply, closed) = try await onOwnThread {
-                try exchange(port: port, Array((export + "GET /healthz HTTP/1.1\r\nHost: node\r\n\r\n").utf8), timeout: 10)
+                try exchange(port: port, Array((export + "GET /healthz HTTP/1.1\r\nHost: node\r\n\r\n").utf8), timeout: 120)
             }
             let text = String(decoding: reply, as: UTF8.self)
             let parts = text.components(separatedBy: "\r\n\r\n")

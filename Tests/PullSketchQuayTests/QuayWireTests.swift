@@ -292,17 +292,17 @@ import Testing
             ("*99999999\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
             ("*1\r\n+PING\r\n", "-ERR Protocol error: expected '$', got '+'\r\n"),
         ] {
-            let (reply, closed) = try await onOwnThread { try exchange(port: port, Array(input.utf8)) }
+            let (reply, closed) = try await onOwnThread { try exchange(port: port, Array(input.utf8), timeout: 60) }
             #expect(String(decoding: reply, as: UTF8.self) == message)
             #expect(closed)
         }
         // An endless argument is refused once it passes the command limit, not buffered.
         let endless = Array("*2\r\n$4\r\nECHO\r\n$1048576\r\n".utf8) + [UInt8](repeating: 0x61, count: 3 << 20)
-        let (reply, closed) = try await onOwnThread { try exchange(port: port, endless) }
+        let (reply, closed) = try await onOwnThread { try exchange(port: port, endless, timeout: 60) }
         #expect(String(decoding: reply, as: UTF8.self).hasPrefix("-ERR Protocol error"))
         #expect(closed)
         // Inline commands and a pipeline of commands on one connection, as redis-cli sends them.
-        let (answers, _) = try await onOwnThread { try exchange(port: port, Array("PING\r\nECHO hi\r\nGET x\r\nQUIT\r\n".utf8)) }
+        let (answers, _) = try await onOwnThread { try exchange(port: port, Array("PING\r\nECHO hi\r\nGET x\r\nQUIT\r\n".utf8), timeout: 60) }
         #expect(String(decoding: answers, as: UTF8.self).hasPrefix("+PONG\r\n$2\r\nhi\r\n-ERR unknown command 'get'"))
         #expect(String(decoding: answers, as: UTF8.self).hasSuffix("+OK\r\n"))
         // The node still takes pulls afterwards.
