@@ -3,11 +3,12 @@ public import Testing
 
 /// One thread for the suites that keep a core busy for a minute or more, one job at a time.
 ///
-/// Swift's cooperative pool has one thread per core — two here — and on Linux adds threads for
-/// blocked ones, not for busy ones. While two CPU-bound tests held both, nothing else in the test
-/// process ran: no other test's polling, no task of a node under test; waits stalled for minutes.
-/// On this lane such a test holds one thread of its own, and the suite's other tests keep the
-/// cooperative pool, which still lets no more than two of them keep the cores busy at once.
+/// Swift's cooperative pool has one thread per core — two here — and on Linux adds none while they
+/// compute or block (four tasks blocked in `sleep(3)` finish after six seconds). While two
+/// CPU-bound tests held both, nothing else in the test process ran: no other test's polling, no
+/// task of a node under test; waits stalled for minutes. On this lane such a test holds one
+/// thread of its own, and the suite's other tests keep the cooperative pool, which still lets no
+/// more than two of them keep the cores busy at once.
 public final class CPUBoundLane: TaskExecutor, @unchecked Sendable {
     public static let shared = CPUBoundLane()
 

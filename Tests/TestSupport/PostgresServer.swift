@@ -100,12 +100,13 @@ public struct PostgresServerError: Error, CustomStringConvertible {
     public var description: String { "\(command) failed: \(output)" }
 }
 
-/// Runs a suite's tests with one PostgreSQL cluster, started before and stopped after.
+/// Runs a suite's tests with one PostgreSQL cluster, started before and stopped after. Started on
+/// a thread of its own: some 30 suites start theirs at once, and `initdb` takes seconds.
 public struct PostgresServerTrait: SuiteTrait, TestScoping {
     public var isRecursive: Bool { false }
 
     public func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
-        let server = try PostgresServer()
+        let server = try await onOwnThread { try PostgresServer() }
         try await PostgresServer.$current.withValue(server) { try await function() }
     }
 }
