@@ -101,7 +101,8 @@ public struct PostgresServerError: Error, CustomStringConvertible {
 }
 
 /// Runs a suite's tests with one PostgreSQL cluster, started before and stopped after. Started on
-/// a thread of its own: some 30 suites start theirs at once, and `initdb` takes seconds.
+/// a thread of its own: the suites that have one (25) start theirs together, each `initdb` taking
+/// seconds.
 public struct PostgresServerTrait: SuiteTrait, TestScoping {
     public var isRecursive: Bool { false }
 
