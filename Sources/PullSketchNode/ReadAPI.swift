@@ -88,20 +88,22 @@ extension PullSketchNode {
         case .pruneCandidates:
             do {
                 let policy = try PrunePolicy(request.uri.queryParameters)
-                let (tags, manifests, knownSince, now) = try await database.run {
+                let (tags, manifests, knownSince, latestQuarantine, now) = try await database.run {
                     let queries = StatisticsQueries(connection: $0)
+                    let knowledge = PullKnowledge(connection: $0)
                     let now = clock.now()
                     return (
                         try queries.pruneCandidates(repository, policy: policy, now: now),
                         try queries.manifestPruneCandidates(repository, policy: policy, now: now),
-                        try PullKnowledge(connection: $0).since(), now
+                        try knowledge.since(), try knowledge.latestQuarantine(), now
                     )
                 }
                 return try JSONResponse.make(
                     .ok,
                     PruneCandidatesBody(
-                        repository: repository.value, knownSince: knownSince,
-                        historyComplete: policy.isJudgedOnKnownPulls(knownSince: knownSince, now: now), candidates: tags, manifests: manifests
+                        repository: repository.value, knownSince: knownSince, latestQuarantine: latestQuarantine,
+                        historyComplete: policy.isJudgedOnKnownPulls(knownSince: knownSince, latestQuarantine: latestQuarantine, now: now),
+                        candidates: tags, manifests: manifests
                     )
                 )
             } catch let error as InvalidParameter {

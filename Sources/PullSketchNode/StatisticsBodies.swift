@@ -228,15 +228,22 @@ struct PruneCandidatesBody: Encodable {
     let dry_run = true
     /// Since when PullSketch knows pulls (live counting or imported history); null before any.
     let pulls_known_since: Nullable<String>
-    /// False when the policy's "not pulled" window reaches back before `pulls_known_since`: a
-    /// candidate may have been pulled then, unseen.
+    /// When the latest batch still quarantined was set aside (its pulls are counted nowhere);
+    /// null when none is.
+    let latest_quarantined_batch_at: Nullable<String>
+    /// False when the policy's "not pulled" window reaches back before `pulls_known_since`, or a
+    /// quarantined batch may hold pulls the policy judges: a candidate may have been pulled unseen.
     let history_complete: Bool
     let candidates: [Candidate]
     let manifest_candidates: [ManifestCandidate]
 
-    init(repository: String, knownSince: Timestamp?, historyComplete: Bool, candidates: [PruneCandidate], manifests: [ManifestPruneCandidate]) {
+    init(
+        repository: String, knownSince: Timestamp?, latestQuarantine: Timestamp?, historyComplete: Bool, candidates: [PruneCandidate],
+        manifests: [ManifestPruneCandidate]
+    ) {
         self.repository = repository
         pulls_known_since = date(knownSince)
+        latest_quarantined_batch_at = date(latestQuarantine)
         history_complete = historyComplete
         self.candidates = candidates.map {
             Candidate(

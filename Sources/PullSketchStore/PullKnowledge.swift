@@ -23,6 +23,13 @@ public struct PullKnowledge {
         ).namedRows.first?.time("since_ms")
     }
 
+    /// When the latest batch still in `quarantined_batches` was set aside; nil when none is. Its
+    /// pulls are counted nowhere until an operator applies it by hand and deletes its row.
+    public func latestQuarantine() throws -> Timestamp? {
+        try connection.query("SELECT \(StatisticsQueries.milliseconds("max(quarantined_at)", as: "at_ms")) FROM quarantined_batches")
+            .namedRows.first?.time("at_ms")
+    }
+
     /// Records that source `source` brought the registry's pulls from `earliestPull` on; an
     /// earlier time already recorded for it stays.
     public func recordImport(_ source: String, earliestPull: Timestamp) throws {
@@ -57,10 +64,16 @@ extension SealedBatch {
 extension PrunePolicy {
     /// Whether PullSketch knew pulls, from `knownSince` on, for all the time this policy asks
     /// about at `now`: its "not pulled for N days" window. Pull counts are counts since
-    /// `knownSince` whatever the answer.
-    public func isJudgedOnKnownPulls(knownSince: Timestamp?, now: Timestamp) -> Bool {
-        guard let days = notPulledDays else { return true }
+    /// `knownSince` whatever the answer. A batch set aside at `latestQuarantine` holds pulls counted
+    /// nowhere, all of them before that time: it leaves a window that begins later whole, but not
+    /// counts (`maxPulls`) or which tags were used last (`keepMostRecent`).
+    public func isJudgedOnKnownPulls(knownSince: Timestamp?, latestQuarantine: Timestamp?, now: Timestamp) -> Bool {
+        let cutoff = notPulledDays.map { StatisticsQueries.cutoff(days: $0, now: now) }
+        if let latestQuarantine, maxPulls != nil || keepMostRecent != nil || cutoff.map({ latestQuarantine >= $0 }) ?? true {
+            return false
+        }
+        guard let cutoff else { return true }
         guard let knownSince else { return false }
-        return knownSince <= StatisticsQueries.cutoff(days: days, now: now)
+        return knownSince <= cutoff
     }
 }

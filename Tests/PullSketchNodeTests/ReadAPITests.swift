@@ -239,6 +239,19 @@ import Testing
                     #expect(response.json["history_complete"] as? Bool == complete, "\(days) days")
                 }
             }
+            // A batch quarantined ten days ago: a 30-day window or a count may miss its pulls, a
+            // 1-day window does not; once an operator deletes its row, the count is whole again.
+            _ = try fixture.sql("INSERT INTO quarantined_batches (shard, batch, reason, content, quarantined_at) VALUES (0, 7, 'unreadable', '{}', now() - interval '10 days')")
+            for (query, complete) in [("not_pulled_days=1", true), ("not_pulled_days=30", false), ("max_pulls=2000", false)] {
+                try await client.execute(uri: "/api/v1/repository/team/app/prune_candidates?\(query)", method: .get, headers: Self.reader) { response in
+                    #expect(response.json["history_complete"] as? Bool == complete, "\(query)")
+                    #expect(response.json["latest_quarantined_batch_at"] is String, "\(query)")
+                }
+            }
+            _ = try fixture.sql("DELETE FROM quarantined_batches")
+            try await client.execute(uri: "/api/v1/repository/team/app/prune_candidates?max_pulls=2000", method: .get, headers: Self.reader) { response in
+                #expect(response.json["history_complete"] as? Bool == true && response.json["latest_quarantined_batch_at"] is NSNull)
+            }
             try await client.execute(uri: "/api/v1/repository/team/app/prune_candidates?tag_pattern=(", method: .get, headers: Self.reader) { response in
                 #expect(response.status == .badRequest)
             }

@@ -52,9 +52,40 @@ import Testing
     @Test func aPolicyIsJudgedOnKnownPullsOnlyWhenItsWindowBeginsAfterTheyAreKnown() {
         let now = Timestamp(millisecondsSinceEpoch: 100 * Self.day)
         let thirtyDays = PrunePolicy(notPulledDays: 30)
-        #expect(thirtyDays.isJudgedOnKnownPulls(knownSince: Timestamp(millisecondsSinceEpoch: 70 * Self.day), now: now))
-        #expect(!thirtyDays.isJudgedOnKnownPulls(knownSince: Timestamp(millisecondsSinceEpoch: 70 * Self.day + 1), now: now))
-        #expect(!thirtyDays.isJudgedOnKnownPulls(knownSince: nil, now: now), "nothing known")
-        #expect(PrunePolicy(maxPulls: 3).isJudgedOnKnownPulls(knownSince: nil, now: now), "counts are counts since pulls are known")
+        func judged(_ policy: PrunePolicy, since: Int64?) -> Bool {
+            policy.isJudgedOnKnownPulls(knownSince: since.map(Timestamp.init(millisecondsSinceEpoch:)), latestQuarantine: nil, now: now)
+        }
+        #expect(judged(thirtyDays, since: 70 * Self.day))
+        #expect(!judged(thirtyDays, since: 70 * Self.day + 1))
+        #expect(!judged(thirtyDays, since: nil), "nothing known")
+        #expect(judged(PrunePolicy(maxPulls: 3), since: nil), "counts are counts since pulls are known")
+    }
+
+    /// A quarantined batch's pulls all happened before it was set aside: a window that begins
+    /// later is whole, an earlier one is not, and counts and the order of use never are.
+    @Test func aQuarantinedBatchLeavesOnlyALaterWindowWhole() {
+        let now = Timestamp(millisecondsSinceEpoch: 100 * Self.day)
+        let known = Timestamp(millisecondsSinceEpoch: 10 * Self.day)
+        func judged(_ policy: PrunePolicy, quarantinedOnDay day: Int64) -> Bool {
+            policy.isJudgedOnKnownPulls(knownSince: known, latestQuarantine: Timestamp(millisecondsSinceEpoch: day * Self.day - 1), now: now)
+        }
+        #expect(judged(PrunePolicy(notPulledDays: 30), quarantinedOnDay: 70), "set aside before the window began")
+        #expect(!judged(PrunePolicy(notPulledDays: 30), quarantinedOnDay: 71), "set aside within the window")
+        #expect(!judged(PrunePolicy(maxPulls: 3), quarantinedOnDay: 20), "its pulls count towards every count")
+        #expect(!judged(PrunePolicy(notPulledDays: 30, keepMostRecent: 5), quarantinedOnDay: 20), "its pulls may change which tags were used last")
+    }
+
+    @Test func theLatestQuarantinedBatchIsTheOneSetAsideLast() throws {
+        let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
+        try Schema.migrate(connection)
+        let knowledge = PullKnowledge(connection: connection)
+        let writer = BatchWriter(connection: connection, shardCount: 2)
+        #expect(try knowledge.latestQuarantine() == nil)
+        try writer.recordQuarantine(shard: 0, batch: 4, reason: "unreadable", content: Array("{}".utf8))
+        try writer.recordQuarantine(shard: 1, batch: 9, reason: "unreadable", content: Array("{}".utf8))
+        _ = try connection.query("UPDATE quarantined_batches SET quarantined_at = to_timestamp(shard * 1000 + 5)")
+        #expect(try knowledge.latestQuarantine() == Timestamp(millisecondsSinceEpoch: 1_005_000))
+        _ = try connection.query("DELETE FROM quarantined_batches")
+        #expect(try knowledge.latestQuarantine() == nil, "an operator dealt with them")
     }
 }
