@@ -71,7 +71,7 @@ import Testing
         }
         #expect(judged(PrunePolicy(notPulledDays: 30), quarantinedOnDay: 70), "set aside before the window began")
         #expect(!judged(PrunePolicy(notPulledDays: 30), quarantinedOnDay: 71), "set aside within the window")
-        #expect(!judged(PrunePolicy(maxPulls: 3), quarantinedOnDay: 20), "its pulls count towards every count")
+        #expect(!judged(PrunePolicy(notPulledDays: 30, maxPulls: 3), quarantinedOnDay: 20), "its pulls count towards every count")
         #expect(!judged(PrunePolicy(notPulledDays: 30, keepMostRecent: 5), quarantinedOnDay: 20), "its pulls may change which tags were used last")
     }
 
