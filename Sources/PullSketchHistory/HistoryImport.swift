@@ -11,8 +11,8 @@ public import PullSketchStore
 /// sent to a shard only when neither PostgreSQL (`reconciled_windows`) nor the shard's Redis
 /// ledger has it, so re-running an import, or resuming one that crashed, sends what is missing and
 /// nothing else. The import ends when PostgreSQL holds every part it sent; if Redis lost parts
-/// meanwhile (a rewind), it sends them again. Then the earliest pull it read is recorded as the
-/// start of the history PullSketch knows (`PullKnowledge`).
+/// meanwhile (a rewind), it sends them again. Then the span of the pulls it read is recorded as
+/// history PullSketch knows (`PullKnowledge`).
 ///
 /// Pulls at or after `cutover` are skipped: live ingestion counts those.
 public struct HistoryImport: Sendable {
@@ -73,8 +73,10 @@ public struct HistoryImport: Sendable {
         var done = try await holds(store)
         var sent = [UInt64](repeating: 0, count: tracker.shardCount)
         var index = Int(done.min() ?? 0)
-        /// The earliest pull read before the cutover: the history PostgreSQL knows once it holds it.
+        /// The span of the pulls read before the cutover, reaching the cutover when the source
+        /// held later pulls: the history PostgreSQL knows once it holds it.
         var earliest: Timestamp?
+        var until: Timestamp?
         while true {
             while let chunk = try await source.chunk(index) {
                 let sequence = UInt64(index + 1)
@@ -87,9 +89,11 @@ public struct HistoryImport: Sendable {
                 for pull in chunk.pulls {
                     if pull.time >= cutover {
                         progress.afterCutover += 1
+                        until = cutover
                     } else {
                         recorder.record(pull)
                         earliest = min(earliest ?? pull.time, pull.time)
+                        until = max(until ?? pull.time, pull.time)
                     }
                 }
                 var window = recorder.drain()
@@ -117,9 +121,9 @@ public struct HistoryImport: Sendable {
             }
             // Wait until PostgreSQL holds every part sent; a shard whose Redis went back is sent again.
             guard let restart = try await settle(store, sent: sent) else {
-                if let earliest {
+                if let earliest, let until {
                     let node = self.node
-                    try await database.run { try PullKnowledge(connection: $0).recordImport(node, earliestPull: earliest) }
+                    try await database.run { try PullKnowledge(connection: $0).recordImport(node, earliestPull: earliest, until: until) }
                 }
                 return progress
             }

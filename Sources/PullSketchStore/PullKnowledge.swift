@@ -3,11 +3,11 @@ public import PullSketchPostgres
 
 /// Since when PullSketch knows the registry's pulls (`pull_knowledge`): a row for live counting,
 /// written with the first batch of live pulls (PostgreSQL's time at that batch's commit, a little
-/// after its first pull), and a row per history source, its earliest imported pull. Before the
-/// earliest of them PullSketch knows nothing, so a dry run whose window reaches further back
-/// cannot tell a tag unused then from one it never heard of; and until live counting began it
-/// knows nothing of the pulls since the imports' cutover. Imports are taken to reach up to live
-/// counting (their `--until`); a gap between them is not seen.
+/// after its first pull), and a row per history source, the span of its imported pulls. Pulls are
+/// known from the earliest time that live counting and the imports reach back to without a hole:
+/// a dry run whose window reaches further back cannot tell a tag unused then from one it never
+/// heard of; and until live counting began PullSketch knows nothing of the pulls since the
+/// imports' cutover.
 public struct PullKnowledge {
     let connection: PostgresConnection
 
@@ -16,12 +16,37 @@ public struct PullKnowledge {
     }
 
     /// The earliest time from which PullSketch knows pulls up to now; nil before live counting
-    /// began, whatever was imported.
+    /// began, whatever was imported. From live counting's start it reaches back through each
+    /// import whose last pull is at most `longestQuietSpell` before what is known already (an
+    /// import without an end recorded is taken to reach live counting).
     public func since() throws -> Timestamp? {
-        try connection.query(
-            "SELECT \(StatisticsQueries.milliseconds("min(since)", as: "since_ms")) FROM pull_knowledge HAVING bool_or(source = 'live')"
-        ).namedRows.first?.time("since_ms")
+        let rows = try connection.query(
+            """
+            SELECT source = 'live' AS live, \(StatisticsQueries.milliseconds("since", as: "since_ms")),
+                \(StatisticsQueries.milliseconds("until", as: "until_ms")) FROM pull_knowledge
+            """
+        ).namedRows
+        var spans: [(since: Int64, until: Int64?)] = []
+        var known: Int64?
+        for row in rows {
+            let since = try row.decode("since_ms", as: Int64.self)
+            if try row.decode("live", as: Bool.self) {
+                known = since
+            } else {
+                spans.append((since, try row.decode("until_ms", as: Int64?.self)))
+            }
+        }
+        guard var known else { return nil }
+        while let reaching = spans.filter({ $0.since < known && ($0.until ?? .max) >= known - Self.longestQuietSpell }).map(\.since).min() {
+            known = reaching
+        }
+        return Timestamp(millisecondsSinceEpoch: known)
     }
+
+    /// The longest time without a pull, in milliseconds, taken for a quiet spell rather than a
+    /// hole in what is known: a log's last pull comes a little before its end, and live
+    /// counting's first batch a little after it began.
+    public static let longestQuietSpell: Int64 = 86_400_000
 
     /// When the latest batch still in `quarantined_batches` was set aside; nil when none is. Its
     /// pulls are counted nowhere until an operator applies it by hand and deletes its row.
@@ -30,15 +55,17 @@ public struct PullKnowledge {
             .namedRows.first?.time("at_ms")
     }
 
-    /// Records that source `source` brought the registry's pulls from `earliestPull` on; an
-    /// earlier time already recorded for it stays.
-    public func recordImport(_ source: String, earliestPull: Timestamp) throws {
+    /// Records that source `source` brought the registry's pulls from `earliestPull` up to
+    /// `until` (its last pull, or the cutover when it held later ones); an earlier start or a
+    /// later end already recorded for it stays.
+    public func recordImport(_ source: String, earliestPull: Timestamp, until: Timestamp) throws {
         try connection.query(
             """
-            INSERT INTO pull_knowledge AS k (source, since) VALUES ($1, \(PostgresTime.timestamp(milliseconds: "$2::bigint")))
-            ON CONFLICT (source) DO UPDATE SET since = least(k.since, EXCLUDED.since)
+            INSERT INTO pull_knowledge AS k (source, since, until)
+            VALUES ($1, \(PostgresTime.timestamp(milliseconds: "$2::bigint")), \(PostgresTime.timestamp(milliseconds: "$3::bigint")))
+            ON CONFLICT (source) DO UPDATE SET since = least(k.since, EXCLUDED.since), until = greatest(k.until, EXCLUDED.until)
             """,
-            [source, String(earliestPull.millisecondsSinceEpoch)]
+            [source, String(earliestPull.millisecondsSinceEpoch), String(until.millisecondsSinceEpoch)]
         )
     }
 

@@ -239,6 +239,11 @@ public enum Schema {
             );
             INSERT INTO pull_knowledge (source, since) SELECT 'live', min(reconciled_at) FROM reconciled_batches HAVING count(*) > 0;
             """),
+        // An import recorded before this version has no end: it is taken to reach live counting,
+        // as it was, until it runs again.
+        Migration(version: 13, name: "where imported history ends", sql: """
+            ALTER TABLE pull_knowledge ADD COLUMN until timestamptz;
+            """),
     ]
 
     /// The advisory lock that makes concurrent migrators wait for each other ("PSMI").

@@ -150,6 +150,11 @@ import Testing
         let resumed = try await deployment.importing(source).run()
         #expect(resumed.chunks == 8, "the chunks the crashed run had not sent: \(resumed.line)")
         #expect(resumed.afterCutover > 0 && resumed.ignored > 0)
+        #expect(
+            try PostgresConnection(deployment.statistics).query("SELECT (extract(epoch from until) * 1000)::bigint FROM pull_knowledge").rows
+                == [[String(Self.cutover.millisecondsSinceEpoch)]],
+            "the log goes on past the cutover: it reaches it"
+        )
         let stored = try deployment.rows()
         #expect(stored.count == truth.count)
         let wrong = truth.filter { stored[$0.key] != $0.value }
@@ -190,9 +195,10 @@ import Testing
         #expect(stored["manifest|team/api|\(Self.digest(205))"]?.count == 1)
         #expect(before < after)
         #expect(
-            try PostgresConnection(deployment.statistics).query("SELECT source, (extract(epoch from since) * 1000)::bigint FROM pull_knowledge").rows
-                == [[deployment.importing(source).node, String(before)]],
-            "the earliest pull imported; the import's own batches are no live counting"
+            try PostgresConnection(deployment.statistics).query(
+                "SELECT source, (extract(epoch from since) * 1000)::bigint, (extract(epoch from until) * 1000)::bigint FROM pull_knowledge"
+            ).rows == [[deployment.importing(source).node, String(before), String(after)]],
+            "the first and the last pull imported; the import's own batches are no live counting"
         )
         let again = try await deployment.importing(source).run()
         #expect(again.pulls == 0, "\(again.line)")

@@ -29,7 +29,7 @@ import Testing
         #expect(try knowledge.since() == nil, "nothing counted yet")
 
         _ = try writer.write(try batch(1, windows: ["import:audit": 1...1]))
-        try knowledge.recordImport("import:audit", earliestPull: Timestamp(millisecondsSinceEpoch: 9 * Self.day))
+        try knowledge.recordImport("import:audit", earliestPull: Timestamp(millisecondsSinceEpoch: 9 * Self.day), until: .now())
         #expect(try knowledge.since() == nil, "an import's batch is no live counting, and without it pulls since the import are unknown")
 
         let before = Timestamp.now().millisecondsSinceEpoch
@@ -44,9 +44,31 @@ import Testing
         _ = try writer.write(try batch(3, windows: ["node-a": 2...2]))
         #expect(try liveSince() == live, "later batches move nothing")
 
-        try knowledge.recordImport("import:audit", earliestPull: Timestamp(millisecondsSinceEpoch: 5 * Self.day))
-        try knowledge.recordImport("import:audit", earliestPull: Timestamp(millisecondsSinceEpoch: 7 * Self.day))
-        #expect(try knowledge.since() == Timestamp(millisecondsSinceEpoch: 5 * Self.day), "the earliest import of the source stays")
+        try knowledge.recordImport("import:audit", earliestPull: Timestamp(millisecondsSinceEpoch: 5 * Self.day), until: Timestamp(millisecondsSinceEpoch: 6 * Self.day))
+        try knowledge.recordImport("import:audit", earliestPull: Timestamp(millisecondsSinceEpoch: 7 * Self.day), until: Timestamp(millisecondsSinceEpoch: 8 * Self.day))
+        #expect(try knowledge.since() == Timestamp(millisecondsSinceEpoch: 5 * Self.day), "the earliest start and the latest end of the source stay")
+    }
+
+    /// An import that ends well before live counting began (a log kept only until some months
+    /// ago) leaves a hole: pulls are known only from live counting, or from an import that bridges
+    /// the hole. A day without pulls at either side of a cutover is a quiet spell, not a hole.
+    @Test func pullsAreKnownOnlyAsFarBackAsNoHoleLies() throws {
+        let connection = try PostgresConnection(try PostgresServer.current!.makeDatabase())
+        try Schema.migrate(connection)
+        let knowledge = PullKnowledge(connection: connection)
+        _ = try BatchWriter(connection: connection, shardCount: 1).write(try batch(1, windows: ["node-a": 1...1]))
+        let live = try #require(try knowledge.since()).millisecondsSinceEpoch
+        func at(_ milliseconds: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: milliseconds) }
+
+        try knowledge.recordImport("import:old", earliestPull: at(live - 100 * Self.day), until: at(live - 40 * Self.day))
+        #expect(try knowledge.since() == at(live), "40 days between the log's end and live counting are unknown")
+        try knowledge.recordImport("import:bridge", earliestPull: at(live - 41 * Self.day), until: at(live - PullKnowledge.longestQuietSpell - 1))
+        #expect(try knowledge.since() == at(live), "a day and a millisecond without a pull is a hole")
+        try knowledge.recordImport("import:bridge", earliestPull: at(live - 41 * Self.day), until: at(live - PullKnowledge.longestQuietSpell))
+        #expect(try knowledge.since() == at(live - 100 * Self.day), "a day is a quiet spell, and the bridge reaches the old log")
+
+        _ = try connection.query("INSERT INTO pull_knowledge (source, since) VALUES ('import:by-hand', $1)", ["2000-01-01T00:00:00Z"])
+        #expect(try knowledge.since() == at(946_684_800_000), "a row written without its end is taken to reach live counting")
     }
 
     @Test func aPolicyIsJudgedOnKnownPullsOnlyWhenItsWindowBeginsAfterTheyAreKnown() {
