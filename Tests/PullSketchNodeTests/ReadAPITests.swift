@@ -239,6 +239,16 @@ import Testing
                     #expect(response.json["history_complete"] as? Bool == complete, "\(days) days")
                 }
             }
+            // An imported log that ends two months before live counting leaves a hole; one that
+            // ends half a day before it reaches back to its first pull.
+            for (until, since) in [("2026-09-01T00:00:00Z", "2026-11-01"), ("2026-10-31T12:00:00Z", "2025-01-01")] {
+                _ = try fixture.sql("INSERT INTO pull_knowledge (source, since, until) VALUES ('import:log', '2025-01-01T00:00:00Z', '\(until)')")
+                try await client.execute(uri: "/api/v1/repository/team/app/prune_candidates?not_pulled_days=300", method: .get, headers: Self.reader) { response in
+                    #expect(response.json["pulls_known_since"] as? String == "\(since)T00:00:00.000Z", "a log until \(until)")
+                    #expect(response.json["history_complete"] as? Bool == (since == "2025-01-01"), "a log until \(until)")
+                }
+                _ = try fixture.sql("DELETE FROM pull_knowledge WHERE source = 'import:log'")
+            }
             // A batch quarantined ten days ago: a 30-day window or a count may miss its pulls, a
             // 1-day window does not; once an operator deletes its row, the count is whole again.
             _ = try fixture.sql("INSERT INTO quarantined_batches (shard, batch, reason, content, quarantined_at) VALUES (0, 7, 'unreadable', '{}', now() - interval '10 days')")
