@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 import NIOHTTP1
 
@@ -19,6 +20,10 @@ import NIOHTTP1
 ///   connection kept open unless told: an answer of unknown length (the streamed CSV export) is
 ///   sent as it comes and ends its connection; one of known length to a request that keeps its
 ///   connection says `Connection: keep-alive`.
+/// - A request the decoder cannot read is answered with a JSON error and its connection closed,
+///   since nothing behind it can be read: `431` when its head is larger than the decoder takes,
+///   else `400`. Behind an unanswered request the error goes on to Hummingbird, which answers an
+///   empty `400` after that request's answer.
 final class HTTP1Requests: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -79,6 +84,20 @@ final class HTTP1Requests: ChannelDuplexHandler, RemovableChannelHandler {
                 sendContinue(context: context)
             }
         }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError, unanswered.isEmpty else { return context.fireErrorCaught(error) }
+        let (status, message) = parserError == .headerOverflow
+            ? (HTTPResponseStatus.requestHeaderFieldsTooLarge, "the request's head is too large")
+            : (.badRequest, "malformed HTTP request")
+        let body = ByteBuffer(string: #"{"error":"\#(message)"}"#)
+        var headers = HTTPHeaders(HTTPFields.securityHeaders.map { ($0.name.canonicalName, $0.value) })
+        headers.add(contentsOf: [("Content-Type", "application/json"), ("Content-Length", String(body.readableBytes)), ("Connection", "close")])
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.close(promise: nil)
     }
 
     private func sendContinue(context: ChannelHandlerContext) {

@@ -284,6 +284,26 @@ import Testing
         }
     }
 
+    /// A request the decoder cannot read gets a JSON error and its connection is closed: 431 for a
+    /// head over the decoder's limit, 400 for one that is not HTTP. Behind an unanswered request,
+    /// that request is answered first.
+    @Test func anUnreadableRequestIsAnsweredWithItsErrorAndTheConnectionClosed() async throws {
+        let fixture = try NodeFixture()
+        try await fixture.test { client in
+            let port = try #require(client.port)
+            let oversize = "GET /healthz HTTP/1.1\r\nHost: node\r\nX-Padding: \(String(repeating: "a", count: 200_000))\r\n\r\n"
+            for (request, status, error) in [(oversize, 431, "the request's head is too large"), ("NOT HTTP AT ALL\r\n\r\n", 400, "malformed HTTP request")] {
+                let (reply, closed) = try await onOwnThread { try exchange(port: port, Array(request.utf8), timeout: 60) }
+                let answers = Self.responses(reply)
+                #expect(closed && answers.map(\.status) == [status], "\(String(decoding: reply, as: UTF8.self))")
+                #expect(answers.first?.body == #"{"error":"\#(error)"}"#)
+                #expect(answers.first?.headers["content-type"] == "application/json" && answers.first?.headers["x-content-type-options"] == "nosniff")
+            }
+            let (reply, closed) = try await onOwnThread { try exchange(port: port, Array((Self.get("/metrics") + "NOT HTTP\r\n\r\n").utf8), timeout: 60) }
+            #expect(closed && Self.responses(reply).map(\.status) == [200, 400], "\(String(decoding: reply, as: UTF8.self))")
+        }
+    }
+
     /// Ingestion requests keep their connection from counting as idle, and once they stop the
     /// connection is closed after the idle timeout, as the router's requests do.
     @Test func ingestionRequestsKeepTheirConnectionUntilItIsIdle() async throws {
