@@ -3,15 +3,16 @@ import HTTPTypes
 import HummingbirdCore
 import Logging
 import NIOCore
-import NIOHTTPTypes
+import NIOHTTP1
 import NIOHTTPTypesHTTP1
 
 /// `POST /notifications` and `POST /api/v1/pulls` answered on the connection's event loop, in
-/// front of Hummingbird: its request task, its middlewares and the hops between the event loop and
-/// the task pool cost more CPU than everything the node does with a notification. Every other
-/// request — and an ingestion request that arrives while an earlier one on its connection is still
-/// with the router, so that answers keep their order — goes on to the router, which answers
-/// ingestion the same way (`PullSketchNode.receive`).
+/// front of Hummingbird: its request task, its middlewares, the hops between the event loop and
+/// the task pool and even the conversion of each request and answer to HTTP types cost more CPU
+/// than everything the node does with a notification. Every other request — and an ingestion
+/// request that arrives while an earlier one on its connection is still with the router, so that
+/// answers keep their order — goes on to the router, which answers ingestion the same way
+/// (`PullSketchNode.receive`).
 ///
 /// What the router's middlewares do for a request, this does too: the concurrency limit, the
 /// request metrics, the security headers, and `Date` and `Server`. The event-id claim is the one
@@ -21,10 +22,10 @@ import NIOHTTPTypesHTTP1
 /// the connection is read until something arrives behind it, then no more until it is answered: a
 /// client that sends more behind it waits for its answer first.
 final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
     private enum State {
         case idle
@@ -56,12 +57,12 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
     /// Requests passed on to the router whose answers have not been written to their end.
     private var unanswered = 0
     /// Parts that arrived while a request here was answered, read once it is.
-    private var held = CircularBuffer<HTTPRequestPart>()
+    private var held = CircularBuffer<HTTPServerRequestPart>()
     /// Whether the channel asked for a read while a request here was answered.
     private var readWithheld = false
     private var date = HTTPDate()
     /// The last answer's head and what it was made from (`head(_:length:close:)`).
-    private var lastHead: (date: String, length: Int, close: Bool, retryAfter: String?, head: HTTPResponse)?
+    private var lastHead: (date: String, length: Int, close: Bool, status: HTTPResponse.Status, retryAfter: String?, head: HTTPResponseHead)?
     /// Whether the connection is gone: an answer that comes later is not written.
     private var removed = false
 
@@ -81,7 +82,7 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func read(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+    private func read(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         if case .body(var chunk) = part, case .reading(var reading) = state {
             state = .idle  // so that the body's storage is not shared while it grows
             if reading.refusal == nil, var body = reading.body.take(), body.readableBytes + chunk.readableBytes <= node.configuration.maxBodyBytes {
@@ -93,8 +94,7 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
         }
         switch (state, part) {
         case (.idle, .head(let head)):
-            guard unanswered == 0, head.method == .post, let path = head.path?.prefix(while: { $0 != "?" }), let route = PullSketchNode.IngestionRoute(path: path)
-            else {
+            guard unanswered == 0, head.method == .POST, let route = PullSketchNode.IngestionRoute(path: head.uri.prefix { $0 != "?" }) else {
                 unanswered += 1
                 state = .forwarding
                 return context.fireChannelRead(wrapInboundOut(part))
@@ -116,15 +116,15 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// The head of a request answered here: counted in, and refused at once when it must be.
-    private func start(_ route: PullSketchNode.IngestionRoute, _ head: HTTPRequest) -> Reading {
+    private func start(_ route: PullSketchNode.IngestionRoute, _ head: HTTPRequestHead) -> Reading {
         let started = DispatchTime.now().uptimeNanoseconds
-        let closeAfterAnswer = head.headerFields[.connection] == "close"  // in these words (`HTTP1Requests`)
+        let closeAfterAnswer = head.headers.first(name: "connection") == "close"  // in these words (`HTTP1Requests`)
         guard node.requestsInFlight.enter() else {
             let refusal = PullSketchNode.IngestionAnswer.error(.serviceUnavailable, node.requestsInFlight.refusal, retryAfter: "1")
             return Reading(route: route, started: started, closeAfterAnswer: closeAfterAnswer, counted: false, refusal: refusal)
         }
         node.requestSeries.inFlight(.post).increment()
-        let refusal = node.refusal(route, head.headerFields)
+        let refusal = node.refusal(route, authorization: onlyValue(of: "authorization", in: head.headers), contentType: onlyValue(of: "content-type", in: head.headers))
         return Reading(route: route, started: started, closeAfterAnswer: closeAfterAnswer, counted: true, refusal: refusal)
     }
 
@@ -161,7 +161,7 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
         guard !removed else { return leave(reading) }
         let body = ByteBuffer(string: answer.json)
         context.write(wrapOutboundOut(.head(head(answer, length: body.readableBytes, close: reading.closeAfterAnswer))), promise: nil)
-        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         leave(reading)
         if reading.counted {
@@ -190,29 +190,28 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The head of an answer: the last one again while nothing in it changed (within the second
     /// of its `Date`), since building header fields costs more than the rest of the answer.
-    private func head(_ answer: PullSketchNode.IngestionAnswer, length: Int, close: Bool) -> HTTPResponse {
+    private func head(_ answer: PullSketchNode.IngestionAnswer, length: Int, close: Bool) -> HTTPResponseHead {
         let now = date.now()
-        if let last = lastHead, last.date == now, last.length == length, last.close == close, last.head.status == answer.status,
+        if let last = lastHead, last.date == now, last.length == length, last.close == close, last.status == answer.status,
             last.retryAfter == answer.retryAfter
         {
             return last.head
         }
-        var fields = HTTPFields.securityHeaders
-        fields[.contentType] = "application/json"
-        fields[.contentLength] = String(length)
-        fields[.retryAfter] = answer.retryAfter
-        fields[.date] = now
-        fields[.server] = PullSketchNode.serverName
-        if close { fields[.connection] = "close" }
-        let head = HTTPResponse(status: answer.status, headerFields: fields)
-        lastHead = (now, length, close, answer.retryAfter, head)
+        var headers = HTTPHeaders.securityHeaders
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(length))
+        if let retryAfter = answer.retryAfter { headers.add(name: "Retry-After", value: retryAfter) }
+        headers.add(name: "Date", value: now)
+        headers.add(name: "Server", value: PullSketchNode.serverName)
+        if close { headers.add(name: "Connection", value: "close") }
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: answer.status.code), headers: headers)
+        lastHead = (now, length, close, answer.status, answer.retryAfter, head)
         return head
     }
 
-    /// When the connection is gone (its pipeline taken down; the connection-state handler in
-    /// front does not pass `channelInactive` on), a request whose body never came in full gives
-    /// its place back, nothing held is read, and a request waiting for its claim is still
-    /// applied but not answered.
+    /// When the connection is gone (its pipeline taken down), a request whose body never came in
+    /// full gives its place back, nothing held is read, and a request waiting for its claim is
+    /// still applied but not answered.
     func handlerRemoved(context: ChannelHandlerContext) {
         removed = true
         if case .reading(let reading) = state {
@@ -245,13 +244,14 @@ final class EventLoopIngestion: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// Hummingbird's HTTP/1 channel with `EventLoopIngestion` placed right behind its connection-state
-/// handler, so that idle timeouts and graceful shutdown see the requests answered on the event
-/// loop as they see the router's, and `HTTP1Requests` in front of the conversion to HTTP types.
+/// Hummingbird's HTTP/1 channel with the node's own handlers in front of the conversion to HTTP
+/// types: `HTTP1Requests`, then `ConnectionLifetime` in place of Hummingbird's connection-state
+/// handler (idle timeouts and graceful shutdown, for every request), then `EventLoopIngestion`.
 struct IngestingHTTP1Channel: HTTPChannelHandler {
     typealias Value = HTTP1Channel.Value
 
     let http1: HTTP1Channel
+    let idleTimeout: TimeAmount
     let node: PullSketchNode
     let claimLanes: ClaimLanes?
 
@@ -260,9 +260,12 @@ struct IngestingHTTP1Channel: HTTPChannelHandler {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         http1.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let operations = channel.pipeline.syncOperations
-            try operations.addHandler(HTTP1Requests(), position: .before(try operations.handler(type: HTTP1ToHTTPServerCodec.self)))
-            let connectionState = try operations.handler(type: HTTPConnectionStateHandler.self)
-            try operations.addHandler(EventLoopIngestion(node: node, claimLanes: claimLanes), position: .after(connectionState))
+            let codec = try operations.handler(type: HTTP1ToHTTPServerCodec.self)
+            try operations.addHandlers(
+                [HTTP1Requests(), ConnectionLifetime(idleTimeout: idleTimeout), EventLoopIngestion(node: node, claimLanes: claimLanes)],
+                position: .before(codec)
+            )
+            operations.removeHandler(try operations.handler(type: HTTPConnectionStateHandler.self), promise: nil)
             return value
         }
     }

@@ -1,4 +1,3 @@
-import HTTPTypes
 import NIOCore
 import NIOHTTP1
 
@@ -92,7 +91,7 @@ final class HTTP1Requests: ChannelDuplexHandler, RemovableChannelHandler {
             ? (HTTPResponseStatus.requestHeaderFieldsTooLarge, "the request's head is too large")
             : (.badRequest, "malformed HTTP request")
         let body = ByteBuffer(string: #"{"error":"\#(message)"}"#)
-        var headers = HTTPHeaders(HTTPFields.securityHeaders.map { ($0.name.canonicalName, $0.value) })
+        var headers = HTTPHeaders.securityHeaders
         headers.add(contentsOf: [("Content-Type", "application/json"), ("Content-Length", String(body.readableBytes)), ("Connection", "close")])
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)

@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import NIOHTTP1
 import PullSketchCore
 import PullSketchEvents
 
@@ -118,7 +119,10 @@ extension PullSketchNode {
     /// requests it leaves to the router (one that arrives while another on its connection is
     /// still being answered) and for tests that call the router directly.
     func receive(_ route: IngestionRoute, _ request: Request) async -> Response {
-        if let refusal = refusal(route, request.headers) { return refusal.response }
+        let headers = request.headers
+        if let refusal = refusal(route, authorization: onlyValue(of: .authorization, in: headers), contentType: onlyValue(of: .contentType, in: headers)) {
+            return refusal.response
+        }
         let body = try? await request.body.collect(upTo: configuration.maxBodyBytes)
         switch admit(route, body: body) {
         case .answered(let answer):
@@ -268,16 +272,17 @@ extension PullSketchNode {
     }
 
     /// 401 without the webhook secret, 415 for another content type; nil when the request may go
-    /// on. Checked before the body is read.
-    func refusal(_ route: IngestionRoute, _ headers: HTTPFields) -> IngestionAnswer? {
-        guard let secret = configuration.webhookSecret, let presented = bearerToken(headers),
+    /// on. Checked before the body is read, given the request's `Authorization` and `Content-Type`
+    /// (nil when it has none, or several).
+    func refusal(_ route: IngestionRoute, authorization: String?, contentType: String?) -> IngestionAnswer? {
+        guard let secret = configuration.webhookSecret, let presented = bearerToken(authorization: authorization),
             constantTimeEqual(presented, secret)
         else {
             return .error(.unauthorized, "missing or wrong bearer secret")
         }
         let contentTypes = route.contentTypes
-        let contentType = onlyValue(of: .contentType, in: headers).map { lowercasedASCII(trimmingSpaces($0.utf8.prefix { $0 != UInt8(ascii: ";") })) }
-        guard let contentType, contentTypes.contains(contentType) else {
+        let mediaType = contentType.map { lowercasedASCII(trimmingSpaces($0.utf8.prefix { $0 != UInt8(ascii: ";") })) }
+        guard let mediaType, contentTypes.contains(mediaType) else {
             return .error(.unsupportedMediaType, "content type must be one of \(contentTypes.sorted().joined(separator: ", "))")
         }
         return nil
@@ -315,10 +320,13 @@ extension PullSketchNode {
 /// The token of an `Authorization: Bearer <token>` header. Read on every request, so by bytes:
 /// Foundation's case folding and character sets, and `Character`s, cost more than the rest of the check.
 func bearerToken(_ headers: HTTPFields) -> String? {
-    guard let header = onlyValue(of: .authorization, in: headers), lowercasedASCII(header.utf8.prefix(7)) == "bearer " else {
-        return nil
-    }
-    return String(decoding: trimmingSpaces(header.utf8.dropFirst(7)), as: UTF8.self)
+    bearerToken(authorization: onlyValue(of: .authorization, in: headers))
+}
+
+/// The token of an `Authorization` value `Bearer <token>`; nil for none or another scheme.
+func bearerToken(authorization: String?) -> String? {
+    guard let authorization, lowercasedASCII(authorization.utf8.prefix(7)) == "bearer " else { return nil }
+    return String(decoding: trimmingSpaces(authorization.utf8.dropFirst(7)), as: UTF8.self)
 }
 
 /// The value of the field `name` when the request has exactly one; nil when it has none or several
@@ -331,6 +339,12 @@ func onlyValue(of name: HTTPField.Name, in fields: HTTPFields) -> String? {
         found = field.value
     }
     return found
+}
+
+/// `onlyValue(of:in:)` for a head NIO decoded, `name` in any case.
+func onlyValue(of name: String, in headers: HTTPHeaders) -> String? {
+    let values = headers[name]
+    return values.count == 1 ? values[0] : nil
 }
 
 /// `bytes` without leading and trailing spaces and tabs (HTTP's optional whitespace).

@@ -1,5 +1,6 @@
 import HTTPTypes
 public import Hummingbird
+import NIOHTTP1
 public import NIOCore
 import PullSketchStore
 import Synchronization
@@ -107,8 +108,13 @@ struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
 }
 
 extension HTTPFields {
-    /// What every response carries (`SecurityHeadersMiddleware`, `EventLoopIngestion`).
+    /// What every response carries (`SecurityHeadersMiddleware`, `EventLoopIngestion`, `HTTP1Requests`).
     static let securityHeaders: HTTPFields = [.xContentTypeOptions: "nosniff", .frameOptions: "DENY", .referrerPolicy: "no-referrer"]
+}
+
+extension HTTPHeaders {
+    /// `HTTPFields.securityHeaders` for the answers written in front of the conversion to HTTP types.
+    static let securityHeaders = HTTPHeaders(HTTPFields.securityHeaders.map { ($0.name.canonicalName, $0.value) })
 }
 
 extension HTTPField.Name {

@@ -1,6 +1,7 @@
 import Foundation
 public import Hummingbird
 import HummingbirdCore
+import NIOCore
 public import Logging
 import Prometheus
 public import PullSketchCore
@@ -94,7 +95,7 @@ public struct PullSketchNode: Sendable {
     /// event loop (`EventLoopIngestion`).
     public func application(logger: Logger) -> some ApplicationProtocol {
         let idle = configuration.idleTimeout.components
-        let http1 = HTTP1Channel.Configuration(idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))
+        let idleTimeout = TimeAmount.nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000)
         let claimLanes: ClaimLanes? = if let claimCommand, let lostClaims, redis.clusterNodes.isEmpty {
             ClaimLanes(redis: redis, command: claimCommand, lostClaims: lostClaims, metrics: metrics, logger: logger)
         } else {
@@ -103,7 +104,7 @@ public struct PullSketchNode: Sendable {
         return Application(
             router: router(),
             server: HTTPServerBuilder { responder in
-                IngestingHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: http1), node: self, claimLanes: claimLanes)
+                IngestingHTTP1Channel(http1: HTTP1Channel(responder: responder), idleTimeout: idleTimeout, node: self, claimLanes: claimLanes)
             },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: Self.serverName),
             // Stopped in reverse: the lanes hand their unanswered claims over before the lost ones are waited for.
