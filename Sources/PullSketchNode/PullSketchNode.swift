@@ -91,8 +91,9 @@ public struct PullSketchNode: Sendable {
     }
 
     /// The HTTP server on the configured address: HTTP/1.1, connections closed after
-    /// `idleTimeout` without a byte (slow or idle clients are not held), ingestion answered on the
-    /// event loop (`EventLoopIngestion`).
+    /// `idleTimeout` in which no part of a request came and no answer was owed (slow or idle
+    /// clients are not held; `ConnectionLifetime`), ingestion answered on the event loop
+    /// (`EventLoopIngestion`).
     public func application(logger: Logger) -> some ApplicationProtocol {
         let idle = configuration.idleTimeout.components
         let idleTimeout = TimeAmount.nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000)
