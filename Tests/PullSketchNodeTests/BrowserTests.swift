@@ -101,13 +101,12 @@ import Testing
         process.arguments = [
             "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=\(profile.path)",
         ] + arguments
-        let output = Pipe()
-        process.standardOutput = output
+        let output = try OutputFile()  // not a pipe: see `ChildProcess.run`
+        process.standardOutput = output.handle
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        return output.text
     }
 
 }

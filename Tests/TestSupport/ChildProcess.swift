@@ -46,24 +46,21 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Runs a program to completion; returns its standard output, throws with its output when it
-    /// fails.
+    /// fails. Both outputs go to files, read once the program has exited: a pipe read to its end
+    /// would wait for every process that inherited its writing end, such as a PostgreSQL server
+    /// another test started meanwhile, which lives on.
     @discardableResult
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = Self.environment(environment)
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-run-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: output) }
-        let handle = try FileHandle(forWritingTo: output)
-        process.standardOutput = handle
-        let errors = Pipe()
-        process.standardError = errors
+        let output = try OutputFile(), errors = try OutputFile()
+        process.standardOutput = output.handle
+        process.standardError = errors.handle
         try process.run()
-        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        let text = output.text, errorText = errors.text
         guard process.terminationStatus == 0 else {
             throw ChildProcessError(command: ([executable] + arguments).joined(separator: " "), output: text + errorText)
         }
@@ -100,4 +97,23 @@ public struct ChildProcessError: Error, CustomStringConvertible {
 /// The last `count` lines of a server's log, for the error of a start that failed.
 func lastLines(of log: URL, count: Int = 10) -> String {
     ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").suffix(count).joined(separator: "\n")
+}
+
+/// A temporary file a child process writes to, removed when released.
+public final class OutputFile {
+    public let url = FileManager.default.temporaryDirectory.appendingPathComponent("pullsketch-output-\(UUID().uuidString)")
+    public let handle: FileHandle
+
+    public init() throws {
+        FileManager.default.createFile(atPath: url.path, contents: nil)
+        handle = try FileHandle(forWritingTo: url)
+    }
+
+    deinit {
+        try? handle.close()
+        try? FileManager.default.removeItem(at: url)
+    }
+
+    /// What was written so far.
+    public var text: String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
 }
