@@ -43,27 +43,18 @@ import Testing
         try await fixture.test { client in
             let port = try #require(client.port)
             async let slow: Void = {
-                let response = try await Self.get("/api/v1/repository/team/app/\(Self.slowPattern)", port: port)
+                let response = try await NodeFixture.ask("GET", "/api/v1/repository/team/app/\(Self.slowPattern)", port: port)
                 #expect(response.hasPrefix("HTTP/1.1 503") && response.lowercased().contains("\r\nretry-after: 1\r\n"))
                 #expect(response.contains("statement timeout"))
                 order.append("slow")
             }()
-            let ordinary = try await Self.get(Self.ordinaryRead, port: port)
+            let ordinary = try await NodeFixture.ask("GET", Self.ordinaryRead, port: port)
             #expect(ordinary.hasPrefix("HTTP/1.1 200"))
             order.append("ordinary")
             #expect(order.entries == ["ordinary"], "the ordinary read did not wait for the slow one")
             try await slow
         }
         #expect(order.entries == ["ordinary", "slow"])
-    }
-
-    /// A reader's GET of `path` on a connection of its own, answered within two minutes: the testing
-    /// clients' deadlines (15 s) are too near the slow read's 10 s on a loaded test machine.
-    static func get(_ path: String, port: Int) async throws -> String {
-        let request = "GET \(path) HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer \(NodeFixture.teamToken)\r\nConnection: close\r\n\r\n"
-        let (reply, closed) = try await onOwnThread { try exchange(port: port, Array(request.utf8), timeout: 120) }
-        #expect(closed, "\(path) was answered within two minutes")
-        return String(decoding: reply, as: UTF8.self)
     }
 
     @Test func anInvalidPatternIsA400ThatSaysWhy() async throws {
@@ -107,7 +98,7 @@ import Testing
             let port = try #require(client.port)
             // A connection per request, so that the two reads below run at once.
             let read = { @Sendable () async throws in
-                let response = try await Self.get(Self.ordinaryRead, port: port)
+                let response = try await NodeFixture.ask("GET", Self.ordinaryRead, port: port)
                 #expect(response.hasPrefix("HTTP/1.1 200"), "\(response)")
             }
             try await read()

@@ -9,6 +9,7 @@ import PullSketchPostgres
 import PullSketchStore
 import PullSketchRedis
 import PullSketchTestSupport
+import Testing
 
 /// A node on a fresh migrated database of the suite's PostgreSQL, with its own tracker, driven
 /// through its server on loopback. Event ids are de-duplicated by the node's memory unless
@@ -68,6 +69,17 @@ struct NodeFixture {
 
     func sql(_ statement: String, _ parameters: [String?] = []) throws -> [[String?]] {
         try PostgresConnection(database).query(statement, parameters).rows
+    }
+
+    /// `method path` on a connection of its own that the request closes, with a reader's token
+    /// when `authorized`; the answer as sent, within two minutes. For tests whose subject is not
+    /// time: the testing clients give up after 15–20 s, which a loaded test machine can take.
+    static func ask(_ method: String, _ path: String, port: Int, authorized: Bool = true) async throws -> String {
+        let authorization = authorized ? "Authorization: Bearer \(teamToken)\r\n" : ""
+        let request = "\(method) \(path) HTTP/1.1\r\nHost: node\r\n\(authorization)Connection: close\r\n\r\n"
+        let (reply, closed) = try await onOwnThread { try exchange(port: port, Array(request.utf8), timeout: 120) }
+        #expect(closed, "\(method) \(path) was answered within two minutes")
+        return String(decoding: reply, as: UTF8.self)
     }
 }
 

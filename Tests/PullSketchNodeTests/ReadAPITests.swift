@@ -462,7 +462,10 @@ import Testing
                 var answers: (get: RawAnswer, head: RawAnswer)?
                 for _ in 0..<3 where answers.map({ $0.get.status != $0.head.status }) ?? true {
                     await fixture.node.health.check()
-                    answers = (try await Self.ask("GET", path, port: port, authorized: authorized), try await Self.ask("HEAD", path, port: port, authorized: authorized))
+                    answers = (
+                        try RawAnswer(try await NodeFixture.ask("GET", path, port: port, authorized: authorized)),
+                        try RawAnswer(try await NodeFixture.ask("HEAD", path, port: port, authorized: authorized))
+                    )
                 }
                 let (get, head) = try #require(answers)
                 #expect(head.status == get.status && head.contentType == get.contentType, "\(path)")
@@ -471,27 +474,19 @@ import Testing
         }
     }
 
+    /// An answer's status, content type and body length, as `NodeFixture.ask` got it.
     struct RawAnswer {
         let status: Int
         let contentType: Substring?
         let bodyBytes: Int
-    }
 
-    /// `method path` on a connection of its own that the request closes, answered within two
-    /// minutes (the testing client gives up after 20 s, which a loaded machine can take).
-    static func ask(_ method: String, _ path: String, port: Int, authorized: Bool) async throws -> RawAnswer {
-        let authorization = authorized ? "Authorization: Bearer \(NodeFixture.teamToken)\r\n" : ""
-        let request = "\(method) \(path) HTTP/1.1\r\nHost: node\r\n\(authorization)Connection: close\r\n\r\n"
-        let (reply, closed) = try await onOwnThread { try exchange(port: port, Array(request.utf8), timeout: 120) }
-        let text = String(decoding: reply, as: UTF8.self)
-        let end = try #require(text.range(of: "\r\n\r\n"), "\(method) \(path) answered: \(text)")
-        let lines = text[..<end.lowerBound].split(separator: "\r\n")
-        #expect(closed)
-        return RawAnswer(
-            status: try #require(lines.first.flatMap { Int($0.split(separator: " ")[1]) }),
-            contentType: lines.first { $0.lowercased().hasPrefix("content-type:") }.map { $0.dropFirst("content-type:".count).drop { $0 == " " } },
-            bodyBytes: text.utf8.count - text[..<end.upperBound].utf8.count
-        )
+        init(_ text: String) throws {
+            let end = try #require(text.range(of: "\r\n\r\n"), "an answer: \(text)")
+            let lines = text[..<end.lowerBound].split(separator: "\r\n")
+            status = try #require(lines.first.flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) }, "\(text)")
+            contentType = lines.first { $0.lowercased().hasPrefix("content-type:") }.map { $0.dropFirst("content-type:".count).drop { $0 == " " } }
+            bodyBytes = text.utf8.count - text[..<end.upperBound].utf8.count
+        }
     }
 
     /// A known path asked with a method it does not serve is a 405 whose `Allow` names the methods
